@@ -1,0 +1,50 @@
+"""The facade: ``gauge()``, ``counter()`` and the installed recorder.
+
+The only global state of the library is the installed recorder (a :class:`PendingRecorder`
+until one is installed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from capture.recorder import CounterHandle, GaugeHandle, PendingRecorder, Recorder
+
+_pending = PendingRecorder()
+_recorder: Recorder = _pending
+
+
+def gauge(name: str, labels: Mapping[str, str] | None = None) -> GaugeHandle:
+    """Return the handle of gauge ``name`` with ``labels`` (a mapping of str to str).
+
+    The handle may be kept and reused; calling again with the same name and labels returns an
+    equivalent handle. Bad names or labels raise TypeError/ValueError here, once per new series.
+    """
+    return _recorder.gauge(name, labels)
+
+
+def counter(name: str, labels: Mapping[str, str] | None = None) -> CounterHandle:
+    """Return the handle of counter ``name`` with ``labels`` (see :func:`gauge`)."""
+    return _recorder.counter(name, labels)
+
+
+def set_recorder(recorder: Recorder | None) -> Recorder | None:
+    """Install ``recorder`` for the whole process (None uninstalls); returns the previous one.
+
+    Handles made before any recorder was installed start forwarding to the new recorder.
+    """
+    global _recorder
+    previous = None if _recorder is _pending else _recorder
+    _recorder = _pending if recorder is None else recorder
+    _pending.bind_all(recorder)
+    return previous
+
+
+def get_recorder() -> Recorder | None:
+    """Return the installed recorder, or None while none is installed."""
+    return None if _recorder is _pending else _recorder
+
+
+def pending_recorder() -> PendingRecorder:
+    """The recorder that stands in while none is installed (to read its dropped-call count)."""
+    return _pending

@@ -1,0 +1,146 @@
+"""Crash-safe file plumbing: temporary names, atomic publication, fsync."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+#: Suffix of a Parquet file still being written (never ``.parquet``: globs must not see it).
+PARTIAL_SUFFIX = ".partial"
+#: Suffix of a journal file.
+JOURNAL_SUFFIX = ".journal"
+
+_STRING_COLUMNS_ALWAYS = ("run_id", "metric_name", "metric_kind")
+
+
+def partial_path(final: Path) -> Path:
+    """Hidden temporary name of ``final`` while it is written: ``.<name>.partial``."""
+    return final.with_name(f".{final.name}{PARTIAL_SUFFIX}")
+
+
+def journal_path(final: Path) -> Path:
+    """Hidden journal name of ``final``: ``.<name>.journal``."""
+    return final.with_name(f".{final.name}{JOURNAL_SUFFIX}")
+
+
+def final_from_journal(journal: Path) -> Path:
+    """Inverse of :func:`journal_path`."""
+    name = journal.name
+    assert name.startswith(".") and name.endswith(JOURNAL_SUFFIX)
+    return journal.with_name(name[1 : -len(JOURNAL_SUFFIX)])
+
+
+def fsync_dir(directory: Path) -> None:
+    """fsync a directory so a rename in it survives a power loss (best effort)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def parquet_options(schema: pa.Schema, compression_level: int) -> dict[str, Any]:
+    """Writer options: ZSTD, dictionaries for strings, delta encoding for integer sequences."""
+    strings = [f.name for f in schema if pa.types.is_string(f.type)]
+    strings += [f"{f.name}.key_value.key" for f in schema if pa.types.is_map(f.type)]
+    strings += [f"{f.name}.key_value.value" for f in schema if pa.types.is_map(f.type)]
+    return {
+        "compression": "zstd",
+        "compression_level": compression_level,
+        "use_dictionary": strings,
+        "column_encoding": {
+            "time": "DELTA_BINARY_PACKED",
+            "fetch_index": "DELTA_BINARY_PACKED",
+            "value_int": "DELTA_BINARY_PACKED",
+            "value_float": "BYTE_STREAM_SPLIT",
+        },
+        "write_statistics": True,
+    }
+
+
+class ParquetFile:
+    """A Parquet file written under a hidden temporary name and published by rename.
+
+    Nothing is ever visible under ``final`` until :meth:`finalize` has written the footer and
+    synced the data. Construction raises OSError when the directory is not writable.
+    """
+
+    def __init__(
+        self,
+        final: Path,
+        schema: pa.Schema,
+        compression_level: int = 3,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        self.final = final
+        self.partial = partial_path(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if metadata:
+            schema = schema.with_metadata({**(schema.metadata or {}), **metadata})
+        self.schema = schema
+        self.rows = 0
+        self.row_groups = 0
+        #: Set when a write failed: the file is then rebuilt from its journal.
+        self.failed = False
+        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
+            self.partial, schema, **parquet_options(schema, compression_level)
+        )
+
+    def write(self, table: pa.Table) -> None:
+        """Append ``table`` as one row group. Raises OSError (e.g. disk full)."""
+        if table.num_rows == 0:
+            return
+        assert self._writer is not None, "file already finalized"
+        self._writer.write_table(table.cast(self.schema), row_group_size=table.num_rows)
+        self.rows += table.num_rows
+        self.row_groups += 1
+
+    def finalize(self) -> Path:
+        """Write the footer, fsync, and rename to the final name; returns the final path."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return self.final
+        writer.close()
+        fd = os.open(self.partial, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self.partial, self.final)
+        fsync_dir(self.final.parent)
+        return self.final
+
+    def abandon(self) -> None:
+        """Close and delete the temporary file (the journal keeps the data)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except OSError:
+                pass
+        try:
+            self.partial.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def write_parquet_atomically(
+    final: Path, table: pa.Table, compression_level: int, metadata: dict[str, str] | None = None
+) -> Path:
+    """Write ``table`` to ``final`` in one go through a temporary name."""
+    out = ParquetFile(final, table.schema, compression_level, metadata)
+    try:
+        out.write(table)
+        return out.finalize()
+    except BaseException:
+        out.abandon()
+        raise

@@ -1,0 +1,203 @@
+"""Series handles: the cells that hold a series' live value.
+
+A handle is what :func:`capture.gauge` and :func:`capture.counter` return. Writes on a kept
+handle are a couple of attribute stores (``set``) or a short striped-lock section (the
+read-modify-write operations), so the single-threaded hot path never pays for label parsing,
+validation or a registry lookup.
+
+Write flags tell the accumulator what happened to a series since the last tick was taken:
+``_w == 0`` nothing, ``1`` only increments, ``2`` an absolute write (``set``/``absolute``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Final
+
+WRITE_NONE: Final = 0
+WRITE_ADD: Final = 1
+WRITE_SET: Final = 2
+
+# Striped locks for read-modify-write operations: one lock per handle would cost memory at
+# 50,000 series, one lock for everything would make unrelated threads contend.
+_STRIPES: Final = 64
+_LOCKS: Final = tuple(threading.Lock() for _ in range(_STRIPES))
+
+
+def _lock_for(sid: int) -> threading.Lock:
+    return _LOCKS[sid % _STRIPES]
+
+
+class Gauge:
+    """Handle of one gauge series (a float that goes up and down).
+
+    ``set`` replaces the value; ``increment``/``decrement`` move it. A gauge holds its value
+    from tick to tick until it is written again or removed. A non-numeric value raises
+    :class:`TypeError` at the call site.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_last",
+        "_lock",
+        "_on_remove",
+        "_value",
+        "_w",
+        "labels",
+        "name",
+        "sid",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        labels: tuple[tuple[str, str], ...],
+        sid: int,
+        on_remove: Callable[[Gauge | Counter], None] | None = None,
+    ) -> None:
+        self.name: Final = name
+        self.labels: Final = labels
+        self.sid: Final = sid
+        self._value: float | None = None
+        self._w = WRITE_NONE
+        # Tick of the last write, kept by the recorder for expiry.
+        self._last = -1
+        self._lock = _lock_for(sid)
+        self._on_remove = on_remove
+
+    def set(self, value: float) -> None:
+        """Set the gauge to ``value``."""
+        try:
+            self._value = value + 0.0
+        except TypeError:
+            raise TypeError(
+                f"gauge {self.name!r}: value must be a real number, got {type(value).__name__}"
+            ) from None
+        self._w = WRITE_SET
+
+    def increment(self, value: float = 1.0) -> None:
+        """Add ``value`` to the gauge (a gauge never written before starts from 0)."""
+        try:
+            delta = value + 0.0
+        except TypeError:
+            raise TypeError(
+                f"gauge {self.name!r}: value must be a real number, got {type(value).__name__}"
+            ) from None
+        with self._lock:
+            current = self._value
+            self._value = delta if current is None else current + delta
+            if self._w == WRITE_NONE:
+                self._w = WRITE_ADD
+
+    def decrement(self, value: float = 1.0) -> None:
+        """Subtract ``value`` from the gauge."""
+        try:
+            self.increment(-value)
+        except TypeError:
+            raise TypeError(
+                f"gauge {self.name!r}: value must be a real number, got {type(value).__name__}"
+            ) from None
+
+    def remove(self) -> None:
+        """End this series now: it produces no row from the tick in progress on.
+
+        The handle is dead afterwards; call :func:`capture.gauge` again to start the series anew.
+        """
+        if self._on_remove is not None:
+            self._on_remove(self)
+
+    @property
+    def value(self) -> float | None:
+        """The live value (None before the first write)."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Gauge({self.name!r}, {dict(self.labels)!r}, value={self._value!r})"
+
+
+def as_count(n: object, name: str) -> int:
+    """Validate a counter operand: a non-negative integer (anything with ``__index__``)."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        try:
+            index = n.__index__  # type: ignore[attr-defined]
+        except AttributeError:
+            raise TypeError(
+                f"counter {name!r}: value must be an integer, got {type(n).__name__}"
+            ) from None
+        n = index()
+    assert isinstance(n, int)
+    if n < 0:
+        raise ValueError(f"counter {name!r}: value must not be negative, got {n}")
+    return n
+
+
+class Counter:
+    """Handle of one counter series (a cumulative, non-negative integer).
+
+    ``increment(n)`` adds ``n >= 0``; ``absolute(n)`` sets the running total (use it to mirror a
+    kernel counter). Rows carry the cumulative value. A negative or non-integer value raises
+    :class:`ValueError`/:class:`TypeError` at the call site.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_last",
+        "_lock",
+        "_on_remove",
+        "_value",
+        "_w",
+        "labels",
+        "name",
+        "sid",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        labels: tuple[tuple[str, str], ...],
+        sid: int,
+        on_remove: Callable[[Gauge | Counter], None] | None = None,
+    ) -> None:
+        self.name: Final = name
+        self.labels: Final = labels
+        self.sid: Final = sid
+        self._value: int | None = None
+        self._w = WRITE_NONE
+        # Tick of the last write, kept by the recorder for expiry.
+        self._last = -1
+        self._lock = _lock_for(sid)
+        self._on_remove = on_remove
+
+    def increment(self, n: int = 1) -> None:
+        """Add ``n`` (a non-negative integer) to the counter."""
+        if n.__class__ is not int or n < 0:
+            n = as_count(n, self.name)
+        with self._lock:
+            current = self._value
+            self._value = n if current is None else current + n
+            if self._w == WRITE_NONE:
+                self._w = WRITE_ADD
+
+    def absolute(self, n: int) -> None:
+        """Set the counter's running total to ``n`` (a non-negative integer)."""
+        if n.__class__ is not int or n < 0:
+            n = as_count(n, self.name)
+        self._value = n
+        self._w = WRITE_SET
+
+    def remove(self) -> None:
+        """End this series now: it produces no row from the tick in progress on.
+
+        The handle is dead afterwards; call :func:`capture.counter` again to start anew.
+        """
+        if self._on_remove is not None:
+            self._on_remove(self)
+
+    @property
+    def value(self) -> int | None:
+        """The live cumulative value (None before the first write)."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Counter({self.name!r}, {dict(self.labels)!r}, value={self._value!r})"

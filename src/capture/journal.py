@@ -1,0 +1,269 @@
+"""The tick journal: every taken tick and every fix, appended as it happens.
+
+A journal is an Arrow IPC stream (ZSTD-compressed batches) named ``.<file>.parquet.journal``
+beside the file it backs. It holds a header, the definition of each series, every taken tick
+(the values of every live series) and every fix a delayed write made. It is flushed to the OS
+after every batch, so a SIGKILL loses nothing that was written, and fsynced at every flush.
+While its writer lives it holds an exclusive ``flock``, so recovery never touches a live journal.
+Replaying it (:func:`read_journal`) rebuilds every tick the file owns, including ticks that were
+still inside the accumulator window.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from capture.accumulator import TickFrame
+from capture.keys import LabelTuple
+from capture.tables import PointColumns, _float64, _int64
+
+JOURNAL_SCHEMA = pa.schema(
+    [
+        pa.field("rtype", pa.int8()),
+        pa.field("tick", pa.int64()),
+        pa.field("sid", pa.int64()),
+        pa.field("fval", pa.float64()),
+        pa.field("ival", pa.int64()),
+        pa.field("text", pa.string()),
+    ]
+)
+R_HEADER, R_SERIES, R_POINT, R_FIX = 0, 1, 2, 3
+
+
+@dataclass(frozen=True, slots=True)
+class JournalSeries:
+    """A series as the journal defines it."""
+
+    kind: str
+    name: str
+    labels: LabelTuple
+
+
+def _rows(
+    rtype: int,
+    ticks: list[int],
+    sids: list[int],
+    fvals: list[float | None],
+    ivals: list[int | None],
+    texts: list[str | None],
+) -> pa.RecordBatch:
+    n = len(ticks)
+    return pa.record_batch(
+        [
+            pa.repeat(pa.scalar(rtype, pa.int8()), n),
+            pa.array(ticks, pa.int64()),
+            pa.array(sids, pa.int64()),
+            pa.array(fvals, pa.float64()),
+            pa.array(ivals, pa.int64()),
+            pa.array(texts, pa.string()),
+        ],
+        schema=JOURNAL_SCHEMA,
+    )
+
+
+def _frame_batch(frame: TickFrame) -> pa.RecordBatch:
+    ng, nc = len(frame.g_sids), len(frame.c_sids)
+    n = ng + nc
+    return pa.record_batch(
+        [
+            pa.repeat(pa.scalar(R_POINT, pa.int8()), n),
+            pa.repeat(pa.scalar(frame.tick, pa.int64()), n),
+            pa.concat_arrays([_int64(frame.g_sids), _int64(frame.c_sids)]),
+            pa.concat_arrays([_float64(frame.g_vals), pa.nulls(nc, pa.float64())]),
+            pa.concat_arrays([pa.nulls(ng, pa.int64()), _int64(frame.c_vals)]),
+            pa.nulls(n, pa.string()),
+        ],
+        schema=JOURNAL_SCHEMA,
+    )
+
+
+class JournalWriter:
+    """Appends journal records to ``path``; raises OSError if it cannot be created."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[bytes] = open(path, "wb")  # noqa: SIM115 - lives as long as the writer
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            options = pa.ipc.IpcWriteOptions(compression="zstd")
+            self._stream = pa.ipc.new_stream(self._file, JOURNAL_SCHEMA, options=options)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def begin(self, header: dict[str, Any]) -> None:
+        """Write the header (run, layout, the first tick this file owns)."""
+        self._stream.write_batch(_rows(R_HEADER, [0], [0], [None], [None], [json.dumps(header)]))
+        self._file.flush()
+
+    def write(
+        self,
+        series: Sequence[tuple[int, str, str, LabelTuple]] = (),
+        frames: Sequence[TickFrame] = (),
+        fixes: Sequence[tuple[int, int, float | int | None]] = (),
+    ) -> None:
+        """Append series definitions, then frames, then fixes, and flush to the OS."""
+        if series:
+            self._stream.write_batch(
+                _rows(
+                    R_SERIES,
+                    [0] * len(series),
+                    [s[0] for s in series],
+                    [None] * len(series),
+                    [None] * len(series),
+                    [json.dumps([kind, name, list(labels)]) for _, kind, name, labels in series],
+                )
+            )
+        for frame in frames:
+            if len(frame.g_sids) + len(frame.c_sids):
+                self._stream.write_batch(_frame_batch(frame))
+            else:  # an empty tick still exists
+                self._stream.write_batch(_rows(R_POINT, [frame.tick], [-1], [None], [None], [None]))
+        if fixes:
+            self._stream.write_batch(
+                _rows(
+                    R_FIX,
+                    [f[0] for f in fixes],
+                    [f[1] for f in fixes],
+                    [v if isinstance(v, float) else None for _, _, v in fixes],
+                    [v if isinstance(v, int) else None for _, _, v in fixes],
+                    [None] * len(fixes),
+                )
+            )
+        self._file.flush()
+
+    def sync(self) -> None:
+        """fsync the journal (called at every flush)."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self, delete: bool) -> None:
+        """Close the journal; delete it when its file has been published."""
+        try:
+            self._stream.close()
+        except (OSError, pa.ArrowException):
+            pass
+        self._file.close()
+        if delete:
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass
+
+
+@dataclass(slots=True)
+class JournalContents:
+    """What a journal held: its header, series and the final points (fixes applied)."""
+
+    header: dict[str, Any]
+    series: dict[int, JournalSeries]
+    points: PointColumns
+    ticks: list[int]
+    complete: bool
+
+
+class JournalError(Exception):
+    """A journal that cannot be read at all (no header)."""
+
+
+def read_journal(path: Path) -> JournalContents:
+    """Replay the journal at ``path``; a truncated tail is ignored (``complete`` False).
+
+    Raises JournalError when not even the header can be read, OSError when the file cannot be
+    opened.
+    """
+    batches: list[pa.RecordBatch] = []
+    complete = True
+    with open(path, "rb") as f:
+        try:
+            reader = pa.ipc.open_stream(f)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise JournalError(f"{path}: not a journal ({exc})") from None
+        while True:
+            try:
+                batches.append(reader.read_next_batch())
+            except StopIteration:
+                break
+            except (pa.ArrowInvalid, OSError, EOFError):
+                complete = False
+                break
+    if not batches:
+        raise JournalError(f"{path}: journal has no header")
+    table = pa.Table.from_batches(batches, JOURNAL_SCHEMA)
+    rtype = table["rtype"]
+    head = table.filter(pc.equal(rtype, R_HEADER))
+    if head.num_rows == 0:
+        raise JournalError(f"{path}: journal has no header")
+    header = json.loads(head["text"][0].as_py())
+    series: dict[int, JournalSeries] = {}
+    defs = table.filter(pc.equal(rtype, R_SERIES))
+    for sid, text in zip(defs["sid"].to_pylist(), defs["text"].to_pylist(), strict=True):
+        kind, name, labels = json.loads(text)
+        series[sid] = JournalSeries(kind, name, tuple((k, v) for k, v in labels))
+    points = table.filter(pc.equal(rtype, R_POINT))
+    ticks = sorted(set(points["tick"].to_pylist()))
+    points = points.filter(pc.greater_equal(points["sid"], 0))
+    fixes = table.filter(pc.equal(rtype, R_FIX))
+    if fixes.num_rows:
+        last: dict[tuple[int, int], tuple[float | None, int | None]] = {}
+        for tick, sid, fval, ival in zip(
+            fixes["tick"].to_pylist(),
+            fixes["sid"].to_pylist(),
+            fixes["fval"].to_pylist(),
+            fixes["ival"].to_pylist(),
+            strict=True,
+        ):
+            last[(tick, sid)] = (fval, ival)
+        base = min(ticks) if ticks else 0
+        key = pc.add(pc.multiply(pc.subtract(points["tick"], base), 1 << 32), points["sid"])
+        fixed_keys = pa.array([((t - base) << 32) + s for t, s in last], pa.int64())
+        points = points.filter(pc.invert(pc.is_in(key, value_set=fixed_keys)))
+        kept = [
+            (t, s, fv, iv) for (t, s), (fv, iv) in last.items() if fv is not None or iv is not None
+        ]
+        if kept:
+            extra = pa.table(
+                {
+                    "rtype": pa.repeat(pa.scalar(R_POINT, pa.int8()), len(kept)),
+                    "tick": pa.array([k[0] for k in kept], pa.int64()),
+                    "sid": pa.array([k[1] for k in kept], pa.int64()),
+                    "fval": pa.array([k[2] for k in kept], pa.float64()),
+                    "ival": pa.array([k[3] for k in kept], pa.int64()),
+                    "text": pa.nulls(len(kept), pa.string()),
+                },
+                schema=JOURNAL_SCHEMA,
+            )
+            points = pa.concat_tables([points, extra])
+    return JournalContents(
+        header=header,
+        series=series,
+        points=PointColumns(
+            points["sid"].combine_chunks(),
+            points["tick"].combine_chunks(),
+            points["ival"].combine_chunks(),
+            points["fval"].combine_chunks(),
+        ),
+        ticks=ticks,
+        complete=complete,
+    )
+
+
+def try_lock(path: Path) -> IO[bytes] | None:
+    """Open ``path`` and take its lock without waiting; None if a live writer holds it."""
+    f = open(path, "rb")  # noqa: SIM115 - returned to the caller
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        return None
+    return f

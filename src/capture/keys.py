@@ -1,0 +1,59 @@
+"""Validation and canonical form of series keys (metric name plus labels).
+
+Run once per new series, never on the hot path of a kept handle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+LabelTuple = tuple[tuple[str, str], ...]
+
+#: Column names of the Parquet schema; a label may not reuse one of them.
+FIXED_COLUMNS: Final = frozenset(
+    {
+        "run_id",
+        "time",
+        "fetch_index",
+        "metric_name",
+        "metric_kind",
+        "value_int",
+        "value_float",
+        "labels",
+    }
+)
+
+
+def check_name(name: object) -> str:
+    """Return ``name`` if it is a non-empty str, else raise TypeError/ValueError."""
+    if not isinstance(name, str):
+        raise TypeError(f"metric name must be a str, got {type(name).__name__}")
+    if not name:
+        raise ValueError("metric name must not be empty")
+    return name
+
+
+def canonical_labels(labels: object, reserved: frozenset[str] = FIXED_COLUMNS) -> LabelTuple:
+    """Validate ``labels`` and return them as a tuple of (key, value) pairs sorted by key.
+
+    Raises TypeError for a non-mapping, a non-str key or value; ValueError for an empty key or
+    a key in ``reserved`` (the fixed columns and the global labels).
+    """
+    if labels is None:
+        return ()
+    if not isinstance(labels, Mapping):
+        raise TypeError(f"labels must be a mapping of str to str, got {type(labels).__name__}")
+    pairs: list[tuple[str, str]] = []
+    for key, value in labels.items():
+        if not isinstance(key, str):
+            raise TypeError(f"label key must be a str, got {type(key).__name__}: {key!r}")
+        if not key:
+            raise ValueError("label key must not be empty")
+        if not isinstance(value, str):
+            raise TypeError(f"label {key!r}: value must be a str, got {type(value).__name__}")
+        if key in reserved:
+            raise ValueError(f"label key {key!r} collides with a fixed column or a global label")
+        pairs.append((key, value))
+    pairs.sort()
+    return tuple(pairs)

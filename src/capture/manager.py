@@ -1,0 +1,438 @@
+"""CaptureManager: ticks, journal, Parquet files and rotation for one recorder."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pyarrow as pa
+
+from capture import facade
+from capture.accumulator import TickFrame
+from capture.files import ParquetFile, journal_path
+from capture.journal import JournalWriter
+from capture.keys import FIXED_COLUMNS, canonical_labels
+from capture.recover import RecoveryReport, recover
+from capture.registry import CaptureRecorder, SeriesInfo
+from capture.tables import RowLayout, frames_to_table
+
+log = logging.getLogger("capture")
+
+#: Counter of failed writes (journal or Parquet), by ``stage``.
+WRITE_ERRORS_METRIC = "capture.write_errors"
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedFile:
+    """A finished Parquet file: where, how many rows and ticks, its size in bytes."""
+
+    path: Path
+    rows: int
+    row_groups: int
+    bytes: int
+    first_tick: int | None
+    last_tick: int | None
+
+
+class CaptureWriteError(OSError):
+    """A file could not be finalized; its journal was kept for :func:`capture.recover`."""
+
+
+class CaptureManager:
+    """Records every metric of the process into Parquet files at ``path``.
+
+    ``start()`` recovers what a killed predecessor left in the directory, opens the file, installs
+    its :class:`CaptureRecorder` as the process recorder and starts the tick thread. Every
+    ``tick_seconds`` (on the wall-clock grid) the thread takes the tick that just ended; the owner
+    may instead take a tick the moment its values are complete with :meth:`take_tick` (finemon
+    does this right after each sample, so a tick holds exactly the values sampled for it). Each
+    taken tick is journaled at once; ticks leaving the ``window_ticks`` window are written as one
+    row group every ``flush_seconds``. :meth:`rotate` publishes the current file and continues in
+    a new one (the window flows into the new file, so no tick is lost or written twice);
+    :meth:`close` takes the tick in progress, drains the window and publishes the file.
+
+    A SIGKILL loses at most the tick in progress: every taken tick is already in the journal,
+    which :func:`capture.recover` turns into a valid file. An unwritable path or a full disk makes
+    ``start()``/``rotate()`` raise OSError; a later failure inside the tick thread is logged and
+    counted in ``capture.write_errors``, and the journal is kept so nothing written is lost.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        tick_seconds: float = 1.0,
+        window_ticks: int = 60,
+        flush_seconds: float = 10,
+        compression_level: int = 3,
+        global_labels: Mapping[str, str] | None = None,
+        label_columns: Sequence[str] = (),
+        expire_after_ticks: int | None = None,
+        run_id: str | None = None,
+        auto_tick: bool = True,
+        metadata: Mapping[str, str] | None = None,
+        on_publish: Callable[[PublishedFile], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not flush_seconds > 0:
+            raise ValueError(f"flush_seconds must be positive, got {flush_seconds!r}")
+        if not 1 <= compression_level <= 22:
+            raise ValueError(f"compression_level must be 1..22, got {compression_level!r}")
+        columns = tuple(label_columns)
+        for column in columns:
+            if not isinstance(column, str) or not column:
+                raise ValueError(f"label column names must be non-empty str, got {column!r}")
+            if column in FIXED_COLUMNS:
+                raise ValueError(f"label column {column!r} collides with a fixed column")
+        if len(set(columns)) != len(columns):
+            raise ValueError(f"label columns repeat a name: {columns!r}")
+        self.path = Path(path)
+        self.run_id = run_id or uuid.uuid4().hex
+        self.flush_seconds = float(flush_seconds)
+        self.compression_level = int(compression_level)
+        self.auto_tick = auto_tick
+        self.on_publish = on_publish
+        self._clock = clock
+        self.recorder = CaptureRecorder(
+            tick_seconds=tick_seconds,
+            window_ticks=window_ticks,
+            global_labels=global_labels,
+            expire_after_ticks=expire_after_ticks,
+            clock=clock,
+        )
+        self.recorder.journaling = True
+        self.label_columns = columns
+        self.global_labels = canonical_labels(global_labels)
+        self.metadata = dict(metadata or {})
+        self.recovery: RecoveryReport | None = None
+        self._io_lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._file: ParquetFile | None = None
+        self._journal: JournalWriter | None = None
+        self._file_ticks: list[int] = []
+        self._next_flush = 0.0
+        self._closed = False
+
+    # ------------------------------------------------------------------ life cycle
+    def __enter__(self) -> CaptureManager:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self) -> CaptureManager:
+        """Recover leftovers, open the file, install the recorder, start the tick thread.
+
+        Raises OSError (nothing installed) when the file or its journal cannot be created.
+        """
+        if self._file is not None or self._closed:
+            raise RuntimeError("CaptureManager.start() called twice")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.recovery = recover(self.path.parent)
+        with self._io_lock:
+            self._open(self.path, owned_from=None)
+        facade.set_recorder(self.recorder)
+        self._next_flush = self._clock() + self.flush_seconds
+        # The thread journals and flushes even when the owner takes the ticks.
+        self._thread = threading.Thread(target=self._run, name="capture-tick", daemon=True)
+        self._thread.start()
+        return self
+
+    def _header(self, owned_from: int) -> dict[str, Any]:
+        first = self.recorder.first_tick
+        return {
+            "run_id": self.run_id,
+            "tick_seconds": self.recorder.tick_seconds,
+            "first_tick": owned_from if first is None else first,
+            "owned_from": owned_from,
+            "label_columns": list(self.label_columns),
+            "global_labels": [list(p) for p in self.global_labels],
+            "compression_level": self.compression_level,
+            "metadata": self._file_metadata(),
+        }
+
+    def _file_metadata(self) -> dict[str, str]:
+        meta = {
+            "capture.run_id": self.run_id,
+            "capture.tick_seconds": repr(self.recorder.tick_seconds),
+            "capture.window_ticks": str(self.recorder.window_ticks),
+        }
+        meta.update(self.metadata)
+        return meta
+
+    def _layout(self) -> RowLayout:
+        first = self.recorder.first_tick
+        return RowLayout(
+            run_id=self.run_id,
+            tick_seconds=self.recorder.tick_seconds,
+            first_tick=0 if first is None else first,
+            label_columns=self.label_columns,
+            global_labels=self.global_labels,
+        )
+
+    def _open(self, path: Path, owned_from: int | None) -> None:
+        schema = RowLayout(self.run_id, 1.0, 0, self.label_columns).schema
+        new_file = ParquetFile(path, schema, self.compression_level, self._file_metadata())
+        try:
+            journal = JournalWriter(journal_path(path))
+        except BaseException:
+            new_file.abandon()
+            raise
+        start = owned_from if owned_from is not None else self.recorder.current_tick()
+        try:
+            journal.begin(self._header(start))
+        except BaseException:
+            journal.close(delete=True)
+            new_file.abandon()
+            raise
+        self._file, self._journal = new_file, journal
+        self._file_ticks = []
+
+    def take_tick(self) -> int:
+        """Take the tick in progress now (and any earlier one not yet taken); returns how many.
+
+        Call it right after writing the values that belong to the current tick.
+        """
+        taken = self.recorder.take_tick()
+        self._wake.set()
+        return taken
+
+    def rotate(self, new_path: str | Path) -> PublishedFile:
+        """Publish the current file and continue in ``new_path``; returns the published file.
+
+        Raises OSError, and keeps writing the current file, when ``new_path`` cannot be created.
+        Raises :class:`CaptureWriteError` (after switching to the new file) when the old file could
+        not be finalized; its journal is kept for recovery.
+        """
+        new_path = Path(new_path)
+        with self._io_lock:
+            old_file, old_journal = self._file, self._journal
+            if old_file is None or old_journal is None:
+                raise RuntimeError("CaptureManager is not started")
+            self._write_events()
+            self._flush()
+            recorder = self.recorder
+            with recorder._lock:
+                events = recorder.pop_events()
+                ready, infos = recorder.pop_ready()
+                window = recorder.window()
+                owned_from = window[0].tick if window else recorder.current_tick()
+                old_ticks = self._file_ticks
+                self._open(new_path, owned_from)
+                self._file_ticks, new_ticks = old_ticks, self._file_ticks
+            self._write_event_list(old_journal, events)
+            self._write_frames(old_file, ready, infos)
+            try:
+                published = self._publish(old_file, old_journal)
+            finally:
+                self._file_ticks = new_ticks
+                self._carry_window(window, infos)
+            return published
+
+    def _carry_window(self, window: list[TickFrame], infos: dict[int, SeriesInfo]) -> None:
+        assert self._journal is not None
+        series = [(i.sid, i.kind, i.name, i.labels) for i in infos.values()]
+        frames = []
+        for frame in window:
+
+            def is_gauge(sid: int) -> bool:
+                info = infos.get(sid)
+                return info is not None and info.kind == "gauge"
+
+            g_sids, g_vals, c_sids, c_vals = frame.materialize(is_gauge)
+            frames.append(
+                TickFrame(
+                    frame.tick,
+                    g_sids,
+                    g_vals,
+                    bytes(len(g_sids)),
+                    c_sids,
+                    c_vals,
+                    bytes(len(c_sids)),
+                )
+            )
+        try:
+            self._journal.write(series=series, frames=frames)
+        except (OSError, pa.ArrowException) as exc:
+            self._error("journal", exc)
+
+    def _publish(self, file: ParquetFile, journal: JournalWriter) -> PublishedFile:
+        if file.failed:
+            file.abandon()
+            journal.close(delete=False)
+            report = recover(file.final.parent)
+            for path, reason in report.failed:
+                log.error("capture: could not rebuild %s: %s", path, reason)
+            rebuilt = [r for r in report.recovered if r.path == file.final]
+            if not rebuilt:
+                raise CaptureWriteError(f"{file.final}: not published; journal kept for recovery")
+            size = file.final.stat().st_size
+            ticks = self._file_ticks
+            published = PublishedFile(
+                file.final,
+                rebuilt[0].rows,
+                1,
+                size,
+                min(ticks) if ticks else None,
+                max(ticks) if ticks else None,
+            )
+        else:
+            try:
+                path = file.finalize()
+            except OSError as exc:
+                journal.close(delete=False)
+                self._error("finalize", exc)
+                raise CaptureWriteError(
+                    f"{file.final}: not published ({exc}); journal kept for recovery"
+                ) from exc
+            journal.close(delete=True)
+            ticks = self._file_ticks
+            published = PublishedFile(
+                path,
+                file.rows,
+                file.row_groups,
+                path.stat().st_size,
+                min(ticks) if ticks else None,
+                max(ticks) if ticks else None,
+            )
+        if self.on_publish is not None:
+            self.on_publish(published)
+        return published
+
+    def close(self, *, drain: bool = True) -> PublishedFile | None:
+        """Stop ticking, take the tick in progress, drain the window and publish the file.
+
+        With ``drain=False`` (a second signal: hurry) nothing more is written: the file is left
+        to recovery from its journal, which every taken tick already reached.
+        Uninstalls the recorder if it is still the installed one. Returns the published file.
+        """
+        if self._closed:
+            return None
+        self._closed = True
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        published: PublishedFile | None = None
+        try:
+            with self._io_lock:
+                file, journal = self._file, self._journal
+                self._file = self._journal = None
+                if file is None or journal is None:
+                    return None
+                if drain:
+                    self.recorder.take_tick()
+                    self.recorder.drain()
+                    self._write_events(journal)
+                    frames, infos = self.recorder.pop_ready()
+                    self._write_frames(file, frames, infos)
+                    published = self._publish(file, journal)
+                else:
+                    self._write_events(journal)
+                    try:
+                        journal.sync()
+                    except OSError as exc:
+                        self._error("journal", exc)
+                    file.abandon()
+                    journal.close(delete=False)
+        finally:
+            if facade.get_recorder() is self.recorder:
+                facade.set_recorder(None)
+        return published
+
+    # ------------------------------------------------------------------ the tick thread
+    def _run(self) -> None:
+        recorder = self.recorder
+        while not self._stop.is_set():
+            now = self._clock()
+            boundary = (recorder.tick_of(now) + 1) * recorder.tick_seconds
+            self._wake.wait(max(0.0, boundary - now) + 0.0005)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                with self._io_lock:
+                    if self.auto_tick:
+                        recorder.take_tick(recorder.tick_of(self._clock()) - 1)
+                    self._write_events()
+                    if self._clock() >= self._next_flush:
+                        self._next_flush = self._clock() + self.flush_seconds
+                        self._flush()
+            except Exception as exc:  # the tick loop must never die
+                log.exception("capture: tick loop error")
+                self._error("tick", exc)
+
+    def _error(self, stage: str, exc: BaseException) -> None:
+        log.error("capture: %s failed: %s", stage, exc)
+        self.recorder.counter(WRITE_ERRORS_METRIC, {"stage": stage}).increment()
+
+    def _write_events(self, journal: JournalWriter | None = None) -> None:
+        journal = journal or self._journal
+        if journal is None:
+            return
+        self._write_event_list(journal, self.recorder.pop_events())
+
+    def _write_event_list(self, journal: JournalWriter, events: list[tuple[str, object]]) -> None:
+        series: list[tuple[int, str, str, tuple[tuple[str, str], ...]]] = []
+        frames: list[TickFrame] = []
+        fixes: list[tuple[int, int, float | int | None]] = []
+        for kind, payload in events:
+            if kind == "series":
+                assert isinstance(payload, SeriesInfo)
+                series.append((payload.sid, payload.kind, payload.name, payload.labels))
+            elif kind == "frame":
+                assert isinstance(payload, TickFrame)
+                frames.append(payload)
+            else:
+                assert isinstance(payload, list)
+                fixes.extend(payload)
+        if not (series or frames or fixes):
+            return
+        try:
+            journal.write(series=series, frames=frames, fixes=fixes)
+        except (OSError, pa.ArrowException) as exc:
+            self._error("journal", exc)
+
+    def _flush(self) -> None:
+        if self._file is None or self._journal is None:
+            return
+        frames, infos = self.recorder.pop_ready()
+        self._write_frames(self._file, frames, infos)
+        try:
+            self._journal.sync()
+        except OSError as exc:
+            self._error("journal", exc)
+
+    def _write_frames(
+        self, file: ParquetFile, frames: list[TickFrame], infos: dict[int, SeriesInfo]
+    ) -> None:
+        if not frames or file.failed:
+            return
+        try:
+            file.write(frames_to_table(frames, infos, self._layout()))
+            self._file_ticks.extend((frames[0].tick, frames[-1].tick))
+        except (OSError, pa.ArrowException) as exc:
+            # The journal holds every tick: the file is rebuilt from it when published.
+            file.failed = True
+            self._error("parquet", exc)
+
+    # ------------------------------------------------------------------ inspection
+    @property
+    def current_path(self) -> Path | None:
+        """The final name of the file being written (None once closed)."""
+        return None if self._file is None else self._file.final

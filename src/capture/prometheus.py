@@ -1,0 +1,97 @@
+"""A live Prometheus view of a recorder's current values.
+
+``CaptureCollector`` is a prometheus_client collector: each scrape reads the live value of every
+series of the recorder (no copy is kept between scrapes, so series that come and go simply
+appear and disappear). Names are sanitized to Prometheus rules (``container.cpu.usage_millicores``
+becomes ``container_cpu_usage_millicores``); counters are exposed with the ``_total`` suffix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from threading import Thread
+from typing import Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from capture import facade
+from capture.handles import Counter, Gauge
+from capture.registry import CaptureRecorder
+
+_INVALID_NAME = re.compile(r"[^a-zA-Z0-9_:]")
+_INVALID_LABEL = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def sanitize_metric_name(name: str) -> str:
+    """``name`` with every character outside ``[a-zA-Z0-9_:]`` replaced by ``_``."""
+    clean = _INVALID_NAME.sub("_", name)
+    return clean if not clean[:1].isdigit() else f"_{clean}"
+
+
+def sanitize_label_name(name: str) -> str:
+    """``name`` with every character outside ``[a-zA-Z0-9_]`` replaced by ``_``."""
+    clean = _INVALID_LABEL.sub("_", name)
+    if clean[:1].isdigit():
+        clean = f"_{clean}"
+    return f"x{clean}" if clean.startswith("__") else clean
+
+
+class CaptureCollector(Collector):
+    """Exposes the live values of ``recorder`` (default: the installed one) on each scrape."""
+
+    def __init__(self, recorder: CaptureRecorder | None = None) -> None:
+        self._recorder = recorder
+
+    def _current(self) -> CaptureRecorder | None:
+        if self._recorder is not None:
+            return self._recorder
+        installed = facade.get_recorder()
+        return installed if isinstance(installed, CaptureRecorder) else None
+
+    def collect(self) -> Iterator[Metric]:
+        recorder = self._current()
+        if recorder is None:
+            return
+        global_labels = dict(recorder.global_labels)
+        groups: dict[tuple[str, str], list[Gauge | Counter]] = {}
+        for handle in recorder.live_handles():
+            kind = "gauge" if isinstance(handle, Gauge) else "counter"
+            groups.setdefault((kind, handle.name), []).append(handle)
+        for (kind, name), handles in sorted(groups.items()):
+            keys: dict[str, None] = dict.fromkeys(sanitize_label_name(k) for k in global_labels)
+            rows: list[tuple[dict[str, str], float]] = []
+            for handle in handles:
+                value = handle.value
+                if value is None:
+                    continue
+                labels = {sanitize_label_name(k): v for k, v in global_labels.items()}
+                labels.update((sanitize_label_name(k), v) for k, v in handle.labels)
+                keys.update(dict.fromkeys(labels))
+                rows.append((labels, float(value)))
+            label_names = list(keys)
+            family: GaugeMetricFamily | CounterMetricFamily
+            metric = sanitize_metric_name(name)
+            doc = f"finemon capture {kind} {name}"
+            if kind == "gauge":
+                family = GaugeMetricFamily(metric, doc, labels=label_names)
+            else:
+                family = CounterMetricFamily(metric, doc, labels=label_names)
+            for labels, value in rows:
+                family.add_metric([labels.get(k, "") for k in label_names], value)
+            yield family
+
+
+def start_http_endpoint(
+    port: int, addr: str = "0.0.0.0", recorder: CaptureRecorder | None = None
+) -> tuple[Any, Thread]:
+    """Serve ``/metrics`` with the live values on ``addr:port``; returns (server, thread).
+
+    Raises OSError when the port cannot be bound. Stop it with ``server.shutdown()``.
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(CaptureCollector(recorder))
+    server, thread = start_http_server(port, addr=addr, registry=registry)
+    return server, thread

@@ -1,0 +1,196 @@
+"""The recorder protocol, and the pending recorder in place before one is installed."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Mapping
+from typing import Literal, Protocol, runtime_checkable
+
+from capture.keys import canonical_labels, check_name
+
+log = logging.getLogger("capture")
+
+Kind = Literal["gauge", "counter"]
+#: Operations of a timestamped (delayed) write.
+HistoricalOp = Literal["set", "increment", "decrement", "absolute"]
+
+
+class GaugeHandle(Protocol):
+    """What :func:`capture.gauge` returns, whatever the recorder."""
+
+    def set(self, value: float) -> None: ...
+    def increment(self, value: float = 1.0) -> None: ...
+    def decrement(self, value: float = 1.0) -> None: ...
+    def remove(self) -> None: ...
+
+
+class CounterHandle(Protocol):
+    """What :func:`capture.counter` returns, whatever the recorder."""
+
+    def increment(self, n: int = 1) -> None: ...
+    def absolute(self, n: int) -> None: ...
+    def remove(self) -> None: ...
+
+
+@runtime_checkable
+class Recorder(Protocol):
+    """A metrics back end that the facade routes calls to.
+
+    ``gauge``/``counter`` return a handle for the series (the same or an equivalent handle for
+    the same name and labels); ``record_historical`` applies a write with a past timestamp
+    (epoch seconds).
+    """
+
+    def gauge(self, name: str, labels: Mapping[str, str] | None = None) -> GaugeHandle: ...
+
+    def counter(self, name: str, labels: Mapping[str, str] | None = None) -> CounterHandle: ...
+
+    def record_historical(
+        self,
+        kind: Kind,
+        op: HistoricalOp,
+        name: str,
+        labels: Mapping[str, str] | None,
+        value: float,
+        timestamp: float,
+    ) -> None: ...
+
+
+class _PendingGauge:
+    """A gauge made before any recorder was installed; forwards once one is."""
+
+    __slots__ = ("__weakref__", "_owner", "_target", "labels", "name")
+
+    def __init__(self, owner: PendingRecorder, name: str, labels: Mapping[str, str]) -> None:
+        self._owner = owner
+        self.name = name
+        self.labels = dict(labels)
+        self._target: GaugeHandle | None = None
+
+    def set(self, value: float) -> None:
+        if self._target is None:
+            self._owner.dropped_call()
+        else:
+            self._target.set(value)
+
+    def increment(self, value: float = 1.0) -> None:
+        if self._target is None:
+            self._owner.dropped_call()
+        else:
+            self._target.increment(value)
+
+    def decrement(self, value: float = 1.0) -> None:
+        if self._target is None:
+            self._owner.dropped_call()
+        else:
+            self._target.decrement(value)
+
+    def remove(self) -> None:
+        if self._target is not None:
+            self._target.remove()
+            self._target = None
+
+    def bind(self, recorder: Recorder | None) -> None:
+        self._target = None if recorder is None else recorder.gauge(self.name, self.labels)
+
+
+class _PendingCounter:
+    """A counter made before any recorder was installed; forwards once one is."""
+
+    __slots__ = ("__weakref__", "_owner", "_target", "labels", "name")
+
+    def __init__(self, owner: PendingRecorder, name: str, labels: Mapping[str, str]) -> None:
+        self._owner = owner
+        self.name = name
+        self.labels = dict(labels)
+        self._target: CounterHandle | None = None
+
+    def increment(self, n: int = 1) -> None:
+        if self._target is None:
+            self._owner.dropped_call()
+        else:
+            self._target.increment(n)
+
+    def absolute(self, n: int) -> None:
+        if self._target is None:
+            self._owner.dropped_call()
+        else:
+            self._target.absolute(n)
+
+    def remove(self) -> None:
+        if self._target is not None:
+            self._target.remove()
+            self._target = None
+
+    def bind(self, recorder: Recorder | None) -> None:
+        self._target = None if recorder is None else recorder.counter(self.name, self.labels)
+
+
+class PendingRecorder:
+    """The recorder in place while none is installed.
+
+    Calls are cheap no-ops, counted in :attr:`dropped_calls` and reported once in the log.
+    Handles it makes are remembered (weakly) and forward to every recorder installed later, so
+    module-level handles in user code start recording as soon as a recorder is installed.
+    """
+
+    def __init__(self) -> None:
+        self.dropped_calls = 0
+        self._warned = False
+        self._lock = threading.Lock()
+        self._handles: weakref.WeakValueDictionary[
+            tuple[str, str, tuple[tuple[str, str], ...]], _PendingGauge | _PendingCounter
+        ] = weakref.WeakValueDictionary()
+
+    def dropped_call(self) -> None:
+        self.dropped_calls += 1
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "capture: metrics written before a recorder is installed are dropped "
+                "(see capture.set_recorder / CaptureManager.start); reported once"
+            )
+
+    def _handle(
+        self, kind: str, name: str, labels: Mapping[str, str] | None
+    ) -> _PendingGauge | _PendingCounter:
+        check_name(name)
+        canonical = canonical_labels(labels)
+        key = (kind, name, canonical)
+        with self._lock:
+            handle = self._handles.get(key)
+            if handle is None:
+                cls = _PendingGauge if kind == "gauge" else _PendingCounter
+                handle = cls(self, name, dict(canonical))
+                self._handles[key] = handle
+        return handle
+
+    def gauge(self, name: str, labels: Mapping[str, str] | None = None) -> GaugeHandle:
+        handle = self._handle("gauge", name, labels)
+        assert isinstance(handle, _PendingGauge)
+        return handle
+
+    def counter(self, name: str, labels: Mapping[str, str] | None = None) -> CounterHandle:
+        handle = self._handle("counter", name, labels)
+        assert isinstance(handle, _PendingCounter)
+        return handle
+
+    def record_historical(
+        self,
+        kind: Kind,
+        op: HistoricalOp,
+        name: str,
+        labels: Mapping[str, str] | None,
+        value: float,
+        timestamp: float,
+    ) -> None:
+        self.dropped_call()
+
+    def bind_all(self, recorder: Recorder | None) -> None:
+        """Point every pending handle at ``recorder`` (None: back to dropping)."""
+        with self._lock:
+            handles = list(self._handles.values())
+        for handle in handles:
+            handle.bind(recorder)

@@ -1,0 +1,435 @@
+"""CaptureRecorder: the registry of live series and the window of taken ticks."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import threading
+import time
+from array import array
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from capture.accumulator import HistoricalWrite, Number, TickFrame, refold
+from capture.handles import WRITE_NONE, Counter, Gauge, as_count
+from capture.keys import FIXED_COLUMNS, LabelTuple, canonical_labels, check_name
+from capture.recorder import HistoricalOp, Kind
+
+log = logging.getLogger("capture")
+
+SeriesKey = tuple[str, str, LabelTuple]
+
+#: Name of the counter that counts rejected delayed writes, by ``reason``.
+DROPPED_METRIC = "capture.dropped"
+#: Name of the counter of ticks the tick loop could not take in time and skipped.
+MISSED_TICKS_METRIC = "capture.missed_ticks"
+
+
+@dataclass(slots=True)
+class SeriesInfo:
+    """What the writer needs to know about a series, by its id."""
+
+    sid: int
+    kind: Kind
+    name: str
+    labels: LabelTuple
+    handle: Gauge | Counter
+    aliases: list[tuple[str, tuple[tuple[str, str], ...]]] = field(default_factory=list)
+    removed: bool = False
+
+
+@dataclass(slots=True)
+class _Retired:
+    sid: int
+    last_tick: int
+
+
+class CaptureRecorder:
+    """A registry of live series with a windowed accumulator of taken ticks.
+
+    ``gauge``/``counter`` register a series on first use (validating its name and labels once)
+    and return its kept handle. :meth:`take_tick` snapshots every live series into the window;
+    ticks that leave the window (``window_ticks`` later) are handed to the writer by
+    :meth:`pop_ready`. Delayed writes (:meth:`record_historical`) change the ticks still in the
+    window. Thread-safe: handle writes are lock-free or striped-lock, registration and ticks
+    take the recorder's lock.
+    """
+
+    def __init__(
+        self,
+        *,
+        tick_seconds: float = 1.0,
+        window_ticks: int = 60,
+        global_labels: Mapping[str, str] | None = None,
+        expire_after_ticks: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not tick_seconds > 0:
+            raise ValueError(f"tick_seconds must be positive, got {tick_seconds!r}")
+        if window_ticks < 1:
+            raise ValueError(f"window_ticks must be at least 1, got {window_ticks!r}")
+        if expire_after_ticks is not None and expire_after_ticks < 1:
+            raise ValueError(f"expire_after_ticks must be at least 1, got {expire_after_ticks!r}")
+        self.tick_seconds = float(tick_seconds)
+        self.window_ticks = int(window_ticks)
+        self.expire_after_ticks = expire_after_ticks
+        self.global_labels: LabelTuple = canonical_labels(global_labels)
+        self._reserved = FIXED_COLUMNS | {k for k, _ in self.global_labels}
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._gauges: dict[tuple[str, tuple[tuple[str, str], ...]], Gauge] = {}
+        self._counters: dict[tuple[str, tuple[tuple[str, str], ...]], Counter] = {}
+        self._kind_of_name: dict[str, Kind] = {}
+        self._infos: dict[int, SeriesInfo] = {}
+        self._retired: dict[SeriesKey, _Retired] = {}
+        self._sids = itertools.count()
+        self._fresh: list[Gauge | Counter] = []
+        self._g_live: list[Gauge] = []
+        self._c_live: list[Counter] = []
+        self._live_dirty = False
+        self._g_sids: array[int] = array("q")
+        self._c_sids: array[int] = array("q")
+        self._frames: deque[TickFrame] = deque()
+        self._ready: list[TickFrame] = []
+        self._history: dict[int, dict[int, list[HistoricalWrite]]] = {}
+        self._seq = itertools.count()
+        self.first_tick: int | None = None
+        self.last_taken: int | None = None
+        self._events: list[tuple[str, object]] = []
+        #: Whether journal events are kept for :meth:`pop_events` (set by the manager).
+        self.journaling = False
+        self._dropped: dict[str, Counter] = {}
+
+    # ------------------------------------------------------------------ registry
+    def gauge(self, name: str, labels: Mapping[str, str] | None = None) -> Gauge:
+        """Return the handle of gauge ``name`` with ``labels``, registering it on first use."""
+        try:
+            return self._gauges[(name, tuple(labels.items()) if labels else ())]
+        except (KeyError, TypeError, AttributeError):
+            handle = self._register("gauge", name, labels)
+            assert isinstance(handle, Gauge)
+            return handle
+
+    def counter(self, name: str, labels: Mapping[str, str] | None = None) -> Counter:
+        """Return the handle of counter ``name`` with ``labels``, registering it on first use."""
+        try:
+            return self._counters[(name, tuple(labels.items()) if labels else ())]
+        except (KeyError, TypeError, AttributeError):
+            handle = self._register("counter", name, labels)
+            assert isinstance(handle, Counter)
+            return handle
+
+    def _register(self, kind: Kind, name: str, labels: object) -> Gauge | Counter:
+        check_name(name)
+        canonical = canonical_labels(labels, self._reserved)
+        assert labels is None or isinstance(labels, Mapping)
+        alias = (name, tuple(labels.items()) if labels else ())
+        table: (
+            dict[tuple[str, tuple[tuple[str, str], ...]], Gauge]
+            | dict[tuple[str, tuple[tuple[str, str], ...]], Counter]
+        ) = self._gauges if kind == "gauge" else self._counters
+        with self._lock:
+            known = self._kind_of_name.setdefault(name, kind)
+            if known != kind:
+                raise ValueError(f"metric {name!r} is a {known}, not a {kind}")
+            handle: Gauge | Counter | None = table.get((name, canonical))
+            if handle is None:
+                handle = self._new_series(kind, name, canonical)
+            info = self._infos[handle.sid]
+            if alias != (name, canonical) and alias not in info.aliases:
+                info.aliases.append(alias)
+                table[alias] = handle  # type: ignore[assignment]
+            return handle
+
+    def _new_series(self, kind: Kind, name: str, canonical: LabelTuple) -> Gauge | Counter:
+        key = (kind, name, canonical)
+        retired = self._retired.pop(key, None)
+        sid = retired.sid if retired is not None else next(self._sids)
+        handle: Gauge | Counter
+        if kind == "gauge":
+            handle = Gauge(name, canonical, sid, self._remove)
+            self._gauges[(name, canonical)] = handle
+        else:
+            handle = Counter(name, canonical, sid, self._remove)
+            self._counters[(name, canonical)] = handle
+        info = SeriesInfo(sid, kind, name, canonical, handle, [(name, canonical)])
+        self._infos[sid] = info
+        self._fresh.append(handle)
+        if self.journaling:
+            self._events.append(("series", info))
+        return handle
+
+    def _remove(self, handle: Gauge | Counter) -> None:
+        with self._lock:
+            info = self._infos.get(handle.sid)
+            if info is None or info.handle is not handle or info.removed:
+                return
+            self._retire(info)
+
+    def _retire(self, info: SeriesInfo) -> None:
+        info.removed = True
+        table = self._gauges if info.kind == "gauge" else self._counters
+        for alias in info.aliases:
+            table.pop(alias, None)
+        self._live_dirty = True
+        last = self.last_taken if self.last_taken is not None else -1
+        self._retired[(info.kind, info.name, info.labels)] = _Retired(info.sid, last)
+
+    def series_count(self) -> int:
+        """Number of registered series that are not removed."""
+        with self._lock:
+            return sum(1 for info in self._infos.values() if not info.removed)
+
+    def live_handles(self) -> list[Gauge | Counter]:
+        """Handles of every series that is not removed and has a value (for a live scrape)."""
+        with self._lock:
+            return [
+                i.handle
+                for i in self._infos.values()
+                if not i.removed and i.handle.value is not None
+            ]
+
+    # ------------------------------------------------------------------ ticks
+    def tick_of(self, timestamp: float) -> int:
+        """The tick that contains Unix time ``timestamp`` (seconds)."""
+        return math.floor(timestamp / self.tick_seconds)
+
+    def current_tick(self) -> int:
+        """The tick in progress: the one after the last taken, or the one containing now."""
+        if self.last_taken is not None:
+            return self.last_taken + 1
+        return self.tick_of(self._clock())
+
+    def take_tick(self, tick: int | None = None) -> int:
+        """Take every tick up to ``tick`` (default: the one containing now) not yet taken.
+
+        Returns how many ticks were taken. Ticks between the last taken and ``tick`` are taken
+        too (catch-up, values repeated), at most ``window_ticks`` of them; older ones are skipped
+        and counted in ``capture.missed_ticks``.
+        """
+        with self._lock:
+            if tick is None:
+                tick = self.tick_of(self._clock())
+            if self.last_taken is None:
+                self.first_tick = tick
+                start = tick
+            else:
+                start = self.last_taken + 1
+            if tick < start:
+                return 0
+            if tick - start >= self.window_ticks:
+                skipped = tick - self.window_ticks + 1 - start
+                self.counter(MISSED_TICKS_METRIC).increment(skipped)
+                log.warning("capture: tick loop fell behind, skipped %d ticks", skipped)
+                start = tick - self.window_ticks + 1
+            for t in range(start, tick + 1):
+                self._snapshot(t)
+            return tick - start + 1
+
+    def _refresh_live(self) -> None:
+        if self._fresh:
+            still: list[Gauge | Counter] = []
+            for handle in self._fresh:
+                if self._infos[handle.sid].handle is not handle or self._infos[handle.sid].removed:
+                    continue
+                if handle._value is None:
+                    still.append(handle)
+                elif isinstance(handle, Gauge):
+                    self._g_live.append(handle)
+                    self._live_dirty = True
+                else:
+                    self._c_live.append(handle)
+                    self._live_dirty = True
+            self._fresh = still
+        if self._live_dirty:
+            infos = self._infos
+            self._g_live = [h for h in self._g_live if not infos[h.sid].removed]
+            self._c_live = [h for h in self._c_live if not infos[h.sid].removed]
+            self._g_sids = array("q", [h.sid for h in self._g_live])
+            self._c_sids = array("q", [h.sid for h in self._c_live])
+            self._live_dirty = False
+
+    def _snapshot(self, tick: int) -> None:
+        self._refresh_live()
+        g_live, c_live = self._g_live, self._c_live
+        g_flags = bytes([h._w for h in g_live])
+        c_flags = bytes([h._w for h in c_live])
+        frame = TickFrame(
+            tick,
+            self._g_sids,
+            array("d", [h._value for h in g_live]),  # type: ignore[misc]
+            g_flags,
+            self._c_sids,
+            array("q", [h._value for h in c_live]),  # type: ignore[misc]
+            c_flags,
+        )
+        expired: list[Gauge | Counter] = []
+        self._mark_written(g_live, g_flags, tick, expired)
+        self._mark_written(c_live, c_flags, tick, expired)
+        for handle in expired:
+            info = self._infos[handle.sid]
+            if not info.removed and info.handle is handle:
+                self._retire(info)
+        self._frames.append(frame)
+        self.last_taken = tick
+        if self.journaling:
+            self._events.append(("frame", frame))
+        oldest_kept = tick - self.window_ticks + 1
+        while self._frames and self._frames[0].tick < oldest_kept:
+            self._ready.append(self._frames.popleft())
+
+    def _mark_written(
+        self,
+        handles: Sequence[Gauge | Counter],
+        flags: bytes,
+        tick: int,
+        expired: list[Gauge | Counter],
+    ) -> None:
+        # Clear the write flags (the tick has them now) and find series to expire.
+        expire = self.expire_after_ticks
+        for handle, flag in zip(handles, flags, strict=True):
+            if flag:
+                handle._w = WRITE_NONE
+                handle._last = tick
+            elif handle._last < 0:
+                handle._last = tick
+            elif expire is not None and tick - handle._last >= expire:
+                expired.append(handle)
+
+    def drain(self) -> None:
+        """Move every tick of the window to the ready list (on close)."""
+        with self._lock:
+            self._ready.extend(self._frames)
+            self._frames.clear()
+
+    def pop_ready(self) -> tuple[list[TickFrame], dict[int, SeriesInfo]]:
+        """Take the ticks that left the window, with the series they mention.
+
+        Forgets series that were removed and no longer appear in any tick still held.
+        """
+        with self._lock:
+            ready, self._ready = self._ready, []
+            infos = dict(self._infos)
+            if ready:
+                horizon = ready[-1].tick
+                for sid_tick in [t for t in self._history.values()]:
+                    for t in [t for t in sid_tick if t <= horizon]:
+                        del sid_tick[t]
+                self._history = {s: h for s, h in self._history.items() if h}
+                gone = [k for k, r in self._retired.items() if r.last_tick <= horizon]
+                for key in gone:
+                    sid = self._retired.pop(key).sid
+                    info = self._infos.get(sid)
+                    if info is not None and info.removed:
+                        del self._infos[sid]
+            return ready, infos
+
+    def pop_events(self) -> list[tuple[str, object]]:
+        """Take the journal events (new series, taken frames, fixes) since the last call."""
+        with self._lock:
+            events, self._events = self._events, []
+            return events
+
+    def window(self) -> list[TickFrame]:
+        """The taken ticks still in the window (oldest first); for tests and inspection."""
+        with self._lock:
+            return list(self._frames)
+
+    # ------------------------------------------------------------------ delayed writes
+    def _drop(self, reason: str) -> None:
+        handle = self._dropped.get(reason)
+        if handle is None:
+            handle = self._dropped[reason] = self.counter(DROPPED_METRIC, {"reason": reason})
+        handle.increment()
+
+    def record_historical(
+        self,
+        kind: Kind,
+        op: HistoricalOp,
+        name: str,
+        labels: Mapping[str, str] | None,
+        value: float,
+        timestamp: float,
+    ) -> None:
+        """Apply a write with a past ``timestamp`` (Unix seconds) to the ticks it changes.
+
+        A write older than the window, before the run's first tick or in a future tick is
+        counted in ``capture.dropped`` with its reason and otherwise ignored.
+        """
+        if kind == "gauge":
+            if op not in ("set", "increment", "decrement"):
+                raise ValueError(f"gauge write operation must be set/increment/decrement: {op!r}")
+            try:
+                operand: Number = value + 0.0
+            except TypeError:
+                raise TypeError(
+                    f"gauge {name!r}: value must be a real number, got {type(value).__name__}"
+                ) from None
+        else:
+            if op not in ("increment", "absolute"):
+                raise ValueError(f"counter write operation must be increment/absolute: {op!r}")
+            operand = as_count(value, name)
+        if not isinstance(timestamp, int | float) or isinstance(timestamp, bool):
+            raise TypeError(f"timestamp must be epoch seconds, got {type(timestamp).__name__}")
+        handle = self.gauge(name, labels) if kind == "gauge" else self.counter(name, labels)
+        with self._lock:
+            tick = self.tick_of(timestamp)
+            now_tick = self.tick_of(self._clock())
+            current = self.current_tick()
+            if tick > max(now_tick, current):
+                self._drop("future")
+                return
+            tick = min(tick, current)
+            oldest = current - self.window_ticks + 1
+            if self.first_tick is not None:
+                oldest = max(oldest, self.first_tick)
+            if tick < oldest:
+                self._drop("too_old")
+                return
+            self._apply_historical(handle, tick, (timestamp, next(self._seq), op, operand))
+
+    def _apply_historical(self, handle: Gauge | Counter, tick: int, write: HistoricalWrite) -> None:
+        sid = handle.sid
+        is_gauge = isinstance(handle, Gauge)
+        current = self.current_tick()
+        by_tick = self._history.setdefault(sid, {})
+        frames = [f for f in self._frames if f.tick >= tick]
+        ticks = [f.tick for f in frames] + [current]
+        old_writes = [list(by_tick.get(t, ())) for t in ticks]
+        new_writes = [list(w) for w in old_writes]
+        bucket = new_writes[ticks.index(tick)] if tick in ticks else None
+        if bucket is None:  # the tick is not held (no frame): nothing to change
+            return
+        bucket.append(write)
+        bucket.sort(key=lambda w: (w[0], w[1]))
+        by_tick[tick] = bucket
+        prev_value: Number | None = None
+        before = [f for f in self._frames if f.tick == tick - 1]
+        if before:
+            prev_value = before[0].lookup(sid, is_gauge)[0]
+        old_values: list[Number | None] = []
+        flags: list[int] = []
+        for frame in frames:
+            val, flag = frame.lookup(sid, is_gauge)
+            old_values.append(val)
+            flags.append(flag)
+        with handle._lock:
+            old_values.append(handle._value)
+            flags.append(handle._w)
+            new_values = refold(old_values, flags, old_writes, new_writes, prev_value, None)
+            new_current = new_values[-1]
+            if new_current != handle._value and new_current is not None:
+                if isinstance(handle, Gauge):
+                    handle._value = float(new_current)
+                else:
+                    handle._value = int(new_current)
+        handle._last = current
+        fixes: list[tuple[int, int, Number | None]] = []
+        for frame, old, new in zip(frames, old_values, new_values, strict=False):
+            if new != old:
+                frame.fixes[sid] = new
+                fixes.append((frame.tick, sid, new))
+        if fixes and self.journaling:
+            self._events.append(("fixes", fixes))
