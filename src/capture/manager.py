@@ -144,6 +144,7 @@ class CaptureManager:
             raise RuntimeError("CaptureManager.start() called twice")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.recovery = recover(self.path.parent)
+        self.recorder.begin()
         with self._io_lock:
             self._open(self.path, owned_from=None)
         facade.set_recorder(self.recorder)

@@ -202,6 +202,17 @@ class CaptureRecorder:
             return self.last_taken + 1
         return self.tick_of(self._clock())
 
+    def begin(self, tick: int | None = None) -> int:
+        """Mark the run's first tick (default: the one containing now); ``fetch_index`` 0.
+
+        Without it, the first tick taken is the run's first tick.
+        """
+        with self._lock:
+            if self.last_taken is not None:
+                raise RuntimeError("the run has already begun taking ticks")
+            self.first_tick = self.tick_of(self._clock()) if tick is None else tick
+            return self.first_tick
+
     def take_tick(self, tick: int | None = None) -> int:
         """Take every tick up to ``tick`` (default: the one containing now) not yet taken.
 
@@ -213,8 +224,9 @@ class CaptureRecorder:
             if tick is None:
                 tick = self.tick_of(self._clock())
             if self.last_taken is None:
-                self.first_tick = tick
-                start = tick
+                if self.first_tick is None:
+                    self.first_tick = tick
+                start = self.first_tick
             else:
                 start = self.last_taken + 1
             if tick < start:

@@ -1,0 +1,296 @@
+"""CaptureManager end to end: files, rotation, readers, crash recovery, bad paths."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+import capture
+from capture.schema import capture_schema
+
+
+def run_manager(
+    tmp_path: Path, ticks: int, rotate_every: int | None = None, **kwargs: object
+) -> list[capture.PublishedFile]:
+    """Drive a manager by hand (owner-driven ticks on a 50 ms grid) and return its files."""
+    published: list[capture.PublishedFile] = []
+    manager = capture.CaptureManager(
+        tmp_path / "f000.parquet",
+        tick_seconds=0.05,
+        window_ticks=5,
+        flush_seconds=0.1,
+        auto_tick=False,
+        label_columns=("container",),
+        global_labels={"node_name": "n1"},
+        **kwargs,  # type: ignore[arg-type]
+    )
+    manager.start()
+    g = {c: capture.gauge("mem.bytes", {"container": c}) for c in ("a", "b")}
+    c = capture.counter("cpu.usec", {"container": "a", "extra": "x"})
+    taken = 0
+    files = 0
+    while taken < ticks:
+        tick = manager.recorder.current_tick()
+        g["a"].set(float(tick % 7))
+        g["b"].set(1.5)
+        c.increment(10)
+        taken += manager.take_tick()
+        if rotate_every and taken // rotate_every > files:
+            files += 1
+            published.append(manager.rotate(tmp_path / f"f{files:03d}.parquet"))
+        next_boundary = (tick + 1) * 0.05
+        time.sleep(max(0.0, next_boundary - time.time()) + 0.002)
+    last = manager.close()
+    assert last is not None
+    published.append(last)
+    return published
+
+
+def test_rows_schema_and_labels(tmp_path: Path) -> None:
+    (published,) = run_manager(tmp_path, 12)
+    table = pq.read_table(published.path)
+    assert table.schema.equals(capture_schema(("container",)), check_metadata=False)
+    for field in table.schema:
+        assert not pa.types.is_unsigned_integer(field.type)
+    meta = pq.read_metadata(published.path)
+    assert meta.row_group(0).column(0).compression == "ZSTD"
+    rows = table.to_pylist()
+    assert {r["metric_kind"] for r in rows} == {"gauge", "counter"}
+    counter_rows = [r for r in rows if r["metric_name"] == "cpu.usec"]
+    assert all(r["value_float"] is None for r in counter_rows)
+    assert all(dict(r["labels"]) == {"extra": "x", "node_name": "n1"} for r in counter_rows)
+    values = [r["value_int"] for r in sorted(counter_rows, key=lambda r: r["fetch_index"])]
+    assert values == sorted(values) and values[0] >= 10
+    gauges = [r for r in rows if r["metric_name"] == "mem.bytes"]
+    assert {r["container"] for r in gauges} == {"a", "b"}
+    assert all(r["value_int"] is None for r in gauges)
+    # one row per series per tick, ticks counted from 0 with no gap
+    per_series: dict[object, list[int]] = {}
+    for r in rows:
+        per_series.setdefault((r["metric_name"], r["container"]), []).append(r["fetch_index"])
+    for idx in per_series.values():
+        assert sorted(idx) == list(range(len(idx)))
+    assert published.rows == table.num_rows
+
+
+def test_rotation_neither_loses_nor_duplicates_a_tick(tmp_path: Path) -> None:
+    published = run_manager(tmp_path, 40, rotate_every=12)
+    assert len(published) >= 3
+    tables = [pq.read_table(p.path) for p in published]
+    seen: dict[tuple[str, str | None, int], int] = {}
+    tick_sets = []
+    for i, t in enumerate(tables):
+        ticks = set()
+        for r in t.select(["metric_name", "container", "fetch_index"]).to_pylist():
+            key = (r["metric_name"], r["container"], r["fetch_index"])
+            assert key not in seen, f"{key} in file {seen.get(key)} and {i}"
+            seen[key] = i
+            ticks.add(r["fetch_index"])
+        tick_sets.append(ticks)
+    all_ticks = sorted(set().union(*tick_sets))
+    assert all_ticks == list(range(all_ticks[-1] + 1))
+    # each file holds complete time slices: every series of a tick sits in one file
+    for ticks in tick_sets:
+        for other in tick_sets:
+            if ticks is not other:
+                assert not ticks & other
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_the_directory_reads_as_a_dataset(tmp_path: Path) -> None:
+    part = tmp_path / "dt=2026-01-01" / "identifier=node-a"
+    part.mkdir(parents=True)
+    published = run_manager(part, 20, rotate_every=8)
+    total = sum(p.rows for p in published)
+    frame = pd.read_parquet(tmp_path)
+    assert len(frame) == total
+    assert set(frame["identifier"].astype(str)) == {"node-a"}
+    dataset = ds.dataset(tmp_path, format="parquet", partitioning="hive")
+    assert dataset.count_rows() == total
+    con = duckdb.connect()
+    n, kinds = con.execute(
+        f"select count(*), count(distinct metric_kind) from read_parquet('{tmp_path}/**/*.parquet', hive_partitioning=true)"
+    ).fetchone()  # type: ignore[misc]
+    assert (n, kinds) == (total, 2)
+    tz = con.execute(
+        f"select typeof(time) from read_parquet('{tmp_path}/**/*.parquet') limit 1"
+    ).fetchone()
+    assert tz == ("TIMESTAMP WITH TIME ZONE",)
+
+
+def test_start_on_an_unwritable_path_raises_and_installs_nothing(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    manager = capture.CaptureManager(blocker / "sub" / "x.parquet")
+    with pytest.raises(OSError):
+        manager.start()
+    assert capture.get_recorder() is None
+
+
+def test_rotate_to_an_unwritable_path_raises_and_keeps_writing(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    manager = capture.CaptureManager(tmp_path / "a.parquet", tick_seconds=0.05, window_ticks=2)
+    manager.start()
+    capture.gauge("g").set(1)
+    with pytest.raises(OSError):
+        manager.rotate(blocker / "b.parquet")
+    assert manager.current_path == tmp_path / "a.parquet"
+    time.sleep(0.2)
+    published = manager.close()
+    assert published is not None
+    assert pq.read_table(published.path).num_rows >= 3
+
+
+def test_bad_settings_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        capture.CaptureManager(tmp_path / "x.parquet", label_columns=("time",))
+    with pytest.raises(ValueError):
+        capture.CaptureManager(tmp_path / "x.parquet", compression_level=0)
+    with pytest.raises(ValueError):
+        capture.CaptureManager(tmp_path / "x.parquet", tick_seconds=0)
+    with pytest.raises(ValueError):
+        capture.CaptureManager(tmp_path / "x.parquet", global_labels={"labels": "x"})
+
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    import capture
+    out, ticks = sys.argv[1], int(sys.argv[2])
+    m = capture.CaptureManager(out, tick_seconds=0.05, window_ticks=40, flush_seconds=0.2,
+                               auto_tick=False, run_id="killed-run")
+    m.start()
+    g = capture.gauge("g", {"k": "v"})
+    c = capture.counter("c")
+    for i in range(ticks):
+        g.set(float(i))
+        c.increment(1)
+        m.take_tick()
+        time.sleep(0.05)
+    print("done", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_sigkill_loses_nothing_that_was_journaled(tmp_path: Path) -> None:
+    out = tmp_path / "run.parquet"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(out), "30"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "done"
+    time.sleep(0.3)  # longer than the journal's write cadence (one tick)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # no unreadable .parquet exists: only hidden journal and partial files
+    assert not list(tmp_path.glob("*.parquet"))
+    assert list(tmp_path.glob(".*.journal"))
+    report = capture.recover(tmp_path)
+    assert [r.path for r in report.recovered] == [out]
+    assert not report.failed
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    table = pq.read_table(out).to_pylist()
+    gauge = sorted((r["fetch_index"], r["value_float"]) for r in table if r["metric_name"] == "g")
+    counter = sorted((r["fetch_index"], r["value_int"]) for r in table if r["metric_name"] == "c")
+    # all 30 sampled values are there, ticks still inside the 40-tick window included
+    assert [v for _, v in gauge][-30:] == [float(i) for i in range(30)]
+    assert [v for _, v in counter][-30:] == list(range(1, 31))
+    assert {r["run_id"] for r in table} == {"killed-run"}
+    # a manager started on the directory recovers automatically too (nothing left here)
+    assert capture.recover(tmp_path).recovered == ()
+
+
+def test_recovery_skips_a_live_journal_and_survives_garbage(tmp_path: Path) -> None:
+    manager = capture.CaptureManager(tmp_path / "live.parquet", tick_seconds=0.05)
+    manager.start()
+    capture.gauge("g").set(1)
+    (tmp_path / ".junk.parquet.journal").write_bytes(b"\x00garbage")
+    report = capture.recover(tmp_path)
+    assert report.recovered == ()
+    assert [p.name for p, _ in report.failed] == [".junk.parquet.journal"]
+    assert (tmp_path / ".live.parquet.journal").exists()
+    assert (tmp_path / ".junk.parquet.journal.corrupt").exists()
+    published = manager.close()
+    assert published is not None and published.rows >= 1
+
+
+def test_truncated_journal_recovers_what_is_complete(tmp_path: Path) -> None:
+    out = tmp_path / "run.parquet"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(out), "20"], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "done"
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    journal = next(tmp_path.glob(".*.journal"))
+    data = journal.read_bytes()
+    journal.write_bytes(data[: len(data) - 50])  # a torn last write
+    report = capture.recover(tmp_path)
+    (rec,) = report.recovered
+    assert not rec.complete
+    values = [r["value_float"] for r in pq.read_table(out).to_pylist() if r["metric_name"] == "g"]
+    assert 0 < len(values) < 21 or values[-1] < 19.0
+
+
+@pytest.mark.root
+def test_full_disk_keeps_earlier_files_intact(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs (a real full disk)")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mnt)]).returncode:
+        pytest.skip("cannot mount tmpfs here")
+    try:
+        manager = capture.CaptureManager(
+            mnt / "a.parquet", tick_seconds=0.02, window_ticks=2, flush_seconds=0.05
+        )
+        manager.start()
+        for i in range(20):
+            capture.gauge("g", {"i": str(i)}).set(i)
+        time.sleep(0.3)
+        first = manager.rotate(mnt / "b.parquet")
+        before = pq.read_table(first.path).num_rows
+        # fill the disk with series until writes fail
+        filler = mnt / "filler"
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\xff" * 65536)
+            except OSError:
+                pass
+        for i in range(2000):
+            capture.gauge("big", {"i": f"{i:06d}" * 5}).set(i)
+        time.sleep(0.5)
+        assert manager.recorder.counter("capture.write_errors", {"stage": "journal"}).value or (
+            manager.recorder.counter("capture.write_errors", {"stage": "parquet"}).value
+        )
+        with pytest.raises(OSError):
+            manager.rotate(mnt / "c.parquet")
+        filler.unlink()
+        try:
+            manager.close()
+        except capture.CaptureWriteError:
+            pass
+        assert pq.read_table(first.path).num_rows == before  # the earlier file is intact
+        for p in mnt.glob("*.parquet"):
+            pq.read_metadata(p)  # every published file is readable
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
