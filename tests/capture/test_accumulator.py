@@ -89,7 +89,7 @@ def run_model(
     actual: dict[int, float | int] = {}
     for frame in frames:
         g_sids, g_vals, c_sids, c_vals = frame.materialize(lambda s: infos[s].kind == "gauge")
-        for sid, v in [*zip(g_sids, g_vals), *zip(c_sids, c_vals)]:
+        for sid, v in [*zip(g_sids, g_vals, strict=True), *zip(c_sids, c_vals, strict=True)]:
             if infos[sid].name == "s":
                 actual[frame.tick] = v
     expected: dict[int, float | int] = {}
@@ -174,7 +174,7 @@ def test_rejected_writes_are_counted_by_reason(clock: FakeClock) -> None:
 def test_historical_timestamps_must_be_aware_or_epoch(clock: FakeClock) -> None:
     capture.set_recorder(CaptureRecorder(clock=clock))
     with pytest.raises(ValueError, match="aware"):
-        capture.historical.gauge_set("g", None, 1.0, datetime(2024, 1, 1))  # noqa: DTZ001
+        capture.historical.gauge_set("g", None, 1.0, datetime(2024, 1, 1))
     with pytest.raises(TypeError):
         capture.historical.gauge_set("g", None, 1.0, "yesterday")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="negative"):

@@ -23,7 +23,7 @@ def values_at(
         if frame.tick != tick:
             continue
         g_sids, g_vals, c_sids, c_vals = frame.materialize(lambda s: infos[s].kind == "gauge")
-        for sid, v in [*zip(g_sids, g_vals), *zip(c_sids, c_vals)]:
+        for sid, v in [*zip(g_sids, g_vals, strict=True), *zip(c_sids, c_vals, strict=True)]:
             out[(infos[sid].name, infos[sid].labels)] = v
     return out
 
@@ -170,7 +170,7 @@ def test_remove_stops_rows_at_once_and_a_new_series_keeps_its_identity(clock: Fa
     rec.take_tick(t0 + 2)
     rec.drain()
     frames, _ = rec.pop_ready()
-    rows = {f.tick: list(zip(f.g_sids, f.g_vals)) for f in frames}
+    rows = {f.tick: list(zip(f.g_sids, f.g_vals, strict=True)) for f in frames}
     assert rows == {t0: [(g.sid, 1.0)], t0 + 1: [], t0 + 2: [(g.sid, 5.0)]}
 
 
@@ -183,7 +183,7 @@ def test_series_not_written_expire(clock: FakeClock) -> None:
         busy.set(t)
         rec.take_tick(t)
     rec.drain()
-    frames, infos = rec.pop_ready()
+    frames, _ = rec.pop_ready()
     idle_ticks = [f.tick - t0 for f in frames if idle.sid in f.g_sids]
     assert idle_ticks == [0, 1, 2, 3]
     assert all(busy.sid in f.g_sids for f in frames)
