@@ -7,11 +7,16 @@ until one is installed).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from capture.recorder import CounterHandle, GaugeHandle, PendingRecorder, Recorder
 
 _pending = PendingRecorder()
 _recorder: Recorder = _pending
+# Handle tables of the installed recorder when it is a CaptureRecorder, so that a known series
+# costs one dict lookup and no further call (empty for other recorders).
+_gauges: dict[Any, Any] = {}
+_counters: dict[Any, Any] = {}
 
 
 def gauge(name: str, labels: Mapping[str, str] | None = None) -> GaugeHandle:
@@ -20,12 +25,18 @@ def gauge(name: str, labels: Mapping[str, str] | None = None) -> GaugeHandle:
     The handle may be kept and reused; calling again with the same name and labels returns an
     equivalent handle. Bad names or labels raise TypeError/ValueError here, once per new series.
     """
-    return _recorder.gauge(name, labels)
+    try:
+        return _gauges[(name, tuple(labels.items()) if labels else ())]  # type: ignore[no-any-return]
+    except (KeyError, TypeError, AttributeError):
+        return _recorder.gauge(name, labels)
 
 
 def counter(name: str, labels: Mapping[str, str] | None = None) -> CounterHandle:
     """Return the handle of counter ``name`` with ``labels`` (see :func:`gauge`)."""
-    return _recorder.counter(name, labels)
+    try:
+        return _counters[(name, tuple(labels.items()) if labels else ())]  # type: ignore[no-any-return]
+    except (KeyError, TypeError, AttributeError):
+        return _recorder.counter(name, labels)
 
 
 def set_recorder(recorder: Recorder | None) -> Recorder | None:
@@ -33,9 +44,11 @@ def set_recorder(recorder: Recorder | None) -> Recorder | None:
 
     Handles made before any recorder was installed start forwarding to the new recorder.
     """
-    global _recorder
+    global _recorder, _gauges, _counters
     previous = None if _recorder is _pending else _recorder
     _recorder = _pending if recorder is None else recorder
+    tables = getattr(recorder, "handle_tables", None)
+    _gauges, _counters = tables() if tables is not None else ({}, {})
     _pending.bind_all(recorder)
     return previous
 

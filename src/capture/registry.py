@@ -121,6 +121,15 @@ class CaptureRecorder:
             assert isinstance(handle, Counter)
             return handle
 
+    def handle_tables(
+        self,
+    ) -> tuple[
+        dict[tuple[str, tuple[tuple[str, str], ...]], Gauge],
+        dict[tuple[str, tuple[tuple[str, str], ...]], Counter],
+    ]:
+        """The lookup tables behind :meth:`gauge`/:meth:`counter` (for the facade's fast path)."""
+        return self._gauges, self._counters
+
     def _register(self, kind: Kind, name: str, labels: object) -> Gauge | Counter:
         check_name(name)
         canonical = canonical_labels(labels, self._reserved)
