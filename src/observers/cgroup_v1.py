@@ -1,0 +1,436 @@
+"""Readers for cgroup v1 (legacy, one hierarchy per controller) interface files.
+
+Formats follow the kernel's Documentation/admin-guide/cgroup-v1/ (``cpuacct.rst``,
+``memory.rst``, ``blkio-controller.rst``, ``pids.rst``), ``Documentation/scheduler/sched-bwc.rst``
+for the CFS bandwidth files, and ``block/blk-cgroup-rwstat.c`` for the blkio statistics.
+
+Each function takes the cgroup's directory *in the hierarchy of the controller that owns the
+file*: ``read_cpuacct_stat("/sys/fs/cgroup/cpuacct/<path>")``,
+``read_memory_stat("/sys/fs/cgroup/memory/<path>")`` and so on (where ``cpu`` and ``cpuacct``
+are co-mounted, the same directory serves both).
+
+The parse/read split, the optional typed fields, ``values`` and the failure behaviour are those of
+:mod:`observers.cgroup_v2`: ``parse_*`` raise :class:`~observers.errors.MalformedFileError`;
+``read_*`` also raise :class:`~observers.errors.VanishedError`,
+:class:`~observers.errors.AccessDeniedError` or :class:`~observers.errors.ReaderError` for OS
+errors. Empty input gives all-None values for keyed files and ``MalformedFileError`` for
+single-value files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from observers.cgroup_v2 import (
+    parse_cgroup_procs,
+    parse_flat_keyed,
+    parse_int_or_max,
+    parse_single_int,
+)
+from observers.errors import MalformedFileError, quote_line, read_file_bytes
+
+__all__ = [
+    "UNLIMITED_THRESHOLD_BYTES",
+    "BlkioDeviceStat",
+    "BlkioStat",
+    "CpuStat",
+    "CpuacctStat",
+    "MemoryStat",
+    "OomControl",
+    "is_unlimited_bytes",
+    "parse_blkio_rwstat",
+    "parse_cfs_quota_usec",
+    "parse_cgroup_procs",
+    "parse_cpu_stat",
+    "parse_cpuacct_stat",
+    "parse_memory_oom_control",
+    "parse_memory_stat",
+    "read_blkio_throttle_io_service_bytes",
+    "read_blkio_throttle_io_serviced",
+    "read_cgroup_procs",
+    "read_cpu_cfs_period_usec",
+    "read_cpu_cfs_quota_usec",
+    "read_cpu_shares",
+    "read_cpu_stat",
+    "read_cpuacct_stat",
+    "read_cpuacct_usage_nsec",
+    "read_memory_failcnt",
+    "read_memory_limit_in_bytes",
+    "read_memory_max_usage_in_bytes",
+    "read_memory_oom_control",
+    "read_memory_stat",
+    "read_memory_usage_in_bytes",
+    "read_pids_current",
+    "read_pids_max",
+]
+
+StrPath = str | os.PathLike[str]
+
+# v1 has no "max": an unset memory limit reads as PAGE_COUNTER_MAX pages in bytes, i.e.
+# LONG_MAX rounded down to the page size (9223372036854771712 with 4 KiB pages, less with 64
+# KiB pages). Nothing real comes near 2**62 bytes (4 EiB), so anything at or above it is "no
+# limit".
+UNLIMITED_THRESHOLD_BYTES = 2**62
+
+
+def is_unlimited_bytes(limit_bytes: int) -> bool:
+    """True if a v1 byte limit (``memory.limit_in_bytes``, ``hierarchical_memory_limit``,
+    ``memory.memsw.limit_in_bytes`` ...) means "no limit", i.e. is >= 2**62."""
+    return limit_bytes >= UNLIMITED_THRESHOLD_BYTES
+
+
+def _path(cgroup_dir: StrPath, name: str) -> str:
+    return f"{os.fspath(cgroup_dir)}/{name}"
+
+
+def _read_int(cgroup_dir: StrPath, name: str) -> int:
+    path = _path(cgroup_dir, name)
+    return parse_single_int(read_file_bytes(path), path)
+
+
+# --------------------------------------------------------------------------------------------
+# cpuacct
+# --------------------------------------------------------------------------------------------
+
+
+def read_cpuacct_usage_nsec(cgroup_dir: StrPath) -> int:
+    """Read ``cpuacct.usage``: CPU time used by the cgroup's tasks, nanoseconds."""
+    return _read_int(cgroup_dir, "cpuacct.usage")
+
+
+@dataclass(frozen=True, slots=True)
+class CpuacctStat:
+    """``cpuacct.stat``: user and system CPU time in USER_HZ ticks (``os.sysconf("SC_CLK_TCK")``,
+    100 per second on every mainstream architecture). ``values`` keys are ``user``/``system``."""
+
+    values: Mapping[str, int] = field(hash=False)
+    user_ticks: int | None = None
+    system_ticks: int | None = None
+
+
+def parse_cpuacct_stat(data: bytes, path: str) -> CpuacctStat:
+    """Parse ``cpuacct.stat`` (flat keyed, USER_HZ ticks). Empty input -> all None."""
+    values = parse_flat_keyed(data, path)
+    return CpuacctStat(values, values.get("user"), values.get("system"))
+
+
+def read_cpuacct_stat(cgroup_dir: StrPath) -> CpuacctStat:
+    """Read ``<cgroup_dir>/cpuacct.stat``; see :func:`parse_cpuacct_stat`."""
+    path = _path(cgroup_dir, "cpuacct.stat")
+    return parse_cpuacct_stat(read_file_bytes(path), path)
+
+
+# --------------------------------------------------------------------------------------------
+# cpu (CFS bandwidth and shares)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CpuStat:
+    """``cpu.stat`` (v1): CFS bandwidth statistics since cgroup creation.
+
+    ``throttled_time_nsec`` and ``burst_time_nsec`` are nanoseconds (file keys ``throttled_time``
+    and ``burst_time``); ``nr_bursts``/``burst_time`` exist on kernels >= 5.14.
+    """
+
+    values: Mapping[str, int] = field(hash=False)
+    nr_periods: int | None = None
+    nr_throttled: int | None = None
+    throttled_time_nsec: int | None = None
+    nr_bursts: int | None = None
+    burst_time_nsec: int | None = None
+
+
+_CPU_STAT_KEYS = ("nr_periods", "nr_throttled", "throttled_time", "nr_bursts", "burst_time")
+
+
+def parse_cpu_stat(data: bytes, path: str) -> CpuStat:
+    """Parse v1 ``cpu.stat`` (flat keyed; counts and nanoseconds). Empty input -> all None."""
+    values = parse_flat_keyed(data, path)
+    return CpuStat(values, *map(values.get, _CPU_STAT_KEYS))
+
+
+def read_cpu_stat(cgroup_dir: StrPath) -> CpuStat:
+    """Read ``<cgroup_dir>/cpu.stat`` in the cpu hierarchy; see :func:`parse_cpu_stat`."""
+    path = _path(cgroup_dir, "cpu.stat")
+    return parse_cpu_stat(read_file_bytes(path), path)
+
+
+def parse_cfs_quota_usec(data: bytes, path: str) -> int | None:
+    """Parse ``cpu.cfs_quota_us``: microseconds per period, None for ``-1`` (no limit).
+
+    Raises:
+        MalformedFileError: not a single integer, or negative other than -1.
+    """
+    quota = parse_single_int(data, path)
+    if quota == -1:
+        return None
+    if quota < 0:
+        first = data.split(b"\n", 1)[0]
+        raise MalformedFileError(path, 1, f"expected a quota or -1, got {quote_line(first)}")
+    return quota
+
+
+def read_cpu_cfs_quota_usec(cgroup_dir: StrPath) -> int | None:
+    """Read ``cpu.cfs_quota_us``: CPU time allowed per period, microseconds; None = unlimited."""
+    path = _path(cgroup_dir, "cpu.cfs_quota_us")
+    return parse_cfs_quota_usec(read_file_bytes(path), path)
+
+
+def read_cpu_cfs_period_usec(cgroup_dir: StrPath) -> int:
+    """Read ``cpu.cfs_period_us``: the CFS bandwidth period, microseconds."""
+    return _read_int(cgroup_dir, "cpu.cfs_period_us")
+
+
+def read_cpu_shares(cgroup_dir: StrPath) -> int:
+    """Read ``cpu.shares``: the relative CPU weight (default 1024, range 2..262144)."""
+    return _read_int(cgroup_dir, "cpu.shares")
+
+
+# --------------------------------------------------------------------------------------------
+# memory
+# --------------------------------------------------------------------------------------------
+
+
+def read_memory_usage_in_bytes(cgroup_dir: StrPath) -> int:
+    """Read ``memory.usage_in_bytes``: current usage, bytes (page cache included; the kernel
+    may report it slightly fuzzy for speed, see cgroup-v1/memory.rst section 5.5)."""
+    return _read_int(cgroup_dir, "memory.usage_in_bytes")
+
+
+def read_memory_limit_in_bytes(cgroup_dir: StrPath) -> int:
+    """Read ``memory.limit_in_bytes``: the limit, bytes, kept as the kernel prints it.
+
+    An unset limit reads as a huge number (9223372036854771712 with 4 KiB pages); test it with
+    :func:`is_unlimited_bytes`.
+    """
+    return _read_int(cgroup_dir, "memory.limit_in_bytes")
+
+
+def read_memory_max_usage_in_bytes(cgroup_dir: StrPath) -> int:
+    """Read ``memory.max_usage_in_bytes``: highest usage recorded, bytes."""
+    return _read_int(cgroup_dir, "memory.max_usage_in_bytes")
+
+
+def read_memory_failcnt(cgroup_dir: StrPath) -> int:
+    """Read ``memory.failcnt``: how many times usage hit the limit (a count)."""
+    return _read_int(cgroup_dir, "memory.failcnt")
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryStat:
+    """``memory.stat`` (v1). Field names are the kernel's keys.
+
+    Amounts are bytes (``cache`` ... ``unevictable``, ``hierarchical_*_limit``, ``total_*``
+    amounts); ``pgpgin``/``pgpgout``/``pgfault``/``pgmajfault`` (and their ``total_``
+    forms) are event counts. Keys without ``total_`` cover this cgroup only, ``total_*`` include
+    descendants. ``swap`` exists only with swap accounting, ``hierarchical_memsw_limit`` likewise.
+    ``hierarchical_*_limit`` use the same huge "unlimited" value as ``memory.limit_in_bytes``.
+    """
+
+    values: Mapping[str, int] = field(hash=False)
+    cache: int | None = None
+    rss: int | None = None
+    rss_huge: int | None = None
+    shmem: int | None = None
+    mapped_file: int | None = None
+    dirty: int | None = None
+    writeback: int | None = None
+    swap: int | None = None
+    pgpgin: int | None = None
+    pgpgout: int | None = None
+    pgfault: int | None = None
+    pgmajfault: int | None = None
+    inactive_anon: int | None = None
+    active_anon: int | None = None
+    inactive_file: int | None = None
+    active_file: int | None = None
+    unevictable: int | None = None
+    hierarchical_memory_limit: int | None = None
+    hierarchical_memsw_limit: int | None = None
+    total_cache: int | None = None
+    total_rss: int | None = None
+    total_rss_huge: int | None = None
+    total_shmem: int | None = None
+    total_mapped_file: int | None = None
+    total_dirty: int | None = None
+    total_writeback: int | None = None
+    total_swap: int | None = None
+    total_pgpgin: int | None = None
+    total_pgpgout: int | None = None
+    total_pgfault: int | None = None
+    total_pgmajfault: int | None = None
+    total_inactive_anon: int | None = None
+    total_active_anon: int | None = None
+    total_inactive_file: int | None = None
+    total_active_file: int | None = None
+    total_unevictable: int | None = None
+
+
+_MEMORY_STAT_KEYS = tuple(name for name in MemoryStat.__dataclass_fields__ if name != "values")
+
+
+def parse_memory_stat(data: bytes, path: str) -> MemoryStat:
+    """Parse v1 ``memory.stat`` (flat keyed; bytes and counts). Empty input -> all None."""
+    values = parse_flat_keyed(data, path)
+    return MemoryStat(values, *map(values.get, _MEMORY_STAT_KEYS))
+
+
+def read_memory_stat(cgroup_dir: StrPath) -> MemoryStat:
+    """Read ``<cgroup_dir>/memory.stat`` in the memory hierarchy; see :func:`parse_memory_stat`."""
+    path = _path(cgroup_dir, "memory.stat")
+    return parse_memory_stat(read_file_bytes(path), path)
+
+
+@dataclass(frozen=True, slots=True)
+class OomControl:
+    """``memory.oom_control``.
+
+    ``oom_kill_disable``: the OOM killer is disabled for this cgroup; ``under_oom``: the cgroup
+    is out of memory right now (tasks are stalled when the killer is disabled); ``oom_kill``:
+    processes killed by the OOM killer in this cgroup (kernels >= 4.13).
+    """
+
+    values: Mapping[str, int] = field(hash=False)
+    oom_kill_disable: bool | None = None
+    under_oom: bool | None = None
+    oom_kill: int | None = None
+
+
+def parse_memory_oom_control(data: bytes, path: str) -> OomControl:
+    """Parse ``memory.oom_control`` (flat keyed). Empty input -> all None."""
+    values = parse_flat_keyed(data, path)
+    disable = values.get("oom_kill_disable")
+    under = values.get("under_oom")
+    return OomControl(
+        values,
+        None if disable is None else disable != 0,
+        None if under is None else under != 0,
+        values.get("oom_kill"),
+    )
+
+
+def read_memory_oom_control(cgroup_dir: StrPath) -> OomControl:
+    """Read ``<cgroup_dir>/memory.oom_control``; see :func:`parse_memory_oom_control`."""
+    path = _path(cgroup_dir, "memory.oom_control")
+    return parse_memory_oom_control(read_file_bytes(path), path)
+
+
+# --------------------------------------------------------------------------------------------
+# blkio
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BlkioDeviceStat:
+    """One device of a blkio rwstat file (``8:0 Read 1234`` ... ``8:0 Total 1234``).
+
+    The unit is the file's: bytes for ``*io_service_bytes``, I/O counts for ``*io_serviced``.
+    ``sync``/``async_`` split the same I/O a second way; ``total`` is read + write + discard.
+    ``discard`` exists on kernels >= 4.19. ``values`` keys are the kernel's (``Read``, ``Write``,
+    ``Sync``, ``Async``, ``Discard``, ``Total``).
+    """
+
+    major: int
+    minor: int
+    values: Mapping[str, int] = field(hash=False)
+    read: int | None = None
+    write: int | None = None
+    sync: int | None = None
+    async_: int | None = None
+    discard: int | None = None
+    total: int | None = None
+
+
+_BLKIO_KEYS = ("Read", "Write", "Sync", "Async", "Discard", "Total")
+
+
+@dataclass(frozen=True, slots=True)
+class BlkioStat:
+    """A whole blkio rwstat file: the per-device entries, in file order, and the final
+    ``Total`` line (sum over devices; None if the file had none)."""
+
+    devices: tuple[BlkioDeviceStat, ...] = ()
+    total: int | None = None
+
+
+def parse_blkio_rwstat(data: bytes, path: str) -> BlkioStat:
+    """Parse a blkio rwstat file such as ``blkio.throttle.io_service_bytes``.
+
+    Lines are ``MAJ:MIN Op value`` per device and operation, then one ``Total value``. Empty
+    input -> ``BlkioStat((), None)``; a cgroup that has done no I/O reads just ``Total 0``.
+
+    Raises:
+        MalformedFileError: a line that is neither ``MAJ:MIN Op value`` nor ``Total value``, or a
+            value or device number that is not an integer.
+    """
+    devices: dict[bytes, tuple[int, int, dict[str, int]]] = {}
+    total = None
+    for number, line in enumerate(data.split(b"\n"), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            if len(parts) == 3:
+                device, op, raw = parts
+                entry = devices.get(device)
+                if entry is None:
+                    major, sep, minor = device.partition(b":")
+                    if not sep:
+                        raise ValueError(device)
+                    entry = devices[device] = (int(major), int(minor), {})
+                entry[2][op.decode()] = int(raw)
+                continue
+            if len(parts) == 2 and parts[0] == b"Total":
+                total = int(parts[1])
+                continue
+        except ValueError:
+            pass
+        raise MalformedFileError(
+            path, number, f"expected 'MAJ:MIN Op value' or 'Total value', got {quote_line(line)}"
+        )
+    entries = tuple(
+        BlkioDeviceStat(major, minor, ops, *map(ops.get, _BLKIO_KEYS))
+        for major, minor, ops in devices.values()
+    )
+    return BlkioStat(entries, total)
+
+
+def read_blkio_throttle_io_service_bytes(cgroup_dir: StrPath) -> BlkioStat:
+    """Read ``blkio.throttle.io_service_bytes``: bytes transferred per device and operation.
+
+    This file counts I/O of this cgroup only; the ``_recursive`` variant includes descendants.
+    """
+    path = _path(cgroup_dir, "blkio.throttle.io_service_bytes")
+    return parse_blkio_rwstat(read_file_bytes(path), path)
+
+
+def read_blkio_throttle_io_serviced(cgroup_dir: StrPath) -> BlkioStat:
+    """Read ``blkio.throttle.io_serviced``: I/O operations per device and operation."""
+    path = _path(cgroup_dir, "blkio.throttle.io_serviced")
+    return parse_blkio_rwstat(read_file_bytes(path), path)
+
+
+# --------------------------------------------------------------------------------------------
+# pids, cgroup.procs
+# --------------------------------------------------------------------------------------------
+
+
+def read_pids_current(cgroup_dir: StrPath) -> int:
+    """Read ``pids.current`` in the pids hierarchy: tasks (threads) in the cgroup and below."""
+    return _read_int(cgroup_dir, "pids.current")
+
+
+def read_pids_max(cgroup_dir: StrPath) -> int | None:
+    """Read ``pids.max`` in the pids hierarchy: the task limit, None for ``max``."""
+    path = _path(cgroup_dir, "pids.max")
+    return parse_int_or_max(read_file_bytes(path), path)
+
+
+def read_cgroup_procs(cgroup_dir: StrPath) -> tuple[int, ...]:
+    """Read ``<cgroup_dir>/cgroup.procs`` (any v1 hierarchy); see
+    :func:`observers.cgroup_v2.parse_cgroup_procs`."""
+    path = _path(cgroup_dir, "cgroup.procs")
+    return parse_cgroup_procs(read_file_bytes(path), path)

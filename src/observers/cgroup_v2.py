@@ -1,0 +1,689 @@
+"""Readers for cgroup v2 (unified hierarchy) interface files.
+
+Formats follow the kernel's Documentation/admin-guide/cgroup-v2.rst and, for the details the
+documentation leaves out, the kernel source that prints them (``block/blk-cgroup.c`` for
+``io.stat``, ``kernel/sched/psi.c`` for the pressure files).
+
+Every file has two functions:
+
+* ``parse_<thing>(data, path)`` turns the raw bytes into a typed value; ``path`` only names the
+  file in error messages. The sampler calls this on bytes it re-read with ``os.pread`` from a
+  kept file descriptor.
+* ``read_<thing>(cgroup_dir)`` opens, reads and closes ``<cgroup_dir>/<file>`` and parses it.
+
+Parsed values are frozen dataclasses whose typed fields are all optional: a key the running kernel
+does not print stays ``None``. Flat keyed files also carry ``values``, every key the file had
+(including keys newer than this module), so nothing the kernel reports is thrown away.
+
+Failure behaviour, common to every function here:
+
+* :class:`~observers.errors.MalformedFileError` (a ``ValueError``) when the content does not match
+  the format; the message names the file and the 1-based line.
+* ``read_*`` only: :class:`~observers.errors.VanishedError` when the cgroup was removed (ENOENT,
+  ENODEV), :class:`~observers.errors.AccessDeniedError` on EACCES/EPERM, and a plain
+  :class:`~observers.errors.ReaderError` for any other OS error (for example EOPNOTSUPP from a
+  pressure file when the kernel runs with PSI disabled).
+
+Empty input: the flat keyed and nested keyed parsers return an all-``None`` value (``io.stat`` an
+empty tuple, ``cgroup.procs`` an empty tuple); the single-value parsers raise
+``MalformedFileError`` because those files always hold a value.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from observers.errors import MalformedFileError, quote_line, read_file_bytes
+
+__all__ = [
+    "CpuMax",
+    "CpuStat",
+    "IoDeviceStat",
+    "MemoryEvents",
+    "MemoryStat",
+    "Pressure",
+    "PressureLine",
+    "parse_cgroup_procs",
+    "parse_cpu_max",
+    "parse_cpu_stat",
+    "parse_flat_keyed",
+    "parse_int_or_max",
+    "parse_io_stat",
+    "parse_memory_events",
+    "parse_memory_stat",
+    "parse_pressure",
+    "parse_single_int",
+    "read_cgroup_procs",
+    "read_cpu_max",
+    "read_cpu_pressure",
+    "read_cpu_stat",
+    "read_cpu_weight",
+    "read_io_pressure",
+    "read_io_stat",
+    "read_memory_current",
+    "read_memory_events",
+    "read_memory_high",
+    "read_memory_low",
+    "read_memory_max",
+    "read_memory_min",
+    "read_memory_peak",
+    "read_memory_pressure",
+    "read_memory_stat",
+    "read_memory_swap_current",
+    "read_memory_swap_max",
+    "read_pids_current",
+    "read_pids_max",
+]
+
+StrPath = str | os.PathLike[str]
+
+
+def _path(cgroup_dir: StrPath, name: str) -> str:
+    return f"{os.fspath(cgroup_dir)}/{name}"
+
+
+# --------------------------------------------------------------------------------------------
+# Shared parsers (also used by cgroup_v1)
+# --------------------------------------------------------------------------------------------
+
+
+def parse_flat_keyed(data: bytes, path: str) -> dict[str, int]:
+    """Parse a flat keyed file (``key value`` per line, integer values) into a dict.
+
+    Keys are decoded as UTF-8; values are Python ints (any size the kernel prints). Blank lines
+    are skipped; a later duplicate key wins. Empty input gives an empty dict.
+
+    Raises:
+        MalformedFileError: a line that is not exactly two fields, or whose value is not an
+            integer, naming ``path`` and the line.
+    """
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    try:
+        # Fast path: one comprehension, no per-line branches. Anything odd (a blank line, three
+        # fields, a non-integer) raises ValueError and falls through to the slow, exact scan.
+        return {key.decode(): int(value) for key, value in map(bytes.split, lines)}
+    except ValueError:
+        return _parse_flat_keyed_slow(data, path)
+
+
+def _parse_flat_keyed_slow(data: bytes, path: str) -> dict[str, int]:
+    values: dict[str, int] = {}
+    for number, line in enumerate(data.split(b"\n"), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2:
+            raise MalformedFileError(path, number, f"expected 'key value', got {quote_line(line)}")
+        key, raw = parts
+        try:
+            name = key.decode()
+        except UnicodeDecodeError:
+            reason = f"key is not UTF-8: {quote_line(line)}"
+            raise MalformedFileError(path, number, reason) from None
+        try:
+            values[name] = int(raw)
+        except ValueError:
+            raise MalformedFileError(
+                path, number, f"value is not an integer: {quote_line(line)}"
+            ) from None
+    return values
+
+
+def parse_single_int(data: bytes, path: str) -> int:
+    """Parse a single-value file holding one integer (e.g. ``memory.current``).
+
+    Surrounding whitespace and the trailing newline are ignored.
+
+    Raises:
+        MalformedFileError: empty input, a non-integer, or more than one line.
+    """
+    try:
+        return int(data)
+    except ValueError:
+        raise _single_value_error(data, path, "an integer") from None
+
+
+def _single_value_error(data: bytes, path: str, expected: str) -> MalformedFileError:
+    lines = data.split(b"\n")
+    for number, line in enumerate(lines[1:], 2):
+        if line.strip():
+            return MalformedFileError(path, number, f"unexpected extra line {quote_line(line)}")
+    return MalformedFileError(path, 1, f"expected {expected}, got {quote_line(lines[0])}")
+
+
+def parse_int_or_max(data: bytes, path: str) -> int | None:
+    """Parse a single-value file holding an integer or ``max`` (e.g. ``memory.max``, ``pids.max``).
+
+    Returns None for ``max`` (no limit), else the integer.
+
+    Raises:
+        MalformedFileError: empty input, neither an integer nor ``max``, or more than one line.
+    """
+    if data == b"max\n" or data.strip() == b"max":
+        return None
+    try:
+        return int(data)
+    except ValueError:
+        raise _single_value_error(data, path, "an integer or 'max'") from None
+
+
+def parse_cgroup_procs(data: bytes, path: str) -> tuple[int, ...]:
+    """Parse ``cgroup.procs`` (or ``tasks``): one pid per line.
+
+    Empty input (no processes) is a valid empty tuple. Pids are as seen from the reader's pid
+    namespace: the kernel prints 0 for a process outside it, and such zeros are kept.
+
+    Raises:
+        MalformedFileError: a line that is not a single non-negative integer.
+    """
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    try:
+        pids = tuple(map(int, lines))
+    except ValueError:
+        return _parse_cgroup_procs_slow(data, path)
+    if pids and min(pids) < 0:
+        return _parse_cgroup_procs_slow(data, path)
+    return pids
+
+
+def _parse_cgroup_procs_slow(data: bytes, path: str) -> tuple[int, ...]:
+    pids: list[int] = []
+    for number, line in enumerate(data.split(b"\n"), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            pid = int(parts[0]) if len(parts) == 1 else -1
+        except ValueError:
+            pid = -1
+        if pid < 0:
+            raise MalformedFileError(path, number, f"expected a pid, got {quote_line(line)}")
+        pids.append(pid)
+    return tuple(pids)
+
+
+def read_cgroup_procs(cgroup_dir: StrPath) -> tuple[int, ...]:
+    """Read ``<cgroup_dir>/cgroup.procs``: the pids of the processes in the cgroup.
+
+    See :func:`parse_cgroup_procs`; raises the ``read_*`` errors described in the module doc.
+    """
+    path = _path(cgroup_dir, "cgroup.procs")
+    return parse_cgroup_procs(read_file_bytes(path), path)
+
+
+# --------------------------------------------------------------------------------------------
+# cpu
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CpuStat:
+    """``cpu.stat``. Times are microseconds, counts are event counts since cgroup creation.
+
+    ``usage_usec``, ``user_usec`` and ``system_usec`` are always present; the throttling keys
+    (``nr_periods`` ... ``burst_usec``) only when the cpu controller is enabled for the cgroup,
+    and ``nr_bursts``/``burst_usec`` only on kernels >= 5.14.
+    """
+
+    values: Mapping[str, int] = field(hash=False)
+    usage_usec: int | None = None
+    user_usec: int | None = None
+    system_usec: int | None = None
+    nr_periods: int | None = None
+    nr_throttled: int | None = None
+    throttled_usec: int | None = None
+    nr_bursts: int | None = None
+    burst_usec: int | None = None
+
+
+_CPU_STAT_KEYS = (
+    "usage_usec",
+    "user_usec",
+    "system_usec",
+    "nr_periods",
+    "nr_throttled",
+    "throttled_usec",
+    "nr_bursts",
+    "burst_usec",
+)
+
+
+def parse_cpu_stat(data: bytes, path: str) -> CpuStat:
+    """Parse ``cpu.stat`` (flat keyed, microseconds and counts). Empty input -> all None."""
+    values = parse_flat_keyed(data, path)
+    return CpuStat(values, *map(values.get, _CPU_STAT_KEYS))
+
+
+def read_cpu_stat(cgroup_dir: StrPath) -> CpuStat:
+    """Read ``<cgroup_dir>/cpu.stat``; see :func:`parse_cpu_stat`."""
+    path = _path(cgroup_dir, "cpu.stat")
+    return parse_cpu_stat(read_file_bytes(path), path)
+
+
+@dataclass(frozen=True, slots=True)
+class CpuMax:
+    """``cpu.max``: the CFS bandwidth limit, ``quota_usec`` of CPU time per ``period_usec``.
+
+    ``quota_usec`` is None when the file says ``max`` (no limit).
+    """
+
+    quota_usec: int | None
+    period_usec: int
+
+
+def parse_cpu_max(data: bytes, path: str) -> CpuMax:
+    """Parse ``cpu.max`` (``"max 100000"`` or ``"50000 100000"``, microseconds).
+
+    Raises:
+        MalformedFileError: not exactly two fields, or a field that is not an integer (the first
+            may also be ``max``). Empty input is malformed.
+    """
+    parts = data.split()
+    if len(parts) == 2:
+        quota, period = parts
+        try:
+            return CpuMax(None if quota == b"max" else int(quota), int(period))
+        except ValueError:
+            pass
+    first = data.split(b"\n", 1)[0]
+    raise MalformedFileError(path, 1, f"expected '$MAX $PERIOD', got {quote_line(first)}")
+
+
+def read_cpu_max(cgroup_dir: StrPath) -> CpuMax:
+    """Read ``<cgroup_dir>/cpu.max``; see :func:`parse_cpu_max`. Absent on the root cgroup."""
+    path = _path(cgroup_dir, "cpu.max")
+    return parse_cpu_max(read_file_bytes(path), path)
+
+
+def read_cpu_weight(cgroup_dir: StrPath) -> int:
+    """Read ``<cgroup_dir>/cpu.weight``: the relative weight, 1..10000 (0 if cpu.idle is set).
+
+    Absent on the root cgroup and when the cpu controller is not enabled.
+    """
+    path = _path(cgroup_dir, "cpu.weight")
+    return parse_single_int(read_file_bytes(path), path)
+
+
+# --------------------------------------------------------------------------------------------
+# memory and pids single-value files
+# --------------------------------------------------------------------------------------------
+
+
+def _read_int(cgroup_dir: StrPath, name: str) -> int:
+    path = _path(cgroup_dir, name)
+    return parse_single_int(read_file_bytes(path), path)
+
+
+def _read_int_or_max(cgroup_dir: StrPath, name: str) -> int | None:
+    path = _path(cgroup_dir, name)
+    return parse_int_or_max(read_file_bytes(path), path)
+
+
+def read_memory_current(cgroup_dir: StrPath) -> int:
+    """Read ``memory.current``: bytes of memory charged to the cgroup and its descendants."""
+    return _read_int(cgroup_dir, "memory.current")
+
+
+def read_memory_peak(cgroup_dir: StrPath) -> int:
+    """Read ``memory.peak``: highest ``memory.current`` seen, bytes (kernels >= 5.19)."""
+    return _read_int(cgroup_dir, "memory.peak")
+
+
+def read_memory_max(cgroup_dir: StrPath) -> int | None:
+    """Read ``memory.max``: the hard limit in bytes, None for ``max`` (unlimited)."""
+    return _read_int_or_max(cgroup_dir, "memory.max")
+
+
+def read_memory_high(cgroup_dir: StrPath) -> int | None:
+    """Read ``memory.high``: the throttling limit in bytes, None for ``max`` (unlimited)."""
+    return _read_int_or_max(cgroup_dir, "memory.high")
+
+
+def read_memory_low(cgroup_dir: StrPath) -> int | None:
+    """Read ``memory.low``: best-effort protection in bytes, None for ``max``."""
+    return _read_int_or_max(cgroup_dir, "memory.low")
+
+
+def read_memory_min(cgroup_dir: StrPath) -> int | None:
+    """Read ``memory.min``: hard protection in bytes, None for ``max``."""
+    return _read_int_or_max(cgroup_dir, "memory.min")
+
+
+def read_memory_swap_current(cgroup_dir: StrPath) -> int:
+    """Read ``memory.swap.current``: bytes of swap used by the cgroup and its descendants."""
+    return _read_int(cgroup_dir, "memory.swap.current")
+
+
+def read_memory_swap_max(cgroup_dir: StrPath) -> int | None:
+    """Read ``memory.swap.max``: the swap limit in bytes, None for ``max`` (unlimited)."""
+    return _read_int_or_max(cgroup_dir, "memory.swap.max")
+
+
+def read_pids_current(cgroup_dir: StrPath) -> int:
+    """Read ``pids.current``: number of tasks (threads) in the cgroup and its descendants."""
+    return _read_int(cgroup_dir, "pids.current")
+
+
+def read_pids_max(cgroup_dir: StrPath) -> int | None:
+    """Read ``pids.max``: the task limit, None for ``max`` (unlimited)."""
+    return _read_int_or_max(cgroup_dir, "pids.max")
+
+
+# --------------------------------------------------------------------------------------------
+# memory.stat, memory.events
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryStat:
+    """``memory.stat`` (v2). Field names are the kernel's keys.
+
+    Amounts (``anon`` ... ``slab``, ``zswap``, ``zswapped``) are bytes; ``workingset_*``,
+    ``pg*``, ``pswp*`` and ``thp_*`` are event counts (pages or occurrences) since cgroup
+    creation. ``kernel`` appeared in 5.18, ``workingset_refault_anon/file`` in 5.9 (before that
+    a single ``workingset_refault``, kept in ``values``).
+    """
+
+    values: Mapping[str, int] = field(hash=False)
+    anon: int | None = None
+    file: int | None = None
+    kernel: int | None = None
+    kernel_stack: int | None = None
+    pagetables: int | None = None
+    percpu: int | None = None
+    sock: int | None = None
+    vmalloc: int | None = None
+    shmem: int | None = None
+    zswap: int | None = None
+    zswapped: int | None = None
+    file_mapped: int | None = None
+    file_dirty: int | None = None
+    file_writeback: int | None = None
+    swapcached: int | None = None
+    anon_thp: int | None = None
+    file_thp: int | None = None
+    shmem_thp: int | None = None
+    inactive_anon: int | None = None
+    active_anon: int | None = None
+    inactive_file: int | None = None
+    active_file: int | None = None
+    unevictable: int | None = None
+    slab_reclaimable: int | None = None
+    slab_unreclaimable: int | None = None
+    slab: int | None = None
+    workingset_refault_anon: int | None = None
+    workingset_refault_file: int | None = None
+    workingset_activate_anon: int | None = None
+    workingset_activate_file: int | None = None
+    workingset_restore_anon: int | None = None
+    workingset_restore_file: int | None = None
+    workingset_nodereclaim: int | None = None
+    pswpin: int | None = None
+    pswpout: int | None = None
+    pgscan: int | None = None
+    pgsteal: int | None = None
+    pgfault: int | None = None
+    pgmajfault: int | None = None
+    pgrefill: int | None = None
+    pgactivate: int | None = None
+    pgdeactivate: int | None = None
+    pglazyfree: int | None = None
+    pglazyfreed: int | None = None
+    thp_fault_alloc: int | None = None
+    thp_collapse_alloc: int | None = None
+
+
+_MEMORY_STAT_KEYS = tuple(name for name in MemoryStat.__dataclass_fields__ if name != "values")
+
+
+def parse_memory_stat(data: bytes, path: str) -> MemoryStat:
+    """Parse ``memory.stat`` (flat keyed; bytes and counts). Empty input -> all None."""
+    values = parse_flat_keyed(data, path)
+    return MemoryStat(values, *map(values.get, _MEMORY_STAT_KEYS))
+
+
+def read_memory_stat(cgroup_dir: StrPath) -> MemoryStat:
+    """Read ``<cgroup_dir>/memory.stat``; see :func:`parse_memory_stat`. Absent on the root."""
+    path = _path(cgroup_dir, "memory.stat")
+    return parse_memory_stat(read_file_bytes(path), path)
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryEvents:
+    """``memory.events``: hierarchical event counts since cgroup creation.
+
+    ``oom_group_kill`` appeared in 5.17, ``sock_throttled`` in 6.14.
+    """
+
+    values: Mapping[str, int] = field(hash=False)
+    low: int | None = None
+    high: int | None = None
+    max: int | None = None
+    oom: int | None = None
+    oom_kill: int | None = None
+    oom_group_kill: int | None = None
+    sock_throttled: int | None = None
+
+
+_MEMORY_EVENTS_KEYS = tuple(name for name in MemoryEvents.__dataclass_fields__ if name != "values")
+
+
+def parse_memory_events(data: bytes, path: str) -> MemoryEvents:
+    """Parse ``memory.events`` (or ``memory.events.local``; flat keyed counts)."""
+    values = parse_flat_keyed(data, path)
+    return MemoryEvents(values, *map(values.get, _MEMORY_EVENTS_KEYS))
+
+
+def read_memory_events(cgroup_dir: StrPath) -> MemoryEvents:
+    """Read ``<cgroup_dir>/memory.events``; see :func:`parse_memory_events`."""
+    path = _path(cgroup_dir, "memory.events")
+    return parse_memory_events(read_file_bytes(path), path)
+
+
+# --------------------------------------------------------------------------------------------
+# Pressure stall information
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PressureLine:
+    """One line of a pressure file.
+
+    ``avg10``/``avg60``/``avg300`` are the share of wall time stalled over the last 10/60/300
+    seconds, in percent (0.0-100.0); ``total_usec`` is the cumulative stall time, microseconds.
+    """
+
+    avg10: float | None = None
+    avg60: float | None = None
+    avg300: float | None = None
+    total_usec: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pressure:
+    """A ``cpu.pressure``, ``memory.pressure`` or ``io.pressure`` file.
+
+    ``some``: time at least one task was stalled; ``full``: time all non-idle tasks were stalled
+    at once. ``full`` is absent from ``cpu.pressure`` before kernel 5.13 (and reads all zeros at
+    the system level after it).
+    """
+
+    some: PressureLine | None = None
+    full: PressureLine | None = None
+
+
+def _parse_pressure_line(line: bytes, number: int, path: str) -> PressureLine:
+    avg10 = avg60 = avg300 = None
+    total = None
+    for token in line.split()[1:]:
+        key, sep, raw = token.partition(b"=")
+        if not sep:
+            raise MalformedFileError(
+                path, number, f"expected 'key=value' fields, got {quote_line(line)}"
+            )
+        try:
+            if key == b"avg10":
+                avg10 = float(raw)
+            elif key == b"avg60":
+                avg60 = float(raw)
+            elif key == b"avg300":
+                avg300 = float(raw)
+            elif key == b"total":
+                total = int(raw)
+        except ValueError:
+            raise MalformedFileError(
+                path, number, f"{key!r} is not a number: {quote_line(line)}"
+            ) from None
+    return PressureLine(avg10, avg60, avg300, total)
+
+
+def parse_pressure(data: bytes, path: str) -> Pressure:
+    """Parse a PSI file: ``some avg10=0.00 avg60=0.00 avg300=0.00 total=0`` and ``full ...``.
+
+    Lines other than ``some``/``full`` and unknown keys are ignored; a missing line or key stays
+    None (empty input -> ``Pressure(None, None)``).
+
+    Raises:
+        MalformedFileError: a field that is not ``key=value``, or a known key whose value is not
+            a number.
+    """
+    some = full = None
+    for number, line in enumerate(data.split(b"\n"), 1):
+        kind = line[:5]
+        if kind == b"some ":
+            some = _parse_pressure_line(line, number, path)
+        elif kind == b"full ":
+            full = _parse_pressure_line(line, number, path)
+    return Pressure(some, full)
+
+
+def read_cpu_pressure(cgroup_dir: StrPath) -> Pressure:
+    """Read ``<cgroup_dir>/cpu.pressure``; see :func:`parse_pressure`.
+
+    With PSI disabled (``psi=0``) the kernel fails the read with EOPNOTSUPP, which surfaces as a
+    plain :class:`~observers.errors.ReaderError` with ``errno == errno.EOPNOTSUPP``.
+    """
+    path = _path(cgroup_dir, "cpu.pressure")
+    return parse_pressure(read_file_bytes(path), path)
+
+
+def read_memory_pressure(cgroup_dir: StrPath) -> Pressure:
+    """Read ``<cgroup_dir>/memory.pressure``; see :func:`read_cpu_pressure`."""
+    path = _path(cgroup_dir, "memory.pressure")
+    return parse_pressure(read_file_bytes(path), path)
+
+
+def read_io_pressure(cgroup_dir: StrPath) -> Pressure:
+    """Read ``<cgroup_dir>/io.pressure``; see :func:`read_cpu_pressure`."""
+    path = _path(cgroup_dir, "io.pressure")
+    return parse_pressure(read_file_bytes(path), path)
+
+
+# --------------------------------------------------------------------------------------------
+# io.stat
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IoDeviceStat:
+    """One device line of ``io.stat``.
+
+    ``rbytes``/``wbytes``/``dbytes`` are bytes read/written/discarded, ``rios``/``wios``/``dios``
+    the matching I/O counts, all since cgroup creation. ``values`` holds every ``key=value`` of
+    the line, including those of the I/O controllers: ``cost.usage`` (iocost, microseconds),
+    ``cost.vrate`` (a percentage with two decimals, kept as a float) and the debug-only
+    ``use_delay``, ``delay_nsec``, ``depth``, ``avg_lat``, ``win``, ``missed``, ``total`` ...;
+    ``depth=max`` is kept as ``math.inf``.
+    """
+
+    major: int
+    minor: int
+    values: Mapping[str, int | float] = field(hash=False)
+    rbytes: int | None = None
+    wbytes: int | None = None
+    rios: int | None = None
+    wios: int | None = None
+    dbytes: int | None = None
+    dios: int | None = None
+
+
+_IO_STAT_KEYS = ("rbytes", "wbytes", "rios", "wios", "dbytes", "dios")
+
+
+def _io_number(raw: bytes) -> int | float:
+    # Only reached for values int() rejects: iocost's "cost.vrate=100.00" and iolatency's
+    # "depth=max" (debug stats). Anything else is malformed.
+    if raw == b"max":
+        return math.inf
+    number = float(raw)
+    if math.isnan(number):
+        raise ValueError(raw)
+    return number
+
+
+def _parse_io_line(line: bytes, number: int, path: str) -> IoDeviceStat:
+    tokens = line.split()
+    major_raw, sep, minor_raw = tokens[0].partition(b":")
+    try:
+        if not sep:
+            raise ValueError(tokens[0])
+        major = int(major_raw)
+        minor = int(minor_raw)
+    except ValueError:
+        raise MalformedFileError(
+            path, number, f"expected a MAJ:MIN device, got {quote_line(line)}"
+        ) from None
+    values: dict[str, int | float] = {}
+    for token in tokens[1:]:
+        key, sep, raw = token.partition(b"=")
+        try:
+            if not sep or not key:
+                raise ValueError(token)
+            name = key.decode()
+            try:
+                values[name] = int(raw)
+            except ValueError:
+                values[name] = _io_number(raw)
+        except ValueError:
+            raise MalformedFileError(
+                path, number, f"expected 'key=number' fields, got {quote_line(line)}"
+            ) from None
+    typed: list[int | None] = []
+    for typed_key in _IO_STAT_KEYS:
+        value = values.get(typed_key)
+        if value is not None and not isinstance(value, int):
+            reason = f"{typed_key} is not an integer: {quote_line(line)}"
+            raise MalformedFileError(path, number, reason)
+        typed.append(value)
+    return IoDeviceStat(major, minor, values, *typed)
+
+
+def parse_io_stat(data: bytes, path: str) -> tuple[IoDeviceStat, ...]:
+    """Parse ``io.stat``: one ``MAJ:MIN key=value ...`` line per device, in file order.
+
+    A device line may legitimately carry no fields at all (the kernel prints the device and
+    nothing else when it has no I/O and no controller stats); it gives an all-None entry.
+    Empty input (no device seen I/O) -> empty tuple.
+
+    Raises:
+        MalformedFileError: a bad device number, a field that is not ``key=number``, or one of the
+            six byte/count keys with a non-integer value.
+    """
+    return tuple(
+        _parse_io_line(line, number, path)
+        for number, line in enumerate(data.split(b"\n"), 1)
+        if line.strip()
+    )
+
+
+def read_io_stat(cgroup_dir: StrPath) -> tuple[IoDeviceStat, ...]:
+    """Read ``<cgroup_dir>/io.stat``; see :func:`parse_io_stat`."""
+    path = _path(cgroup_dir, "io.stat")
+    return parse_io_stat(read_file_bytes(path), path)

@@ -1,0 +1,223 @@
+"""Robustness of every kernel-file parser against truncated, empty, garbage and huge input.
+
+The contract: a parser returns a value or raises MalformedFileError, nothing else. The only
+exception is empty input to the /proc parsers of files a live (or zombie) process never leaves
+empty (stat, status, comm, smaps_rollup): that means the process is gone, and they raise
+VanishedError. The empty-input outcome of every parser is pinned down in EMPTY_OUTCOMES.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from observers import cgroup_v1 as v1
+from observers import cgroup_v2 as v2
+from observers import procfs
+from observers.errors import MalformedFileError, VanishedError
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+Parser = Callable[[bytes, str], object]
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    parse: Parser
+    sample: Path
+    vanishes_when_empty: bool = False
+
+
+CASES = [
+    Case("v2.flat_keyed", v2.parse_flat_keyed, FIXTURES / "cgroup_v2/host_root/cgroup.stat"),
+    Case("v2.single_int", v2.parse_single_int, FIXTURES / "cgroup_v2/container/memory.current"),
+    Case("v2.int_or_max", v2.parse_int_or_max, FIXTURES / "cgroup_v2/container/memory.high"),
+    Case("v2.cgroup_procs", v2.parse_cgroup_procs, FIXTURES / "cgroup_v2/container/cgroup.procs"),
+    Case("v2.cpu_stat", v2.parse_cpu_stat, FIXTURES / "cgroup_v2/container/cpu.stat"),
+    Case("v2.cpu_max", v2.parse_cpu_max, FIXTURES / "cgroup_v2/container/cpu.max"),
+    Case("v2.memory_stat", v2.parse_memory_stat, FIXTURES / "cgroup_v2/container/memory.stat"),
+    Case(
+        "v2.memory_events", v2.parse_memory_events, FIXTURES / "cgroup_v2/container/memory.events"
+    ),
+    Case("v2.pressure", v2.parse_pressure, FIXTURES / "cgroup_v2/container/io.pressure"),
+    Case("v2.io_stat", v2.parse_io_stat, FIXTURES / "cgroup_v2/iocost_root/io.stat"),
+    Case("v1.cpuacct_stat", v1.parse_cpuacct_stat, FIXTURES / "cgroup_v1/container/cpuacct.stat"),
+    Case("v1.cpu_stat", v1.parse_cpu_stat, FIXTURES / "cgroup_v1/container/cpu.stat"),
+    Case(
+        "v1.cfs_quota", v1.parse_cfs_quota_usec, FIXTURES / "cgroup_v1/container/cpu.cfs_quota_us"
+    ),
+    Case("v1.memory_stat", v1.parse_memory_stat, FIXTURES / "cgroup_v1/container/memory.stat"),
+    Case(
+        "v1.oom_control",
+        v1.parse_memory_oom_control,
+        FIXTURES / "cgroup_v1/container/memory.oom_control",
+    ),
+    Case(
+        "v1.blkio_rwstat",
+        v1.parse_blkio_rwstat,
+        FIXTURES / "cgroup_v1/container/blkio.throttle.io_service_bytes",
+    ),
+    Case("proc.stat", procfs.parse_stat, FIXTURES / "proc/weird/stat", vanishes_when_empty=True),
+    Case(
+        "proc.status", procfs.parse_status, FIXTURES / "proc/self/status", vanishes_when_empty=True
+    ),
+    Case("proc.comm", procfs.parse_comm, FIXTURES / "proc/weird/comm", vanishes_when_empty=True),
+    Case("proc.cmdline", procfs.parse_cmdline, FIXTURES / "proc/weird/cmdline"),
+    Case(
+        "proc.smaps_rollup",
+        procfs.parse_smaps_rollup,
+        FIXTURES / "proc/self/smaps_rollup",
+        vanishes_when_empty=True,
+    ),
+    Case("proc.smaps", procfs.parse_smaps, FIXTURES / "proc/self/smaps"),
+]
+IDS = [case.name for case in CASES]
+
+# What each parser makes of b"" (None: raises MalformedFileError; VanishedError: the process is
+# gone). Keyed files read empty are valid "nothing reported" values.
+EMPTY_OUTCOMES: dict[str, object] = {
+    "v2.flat_keyed": {},
+    "v2.single_int": None,
+    "v2.int_or_max": None,
+    "v2.cgroup_procs": (),
+    "v2.cpu_stat": v2.CpuStat({}),
+    "v2.cpu_max": None,
+    "v2.memory_stat": v2.MemoryStat({}),
+    "v2.memory_events": v2.MemoryEvents({}),
+    "v2.pressure": v2.Pressure(None, None),
+    "v2.io_stat": (),
+    "v1.cpuacct_stat": v1.CpuacctStat({}),
+    "v1.cpu_stat": v1.CpuStat({}),
+    "v1.cfs_quota": None,
+    "v1.memory_stat": v1.MemoryStat({}),
+    "v1.oom_control": v1.OomControl({}),
+    "v1.blkio_rwstat": v1.BlkioStat((), None),
+    "proc.stat": VanishedError,
+    "proc.status": VanishedError,
+    "proc.comm": VanishedError,
+    "proc.cmdline": (),
+    "proc.smaps_rollup": VanishedError,
+    "proc.smaps": {},
+}
+
+PATH = "/fuzz/file"
+
+
+def parse_or_malformed(case: Case, data: bytes) -> None:
+    """Run the parser; only MalformedFileError (or VanishedError on empty input) may escape."""
+    try:
+        case.parse(data, PATH)
+    except MalformedFileError as err:
+        assert err.path == PATH
+        assert str(err).startswith(f"{PATH}:{err.line_number}: ")
+        assert 1 <= err.line_number <= data.count(b"\n") + 1
+    except VanishedError:
+        assert case.vanishes_when_empty
+        assert data == b""
+
+
+def test_every_case_has_an_empty_outcome() -> None:
+    assert set(EMPTY_OUTCOMES) == set(IDS)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_empty_input(case: Case) -> None:
+    expected = EMPTY_OUTCOMES[case.name]
+    if expected is None:
+        with pytest.raises(MalformedFileError, match=rf"^{PATH}:1: "):
+            case.parse(b"", PATH)
+    elif expected is VanishedError:
+        with pytest.raises(VanishedError):
+            case.parse(b"", PATH)
+    else:
+        assert case.parse(b"", PATH) == expected
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_sample_parses(case: Case) -> None:
+    case.parse(case.sample.read_bytes(), str(case.sample))
+
+
+# Bytes that matter to the formats, so random input reaches past the first check.
+FORMAT_ALPHABET = st.sampled_from(
+    [
+        *(b" ", b"\n", b"\t", b":", b"=", b"(", b")", b"-", b".", b"\0", b"\xff", b"0", b"1", b"9"),
+        *(b"max", b"kB", b"Total", b"some ", b"full ", b"avg10=", b"total=", b"8:0 ", b"Rss:"),
+        *(b"usage_usec ", b"Name:\t", b"00400000-00452000 r-xp 00000000 08:02 1 "),
+    ]
+)
+format_soup = st.lists(FORMAT_ALPHABET, max_size=60).map(b"".join)
+
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+@FUZZ
+@given(data=st.binary(max_size=512))
+@example(data=b"")
+@example(data=b"\n")
+@example(data=b"\0" * 64)
+@example(data=b"\xff\xfe\xfd")
+def test_garbage(case: Case, data: bytes) -> None:
+    parse_or_malformed(case, data)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+@FUZZ
+@given(data=format_soup)
+def test_format_soup(case: Case, data: bytes) -> None:
+    parse_or_malformed(case, data)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+@FUZZ
+@given(cut=st.floats(min_value=0.0, max_value=1.0))
+def test_truncated(case: Case, cut: float) -> None:
+    sample = case.sample.read_bytes()
+    parse_or_malformed(case, sample[: int(len(sample) * cut)])
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+@FUZZ
+@given(
+    position=st.floats(min_value=0.0, max_value=1.0),
+    replacement=st.binary(min_size=1, max_size=8),
+    drop=st.integers(min_value=0, max_value=8),
+)
+def test_corrupted(case: Case, position: float, replacement: bytes, drop: int) -> None:
+    sample = case.sample.read_bytes()
+    at = int(len(sample) * position)
+    parse_or_malformed(case, sample[:at] + replacement + sample[at + drop :])
+
+
+def huge_inputs(case: Case) -> list[bytes]:
+    megabyte = 1 << 20
+    sample = case.sample.read_bytes() or b"x\n"
+    return [
+        random.Random(0).randbytes(megabyte),
+        b"7" * megabyte,
+        b"usage_usec " + b"9" * megabyte + b"\n",
+        (sample * (megabyte // len(sample) + 1))[:megabyte],
+        b"a 1\n" * (megabyte // 4),
+    ]
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_huge_input(case: Case) -> None:
+    for data in huge_inputs(case):
+        started = time.perf_counter()
+        parse_or_malformed(case, data)
+        # Linear work only: a megabyte must not take more than a fraction of a second.
+        assert time.perf_counter() - started < 2.0, f"{case.name} too slow on {len(data)} bytes"
