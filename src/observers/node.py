@@ -1,0 +1,352 @@
+"""NodeObserver: everything finemon samples on a node, once per tick.
+
+Each :meth:`NodeObserver.sample` discovers the containers (cgroup filesystem only), reads every
+container's cgroup files and every process's ``/proc`` files, and emits the metrics through the
+capture facade. Containers and processes that are gone have their series ended. One slow or
+failing container never stops the others: read errors are counted by reason, and the PSS reads
+(``smaps_rollup``, whose cost grows with process size) run at their own cadence within a per-tick
+time budget, oldest reading first, so a tick that runs out of budget defers the rest to the next.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import capture
+from observers.container import ContainerSampler, ReadErrors
+from observers.discovery import ContainerCgroup, Discovery, discover
+from observers.errors import AccessDeniedError, ReaderError, VanishedError
+from observers.hierarchy import (
+    CgroupHierarchy,
+    NoCgroupMountError,
+    find_hierarchy,
+    hierarchy_from_root,
+)
+from observers.kept import FdBudget
+from observers.podmeta import ContainerMeta, PodMetadataCache
+from observers.process import ProcessSampler
+from observers.series import SeriesSet
+
+log = logging.getLogger("finemon.observers")
+
+
+@dataclass(frozen=True, slots=True)
+class ObserverConfig:
+    """Where to read and what to sample.
+
+    ``cgroup_root`` None means found from ``/proc/self/mountinfo``. PSS (``smaps_rollup``) is read
+    every ``pss_interval_seconds`` within ``pss_budget_seconds`` per tick; the per-region
+    ``smaps`` breakdown is opt-in (``smaps``) every ``smaps_interval_seconds``.
+    """
+
+    cgroup_root: Path | None = None
+    proc_root: Path = Path("/proc")
+    log_root: Path = Path("/var/log")
+    node_name: str = ""
+    pss: bool = True
+    pss_interval_seconds: float = 1.0
+    pss_budget_seconds: float = 0.25
+    smaps: bool = False
+    smaps_interval_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class SampleReport:
+    """What one sample did: containers sampled, skipped by reason, read errors, its duration."""
+
+    containers: int
+    skipped: Mapping[str, int]
+    read_errors: int
+    duration_seconds: float
+    processes: int = 0
+    pss_reads: int = 0
+    pss_deferred: int = 0
+    errors_by_reason: Mapping[str, int] = field(default_factory=dict)
+
+
+class _Container:
+    __slots__ = ("cgroup", "labels", "processes", "sampler")
+
+    def __init__(self, cgroup: ContainerCgroup, sampler: ContainerSampler, labels: dict[str, str]):
+        self.cgroup = cgroup
+        self.sampler = sampler
+        self.labels = labels
+        self.processes: dict[int, ProcessSampler] = {}
+
+
+class NodeObserver:
+    """Samples every container of the node and its processes; see the module docstring.
+
+    Raises :class:`~observers.hierarchy.NoCgroupMountError` at construction when no cgroup
+    hierarchy can be found. :meth:`sample` never raises for bad or vanishing kernel files.
+    """
+
+    def __init__(self, config: ObserverConfig) -> None:
+        self.config = config
+        self.hierarchy: CgroupHierarchy = (
+            hierarchy_from_root(config.cgroup_root)
+            if config.cgroup_root is not None
+            else find_hierarchy(f"{config.proc_root}/self/mountinfo")
+            if config.proc_root != Path("/proc")
+            else find_hierarchy()
+        )
+        self.hierarchy.scan_root  # noqa: B018 - raises NoCgroupMountError now, not mid-run
+        self._proc_root = str(config.proc_root)
+        self._podmeta = PodMetadataCache(config.log_root)
+        self._budget = FdBudget()
+        self._node_millicores = float(os.cpu_count() or 1) * 1000.0
+        self._containers: dict[str, _Container] = {}
+        self._previous: Discovery | None = None
+        self.mode = "unknown"
+        self._errors_total = ReadErrors()
+        self._health_containers = capture.gauge("finemon.containers")
+        self._health_processes = capture.gauge("finemon.processes")
+        self._health_duration = capture.gauge("finemon.observer.duration_seconds")
+        self._health_discovery = capture.gauge("finemon.discovery.duration_seconds")
+        self._health_deferred = capture.counter("finemon.pss.deferred")
+        self._health_pss_reads = capture.counter("finemon.pss.reads")
+        self._logged_errors: set[str] = set()
+
+    # ------------------------------------------------------------------ labels
+    def _labels(self, cgroup: ContainerCgroup, meta: ContainerMeta) -> dict[str, str]:
+        labels: dict[str, str] = {}
+        if self.mode == "host":
+            labels["cgroup"] = cgroup.relpath
+        for key, value in (
+            ("container_id", cgroup.container_id),
+            ("pod_uid", cgroup.pod_uid),
+            ("qos_class", cgroup.qos_class),
+            ("namespace", meta.namespace),
+            ("pod_name", meta.pod_name),
+            ("container_name", meta.container_name),
+        ):
+            if value:
+                labels[key] = value
+        return labels
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self) -> SampleReport:
+        """Discover, read and emit once; returns what happened."""
+        started = time.perf_counter()
+        errors = ReadErrors()
+        try:
+            discovery = discover(
+                self.hierarchy, proc_root=self._proc_root, previous=self._previous
+            )
+        except (NoCgroupMountError, OSError) as exc:
+            log.error("discovery failed: %s", exc)
+            errors.other += 1
+            return self._report(started, errors, {}, 0, 0, 0)
+        self._previous = discovery
+        self.mode = discovery.mode
+        discovered = time.perf_counter()
+        self._health_discovery.set(discovered - started)
+        if discovery.mode == "kubernetes":
+            try:
+                self._podmeta.refresh()
+            except OSError as exc:
+                log.warning("pod metadata refresh failed: %s", exc)
+        current: set[str] = set()
+        processes = 0
+        for cgroup in discovery.containers:
+            current.add(cgroup.relpath)
+            state = self._container(cgroup)
+            now = time.monotonic()
+            state.sampler.sample(now, errors)
+            if state.sampler.gone:
+                self._close(cgroup.relpath)
+                current.discard(cgroup.relpath)
+                continue
+            processes += self._sample_processes(state, cgroup.pids, errors)
+        for relpath in [r for r in self._containers if r not in current]:
+            self._close(relpath)
+        pss_reads = pss_deferred = 0
+        if self.config.pss:
+            pss_reads, pss_deferred = self._sample_pss(errors)
+        if self.config.smaps:
+            self._sample_smaps(errors)
+        for state in self._containers.values():
+            known = [p.pss_bytes for p in state.processes.values() if p.pss_bytes is not None]
+            if known:
+                state.sampler.series.gauge("container.memory.pss_bytes", sum(known))
+            state.sampler.series.gauge("container.processes", len(state.processes))
+        self._health_containers.set(len(self._containers))
+        self._health_processes.set(processes)
+        for reason, count in discovery.skipped.items():
+            capture.gauge("finemon.containers_skipped", {"reason": reason}).set(count)
+        return self._report(started, errors, discovery.skipped, processes, pss_reads, pss_deferred)
+
+    def _report(
+        self,
+        started: float,
+        errors: ReadErrors,
+        skipped: Mapping[str, int],
+        processes: int,
+        pss_reads: int,
+        pss_deferred: int,
+    ) -> SampleReport:
+        by_reason = {
+            "vanished": errors.vanished,
+            "access_denied": errors.access_denied,
+            "malformed": errors.malformed,
+            "other": errors.other,
+        }
+        for reason, count in by_reason.items():
+            if count:
+                capture.counter("finemon.read_errors", {"reason": reason}).increment(count)
+        if pss_deferred:
+            self._health_deferred.increment(pss_deferred)
+        if pss_reads:
+            self._health_pss_reads.increment(pss_reads)
+        duration = time.perf_counter() - started
+        self._health_duration.set(duration)
+        return SampleReport(
+            containers=len(self._containers),
+            skipped=dict(skipped),
+            read_errors=errors.total(),
+            duration_seconds=duration,
+            processes=processes,
+            pss_reads=pss_reads,
+            pss_deferred=pss_deferred,
+            errors_by_reason=by_reason,
+        )
+
+    def _container(self, cgroup: ContainerCgroup) -> _Container:
+        meta = (
+            self._podmeta.lookup(cgroup.container_id or "", cgroup.pod_uid or "")
+            if self.mode == "kubernetes" and (cgroup.container_id or cgroup.pod_uid)
+            else ContainerMeta()
+        )
+        labels = self._labels(cgroup, meta)
+        state = self._containers.get(cgroup.relpath)
+        if state is None:
+            sampler = ContainerSampler(
+                cgroup.dirs, SeriesSet(labels), self._budget, self._node_millicores
+            )
+            state = self._containers[cgroup.relpath] = _Container(cgroup, sampler, labels)
+        elif labels != state.labels:
+            # Names appeared (or changed): the container's series continue under the new labels.
+            state.labels = labels
+            state.sampler.series.relabel(labels)
+            for process in state.processes.values():
+                process.series.relabel({**labels, "pid": str(process.pid), "comm": process.comm})
+        state.cgroup = cgroup
+        return state
+
+    def _sample_processes(
+        self, state: _Container, pids: tuple[int, ...], errors: ReadErrors
+    ) -> int:
+        live = set()
+        for pid in pids:
+            if pid <= 0:  # outside our PID namespace
+                continue
+            process = state.processes.get(pid)
+            if process is None:
+                process = ProcessSampler(self._proc_root, pid, SeriesSet({}), self._budget)
+                state.processes[pid] = process
+            try:
+                stat = process.read_stat()
+            except VanishedError:
+                self._close_process(state, pid)
+                continue
+            except ReaderError as exc:
+                errors.count(exc)
+                self._log_once(exc)
+                continue
+            if process.start_ticks is None or stat.comm != process.comm:
+                process.start_ticks = stat.starttime_ticks
+                process.comm = stat.comm
+                process.series.relabel({**state.labels, "pid": str(pid), "comm": stat.comm})
+            process.emit_stat(stat, time.monotonic())
+            live.add(pid)
+        for pid in [p for p in state.processes if p not in live]:
+            self._close_process(state, pid)
+        return len(live)
+
+    def _sample_pss(self, errors: ReadErrors) -> tuple[int, int]:
+        now = time.monotonic()
+        due = [
+            (process.next_pss_due, state, process)
+            for state in self._containers.values()
+            for process in state.processes.values()
+            if process.next_pss_due <= now
+        ]
+        due.sort(key=lambda item: item[0])
+        deadline = time.perf_counter() + self.config.pss_budget_seconds
+        interval = self.config.pss_interval_seconds
+        reads = deferred = 0
+        for index, (_, state, process) in enumerate(due):
+            if time.perf_counter() > deadline:
+                deferred = len(due) - index
+                break
+            try:
+                process.read_pss()
+                reads += 1
+                # A little early, so that an interval equal to the tick reads every tick.
+                process.next_pss_due = now + interval * 0.9
+            except VanishedError:
+                self._close_process(state, process.pid)
+            except AccessDeniedError as exc:
+                errors.count(exc)
+                self._log_once(exc)
+                process.next_pss_due = now + max(interval, 1.0) * 10
+            except ReaderError as exc:
+                errors.count(exc)
+                self._log_once(exc)
+                process.next_pss_due = now + interval
+        return reads, deferred
+
+    def _sample_smaps(self, errors: ReadErrors) -> None:
+        now = time.monotonic()
+        for state in list(self._containers.values()):
+            for process in list(state.processes.values()):
+                if process.next_smaps_due > now:
+                    continue
+                process.next_smaps_due = now + self.config.smaps_interval_seconds
+                try:
+                    process.read_smaps()
+                except VanishedError:
+                    self._close_process(state, process.pid)
+                except ReaderError as exc:
+                    errors.count(exc)
+                    self._log_once(exc)
+
+    def _log_once(self, exc: ReaderError) -> None:
+        kind = f"{type(exc).__name__}:{exc.path.rsplit('/', 1)[-1]}"
+        if kind not in self._logged_errors:
+            self._logged_errors.add(kind)
+            log.warning("read error (logged once per kind and file): %s", exc)
+
+    def _close_process(self, state: _Container, pid: int) -> None:
+        process = state.processes.pop(pid, None)
+        if process is not None:
+            process.close()
+
+    def _close(self, relpath: str) -> None:
+        state = self._containers.pop(relpath, None)
+        if state is None:
+            return
+        for pid in list(state.processes):
+            self._close_process(state, pid)
+        state.sampler.close()
+
+    def describe(self) -> dict[str, object]:
+        """The hierarchy and layout found, for the session manifest."""
+        h = self.hierarchy
+        return {
+            "cgroup_mode": h.mode,
+            "cgroup_unified_mount": None if h.unified is None else str(h.unified),
+            "cgroup_v1_mounts": {k: str(v) for k, v in sorted(h.v1.items())},
+            "layout": self.mode,
+            "kubepods": list(self._previous.kubepods_relpaths) if self._previous else [],
+        }
+
+    def close(self) -> None:
+        """End every series and close every kept descriptor."""
+        for relpath in list(self._containers):
+            self._close(relpath)

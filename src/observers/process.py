@@ -1,0 +1,112 @@
+"""Sampling one process: CPU and threads from ``stat`` every tick, memory from ``smaps_rollup``
+at its own cadence, and the optional per-region breakdown from ``smaps``."""
+
+from __future__ import annotations
+
+import os
+
+from observers.errors import ReaderError, VanishedError, read_file_bytes
+from observers.kept import FdBudget, KeptFile
+from observers.procfs import ProcStat, parse_smaps, parse_smaps_rollup, parse_stat
+from observers.rates import RateTracker
+from observers.series import SeriesSet
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+class ProcessSampler:
+    """One process of a container, known by (pid, start time) so a reused PID is a new process.
+
+    ``read_stat`` every tick (CPU millicores from two readings, threads, RSS); ``read_pss`` when
+    the node's PSS schedule says so (it walks the page tables, so its cost grows with the
+    process). Errors propagate as ReaderError subclasses; VanishedError means the process is gone.
+    """
+
+    __slots__ = (
+        "_cpu",
+        "_rollup",
+        "_smaps",
+        "_stat",
+        "comm",
+        "next_pss_due",
+        "next_smaps_due",
+        "pid",
+        "pss_bytes",
+        "series",
+        "start_ticks",
+    )
+
+    def __init__(self, proc_root: str, pid: int, series: SeriesSet, budget: FdBudget) -> None:
+        self.pid = pid
+        self.series = series
+        self._stat = KeptFile(f"{proc_root}/{pid}/stat", budget)
+        self._rollup = KeptFile(f"{proc_root}/{pid}/smaps_rollup", budget)
+        self._smaps = f"{proc_root}/{pid}/smaps"
+        self._cpu = RateTracker()
+        self.comm = ""
+        self.start_ticks: int | None = None
+        self.pss_bytes: int | None = None
+        self.next_pss_due = 0.0
+        self.next_smaps_due = 0.0
+
+    def read_stat(self) -> ProcStat:
+        """Read ``/proc/PID/stat`` (identity check and labels happen in the caller)."""
+        return parse_stat(self._stat.read(), self._stat.path)
+
+    def emit_stat(self, stat: ProcStat, now: float) -> None:
+        """Emit CPU, threads and RSS from a ``stat`` reading taken at ``now`` (monotonic)."""
+        s = self.series
+        if stat.utime_ticks is not None and stat.stime_ticks is not None:
+            ticks = stat.utime_ticks + stat.stime_ticks
+            s.counter("process.cpu.time_usec", ticks * 1_000_000 // CLK_TCK)
+            rate = self._cpu.update(ticks, now)
+            if rate is not None:
+                s.gauge("process.cpu.usage_millicores", rate / CLK_TCK * 1000.0)
+        if stat.num_threads is not None:
+            s.gauge("process.threads", stat.num_threads)
+        if stat.rss_pages is not None:
+            s.gauge("process.memory.rss_bytes", stat.rss_pages * PAGE_SIZE)
+
+    def read_pss(self) -> None:
+        """Read ``smaps_rollup`` and emit PSS (total, anon, file, shmem), swap and every field."""
+        rollup = parse_smaps_rollup(self._rollup.read(), self._rollup.path)
+        s = self.series
+        self.pss_bytes = rollup.pss_bytes
+        for key, value in rollup.values.items():
+            s.gauge(f"proc.smaps_rollup.{key.lower()}_bytes", value)
+        derived: tuple[tuple[str, int | None], ...] = (
+            ("process.memory.pss_bytes", rollup.pss_bytes),
+            ("process.memory.pss_anon_bytes", rollup.pss_anon_bytes),
+            ("process.memory.pss_file_bytes", rollup.pss_file_bytes),
+            ("process.memory.pss_shmem_bytes", rollup.pss_shmem_bytes),
+            ("process.memory.swap_bytes", rollup.swap_bytes),
+            ("process.memory.swap_pss_bytes", rollup.swap_pss_bytes),
+        )
+        for name, maybe in derived:
+            if maybe is not None:
+                s.gauge(name, maybe)
+
+    def read_smaps(self) -> int:
+        """Read ``smaps`` and emit PSS and RSS per mapping path; returns the regions seen."""
+        data = read_file_bytes(self._smaps)
+        if not data:
+            raise VanishedError(self._smaps, f"{self._smaps}: empty (exited, or a kernel thread)")
+        regions = parse_smaps(data, self._smaps)
+        s = self.series
+        for region_path, region in regions.items():
+            label = ("region", region_path)
+            if region.pss_bytes is not None:
+                s.gauge("process.memory.region.pss_bytes", region.pss_bytes, label)
+            if region.rss_bytes is not None:
+                s.gauge("process.memory.region.rss_bytes", region.rss_bytes, label)
+        return len(regions)
+
+    def close(self) -> None:
+        """Close kept descriptors and end every series of the process."""
+        self._stat.close()
+        self._rollup.close()
+        self.series.remove()
+
+
+__all__ = ["CLK_TCK", "PAGE_SIZE", "ProcessSampler", "ReaderError"]

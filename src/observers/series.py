@@ -1,0 +1,65 @@
+"""Kept capture handles of one observed entity (a container or a process)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import capture
+
+
+class SeriesSet:
+    """The gauges and counters one entity emits, all with the same base labels.
+
+    Handles are made on first use through the capture facade and kept, so a sample costs one
+    dict lookup and one handle write per value. :meth:`relabel` and :meth:`remove` end every
+    series (a container that gained its pod name, or that is gone).
+    """
+
+    __slots__ = ("_counters", "_gauges", "labels")
+
+    def __init__(self, labels: Mapping[str, str]) -> None:
+        self.labels = dict(labels)
+        self._gauges: dict[tuple[str, str | None], capture.GaugeHandle] = {}
+        self._counters: dict[tuple[str, str | None], capture.CounterHandle] = {}
+
+    def gauge(self, name: str, value: float, extra: tuple[str, str] | None = None) -> None:
+        """Set gauge ``name`` (with one optional extra label) to ``value``."""
+        key = (name, None if extra is None else f"{extra[0]}={extra[1]}")
+        handle = self._gauges.get(key)
+        if handle is None:
+            labels = self.labels if extra is None else {**self.labels, extra[0]: extra[1]}
+            handle = self._gauges[key] = capture.gauge(name, labels)
+        handle.set(value)
+
+    def counter(self, name: str, value: int, extra: tuple[str, str] | None = None) -> None:
+        """Set counter ``name``'s running total to ``value`` (a kernel counter)."""
+        key = (name, None if extra is None else f"{extra[0]}={extra[1]}")
+        handle = self._counters.get(key)
+        if handle is None:
+            labels = self.labels if extra is None else {**self.labels, extra[0]: extra[1]}
+            handle = self._counters[key] = capture.counter(name, labels)
+        handle.absolute(value)
+
+    def drop(self, name: str, extra: tuple[str, str] | None = None) -> None:
+        """End one series (a value the kernel stopped reporting, e.g. a limit removed)."""
+        key = (name, None if extra is None else f"{extra[0]}={extra[1]}")
+        handle = self._gauges.pop(key, None) or self._counters.pop(key, None)
+        if handle is not None:
+            handle.remove()
+
+    def remove(self) -> None:
+        """End every series of the entity."""
+        for g in self._gauges.values():
+            g.remove()
+        for c in self._counters.values():
+            c.remove()
+        self._gauges.clear()
+        self._counters.clear()
+
+    def relabel(self, labels: Mapping[str, str]) -> None:
+        """End every series and continue under new base labels."""
+        self.remove()
+        self.labels = dict(labels)
+
+    def __len__(self) -> int:
+        return len(self._gauges) + len(self._counters)
