@@ -56,6 +56,8 @@ WORKLOADS = {
     ),
     "idle": "import time\nwhile True:\n    time.sleep(3600)\n",
 }
+#: Workloads that are a plain program rather than Python (``sleep``: an idle process of ~1 MiB).
+PROGRAMS = {"sleep": ["sleep", "infinity"]}
 
 _CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "blkio")
 
@@ -157,7 +159,7 @@ class KubeletSandbox:
     ) -> SandboxContainer:
         """Create a container cgroup (and its pod's, once) and start ``workloads`` in it.
 
-        ``workloads`` are (name in :data:`WORKLOADS`, argv) pairs; ``qos`` is ``guaranteed``,
+        ``workloads`` are (name in :data:`WORKLOADS` or :data:`PROGRAMS`, argv) pairs; ``qos`` is ``guaranteed``,
         ``burstable`` or ``besteffort``.
         """
         uid = pod_uid or str(uuid.uuid4())
@@ -205,8 +207,13 @@ class KubeletSandbox:
                 with open(path, "w") as f:
                     f.write(pid)
 
+        command = (
+            [*PROGRAMS[workload], *argv]
+            if workload in PROGRAMS
+            else [sys.executable, "-c", WORKLOADS[workload], *argv]
+        )
         return subprocess.Popen(
-            [sys.executable, "-c", WORKLOADS[workload], *argv],
+            command,
             preexec_fn=enter_cgroups,  # noqa: PLW1509 - single-threaded at this point
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

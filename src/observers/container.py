@@ -4,6 +4,10 @@ Raw pass-through: every key of every file read is emitted as ``cgroup.<file>.<ke
 files as ``cgroup.<file>``), a counter when the kernel counts events or time, else a gauge, so
 nothing the kernel reports is thrown away. Derived, version-independent metrics are named
 ``container.*`` (see docs/metrics.md).
+
+Each container has a plan: the files to read every tick and the settings files (limits) to read
+every ``config_every`` ticks, each with the method that parses and emits it. A file the kernel
+does not provide (its directory exists, the file does not) leaves the plan for good.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from observers.cgroup_v1 import parse_blkio_rwstat, parse_cfs_quota_usec
 from observers.cgroup_v2 import parse_flat_keyed, parse_int_or_max, parse_io_stat, parse_single_int
@@ -28,29 +33,41 @@ from observers.series import SeriesSet
 
 #: memory.stat keys (v1 and v2) that count events rather than hold bytes.
 _MEMORY_EVENT_PREFIXES = ("pg", "workingset_", "thp_", "zswp", "pswp")
+_MEMORY_EVENT_PREFIXES_V1_TOTAL = tuple(f"total_{p}" for p in _MEMORY_EVENT_PREFIXES)
 _IO_COUNTER_KEYS = frozenset({"rbytes", "wbytes", "rios", "wios", "dbytes", "dios"})
 _V1_UNLIMITED_BYTES = 2**62
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+Handler = Callable[[bytes, str], None]
+Setter = Callable[[Any], None]
 
 
-def _pressure_lines(data: bytes, path: str) -> dict[str, dict[str, float]]:
+def parse_pressure_lines(data: bytes, path: str) -> dict[str, dict[str, float]]:
     """``some``/``full`` lines of a PSI file as {"some": {"avg10": .., "total": ..}, ...}."""
     out: dict[str, dict[str, float]] = {}
     for number, line in enumerate(data.splitlines(), 1):
         fields = line.split()
         if not fields:
             continue
-        kind = fields[0].decode("ascii", "replace")
         values: dict[str, float] = {}
-        for field in fields[1:]:
-            key, sep, value = field.partition(b"=")
+        for item in fields[1:]:
+            key, sep, value = item.partition(b"=")
             if not sep:
-                raise MalformedFileError(path, number, f"expected key=value, got {field!r}")
+                raise MalformedFileError(path, number, f"expected key=value, got {item!r}")
             try:
                 values[key.decode("ascii", "replace")] = float(value)
             except ValueError:
                 raise MalformedFileError(path, number, f"not a number: {value!r}") from None
-        out[kind] = values
+        out[fields[0].decode("ascii", "replace")] = values
     return out
+
+
+def _is_memory_event(key: str) -> bool:
+    return key.startswith(_MEMORY_EVENT_PREFIXES) or key.startswith(_MEMORY_EVENT_PREFIXES_V1_TOTAL)
+
+
+def _always(_key: str) -> bool:
+    return True
 
 
 @dataclass(slots=True)
@@ -82,7 +99,8 @@ class ContainerSampler:
     ``dirs`` says where each controller's files are (v2, or v1 controllers plus the unified
     directory for pressure on a hybrid host). Files are read through kept descriptors. Limits
     and other settings are re-read every ``config_every`` samples. A file that fails is counted
-    in ``errors`` (by reason) and skipped; a vanished cgroup ends the sample early.
+    in the sample's :class:`ReadErrors` (by reason) and skipped; a vanished cgroup ends the
+    sample early and sets :attr:`gone`.
     """
 
     def __init__(
@@ -96,438 +114,445 @@ class ContainerSampler:
         self.dirs = dirs
         self.series = series
         self._budget = budget
-        self._files: dict[str, KeptFile] = {}
         self._node_millicores = node_millicores
         self._config_every = config_every
         self._samples = 0
         self._cpu_usage = RateTracker()
         self._cpu_user = RateTracker()
         self._cpu_system = RateTracker()
+        self._setters: dict[str, Setter] = {}
+        self._generation = series.generation
         self.limit_millicores: float | None = None
         self.memory_limit_bytes: int | None = None
         self.gone = False
+        # The latest value of each input of the derived metrics. A file whose content did not
+        # change since the last tick is not parsed again; its inputs stay as they were.
+        self._now = 0.0
+        self._usage_bytes: int | None = None
+        self._rss_bytes: int | None = None
+        self._cache_bytes: int | None = None
+        self._inactive_file_bytes: int | None = None
+        self._swap_bytes: int | None = None
+        self._pids: int | None = None
+        self._usage_usec: int | None = None
+        self._user_usec: int | None = None
+        self._system_usec: int | None = None
+        self._throttling: tuple[int | None, int | None, int | None] = (None, None, None)
+        self._oom_kills: int | None = None
+        self._oom_events: int | None = None
+        self._quota_usec: int | None = None
+        self._io: list[int] | None = None
+        self._blkio: dict[str, tuple[int, int]] = {}
+        self._psi: dict[tuple[str, str], tuple[float | None, int | None]] = {}
+        self._every: list[tuple[KeptFile, Handler]] = []
+        self._config: list[tuple[KeptFile, Handler]] = []
+        self._plan()
+
+    # ------------------------------------------------------------------ plan
+    def _file(self, directory: object, name: str) -> KeptFile | None:
+        return None if directory is None else KeptFile(f"{directory}/{name}", self._budget)
+
+    def _plan(self) -> None:
+        d = self.dirs
+        every: list[tuple[object, str, Handler]]
+        config: list[tuple[object, str, Handler]]
+        if d.v2 is not None:
+            v2 = d.v2
+            every = [
+                (v2, "cpu.stat", self._v2_cpu_stat),
+                (v2, "memory.current", self._v2_memory_current),
+                (v2, "memory.stat", self._v2_memory_stat),
+                (v2, "memory.events", self._v2_memory_events),
+                (v2, "memory.swap.current", self._v2_swap_current),
+                (v2, "memory.peak", self._raw_single("memory.peak")),
+                (v2, "pids.current", self._pids_current),
+                (v2, "io.stat", self._v2_io_stat),
+            ]
+            config = [
+                (v2, "cpu.max", self._v2_cpu_max),
+                (v2, "cpu.weight", self._raw_single("cpu.weight")),
+                (v2, "memory.max", self._v2_memory_max),
+            ]
+            config += [
+                (v2, name, self._raw_limit(name))
+                for name in ("memory.high", "memory.low", "memory.min", "memory.swap.max")
+            ]
+            config.append((v2, "pids.max", self._raw_limit("pids.max")))
+        else:
+            every = [
+                (d.cpuacct, "cpuacct.usage", self._v1_cpuacct_usage),
+                (d.cpuacct, "cpuacct.stat", self._v1_cpuacct_stat),
+                (d.cpu, "cpu.stat", self._v1_cpu_stat),
+                (d.memory, "memory.usage_in_bytes", self._v1_memory_usage),
+                (d.memory, "memory.stat", self._v1_memory_stat),
+                (
+                    d.memory,
+                    "memory.max_usage_in_bytes",
+                    self._raw_single("memory.max_usage_in_bytes"),
+                ),
+                (d.memory, "memory.failcnt", self._raw_single("memory.failcnt", counter=True)),
+                (d.memory, "memory.oom_control", self._v1_oom_control),
+                (d.pids, "pids.current", self._pids_current),
+                (d.blkio, "blkio.throttle.io_service_bytes", self._v1_blkio),
+                (d.blkio, "blkio.throttle.io_serviced", self._v1_blkio),
+            ]
+            config = [
+                (d.cpu, "cpu.cfs_quota_us", self._v1_cfs_quota),
+                (d.cpu, "cpu.cfs_period_us", self._v1_cfs_period),
+                (d.cpu, "cpu.shares", self._raw_single("cpu.shares")),
+                (d.memory, "memory.limit_in_bytes", self._v1_memory_limit),
+                (d.pids, "pids.max", self._raw_limit("pids.max")),
+            ]
+        if d.pressure is not None:
+            every += [
+                (d.pressure, f"{r}.pressure", self._pressure(r)) for r in ("cpu", "memory", "io")
+            ]
+        self._every = [(f, h) for directory, name, h in every if (f := self._file(directory, name))]
+        self._config = [
+            (f, h) for directory, name, h in config if (f := self._file(directory, name))
+        ]
 
     def close(self) -> None:
         """Close kept descriptors and end every series."""
-        for kept in self._files.values():
+        for kept, _ in self._every + self._config:
             kept.close()
-        self._files.clear()
+        self._every, self._config = [], []
         self.series.remove()
 
-    def _read(self, directory: object, name: str) -> bytes:
-        path = f"{directory}/{name}"
-        kept = self._files.get(path)
-        if kept is None:
-            kept = self._files[path] = KeptFile(path, self._budget)
-        return kept.read()
-
-    def _try(
-        self, errors: ReadErrors, directory: object, name: str, handle: Callable[[bytes, str], None]
-    ) -> bool:
-        """Read and handle one file; False (and counted) when it failed."""
-        if directory is None:
-            return False
-        try:
-            handle(self._read(directory, name), f"{directory}/{name}")
-        except VanishedError as exc:
-            errors.count(exc)
-            if not (directory and _exists(str(directory))):
-                self.gone = True
-            return False
-        except ReaderError as exc:
-            errors.count(exc)
-            return False
-        except ValueError as exc:  # a number the parsers let through but a handler refused
-            errors.count(MalformedFileError(f"{directory}/{name}", 1, str(exc)))
-            return False
-        return True
-
-    # ------------------------------------------------------------------ raw pass-through
-    def _flat(self, file: str, values: Mapping[str, int], counter: Callable[[str], bool]) -> None:
-        series = self.series
-        prefix = f"cgroup.{file}."
-        for key, value in values.items():
-            if counter(key) and value >= 0:
-                series.counter(prefix + key, value)
-            else:
-                series.gauge(prefix + key, value)
-
+    # ------------------------------------------------------------------ sampling
     def sample(self, now: float, errors: ReadErrors) -> None:
         """Read every file once and emit (``now``: monotonic seconds of the read)."""
+        if self._generation != self.series.generation:
+            # Every series was ended (relabel): emit everything again, not only what changed.
+            self._setters.clear()
+            self._generation = self.series.generation
+            for kept, _ in self._every + self._config:
+                kept.last = None
         self.gone = False
-        config = self._samples % self._config_every == 0
-        self._samples += 1
-        d = self.dirs
-        if d.v2 is not None:
-            self._sample_v2(d.v2, now, errors, config)
-        else:
-            self._sample_v1(d, now, errors, config)
-        if self.gone:
-            return
-        if d.pressure is not None:
-            for resource in ("cpu", "memory", "io"):
-                self._try(errors, d.pressure, f"{resource}.pressure", self._pressure(resource))
-
-    # ------------------------------------------------------------------ v2
-    def _sample_v2(self, directory: object, now: float, errors: ReadErrors, config: bool) -> None:
-        s = self.series
-
-        def cpu_stat(data: bytes, path: str) -> None:
-            values = parse_flat_keyed(data, path)
-            self._flat("cpu.stat", values, _always)
-            usage = values.get("usage_usec")
-            if usage is not None:
-                s.counter("container.cpu.usage_usec", usage)
-                self._cpu_rates(usage, values.get("user_usec"), values.get("system_usec"), now)
-            self._throttling(values.get("nr_periods"), values.get("nr_throttled"),
-                             values.get("throttled_usec"))
-
-        if not self._try(errors, directory, "cpu.stat", cpu_stat) and self.gone:
-            return
-        if config:
-            def cpu_max(data: bytes, path: str) -> None:
-                fields = data.split()
-                if len(fields) != 2:
-                    raise MalformedFileError(path, 1, f"expected '$MAX $PERIOD', got {data!r}")
-                period = int(fields[1])
-                if fields[0] == b"max" or period <= 0:
-                    self.limit_millicores = None
-                else:
-                    self.limit_millicores = int(fields[0]) / period * 1000.0
-                    s.gauge("cgroup.cpu.max.quota_usec", int(fields[0]))
-                s.gauge("cgroup.cpu.max.period_usec", period)
-
-            def cpu_weight(data: bytes, path: str) -> None:
-                s.gauge("cgroup.cpu.weight", parse_single_int(data, path))
-
-            self._try(errors, directory, "cpu.max", _guard(cpu_max))
-            self._try(errors, directory, "cpu.weight", cpu_weight)
-            for name in ("memory.max", "memory.high", "memory.low", "memory.min",
-                         "memory.swap.max", "pids.max"):
-                self._try(errors, directory, name, self._limit(name))
-        if self.limit_millicores is not None:
-            s.gauge("container.cpu.limit_millicores", self.limit_millicores)
-        else:
-            s.drop("container.cpu.limit_millicores")
-
-        usage_box: list[int] = []
-
-        def memory_current(data: bytes, path: str) -> None:
-            usage = parse_single_int(data, path)
-            usage_box.append(usage)
-            s.gauge("cgroup.memory.current", usage)
-            s.gauge("container.memory.usage_bytes", usage)
-
-        def memory_stat(data: bytes, path: str) -> None:
-            values = parse_flat_keyed(data, path)
-            self._flat("memory.stat", values, _memory_event)
-            anon, file = values.get("anon"), values.get("file")
-            inactive_file = values.get("inactive_file")
-            if anon is not None:
-                s.gauge("container.memory.rss_bytes", anon)
-            if file is not None:
-                s.gauge("container.memory.cache_bytes", file)
-            if usage_box and inactive_file is not None:
-                s.gauge("container.memory.working_set_bytes", max(0, usage_box[0] - inactive_file))
-
-        def memory_events(data: bytes, path: str) -> None:
-            values = parse_flat_keyed(data, path)
-            self._flat("memory.events", values, _always)
-            if "oom_kill" in values:
-                s.counter("container.memory.oom_kills", values["oom_kill"])
-            if "oom" in values:
-                s.counter("container.memory.oom_events", values["oom"])
-
-        def swap_current(data: bytes, path: str) -> None:
-            value = parse_single_int(data, path)
-            s.gauge("cgroup.memory.swap.current", value)
-            s.gauge("container.memory.swap_bytes", value)
-
-        def memory_peak(data: bytes, path: str) -> None:
-            s.gauge("cgroup.memory.peak", parse_single_int(data, path))
-
-        def pids_current(data: bytes, path: str) -> None:
-            value = parse_single_int(data, path)
-            s.gauge("cgroup.pids.current", value)
-            s.gauge("container.pids.current", value)
-
-        def io_stat(data: bytes, path: str) -> None:
-            totals = dict.fromkeys(("rbytes", "wbytes", "rios", "wios"), 0)
-            for device in parse_io_stat(data, path):
-                label = ("device", f"{device.major}:{device.minor}")
-                for key, value in device.values.items():
-                    if key in _IO_COUNTER_KEYS and isinstance(value, int) and value >= 0:
-                        s.counter(f"cgroup.io.stat.{key}", value, label)
-                        if key in totals:
-                            totals[key] += value
-                    elif math.isfinite(value):
-                        s.gauge(f"cgroup.io.stat.{key}", value, label)
-            self._io(totals["rbytes"], totals["wbytes"], totals["rios"], totals["wios"])
-
-        for name, handler in (
-            ("memory.current", memory_current),
-            ("memory.stat", memory_stat),
-            ("memory.events", memory_events),
-            ("memory.swap.current", swap_current),
-            ("memory.peak", memory_peak),
-            ("pids.current", pids_current),
-            ("io.stat", io_stat),
-        ):
-            if not self._try(errors, directory, name, handler) and self.gone:
+        self._now = now
+        if self._samples % self._config_every == 0:
+            self._run(self._config, errors)
+            if self.gone:
                 return
-        if self.memory_limit_bytes is not None:
-            s.gauge("container.memory.limit_bytes", self.memory_limit_bytes)
-        else:
-            s.drop("container.memory.limit_bytes")
+        self._samples += 1
+        self._run(self._every, errors)
+        if not self.gone:
+            self._derive()
 
-    def _limit(self, name: str) -> Callable[[bytes, str], None]:
-        s = self.series
+    def _run(self, plan: list[tuple[KeptFile, Handler]], errors: ReadErrors) -> None:
+        dropped: list[KeptFile] = []
+        for kept, handler in plan:
+            try:
+                data = kept.read()
+            except VanishedError as exc:
+                if os.path.isdir(os.path.dirname(kept.path)):
+                    dropped.append(kept)  # this kernel does not provide the file
+                    continue
+                errors.count(exc)
+                self.gone = True
+                return
+            except ReaderError as exc:
+                errors.count(exc)
+                continue
+            if data == kept.last:
+                continue
+            try:
+                handler(data, kept.path)
+            except ReaderError as exc:
+                errors.count(exc)
+                continue
+            except ValueError as exc:  # a number the parser let through but a handler refused
+                errors.count(MalformedFileError(kept.path, 1, str(exc)))
+                continue
+            kept.last = data
+        if dropped:
+            plan[:] = [(k, h) for k, h in plan if k not in dropped]
+            for kept in dropped:
+                kept.close()
+
+    # ------------------------------------------------------------------ raw pass-through
+    def _raw(self, prefix: str, values: Mapping[str, int], counter: Callable[[str], bool]) -> None:
+        setters = self._setters
+        for key, value in values.items():
+            name = prefix + key
+            setter = setters.get(name)
+            if setter is None:
+                setter = setters[name] = self.series.setter(name, counter(key) and value >= 0)
+            setter(value)
+
+    def _raw_single(self, file: str, counter: bool = False) -> Handler:
+        name = f"cgroup.{file}"
+
+        def handle(data: bytes, path: str) -> None:
+            value = parse_single_int(data, path)
+            setter = self._setters.get(name)
+            if setter is None:
+                setter = self._setters[name] = self.series.setter(name, counter)
+            setter(value)
+
+        return handle
+
+    def _raw_limit(self, file: str) -> Handler:
+        name = f"cgroup.{file}"
 
         def handle(data: bytes, path: str) -> None:
             value = parse_int_or_max(data, path)
-            if name == "memory.max":
-                self.memory_limit_bytes = value
             if value is None:
-                s.drop(f"cgroup.{name}")
+                self.series.drop(name)
             else:
-                s.gauge(f"cgroup.{name}", value)
+                self.series.gauge(name, value)
 
         return handle
 
-    # ------------------------------------------------------------------ v1
-    def _sample_v1(self, d: CgroupDirs, now: float, errors: ReadErrors, config: bool) -> None:
+    # ------------------------------------------------------------------ v2
+    def _v2_cpu_stat(self, data: bytes, path: str) -> None:
+        values = parse_flat_keyed(data, path)
+        self._raw("cgroup.cpu.stat.", values, _always)
+        self._usage_usec = values.get("usage_usec")
+        self._user_usec = values.get("user_usec")
+        self._system_usec = values.get("system_usec")
+        self._throttling = (
+            values.get("nr_periods"),
+            values.get("nr_throttled"),
+            values.get("throttled_usec"),
+        )
+
+    def _v2_cpu_max(self, data: bytes, path: str) -> None:
+        fields = data.split()
+        try:
+            if len(fields) != 2:
+                raise ValueError
+            period = int(fields[1])
+            quota = None if fields[0] == b"max" else int(fields[0])
+        except ValueError:
+            raise MalformedFileError(path, 1, f"expected '$MAX $PERIOD', got {data!r}") from None
         s = self.series
-        usage_box: list[int] = []
-
-        def cpuacct_usage(data: bytes, path: str) -> None:
-            nsec = parse_single_int(data, path)
-            s.counter("cgroup.cpuacct.usage", nsec)
-            s.counter("container.cpu.usage_usec", nsec // 1000)
-            usage_box.append(nsec // 1000)
-
-        def cpuacct_stat(data: bytes, path: str) -> None:
-            values = parse_flat_keyed(data, path)
-            self._flat("cpuacct.stat", values, _always)
-            usec_per_tick = 1e6 / _CLK_TCK
-            user, system = values.get("user"), values.get("system")
-            self._cpu_rates(
-                usage_box[0] if usage_box else None,
-                None if user is None else int(user * usec_per_tick),
-                None if system is None else int(system * usec_per_tick),
-                now,
-            )
-
-        def cpu_stat(data: bytes, path: str) -> None:
-            values = parse_flat_keyed(data, path)
-            self._flat("cpu.stat", values, _always)
-            throttled_ns = values.get("throttled_time")
-            self._throttling(values.get("nr_periods"), values.get("nr_throttled"),
-                             None if throttled_ns is None else throttled_ns // 1000)
-
-        if not self._try(errors, d.cpuacct, "cpuacct.usage", cpuacct_usage) and self.gone:
-            return
-        self._try(errors, d.cpuacct, "cpuacct.stat", cpuacct_stat)
-        self._try(errors, d.cpu, "cpu.stat", cpu_stat)
-        if config:
-            quota: list[int | None] = []
-
-            def cfs_quota(data: bytes, path: str) -> None:
-                value = parse_cfs_quota_usec(data, path)
-                quota.append(value)
-                s.gauge("cgroup.cpu.cfs_quota_us", -1 if value is None else value)
-
-            def cfs_period(data: bytes, path: str) -> None:
-                period = parse_single_int(data, path)
-                s.gauge("cgroup.cpu.cfs_period_us", period)
-                q = quota[0] if quota else None
-                self.limit_millicores = None if q is None or period <= 0 else q / period * 1000.0
-
-            def shares(data: bytes, path: str) -> None:
-                s.gauge("cgroup.cpu.shares", parse_single_int(data, path))
-
-            def memory_limit(data: bytes, path: str) -> None:
-                value = parse_single_int(data, path)
-                self.memory_limit_bytes = None if value >= _V1_UNLIMITED_BYTES else value
-                s.gauge("cgroup.memory.limit_in_bytes", value)
-
-            def pids_max(data: bytes, path: str) -> None:
-                value = parse_int_or_max(data, path)
-                if value is not None:
-                    s.gauge("cgroup.pids.max", value)
-
-            self._try(errors, d.cpu, "cpu.cfs_quota_us", cfs_quota)
-            self._try(errors, d.cpu, "cpu.cfs_period_us", cfs_period)
-            self._try(errors, d.cpu, "cpu.shares", shares)
-            self._try(errors, d.memory, "memory.limit_in_bytes", memory_limit)
-            self._try(errors, d.pids, "pids.max", pids_max)
-        if self.limit_millicores is not None:
-            s.gauge("container.cpu.limit_millicores", self.limit_millicores)
+        if quota is None or period <= 0:
+            self.limit_millicores = None
+            s.drop("cgroup.cpu.max.quota_usec")
         else:
-            s.drop("container.cpu.limit_millicores")
+            self.limit_millicores = quota / period * 1000.0
+            s.gauge("cgroup.cpu.max.quota_usec", quota)
+        s.gauge("cgroup.cpu.max.period_usec", period)
 
-        mem_usage: list[int] = []
-
-        def memory_usage(data: bytes, path: str) -> None:
-            value = parse_single_int(data, path)
-            mem_usage.append(value)
-            s.gauge("cgroup.memory.usage_in_bytes", value)
-            s.gauge("container.memory.usage_bytes", value)
-
-        def memory_stat(data: bytes, path: str) -> None:
-            values = parse_flat_keyed(data, path)
-            self._flat("memory.stat", values, _memory_event)
-            rss = values.get("total_rss", values.get("rss"))
-            cache = values.get("total_cache", values.get("cache"))
-            swap = values.get("total_swap", values.get("swap"))
-            inactive_file = values.get("total_inactive_file", values.get("inactive_file"))
-            if rss is not None:
-                s.gauge("container.memory.rss_bytes", rss)
-            if cache is not None:
-                s.gauge("container.memory.cache_bytes", cache)
-            if swap is not None:
-                s.gauge("container.memory.swap_bytes", swap)
-            if mem_usage and inactive_file is not None:
-                s.gauge("container.memory.working_set_bytes", max(0, mem_usage[0] - inactive_file))
-
-        def max_usage(data: bytes, path: str) -> None:
-            s.gauge("cgroup.memory.max_usage_in_bytes", parse_single_int(data, path))
-
-        def failcnt(data: bytes, path: str) -> None:
-            s.counter("cgroup.memory.failcnt", parse_single_int(data, path))
-
-        def oom_control(data: bytes, path: str) -> None:
-            values = parse_flat_keyed(data, path)
-            for key, value in values.items():
-                if key == "oom_kill":
-                    s.counter("cgroup.memory.oom_control.oom_kill", value)
-                    s.counter("container.memory.oom_kills", value)
-                else:
-                    s.gauge(f"cgroup.memory.oom_control.{key}", value)
-
-        def pids_current(data: bytes, path: str) -> None:
-            value = parse_single_int(data, path)
-            s.gauge("cgroup.pids.current", value)
-            s.gauge("container.pids.current", value)
-
-        io_totals = {"read_bytes": 0, "write_bytes": 0, "read_ops": 0, "write_ops": 0}
-
-        def blkio(file: str, read_key: str, write_key: str) -> Callable[[bytes, str], None]:
-            def handle(data: bytes, path: str) -> None:
-                stat = parse_blkio_rwstat(data, path)
-                for device in stat.devices:
-                    label = ("device", f"{device.major}:{device.minor}")
-                    for key, value in device.values.items():
-                        s.counter(f"cgroup.{file}.{key.lower()}", value, label)
-                    io_totals[read_key] += device.values.get("Read", 0)
-                    io_totals[write_key] += device.values.get("Write", 0)
-
-            return handle
-
-        for directory, name, handler in (
-            (d.memory, "memory.usage_in_bytes", memory_usage),
-            (d.memory, "memory.stat", memory_stat),
-            (d.memory, "memory.max_usage_in_bytes", max_usage),
-            (d.memory, "memory.failcnt", failcnt),
-            (d.memory, "memory.oom_control", oom_control),
-            (d.pids, "pids.current", pids_current),
-            (d.blkio, "blkio.throttle.io_service_bytes",
-             blkio("blkio.throttle.io_service_bytes", "read_bytes", "write_bytes")),
-            (d.blkio, "blkio.throttle.io_serviced",
-             blkio("blkio.throttle.io_serviced", "read_ops", "write_ops")),
-        ):
-            if not self._try(errors, directory, name, handler) and self.gone:
-                return
-        if d.blkio is not None:
-            self._io(io_totals["read_bytes"], io_totals["write_bytes"],
-                     io_totals["read_ops"], io_totals["write_ops"])
-        if self.memory_limit_bytes is not None:
-            s.gauge("container.memory.limit_bytes", self.memory_limit_bytes)
+    def _v2_memory_max(self, data: bytes, path: str) -> None:
+        self.memory_limit_bytes = parse_int_or_max(data, path)
+        if self.memory_limit_bytes is None:
+            self.series.drop("cgroup.memory.max")
         else:
-            s.drop("container.memory.limit_bytes")
+            self.series.gauge("cgroup.memory.max", self.memory_limit_bytes)
+
+    def _v2_memory_current(self, data: bytes, path: str) -> None:
+        self._usage_bytes = parse_single_int(data, path)
+        self.series.gauge("cgroup.memory.current", self._usage_bytes)
+
+    def _v2_memory_stat(self, data: bytes, path: str) -> None:
+        values = parse_flat_keyed(data, path)
+        self._raw("cgroup.memory.stat.", values, _is_memory_event)
+        self._rss_bytes = values.get("anon")
+        self._cache_bytes = values.get("file")
+        self._inactive_file_bytes = values.get("inactive_file")
+
+    def _v2_memory_events(self, data: bytes, path: str) -> None:
+        values = parse_flat_keyed(data, path)
+        self._raw("cgroup.memory.events.", values, _always)
+        self._oom_kills = values.get("oom_kill")
+        self._oom_events = values.get("oom")
+
+    def _v2_swap_current(self, data: bytes, path: str) -> None:
+        self._swap_bytes = parse_single_int(data, path)
+        self.series.gauge("cgroup.memory.swap.current", self._swap_bytes)
+
+    def _pids_current(self, data: bytes, path: str) -> None:
+        self._pids = parse_single_int(data, path)
+        self.series.gauge("cgroup.pids.current", self._pids)
+
+    def _v2_io_stat(self, data: bytes, path: str) -> None:
+        s = self.series
+        totals = [0, 0, 0, 0]
+        index = {"rbytes": 0, "wbytes": 1, "rios": 2, "wios": 3}
+        for device in parse_io_stat(data, path):
+            label = ("device", f"{device.major}:{device.minor}")
+            for key, value in device.values.items():
+                if key in _IO_COUNTER_KEYS and isinstance(value, int) and value >= 0:
+                    s.counter(f"cgroup.io.stat.{key}", value, label)
+                    if key in index:
+                        totals[index[key]] += value
+                elif math.isfinite(value):
+                    s.gauge(f"cgroup.io.stat.{key}", value, label)
+        self._io = totals
+
+    # ------------------------------------------------------------------ v1
+    def _v1_cpuacct_usage(self, data: bytes, path: str) -> None:
+        nsec = parse_single_int(data, path)
+        self.series.counter("cgroup.cpuacct.usage", nsec)
+        self._usage_usec = nsec // 1000
+
+    def _v1_cpuacct_stat(self, data: bytes, path: str) -> None:
+        values = parse_flat_keyed(data, path)
+        self._raw("cgroup.cpuacct.stat.", values, _always)
+        usec_per_tick = 1_000_000 // _CLK_TCK
+        user, system = values.get("user"), values.get("system")
+        self._user_usec = None if user is None else user * usec_per_tick
+        self._system_usec = None if system is None else system * usec_per_tick
+
+    def _v1_cpu_stat(self, data: bytes, path: str) -> None:
+        values = parse_flat_keyed(data, path)
+        self._raw("cgroup.cpu.stat.", values, _always)
+        throttled_ns = values.get("throttled_time")
+        self._throttling = (
+            values.get("nr_periods"),
+            values.get("nr_throttled"),
+            None if throttled_ns is None else throttled_ns // 1000,
+        )
+
+    def _v1_cfs_quota(self, data: bytes, path: str) -> None:
+        self._quota_usec = parse_cfs_quota_usec(data, path)
+        quota = self._quota_usec
+        self.series.gauge("cgroup.cpu.cfs_quota_us", -1 if quota is None else quota)
+
+    def _v1_cfs_period(self, data: bytes, path: str) -> None:
+        period = parse_single_int(data, path)
+        self.series.gauge("cgroup.cpu.cfs_period_us", period)
+        quota = self._quota_usec
+        self.limit_millicores = None if quota is None or period <= 0 else quota / period * 1000.0
+
+    def _v1_memory_limit(self, data: bytes, path: str) -> None:
+        value = parse_single_int(data, path)
+        self.memory_limit_bytes = None if value >= _V1_UNLIMITED_BYTES else value
+        self.series.gauge("cgroup.memory.limit_in_bytes", value)
+
+    def _v1_memory_usage(self, data: bytes, path: str) -> None:
+        self._usage_bytes = parse_single_int(data, path)
+        self.series.gauge("cgroup.memory.usage_in_bytes", self._usage_bytes)
+
+    def _v1_memory_stat(self, data: bytes, path: str) -> None:
+        values = parse_flat_keyed(data, path)
+        self._raw("cgroup.memory.stat.", values, _is_memory_event)
+        g = values.get
+        self._rss_bytes = g("total_rss", g("rss"))
+        self._cache_bytes = g("total_cache", g("cache"))
+        self._inactive_file_bytes = g("total_inactive_file", g("inactive_file"))
+        self._swap_bytes = g("total_swap", g("swap"))
+
+    def _v1_oom_control(self, data: bytes, path: str) -> None:
+        values = parse_flat_keyed(data, path)
+        for key, value in values.items():
+            if key == "oom_kill":
+                self.series.counter("cgroup.memory.oom_control.oom_kill", value)
+                self._oom_kills = value
+            else:
+                self.series.gauge(f"cgroup.memory.oom_control.{key}", value)
+
+    def _v1_blkio(self, data: bytes, path: str) -> None:
+        file = path.rsplit("/", 1)[-1]
+        reads = writes = 0
+        for device in parse_blkio_rwstat(data, path).devices:
+            label = ("device", f"{device.major}:{device.minor}")
+            for key, value in device.values.items():
+                self.series.counter(f"cgroup.{file}.{key.lower()}", value, label)
+            reads += device.values.get("Read", 0)
+            writes += device.values.get("Write", 0)
+        self._blkio[file] = (reads, writes)
 
     # ------------------------------------------------------------------ derived
-    def _cpu_rates(
-        self, usage_usec: int | None, user_usec: int | None, system_usec: int | None, now: float
-    ) -> None:
+    def _set(self, name: str, value: float, counter: bool = False) -> None:
+        setter = self._setters.get(name)
+        if setter is None:
+            setter = self._setters[name] = self.series.setter(name, counter)
+        setter(value)
+
+    def _derive(self) -> None:
+        """Emit the version-independent metrics from the latest inputs."""
         s = self.series
-        if usage_usec is not None:
-            rate = self._cpu_usage.update(usage_usec, now)
+        if self.limit_millicores is not None:
+            self._set("container.cpu.limit_millicores", self.limit_millicores)
+        else:
+            s.drop("container.cpu.limit_millicores")
+            self._setters.pop("container.cpu.limit_millicores", None)
+        if self.memory_limit_bytes is not None:
+            self._set("container.memory.limit_bytes", self.memory_limit_bytes)
+        else:
+            s.drop("container.memory.limit_bytes")
+            self._setters.pop("container.memory.limit_bytes", None)
+        now = self._now
+        if self._usage_usec is not None:
+            self._set("container.cpu.usage_usec", self._usage_usec, counter=True)
+            rate = self._cpu_usage.update(self._usage_usec, now)
             if rate is not None:
                 millicores = rate / 1000.0
-                s.gauge("container.cpu.usage_millicores", millicores)
+                self._set("container.cpu.usage_millicores", millicores)
                 capacity = self.limit_millicores or self._node_millicores
-                s.gauge("container.cpu.usage_percent", millicores / capacity * 100.0)
-        if user_usec is not None:
-            rate = self._cpu_user.update(user_usec, now)
+                self._set("container.cpu.usage_percent", millicores / capacity * 100.0)
+        if self._user_usec is not None:
+            rate = self._cpu_user.update(self._user_usec, now)
             if rate is not None:
-                s.gauge("container.cpu.user_millicores", rate / 1000.0)
-        if system_usec is not None:
-            rate = self._cpu_system.update(system_usec, now)
+                self._set("container.cpu.user_millicores", rate / 1000.0)
+        if self._system_usec is not None:
+            rate = self._cpu_system.update(self._system_usec, now)
             if rate is not None:
-                s.gauge("container.cpu.system_millicores", rate / 1000.0)
+                self._set("container.cpu.system_millicores", rate / 1000.0)
+        periods, throttled, throttled_usec = self._throttling
+        for name, count in (
+            ("container.cpu.periods", periods),
+            ("container.cpu.throttled_periods", throttled),
+            ("container.cpu.throttled_usec", throttled_usec),
+            ("container.memory.oom_kills", self._oom_kills),
+            ("container.memory.oom_events", self._oom_events),
+        ):
+            if count is not None:
+                self._set(name, count, counter=True)
+        usage = self._usage_bytes
+        for name, gauge in (
+            ("container.memory.usage_bytes", usage),
+            ("container.memory.rss_bytes", self._rss_bytes),
+            ("container.memory.cache_bytes", self._cache_bytes),
+            ("container.memory.swap_bytes", self._swap_bytes),
+            ("container.pids.current", self._pids),
+        ):
+            if gauge is not None:
+                self._set(name, gauge)
+        if usage is not None and self._inactive_file_bytes is not None:
+            self._set(
+                "container.memory.working_set_bytes",
+                max(0, usage - self._inactive_file_bytes),
+            )
+        io = self._io
+        if io is None and self._blkio:
+            service = self._blkio.get("blkio.throttle.io_service_bytes", (0, 0))
+            serviced = self._blkio.get("blkio.throttle.io_serviced", (0, 0))
+            io = [service[0], service[1], serviced[0], serviced[1]]
+        if io is not None:
+            for name, total in zip(
+                (
+                    "container.io.read_bytes",
+                    "container.io.write_bytes",
+                    "container.io.read_ops",
+                    "container.io.write_ops",
+                ),
+                io,
+                strict=True,
+            ):
+                self._set(name, total, counter=True)
+        for (resource, kind), (avg10, total_usec) in self._psi.items():
+            if avg10 is not None:
+                self._set(f"container.{resource}.psi.{kind}.avg10_percent", avg10)
+            if total_usec is not None:
+                self._set(f"container.{resource}.psi.{kind}.stall_usec", total_usec, counter=True)
 
-    def _throttling(
-        self, periods: int | None, throttled: int | None, throttled_usec: int | None
-    ) -> None:
-        s = self.series
-        if periods is not None:
-            s.counter("container.cpu.periods", periods)
-        if throttled is not None:
-            s.counter("container.cpu.throttled_periods", throttled)
-        if throttled_usec is not None:
-            s.counter("container.cpu.throttled_usec", throttled_usec)
-
-    def _io(self, read_bytes: int, write_bytes: int, read_ops: int, write_ops: int) -> None:
-        s = self.series
-        s.counter("container.io.read_bytes", read_bytes)
-        s.counter("container.io.write_bytes", write_bytes)
-        s.counter("container.io.read_ops", read_ops)
-        s.counter("container.io.write_ops", write_ops)
-
-    def _pressure(self, resource: str) -> Callable[[bytes, str], None]:
-        s = self.series
-
+    def _pressure(self, resource: str) -> Handler:
         def handle(data: bytes, path: str) -> None:
-            for kind, values in _pressure_lines(data, path).items():
+            for kind, values in parse_pressure_lines(data, path).items():
                 for key, value in values.items():
                     name = f"cgroup.{resource}.pressure.{kind}.{key}"
                     if key == "total":
-                        s.counter(name, int(value))
-                        s.counter(f"container.{resource}.psi.{kind}.stall_usec", int(value))
+                        self._set(name, int(value), counter=True)
                     else:
-                        s.gauge(name, value)
-                        if key == "avg10":
-                            s.gauge(f"container.{resource}.psi.{kind}.avg10_percent", value)
+                        self._set(name, value)
+                total = values.get("total")
+                self._psi[(resource, kind)] = (
+                    values.get("avg10"),
+                    None if total is None else int(total),
+                )
 
         return handle
-
-
-def _always(_key: str) -> bool:
-    return True
-
-
-def _memory_event(key: str) -> bool:
-    return key.startswith(_MEMORY_EVENT_PREFIXES) or key.startswith(
-        tuple(f"total_{p}" for p in _MEMORY_EVENT_PREFIXES)
-    )
-
-
-def _guard(handler: Callable[[bytes, str], None]) -> Callable[[bytes, str], None]:
-    """Turn a ValueError from int() inside ``handler`` into a MalformedFileError."""
-
-    def guarded(data: bytes, path: str) -> None:
-        try:
-            handler(data, path)
-        except MalformedFileError:
-            raise
-        except ValueError as exc:
-            raise MalformedFileError(path, 1, str(exc)) from None
-
-    return guarded
-
-
-def _exists(directory: str) -> bool:
-    return os.path.isdir(directory)
-
-
-_CLK_TCK = os.sysconf("SC_CLK_TCK")

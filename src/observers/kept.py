@@ -51,12 +51,14 @@ class KeptFile:
     :func:`observers.errors.read_file_bytes`.
     """
 
-    __slots__ = ("_budget", "fd", "path")
+    __slots__ = ("_budget", "fd", "last", "path")
 
     def __init__(self, path: str, budget: FdBudget) -> None:
         self.path = path
         self.fd = -1
         self._budget = budget
+        #: The content of the previous successful read, for callers that skip unchanged files.
+        self.last: bytes | None = None
 
     def read(self) -> bytes:
         """The whole current content of the file."""

@@ -135,9 +135,7 @@ class NodeObserver:
         started = time.perf_counter()
         errors = ReadErrors()
         try:
-            discovery = discover(
-                self.hierarchy, proc_root=self._proc_root, previous=self._previous
-            )
+            discovery = discover(self.hierarchy, proc_root=self._proc_root, previous=self._previous)
         except (NoCgroupMountError, OSError) as exc:
             log.error("discovery failed: %s", exc)
             errors.other += 1
@@ -257,6 +255,10 @@ class NodeObserver:
             except ReaderError as exc:
                 errors.count(exc)
                 self._log_once(exc)
+                continue
+            if stat is None:  # unchanged since the last tick
+                process.idle(time.monotonic())
+                live.add(pid)
                 continue
             if process.start_ticks is None or stat.comm != process.comm:
                 process.start_ticks = stat.starttime_ticks

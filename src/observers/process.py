@@ -4,6 +4,8 @@ at its own cadence, and the optional per-region breakdown from ``smaps``."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 from observers.errors import ReaderError, VanishedError, read_file_bytes
 from observers.kept import FdBudget, KeptFile
@@ -25,9 +27,13 @@ class ProcessSampler:
 
     __slots__ = (
         "_cpu",
+        "_generation",
+        "_rate_nonzero",
         "_rollup",
+        "_setters",
         "_smaps",
         "_stat",
+        "_ticks",
         "comm",
         "next_pss_due",
         "next_smaps_due",
@@ -49,32 +55,66 @@ class ProcessSampler:
         self.pss_bytes: int | None = None
         self.next_pss_due = 0.0
         self.next_smaps_due = 0.0
+        self._setters: dict[str, Callable[[Any], None]] = {}
+        self._generation = series.generation
+        self._ticks: int | None = None
+        self._rate_nonzero = False
 
-    def read_stat(self) -> ProcStat:
-        """Read ``/proc/PID/stat`` (identity check and labels happen in the caller)."""
-        return parse_stat(self._stat.read(), self._stat.path)
+    def _set(self, name: str, value: float) -> None:
+        setters = self._setters
+        if self._generation != self.series.generation:
+            setters.clear()
+            self._generation = self.series.generation
+            self._stat.last = self._rollup.last = None
+        setter = setters.get(name)
+        if setter is None:
+            setter = setters[name] = self.series.setter(name, False)
+        setter(value)
+
+    def read_stat(self) -> ProcStat | None:
+        """Read ``/proc/PID/stat``; None when it is byte-for-byte the last reading (an idle
+        process), in which case :meth:`idle` must be called instead of :meth:`emit_stat`."""
+        data = self._stat.read()
+        if data == self._stat.last and self._generation == self.series.generation:
+            return None
+        stat = parse_stat(data, self._stat.path)
+        self._stat.last = data
+        return stat
+
+    def idle(self, now: float) -> None:
+        """The process did not run since the last tick: its CPU rate is zero."""
+        if self._ticks is not None:
+            self._cpu.update(self._ticks, now)
+            if self._rate_nonzero:
+                self._set("process.cpu.usage_millicores", 0.0)
+                self._rate_nonzero = False
 
     def emit_stat(self, stat: ProcStat, now: float) -> None:
         """Emit CPU, threads and RSS from a ``stat`` reading taken at ``now`` (monotonic)."""
-        s = self.series
         if stat.utime_ticks is not None and stat.stime_ticks is not None:
-            ticks = stat.utime_ticks + stat.stime_ticks
-            s.counter("process.cpu.time_usec", ticks * 1_000_000 // CLK_TCK)
+            ticks = self._ticks = stat.utime_ticks + stat.stime_ticks
+            self.series.counter("process.cpu.time_usec", ticks * 1_000_000 // CLK_TCK)
             rate = self._cpu.update(ticks, now)
             if rate is not None:
-                s.gauge("process.cpu.usage_millicores", rate / CLK_TCK * 1000.0)
+                self._set("process.cpu.usage_millicores", rate / CLK_TCK * 1000.0)
+                self._rate_nonzero = rate != 0
         if stat.num_threads is not None:
-            s.gauge("process.threads", stat.num_threads)
+            self._set("process.threads", stat.num_threads)
         if stat.rss_pages is not None:
-            s.gauge("process.memory.rss_bytes", stat.rss_pages * PAGE_SIZE)
+            self._set("process.memory.rss_bytes", stat.rss_pages * PAGE_SIZE)
 
     def read_pss(self) -> None:
-        """Read ``smaps_rollup`` and emit PSS (total, anon, file, shmem), swap and every field."""
-        rollup = parse_smaps_rollup(self._rollup.read(), self._rollup.path)
-        s = self.series
+        """Read ``smaps_rollup`` and emit PSS (total, anon, file, shmem), swap and every field.
+
+        An unchanged file (an idle process) is not parsed again: its gauges hold their values.
+        """
+        data = self._rollup.read()
+        if data == self._rollup.last and self._generation == self.series.generation:
+            return
+        rollup = parse_smaps_rollup(data, self._rollup.path)
         self.pss_bytes = rollup.pss_bytes
         for key, value in rollup.values.items():
-            s.gauge(f"proc.smaps_rollup.{key.lower()}_bytes", value)
+            self._set(f"proc.smaps_rollup.{key.lower()}_bytes", value)
         derived: tuple[tuple[str, int | None], ...] = (
             ("process.memory.pss_bytes", rollup.pss_bytes),
             ("process.memory.pss_anon_bytes", rollup.pss_anon_bytes),
@@ -85,7 +125,8 @@ class ProcessSampler:
         )
         for name, maybe in derived:
             if maybe is not None:
-                s.gauge(name, maybe)
+                self._set(name, maybe)
+        self._rollup.last = data
 
     def read_smaps(self) -> int:
         """Read ``smaps`` and emit PSS and RSS per mapping path; returns the regions seen."""

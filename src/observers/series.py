@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import capture
 
@@ -12,37 +13,54 @@ class SeriesSet:
 
     Handles are made on first use through the capture facade and kept, so a sample costs one
     dict lookup and one handle write per value. :meth:`relabel` and :meth:`remove` end every
-    series (a container that gained its pod name, or that is gone).
+    series (a container that gained its pod name, or that is gone) and bump :attr:`generation`,
+    so callers that cache setters know to drop them.
     """
 
-    __slots__ = ("_counters", "_gauges", "labels")
+    __slots__ = ("_counters", "_gauges", "generation", "labels")
 
     def __init__(self, labels: Mapping[str, str]) -> None:
         self.labels = dict(labels)
-        self._gauges: dict[tuple[str, str | None], capture.GaugeHandle] = {}
-        self._counters: dict[tuple[str, str | None], capture.CounterHandle] = {}
+        self.generation = 0
+        self._gauges: dict[str, capture.GaugeHandle] = {}
+        self._counters: dict[str, capture.CounterHandle] = {}
+
+    def _labels(self, extra: tuple[str, str] | None) -> Mapping[str, str]:
+        return self.labels if extra is None else {**self.labels, extra[0]: extra[1]}
 
     def gauge(self, name: str, value: float, extra: tuple[str, str] | None = None) -> None:
         """Set gauge ``name`` (with one optional extra label) to ``value``."""
-        key = (name, None if extra is None else f"{extra[0]}={extra[1]}")
+        key = name if extra is None else f"{name}\0{extra[0]}\0{extra[1]}"
         handle = self._gauges.get(key)
         if handle is None:
-            labels = self.labels if extra is None else {**self.labels, extra[0]: extra[1]}
-            handle = self._gauges[key] = capture.gauge(name, labels)
+            handle = self._gauges[key] = capture.gauge(name, self._labels(extra))
         handle.set(value)
 
     def counter(self, name: str, value: int, extra: tuple[str, str] | None = None) -> None:
         """Set counter ``name``'s running total to ``value`` (a kernel counter)."""
-        key = (name, None if extra is None else f"{extra[0]}={extra[1]}")
+        key = name if extra is None else f"{name}\0{extra[0]}\0{extra[1]}"
         handle = self._counters.get(key)
         if handle is None:
-            labels = self.labels if extra is None else {**self.labels, extra[0]: extra[1]}
-            handle = self._counters[key] = capture.counter(name, labels)
+            handle = self._counters[key] = capture.counter(name, self._labels(extra))
         handle.absolute(value)
+
+    def setter(self, name: str, counter: bool) -> Callable[[Any], None]:
+        """The bound write method of a series (``absolute`` for counters, ``set`` for gauges),
+        for callers that write the same series every tick; invalid once :attr:`generation`
+        changes."""
+        if counter:
+            c = self._counters.get(name)
+            if c is None:
+                c = self._counters[name] = capture.counter(name, self.labels)
+            return c.absolute
+        g = self._gauges.get(name)
+        if g is None:
+            g = self._gauges[name] = capture.gauge(name, self.labels)
+        return g.set
 
     def drop(self, name: str, extra: tuple[str, str] | None = None) -> None:
         """End one series (a value the kernel stopped reporting, e.g. a limit removed)."""
-        key = (name, None if extra is None else f"{extra[0]}={extra[1]}")
+        key = name if extra is None else f"{name}\0{extra[0]}\0{extra[1]}"
         handle = self._gauges.pop(key, None) or self._counters.pop(key, None)
         if handle is not None:
             handle.remove()
@@ -55,6 +73,7 @@ class SeriesSet:
             c.remove()
         self._gauges.clear()
         self._counters.clear()
+        self.generation += 1
 
     def relabel(self, labels: Mapping[str, str]) -> None:
         """End every series and continue under new base labels."""
