@@ -69,8 +69,8 @@ def test_kept_handle_vs_prometheus_child() -> None:
     empty = per_call_ns(lambda: None, 1_000_000)
     ratio = (ours - empty) / (theirs - empty)
     print(
-        f"\nkept handle .set(v): {ours - empty:.0f} ns vs prometheus child .set {theirs - empty:.0f}"
-        f" ns -> ratio {ratio:.2f} (target <= 0.25)"
+        f"\nkept handle .set(v): {ours - empty:.0f} ns vs prometheus child .set "
+        f"{theirs - empty:.0f} ns -> ratio {ratio:.2f} (target <= 0.25)"
     )
     assert ratio <= 0.25
 
@@ -153,8 +153,9 @@ def test_tick_and_flush_at_20k_series(tmp_path: Path, random_floats: bool) -> No
     rows = table.num_rows
     size = path.stat().st_size
     per_tick_ms = (snap + flush) / ticks * 1e3
+    mix = "random floats" if random_floats else "realistic mix"
     print(
-        f"\n20,000 series ({'random floats' if random_floats else 'realistic mix'}): snapshot {snap / ticks * 1e3:.1f} ms/tick, build+write "
+        f"\n20,000 series ({mix}): snapshot {snap / ticks * 1e3:.1f} ms/tick, build+write "
         f"{flush / ticks * 1e3:.1f} ms/tick, total {per_tick_ms:.1f} ms/tick; "
         f"{size / rows:.3f} bytes/row on disk ({rows} rows, {size} bytes)"
     )

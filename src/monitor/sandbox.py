@@ -159,8 +159,8 @@ class KubeletSandbox:
     ) -> SandboxContainer:
         """Create a container cgroup (and its pod's, once) and start ``workloads`` in it.
 
-        ``workloads`` are (name in :data:`WORKLOADS` or :data:`PROGRAMS`, argv) pairs; ``qos`` is ``guaranteed``,
-        ``burstable`` or ``besteffort``.
+        ``workloads`` are (name in :data:`WORKLOADS` or :data:`PROGRAMS`, argv) pairs;
+        ``qos`` is ``guaranteed``, ``burstable`` or ``besteffort``.
         """
         uid = pod_uid or str(uuid.uuid4())
         container_id = secrets.token_hex(32)
