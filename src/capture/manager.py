@@ -27,6 +27,8 @@ log = logging.getLogger("capture")
 
 #: Counter of failed writes (journal or Parquet), by ``stage``.
 WRITE_ERRORS_METRIC = "capture.write_errors"
+#: At most one log line per failing stage in this many seconds.
+ERROR_LOG_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,7 @@ class CaptureManager:
         self._file_ticks: list[int] = []
         self._next_flush = 0.0
         self._closed = False
+        self._error_log: dict[str, tuple[float, int]] = {}
 
     # ------------------------------------------------------------------ life cycle
     def __enter__(self) -> CaptureManager:
@@ -135,18 +138,20 @@ class CaptureManager:
     ) -> None:
         self.close()
 
-    def start(self) -> CaptureManager:
+    def start(self, first_tick: int | None = None) -> CaptureManager:
         """Recover leftovers, open the file, install the recorder, start the tick thread.
 
+        ``first_tick`` is the run's first tick (``fetch_index`` 0); default: the tick in progress.
         Raises OSError (nothing installed) when the file or its journal cannot be created.
         """
         if self._file is not None or self._closed:
             raise RuntimeError("CaptureManager.start() called twice")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.recovery = recover(self.path.parent)
-        self.recorder.begin()
+        self.recorder.begin(first_tick)
         with self._io_lock:
-            self._open(self.path, owned_from=None)
+            new_file, journal = self._create(self.path)
+            self._begin(new_file, journal, owned_from=self.recorder.first_tick)
         facade.set_recorder(self.recorder)
         self._next_flush = self._clock() + self.flush_seconds
         # The thread journals and flushes even when the owner takes the ticks.
@@ -186,7 +191,8 @@ class CaptureManager:
             global_labels=self.global_labels,
         )
 
-    def _open(self, path: Path, owned_from: int | None) -> None:
+    def _create(self, path: Path) -> tuple[ParquetFile, JournalWriter]:
+        """Create a file and its journal (raises OSError; nothing changed then)."""
         schema = RowLayout(self.run_id, 1.0, 0, self.label_columns).schema
         new_file = ParquetFile(path, schema, self.compression_level, self._file_metadata())
         try:
@@ -194,6 +200,10 @@ class CaptureManager:
         except BaseException:
             new_file.abandon()
             raise
+        return new_file, journal
+
+    def _begin(self, new_file: ParquetFile, journal: JournalWriter, owned_from: int | None) -> None:
+        """Make ``new_file`` current; its journal owns the ticks from ``owned_from`` on."""
         start = owned_from if owned_from is not None else self.recorder.current_tick()
         try:
             journal.begin(self._header(start))
@@ -204,12 +214,13 @@ class CaptureManager:
         self._file, self._journal = new_file, journal
         self._file_ticks = []
 
-    def take_tick(self) -> int:
-        """Take the tick in progress now (and any earlier one not yet taken); returns how many.
+    def take_tick(self, tick: int | None = None) -> int:
+        """Take the tick in progress now, or ``tick``, and any earlier one not yet taken.
 
-        Call it right after writing the values that belong to the current tick.
+        Call it right after writing the values that belong to the tick. Returns how many ticks
+        were taken (0 if that tick was taken already).
         """
-        taken = self.recorder.take_tick()
+        taken = self.recorder.take_tick(tick)
         self._wake.set()
         return taken
 
@@ -225,6 +236,7 @@ class CaptureManager:
             old_file, old_journal = self._file, self._journal
             if old_file is None or old_journal is None:
                 raise RuntimeError("CaptureManager is not started")
+            new_file, new_journal = self._create(new_path)  # may raise: nothing changed yet
             self._write_events()
             self._flush()
             recorder = self.recorder
@@ -234,7 +246,7 @@ class CaptureManager:
                 window = recorder.window()
                 owned_from = window[0].tick if window else recorder.current_tick()
                 old_ticks = self._file_ticks
-                self._open(new_path, owned_from)
+                self._begin(new_file, new_journal, owned_from)
                 self._file_ticks, new_ticks = old_ticks, self._file_ticks
             self._write_event_list(old_journal, events)
             self._write_frames(old_file, ready, infos)
@@ -318,9 +330,11 @@ class CaptureManager:
     def close(self, *, drain: bool = True) -> PublishedFile | None:
         """Stop ticking, take the tick in progress, drain the window and publish the file.
 
-        With ``drain=False`` (a second signal: hurry) nothing more is written: the file is left
-        to recovery from its journal, which every taken tick already reached.
-        Uninstalls the recorder if it is still the installed one. Returns the published file.
+        A manager driven by its owner (``auto_tick=False``) takes no tick here: the owner took
+        the last one it sampled. With ``drain=False`` (a second signal: hurry) nothing more is
+        written: the file is left to recovery from its journal, which every taken tick already
+        reached. Uninstalls the recorder if it is still the installed one. Returns the published
+        file.
         """
         if self._closed:
             return None
@@ -337,7 +351,8 @@ class CaptureManager:
                 if file is None or journal is None:
                     return None
                 if drain:
-                    self.recorder.take_tick()
+                    if self.auto_tick:
+                        self.recorder.take_tick()
                     self.recorder.drain()
                     self._write_events(journal)
                     frames, infos = self.recorder.pop_ready()
@@ -379,8 +394,17 @@ class CaptureManager:
                 self._error("tick", exc)
 
     def _error(self, stage: str, exc: BaseException) -> None:
-        log.error("capture: %s failed: %s", stage, exc)
+        # Counted every time; logged the first time and then at most once a minute per stage
+        # (a full disk fails every tick).
         self.recorder.counter(WRITE_ERRORS_METRIC, {"stage": stage}).increment()
+        now = time.monotonic()
+        last, suppressed = self._error_log.get(stage, (-ERROR_LOG_SECONDS, 0))
+        if now - last >= ERROR_LOG_SECONDS:
+            more = f" ({suppressed} more since the last report)" if suppressed else ""
+            log.error("capture: %s failed: %s%s", stage, exc, more)
+            self._error_log[stage] = (now, 0)
+        else:
+            self._error_log[stage] = (last, suppressed + 1)
 
     def _write_events(self, journal: JournalWriter | None = None) -> None:
         journal = journal or self._journal

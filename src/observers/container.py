@@ -12,10 +12,11 @@ does not provide (its directory exists, the file does not) leaves the plan for g
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from observers.cgroup_v1 import parse_blkio_rwstat, parse_cfs_quota_usec
@@ -32,7 +33,9 @@ from observers.rates import RateTracker
 from observers.series import SeriesSet
 
 #: memory.stat keys (v1 and v2) that count events rather than hold bytes.
-_MEMORY_EVENT_PREFIXES = ("pg", "workingset_", "thp_", "zswp", "pswp")
+_MEMORY_EVENT_PREFIXES = ("pg", "workingset_", "thp_", "zswp", "pswp", "numa_", "swpin", "swpout")
+#: errnos that mean "this kernel does not offer the file" (PSI disabled with psi=0).
+_UNSUPPORTED_ERRNOS = frozenset({errno.EOPNOTSUPP, errno.ENOTSUP})
 _MEMORY_EVENT_PREFIXES_V1_TOTAL = tuple(f"total_{p}" for p in _MEMORY_EVENT_PREFIXES)
 _IO_COUNTER_KEYS = frozenset({"rbytes", "wbytes", "rios", "wios", "dbytes", "dios"})
 _V1_UNLIMITED_BYTES = 2**62
@@ -55,9 +58,12 @@ def parse_pressure_lines(data: bytes, path: str) -> dict[str, dict[str, float]]:
             if not sep:
                 raise MalformedFileError(path, number, f"expected key=value, got {item!r}")
             try:
-                values[key.decode("ascii", "replace")] = float(value)
+                number_value = float(value)
             except ValueError:
                 raise MalformedFileError(path, number, f"not a number: {value!r}") from None
+            if not math.isfinite(number_value):
+                raise MalformedFileError(path, number, f"not a finite number: {value!r}")
+            values[key.decode("ascii", "replace")] = number_value
         out[fields[0].decode("ascii", "replace")] = values
     return out
 
@@ -78,8 +84,12 @@ class ReadErrors:
     access_denied: int = 0
     malformed: int = 0
     other: int = 0
+    #: The first few errors of the sample, for the log.
+    examples: list[ReaderError] = field(default_factory=list)
 
     def count(self, error: ReaderError) -> None:
+        if len(self.examples) < 8:
+            self.examples.append(error)
         if isinstance(error, VanishedError):
             self.vanished += 1
         elif isinstance(error, AccessDeniedError):
@@ -226,6 +236,7 @@ class ContainerSampler:
             # Every series was ended (relabel): emit everything again, not only what changed.
             self._setters.clear()
             self._generation = self.series.generation
+            self._samples = 0  # the settings files are read again this tick
             for kept, _ in self._every + self._config:
                 kept.last = None
         self.gone = False
@@ -252,6 +263,9 @@ class ContainerSampler:
                 self.gone = True
                 return
             except ReaderError as exc:
+                if exc.errno in _UNSUPPORTED_ERRNOS:
+                    dropped.append(kept)  # e.g. pressure files with PSI disabled (psi=0)
+                    continue
                 errors.count(exc)
                 continue
             if data == kept.last:
@@ -261,7 +275,7 @@ class ContainerSampler:
             except ReaderError as exc:
                 errors.count(exc)
                 continue
-            except ValueError as exc:  # a number the parser let through but a handler refused
+            except (ValueError, OverflowError) as exc:  # a number a handler refused
                 errors.count(MalformedFileError(kept.path, 1, str(exc)))
                 continue
             kept.last = data

@@ -81,7 +81,7 @@ _V1_SCAN_ORDER = ("memory", "cpu", "cpuacct", "pids", "blkio")
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
-class NoCgroupMountError(RuntimeError):
+class NoCgroupMountError(OSError):
     """No usable cgroup hierarchy: neither a cgroup2 mount nor a v1 resource controller."""
 
 

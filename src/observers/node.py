@@ -20,7 +20,7 @@ from pathlib import Path
 import capture
 from observers.container import ContainerSampler, ReadErrors
 from observers.discovery import ContainerCgroup, Discovery, discover
-from observers.errors import AccessDeniedError, ReaderError, VanishedError
+from observers.errors import AccessDeniedError, MalformedFileError, ReaderError, VanishedError
 from observers.hierarchy import (
     CgroupHierarchy,
     NoCgroupMountError,
@@ -104,7 +104,6 @@ class NodeObserver:
         self._previous: Discovery | None = None
         self.mode = "unknown"
         self._errors_total = ReadErrors()
-        self._health_containers = capture.gauge("finemon.containers")
         self._health_processes = capture.gauge("finemon.processes")
         self._health_duration = capture.gauge("finemon.observer.duration_seconds")
         self._health_discovery = capture.gauge("finemon.discovery.duration_seconds")
@@ -163,6 +162,8 @@ class NodeObserver:
             processes += self._sample_processes(state, cgroup.pids, errors)
         for relpath in [r for r in self._containers if r not in current]:
             self._close(relpath)
+        for example in errors.examples:
+            self._log_once(example)
         pss_reads = pss_deferred = 0
         if self.config.pss:
             pss_reads, pss_deferred = self._sample_pss(errors)
@@ -173,10 +174,7 @@ class NodeObserver:
             if known:
                 state.sampler.series.gauge("container.memory.pss_bytes", sum(known))
             state.sampler.series.gauge("container.processes", len(state.processes))
-        self._health_containers.set(len(self._containers))
         self._health_processes.set(processes)
-        for reason, count in discovery.skipped.items():
-            capture.gauge("finemon.containers_skipped", {"reason": reason}).set(count)
         return self._report(started, errors, discovery.skipped, processes, pss_reads, pss_deferred)
 
     def _report(
@@ -194,9 +192,6 @@ class NodeObserver:
             "malformed": errors.malformed,
             "other": errors.other,
         }
-        for reason, count in by_reason.items():
-            if count:
-                capture.counter("finemon.read_errors", {"reason": reason}).increment(count)
         if pss_deferred:
             self._health_deferred.increment(pss_deferred)
         if pss_reads:
@@ -233,6 +228,7 @@ class NodeObserver:
             state.sampler.series.relabel(labels)
             for process in state.processes.values():
                 process.series.relabel({**labels, "pid": str(process.pid), "comm": process.comm})
+                process.next_pss_due = process.next_smaps_due = 0.0  # re-emit under new labels
         state.cgroup = cgroup
         return state
 
@@ -260,11 +256,20 @@ class NodeObserver:
                 process.idle(time.monotonic())
                 live.add(pid)
                 continue
+            if process.start_ticks is not None and stat.starttime_ticks != process.start_ticks:
+                # The PID was reused by a new process: end the old one's series.
+                self._close_process(state, pid)
+                process = ProcessSampler(self._proc_root, pid, SeriesSet({}), self._budget)
+                state.processes[pid] = process
             if process.start_ticks is None or stat.comm != process.comm:
                 process.start_ticks = stat.starttime_ticks
                 process.comm = stat.comm
                 process.series.relabel({**state.labels, "pid": str(pid), "comm": stat.comm})
-            process.emit_stat(stat, time.monotonic())
+                process.next_pss_due = process.next_smaps_due = 0.0
+            try:
+                process.emit_stat(stat, time.monotonic())
+            except ValueError as exc:  # a value capture refuses (e.g. negative)
+                errors.count(MalformedFileError(f"{self._proc_root}/{pid}/stat", 1, str(exc)))
             live.add(pid)
         for pid in [p for p in state.processes if p not in live]:
             self._close_process(state, pid)
@@ -273,7 +278,7 @@ class NodeObserver:
     def _sample_pss(self, errors: ReadErrors) -> tuple[int, int]:
         now = time.monotonic()
         due = [
-            (process.next_pss_due, state, process)
+            (process.next_pss_due, process)
             for state in self._containers.values()
             for process in state.processes.values()
             if process.next_pss_due <= now
@@ -282,8 +287,9 @@ class NodeObserver:
         deadline = time.perf_counter() + self.config.pss_budget_seconds
         interval = self.config.pss_interval_seconds
         reads = deferred = 0
-        for index, (_, state, process) in enumerate(due):
-            if time.perf_counter() > deadline:
+        for index, (_, process) in enumerate(due):
+            # The oldest due reading always happens, so a tiny budget slows PSS, never stops it.
+            if index and time.perf_counter() > deadline:
                 deferred = len(due) - index
                 break
             try:
@@ -292,7 +298,10 @@ class NodeObserver:
                 # A little early, so that an interval equal to the tick reads every tick.
                 process.next_pss_due = now + interval * 0.9
             except VanishedError:
-                self._close_process(state, process.pid)
+                # Gone, or a zombie (stat still reads, smaps_rollup does not): the stat read
+                # decides whether the process is gone; a zombie simply has no PSS.
+                process.pss_bytes = None
+                process.next_pss_due = now + interval
             except AccessDeniedError as exc:
                 errors.count(exc)
                 self._log_once(exc)

@@ -90,7 +90,10 @@ class ProcessSampler:
                 self._rate_nonzero = False
 
     def emit_stat(self, stat: ProcStat, now: float) -> None:
-        """Emit CPU, threads and RSS from a ``stat`` reading taken at ``now`` (monotonic)."""
+        """Emit CPU, threads and RSS from a ``stat`` reading taken at ``now`` (monotonic).
+
+        Raises ValueError for values a counter refuses (negative CPU time).
+        """
         if stat.utime_ticks is not None and stat.stime_ticks is not None:
             ticks = self._ticks = stat.utime_ticks + stat.stime_ticks
             self.series.counter("process.cpu.time_usec", ticks * 1_000_000 // CLK_TCK)

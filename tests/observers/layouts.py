@@ -295,3 +295,95 @@ def many_pods(base: Path, containers: int = 500, mode: Mode = "v2") -> Layout:
             containers=(1, 2),
         )
     return layout
+
+
+# ------------------------------------------------------------------------------------------
+# Kernel files for the trees above, for tests that sample them (NodeObserver)
+# ------------------------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures"
+V2_CONTAINER_FILES = FIXTURES / "cgroup_v2" / "container"
+V1_CONTAINER_FILES = FIXTURES / "cgroup_v1" / "container"
+PROC_FILES = FIXTURES / "proc" / "self"
+PRESSURE_FILES = ("cpu.pressure", "memory.pressure", "io.pressure")
+
+# The v1 hierarchy that holds a file, by the file's controller prefix.
+_V1_FILE_HIERARCHY = {
+    "cpu": "cpu,cpuacct",
+    "cpuacct": "cpu,cpuacct",
+    "memory": "memory",
+    "blkio": "blkio",
+    "pids": "pids",
+}
+
+
+def cgroup_file(fixture: CgroupFixture, relpath: str, name: str) -> Path:
+    """Where the kernel keeps file ``name`` of the cgroup at ``relpath``: the one directory on
+    v2; on v1 and hybrid the directory in the file's controller hierarchy, and on hybrid the
+    ``*.pressure`` files in ``unified/``."""
+    if fixture.mode == "v2":
+        return fixture.root / relpath / name
+    if name in PRESSURE_FILES:
+        if fixture.mode != "hybrid":
+            raise ValueError(f"pure cgroup v1 has no {name}")
+        return fixture.root / "unified" / relpath / name
+    return fixture.root / _V1_FILE_HIERARCHY[name.split(".", 1)[0]] / relpath / name
+
+
+def install_cgroup_files(fixture: CgroupFixture, relpath: str) -> tuple[str, ...]:
+    """Copy the real-format kernel files of ``fixtures/cgroup_v2/container`` (v2) or
+    ``fixtures/cgroup_v1/container`` (v1; on hybrid also the v2 ``*.pressure`` files) into the
+    cgroup at ``relpath``, leaving its ``cgroup.procs`` alone; returns the file names."""
+    sources = [V2_CONTAINER_FILES] if fixture.mode == "v2" else [V1_CONTAINER_FILES]
+    names: list[str] = []
+    for source in sorted(p for s in sources for p in s.iterdir() if p.name != "cgroup.procs"):
+        cgroup_file(fixture, relpath, source.name).write_bytes(source.read_bytes())
+        names.append(source.name)
+    if fixture.mode == "hybrid":
+        for name in PRESSURE_FILES:
+            data = (V2_CONTAINER_FILES / name).read_bytes()
+            cgroup_file(fixture, relpath, name).write_bytes(data)
+            names.append(name)
+    return tuple(names)
+
+
+def install_proc_files(
+    fixture: CgroupFixture,
+    pids: Iterable[int],
+    names: Iterable[str] = ("stat", "status", "smaps_rollup", "smaps", "cmdline"),
+) -> None:
+    """Copy ``fixtures/proc/self``'s files into ``<proc>/<pid>/`` of each pid (``comm`` stays
+    what :meth:`CgroupFixture.pids` wrote, so pause detection is unchanged)."""
+    wanted = tuple(names)
+    for pid in pids:
+        for name in wanted:
+            (fixture.proc_root / str(pid) / name).write_bytes((PROC_FILES / name).read_bytes())
+
+
+def write_pod_logs(
+    log_root: Path,
+    expected: Expected,
+    *,
+    namespace: str,
+    pod_name: str,
+    container_name: str,
+) -> None:
+    """Kubelet's log entries for one container: ``pods/<namespace>_<pod>_<uid>/<container>/0.log``
+    and the ``containers/<pod>_<namespace>_<container>-<id>.log`` symlink to it."""
+    assert expected.container_id is not None and expected.pod_uid is not None
+    pod_dir = log_root / "pods" / f"{namespace}_{pod_name}_{expected.pod_uid}" / container_name
+    pod_dir.mkdir(parents=True, exist_ok=True)
+    (pod_dir / "0.log").write_text("")
+    containers = log_root / "containers"
+    containers.mkdir(parents=True, exist_ok=True)
+    link = containers / f"{pod_name}_{namespace}_{container_name}-{expected.container_id}.log"
+    link.symlink_to(pod_dir / "0.log")
+
+
+def install_kernel_files(layout: Layout) -> Layout:
+    """:func:`install_cgroup_files` into every expected container of ``layout`` and
+    :func:`install_proc_files` for each of its pids; returns ``layout``."""
+    for expected in layout.expected:
+        install_cgroup_files(layout.fixture, expected.relpath)
+        install_proc_files(layout.fixture, expected.pids)
+    return layout

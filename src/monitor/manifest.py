@@ -1,0 +1,130 @@
+"""The session manifest: what a run of finemon was, for people reading the data weeks later.
+
+Written as ``_session.json`` at the output root (the current or last run) and as
+``_sessions/<run_id>.json`` (kept for every run; a restart never overwrites an earlier run's).
+Both are written atomically: a hidden temporary file in the same folder, fsynced, renamed.
+
+Fields: ``run_id`` (the same as the Parquet rows' ``run_id``), ``identifier``, ``node_name``,
+``cluster_name``, ``pod_name``, ``start_time`` (ISO 8601 UTC), ``config`` (every setting),
+``finemon_version``, ``git_revision`` (``$FINEMON_GIT_REV``, else ``git rev-parse HEAD`` of the
+source tree, else null), ``host`` (kernel release, host name, CPU count, memory bytes, and what
+the observer found: cgroup version, mounts, layout), ``recovered`` (files rebuilt at start),
+``stats`` (ticks, skipped ticks, files, rows, bytes; updated at each rotation), ``updated_time``,
+and once recording stops ``end_time``, ``duration_seconds`` and ``reason``: ``duration``,
+``signal`` (with ``signal`` naming it), ``size_limit`` or ``error`` (with ``error``). A process
+that stops at the size limit also records ``size_limit`` (``limit_bytes`` and the ``used_bytes``
+it left; a restart reads them, see :mod:`monitor.sizelimit`), and stays up idle, adding
+``exit_time`` and ``exit_reason`` when it finally exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from monitor.layout import OutputLayout
+
+#: Version of the manifest's shape.
+MANIFEST_FORMAT = 1
+
+
+def iso_utc(timestamp: float) -> str:
+    """Unix time ``timestamp`` as ISO 8601 UTC with milliseconds: 2024-01-31T23:59:30.125Z."""
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def git_revision(env_revision: str | None, source: Path | None = None) -> str | None:
+    """The source revision: ``env_revision`` if set, else ``git rev-parse HEAD`` run in
+    ``source`` (default: this package's folder) when it is a git checkout, else None."""
+    if env_revision:
+        return env_revision
+    folder = source or Path(__file__).resolve().parent
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    revision = done.stdout.strip()
+    return revision if done.returncode == 0 and revision else None
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError):
+        return None
+
+
+def host_info(observer_description: Mapping[str, object]) -> dict[str, object]:
+    """Kernel release, host name, CPU count, memory, and the observer's findings."""
+    uname = os.uname()
+    return {
+        "kernel_release": uname.release,
+        "kernel_version": uname.version,
+        "machine": uname.machine,
+        "hostname": uname.nodename,
+        "cpu_count": os.cpu_count(),
+        "memory_bytes": _memory_bytes(),
+        "observer": dict(observer_description),
+    }
+
+
+def write_json_atomically(path: Path, document: Mapping[str, Any]) -> None:
+    """Write ``document`` to ``path`` through a hidden temporary file, fsync and rename.
+
+    Raises OSError (the earlier content of ``path`` stays intact) when it cannot be written.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (json.dumps(document, indent=2, sort_keys=True, default=str) + "\n").encode()
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """The manifest at ``path``, or None if it is missing or not a JSON object."""
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+class SessionManifest:
+    """The manifest of one run; :meth:`write` publishes it under both names."""
+
+    def __init__(self, layout: OutputLayout, document: Mapping[str, Any]) -> None:
+        self.layout = layout
+        self.document: dict[str, Any] = {"format": MANIFEST_FORMAT, **document}
+
+    def update(self, **fields: Any) -> None:
+        """Change top-level fields (written by the next :meth:`write`)."""
+        self.document.update(fields)
+
+    def write(self, now: float) -> None:
+        """Write ``_sessions/<run_id>.json`` and then ``_session.json``; raises OSError."""
+        self.document["updated_time"] = iso_utc(now)
+        write_json_atomically(self.layout.run_manifest, self.document)
+        write_json_atomically(self.layout.session_manifest, self.document)
