@@ -2,7 +2,9 @@
 
 A journal is an Arrow IPC stream (ZSTD-compressed batches) named ``.<file>.parquet.journal``
 beside the file it backs. It holds a header, the definition of each series, every taken tick
-(the values of every live series) and every fix a delayed write made. It is flushed to the OS
+and every fix a delayed write made. A tick is written in full when the set of live series
+changed since the previous tick, else as the values that changed (most do not, tick to tick),
+followed by a marker that closes the tick. It is flushed to the OS
 after every batch, so a SIGKILL loses nothing that was written, and fsynced at every flush.
 While its writer lives it holds an exclusive ``flock``, so recovery never touches a live journal.
 Replaying it (:func:`read_journal`) rebuilds every tick the file owns, including ticks that were
@@ -36,7 +38,11 @@ JOURNAL_SCHEMA = pa.schema(
         pa.field("text", pa.string()),
     ]
 )
-R_HEADER, R_SERIES, R_POINT, R_FIX = 0, 1, 2, 3
+R_HEADER, R_SERIES, R_FIX = 0, 1, 3
+#: Gauge/counter values of a tick: every live series (FULL) or those that changed (DELTA).
+R_GFULL, R_CFULL, R_GDELTA, R_CDELTA = 2, 4, 5, 6
+#: Closes a tick; its text says which parts were full: "G"/"g" gauges full/delta, "C"/"c".
+R_TICK = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,18 +76,51 @@ def _rows(
     )
 
 
-def _frame_batch(frame: TickFrame) -> pa.RecordBatch:
-    ng, nc = len(frame.g_sids), len(frame.c_sids)
-    n = ng + nc
+def _part(rtype: int, tick: int, sids: pa.Array, values: pa.Array, gauge: bool) -> list[pa.Array]:
+    n = len(sids)
+    return [
+        pa.repeat(pa.scalar(rtype, pa.int8()), n),
+        pa.repeat(pa.scalar(tick, pa.int64()), n),
+        sids,
+        values if gauge else pa.nulls(n, pa.float64()),
+        pa.nulls(n, pa.int64()) if gauge else values,
+        pa.nulls(n, pa.string()),
+    ]
+
+
+class _Previous:
+    """The last tick's values of one kind, to journal only what changed."""
+
+    __slots__ = ("sids", "values")
+
+    def __init__(self) -> None:
+        self.sids: object = None
+        self.values: pa.Array | None = None
+
+    def part(
+        self, tick: int, sids: object, values: pa.Array, gauge: bool
+    ) -> tuple[list[pa.Array], bool]:
+        """The rows of one kind for ``tick``, and whether they are the full set."""
+        full, delta = (R_GFULL, R_GDELTA) if gauge else (R_CFULL, R_CDELTA)
+        previous = self.values
+        # The recorder shares one sids array between ticks while the live series do not change.
+        same_series = sids is self.sids
+        self.sids, self.values = sids, values
+        sid_array = _int64(sids)  # type: ignore[arg-type]
+        if not same_series or previous is None:
+            return _part(full, tick, sid_array, values, gauge), True
+        changed = pc.fill_null(pc.not_equal(values, previous), True)
+        rows = _part(delta, tick, sid_array.filter(changed), values.filter(changed), gauge)
+        return rows, False
+
+
+def _frame_batch(frame: TickFrame, gauges: _Previous, counters: _Previous) -> pa.RecordBatch:
+    g, g_full = gauges.part(frame.tick, frame.g_sids, _float64(frame.g_vals), True)
+    c, c_full = counters.part(frame.tick, frame.c_sids, _int64(frame.c_vals), False)
+    modes = ("G" if g_full else "g") + ("C" if c_full else "c")
+    marker = _rows(R_TICK, [frame.tick], [-1], [None], [None], [modes])
     return pa.record_batch(
-        [
-            pa.repeat(pa.scalar(R_POINT, pa.int8()), n),
-            pa.repeat(pa.scalar(frame.tick, pa.int64()), n),
-            pa.concat_arrays([_int64(frame.g_sids), _int64(frame.c_sids)]),
-            pa.concat_arrays([_float64(frame.g_vals), pa.nulls(nc, pa.float64())]),
-            pa.concat_arrays([pa.nulls(ng, pa.int64()), _int64(frame.c_vals)]),
-            pa.nulls(n, pa.string()),
-        ],
+        [pa.concat_arrays([g[i], c[i], marker.column(i)]) for i in range(6)],
         schema=JOURNAL_SCHEMA,
     )
 
@@ -97,6 +136,7 @@ class JournalWriter:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             options = pa.ipc.IpcWriteOptions(compression="zstd")
             self._stream = pa.ipc.new_stream(self._file, JOURNAL_SCHEMA, options=options)
+            self._gauges, self._counters = _Previous(), _Previous()
         except BaseException:
             self._file.close()
             raise
@@ -125,10 +165,7 @@ class JournalWriter:
                 )
             )
         for frame in frames:
-            if len(frame.g_sids) + len(frame.c_sids):
-                self._stream.write_batch(_frame_batch(frame))
-            else:  # an empty tick still exists
-                self._stream.write_batch(_rows(R_POINT, [frame.tick], [-1], [None], [None], [None]))
+            self._stream.write_batch(_frame_batch(frame, self._gauges, self._counters))
         if fixes:
             self._stream.write_batch(
                 _rows(
@@ -210,9 +247,8 @@ def read_journal(path: Path) -> JournalContents:
     for sid, text in zip(defs["sid"].to_pylist(), defs["text"].to_pylist(), strict=True):
         kind, name, labels = json.loads(text)
         series[sid] = JournalSeries(kind, name, tuple((k, v) for k, v in labels))
-    points = table.filter(pc.equal(rtype, R_POINT))
+    points = _replay_ticks(table)
     ticks = sorted(set(points["tick"].to_pylist()))
-    points = points.filter(pc.greater_equal(points["sid"], 0))
     fixes = table.filter(pc.equal(rtype, R_FIX))
     if fixes.num_rows:
         last: dict[tuple[int, int], tuple[float | None, int | None]] = {}
@@ -234,14 +270,11 @@ def read_journal(path: Path) -> JournalContents:
         if kept:
             extra = pa.table(
                 {
-                    "rtype": pa.repeat(pa.scalar(R_POINT, pa.int8()), len(kept)),
                     "tick": pa.array([k[0] for k in kept], pa.int64()),
                     "sid": pa.array([k[1] for k in kept], pa.int64()),
                     "fval": pa.array([k[2] for k in kept], pa.float64()),
                     "ival": pa.array([k[3] for k in kept], pa.int64()),
-                    "text": pa.nulls(len(kept), pa.string()),
-                },
-                schema=JOURNAL_SCHEMA,
+                }
             )
             points = pa.concat_tables([points, extra])
     return JournalContents(
@@ -255,6 +288,59 @@ def read_journal(path: Path) -> JournalContents:
         ),
         ticks=ticks,
         complete=complete,
+    )
+
+
+def _replay_ticks(table: pa.Table) -> pa.Table:
+    """Every tick's full values (tick, sid, fval, ival) from full and delta records."""
+    gauges: dict[int, float] = {}
+    counters: dict[int, int] = {}
+    new_gauges: dict[int, float] = {}
+    new_counters: dict[int, int] = {}
+    ticks: list[int] = []
+    sids: list[int] = []
+    fvals: list[float | None] = []
+    ivals: list[int | None] = []
+    columns = zip(
+        table["rtype"].to_pylist(),
+        table["tick"].to_pylist(),
+        table["sid"].to_pylist(),
+        table["fval"].to_pylist(),
+        table["ival"].to_pylist(),
+        table["text"].to_pylist(),
+        strict=True,
+    )
+    for rtype, tick, sid, fval, ival, text in columns:
+        if rtype in (R_GFULL, R_GDELTA):
+            new_gauges[sid] = fval
+        elif rtype in (R_CFULL, R_CDELTA):
+            new_counters[sid] = ival
+        elif rtype == R_TICK:
+            modes = text or ""
+            if "G" in modes:
+                gauges = new_gauges
+            else:
+                gauges.update(new_gauges)
+            if "C" in modes:
+                counters = new_counters
+            else:
+                counters.update(new_counters)
+            new_gauges, new_counters = {}, {}
+            n = len(gauges) + len(counters)
+            ticks.extend([tick] * n)
+            sids.extend(gauges)
+            sids.extend(counters)
+            fvals.extend(gauges.values())
+            fvals.extend([None] * len(counters))
+            ivals.extend([None] * len(gauges))
+            ivals.extend(counters.values())
+    return pa.table(
+        {
+            "tick": pa.array(ticks, pa.int64()),
+            "sid": pa.array(sids, pa.int64()),
+            "fval": pa.array(fvals, pa.float64()),
+            "ival": pa.array(ivals, pa.int64()),
+        }
     )
 
 
