@@ -29,13 +29,8 @@ def _lock_for(sid: int) -> threading.Lock:
     return _LOCKS[sid % _STRIPES]
 
 
-class Gauge:
-    """Handle of one gauge series (a float that goes up and down).
-
-    ``set`` replaces the value; ``increment``/``decrement`` move it. A gauge holds its value
-    from tick to tick until it is written again or removed. A non-numeric value raises
-    :class:`TypeError` at the call site.
-    """
+class _Series:
+    """What every handle holds: identity, the live value and the write flag for the tick."""
 
     __slots__ = (
         "__weakref__",
@@ -59,12 +54,33 @@ class Gauge:
         self.name: Final = name
         self.labels: Final = labels
         self.sid: Final = sid
-        self._value: float | None = None
+        self._value: float | int | None = None
         self._w = WRITE_NONE
         # Tick of the last write, kept by the recorder for expiry.
         self._last = -1
         self._lock = _lock_for(sid)
         self._on_remove = on_remove
+
+    def remove(self) -> None:
+        """End this series now: it produces no row from the tick in progress on.
+
+        The handle is dead afterwards; call :func:`capture.gauge` or :func:`capture.counter`
+        again to start the series anew.
+        """
+        if self._on_remove is not None:
+            self._on_remove(self)  # type: ignore[arg-type]
+
+
+class Gauge(_Series):
+    """Handle of one gauge series (a float that goes up and down).
+
+    ``set`` replaces the value; ``increment``/``decrement`` move it. A gauge holds its value
+    from tick to tick until it is written again or removed. A non-numeric value raises
+    :class:`TypeError` at the call site.
+    """
+
+    __slots__ = ()
+    _value: float | None
 
     def set(self, value: float) -> None:
         """Set the gauge to ``value``."""
@@ -99,14 +115,6 @@ class Gauge:
                 f"gauge {self.name!r}: value must be a real number, got {type(value).__name__}"
             ) from None
 
-    def remove(self) -> None:
-        """End this series now: it produces no row from the tick in progress on.
-
-        The handle is dead afterwards; call :func:`capture.gauge` again to start the series anew.
-        """
-        if self._on_remove is not None:
-            self._on_remove(self)
-
     @property
     def value(self) -> float | None:
         """The live value (None before the first write)."""
@@ -132,7 +140,7 @@ def as_count(n: object, name: str) -> int:
     return n
 
 
-class Counter:
+class Counter(_Series):
     """Handle of one counter series (a cumulative, non-negative integer).
 
     ``increment(n)`` adds ``n >= 0``; ``absolute(n)`` sets the running total (use it to mirror a
@@ -140,34 +148,8 @@ class Counter:
     :class:`ValueError`/:class:`TypeError` at the call site.
     """
 
-    __slots__ = (
-        "__weakref__",
-        "_last",
-        "_lock",
-        "_on_remove",
-        "_value",
-        "_w",
-        "labels",
-        "name",
-        "sid",
-    )
-
-    def __init__(
-        self,
-        name: str,
-        labels: tuple[tuple[str, str], ...],
-        sid: int,
-        on_remove: Callable[[Gauge | Counter], None] | None = None,
-    ) -> None:
-        self.name: Final = name
-        self.labels: Final = labels
-        self.sid: Final = sid
-        self._value: int | None = None
-        self._w = WRITE_NONE
-        # Tick of the last write, kept by the recorder for expiry.
-        self._last = -1
-        self._lock = _lock_for(sid)
-        self._on_remove = on_remove
+    __slots__ = ()
+    _value: int | None
 
     def increment(self, n: int = 1) -> None:
         """Add ``n`` (a non-negative integer) to the counter."""
@@ -185,14 +167,6 @@ class Counter:
             n = as_count(n, self.name)
         self._value = n
         self._w = WRITE_SET
-
-    def remove(self) -> None:
-        """End this series now: it produces no row from the tick in progress on.
-
-        The handle is dead afterwards; call :func:`capture.counter` again to start anew.
-        """
-        if self._on_remove is not None:
-            self._on_remove(self)
 
     @property
     def value(self) -> int | None:
