@@ -1,0 +1,1122 @@
+"""What ``finemon run`` costs on a busy node, measured against the floor, in one run.
+
+Builds a synthetic node of real cgroups in kubelet's layout (``monitor.sandbox.KubeletSandbox``,
+root only) with N containers x 3 real processes (mostly idle ``sleep``, 1 in 20 holding 16 MiB,
+at most 2 CPU burners throttled to a low duty cycle by a CFS quota), runs the REAL ``finemon run``
+as a subprocess against it and prints one table with, side by side:
+
+* finemon's CPU time per tick (user+sys from ``/proc/PID/stat`` over a measured window after a
+  warm-up), wall time per tick (``finemon.tick.duration_seconds``), VmRSS/VmHWM, bytes on disk
+  per row and per container-hour, missed ticks (``finemon.ticks_skipped``);
+* the floor measured by this process in the same run on the same node: the files finemon reads
+  per tick (listed from a :class:`observers.node.NodeObserver`) read with open/read/close and no
+  parsing, and the same files on kept descriptors with ``os.pread`` from offset 0;
+* churn: containers created and destroyed continuously, finemon's RSS and live series (scraped
+  from its Prometheus endpoint) first vs last, and whether every container that lived at least
+  one tick appears in the output.
+
+Run as root: ``python -m benchmarks.node`` (about 10 minutes) or ``python -m benchmarks.node
+--quick`` (about 2 minutes). Without root or writable cgroups it says why and exits 0. See
+docs/benchmarks.md for the columns and the figures measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import capture
+from capture.registry import CaptureRecorder
+from monitor.sandbox import KubeletSandbox, SandboxContainer, sandbox_unavailable
+from observers.node import NodeObserver, ObserverConfig
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+MB = 1_000_000
+READ_SIZE = 65536
+PROCESSES_PER_CONTAINER = 3
+HOLD_BYTES = 16 * 1024 * 1024
+#: At most this many CPU burners on the whole node (this kind of machine has 2 cores).
+MAX_BURNERS = 2
+#: The share of one core a burner may use (CFS quota over period).
+BURNER_DUTY = 0.2
+CFS_PERIOD_USEC = 100_000
+#: Seconds between churn samples of finemon's RSS and live series.
+CHURN_SAMPLE_SECONDS = 10.0
+
+# Targets of issue 5.
+TARGET_FLOOR_RATIO = 1.5
+TARGET_KEPT_RATIO = 1.0
+TARGET_RSS_BYTES = 150 * MB
+TARGET_BYTES_PER_ROW = 0.5
+#: Growth under churn (last vs first sample) that still counts as flat.
+FLAT_GROWTH = 0.10
+
+
+class SignalledError(Exception):
+    """SIGINT or SIGTERM arrived: unwind through every finally block."""
+
+
+# ---------------------------------------------------------------------------------- timing
+
+
+def self_cpu_seconds() -> float:
+    """User+system CPU seconds of this process (nanosecond clock, not 10 ms ticks)."""
+    return time.process_time()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of process ``pid`` (all its threads) from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    fields = data[data.rindex(b")") + 2 :].split()
+    # utime and stime are fields 14 and 15; fields[0] here is field 3 (state).
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def process_memory_bytes(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of process ``pid`` in bytes, from /proc/PID/status."""
+    values = {"VmRSS:": 0, "VmHWM:": 0}
+    with open(f"/proc/{pid}/status", "rb") as f:
+        for line in f:
+            parts = line.split()
+            key = parts[0].decode() if parts else ""
+            if key in values:
+                values[key] = int(parts[1]) * 1024
+    return values["VmRSS:"], values["VmHWM:"]
+
+
+def node_busy_seconds() -> float:
+    """CPU seconds all cores of the node spent busy (not idle, not iowait), from /proc/stat."""
+    with open("/proc/stat", "rb") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / CLK_TCK
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``, nearest rank; NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+def cpu_per_pass(read_pass: Callable[[], None], passes: int, rounds: int = 5) -> float:
+    """Median over ``rounds`` of the CPU seconds of one call of ``read_pass``."""
+    results = []
+    for _ in range(rounds):
+        start = self_cpu_seconds()
+        for _ in range(passes):
+            read_pass()
+        results.append((self_cpu_seconds() - start) / passes)
+    return statistics.median(results)
+
+
+def sleep_until(deadline: float) -> None:
+    """Sleep until ``time.monotonic()`` reaches ``deadline`` (signals interrupt it)."""
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 1.0))
+
+
+# ---------------------------------------------------------------------------------- the floor
+
+
+@dataclass(frozen=True, slots=True)
+class TickFiles:
+    """The files finemon reads in a tick: every tick, and smaps_rollup at the PSS cadence."""
+
+    every_tick: list[str]
+    pss: list[str]
+
+    def __len__(self) -> int:
+        return len(self.every_tick) + len(self.pss)
+
+
+def files_read_by(observer: NodeObserver) -> TickFiles:
+    """Every file ``observer`` reads per tick: its containers' plans, cgroup.procs, process
+    stat (every tick) and smaps_rollup (at the PSS cadence)."""
+    every: list[str] = []
+    pss: list[str] = []
+    for state in observer._containers.values():
+        every += [kept.path for kept, _ in state.sampler._every]
+        every.append(f"{observer.hierarchy.scan_root}/{state.cgroup.relpath}/cgroup.procs")
+        for pid in state.processes:
+            every.append(f"/proc/{pid}/stat")
+            pss.append(f"/proc/{pid}/smaps_rollup")
+    return TickFiles(every, pss)
+
+
+def list_tick_files(log_root: Path, cgroup_root: Path | None) -> tuple[TickFiles, int]:
+    """The files finemon would read on this node now, and how many containers it sees."""
+    recorder = CaptureRecorder()
+    capture.set_recorder(recorder)
+    observer = NodeObserver(ObserverConfig(cgroup_root=cgroup_root, log_root=log_root))
+    try:
+        for _ in range(2):  # the second sample drops files this kernel lacks
+            observer.sample()
+            recorder.take_tick(recorder.current_tick())
+            recorder.pop_ready()
+        return files_read_by(observer), len(observer._containers)
+    finally:
+        observer.close()
+        capture.set_recorder(None)
+
+
+def read_open_close(files: Sequence[str]) -> None:
+    """Read every file with open/read/close, no parsing (gone files are skipped)."""
+    for path in files:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            os.read(fd, READ_SIZE)
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def read_kept(fds: Sequence[int]) -> None:
+    """Re-read every kept descriptor with one pread from offset 0."""
+    for fd in fds:
+        try:
+            os.pread(fd, READ_SIZE, 0)
+        except OSError:
+            pass
+
+
+@contextmanager
+def kept_descriptors(files: Sequence[str]) -> Iterator[list[int]]:
+    """Descriptors of ``files`` (those that open), closed afterwards."""
+    fds: list[int] = []
+    try:
+        for path in files:
+            try:
+                fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+            except OSError:
+                pass
+        yield fds
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class Floors:
+    """CPU seconds per tick of reading finemon's inputs with no parsing."""
+
+    open_read_close: float
+    kept: float
+
+
+def measure_floors(files: TickFiles, pss_share: float) -> Floors:
+    """The floors per tick: every-tick files plus smaps_rollup weighted by ``pss_share`` (the
+    fraction of ticks that read PSS)."""
+    # About 0.5 s of CPU per round at every size.
+    passes = max(3, min(200, 20_000 // max(1, len(files))))
+    every = cpu_per_pass(lambda: read_open_close(files.every_tick), passes)
+    pss = cpu_per_pass(lambda: read_open_close(files.pss), passes)
+    with kept_descriptors(files.every_tick) as every_fds, kept_descriptors(files.pss) as pss_fds:
+        read_kept(every_fds + pss_fds)  # first read after open is not representative
+        kept_every = cpu_per_pass(lambda: read_kept(every_fds), passes)
+        kept_pss = cpu_per_pass(lambda: read_kept(pss_fds), passes)
+    return Floors(every + pss * pss_share, kept_every + kept_pss * pss_share)
+
+
+# ---------------------------------------------------------------------------------- the node
+
+
+def _write_cgroup_file(path: Path, value: str) -> bool:
+    try:
+        path.write_text(value)
+    except OSError:
+        return False
+    return True
+
+
+def throttle(box: KubeletSandbox, container: SandboxContainer, duty: float) -> bool:
+    """Limit ``container`` to ``duty`` of one core with a CFS quota (v1 cpu or v2 cpu.max)."""
+    quota = int(CFS_PERIOD_USEC * duty)
+    cpu_v1 = box.hierarchy.v1.get("cpu")
+    if cpu_v1 is not None:
+        directory = cpu_v1 / container.relpath
+        return _write_cgroup_file(
+            directory / "cpu.cfs_period_us", str(CFS_PERIOD_USEC)
+        ) and _write_cgroup_file(directory / "cpu.cfs_quota_us", str(quota))
+    if box.hierarchy.unified is not None:
+        cpu_max = box.hierarchy.unified / container.relpath / "cpu.max"
+        return _write_cgroup_file(cpu_max, f"{quota} {CFS_PERIOD_USEC}")
+    return False
+
+
+def remove_container(box: KubeletSandbox, container: SandboxContainer) -> None:
+    """Stop ``container`` and, as kubelet does, remove its pod's cgroup and log files too (the
+    sandbox leaves them, and a churned node would otherwise pile up empty pod cgroups)."""
+    box.stop_container(container)
+    pod_relpath = container.relpath.rsplit("/", 1)[0]
+    for root in box.roots:
+        try:
+            (root / pod_relpath).rmdir()
+        except OSError:
+            pass  # already gone, or shared; close() removes what is left
+    if box.log_root is not None:
+        link = (
+            box.log_root
+            / "containers"
+            / f"{container.pod}_{container.namespace}_{container.name}-{container.container_id}.log"
+        )
+        link.unlink(missing_ok=True)
+        shutil.rmtree(
+            box.log_root / "pods" / f"{container.namespace}_{container.pod}_{container.pod_uid}",
+            ignore_errors=True,
+        )
+
+
+def isolated_cgroup_root(box: KubeletSandbox, directory: Path) -> Path:
+    """A cgroup root laid out like /sys/fs/cgroup whose hierarchies are symlinks to the
+    sandbox's own subtree, so finemon (``--cgroup-root``) sees this node and nobody else's."""
+    if not directory.exists():
+        directory.mkdir(parents=True)
+        for root in box.roots:
+            name = "unified" if root == box.hierarchy.unified else root.name
+            (directory / name).symlink_to(root / box.prefix, target_is_directory=True)
+    return directory
+
+
+class SyntheticNode:
+    """N containers x 3 processes: idle ``sleep`` mostly, 1 in 20 with a 16 MiB ``hold``, and
+    1 in 20 (at most :data:`MAX_BURNERS`) with a throttled ``burn``; grows and shrinks."""
+
+    def __init__(self, box: KubeletSandbox) -> None:
+        self.box = box
+        self.containers: list[SandboxContainer] = []
+        self.burners = 0
+        self.holders = 0
+        self._serial = 0
+
+    def _workloads(self, index: int) -> list[tuple[str, Sequence[str]]]:
+        idle: list[tuple[str, Sequence[str]]] = [("sleep", [])] * PROCESSES_PER_CONTAINER
+        if index % 20 == 3 and self.burners < MAX_BURNERS:
+            return [("burn", []), *idle[1:]]
+        if index % 20 == 11:
+            return [("hold", [str(HOLD_BYTES)]), *idle[1:]]
+        return idle
+
+    def add(self) -> SandboxContainer:
+        index = len(self.containers)
+        self._serial += 1
+        workloads = self._workloads(index)
+        container = self.box.add_container(
+            f"bench-{self._serial}",
+            "app",
+            workloads,
+            namespace="bench",
+            qos=("burstable", "besteffort", "guaranteed")[index % 3],
+        )
+        if workloads[0][0] == "burn":
+            if throttle(self.box, container, BURNER_DUTY):
+                self.burners += 1
+            else:  # an unthrottled burner would take a whole core: drop it
+                remove_container(self.box, container)
+                self.burners = MAX_BURNERS
+                return self.add()
+        elif workloads[0][0] == "hold":
+            self.holders += 1
+        self.containers.append(container)
+        return container
+
+    def resize(self, count: int) -> None:
+        while len(self.containers) < count:
+            self.add()
+        while len(self.containers) > count:
+            remove_container(self.box, self.containers.pop())
+
+
+# ---------------------------------------------------------------------------------- finemon
+
+
+def _die_with_parent() -> None:  # runs in the child, before exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Finemon:
+    """The real ``finemon run`` as a subprocess; :meth:`stop` drains it, :meth:`kill` ends it."""
+
+    def __init__(
+        self,
+        output_dir: Path,
+        log_root: Path,
+        interval_seconds: float,
+        pss_interval_seconds: float,
+        max_seconds: float,
+        cgroup_root: Path | None,
+        prometheus_port: int | None = None,
+    ) -> None:
+        self.output_dir = output_dir
+        self.log_path = output_dir.parent / f"{output_dir.name}.log"
+        argv = [
+            sys.executable,
+            "-m",
+            "monitor.cli",
+            "run",
+            "--output-dir",
+            str(output_dir),
+            "--identifier",
+            "bench",
+            "--node-name",
+            "bench-node",
+            "--log-root",
+            str(log_root),
+            "--interval",
+            f"{interval_seconds:g}",
+            "--pss",
+            "--pss-interval-seconds",
+            f"{pss_interval_seconds:g}",
+            "--duration",
+            f"{max_seconds:g}",  # a safety net: the benchmark stops it long before
+            "--log-level",
+            "WARNING",
+        ]
+        if cgroup_root is not None:
+            argv += ["--cgroup-root", str(cgroup_root)]
+        if prometheus_port is not None:
+            argv += ["--prometheus-port", str(prometheus_port)]
+            argv += ["--prometheus-address", "127.0.0.1"]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # a Ctrl-C reaches the benchmark, which stops it
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads in the benchmark
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"finemon exited with {self.process.returncode}: {self.log_tail()}")
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no log)"
+        return " | ".join(text[-lines:]) or "(empty log)"
+
+    def stop(self, timeout_seconds: float = 120.0) -> int:
+        """SIGTERM (finemon drains its window and publishes its file); its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout_seconds)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise RuntimeError(f"finemon did not stop within {timeout_seconds:g} s") from None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def wait_for_first_file(finemon: Finemon, timeout_seconds: float = 30.0) -> None:
+    """Wait until finemon is recording (its current file exists)."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        finemon.check_alive()
+        if any(finemon.output_dir.glob("dt=*/identifier=*/.*.journal")):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"finemon did not start recording: {finemon.log_tail()}")
+
+
+# ---------------------------------------------------------------------------------- output
+
+
+@dataclass(frozen=True, slots=True)
+class OwnRows:
+    """finemon's own metrics in its output: tick times (Unix ms) and values per metric."""
+
+    times_ms: dict[str, list[int]]
+    values: dict[str, list[float]]
+
+    def between(self, name: str, start_ms: int, end_ms: int) -> list[float]:
+        return [
+            v
+            for t, v in zip(self.times_ms.get(name, []), self.values.get(name, []), strict=True)
+            if start_ms <= t < end_ms
+        ]
+
+
+OWN_METRICS = (
+    "finemon.tick.duration_seconds",
+    "finemon.ticks_skipped",
+    "finemon.containers",
+)
+
+
+def read_own_rows(output_dir: Path) -> OwnRows:
+    """finemon's own metrics from the Parquet files under ``output_dir``."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(output_dir, format="parquet", partitioning="hive")
+    table = dataset.to_table(
+        columns=["time", "metric_name", "value_int", "value_float"],
+        filter=ds.field("metric_name").isin(list(OWN_METRICS)),
+    )
+    times = table["time"].cast(pa.int64()).to_pylist()
+    times_ms: dict[str, list[int]] = {}
+    values: dict[str, list[float]] = {}
+    for t, name, vi, vf in zip(
+        times,
+        table["metric_name"].to_pylist(),
+        table["value_int"].to_pylist(),
+        table["value_float"].to_pylist(),
+        strict=True,
+    ):
+        value = vf if vf is not None else vi
+        if value is None:
+            continue
+        times_ms.setdefault(name, []).append(t)
+        values.setdefault(name, []).append(float(value))
+    for name, name_times in times_ms.items():
+        order = sorted(range(len(name_times)), key=name_times.__getitem__)
+        times_ms[name] = [name_times[i] for i in order]
+        values[name] = [values[name][i] for i in order]
+    return OwnRows(times_ms, values)
+
+
+def disk_usage(output_dir: Path) -> tuple[int, int]:
+    """(bytes, rows) of every published Parquet file under ``output_dir``."""
+    import pyarrow.parquet as pq
+
+    size = rows = 0
+    for path in output_dir.glob("dt=*/identifier=*/*.parquet"):
+        size += path.stat().st_size
+        rows += pq.read_metadata(path).num_rows
+    return size, rows
+
+
+def container_ids_in(output_dir: Path) -> set[str]:
+    """Every distinct container_id in the output."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(output_dir, format="parquet", partitioning="hive")
+    column = dataset.to_table(columns=["container_id"])["container_id"]
+    return {v for v in pc.unique(column).to_pylist() if v}
+
+
+def count_live_series(port: int) -> int:
+    """Sample lines on finemon's Prometheus endpoint (one per live series)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        body: bytes = response.read()
+    return sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+
+
+# ---------------------------------------------------------------------------------- phases
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseConfig:
+    """One steady-node measurement: N containers at an interval."""
+
+    containers: int
+    interval_seconds: float
+    pss_interval_seconds: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.containers} @ {1 / self.interval_seconds:g} Hz"
+
+
+@dataclass(slots=True)
+class PhaseResult:
+    config: PhaseConfig
+    seen_containers: int = 0
+    files_per_tick: int = 0
+    floors: Floors = field(default_factory=lambda: Floors(0.0, 0.0))
+    ticks_sampled: int = 0
+    cpu_per_tick: float = float("nan")
+    wall_median: float = float("nan")
+    wall_p95: float = float("nan")
+    rss_bytes: int = 0
+    hwm_bytes: int = 0
+    bytes_per_row: float = float("nan")
+    bytes_per_container_hour: float = float("nan")
+    skipped_final: int = 0
+    skipped_in_window: int = 0
+    #: Cores the rest of the node kept busy during the window (workloads, other users).
+    others_busy_cores: float = float("nan")
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def core_share(self) -> float:
+        return self.cpu_per_tick / self.config.interval_seconds
+
+
+def run_phase(
+    config: PhaseConfig,
+    node: SyntheticNode,
+    work: Path,
+    warmup: float,
+    window: float,
+    cgroup_root: Path | None,
+) -> PhaseResult:
+    """Grow/shrink the node, measure the floors, then run finemon and measure it."""
+    result = PhaseResult(config)
+    started = time.monotonic()
+    node.resize(config.containers)
+    time.sleep(1.0)  # let the new processes settle (exec, first page faults)
+    result.seconds["build"] = time.monotonic() - started
+
+    started = time.monotonic()
+    assert node.box.log_root is not None
+    files, result.seen_containers = list_tick_files(node.box.log_root, cgroup_root)
+    result.files_per_tick = len(files)
+    pss_share = min(1.0, config.interval_seconds / config.pss_interval_seconds)
+    result.floors = measure_floors(files, pss_share)
+    result.seconds["floor"] = time.monotonic() - started
+
+    started = time.monotonic()
+    output = work / f"finemon-{config.containers}-{config.interval_seconds:g}s"
+    finemon = Finemon(
+        output,
+        node.box.log_root,
+        config.interval_seconds,
+        config.pss_interval_seconds,
+        max_seconds=warmup + window + 300,
+        cgroup_root=cgroup_root,
+    )
+    try:
+        wait_for_first_file(finemon)
+        sleep_until(time.monotonic() + warmup)
+        finemon.check_alive()
+        cpu0, busy0, t0 = process_cpu_seconds(finemon.pid), node_busy_seconds(), time.time()
+        sleep_until(time.monotonic() + window)
+        finemon.check_alive()
+        cpu1, busy1, t1 = process_cpu_seconds(finemon.pid), node_busy_seconds(), time.time()
+        result.others_busy_cores = (busy1 - busy0 - (cpu1 - cpu0)) / (t1 - t0)
+        result.rss_bytes, result.hwm_bytes = process_memory_bytes(finemon.pid)
+        code = finemon.stop()
+        if code != 0:
+            raise RuntimeError(f"finemon exited with {code}: {finemon.log_tail()}")
+    finally:
+        finemon.kill()
+    result.seconds["finemon"] = time.monotonic() - started
+
+    rows = read_own_rows(output)
+    start_ms, end_ms = int(t0 * 1000), int(t1 * 1000)
+    durations = rows.between("finemon.tick.duration_seconds", start_ms, end_ms)
+    skipped = rows.values.get("finemon.ticks_skipped", [0.0])
+    skipped_window = rows.between("finemon.ticks_skipped", start_ms, end_ms) or [0.0]
+    before = rows.between("finemon.ticks_skipped", 0, start_ms)
+    result.skipped_final = int(max(skipped))
+    result.skipped_in_window = int(max(skipped_window) - (before[-1] if before else 0.0))
+    result.ticks_sampled = max(1, len(durations) - result.skipped_in_window)
+    result.cpu_per_tick = (cpu1 - cpu0) / result.ticks_sampled
+    result.wall_median = percentile(durations, 0.5)
+    result.wall_p95 = percentile(durations, 0.95)
+    seen = rows.between("finemon.containers", start_ms, end_ms)
+    if seen:
+        result.seen_containers = round(statistics.median(seen))
+    size, row_count = disk_usage(output)
+    all_times = rows.times_ms.get("finemon.tick.duration_seconds", [])
+    if row_count and all_times:
+        hours = ((all_times[-1] - all_times[0]) / 1000 + config.interval_seconds) / 3600
+        result.bytes_per_row = size / row_count
+        result.bytes_per_container_hour = size / (max(1, result.seen_containers) * hours)
+    return result
+
+
+@dataclass(slots=True)
+class ChurnResult:
+    seconds: float = 0.0
+    created: int = 0
+    destroyed: int = 0
+    live_mean: float = 0.0
+    #: (seconds since start, VmRSS bytes, live series, live containers) every 10 s.
+    samples: list[tuple[float, int, int, int]] = field(default_factory=list)
+    expected: int = 0
+    found: int = 0
+    missing_lifetimes: list[float] = field(default_factory=list)
+    short_lived: int = 0
+    short_found: int = 0
+    skipped_final: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def steady_samples(self) -> list[tuple[float, int, int, int]]:
+        """Samples once finemon is in its steady state: its accumulator window (60 s) full and
+        its first file rotated (90 s), so from 100 s on, or after half a shorter run."""
+        ramp = min(100.0, self.seconds / 2)
+        steady = [s for s in self.samples if s[0] >= ramp]
+        return steady if len(steady) >= 2 else self.samples
+
+    def growth(self, index: int) -> tuple[float, float, float]:
+        """(first, last, relative growth) of sample field ``index`` over the steady part."""
+        steady = self.steady_samples()
+        if not steady:
+            return float("nan"), float("nan"), float("nan")
+        first, last = float(steady[0][index]), float(steady[-1][index])
+        return first, last, (last - first) / first if first else float("nan")
+
+    def series_per_container(self) -> tuple[float, float, float]:
+        steady = self.steady_samples()
+        if not steady:
+            return float("nan"), float("nan"), float("nan")
+        first = steady[0][2] / max(1, steady[0][3])
+        last = steady[-1][2] / max(1, steady[-1][3])
+        return first, last, (last - first) / first if first else float("nan")
+
+
+def run_churn(
+    box: KubeletSandbox,
+    work: Path,
+    seconds: float,
+    every_seconds: float,
+    live_target: int,
+    seed: int,
+    cgroup_root: Path | None,
+) -> ChurnResult:
+    """Create a container every ``every_seconds`` with a random lifetime averaging
+    ``live_target * every_seconds`` while finemon records at 1 Hz; check its output."""
+    assert box.log_root is not None
+    result = ChurnResult(seconds=seconds)
+    rng = random.Random(seed)
+    mean_life = live_target * every_seconds
+    port = free_port()
+    output = work / "finemon-churn"
+    started = time.monotonic()
+    finemon = Finemon(
+        output, box.log_root, 1.0, 1.0, seconds + 300, cgroup_root, prometheus_port=port
+    )
+    #: container, monotonic time it was up, monotonic time it is due to go.
+    live: list[tuple[SandboxContainer, float, float]] = []
+    lifetimes: dict[str, float] = {}
+    live_counts: list[int] = []
+    try:
+        wait_for_first_file(finemon)
+        result.timings["start"] = time.monotonic() - started
+        begin = time.monotonic()
+        next_step, next_sample = begin, begin + CHURN_SAMPLE_SECONDS
+        serial = 0
+        while (now := time.monotonic()) < begin + seconds:
+            for entry in [e for e in live if e[2] <= now]:
+                live.remove(entry)
+                lifetimes[entry[0].container_id] = time.monotonic() - entry[1]
+                remove_container(box, entry[0])
+                result.destroyed += 1
+            serial += 1
+            container = box.add_container(
+                f"churn-{serial}", "app", [("sleep", [])] * PROCESSES_PER_CONTAINER
+            )
+            up = time.monotonic()
+            live.append((container, up, up + rng.uniform(0.02, 2 * mean_life - 0.02)))
+            result.created += 1
+            live_counts.append(len(live))
+            if now >= next_sample:
+                finemon.check_alive()
+                rss, _ = process_memory_bytes(finemon.pid)
+                result.samples.append((now - begin, rss, count_live_series(port), len(live)))
+                next_sample += CHURN_SAMPLE_SECONDS
+            next_step += every_seconds
+            sleep_until(next_step)
+        churn_end = time.monotonic()
+        result.timings["churn"] = churn_end - begin
+        for container, up, _ in live:
+            lifetimes[container.container_id] = time.monotonic() - up
+            remove_container(box, container)
+            result.destroyed += 1
+        live.clear()
+        time.sleep(2.0)  # let finemon see the last removals
+        code = finemon.stop()
+        if code != 0:
+            raise RuntimeError(f"finemon exited with {code}: {finemon.log_tail()}")
+        result.timings["stop"] = time.monotonic() - churn_end
+    finally:
+        finemon.kill()
+        for container, _, _ in live:
+            remove_container(box, container)
+    result.live_mean = statistics.fmean(live_counts) if live_counts else 0.0
+    found = container_ids_in(output)
+    for container_id, lifetime in lifetimes.items():
+        if lifetime >= 1.0:
+            result.expected += 1
+            if container_id in found:
+                result.found += 1
+            else:
+                result.missing_lifetimes.append(lifetime)
+        else:
+            result.short_lived += 1
+            result.short_found += container_id in found
+    skipped = read_own_rows(output).values.get("finemon.ticks_skipped", [0.0])
+    result.skipped_final = int(max(skipped))
+    return result
+
+
+# ---------------------------------------------------------------------------------- report
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f} ms"
+
+
+def percent(share: float) -> str:
+    return f"{share * 100:.2f} %"
+
+
+def render(rows: Sequence[Sequence[str]]) -> str:
+    """A plain-text table; the first row is the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def is_target_size(result: PhaseResult) -> bool:
+    """Where the floor-ratio target applies: 100 and 500 containers at 1 Hz."""
+    return result.config.containers >= 100 and result.config.interval_seconds == 1.0
+
+
+def build_table(results: Sequence[PhaseResult], churn: ChurnResult | None) -> list[list[str]]:
+    """Rows of the one table: a column per phase, then churn, then the target."""
+    header = ["", *(r.config.label for r in results), "churn @ 1 Hz", "target (issue 5)"]
+    table: list[list[str]] = [header]
+
+    def row(name: str, cells: Sequence[str], churn_cell: str = "-", target: str = "") -> None:
+        table.append([name, *cells, churn_cell, target])
+
+    def marked(value: str, applies: bool, ok: bool) -> str:
+        return f"{value} {verdict(ok)}" if applies else value
+
+    row(
+        "containers seen (x3 processes)",
+        [str(r.seen_containers) for r in results],
+        f"{churn.live_mean:.0f} live" if churn else "-",
+    )
+    row("files read per tick", [str(r.files_per_tick) for r in results])
+    row("rest of node busy (cores)", [f"{r.others_busy_cores:.2f}" for r in results])
+    row("ticks sampled in window", [str(r.ticks_sampled) for r in results])
+    row("finemon CPU per tick", [ms(r.cpu_per_tick) for r in results])
+    row("finemon % of one core", [percent(r.core_share) for r in results])
+    row("floor open/read/close per tick", [ms(r.floors.open_read_close) for r in results])
+    row(
+        "floor open/read/close % core",
+        [percent(r.floors.open_read_close / r.config.interval_seconds) for r in results],
+    )
+    row("floor kept fd + pread per tick", [ms(r.floors.kept) for r in results])
+    row(
+        "floor kept fd % core",
+        [percent(r.floors.kept / r.config.interval_seconds) for r in results],
+    )
+    row(
+        "finemon / open-read-close floor",
+        [
+            marked(
+                f"{r.cpu_per_tick / r.floors.open_read_close:.2f}x",
+                is_target_size(r),
+                r.cpu_per_tick / r.floors.open_read_close <= TARGET_FLOOR_RATIO,
+            )
+            for r in results
+        ],
+        target=f"<= {TARGET_FLOOR_RATIO}x at 100, 500 @ 1 Hz",
+    )
+    row(
+        "finemon / kept-fd floor",
+        [
+            marked(
+                f"{r.cpu_per_tick / r.floors.kept:.2f}x",
+                is_target_size(r),
+                r.cpu_per_tick / r.floors.kept <= TARGET_KEPT_RATIO,
+            )
+            for r in results
+        ],
+        target="aim: <= 1.0x (the kept floor)",
+    )
+    row("tick wall time median", [ms(r.wall_median) for r in results])
+    row("tick wall time p95", [ms(r.wall_p95) for r in results])
+    rss_cell = "-"
+    if churn is not None and churn.samples:
+        first, last, growth = churn.growth(1)
+        rss_cell = marked(
+            f"{first / MB:.0f}->{last / MB:.0f} MB ({growth:+.0%})", True, growth <= FLAT_GROWTH
+        )
+    row(
+        "VmRSS at end",
+        [
+            marked(
+                f"{r.rss_bytes / MB:.0f} MB",
+                r.config.containers >= 500,
+                r.rss_bytes < TARGET_RSS_BYTES,
+            )
+            for r in results
+        ],
+        rss_cell,
+        f"< {TARGET_RSS_BYTES // MB} MB at 500; flat (<= {FLAT_GROWTH:.0%}) under churn",
+    )
+    row(
+        "VmHWM (peak)",
+        [
+            marked(
+                f"{r.hwm_bytes / MB:.0f} MB",
+                r.config.containers >= 500,
+                r.hwm_bytes < TARGET_RSS_BYTES,
+            )
+            for r in results
+        ],
+    )
+    if churn is not None and churn.samples:
+        first, last, growth = churn.growth(2)
+        row(
+            "live series (Prometheus)",
+            ["-"] * len(results),
+            f"{first:.0f}->{last:.0f} ({growth:+.0%})",
+        )
+        first, last, growth = churn.series_per_container()
+        row(
+            "live series per live container",
+            ["-"] * len(results),
+            marked(f"{first:.1f}->{last:.1f} ({growth:+.0%})", True, abs(growth) <= FLAT_GROWTH),
+            f"flat (<= {FLAT_GROWTH:.0%})",
+        )
+    row(
+        "bytes per row on disk",
+        [
+            marked(f"{r.bytes_per_row:.2f}", True, r.bytes_per_row < TARGET_BYTES_PER_ROW)
+            for r in results
+        ],
+        target=f"< {TARGET_BYTES_PER_ROW}",
+    )
+    row("KB per container-hour", [f"{r.bytes_per_container_hour / 1000:.0f}" for r in results])
+    row(
+        "missed ticks: final (in window)",
+        [
+            marked(
+                f"{r.skipped_final} ({r.skipped_in_window})",
+                r.config.containers >= 500 or r.config.interval_seconds < 1.0,
+                r.skipped_final == 0,
+            )
+            for r in results
+        ],
+        str(churn.skipped_final) if churn else "-",
+        "0 at 500 @ 1 Hz and 100 @ 10 Hz",
+    )
+    if churn is not None:
+        row(
+            "churn: created / destroyed",
+            ["-"] * len(results),
+            f"{churn.created} / {churn.destroyed} ({churn.created / churn.seconds * 60:.0f}/min)",
+        )
+        row(
+            "churn: lived >= 1 tick, found",
+            ["-"] * len(results),
+            marked(f"{churn.found}/{churn.expected}", True, churn.found == churn.expected),
+            "all",
+        )
+        row(
+            "churn: lived < 1 s, found anyway",
+            ["-"] * len(results),
+            f"{churn.short_found}/{churn.short_lived}",
+        )
+    return table
+
+
+# ---------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.node",
+        description="End-to-end cost of finemon run on a synthetic node, against the floor.",
+    )
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (about 2 min)")
+    parser.add_argument(
+        "--sizes", default=None, help="containers at 1 Hz, comma-separated (default: 10,100,500)"
+    )
+    parser.add_argument(
+        "--fast-containers", type=int, default=100, help="containers at 10 Hz (0: skip)"
+    )
+    parser.add_argument("--fast-interval", type=float, default=0.1, metavar="S")
+    parser.add_argument("--warmup-seconds", type=float, default=None, metavar="S")
+    parser.add_argument("--window-seconds", type=float, default=None, metavar="S")
+    parser.add_argument(
+        "--churn-seconds", type=float, default=None, metavar="S", help="0: no churn"
+    )
+    parser.add_argument("--churn-every-seconds", type=float, default=0.2, metavar="S")
+    parser.add_argument("--churn-live", type=int, default=50, help="average live containers")
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument(
+        "--scan",
+        choices=("sandbox", "host"),
+        default="sandbox",
+        help="sandbox (default): finemon's --cgroup-root holds only this benchmark's cgroups, so "
+        "other users' cgroups on a shared machine do not count; host: finemon scans the whole "
+        "host as deployed",
+    )
+    parser.add_argument(
+        "--keep", metavar="DIR", default=None, help="keep finemon's output and logs under DIR"
+    )
+    args = parser.parse_args(argv)
+    quick = args.quick
+    if args.sizes is None:
+        args.sizes = "10,100" if quick else "10,100,500"
+    args.sizes = [int(s) for s in str(args.sizes).split(",") if s]
+    if args.warmup_seconds is None:
+        args.warmup_seconds = 5.0 if quick else 15.0
+    if args.window_seconds is None:
+        args.window_seconds = 20.0 if quick else 60.0
+    if args.churn_seconds is None:
+        args.churn_seconds = 30.0 if quick else 180.0
+    return args
+
+
+def phases(args: argparse.Namespace) -> list[PhaseConfig]:
+    """The steady-node phases, smallest node first so the node only grows."""
+    configs = [PhaseConfig(n, 1.0, 1.0) for n in args.sizes]
+    if args.fast_containers:
+        configs.append(PhaseConfig(args.fast_containers, args.fast_interval, 1.0))
+    return sorted(configs, key=lambda c: (c.containers, -c.interval_seconds))
+
+
+def install_signal_handlers() -> None:
+    """SIGINT/SIGTERM raise :class:`SignalledError` once, so every finally block tears down; a
+    second signal during the teardown is ignored."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise SignalledError(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def machine() -> str:
+    memory_kib = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                memory_kib = int(line.split()[1])
+    return (
+        f"{os.cpu_count()} cores, {memory_kib / 1024**2:.0f} GiB, Python "
+        f"{sys.version.split()[0]}, kernel {os.uname().release}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    reason = sandbox_unavailable()
+    if reason is not None:
+        print(f"benchmarks.node: skipped, needs real cgroups: {reason}")
+        return 0
+    install_signal_handlers()
+    results: list[PhaseResult] = []
+    churn: ChurnResult | None = None
+    timings: list[tuple[str, float]] = []
+    cgroup_root: Path | None = None
+    begun = time.monotonic()
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="finemon-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        with KubeletSandbox(log_root=work / "logs") as box:
+            print(
+                f"benchmarks.node: {machine()}; cgroups {box.hierarchy.mode} under {box.prefix}; "
+                f"finemon scans the {args.scan}"
+            )
+            node = SyntheticNode(box)
+            if args.scan == "sandbox":
+                node.resize(1)  # the sandbox's subtree exists from its first container
+                cgroup_root = isolated_cgroup_root(box, work / "cgroup-root")
+            for config in phases(args):
+                print(f"  {config.label}: building, floor, finemon ...", flush=True)
+                result = run_phase(
+                    config, node, work, args.warmup_seconds, args.window_seconds, cgroup_root
+                )
+                results.append(result)
+                timings += [(f"{config.label} {k}", v) for k, v in result.seconds.items()]
+            print(
+                f"  node had {node.burners} throttled burners ({BURNER_DUTY:.0%} of a core each) "
+                f"and {node.holders} 16 MiB holders",
+                flush=True,
+            )
+            started = time.monotonic()
+            node.resize(0)
+            timings.append(("teardown of the steady node", time.monotonic() - started))
+            if args.churn_seconds > 0:
+                print(f"  churn for {args.churn_seconds:g} s ...", flush=True)
+                started = time.monotonic()
+                churn = run_churn(
+                    box,
+                    work,
+                    args.churn_seconds,
+                    args.churn_every_seconds,
+                    args.churn_live,
+                    args.seed,
+                    cgroup_root,
+                )
+                timings.append(("churn total", time.monotonic() - started))
+    except SignalledError as exc:
+        print(f"benchmarks.node: interrupted by {exc}; the sandbox was torn down")
+        return 130
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print()
+    print(render(build_table(results, churn)))
+    if churn is not None and churn.samples:
+        print(
+            "\nchurn samples (s: VmRSS MB / live series / live containers): "
+            + ", ".join(f"{t:.0f}: {r / MB:.0f}/{n}/{c}" for t, r, n, c in churn.samples)
+        )
+    if churn is not None and churn.missing_lifetimes:
+        lifetimes = ", ".join(f"{s:.2f}" for s in sorted(churn.missing_lifetimes)[:10])
+        print(f"\nmissing churned containers lived (s): {lifetimes}")
+    print(f"\nwall time: {time.monotonic() - begun:.0f} s in all")
+    for name, seconds in timings:
+        print(f"  {name}: {seconds:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
