@@ -50,7 +50,9 @@ def fsync_dir(directory: Path) -> None:
 
 def parquet_options(schema: pa.Schema, compression_level: int) -> dict[str, Any]:
     """Writer options: ZSTD, dictionaries for strings, delta encoding for integer sequences."""
-    strings = [f.name for f in schema if pa.types.is_string(f.type)]
+    strings = [
+        f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)
+    ]
     strings += [f"{f.name}.key_value.key" for f in schema if pa.types.is_map(f.type)]
     strings += [f"{f.name}.key_value.value" for f in schema if pa.types.is_map(f.type)]
     return {
@@ -64,6 +66,9 @@ def parquet_options(schema: pa.Schema, compression_level: int) -> dict[str, Any]
             "value_float": "BYTE_STREAM_SPLIT",
         },
         "write_statistics": True,
+        # Readers take the column types from the Parquet logical types: dictionary-encoded
+        # strings read back as plain strings, timestamps as timestamp[ms, UTC].
+        "store_schema": False,
     }
 
 
@@ -84,8 +89,6 @@ class ParquetFile:
         self.final = final
         self.partial = partial_path(final)
         final.parent.mkdir(parents=True, exist_ok=True)
-        if metadata:
-            schema = schema.with_metadata({**(schema.metadata or {}), **metadata})
         self.schema = schema
         self.rows = 0
         self.row_groups = 0
@@ -94,6 +97,8 @@ class ParquetFile:
         self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
             self.partial, schema, **parquet_options(schema, compression_level)
         )
+        if metadata:
+            self._writer.add_key_value_metadata(metadata)
 
     def write(self, table: pa.Table) -> None:
         """Append ``table`` as one row group. Raises OSError (e.g. disk full)."""

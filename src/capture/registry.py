@@ -82,6 +82,8 @@ class CaptureRecorder:
         self._gauges: dict[tuple[str, tuple[tuple[str, str], ...]], Gauge] = {}
         self._counters: dict[tuple[str, tuple[tuple[str, str], ...]], Counter] = {}
         self._kind_of_name: dict[str, Kind] = {}
+        self._label_sets: dict[LabelTuple, LabelTuple] = {}
+        self._label_refs: dict[LabelTuple, int] = {}
         self._infos: dict[int, SeriesInfo] = {}
         self._retired: dict[SeriesKey, _Retired] = {}
         self._sids = itertools.count()
@@ -133,6 +135,9 @@ class CaptureRecorder:
     def _register(self, kind: Kind, name: str, labels: object) -> Gauge | Counter:
         check_name(name)
         canonical = canonical_labels(labels, self._reserved)
+        # Series that share labels (every series of one container) share one tuple; it is
+        # counted per series and forgotten when the last one's last tick is written.
+        canonical = self._label_sets.setdefault(canonical, canonical)
         assert labels is None or isinstance(labels, Mapping)
         alias = (name, tuple(labels.items()) if labels else ())
         table: (
@@ -164,6 +169,8 @@ class CaptureRecorder:
             handle = Counter(name, canonical, sid, self._remove)
             self._counters[(name, canonical)] = handle
         info = SeriesInfo(sid, kind, name, canonical, handle, [(name, canonical)])
+        if retired is None or retired.sid not in self._infos:
+            self._label_refs[canonical] = self._label_refs.get(canonical, 0) + 1
         self._infos[sid] = info
         self._fresh.append(handle)
         if self.journaling:
@@ -185,6 +192,14 @@ class CaptureRecorder:
         self._live_dirty = True
         last = self.last_taken if self.last_taken is not None else -1
         self._retired[(info.kind, info.name, info.labels)] = _Retired(info.sid, last)
+
+    def _release_labels(self, labels: LabelTuple) -> None:
+        left = self._label_refs.get(labels, 0) - 1
+        if left > 0:
+            self._label_refs[labels] = left
+        else:
+            self._label_refs.pop(labels, None)
+            self._label_sets.pop(labels, None)
 
     def series_count(self) -> int:
         """Number of registered series that are not removed."""
@@ -345,6 +360,7 @@ class CaptureRecorder:
                     info = self._infos.get(sid)
                     if info is not None and info.removed:
                         del self._infos[sid]
+                        self._release_labels(info.labels)
             return ready, infos
 
     def pop_events(self) -> list[tuple[str, object]]:

@@ -27,3 +27,19 @@ def capture_schema(label_columns: Sequence[str] = ()) -> pa.Schema:
     fields += [pa.field(name, pa.string()) for name in label_columns]
     fields.append(pa.field("labels", LABELS_TYPE))
     return pa.schema(fields)
+
+
+#: How string columns are written: dictionary encoded in memory as on disk, so a flush of a
+#: million rows holds each distinct string once. Files are written without the Arrow schema, so
+#: every reader sees plain strings (:func:`capture_schema`).
+WRITE_STRING = pa.dictionary(pa.int32(), pa.string())
+
+
+def capture_write_schema(label_columns: Sequence[str] = ()) -> pa.Schema:
+    """The in-memory schema of a flush: :func:`capture_schema` with dictionary strings."""
+    return pa.schema(
+        [
+            pa.field(f.name, WRITE_STRING, nullable=f.nullable) if pa.types.is_string(f.type) else f
+            for f in capture_schema(label_columns)
+        ]
+    )

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from capture.accumulator import TickFrame
 from capture.keys import LabelTuple
-from capture.schema import LABELS_TYPE, capture_schema
+from capture.schema import LABELS_TYPE, capture_write_schema
 
 
 class SeriesMeta(Protocol):
@@ -42,7 +42,8 @@ class RowLayout:
 
     @property
     def schema(self) -> pa.Schema:
-        return capture_schema(self.label_columns)
+        """The schema tables are built in (dictionary-encoded strings)."""
+        return capture_write_schema(self.label_columns)
 
 
 def _int64(values: array[int]) -> pa.Array:
@@ -122,7 +123,7 @@ def points_to_table(
     known = [sid for sid in unique if sid in series]
     if len(known) != len(unique):
         raw = raw.filter(pc.is_in(raw["sid"], value_set=pa.array(known, pa.int64())))
-    position = pc.index_in(raw["sid"], value_set=pa.array(known, pa.int64()))
+    position = pc.index_in(raw["sid"], value_set=pa.array(known, pa.int64())).combine_chunks()
 
     label_columns = layout.label_columns
     global_labels = dict(layout.global_labels)
@@ -149,17 +150,24 @@ def points_to_table(
         millis = pc.cast(
             pc.round(pc.multiply(pc.cast(ticks, pa.float64()), ms_per_tick)), pa.int64()
         )
+
+    def per_series(values: Sequence[str | None]) -> pa.DictionaryArray:
+        # Row i takes its series' value: indices into one entry per series.
+        return pa.DictionaryArray.from_arrays(position, pa.array(values, pa.string()))
+
     columns: dict[str, pa.Array | pa.ChunkedArray] = {
-        "run_id": pa.repeat(pa.scalar(layout.run_id, pa.string()), n),
+        "run_id": pa.DictionaryArray.from_arrays(
+            pa.repeat(pa.scalar(0, pa.int32()), n), pa.array([layout.run_id], pa.string())
+        ),
         "time": pc.cast(millis, pa.timestamp("ms", tz="UTC")),
         "fetch_index": pc.subtract(ticks, pa.scalar(layout.first_tick, pa.int64())),
-        "metric_name": pa.array(names, pa.string()).take(position),
-        "metric_kind": pa.array(kinds, pa.string()).take(position),
+        "metric_name": per_series(names),
+        "metric_kind": per_series(kinds),
         "value_int": raw["value_int"],
         "value_float": raw["value_float"],
     }
     for i, column in enumerate(label_columns):
-        columns[column] = pa.array(column_values[i], pa.string()).take(position)
+        columns[column] = per_series(column_values[i])
     columns["labels"] = pa.array(maps, LABELS_TYPE).take(position)
     return pa.table(columns, schema=schema)
 

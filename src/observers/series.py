@@ -20,13 +20,16 @@ class SeriesSet:
     __slots__ = ("_counters", "_gauges", "generation", "labels")
 
     def __init__(self, labels: Mapping[str, str]) -> None:
-        self.labels = dict(labels)
+        # Sorted by key, the order capture keeps labels in, so its lookup needs no second key.
+        self.labels = dict(sorted(labels.items()))
         self.generation = 0
         self._gauges: dict[str, capture.GaugeHandle] = {}
         self._counters: dict[str, capture.CounterHandle] = {}
 
     def _labels(self, extra: tuple[str, str] | None) -> Mapping[str, str]:
-        return self.labels if extra is None else {**self.labels, extra[0]: extra[1]}
+        if extra is None:
+            return self.labels
+        return dict(sorted({**self.labels, extra[0]: extra[1]}.items()))
 
     def gauge(self, name: str, value: float, extra: tuple[str, str] | None = None) -> None:
         """Set gauge ``name`` (with one optional extra label) to ``value``."""
@@ -78,7 +81,7 @@ class SeriesSet:
     def relabel(self, labels: Mapping[str, str]) -> None:
         """End every series and continue under new base labels."""
         self.remove()
-        self.labels = dict(labels)
+        self.labels = dict(sorted(labels.items()))
 
     def __len__(self) -> int:
         return len(self._gauges) + len(self._counters)
