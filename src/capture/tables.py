@@ -152,8 +152,13 @@ def points_to_table(
         )
 
     def per_series(values: Sequence[str | None]) -> pa.DictionaryArray:
-        # Row i takes its series' value: indices into one entry per series.
-        return pa.DictionaryArray.from_arrays(position, pa.array(values, pa.string()))
+        # Row i takes its series' value: each distinct string once in the dictionary, a null
+        # as a null index (Parquet cannot write a null inside a dictionary).
+        dictionary: dict[str, int] = {}
+        codes = [None if v is None else dictionary.setdefault(v, len(dictionary)) for v in values]
+        return pa.DictionaryArray.from_arrays(
+            pa.array(codes, pa.int32()).take(position), pa.array(list(dictionary), pa.string())
+        )
 
     columns: dict[str, pa.Array | pa.ChunkedArray] = {
         "run_id": pa.DictionaryArray.from_arrays(

@@ -300,3 +300,18 @@ def test_full_disk_keeps_earlier_files_intact(tmp_path: Path) -> None:
             pq.read_metadata(p)  # every published file is readable
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_series_without_a_label_column_has_nulls_there(tmp_path: Path) -> None:
+    manager = capture.CaptureManager(
+        tmp_path / "x.parquet", tick_seconds=0.05, label_columns=("pod_name", "container_id")
+    )
+    manager.start()
+    capture.gauge("node.wide").set(1.0)
+    capture.gauge("per.pod", {"pod_name": "p"}).set(2.0)
+    time.sleep(0.15)
+    published = manager.close()
+    assert published is not None
+    rows = pq.read_table(published.path).to_pylist()
+    assert {r["metric_name"]: r["pod_name"] for r in rows} == {"node.wide": None, "per.pod": "p"}
+    assert all(r["container_id"] is None for r in rows)
