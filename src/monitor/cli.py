@@ -15,6 +15,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
+from analysis.cli import (
+    QUERY_DESCRIPTION,
+    REPORT_DESCRIPTION,
+    SUMMARY_DESCRIPTION,
+    add_query_arguments,
+    add_report_arguments,
+    add_summary_arguments,
+)
 from monitor import __version__
 from monitor.config import ConfigError, Environment, add_run_arguments, build_config
 from monitor.demo import add_demo_arguments
@@ -87,6 +95,24 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def _query(args: argparse.Namespace) -> int:
+    from analysis.cli import run_query  # noqa: PLC0415 - duckdb, from the analysis extra
+
+    return run_query(args)
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from analysis.cli import run_summary  # noqa: PLC0415 - duckdb, from the analysis extra
+
+    return run_summary(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from analysis.cli import run_report  # noqa: PLC0415 - duckdb and plotly (analysis extra)
+
+    return run_report(args)
+
+
 def _version(args: argparse.Namespace) -> int:
     print(f"finemon {__version__}")
     return EXIT_OK
@@ -126,6 +152,24 @@ COMMANDS: dict[str, Command] = {
         add_arguments=add_demo_arguments,
         run=_demo,
         description=DEMO_DESCRIPTION,
+    ),
+    "query": Command(
+        help="run SQL (DuckDB) over an output directory: metrics view, rate() and increase()",
+        add_arguments=add_query_arguments,
+        run=_query,
+        description=QUERY_DESCRIPTION,
+    ),
+    "summary": Command(
+        help="print CPU, throttling, memory, PSS and OOM kills per run and container",
+        add_arguments=add_summary_arguments,
+        run=_summary,
+        description=SUMMARY_DESCRIPTION,
+    ),
+    "report": Command(
+        help="write a self-contained HTML report with interactive charts",
+        add_arguments=add_report_arguments,
+        run=_report,
+        description=REPORT_DESCRIPTION,
     ),
     "version": Command(
         help="print the version",

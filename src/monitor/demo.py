@@ -119,6 +119,9 @@ def run_demo(args: argparse.Namespace) -> int:
     finally:
         signals.close()
     print_summary(output)
+    from analysis.cli import report_after_demo  # noqa: PLC0415 - duckdb and plotly, optional
+
+    report_after_demo(output)
     return code
 
 

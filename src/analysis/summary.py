@@ -1,0 +1,279 @@
+"""``finemon summary``: per run and per container, what the resources did over the run.
+
+CPU comes from ``container.cpu.usage_millicores`` (mean, 95th percentile, max over the ticks),
+throttling from the counters ``container.cpu.throttled_periods``, ``container.cpu.periods`` and
+``container.cpu.throttled_usec`` (increase over the container's range, resets skipped), memory
+from ``container.memory.working_set_bytes`` and ``container.memory.pss_bytes`` (mean, max), OOM
+kills from ``container.memory.oom_kills`` (increase), and the top processes by their highest
+``process.memory.pss_bytes``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from analysis.dataset import connect, label_sql
+from analysis.errors import AnalysisError, one_line, require
+
+if TYPE_CHECKING:
+    import duckdb
+
+CPU = "container.cpu.usage_millicores"
+WORKING_SET = "container.memory.working_set_bytes"
+PSS = "container.memory.pss_bytes"
+PROCESS_PSS = "process.memory.pss_bytes"
+THROTTLED_PERIODS = "container.cpu.throttled_periods"
+PERIODS = "container.cpu.periods"
+THROTTLED_USEC = "container.cpu.throttled_usec"
+OOM_KILLS = "container.memory.oom_kills"
+
+_MIB = 1024 * 1024
+LEGEND = (
+    "(times in UTC; cpu in millicores; thr: CPU throttling: throttled periods, their % of all"
+    " periods, seconds throttled; wset (working set) and pss in MiB; oom: OOM kills)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Mean, 95th percentile and maximum of a gauge over a container's ticks."""
+
+    mean: float
+    p95: float
+    max: float
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSummary:
+    """One container in one run; a field is None when the run has no such metric for it."""
+
+    container_key: str
+    name: str
+    first_time: datetime
+    last_time: datetime
+    cpu_millicores: Stats | None
+    throttled_periods: int | None
+    periods: int | None
+    throttled_seconds: float | None
+    working_set_bytes: Stats | None
+    pss_bytes: Stats | None
+    oom_kills: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSummary:
+    """A process's PSS over a run (bytes)."""
+
+    container_name: str
+    pid: str
+    comm: str
+    pss_mean_bytes: float
+    pss_max_bytes: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """One ``run_id``: its node, time range, containers (by name) and top processes by PSS."""
+
+    run_id: str
+    node_name: str | None
+    first_time: datetime
+    last_time: datetime
+    containers: tuple[ContainerSummary, ...]
+    top_processes: tuple[ProcessSummary, ...]
+
+
+def _gauge_stats(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str], Stats]:
+    rows = con.execute(
+        f"""SELECT run_id, container_key, metric_name, avg(value_float),
+            quantile_cont(value_float, 0.95), max(value_float)
+        FROM metrics
+        WHERE metric_name IN ('{CPU}', '{WORKING_SET}', '{PSS}')
+            AND container_key IS NOT NULL AND value_float IS NOT NULL
+        GROUP BY ALL"""
+    ).fetchall()
+    return {(r[0], r[1], r[2]): Stats(r[3], r[4], r[5]) for r in rows}
+
+
+def _counter_increases(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str], int]:
+    union = " UNION ALL ".join(
+        f"SELECT run_id, container_key, metric_name, increase FROM increase('{name}')"
+        for name in (THROTTLED_PERIODS, PERIODS, THROTTLED_USEC, OOM_KILLS)
+    )
+    rows = con.execute(
+        f"""SELECT run_id, container_key, metric_name, sum(increase)::BIGINT
+        FROM ({union}) WHERE container_key IS NOT NULL GROUP BY ALL"""
+    ).fetchall()
+    return {(r[0], r[1], r[2]): int(r[3]) for r in rows}
+
+
+def _top_processes(
+    con: duckdb.DuckDBPyConnection, top: int
+) -> dict[str, list[tuple[str, str, str, float, float]]]:
+    rows = con.execute(
+        f"""SELECT run_id, container_key, {label_sql("pid")} AS pid, {label_sql("comm")} AS comm,
+            avg(value_float) AS mean, max(value_float) AS peak
+        FROM metrics
+        WHERE metric_name = '{PROCESS_PSS}' AND value_float IS NOT NULL
+        GROUP BY run_id, container_key, pid, comm
+        QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY peak DESC, pid) <= $top
+        ORDER BY run_id, peak DESC, pid""",
+        {"top": top},
+    ).fetchall()
+    found: dict[str, list[tuple[str, str, str, float, float]]] = defaultdict(list)
+    for run_id, key, pid, comm, mean, peak in rows:
+        found[run_id].append((key, pid or "?", comm or "?", mean, peak))
+    return found
+
+
+def summarize(directory: str | Path, top_processes: int = 10) -> list[RunSummary]:
+    """Summaries of every run in ``directory``, oldest first, with at most ``top_processes``
+    processes each.
+
+    Raises :class:`MissingExtraError` without duckdb and :class:`AnalysisError` when the
+    directory cannot be read.
+    """
+    duckdb_module = require("duckdb")
+    con = connect(directory)
+    try:
+        runs = con.execute(
+            """SELECT run_id, max(node_name), min(time), max(time) FROM metrics
+            GROUP BY run_id ORDER BY min(time), run_id"""
+        ).fetchall()
+        containers = con.execute(
+            "SELECT run_id, container_key, name, first_time, last_time FROM containers "
+            "ORDER BY run_id, name, container_key"
+        ).fetchall()
+        stats = _gauge_stats(con)
+        increases = _counter_increases(con)
+        processes = _top_processes(con, top_processes)
+    except duckdb_module.Error as exc:
+        raise AnalysisError(f"{directory}: {one_line(str(exc))}") from None
+    finally:
+        con.close()
+
+    by_run: dict[str, list[ContainerSummary]] = defaultdict(list)
+    names: dict[tuple[str, str], str] = {}
+    for run_id, key, name, first, last in containers:
+        names[(run_id, key)] = name
+        throttled_usec = increases.get((run_id, key, THROTTLED_USEC))
+        by_run[run_id].append(
+            ContainerSummary(
+                container_key=key,
+                name=name,
+                first_time=first,
+                last_time=last,
+                cpu_millicores=stats.get((run_id, key, CPU)),
+                throttled_periods=increases.get((run_id, key, THROTTLED_PERIODS)),
+                periods=increases.get((run_id, key, PERIODS)),
+                throttled_seconds=None if throttled_usec is None else throttled_usec / 1e6,
+                working_set_bytes=stats.get((run_id, key, WORKING_SET)),
+                pss_bytes=stats.get((run_id, key, PSS)),
+                oom_kills=increases.get((run_id, key, OOM_KILLS)),
+            )
+        )
+    return [
+        RunSummary(
+            run_id=run_id,
+            node_name=node,
+            first_time=first,
+            last_time=last,
+            containers=tuple(by_run.get(run_id, [])),
+            top_processes=tuple(
+                ProcessSummary(names.get((run_id, key), key[:12]), pid, comm, mean, peak)
+                for key, pid, comm, mean, peak in processes.get(run_id, [])
+            ),
+        )
+        for run_id, node, first, last in runs
+    ]
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def _stat(stats: Stats | None, which: str) -> float | None:
+    return None if stats is None else float(getattr(stats, which))
+
+
+def _number(value: float | None, scale: float = 1.0, digits: int = 0) -> str:
+    return "-" if value is None else f"{value / scale:.{digits}f}"
+
+
+def _table(rows: list[list[str]], left: int = 1) -> list[str]:
+    """Rows aligned in columns; the first ``left`` columns left-aligned, the others right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            cell.ljust(w) if i < left else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def format_summary(runs: list[RunSummary]) -> str:
+    """The summaries as text tables, one block per run (CPU in millicores, memory in MiB)."""
+    blocks: list[str] = []
+    for run in runs:
+        same_day = run.first_time.date() == run.last_time.date()
+        clock = "%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S"
+        span = (run.last_time - run.first_time).total_seconds()
+        lines = [
+            f"run {run.run_id} on node {run.node_name or '?'}: "
+            f"{run.first_time:%Y-%m-%d %H:%M:%S} to {run.last_time.strftime(clock)} UTC "
+            f"({_duration(span)}), {len(run.containers)} "
+            f"container{'' if len(run.containers) == 1 else 's'}"
+        ]
+        if run.containers:
+            rows = [
+                ["container", "from", "to", "cpu:mean", "p95", "max", "thr:periods", "%", "s",
+                 "wset:mean", "max", "pss:mean", "max", "oom"],
+            ]  # fmt: skip
+            for c in run.containers:
+                share = (
+                    100.0 * c.throttled_periods / c.periods
+                    if c.throttled_periods is not None and c.periods
+                    else None
+                )
+                cpu, wset, pss = c.cpu_millicores, c.working_set_bytes, c.pss_bytes
+                rows.append(
+                    [
+                        c.name,
+                        c.first_time.strftime(clock),
+                        c.last_time.strftime(clock),
+                        _number(_stat(cpu, "mean")),
+                        _number(_stat(cpu, "p95")),
+                        _number(_stat(cpu, "max")),
+                        _number(c.throttled_periods),
+                        _number(share, digits=1),
+                        _number(c.throttled_seconds, digits=1),
+                        _number(_stat(wset, "mean"), _MIB, 1),
+                        _number(_stat(wset, "max"), _MIB, 1),
+                        _number(_stat(pss, "mean"), _MIB, 1),
+                        _number(_stat(pss, "max"), _MIB, 1),
+                        _number(c.oom_kills),
+                    ]
+                )
+            lines += ["", *_table(rows, left=3), LEGEND]
+        else:
+            lines.append("no container metrics in this run")
+        if run.top_processes:
+            rows = [["top processes by PSS", "pid", "comm", "PSS mean (MiB)", "max (MiB)"]]
+            rows += [
+                [p.container_name, p.pid, p.comm, _number(p.pss_mean_bytes, _MIB, 1),
+                 _number(p.pss_max_bytes, _MIB, 1)]
+                for p in run.top_processes
+            ]  # fmt: skip
+            lines += ["", *_table(rows, left=3)]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) if blocks else "no runs"

@@ -1,0 +1,166 @@
+"""``finemon query``, ``summary`` and ``report`` as a user types them, and the missing extra."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from analysis.cli import report_after_demo
+from monitor.cli import main
+from tests.analysis.synthetic import write_small
+
+
+def one_error_line(err: str, command: str) -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"finemon {command}: error: "), err
+    return lines[0]
+
+
+def test_query_prints_a_table(small_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "query",
+            str(small_dir),
+            "SELECT max(container_name) AS container, round(avg(per_second) / 1000) AS millicores "
+            "FROM rate('container.cpu.usage_usec') GROUP BY container_key ORDER BY 2 DESC",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.splitlines() == [
+        "container  millicores",
+        "---------  ----------",
+        "job              1000",
+        "nginx             500",
+        "postgres          100",
+        "(3 rows)",
+    ]
+
+
+def test_query_prints_csv_and_cuts_long_results(
+    small_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sql = (
+        "SELECT time, labels FROM metrics WHERE metric_name = 'process.memory.pss_bytes' "
+        "AND labels['pid'] = '101' ORDER BY time LIMIT 2"
+    )
+    assert main(["query", str(small_dir), sql, "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "time,labels",
+        '2024-01-31 23:58:00+00:00,"{comm=nginx, pid=101}"',
+        '2024-01-31 23:58:01+00:00,"{comm=nginx, pid=101}"',
+    ]
+    assert main(["query", str(small_dir), "SELECT * FROM range(5)", "--max-rows", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "(first 2 rows; more were cut, see --max-rows)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("selec 1", "Parser Error"),
+        ("SELECT nope FROM metrics", "Binder Error"),
+        ("SELECT * FROM rate()", "rate"),
+    ],
+)
+def test_bad_sql_is_one_line_and_exit_1(
+    small_dir: Path, capsys: pytest.CaptureFixture[str], sql: str, message: str
+) -> None:
+    assert main(["query", str(small_dir), sql]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert message in one_error_line(captured.err, "query")
+
+
+def test_a_directory_without_data_is_one_line_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in (["query", str(tmp_path), "SELECT 1"], ["summary", str(tmp_path)]):
+        assert main(command) == 1
+        assert "no Parquet files" in one_error_line(capsys.readouterr().err, command[0])
+    assert main(["report", str(tmp_path / "missing")]) == 1
+    assert "no such directory" in one_error_line(capsys.readouterr().err, "report")
+
+
+def test_summary_prints_every_run(small_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", str(small_dir), "--top", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\nrun ") + out.startswith("run ") == 2
+    assert "shop/db-0/postgres" in out and "top processes by PSS" in out
+
+
+def test_report_writes_into_the_directory_by_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_small(tmp_path / "out")
+    assert main(["report", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"wrote {root / '_report.html'} (")
+    assert (root / "_report.html").stat().st_size > 1_000_000
+    assert not list(root.glob(".*partial"))
+    target = tmp_path / "elsewhere.html"
+    assert main(["report", str(root), "-o", str(target), "--max-points", "50"]) == 0
+    assert target.exists()
+    capsys.readouterr()
+    assert main(["report", str(root), "-o", str(tmp_path / "no" / "such" / "r.html")]) == 1
+    assert "cannot write" in one_error_line(capsys.readouterr().err, "report")
+
+
+def test_usage_errors_exit_2(small_dir: Path) -> None:
+    for argv in (
+        ["report", str(small_dir), "--max-points", "3"],
+        ["summary", str(small_dir), "--top", "many"],
+        ["query", str(small_dir)],
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2
+
+
+def test_without_the_extra_each_command_says_how_to_install_it(
+    small_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "duckdb", None)  # import duckdb raises ImportError
+    for argv in (
+        ["query", str(small_dir), "SELECT 1"],
+        ["summary", str(small_dir)],
+        ["report", str(small_dir), "-o", "/nonexistent/r.html"],
+    ):
+        assert main(argv) == 1
+        line = one_error_line(capsys.readouterr().err, argv[0])
+        assert "pip install 'finemon[analysis]'" in line
+
+
+def test_without_plotly_the_report_says_how_to_install_it(
+    small_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "plotly", None)
+    monkeypatch.setitem(sys.modules, "plotly.offline", None)
+    assert main(["report", str(small_dir), "-o", "/nonexistent/r.html"]) == 1
+    line = one_error_line(capsys.readouterr().err, "report")
+    assert "plotly" in line and "pip install 'finemon[analysis]'" in line
+
+
+def test_the_demo_writes_the_report_or_says_how_to_get_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write_small(tmp_path / "demo")
+    report_after_demo(root)
+    assert capsys.readouterr().out.strip() == (
+        f"report (open it in a browser, it works offline): {root / '_report.html'}"
+    )
+    assert (root / "_report.html").exists()
+
+    monkeypatch.setitem(sys.modules, "duckdb", None)
+    report_after_demo(root)
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("for an HTML report with charts, install the analysis extra")
+    assert f"finemon report {root}" in out
+
+    monkeypatch.undo()
+    report_after_demo(tmp_path / "empty")  # a demo that recorded nothing
+    assert capsys.readouterr().out.strip().startswith("no HTML report:")

@@ -1,0 +1,149 @@
+"""The report's data (downsampled series, events) and the page: self-contained and bounded."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analysis import build_report_data, write_report
+from analysis.report import bucket_ms, default_selection
+from tests.analysis.synthetic import (
+    BATCH_TICKS,
+    LARGE_PROCESSES,
+    OOM_TICK,
+    RUN_A_START_MS,
+    RUN_A_TICKS,
+)
+
+DATA = re.compile(r'<script type="application/json" id="finemon-data">(.*?)</script>', re.S)
+#: What plotly.js weighs inlined; the rest of the page is the data and a little script.
+PLOTLY_BYTES_MAX = 6_000_000
+
+
+def page_data(html: str) -> dict[str, Any]:
+    match = DATA.search(html)
+    assert match is not None
+    data: dict[str, Any] = json.loads(match.group(1))
+    return data
+
+
+@pytest.mark.parametrize(
+    ("span_ms", "tick_ms", "max_points"),
+    [
+        (0, 1000, 400),
+        (23_000, 1000, 400),
+        (86_400_000, 1000, 400),
+        (86_400_000, 1000, 10),
+        (7 * 86_400_000, 1000, 400),
+        (400_000, 100, 400),
+        (3_600_000, 15_000, 1000),
+    ],
+)
+def test_buckets_fit_the_span_in_max_points(span_ms: int, tick_ms: int, max_points: int) -> None:
+    width = bucket_ms(span_ms, tick_ms, max_points)
+    assert width >= tick_ms
+    assert span_ms // width + 2 <= max_points
+
+
+def at_ms(tick: int) -> int:
+    return RUN_A_START_MS + tick * 1000
+
+
+def test_small_report_data(small_dir: Path) -> None:
+    data = build_report_data(small_dir, max_points=1000)
+    assert data["bucket_ms"] == data["tick_ms"] == 1000
+    names = [c["name"] for c in data["containers"]]
+    assert sorted(names) == ["jobs/batch-x/job", "shop/db-0/postgres", "shop/web-7d9/nginx"]
+    index = {name: i for i, name in enumerate(names)}
+    events = {(e["kind"], e["c"], e["t"]) for e in data["events"]}
+    assert ("oom", index["shop/db-0/postgres"], at_ms(OOM_TICK)) in events
+    assert ("start", index["jobs/batch-x/job"], at_ms(BATCH_TICKS[0])) in events
+    assert ("stop", index["jobs/batch-x/job"], at_ms(BATCH_TICKS[-1])) in events
+    assert sum(kind == "run" for kind, _, _ in events) == 4  # two runs, start and end
+    assert data["containers"][index["shop/db-0/postgres"]]["oom_kills"] == 1
+
+    def series(chart: str, role: str, name: str) -> list[float | None]:
+        found = [
+            s
+            for s in data["series"]
+            if (s["chart"], s["role"], s["c"]) == (chart, role, index[name])
+        ]
+        assert len(found) == 1, (chart, role, name)
+        values: list[float | None] = found[0]["values"]
+        return values
+
+    web_cpu = series("cpu", "usage", "shop/web-7d9/nginx")
+    assert {v for v in web_cpu if v is not None} == {500.0}
+    # Run B starts 180 s after run A ends: the gap is null, not interpolated.
+    assert web_cpu.count(None) == 180 + 1  # and the first tick of run B, a baseline
+    assert {v for v in series("throttling", "throttled", "shop/web-7d9/nginx") if v} == {20.0}
+    assert {v for v in series("memory", "working set", "shop/web-7d9/nginx") if v} == {100.0}
+    assert {v for v in series("psi", "memory", "shop/db-0/postgres") if v} == {20.0}
+    db_pss = series("pss", "postgres [201]", "shop/db-0/postgres")
+    assert max(v for v in db_pss if v is not None) == 100 + OOM_TICK - 1
+    assert len(db_pss) == RUN_A_TICKS
+    roles = {s["role"] for s in data["series"] if s["chart"] == "pss"}
+    assert roles == {"nginx [101]", "worker [102]", "postgres [201]", "job [301]"}
+    assert data["selection"] == [0, 1, 2]
+
+
+def test_processes_are_limited_per_container(small_dir: Path) -> None:
+    data = build_report_data(small_dir, top_processes=1)
+    roles = {s["role"] for s in data["series"] if s["chart"] == "pss"}
+    assert roles == {"nginx [101]", "postgres [201]", "job [301]"}
+
+
+def test_default_selection_keeps_the_oom_killed_and_the_busiest() -> None:
+    containers = [
+        {"oom_kills": 0, "cpu_peak": float(i), "memory_peak": float(-i)} for i in range(20)
+    ]
+    containers[5]["oom_kills"] = 2
+    chosen = default_selection(containers, size=4)
+    assert chosen == [0, 5, 18, 19]
+
+
+def test_the_page_is_self_contained(tmp_path: Path, small_dir: Path) -> None:
+    result = write_report(small_dir, tmp_path / "report.html", title="a <b> & c")
+    html = result.path.read_text(encoding="utf-8")
+    assert result.size_bytes == len(html.encode())
+    assert "plotly.js v" in html[:2_000_000]
+    # Nothing is loaded from anywhere: no element with a src or href, no stylesheet link.
+    assert not re.search(r"<(script|link|img|iframe|object|embed)\b[^>]*\b(src|href)\s*=", html)
+    assert "<title>a &lt;b&gt; &amp; c</title>" in html
+    data = page_data(html)
+    assert data["title"] == "a <b> & c"
+    assert result.containers == len(data["containers"]) == 3
+
+
+@pytest.mark.slow
+def test_a_day_for_100_containers_stays_bounded(tmp_path: Path, large_dir: Path) -> None:
+    started = time.monotonic()
+    result = write_report(large_dir, tmp_path / "large.html", max_points=400)
+    seconds = time.monotonic() - started
+    html = result.path.read_text(encoding="utf-8")
+    data = page_data(html)
+    assert result.containers == len(data["containers"]) == 100
+    assert data["bucket_ms"] == 300_000  # a day in 400 points: one per 5 minutes
+    assert max(len(s["values"]) for s in data["series"]) <= 400
+    assert result.max_values_per_series <= 400
+    per_chart: dict[str, int] = {}
+    for s in data["series"]:
+        per_chart[s["chart"]] = per_chart.get(s["chart"], 0) + 1
+    assert per_chart == {
+        "cpu": 100,
+        "memory": 200,
+        "psi": 200,
+        "throttling": 100,
+        "pss": 100 * len(LARGE_PROCESSES),
+    }
+    assert len(data["selection"]) == 8
+    assert [e["kind"] for e in data["events"]] == ["run", "oom", "run"]
+    # 900 series of at most 400 values: the data stays a few MB, whatever the ticks.
+    assert result.data_bytes < 3_000_000
+    assert result.size_bytes < PLOTLY_BYTES_MAX + 3_000_000
+    assert seconds < 60, f"report took {seconds:.1f} s"
