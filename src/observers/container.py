@@ -154,6 +154,9 @@ class ContainerSampler:
         self._io: list[int] | None = None
         self._blkio: dict[str, tuple[int, int]] = {}
         self._psi: dict[tuple[str, str], tuple[float | None, int | None]] = {}
+        self._changed = False
+        self._rates_nonzero = False
+        self._rates_known = False  # a rate has been emitted (from the second reading on)
         self._every: list[tuple[KeptFile, Handler]] = []
         self._config: list[tuple[KeptFile, Handler]] = []
         self._plan()
@@ -246,9 +249,23 @@ class ContainerSampler:
             if self.gone:
                 return
         self._samples += 1
+        self._changed = False
         self._run(self._every, errors)
-        if not self.gone:
+        if self.gone:
+            return
+        if self._changed or self._rates_nonzero or not self._rates_known:
             self._derive()
+        else:
+            # Nothing changed since the last tick (an idle container): every derived value
+            # holds, the CPU rates stay 0; only the rates' clocks move on.
+            now = self._now
+            for tracker, usec in (
+                (self._cpu_usage, self._usage_usec),
+                (self._cpu_user, self._user_usec),
+                (self._cpu_system, self._system_usec),
+            ):
+                if usec is not None:
+                    tracker.update(usec, now)
 
     def _run(self, plan: list[tuple[KeptFile, Handler]], errors: ReadErrors) -> None:
         dropped: list[KeptFile] = []
@@ -279,6 +296,7 @@ class ContainerSampler:
                 errors.count(MalformedFileError(kept.path, 1, str(exc)))
                 continue
             kept.last = data
+            self._changed = True
         if dropped:
             plan[:] = [(k, h) for k, h in plan if k not in dropped]
             for kept in dropped:
@@ -490,9 +508,12 @@ class ContainerSampler:
             s.drop("container.memory.limit_bytes")
             self._setters.pop("container.memory.limit_bytes", None)
         now = self._now
+        self._rates_nonzero = False
         if self._usage_usec is not None:
             self._set("container.cpu.usage_usec", self._usage_usec, counter=True)
             rate = self._cpu_usage.update(self._usage_usec, now)
+            self._rates_nonzero |= bool(rate)
+            self._rates_known |= rate is not None
             if rate is not None:
                 millicores = rate / 1000.0
                 self._set("container.cpu.usage_millicores", millicores)
@@ -500,10 +521,12 @@ class ContainerSampler:
                 self._set("container.cpu.usage_percent", millicores / capacity * 100.0)
         if self._user_usec is not None:
             rate = self._cpu_user.update(self._user_usec, now)
+            self._rates_nonzero |= bool(rate)
             if rate is not None:
                 self._set("container.cpu.user_millicores", rate / 1000.0)
         if self._system_usec is not None:
             rate = self._cpu_system.update(self._system_usec, now)
+            self._rates_nonzero |= bool(rate)
             if rate is not None:
                 self._set("container.cpu.system_millicores", rate / 1000.0)
         periods, throttled, throttled_usec = self._throttling
