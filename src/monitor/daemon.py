@@ -16,8 +16,9 @@ Life cycle:
    calls ``observer.sample()``, records finemon's own CPU, RSS, sample duration and container
    count, and takes the tick: the tick holds exactly the values sampled for it. A sample that
    overruns the next boundary makes the loop skip the ticks whose boundaries passed (counted in
-   ``finemon.ticks_skipped``; in the files they repeat the last sampled values, as the
-   accumulator fills every tick) and resume on the grid, which never drifts.
+   ``finemon.ticks_skipped``) and resume on the grid, which never drifts. In the files the
+   skipped ticks repeat the last sampled values, up to one accumulator window of them; a stall
+   longer than the window leaves the older ticks out, counted in ``capture.missed_ticks``.
 5. Every ``--rotation-seconds`` (on a tick boundary) the file is published and a new one started,
    in a new ``dt=`` partition after midnight; the log gets one line per rotation and a health line
    every minute, never a line per sample. A rotation that fails is logged and counted in

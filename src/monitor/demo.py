@@ -125,15 +125,17 @@ def run_demo(args: argparse.Namespace) -> int:
     return code
 
 
-def print_summary(output: Path) -> None:
-    """Print CPU, memory and PSS per container of the dataset at ``output``."""
+def print_summary(output: Path, namespace: str | None = None) -> None:
+    """Print CPU, memory and PSS per container of the dataset at ``output`` (only those of
+    ``namespace`` when given)."""
     import pyarrow.dataset as ds  # noqa: PLC0415 - the CLI starts without pyarrow
 
     try:
         dataset = ds.dataset(output, format="parquet", partitioning="hive")
         table = dataset.to_table(
-            columns=["metric_name", "value_float", "container_name", "labels"],
-            filter=ds.field("metric_name").isin(
+            columns=["metric_name", "value_float", "container_name", "container_id", "labels"],
+            filter=(ds.field("namespace") == namespace if namespace else ds.scalar(True))
+            & ds.field("metric_name").isin(
                 [
                     "container.cpu.usage_millicores",
                     "container.memory.working_set_bytes",
@@ -146,14 +148,15 @@ def print_summary(output: Path) -> None:
         print(f"no data to summarize in {output}: {exc}")
         return
     values: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for name, value, container, labels in zip(
+    for name, value, container, container_id, labels in zip(
         table["metric_name"].to_pylist(),
         table["value_float"].to_pylist(),
         table["container_name"].to_pylist(),
+        table["container_id"].to_pylist(),
         table["labels"].to_pylist(),
         strict=True,
     ):
-        key = container or dict(labels or []).get("cgroup", "?")
+        key = container or dict(labels or []).get("cgroup") or (container_id or "?")[:12]
         if value is not None:
             values[(key, name)].append(value)
     containers = sorted({c for c, _ in values})

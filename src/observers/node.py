@@ -110,6 +110,12 @@ class NodeObserver:
         self._health_deferred = capture.counter("finemon.pss.deferred")
         self._health_pss_reads = capture.counter("finemon.pss.reads")
         self._logged_errors: set[str] = set()
+        # Scan once now, so that describe() names the layout found before the first sample.
+        try:
+            self._previous = discover(self.hierarchy, proc_root=self._proc_root)
+            self.mode = self._previous.mode
+        except OSError as exc:
+            log.warning("first discovery failed: %s", exc)
 
     # ------------------------------------------------------------------ labels
     def _labels(self, cgroup: ContainerCgroup, meta: ContainerMeta) -> dict[str, str]:
