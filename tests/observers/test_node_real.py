@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -30,6 +31,12 @@ def sandbox(tmp_path: Path) -> Iterator[KubeletSandbox]:
         assert not (root / box.prefix).exists(), "sandbox cgroups were not cleaned up"
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` in seconds, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def values(recorder: CaptureRecorder, name: str) -> dict[str, float]:
     """Live values of ``name`` by container_name."""
     out: dict[str, float] = {}
@@ -50,13 +57,21 @@ def test_cpu_millicores_and_pss_of_real_workloads(sandbox: KubeletSandbox, tmp_p
     try:
         observer = NodeObserver(ObserverConfig(log_root=tmp_path / "log", node_name="test-node"))
         time.sleep(1.5)  # let the holder touch its pages
+        burner_cpu = cpu_seconds(burner.pids[0])
+        started = time.monotonic()
         first = observer.sample()
         time.sleep(2.0)
         report = observer.sample()
+        # What the burner really got (another load on the machine may take part of its core).
+        got_millicores = (
+            (cpu_seconds(burner.pids[0]) - burner_cpu) / (time.monotonic() - started) * 1000
+        )
         assert observer.mode == "kubernetes"
         assert report.containers >= 2 and first.containers >= 2
         millicores = values(recorder, "container.cpu.usage_millicores")
-        assert 900 <= millicores["burner"] <= 1100, millicores
+        assert abs(millicores["burner"] - got_millicores) <= 0.15 * got_millicores, millicores
+        if got_millicores >= 950:  # a quiet machine: one whole core, as the issue says
+            assert 900 <= millicores["burner"] <= 1100, millicores
         assert millicores["holder"] < 100
         pss = values(recorder, "container.memory.pss_bytes")
         assert abs(pss["holder"] - HELD_BYTES) <= 0.10 * HELD_BYTES, pss
