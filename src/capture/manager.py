@@ -21,7 +21,7 @@ from capture.journal import JournalWriter
 from capture.keys import FIXED_COLUMNS, canonical_labels
 from capture.recover import RecoveryReport, recover
 from capture.registry import CaptureRecorder, SeriesInfo
-from capture.tables import RowLayout, frames_to_table
+from capture.tables import RowLayout, TableBuilder, frames_to_table
 
 log = logging.getLogger("capture")
 
@@ -123,6 +123,7 @@ class CaptureManager:
         self._file_ticks: list[int] = []
         self._next_flush = 0.0
         self._closed = False
+        self._tables = TableBuilder()
         self._error_log: dict[str, tuple[float, int]] = {}
 
     # ------------------------------------------------------------------ life cycle
@@ -449,7 +450,7 @@ class CaptureManager:
         if not frames or file.failed:
             return
         try:
-            file.write(frames_to_table(frames, infos, self._layout()))
+            file.write(frames_to_table(frames, infos, self._layout(), self._tables))
             self._file_ticks.extend((frames[0].tick, frames[-1].tick))
         except (OSError, pa.ArrowException) as exc:
             # The journal holds every tick: the file is rebuilt from it when published.

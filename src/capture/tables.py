@@ -99,86 +99,141 @@ def frames_to_points(frames: Sequence[TickFrame], series: Mapping[int, SeriesMet
     )
 
 
+@dataclass(slots=True)
+class SeriesColumns:
+    """Per-series column values of one set of series: for each series (in ``sids`` order) its
+    code in each string column's dictionary, and its labels map. Built once and reused while a
+    writer's flushes hold the same series (the common case: a node's containers do not change
+    every ten seconds)."""
+
+    sids: list[int]
+    codes: dict[str, pa.Array]
+    dictionaries: dict[str, pa.Array]
+    maps: pa.Array
+
+    @classmethod
+    def build(
+        cls, sids: list[int], series: Mapping[int, SeriesMeta], layout: RowLayout
+    ) -> SeriesColumns:
+        label_columns = layout.label_columns
+        global_labels = dict(layout.global_labels)
+        values: dict[str, list[str | None]] = {
+            name: [] for name in ("metric_name", "metric_kind", *label_columns)
+        }
+        maps: list[list[tuple[str, str]]] = []
+        for sid in sids:
+            meta = series[sid]
+            values["metric_name"].append(meta.name)
+            values["metric_kind"].append(meta.kind)
+            labels = dict(global_labels)
+            labels.update(meta.labels)
+            for column in label_columns:
+                values[column].append(labels.pop(column, None))
+            maps.append(sorted(labels.items()))
+        codes: dict[str, pa.Array] = {}
+        dictionaries: dict[str, pa.Array] = {}
+        for name, column_values in values.items():
+            # Each distinct string once in the dictionary; a null is a null code (Parquet
+            # cannot write a null inside a dictionary).
+            dictionary: dict[str, int] = {}
+            codes[name] = pa.array(
+                [
+                    None if v is None else dictionary.setdefault(v, len(dictionary))
+                    for v in column_values
+                ],
+                pa.int32(),
+            )
+            dictionaries[name] = pa.array(list(dictionary), pa.string())
+        return cls(sids, codes, dictionaries, pa.array(maps, LABELS_TYPE))
+
+
+class TableBuilder:
+    """Builds the tables of one writer, reusing the per-series columns between flushes."""
+
+    def __init__(self) -> None:
+        self._cached: SeriesColumns | None = None
+
+    def series_columns(
+        self, sids: list[int], series: Mapping[int, SeriesMeta], layout: RowLayout
+    ) -> SeriesColumns:
+        cached = self._cached
+        if cached is None or cached.sids != sids:
+            cached = self._cached = SeriesColumns.build(sids, series, layout)
+        return cached
+
+    def table(
+        self, points: PointColumns, series: Mapping[int, SeriesMeta], layout: RowLayout
+    ) -> pa.Table:
+        """Attach series attributes to ``points`` and return a table in ``layout.schema``.
+
+        Points whose series is unknown are dropped (cannot happen for a consistent recorder or
+        journal; guarded so a damaged journal cannot fail recovery).
+        """
+        schema = layout.schema
+        raw = pa.table(
+            {
+                "sid": points.sid,
+                "tick": points.tick,
+                "value_int": points.value_int,
+                "value_float": points.value_float,
+            }
+        )
+        if raw.num_rows == 0:
+            return schema.empty_table()
+        raw = raw.sort_by([("sid", "ascending"), ("tick", "ascending")])
+        unique = pc.unique(raw["sid"]).to_pylist()
+        known = [sid for sid in unique if sid in series]
+        if len(known) != len(unique):
+            raw = raw.filter(pc.is_in(raw["sid"], value_set=pa.array(known, pa.int64())))
+        position = pc.index_in(raw["sid"], value_set=pa.array(known, pa.int64())).combine_chunks()
+        per_series = self.series_columns(known, series, layout)
+
+        n = raw.num_rows
+        ticks = raw["tick"]
+        ms_per_tick = layout.tick_seconds * 1000.0
+        if ms_per_tick.is_integer():
+            millis = pc.multiply(ticks, pa.scalar(int(ms_per_tick), pa.int64()))
+        else:
+            millis = pc.cast(
+                pc.round(pc.multiply(pc.cast(ticks, pa.float64()), ms_per_tick)), pa.int64()
+            )
+
+        def column(name: str) -> pa.DictionaryArray:
+            # Row i takes its series' code.
+            return pa.DictionaryArray.from_arrays(
+                per_series.codes[name].take(position), per_series.dictionaries[name]
+            )
+
+        columns: dict[str, pa.Array | pa.ChunkedArray] = {
+            "run_id": pa.DictionaryArray.from_arrays(
+                pa.repeat(pa.scalar(0, pa.int32()), n), pa.array([layout.run_id], pa.string())
+            ),
+            "time": pc.cast(millis, pa.timestamp("ms", tz="UTC")),
+            "fetch_index": pc.subtract(ticks, pa.scalar(layout.first_tick, pa.int64())),
+            "metric_name": column("metric_name"),
+            "metric_kind": column("metric_kind"),
+            "value_int": raw["value_int"],
+            "value_float": raw["value_float"],
+        }
+        for name in layout.label_columns:
+            columns[name] = column(name)
+        columns["labels"] = per_series.maps.take(position)
+        return pa.table(columns, schema=schema)
+
+
 def points_to_table(
     points: PointColumns, series: Mapping[int, SeriesMeta], layout: RowLayout
 ) -> pa.Table:
-    """Attach series attributes to ``points`` and return a table in ``layout.schema``.
-
-    Points whose series is unknown are dropped (cannot happen for a consistent recorder or
-    journal; guarded so a damaged journal cannot fail recovery).
-    """
-    schema = layout.schema
-    raw = pa.table(
-        {
-            "sid": points.sid,
-            "tick": points.tick,
-            "value_int": points.value_int,
-            "value_float": points.value_float,
-        }
-    )
-    if raw.num_rows == 0:
-        return schema.empty_table()
-    raw = raw.sort_by([("sid", "ascending"), ("tick", "ascending")])
-    unique = pc.unique(raw["sid"]).to_pylist()
-    known = [sid for sid in unique if sid in series]
-    if len(known) != len(unique):
-        raw = raw.filter(pc.is_in(raw["sid"], value_set=pa.array(known, pa.int64())))
-    position = pc.index_in(raw["sid"], value_set=pa.array(known, pa.int64())).combine_chunks()
-
-    label_columns = layout.label_columns
-    global_labels = dict(layout.global_labels)
-    names: list[str] = []
-    kinds: list[str] = []
-    column_values: list[list[str | None]] = [[] for _ in label_columns]
-    maps: list[list[tuple[str, str]]] = []
-    for sid in known:
-        meta = series[sid]
-        names.append(meta.name)
-        kinds.append(meta.kind)
-        labels = dict(global_labels)
-        labels.update(meta.labels)
-        for i, column in enumerate(label_columns):
-            column_values[i].append(labels.pop(column, None))
-        maps.append(sorted(labels.items()))
-
-    n = raw.num_rows
-    ticks = raw["tick"]
-    ms_per_tick = layout.tick_seconds * 1000.0
-    if ms_per_tick.is_integer():
-        millis = pc.multiply(ticks, pa.scalar(int(ms_per_tick), pa.int64()))
-    else:
-        millis = pc.cast(
-            pc.round(pc.multiply(pc.cast(ticks, pa.float64()), ms_per_tick)), pa.int64()
-        )
-
-    def per_series(values: Sequence[str | None]) -> pa.DictionaryArray:
-        # Row i takes its series' value: each distinct string once in the dictionary, a null
-        # as a null index (Parquet cannot write a null inside a dictionary).
-        dictionary: dict[str, int] = {}
-        codes = [None if v is None else dictionary.setdefault(v, len(dictionary)) for v in values]
-        return pa.DictionaryArray.from_arrays(
-            pa.array(codes, pa.int32()).take(position), pa.array(list(dictionary), pa.string())
-        )
-
-    columns: dict[str, pa.Array | pa.ChunkedArray] = {
-        "run_id": pa.DictionaryArray.from_arrays(
-            pa.repeat(pa.scalar(0, pa.int32()), n), pa.array([layout.run_id], pa.string())
-        ),
-        "time": pc.cast(millis, pa.timestamp("ms", tz="UTC")),
-        "fetch_index": pc.subtract(ticks, pa.scalar(layout.first_tick, pa.int64())),
-        "metric_name": per_series(names),
-        "metric_kind": per_series(kinds),
-        "value_int": raw["value_int"],
-        "value_float": raw["value_float"],
-    }
-    for i, column in enumerate(label_columns):
-        columns[column] = per_series(column_values[i])
-    columns["labels"] = pa.array(maps, LABELS_TYPE).take(position)
-    return pa.table(columns, schema=schema)
+    """Rows of ``points`` in the capture schema (see :meth:`TableBuilder.table`)."""
+    return TableBuilder().table(points, series, layout)
 
 
 def frames_to_table(
-    frames: Sequence[TickFrame], series: Mapping[int, SeriesMeta], layout: RowLayout
+    frames: Sequence[TickFrame],
+    series: Mapping[int, SeriesMeta],
+    layout: RowLayout,
+    builder: TableBuilder | None = None,
 ) -> pa.Table:
-    """Rows of ``frames`` in the capture schema."""
-    return points_to_table(frames_to_points(frames, series), series, layout)
+    """Rows of ``frames`` in the capture schema (``builder`` reuses per-series columns)."""
+    points = frames_to_points(frames, series)
+    return (builder or TableBuilder()).table(points, series, layout)
