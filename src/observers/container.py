@@ -316,11 +316,7 @@ class ContainerSampler:
         name = f"cgroup.{file}"
 
         def handle(data: bytes, path: str) -> None:
-            value = parse_single_int(data, path)
-            setter = self._setters.get(name)
-            if setter is None:
-                setter = self._setters[name] = self.series.setter(name, counter)
-            setter(value)
+            self._set(name, parse_single_int(data, path), counter)
 
         return handle
 

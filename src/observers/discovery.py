@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from observers.cgroup_v2 import parse_cgroup_procs
+from observers.errors import AccessDeniedError, ReaderError, VanishedError, read_file_bytes
 from observers.hierarchy import CgroupDirs, CgroupHierarchy
 
 __all__ = [
@@ -62,6 +64,7 @@ SKIP_CONMON = "conmon"
 SKIP_NOT_CONTAINER = "not_container"
 SKIP_VANISHED = "vanished"
 SKIP_ACCESS_DENIED = "access_denied"
+SKIP_UNREADABLE = "unreadable"
 SKIP_REASONS = (
     SKIP_EMPTY,
     SKIP_PAUSE,
@@ -69,6 +72,7 @@ SKIP_REASONS = (
     SKIP_NOT_CONTAINER,
     SKIP_VANISHED,
     SKIP_ACCESS_DENIED,
+    SKIP_UNREADABLE,
 )
 
 _CONTAINER_NAME = re.compile(r"(?:(cri-containerd|crio|docker|libpod)-)?([0-9a-f]{64})(?:\.scope)?")
@@ -120,7 +124,8 @@ class Discovery:
     ``skipped`` counts the cgroups left out, by reason: ``empty`` (no processes), ``pause``
     (pod sandbox), ``conmon`` (CRI-O/Podman monitor), ``not_container`` (a directory that is
     not a pod or container where one was expected), ``vanished`` (removed during the scan),
-    ``access_denied``. ``kubepods_relpaths`` are the kubepods directories found and
+    ``access_denied``, ``unreadable`` (garbage ``cgroup.procs`` or another errno).
+    ``kubepods_relpaths`` are the kubepods directories found and
     ``pause_pids`` the sandboxes recognised (relpath -> pid); pass the whole result as
     ``previous`` to the next :func:`discover` so it need not find them again.
     """
@@ -173,24 +178,14 @@ def _subdirs(path: str) -> list[str] | None:
 
 
 def _read_pids(procs_path: str) -> tuple[int, ...] | None:
-    """The pids in a ``cgroup.procs`` file (one decimal pid per line); ``None`` if gone.
+    """The pids in a ``cgroup.procs`` file; ``None`` if the cgroup is gone.
 
-    Raises ``PermissionError``, and ``OSError`` for an errno that does not mean "gone".
+    Raises AccessDeniedError, MalformedFileError or ReaderError (another errno).
     """
     try:
-        fd = os.open(procs_path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            chunks = []
-            while chunk := os.read(fd, 65536):
-                chunks.append(chunk)
-        finally:
-            os.close(fd)
-    except OSError as e:
-        if e.errno in _VANISHED_ERRNOS:
-            return None
-        raise
-    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    return tuple(map(int, data.split()))
+        return parse_cgroup_procs(read_file_bytes(procs_path), procs_path)
+    except VanishedError:
+        return None
 
 
 def _is_pause(proc_root: str, pid: int) -> bool:
@@ -271,8 +266,11 @@ class _Scan:
             pids = _read_pids(f"{abs_dir}/cgroup.procs")
             if pids == () and is_container:
                 pids = _read_pids(f"{abs_dir}/{_CRUN_LEAF}/cgroup.procs") or ()
-        except PermissionError:
+        except AccessDeniedError:
             self.skipped[SKIP_ACCESS_DENIED] += 1
+            return None
+        except ReaderError:  # garbage, or an errno that does not mean gone
+            self.skipped[SKIP_UNREADABLE] += 1
             return None
         if pids is None:
             self.skipped[SKIP_VANISHED] += 1

@@ -41,6 +41,7 @@ from observers.discovery import (
     pod_uid_from_name,
     qos_from_name,
 )
+from observers.errors import AccessDeniedError
 from observers.hierarchy import (
     CgroupHierarchy,
     NoCgroupMountError,
@@ -389,14 +390,24 @@ def test_access_denied_is_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     real_read_pids = discovery._read_pids
 
     def denying(path: str) -> tuple[int, ...] | None:
-        if path == victim:
-            raise PermissionError(errno.EACCES, "Permission denied", path)
+        if path == victim:  # what read_file_bytes turns EACCES into
+            raise AccessDeniedError(path, f"{path}: access denied", errno.EACCES)
         return real_read_pids(path)
 
     monkeypatch.setattr(discovery, "_read_pids", denying)
     result = _run(layout)
     assert len(result.containers) == len(layout.expected) - 1
     assert result.skipped["access_denied"] == 1
+
+
+def test_garbage_cgroup_procs_is_counted_unreadable(tmp_path: Path) -> None:
+    layout = systemd_v2(tmp_path)
+    procs = Path(f"{layout.fixture.root}/{layout.expected[0].relpath}/cgroup.procs")
+    procs.write_bytes(b"12\nnot-a-pid\n")
+    result = _run(layout)
+    assert layout.expected[0].relpath not in {c.relpath for c in result.containers}
+    assert len(result.containers) == len(layout.expected) - 1
+    assert result.skipped["unreadable"] == 1
 
 
 def test_pids_follow_cgroup_procs(tmp_path: Path) -> None:
