@@ -43,6 +43,8 @@ R_HEADER, R_SERIES, R_FIX = 0, 1, 3
 R_GFULL, R_CFULL, R_GDELTA, R_CDELTA = 2, 4, 5, 6
 #: Closes a tick; its text says which parts were full: "G"/"g" gauges full/delta, "C"/"c".
 R_TICK = 7
+#: Label sets whose JSON a writer keeps (a node's containers, with room to spare).
+_LABELS_JSON_CACHE = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +139,7 @@ class JournalWriter:
             options = pa.ipc.IpcWriteOptions(compression="zstd")
             self._stream = pa.ipc.new_stream(self._file, JOURNAL_SCHEMA, options=options)
             self._gauges, self._counters = _Previous(), _Previous()
+            self._labels_json: dict[LabelTuple, str] = {}
         except BaseException:
             self._file.close()
             raise
@@ -161,7 +164,7 @@ class JournalWriter:
                     [s[0] for s in series],
                     [None] * len(series),
                     [None] * len(series),
-                    [json.dumps([kind, name, list(labels)]) for _, kind, name, labels in series],
+                    [self._series_text(kind, name, labels) for _, kind, name, labels in series],
                 )
             )
         for frame in frames:
@@ -178,6 +181,17 @@ class JournalWriter:
                 )
             )
         self._file.flush()
+
+    def _series_text(self, kind: str, name: str, labels: LabelTuple) -> str:
+        # json.dumps([kind, name, list(labels)]), with the labels' JSON made once per label
+        # tuple: every series of a container shares one (a rotation re-journals them all).
+        cache = self._labels_json
+        text = cache.get(labels)
+        if text is None:
+            if len(cache) >= _LABELS_JSON_CACHE:
+                cache.clear()
+            text = cache[labels] = json.dumps([list(pair) for pair in labels])
+        return f"[{json.dumps(kind)}, {json.dumps(name)}, {text}]"
 
     def sync(self) -> None:
         """fsync the journal (called at every flush)."""
