@@ -139,14 +139,20 @@ class CaptureManager:
     ) -> None:
         self.close()
 
-    def start(self, first_tick: int | None = None) -> CaptureManager:
+    def start(
+        self, first_tick: int | None = None, path: str | Path | None = None
+    ) -> CaptureManager:
         """Recover leftovers, open the file, install the recorder, start the tick thread.
 
         ``first_tick`` is the run's first tick (``fetch_index`` 0); default: the tick in progress.
-        Raises OSError (nothing installed) when the file or its journal cannot be created.
+        ``path`` replaces the constructor's path (an owner that registered its series on
+        :attr:`recorder` before knowing when its first tick would be). Raises OSError (nothing
+        installed) when the file or its journal cannot be created.
         """
         if self._file is not None or self._closed:
             raise RuntimeError("CaptureManager.start() called twice")
+        if path is not None:
+            self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.recovery = recover(self.path.parent)
         self.recorder.begin(first_tick)
@@ -225,27 +231,30 @@ class CaptureManager:
         self._wake.set()
         return taken
 
-    def rotate(self, new_path: str | Path) -> PublishedFile:
+    def rotate(self, new_path: str | Path | Callable[[int], str | Path]) -> PublishedFile:
         """Publish the current file and continue in ``new_path``; returns the published file.
 
+        ``new_path`` may be a function of the first tick the new file will hold (the oldest
+        tick of the window at the switch), for names that carry their first time. The switch
+        itself is short (the recorder's lock is held while the new file and journal are
+        created); publishing the old file and carrying the window into the new journal follow,
+        so an owner may call this from another thread while it goes on taking ticks.
         Raises OSError, and keeps writing the current file, when ``new_path`` cannot be created.
         Raises :class:`CaptureWriteError` (after switching to the new file) when the old file could
         not be finalized; its journal is kept for recovery.
         """
-        new_path = Path(new_path)
         with self._io_lock:
             old_file, old_journal = self._file, self._journal
             if old_file is None or old_journal is None:
                 raise RuntimeError("CaptureManager is not started")
-            new_file, new_journal = self._create(new_path)  # may raise: nothing changed yet
-            self._write_events()
-            self._flush()
             recorder = self.recorder
             with recorder._lock:
-                events = recorder.pop_events()
-                ready, infos = recorder.pop_ready()
                 window = recorder.window()
                 owned_from = window[0].tick if window else recorder.current_tick()
+                path = Path(new_path(owned_from) if callable(new_path) else new_path)
+                new_file, new_journal = self._create(path)  # may raise: nothing changed yet
+                events = recorder.pop_events()
+                ready, infos = recorder.pop_ready()
                 old_ticks = self._file_ticks
                 self._begin(new_file, new_journal, owned_from)
                 self._file_ticks, new_ticks = old_ticks, self._file_ticks

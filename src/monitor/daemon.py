@@ -12,15 +12,18 @@ Life cycle:
 3. If the size limit is already reached, finemon records nothing and idles (see
    :mod:`monitor.sizelimit`). Otherwise a :class:`capture.CaptureManager` is started on the first
    file, driven by this loop (``auto_tick=False``).
-4. Every ``interval`` the loop wakes on the next whole multiple of the interval in Unix time,
+4. One priming sample, before the first tick is chosen, registers every series and opens every
+   file (the costly first sample of a large node cannot make the first ticks late). Then every
+   ``interval`` the loop wakes on the next whole multiple of the interval in Unix time,
    calls ``observer.sample()``, records finemon's own CPU, RSS, sample duration and container
    count, and takes the tick: the tick holds exactly the values sampled for it. A sample that
    overruns the next boundary makes the loop skip the ticks whose boundaries passed (counted in
    ``finemon.ticks_skipped``) and resume on the grid, which never drifts. In the files the
    skipped ticks repeat the last sampled values, up to one accumulator window of them; a stall
    longer than the window leaves the older ticks out, counted in ``capture.missed_ticks``.
-5. Every ``--rotation-seconds`` (on a tick boundary) the file is published and a new one started,
-   in a new ``dt=`` partition after midnight; the log gets one line per rotation and a health line
+5. Every ``--rotation-seconds`` (on a tick boundary) a new file is started, in a new ``dt=``
+   partition after midnight, and the old one is published in a background thread while sampling
+   goes on; the log gets one line per rotation and a health line
    every minute, never a line per sample. A rotation that fails is logged and counted in
    ``finemon.write_errors`` and the current file goes on.
 6. SIGINT/SIGTERM, ``--duration`` or the size limit stop sampling; the manager drains its window
@@ -31,6 +34,7 @@ Life cycle:
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
@@ -42,6 +46,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn
+
+import pyarrow as pa
 
 import capture
 from capture.files import journal_path, partial_path
@@ -203,6 +209,9 @@ class Daemon:
         self._self = SelfUsage()
         self._metrics: OwnMetrics | None = None
         self._skipped_gauges: dict[str, capture.GaugeHandle] = {}
+        self._rotation: threading.Thread | None = None
+        # The size-limit accounting and the manifest, shared with the rotation thread.
+        self._state_lock = threading.Lock()
 
     # ------------------------------------------------------------------ entry
     def run(self) -> int:
@@ -211,6 +220,9 @@ class Daemon:
         Raises StartupError (nothing started, nothing written) when finemon cannot start.
         """
         self.start_time = time.time()
+        # Arrow's default pool (mimalloc or jemalloc) keeps freed pages for reuse: at each flush
+        # that is tens of MB of RSS that never goes back. The C library's allocator returns them.
+        pa.set_memory_pool(pa.system_memory_pool())
         if self.config.duration_seconds is not None:
             self.end_at = self.start_time + self.config.duration_seconds
         if self._own_signals:
@@ -337,11 +349,8 @@ class Daemon:
 
     def _start_recording(self) -> None:
         config = self.config
-        # Leave time for the start below, so the first tick is sampled on its boundary.
-        first_tick = math.floor((time.time() + STARTUP_SECONDS) / self.interval) + 1
-        path = self.layout.file_path(first_tick * self.interval, 1)
         manager = capture.CaptureManager(
-            path,
+            config.output_dir,  # a placeholder: start() gets the first file's path
             tick_seconds=self.interval,
             window_ticks=config.window_ticks,
             flush_seconds=config.flush_seconds,
@@ -357,9 +366,14 @@ class Daemon:
                 "finemon.cluster_name": config.cluster_name or "",
             },
         )
+        self._prime(manager)
+        # Leave time for the start below, so the first tick is sampled on its boundary.
+        first_tick = math.floor((time.time() + STARTUP_SECONDS) / self.interval) + 1
+        path = self.layout.file_path(first_tick * self.interval, 1)
         try:
-            manager.start(first_tick)
+            manager.start(first_tick, path)
         except OSError as exc:
+            capture.set_recorder(None)
             raise StartupError(f"cannot start recording into {path}: {exc}") from exc
         self._manager = manager
         self._seq = 1
@@ -377,6 +391,29 @@ class Daemon:
             config.window_seconds,
         )
 
+    def _prime(self, manager: capture.CaptureManager) -> None:
+        """Sample once before the tick grid starts, into the recorder that will record.
+
+        The first sample of a node is its most expensive by far: it registers every series,
+        opens every kept file and reads every rate's baseline (500 containers: 100,000 series,
+        over a second). Done before the first tick is chosen, it cannot make the first ticks
+        late, and the first tick already has rates. Its values land in the first tick only
+        where that tick's own sample does not write again (files unchanged since). Afterwards
+        the objects made so far (nearly all live for the whole run) are moved out of the
+        garbage collector's sight (``gc.freeze``), so full collections do not walk them.
+        """
+        observer = self._observer
+        assert observer is not None
+        capture.set_recorder(manager.recorder)
+        started = time.monotonic()
+        try:
+            observer.sample()
+        except Exception:  # the loop's samples count and log a failing observer
+            log.debug("the priming sample raised", exc_info=True)
+        log.debug("priming sample took %.3fs", time.monotonic() - started)
+        gc.collect()
+        gc.freeze()
+
     # ------------------------------------------------------------------ the loop
     def _record(self) -> int:
         manager, metrics = self._manager, self._metrics
@@ -387,6 +424,7 @@ class Daemon:
         next_health = tick + health_every
         health_cpu = SelfUsage()
         reason = REASON_SIGNAL
+        skipped = 0
         try:
             while True:
                 if self.end_at is not None and tick * self.interval > self.end_at:
@@ -394,11 +432,16 @@ class Daemon:
                     break
                 if not self._wait_for(tick):
                     break  # signalled while waiting
+                if skipped:
+                    # Counted in the tick sampled after them, so the files and the manifest
+                    # agree (ticks skipped after the last sampled one are past the run's end).
+                    self.stats.ticks_skipped += skipped
+                    metrics.ticks_skipped.increment(skipped)
                 self._sample(manager, tick)
                 if self.signals.count:
                     break
                 if tick + 1 - file_start >= rotation_ticks:
-                    self._rotate(manager, tick)
+                    self._rotate(manager)
                     file_start = tick + 1  # after a failed rotation: retry a period later
                 if self._size_limit_reached(manager):
                     reason = REASON_SIZE_LIMIT
@@ -407,10 +450,7 @@ class Daemon:
                     next_health = tick + health_every
                     self._log_health(health_cpu.cpu_millicores())
                 following = max(tick + 1, math.floor(time.time() / self.interval) + 1)
-                if following > tick + 1:
-                    skipped = following - tick - 1
-                    self.stats.ticks_skipped += skipped
-                    metrics.ticks_skipped.increment(skipped)
+                skipped = following - tick - 1
                 tick = following
         except Exception as exc:
             log.exception("recording failed")
@@ -463,24 +503,52 @@ class Daemon:
         current = manager.current_path
         return [] if current is None else [partial_path(current), journal_path(current)]
 
-    def _rotate(self, manager: capture.CaptureManager, tick: int) -> None:
-        window = manager.recorder.window()
-        first = window[0].tick if window else tick + 1
-        path = self.layout.file_path(first * self.interval, self._seq + 1)
+    def _rotate(self, manager: capture.CaptureManager) -> None:
+        """Rotate in the background: sampling goes on while the old file is published.
+
+        Publishing (the last row groups, the Parquet footer, fsync, carrying the window into
+        the new journal) takes a large node's main loop hundreds of milliseconds; in a thread
+        of its own it no longer delays the ticks after it. One rotation runs at a time.
+        """
+        self._wait_rotation()
+        seq = self._seq + 1
+        thread = threading.Thread(
+            target=self._rotate_now, args=(manager, seq), name="finemon-rotate", daemon=True
+        )
+        self._rotation = thread
+        thread.start()
+
+    def _wait_rotation(self) -> None:
+        thread, self._rotation = self._rotation, None
+        if thread is not None:
+            thread.join()
+
+    def _rotate_now(self, manager: capture.CaptureManager, seq: int) -> None:
+        paths: list[Path] = []
+
+        def path_for(first_tick: int) -> Path:
+            paths.append(self.layout.file_path(first_tick * self.interval, seq))
+            return paths[-1]
+
         try:
-            published = manager.rotate(path)
+            published = manager.rotate(path_for)
         except capture.CaptureWriteError as exc:
-            self._seq += 1  # the new file is open; the old one waits for recovery
+            self._seq = seq  # the new file is open; the old one waits for recovery
             self._write_error(f"rotation could not publish the previous file: {exc}")
         except OSError as exc:
+            target = paths[-1] if paths else "a new file"
             self._write_error(
-                f"rotation to {path} failed, still writing {manager.current_path}: {exc}"
+                f"rotation to {target} failed, still writing {manager.current_path}: {exc}"
             )
+        except Exception as exc:  # a bug here must not kill the recording thread silently
+            log.exception("rotation failed")
+            self._write_error(f"rotation failed: {type(exc).__name__}: {exc}")
         else:
-            self._seq += 1
+            self._seq = seq
             self._published(published, "rotated")
-        self._write_manifest()
-        self.size_limit.rescan(self._live_files(manager))
+        with self._state_lock:
+            self._write_manifest()
+            self.size_limit.rescan(self._live_files(manager))
 
     def _published(self, published: capture.PublishedFile | None, what: str) -> None:
         if published is None:
@@ -504,7 +572,8 @@ class Daemon:
         log.error("write error: %s", message)
 
     def _size_limit_reached(self, manager: capture.CaptureManager) -> bool:
-        used = self.size_limit.used(self._live_files(manager))
+        with self._state_lock:
+            used = self.size_limit.used(self._live_files(manager))
         if not self.size_limit.reached(used):
             return False
         log.warning(
@@ -551,7 +620,8 @@ class Daemon:
         log.info("stopping reason=%s", reason)
         ok = True
         if self.signals.count >= 2:
-            manager.close(drain=False)
+            manager.close(drain=False)  # waits for a rotation in progress to switch files
+            self._wait_rotation()
             fields["drain"] = "skipped"
             log.warning("second signal: journal left for recovery at the next start")
         else:
@@ -580,6 +650,7 @@ class Daemon:
 
         def close() -> None:
             try:
+                self._wait_rotation()
                 result.append((manager.close(drain=True), None))
             except OSError as exc:
                 result.append((None, exc))

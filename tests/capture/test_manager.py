@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -107,6 +108,65 @@ def test_rotation_neither_loses_nor_duplicates_a_tick(tmp_path: Path) -> None:
             if ticks is not other:
                 assert not ticks & other
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_rotation_in_a_thread_while_ticks_go_on_names_the_file_by_its_first_tick(
+    tmp_path: Path,
+) -> None:
+    # An owner samples and takes ticks while another thread rotates (what finemon does): the
+    # file is named from the first tick it really holds, and no tick is lost or doubled.
+    manager = capture.CaptureManager(
+        tmp_path / "first.parquet",
+        tick_seconds=1.0,
+        window_ticks=5,
+        auto_tick=False,
+        label_columns=("container",),
+    )
+    manager.start(first_tick=0, path=tmp_path / "t0.parquet")
+    assert manager.path == tmp_path / "t0.parquet"
+    gauges = [capture.gauge("g", {"container": str(i)}) for i in range(300)]
+    names: list[int] = []
+
+    def path_for(first_tick: int) -> Path:
+        names.append(first_tick)
+        return tmp_path / f"t{first_tick}.parquet"
+
+    published: list[capture.PublishedFile] = []
+    rotations: list[threading.Thread] = []
+    for tick in range(40):
+        for i, g in enumerate(gauges):
+            g.set(tick * 1000 + i)
+        manager.take_tick(tick)
+        if tick in (12, 25):
+            before = manager.current_path
+            thread = threading.Thread(target=lambda: published.append(manager.rotate(path_for)))
+            thread.start()
+            rotations.append(thread)
+            while manager.current_path == before:  # the switch; publishing goes on meanwhile
+                time.sleep(0.0005)
+    for thread in rotations:
+        thread.join()
+    last = manager.close()
+    assert last is not None
+    published.append(last)
+    assert not (tmp_path / "first.parquet").exists()
+    seen: set[tuple[str, int]] = set()
+    firsts = {}
+    for p in published:
+        columns = ["metric_name", "container", "fetch_index", "value_float"]
+        rows = [
+            r for r in pq.read_table(p.path, columns=columns).to_pylist() if r["metric_name"] == "g"
+        ]
+        firsts[p.path.name] = min(r["fetch_index"] for r in rows)
+        for r in rows:
+            key = (r["container"], r["fetch_index"])
+            assert key not in seen
+            seen.add(key)
+            assert r["value_float"] == r["fetch_index"] * 1000 + int(r["container"])
+    assert len(seen) == 300 * 40
+    assert len(names) == 2
+    for first in names:
+        assert firsts[f"t{first}.parquet"] == first
 
 
 def test_the_directory_reads_as_a_dataset(tmp_path: Path) -> None:

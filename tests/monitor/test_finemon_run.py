@@ -399,7 +399,10 @@ def test_prometheus_endpoint_serves_live_values(tmp_path: Path) -> None:
                     values[name] = float(value)
             return values
 
-        wait_for(lambda: any(k.startswith("fake_samples_total") for k in scrape()), 5, "a sample")
+        def loop_samples() -> bool:  # the priming sample is 1; the loop's come after it
+            return any(k.startswith("fake_samples_total") and v >= 2 for k, v in scrape().items())
+
+        wait_for(loop_samples, 5, "a sample of the loop")
         before = scrape()
         time.sleep(0.5)
         after = scrape()
