@@ -12,15 +12,25 @@ Semantics (the contract the property tests check):
   apply in call order.
 * A series has no value, hence no row, before its first write, and none after ``remove()``.
 
-A :class:`TickFrame` holds one taken tick: the live values snapshotted from the handles, kept in
-compact arrays, plus ``fixes``: values that delayed writes changed afterwards.
+A :class:`TickFrame` holds one taken tick: for each kind (gauges, counters) a
+:class:`FrameValues` with the live values snapshotted from the handles, plus ``fixes``: values
+that delayed writes changed afterwards. The series ids of a kind live in a :class:`SeriesSet`
+that consecutive frames share while the set of live series does not change. Such a frame stores
+only a delta against the frame before it (the positions written during the tick, or whose live
+value a delayed write moved, with their values and write flags; every other position holds the
+previous tick's value and no write flag), since on an idle node most series are not written on
+most ticks. The oldest frame of the window, every frame handed to the writer and every frame whose
+series set changed are dense (a value and a flag per series): when a frame leaves the window the
+next one is re-based in place (:meth:`TickFrame.rebase`), so no frame keeps a chain to frames that
+left. ``fixes`` always apply on top of the snapshot values, whichever the form.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from capture.handles import WRITE_ADD, WRITE_SET
 
@@ -47,43 +57,194 @@ def fold(value: Number | None, writes: Iterable[HistoricalWrite]) -> Number | No
     return value
 
 
-@dataclass(slots=True)
+class SeriesSet:
+    """The ids of the live series of one kind, in the order of a frame's values.
+
+    Consecutive frames share one set while the live series do not change (the journal and the
+    delta frames test this by identity). The position index is built on first use.
+    """
+
+    __slots__ = ("_index", "sids")
+
+    def __init__(self, sids: array[int]) -> None:
+        self.sids = sids
+        self._index: dict[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.sids)
+
+    def position(self, sid: int) -> int | None:
+        """The position of series ``sid`` (None: not in the set)."""
+        index = self._index
+        if index is None:
+            index = self._index = {s: i for i, s in enumerate(self.sids)}
+        return index.get(sid)
+
+
+#: (values, flags, positions, base) of a :class:`FrameValues`; see there.
+ValuesState = tuple["array[Any]", bytes, "array[int] | None", "FrameValues | None"]
+
+
+class FrameValues:
+    """The snapshot values of one kind (gauges or counters) in one tick, aligned with ``series``.
+
+    ``state`` is ``(values, flags, positions, base)``. Dense: ``positions`` and ``base`` are None
+    and ``values[i]``/``flags[i]`` belong to ``series.sids[i]``. Delta: ``values[j]``/``flags[j]``
+    belong to position ``positions[j]`` (ascending); every other position holds ``base``'s value
+    (the previous tick's, over the same series) and write flag 0. The state is replaced as a
+    whole (:meth:`rebase`) and read once by each reader, so a reader in another thread never sees
+    half of each form.
+    """
+
+    __slots__ = ("series", "state")
+
+    def __init__(
+        self,
+        series: SeriesSet,
+        values: array[Any],
+        flags: bytes,
+        positions: array[int] | None = None,
+        base: FrameValues | None = None,
+    ) -> None:
+        self.series = series
+        self.state: ValuesState = (values, flags, positions, base)
+
+    @property
+    def is_dense(self) -> bool:
+        """Whether every position's value is held here (no base)."""
+        return self.state[2] is None
+
+    def at(self, i: int) -> tuple[Number, int]:
+        """(value, write flag) at position ``i``."""
+        values, flags, positions, base = self.state
+        if positions is None:
+            return values[i], flags[i]
+        j = bisect_left(positions, i)
+        if j < len(positions) and positions[j] == i:
+            return values[j], flags[j]
+        assert base is not None
+        return base.value_at(i), 0
+
+    def value_at(self, i: int) -> Number:
+        """The value at position ``i`` (following the bases of delta frames)."""
+        node = self
+        while True:
+            values, _flags, positions, base = node.state
+            if positions is None:
+                return values[i]  # type: ignore[no-any-return]
+            j = bisect_left(positions, i)
+            if j < len(positions) and positions[j] == i:
+                return values[j]  # type: ignore[no-any-return]
+            assert base is not None
+            node = base
+
+    def dense(self) -> tuple[array[Any], bytes]:
+        """(values, flags) with one entry per position; the held arrays when already dense."""
+        values, flags, positions, base = self.state
+        if positions is None:
+            return values, flags
+        chain: list[tuple[array[Any], array[int]]] = [(values, positions)]
+        node = base
+        while True:
+            assert node is not None
+            node_values, _flags, node_positions, node_base = node.state
+            if node_positions is None:
+                break
+            chain.append((node_values, node_positions))
+            node = node_base
+        out = node_values[:]
+        for delta_values, delta_positions in reversed(chain):
+            for i, value in zip(delta_positions, delta_values, strict=True):
+                out[i] = value
+        dense_flags = bytearray(len(out))
+        for i, flag in zip(positions, flags, strict=True):
+            if flag:
+                dense_flags[i] = flag
+        return out, bytes(dense_flags)
+
+    def rebase(self) -> None:
+        """Hold every value here, dropping the reference to the frame before."""
+        if self.state[2] is not None:
+            values, flags = self.dense()
+            self.state = (values, flags, None, None)
+
+
 class TickFrame:
     """One taken tick: gauge and counter values by series id, plus later fixes.
 
-    ``*_sids`` arrays are shared between consecutive frames while the set of live series does not
-    change. ``*_flags`` say how each series was written during the tick (see
-    :mod:`capture.handles`). ``fixes`` maps a series id to the value a delayed write gave it
-    (None: absent).
+    ``g``/``c`` hold the gauges' and counters' snapshot values (dense or a delta against the
+    previous frame, see :class:`FrameValues`); the ``g_*``/``c_*`` properties give them dense.
+    Flags say how each series was written during the tick (see :mod:`capture.handles`).
+    ``fixes`` maps a series id to the value a delayed write gave it (None: absent).
     """
 
-    tick: int
-    g_sids: array[int]
-    g_vals: array[float]
-    g_flags: bytes
-    c_sids: array[int]
-    c_vals: array[int]
-    c_flags: bytes
-    fixes: dict[int, Number | None] = field(default_factory=dict)
-    _g_index: dict[int, int] | None = None
-    _c_index: dict[int, int] | None = None
+    __slots__ = ("c", "fixes", "g", "tick")
+
+    def __init__(
+        self,
+        tick: int,
+        g: FrameValues,
+        c: FrameValues,
+        fixes: dict[int, Number | None] | None = None,
+    ) -> None:
+        self.tick = tick
+        self.g = g
+        self.c = c
+        self.fixes: dict[int, Number | None] = {} if fixes is None else fixes
+
+    @classmethod
+    def from_arrays(
+        cls,
+        tick: int,
+        g_sids: array[int],
+        g_vals: array[float],
+        g_flags: bytes,
+        c_sids: array[int],
+        c_vals: array[int],
+        c_flags: bytes,
+    ) -> TickFrame:
+        """A dense frame from its arrays."""
+        return cls(
+            tick,
+            FrameValues(SeriesSet(g_sids), g_vals, g_flags),
+            FrameValues(SeriesSet(c_sids), c_vals, c_flags),
+        )
+
+    @property
+    def g_sids(self) -> array[int]:
+        return self.g.series.sids
+
+    @property
+    def g_vals(self) -> array[float]:
+        return self.g.dense()[0]
+
+    @property
+    def g_flags(self) -> bytes:
+        return self.g.dense()[1]
+
+    @property
+    def c_sids(self) -> array[int]:
+        return self.c.series.sids
+
+    @property
+    def c_vals(self) -> array[int]:
+        return self.c.dense()[0]
+
+    @property
+    def c_flags(self) -> bytes:
+        return self.c.dense()[1]
+
+    def rebase(self) -> None:
+        """Make both kinds dense (the frame no longer refers to the one before)."""
+        self.g.rebase()
+        self.c.rebase()
 
     def lookup(self, sid: int, is_gauge: bool) -> tuple[Number | None, int]:
         """Return (value, live write flag) of series ``sid`` in this tick."""
-        flag = 0
-        value: Number | None = None
-        if is_gauge:
-            if self._g_index is None:
-                self._g_index = {s: i for i, s in enumerate(self.g_sids)}
-            i = self._g_index.get(sid)
-            if i is not None:
-                value, flag = self.g_vals[i], self.g_flags[i]
-        else:
-            if self._c_index is None:
-                self._c_index = {s: i for i, s in enumerate(self.c_sids)}
-            i = self._c_index.get(sid)
-            if i is not None:
-                value, flag = self.c_vals[i], self.c_flags[i]
+        part = self.g if is_gauge else self.c
+        i = part.series.position(sid)
+        value: Number | None
+        value, flag = (None, 0) if i is None else part.at(i)
         if sid in self.fixes:
             value = self.fixes[sid]
         return value, flag
@@ -95,31 +256,67 @@ class TickFrame:
 
         ``is_gauge`` tells the kind of a series that only appears in ``fixes``.
         """
-        if not self.fixes:
-            return self.g_sids, self.g_vals, self.c_sids, self.c_vals
-        g_sids, g_vals = array("q"), array("d")
-        c_sids, c_vals = array("q"), array("q")
-        fixes = self.fixes
-        for sid, val in zip(self.g_sids, self.g_vals, strict=True):
+        g_sids, c_sids = self.g.series.sids, self.c.series.sids
+        g_dense, c_dense = self.g.dense()[0], self.c.dense()[0]
+        fixes = dict(self.fixes)  # a copy: a delayed write may add a fix meanwhile
+        if not fixes:
+            return g_sids, g_dense, c_sids, c_dense
+        g_out, g_vals = array("q"), array("d")
+        c_out, c_vals = array("q"), array("q")
+        for sid, val in zip(g_sids, g_dense, strict=True):
             if sid in fixes:
                 continue
-            g_sids.append(sid)
+            g_out.append(sid)
             g_vals.append(val)
-        for sid, cval in zip(self.c_sids, self.c_vals, strict=True):
+        for sid, cval in zip(c_sids, c_dense, strict=True):
             if sid in fixes:
                 continue
-            c_sids.append(sid)
+            c_out.append(sid)
             c_vals.append(cval)
         for sid, fixed in fixes.items():
             if fixed is None:
                 continue
             if is_gauge(sid):
-                g_sids.append(sid)
+                g_out.append(sid)
                 g_vals.append(float(fixed))
             else:
-                c_sids.append(sid)
+                c_out.append(sid)
                 c_vals.append(int(fixed))
-        return g_sids, g_vals, c_sids, c_vals
+        return g_out, g_vals, c_out, c_vals
+
+
+def raw_history(
+    frames: Sequence[TickFrame], sid: int, is_gauge: bool
+) -> list[tuple[Number | None, int]]:
+    """(snapshot value, live write flag) of series ``sid`` in each of ``frames``, fixes not applied.
+
+    One pass from the oldest frame: a delta frame's untouched position takes the value just found
+    in its base, so no frame's chain is walked again.
+    """
+    result: list[tuple[Number | None, int]] = []
+    previous: FrameValues | None = None
+    previous_value: Number | None = None
+    for frame in frames:
+        part = frame.g if is_gauge else frame.c
+        i = part.series.position(sid)
+        value: Number | None
+        if i is None:
+            value, flag = None, 0
+        else:
+            values, flags, positions, base = part.state
+            if positions is None:
+                value, flag = values[i], flags[i]
+            else:
+                j = bisect_left(positions, i)
+                if j < len(positions) and positions[j] == i:
+                    value, flag = values[j], flags[j]
+                elif base is previous and base is not None:
+                    value, flag = previous_value, 0
+                else:
+                    value, flag = part.at(i)
+        result.append((value, flag))
+        previous, previous_value = part, value
+    return result
 
 
 def refold(

@@ -12,8 +12,7 @@ Write flags tell the accumulator what happened to a series since the last tick w
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Final
+from typing import ClassVar, Final, Literal, Protocol
 
 WRITE_NONE: Final = 0
 WRITE_ADD: Final = 1
@@ -29,27 +28,42 @@ def _lock_for(sid: int) -> threading.Lock:
     return _LOCKS[sid % _STRIPES]
 
 
+class _Owner(Protocol):
+    """The registry a handle belongs to (told when the handle is removed)."""
+
+    def _remove(self, handle: Gauge | Counter) -> None: ...
+
+
 class _Series:
-    """What every handle holds: identity, the live value and the write flag for the tick."""
+    """What every handle holds: identity, the live value and the write flag for the tick.
+
+    A handle is also the registry's record of its series (the writer reads ``kind``, ``name``,
+    ``labels`` and ``removed``): a node holds about 100,000 series, so every object per series
+    counts. ``aliases`` lists the other keys the series was looked up by (label mappings not in
+    canonical order), None while there is none.
+    """
 
     __slots__ = (
         "__weakref__",
         "_last",
         "_lock",
-        "_on_remove",
+        "_owner",
         "_value",
         "_w",
+        "aliases",
         "labels",
         "name",
+        "removed",
         "sid",
     )
+    kind: ClassVar[Literal["gauge", "counter"]]
 
     def __init__(
         self,
         name: str,
         labels: tuple[tuple[str, str], ...],
         sid: int,
-        on_remove: Callable[[Gauge | Counter], None] | None = None,
+        owner: _Owner | None = None,
     ) -> None:
         self.name: Final = name
         self.labels: Final = labels
@@ -59,7 +73,10 @@ class _Series:
         # Tick of the last write, kept by the recorder for expiry.
         self._last = -1
         self._lock = _lock_for(sid)
-        self._on_remove = on_remove
+        self._owner = owner
+        self.aliases: list[tuple[str, tuple[tuple[str, str], ...]]] | None = None
+        #: Whether the series was removed (or expired); the handle is dead then.
+        self.removed = False
 
     def remove(self) -> None:
         """End this series now: it produces no row from the tick in progress on.
@@ -67,8 +84,8 @@ class _Series:
         The handle is dead afterwards; call :func:`capture.gauge` or :func:`capture.counter`
         again to start the series anew.
         """
-        if self._on_remove is not None:
-            self._on_remove(self)  # type: ignore[arg-type]
+        if self._owner is not None:
+            self._owner._remove(self)  # type: ignore[arg-type]
 
 
 class Gauge(_Series):
@@ -80,6 +97,7 @@ class Gauge(_Series):
     """
 
     __slots__ = ()
+    kind: ClassVar[Literal["gauge", "counter"]] = "gauge"
     _value: float | None
 
     def set(self, value: float) -> None:
@@ -149,6 +167,7 @@ class Counter(_Series):
     """
 
     __slots__ = ()
+    kind: ClassVar[Literal["gauge", "counter"]] = "counter"
     _value: int | None
 
     def increment(self, n: int = 1) -> None:

@@ -3,8 +3,9 @@
 A journal is an Arrow IPC stream (ZSTD-compressed batches) named ``.<file>.parquet.journal``
 beside the file it backs. It holds a header, the definition of each series, every taken tick
 and every fix a delayed write made. A tick is written in full when the set of live series
-changed since the previous tick, else as the values that changed (most do not, tick to tick),
-followed by a marker that closes the tick. It is flushed to the OS
+changed since the previous tick, else as the values that changed (most do not, tick to tick;
+a delta frame of the recorder is written as it is: the series written during the tick), followed
+by a marker that closes the tick. It is flushed to the OS
 after every batch, so a SIGKILL loses nothing that was written, and fsynced at every flush.
 While its writer lives it holds an exclusive ``flock``, so recovery never touches a live journal.
 Replaying it (:func:`read_journal`) rebuilds every tick the file owns, including ticks that were
@@ -16,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from capture.accumulator import TickFrame
+from capture.accumulator import FrameValues, TickFrame
 from capture.keys import LabelTuple
 from capture.tables import PointColumns, _float64, _int64
 
@@ -91,34 +93,43 @@ def _part(rtype: int, tick: int, sids: pa.Array, values: pa.Array, gauge: bool) 
 
 
 class _Previous:
-    """The last tick's values of one kind, to journal only what changed."""
+    """The last journaled tick's values of one kind, to journal only what changed."""
 
-    __slots__ = ("sids", "values")
+    __slots__ = ("values",)
 
     def __init__(self) -> None:
-        self.sids: object = None
-        self.values: pa.Array | None = None
+        self.values: FrameValues | None = None
 
-    def part(
-        self, tick: int, sids: object, values: pa.Array, gauge: bool
-    ) -> tuple[list[pa.Array], bool]:
+    def part(self, tick: int, values: FrameValues, gauge: bool) -> tuple[list[pa.Array], bool]:
         """The rows of one kind for ``tick``, and whether they are the full set."""
         full, delta = (R_GFULL, R_GDELTA) if gauge else (R_CFULL, R_CDELTA)
+        to_arrow = _float64 if gauge else _int64
         previous = self.values
-        # The recorder shares one sids array between ticks while the live series do not change.
-        same_series = sids is self.sids
-        self.sids, self.values = sids, values
-        sid_array = _int64(sids)  # type: ignore[arg-type]
-        if not same_series or previous is None:
-            return _part(full, tick, sid_array, values, gauge), True
-        changed = pc.fill_null(pc.not_equal(values, previous), True)
-        rows = _part(delta, tick, sid_array.filter(changed), values.filter(changed), gauge)
-        return rows, False
+        self.values = values
+        vals, _flags, positions, base = values.state
+        sid_array = _int64(values.series.sids)
+        # The recorder shares one series set between ticks while the live series do not change.
+        if previous is not None and values.series is previous.series:
+            if positions is not None and base is previous:
+                # A delta frame against the tick journaled last: its rows as they are.
+                chosen = sid_array.take(_uint64(positions))
+                return _part(delta, tick, chosen, to_arrow(vals), gauge), False
+            previous_vals, _, previous_positions, _ = previous.state
+            if positions is None and previous_positions is None:
+                current = to_arrow(vals)
+                changed = pc.fill_null(pc.not_equal(current, to_arrow(previous_vals)), True)
+                rows = _part(delta, tick, sid_array.filter(changed), current.filter(changed), gauge)
+                return rows, False
+        return _part(full, tick, sid_array, to_arrow(values.dense()[0]), gauge), True
+
+
+def _uint64(values: array[int]) -> pa.Array:
+    return pa.Array.from_buffers(pa.uint64(), len(values), [None, pa.py_buffer(values)])
 
 
 def _frame_batch(frame: TickFrame, gauges: _Previous, counters: _Previous) -> pa.RecordBatch:
-    g, g_full = gauges.part(frame.tick, frame.g_sids, _float64(frame.g_vals), True)
-    c, c_full = counters.part(frame.tick, frame.c_sids, _int64(frame.c_vals), False)
+    g, g_full = gauges.part(frame.tick, frame.g, True)
+    c, c_full = counters.part(frame.tick, frame.c, False)
     modes = ("G" if g_full else "g") + ("C" if c_full else "c")
     marker = _rows(R_TICK, [frame.tick], [-1], [None], [None], [modes])
     return pa.record_batch(

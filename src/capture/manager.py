@@ -17,6 +17,7 @@ import pyarrow as pa
 from capture import facade
 from capture.accumulator import TickFrame
 from capture.files import ParquetFile, journal_path
+from capture.handles import Counter, Gauge
 from capture.journal import JournalWriter
 from capture.keys import FIXED_COLUMNS, canonical_labels
 from capture.recover import RecoveryReport, recover
@@ -268,29 +269,17 @@ class CaptureManager:
             return published
 
     def _carry_window(self, window: list[TickFrame], infos: dict[int, SeriesInfo]) -> None:
+        # The frames as taken (the journal writes the first in full, then what changed) and
+        # their fixes, which replay applies on top.
         assert self._journal is not None
         series = [(i.sid, i.kind, i.name, i.labels) for i in infos.values()]
-        frames = []
-        for frame in window:
-
-            def is_gauge(sid: int) -> bool:
-                info = infos.get(sid)
-                return info is not None and info.kind == "gauge"
-
-            g_sids, g_vals, c_sids, c_vals = frame.materialize(is_gauge)
-            frames.append(
-                TickFrame(
-                    frame.tick,
-                    g_sids,
-                    g_vals,
-                    bytes(len(g_sids)),
-                    c_sids,
-                    c_vals,
-                    bytes(len(c_sids)),
-                )
-            )
+        fixes = [
+            (frame.tick, sid, value)
+            for frame in window
+            for sid, value in dict(frame.fixes).items()  # a copy: fixes may be added meanwhile
+        ]
         try:
-            self._journal.write(series=series, frames=frames)
+            self._journal.write(series=series, frames=window, fixes=fixes)
         except (OSError, pa.ArrowException) as exc:
             self._error("journal", exc)
 
@@ -428,7 +417,7 @@ class CaptureManager:
         fixes: list[tuple[int, int, float | int | None]] = []
         for kind, payload in events:
             if kind == "series":
-                assert isinstance(payload, SeriesInfo)
+                assert isinstance(payload, Gauge | Counter)
                 series.append((payload.sid, payload.kind, payload.name, payload.labels))
             elif kind == "frame":
                 assert isinstance(payload, TickFrame)

@@ -10,9 +10,22 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from itertools import compress
+from typing import Any
 
-from capture.accumulator import HistoricalWrite, Number, TickFrame, refold
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from capture.accumulator import (
+    FrameValues,
+    HistoricalWrite,
+    Number,
+    SeriesSet,
+    TickFrame,
+    raw_history,
+    refold,
+)
 from capture.handles import WRITE_NONE, Counter, Gauge, as_count
 from capture.keys import FIXED_COLUMNS, LabelTuple, canonical_labels, check_name
 from capture.recorder import HistoricalOp, Kind
@@ -27,23 +40,30 @@ DROPPED_METRIC = "capture.dropped"
 MISSED_TICKS_METRIC = "capture.missed_ticks"
 
 
-@dataclass(slots=True)
-class SeriesInfo:
-    """What the writer needs to know about a series, by its id."""
-
-    sid: int
-    kind: Kind
-    name: str
-    labels: LabelTuple
-    handle: Gauge | Counter
-    aliases: list[tuple[str, tuple[tuple[str, str], ...]]] = field(default_factory=list)
-    removed: bool = False
+#: What the writer needs to know about a series, by its id: its handle (``kind``, ``name``,
+#: ``labels``, ``removed``). One object per series, not two.
+SeriesInfo = Gauge | Counter
 
 
 @dataclass(slots=True)
 class _Retired:
     sid: int
     last_tick: int
+
+
+def _nonzero_positions(flags: bytes) -> array[int]:
+    """Ascending positions of the non-zero bytes of ``flags``."""
+    if flags.count(0) == len(flags):
+        return array("Q")
+    found = pc.indices_nonzero(
+        pa.Array.from_buffers(pa.uint8(), len(flags), [None, pa.py_buffer(flags)])
+    )
+    positions = array("Q")
+    data = found.buffers()[1]
+    assert data is not None
+    start = found.offset * 8
+    positions.frombytes(memoryview(data)[start : start + len(found) * 8])
+    return positions
 
 
 class CaptureRecorder:
@@ -84,15 +104,20 @@ class CaptureRecorder:
         self._kind_of_name: dict[str, Kind] = {}
         self._label_sets: dict[LabelTuple, LabelTuple] = {}
         self._label_refs: dict[LabelTuple, int] = {}
-        self._infos: dict[int, SeriesInfo] = {}
+        # Every series not yet forgotten, by id: its handle (removed ones until their last tick
+        # is handed to the writer).
+        self._infos: dict[int, Gauge | Counter] = {}
         self._retired: dict[SeriesKey, _Retired] = {}
         self._sids = itertools.count()
         self._fresh: list[Gauge | Counter] = []
         self._g_live: list[Gauge] = []
         self._c_live: list[Counter] = []
         self._live_dirty = False
-        self._g_sids: array[int] = array("q")
-        self._c_sids: array[int] = array("q")
+        self._g_series = SeriesSet(array("q"))
+        self._c_series = SeriesSet(array("q"))
+        # Ids of live series whose value a delayed write changed since the last tick (no write
+        # flag says so): the next delta frame must carry them.
+        self._moved: set[int] = set()
         self._frames: deque[TickFrame] = deque()
         self._ready: list[TickFrame] = []
         self._history: dict[int, dict[int, list[HistoricalWrite]]] = {}
@@ -151,10 +176,13 @@ class CaptureRecorder:
             handle: Gauge | Counter | None = table.get((name, canonical))
             if handle is None:
                 handle = self._new_series(kind, name, canonical)
-            info = self._infos[handle.sid]
-            if alias != (name, canonical) and alias not in info.aliases:
-                info.aliases.append(alias)
-                table[alias] = handle  # type: ignore[assignment]
+            if alias != (name, canonical):
+                if handle.aliases is None:
+                    handle.aliases = [alias]
+                    table[alias] = handle  # type: ignore[assignment]
+                elif alias not in handle.aliases:
+                    handle.aliases.append(alias)
+                    table[alias] = handle  # type: ignore[assignment]
             return handle
 
     def _new_series(self, kind: Kind, name: str, canonical: LabelTuple) -> Gauge | Counter:
@@ -163,35 +191,34 @@ class CaptureRecorder:
         sid = retired.sid if retired is not None else next(self._sids)
         handle: Gauge | Counter
         if kind == "gauge":
-            handle = Gauge(name, canonical, sid, self._remove)
+            handle = Gauge(name, canonical, sid, self)
             self._gauges[(name, canonical)] = handle
         else:
-            handle = Counter(name, canonical, sid, self._remove)
+            handle = Counter(name, canonical, sid, self)
             self._counters[(name, canonical)] = handle
-        info = SeriesInfo(sid, kind, name, canonical, handle, [(name, canonical)])
         if retired is None or retired.sid not in self._infos:
             self._label_refs[canonical] = self._label_refs.get(canonical, 0) + 1
-        self._infos[sid] = info
+        self._infos[sid] = handle
         self._fresh.append(handle)
         if self.journaling:
-            self._events.append(("series", info))
+            self._events.append(("series", handle))
         return handle
 
     def _remove(self, handle: Gauge | Counter) -> None:
         with self._lock:
-            info = self._infos.get(handle.sid)
-            if info is None or info.handle is not handle or info.removed:
+            if self._infos.get(handle.sid) is not handle or handle.removed:
                 return
-            self._retire(info)
+            self._retire(handle)
 
-    def _retire(self, info: SeriesInfo) -> None:
-        info.removed = True
-        table = self._gauges if info.kind == "gauge" else self._counters
-        for alias in info.aliases:
+    def _retire(self, handle: Gauge | Counter) -> None:
+        handle.removed = True
+        table: dict[Any, Any] = self._gauges if handle.kind == "gauge" else self._counters
+        table.pop((handle.name, handle.labels), None)
+        for alias in handle.aliases or ():
             table.pop(alias, None)
         self._live_dirty = True
         last = self.last_taken if self.last_taken is not None else -1
-        self._retired[(info.kind, info.name, info.labels)] = _Retired(info.sid, last)
+        self._retired[(handle.kind, handle.name, handle.labels)] = _Retired(handle.sid, last)
 
     def _release_labels(self, labels: LabelTuple) -> None:
         left = self._label_refs.get(labels, 0) - 1
@@ -204,16 +231,12 @@ class CaptureRecorder:
     def series_count(self) -> int:
         """Number of registered series that are not removed."""
         with self._lock:
-            return sum(1 for info in self._infos.values() if not info.removed)
+            return sum(1 for handle in self._infos.values() if not handle.removed)
 
     def live_handles(self) -> list[Gauge | Counter]:
         """Handles of every series that is not removed and has a value (for a live scrape)."""
         with self._lock:
-            return [
-                i.handle
-                for i in self._infos.values()
-                if not i.removed and i.handle.value is not None
-            ]
+            return [h for h in self._infos.values() if not h.removed and h._value is not None]
 
     # ------------------------------------------------------------------ ticks
     def tick_of(self, timestamp: float) -> int:
@@ -268,7 +291,7 @@ class CaptureRecorder:
         if self._fresh:
             still: list[Gauge | Counter] = []
             for handle in self._fresh:
-                if self._infos[handle.sid].handle is not handle or self._infos[handle.sid].removed:
+                if handle.removed or self._infos.get(handle.sid) is not handle:
                     continue
                 if handle._value is None:
                     still.append(handle)
@@ -280,63 +303,98 @@ class CaptureRecorder:
                     self._live_dirty = True
             self._fresh = still
         if self._live_dirty:
-            infos = self._infos
-            self._g_live = [h for h in self._g_live if not infos[h.sid].removed]
-            self._c_live = [h for h in self._c_live if not infos[h.sid].removed]
-            self._g_sids = array("q", [h.sid for h in self._g_live])
-            self._c_sids = array("q", [h.sid for h in self._c_live])
+            self._g_live = [h for h in self._g_live if not h.removed]
+            self._c_live = [h for h in self._c_live if not h.removed]
+            self._g_series = SeriesSet(array("q", [h.sid for h in self._g_live]))
+            self._c_series = SeriesSet(array("q", [h.sid for h in self._c_live]))
             self._live_dirty = False
 
     def _snapshot(self, tick: int) -> None:
         self._refresh_live()
-        g_live, c_live = self._g_live, self._c_live
-        g_flags = bytes([h._w for h in g_live])
-        c_flags = bytes([h._w for h in c_live])
+        previous = self._frames[-1] if self._frames else None
+        expired: list[Gauge | Counter] = []
         frame = TickFrame(
             tick,
-            self._g_sids,
-            array("d", [h._value for h in g_live]),  # type: ignore[misc]
-            g_flags,
-            self._c_sids,
-            array("q", [h._value for h in c_live]),  # type: ignore[misc]
-            c_flags,
+            self._take_values(
+                self._g_live,
+                self._g_series,
+                None if previous is None else previous.g,
+                "d",
+                tick,
+                expired,
+            ),
+            self._take_values(
+                self._c_live,
+                self._c_series,
+                None if previous is None else previous.c,
+                "q",
+                tick,
+                expired,
+            ),
         )
-        expired: list[Gauge | Counter] = []
-        self._mark_written(g_live, g_flags, tick, expired)
-        self._mark_written(c_live, c_flags, tick, expired)
+        self._moved.clear()
         for handle in expired:
-            info = self._infos[handle.sid]
-            if not info.removed and info.handle is handle:
-                self._retire(info)
+            if not handle.removed and self._infos.get(handle.sid) is handle:
+                self._retire(handle)
         self._frames.append(frame)
         self.last_taken = tick
         if self.journaling:
             self._events.append(("frame", frame))
         oldest_kept = tick - self.window_ticks + 1
-        while self._frames and self._frames[0].tick < oldest_kept:
-            self._ready.append(self._frames.popleft())
+        frames = self._frames
+        while frames and frames[0].tick < oldest_kept:
+            self._ready.append(frames.popleft())
+            if frames:
+                frames[0].rebase()  # the oldest frame held is dense
 
-    def _mark_written(
+    def _take_values(
         self,
-        handles: Sequence[Gauge | Counter],
-        flags: bytes,
+        live: Sequence[Gauge | Counter],
+        series: SeriesSet,
+        previous: FrameValues | None,
+        typecode: str,
         tick: int,
         expired: list[Gauge | Counter],
-    ) -> None:
-        # Clear the write flags (the tick has them now) and find series to expire.
+    ) -> FrameValues:
+        """Snapshot the live values of one kind: a delta against ``previous`` when it holds the
+        same series, else dense. Clears the write flags (the tick has them now)."""
+        flags = bytes([h._w for h in live])
+        unwritten = flags.count(WRITE_NONE)
+        written = live if not unwritten else list(compress(live, flags))
+        # Clear each flag before reading the value: a write racing with this either lands
+        # before the read (its value is in this tick) or sets the flag again (the next tick).
+        for handle in written:
+            handle._w = WRITE_NONE
         expire = self.expire_after_ticks
-        for handle, flag in zip(handles, flags, strict=True):
-            if flag:
-                handle._w = WRITE_NONE
-                handle._last = tick
-            elif handle._last < 0:
-                handle._last = tick
-            elif expire is not None and tick - handle._last >= expire:
-                expired.append(handle)
+        if expire is not None:
+            for handle, flag in zip(live, flags, strict=True):
+                if flag or handle._last < 0:
+                    handle._last = tick
+                elif tick - handle._last >= expire:
+                    expired.append(handle)
+        if previous is None or previous.series is not series or 2 * unwritten < len(live):
+            # (A delta holding most series would cost more than the dense form: 17 bytes an
+            # entry against 9, and more time.)
+            dense: array[Any] = array(typecode, [h._value for h in live])
+            return FrameValues(series, dense, flags)
+        positions = _nonzero_positions(flags)
+        written_flags = bytes(compress(flags, flags))
+        if self._moved:
+            extra = [series.position(sid) for sid in self._moved]
+            moved = {i for i in extra if i is not None and not flags[i]}
+            if moved:
+                merged = sorted(moved.union(positions))
+                positions = array("Q", merged)
+                written = [live[i] for i in merged]
+                written_flags = bytes([flags[i] for i in merged])
+        values: array[Any] = array(typecode, [h._value for h in written])
+        return FrameValues(series, values, written_flags, positions, previous)
 
     def drain(self) -> None:
         """Move every tick of the window to the ready list (on close)."""
         with self._lock:
+            for frame in self._frames:  # oldest first: each one's base is dense by then
+                frame.rebase()
             self._ready.extend(self._frames)
             self._frames.clear()
 
@@ -357,10 +415,10 @@ class CaptureRecorder:
                 gone = [k for k, r in self._retired.items() if r.last_tick <= horizon]
                 for key in gone:
                     sid = self._retired.pop(key).sid
-                    info = self._infos.get(sid)
-                    if info is not None and info.removed:
+                    handle = self._infos.get(sid)
+                    if handle is not None and handle.removed:
                         del self._infos[sid]
-                        self._release_labels(info.labels)
+                        self._release_labels(handle.labels)
             return ready, infos
 
     def pop_events(self) -> list[tuple[str, object]]:
@@ -432,7 +490,8 @@ class CaptureRecorder:
         is_gauge = isinstance(handle, Gauge)
         current = self.current_tick()
         by_tick = self._history.setdefault(sid, {})
-        frames = [f for f in self._frames if f.tick >= tick]
+        held = [f for f in self._frames if f.tick >= tick - 1]
+        frames = [f for f in held if f.tick >= tick]
         ticks = [f.tick for f in frames] + [current]
         old_writes = [list(by_tick.get(t, ())) for t in ticks]
         new_writes = [list(w) for w in old_writes]
@@ -442,16 +501,20 @@ class CaptureRecorder:
         bucket.append(write)
         bucket.sort(key=lambda w: (w[0], w[1]))
         by_tick[tick] = bucket
+        # Each held frame's value with its fixes applied, from one pass over the window.
+        looked = [
+            (frame.fixes.get(sid, value), flag)
+            for frame, (value, flag) in zip(held, raw_history(held, sid, is_gauge), strict=True)
+        ]
         prev_value: Number | None = None
-        before = [f for f in self._frames if f.tick == tick - 1]
-        if before:
-            prev_value = before[0].lookup(sid, is_gauge)[0]
+        if held and held[0].tick == tick - 1:
+            prev_value = looked[0][0]
         old_values: list[Number | None] = []
         flags: list[int] = []
-        for frame in frames:
-            val, flag = frame.lookup(sid, is_gauge)
-            old_values.append(val)
-            flags.append(flag)
+        for frame, (val, flag) in zip(held, looked, strict=True):
+            if frame.tick >= tick:
+                old_values.append(val)
+                flags.append(flag)
         with handle._lock:
             old_values.append(handle._value)
             flags.append(handle._w)
@@ -462,6 +525,7 @@ class CaptureRecorder:
                     handle._value = float(new_current)
                 else:
                     handle._value = int(new_current)
+                self._moved.add(sid)  # no write flag tells the next tick
         handle._last = current
         fixes: list[tuple[int, int, Number | None]] = []
         for frame, old, new in zip(frames, old_values, new_values, strict=False):
