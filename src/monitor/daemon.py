@@ -51,7 +51,7 @@ import pyarrow as pa
 
 import capture
 from capture.files import journal_path, partial_path
-from monitor import __version__
+from monitor import __version__, allocator
 from monitor.config import Config
 from monitor.layout import OutputLayout
 from monitor.manifest import SessionManifest, git_revision, host_info, iso_utc, read_manifest
@@ -221,8 +221,10 @@ class Daemon:
         """
         self.start_time = time.time()
         # Arrow's default pool (mimalloc or jemalloc) keeps freed pages for reuse: at each flush
-        # that is tens of MB of RSS that never goes back. The C library's allocator returns them.
+        # that is tens of MB of RSS that never goes back. The C library's allocator, with few
+        # arenas and trimmed after each rotation (monitor.allocator), returns them.
         pa.set_memory_pool(pa.system_memory_pool())
+        allocator.limit_arenas()
         if self.config.duration_seconds is not None:
             self.end_at = self.start_time + self.config.duration_seconds
         if self._own_signals:
@@ -413,6 +415,7 @@ class Daemon:
         log.debug("priming sample took %.3fs", time.monotonic() - started)
         gc.collect()
         gc.freeze()
+        allocator.release_free_memory()
 
     # ------------------------------------------------------------------ the loop
     def _record(self) -> int:
@@ -549,6 +552,7 @@ class Daemon:
         with self._state_lock:
             self._write_manifest()
             self.size_limit.rescan(self._live_files(manager))
+        allocator.release_free_memory()  # the old file's buffers, freed in this thread's arena
 
     def _published(self, published: capture.PublishedFile | None, what: str) -> None:
         if published is None:
