@@ -82,6 +82,7 @@ class CaptureManager:
         auto_tick: bool = True,
         metadata: Mapping[str, str] | None = None,
         on_publish: Callable[[PublishedFile], None] | None = None,
+        on_flush: Callable[[], object] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not flush_seconds > 0:
@@ -102,6 +103,9 @@ class CaptureManager:
         self.compression_level = int(compression_level)
         self.auto_tick = auto_tick
         self.on_publish = on_publish
+        #: Called in the writer thread after each flush that wrote a row group (finemon returns
+        #: the flush's freed buffers to the kernel there); its exceptions are counted, not raised.
+        self.on_flush = on_flush
         self._clock = clock
         self.recorder = CaptureRecorder(
             tick_seconds=tick_seconds,
@@ -441,6 +445,11 @@ class CaptureManager:
             self._journal.sync()
         except OSError as exc:
             self._error("journal", exc)
+        if frames and self.on_flush is not None:
+            try:
+                self.on_flush()
+            except Exception as exc:
+                self._error("on_flush", exc)
 
     def _write_frames(
         self, file: ParquetFile, frames: list[TickFrame], infos: dict[int, SeriesInfo]

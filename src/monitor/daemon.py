@@ -361,6 +361,7 @@ class Daemon:
             label_columns=LABEL_COLUMNS,
             run_id=self.run_id,
             auto_tick=False,
+            on_flush=allocator.release_free_memory,
             metadata={
                 "finemon.version": __version__,
                 "finemon.identifier": config.identifier,

@@ -169,6 +169,28 @@ def test_rotation_in_a_thread_while_ticks_go_on_names_the_file_by_its_first_tick
         assert firsts[f"t{first}.parquet"] == first
 
 
+def test_on_flush_runs_after_each_row_group_and_its_failure_is_counted(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def on_flush() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("boom")
+
+    published = run_manager(tmp_path, 30, on_flush=on_flush)
+    assert len(published) == 1
+    groups = pq.ParquetFile(published[0].path).metadata.num_row_groups
+    # One call per flush that wrote a row group (the final drain at close is not a flush).
+    assert 2 <= len(calls) <= groups
+    rows = pq.read_table(published[0].path).to_pylist()
+    errors = [
+        r["value_int"]
+        for r in rows
+        if r["metric_name"] == "capture.write_errors" and ("stage", "on_flush") in r["labels"]
+    ]
+    assert errors and max(errors) == 1
+
+
 def test_the_directory_reads_as_a_dataset(tmp_path: Path) -> None:
     part = tmp_path / "dt=2026-01-01" / "identifier=node-a"
     part.mkdir(parents=True)
