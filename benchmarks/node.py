@@ -724,8 +724,9 @@ class ChurnResult:
 
     def steady_samples(self) -> list[tuple[float, int, int, int]]:
         """Samples once finemon is in its steady state: its accumulator window (60 s) full and
-        its first file rotated (90 s), so from 100 s on, or after half a shorter run."""
-        ramp = min(100.0, self.seconds / 2)
+        its first file rotated (90 s), so from 100 s on (from half the run when it is shorter
+        than 150 s, so that a few samples remain)."""
+        ramp = 100.0 if self.seconds >= 150 else self.seconds / 2
         steady = [s for s in self.samples if s[0] >= ramp]
         return steady if len(steady) >= 2 else self.samples
 
