@@ -222,7 +222,7 @@ class Daemon:
         self.start_time = time.time()
         # Arrow's default pool (mimalloc or jemalloc) keeps freed pages for reuse: at each flush
         # that is tens of MB of RSS that never goes back. The C library's allocator, with few
-        # arenas and trimmed after each rotation (monitor.allocator), returns them.
+        # arenas and trimmed after each flush and rotation (monitor.allocator), returns them.
         pa.set_memory_pool(pa.system_memory_pool())
         allocator.limit_arenas()
         if self.config.duration_seconds is not None:
