@@ -85,6 +85,18 @@ class SeriesSet:
 ValuesState = tuple["array[Any]", bytes, "array[int] | None", "FrameValues | None"]
 
 
+def _held(state: ValuesState, i: int) -> tuple[Number, int] | None:
+    """(value, write flag) of position ``i`` if ``state`` holds it (always when dense; in a
+    delta, when the position was written), else None: the value is its base's."""
+    values, flags, positions, _base = state
+    if positions is None:
+        return values[i], flags[i]
+    j = bisect_left(positions, i)
+    if j < len(positions) and positions[j] == i:
+        return values[j], flags[j]
+    return None
+
+
 class FrameValues:
     """The snapshot values of one kind (gauges or counters) in one tick, aligned with ``series``.
 
@@ -116,12 +128,10 @@ class FrameValues:
 
     def at(self, i: int) -> tuple[Number, int]:
         """(value, write flag) at position ``i``."""
-        values, flags, positions, base = self.state
-        if positions is None:
-            return values[i], flags[i]
-        j = bisect_left(positions, i)
-        if j < len(positions) and positions[j] == i:
-            return values[j], flags[j]
+        held = _held(self.state, i)
+        if held is not None:
+            return held
+        base = self.state[3]
         assert base is not None
         return base.value_at(i), 0
 
@@ -129,12 +139,10 @@ class FrameValues:
         """The value at position ``i`` (following the bases of delta frames)."""
         node = self
         while True:
-            values, _flags, positions, base = node.state
-            if positions is None:
-                return values[i]  # type: ignore[no-any-return]
-            j = bisect_left(positions, i)
-            if j < len(positions) and positions[j] == i:
-                return values[j]  # type: ignore[no-any-return]
+            held = _held(node.state, i)
+            if held is not None:
+                return held[0]
+            base = node.state[3]
             assert base is not None
             node = base
 
@@ -303,17 +311,14 @@ def raw_history(
         if i is None:
             value, flag = None, 0
         else:
-            values, flags, positions, base = part.state
-            if positions is None:
-                value, flag = values[i], flags[i]
+            held = _held(part.state, i)
+            base = part.state[3]
+            if held is not None:
+                value, flag = held
+            elif base is previous and base is not None:
+                value, flag = previous_value, 0
             else:
-                j = bisect_left(positions, i)
-                if j < len(positions) and positions[j] == i:
-                    value, flag = values[j], flags[j]
-                elif base is previous and base is not None:
-                    value, flag = previous_value, 0
-                else:
-                    value, flag = part.at(i)
+                value, flag = part.at(i)
         result.append((value, flag))
         previous, previous_value = part, value
     return result

@@ -17,7 +17,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import pyarrow.compute as pc
 
 from capture.accumulator import FrameValues, TickFrame
 from capture.keys import LabelTuple
-from capture.tables import PointColumns, _float64, _int64
+from capture.tables import PointColumns, _float64, _int64, _uint64
 
 JOURNAL_SCHEMA = pa.schema(
     [
@@ -121,10 +120,6 @@ class _Previous:
                 rows = _part(delta, tick, sid_array.filter(changed), current.filter(changed), gauge)
                 return rows, False
         return _part(full, tick, sid_array, to_arrow(values.dense()[0]), gauge), True
-
-
-def _uint64(values: array[int]) -> pa.Array:
-    return pa.Array.from_buffers(pa.uint64(), len(values), [None, pa.py_buffer(values)])
 
 
 def _frame_batch(frame: TickFrame, gauges: _Previous, counters: _Previous) -> pa.RecordBatch:
