@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -139,13 +140,20 @@ class ParquetFile:
 
 
 def write_parquet_atomically(
-    final: Path, table: pa.Table, compression_level: int, metadata: dict[str, str] | None = None
-) -> Path:
-    """Write ``table`` to ``final`` in one go through a temporary name."""
-    out = ParquetFile(final, table.schema, compression_level, metadata)
+    final: Path,
+    schema: pa.Schema,
+    tables: Iterable[pa.Table],
+    compression_level: int,
+    metadata: dict[str, str] | None = None,
+) -> int:
+    """Write ``tables`` (a row group each) to ``final`` through a temporary name; returns the
+    rows written."""
+    out = ParquetFile(final, schema, compression_level, metadata)
     try:
-        out.write(table)
-        return out.finalize()
+        for table in tables:
+            out.write(table)
+        out.finalize()
+        return out.rows
     except BaseException:
         out.abandon()
         raise

@@ -22,7 +22,7 @@ from capture.journal import JournalWriter
 from capture.keys import FIXED_COLUMNS, canonical_labels
 from capture.recover import RecoveryReport, recover
 from capture.registry import CaptureRecorder, SeriesInfo
-from capture.tables import RowLayout, TableBuilder, frames_to_table
+from capture.tables import ROW_GROUP_ROWS, RowLayout, TableBuilder, frames_to_tables
 
 log = logging.getLogger("capture")
 
@@ -56,10 +56,12 @@ class CaptureManager:
     ``tick_seconds`` (on the wall-clock grid) the thread takes the tick that just ended; the owner
     may instead take a tick the moment its values are complete with :meth:`take_tick` (finemon
     does this right after each sample, so a tick holds exactly the values sampled for it). Each
-    taken tick is journaled at once; ticks leaving the ``window_ticks`` window are written as one
-    row group every ``flush_seconds``. :meth:`rotate` publishes the current file and continues in
-    a new one (the window flows into the new file, so no tick is lost or written twice);
-    :meth:`close` takes the tick in progress, drains the window and publishes the file.
+    taken tick is journaled at once; ticks leaving the ``window_ticks`` window are written every
+    ``flush_seconds``, as row groups of at most about ``row_group_rows`` rows (each a range of
+    series, sorted by series then time), so a flush's memory does not grow with the node.
+    :meth:`rotate` publishes the current file and continues in a new one (the window flows into
+    the new file, so no tick is lost or written twice); :meth:`close` takes the tick in
+    progress, drains the window and publishes the file.
 
     A SIGKILL loses at most the tick in progress: every taken tick is already in the journal,
     which :func:`capture.recover` turns into a valid file. An unwritable path or a full disk makes
@@ -74,6 +76,7 @@ class CaptureManager:
         tick_seconds: float = 1.0,
         window_ticks: int = 60,
         flush_seconds: float = 10,
+        row_group_rows: int = ROW_GROUP_ROWS,
         compression_level: int = 3,
         global_labels: Mapping[str, str] | None = None,
         label_columns: Sequence[str] = (),
@@ -87,6 +90,8 @@ class CaptureManager:
     ) -> None:
         if not flush_seconds > 0:
             raise ValueError(f"flush_seconds must be positive, got {flush_seconds!r}")
+        if row_group_rows < 1:
+            raise ValueError(f"row_group_rows must be at least 1, got {row_group_rows!r}")
         if not 1 <= compression_level <= 22:
             raise ValueError(f"compression_level must be 1..22, got {compression_level!r}")
         columns = tuple(label_columns)
@@ -100,6 +105,7 @@ class CaptureManager:
         self.path = Path(path)
         self.run_id = run_id or uuid.uuid4().hex
         self.flush_seconds = float(flush_seconds)
+        self.row_group_rows = int(row_group_rows)
         self.compression_level = int(compression_level)
         self.auto_tick = auto_tick
         self.on_publish = on_publish
@@ -457,7 +463,10 @@ class CaptureManager:
         if not frames or file.failed:
             return
         try:
-            file.write(frames_to_table(frames, infos, self._layout(), self._tables))
+            # A table per range of series, each a row group: a flush never holds all its rows.
+            layout, rows = self._layout(), self.row_group_rows
+            for table in frames_to_tables(frames, infos, layout, self._tables, rows):
+                file.write(table)
             self._file_ticks.extend((frames[0].tick, frames[-1].tick))
         except (OSError, pa.ArrowException) as exc:
             # The journal holds every tick: the file is rebuilt from it when published.

@@ -25,7 +25,7 @@ from capture.files import (
     write_parquet_atomically,
 )
 from capture.journal import JournalError, read_journal, try_lock
-from capture.tables import PointColumns, RowLayout, points_to_table
+from capture.tables import PointColumns, RowLayout, points_to_tables
 
 log = logging.getLogger("capture")
 
@@ -129,18 +129,22 @@ def recover(directory: str | os.PathLike[str]) -> RecoveryReport:
                 else:
                     start = int(contents.header.get("owned_from", contents.header["first_tick"]))
                     points = _owned(contents.points, start, next_start[journal])
-                    table = points_to_table(points, contents.series, _layout(contents.header))
+                    layout = _layout(contents.header)
                     metadata = {k: str(v) for k, v in contents.header.get("metadata", {}).items()}
                     metadata["capture.recovered"] = "true"
-                    write_parquet_atomically(
-                        final, table, int(contents.header.get("compression_level", 3)), metadata
+                    rows = write_parquet_atomically(
+                        final,
+                        layout.schema,
+                        points_to_tables(points, contents.series, layout),
+                        int(contents.header.get("compression_level", 3)),
+                        metadata,
                     )
                     ticks = len(set(points.tick.to_pylist()))
-                    recovered.append(RecoveredFile(final, table.num_rows, ticks, contents.complete))
+                    recovered.append(RecoveredFile(final, rows, ticks, contents.complete))
                     log.info(
                         "capture: recovered %s from its journal: %d rows, %d ticks%s",
                         final,
-                        table.num_rows,
+                        rows,
                         ticks,
                         "" if contents.complete else " (journal tail was truncated)",
                     )

@@ -1,22 +1,35 @@
 """Turning taken ticks into Arrow tables in the capture schema.
 
 Rows of one table are sorted by series, then tick: runs of the same series compress far better
-than ticks interleaving every series.
+than ticks interleaving every series. A flush is cut into tables of at most about
+:data:`ROW_GROUP_ROWS` rows, each holding a range of series ids (a series is never split between
+two tables of one flush): each becomes one Parquet row group, so the memory a flush needs is
+bounded by one such table, not by the node's size times the ticks flushed.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from capture.accumulator import TickFrame
 from capture.keys import LabelTuple
 from capture.schema import LABELS_TYPE, capture_write_schema
+
+#: Rows per table (and Parquet row group) that a flush aims at.
+ROW_GROUP_ROWS = 131_072
+
+Int64s = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
+
+_TIME_TYPE = pa.timestamp("ms", tz="UTC")
 
 
 class SeriesMeta(Protocol):
@@ -68,87 +81,127 @@ class PointColumns:
     value_float: pa.Array
 
 
-def frames_to_points(frames: Sequence[TickFrame], series: Mapping[int, SeriesMeta]) -> PointColumns:
-    """Concatenate the final values of ``frames`` (fixes applied) into point columns."""
-    sids: list[pa.Array] = []
-    ticks: list[pa.Array] = []
-    vints: list[pa.Array] = []
-    vfloats: list[pa.Array] = []
+@dataclass(slots=True)
+class _Points:
+    """Rows of one table before series attributes are attached, sorted by (sid, tick).
 
-    def is_gauge(sid: int) -> bool:
-        meta = series.get(sid)
-        return meta is not None and meta.kind == "gauge"
+    ``value`` holds a gauge's float or a counter's integer (``is_gauge`` says which array).
+    """
 
-    for frame in frames:
-        g_sids, g_vals, c_sids, c_vals = frame.materialize(is_gauge)
-        ng, nc = len(g_sids), len(c_sids)
-        if ng:
-            sids.append(_int64(g_sids))
-            vfloats.append(_float64(g_vals))
-            vints.append(pa.nulls(ng, pa.int64()))
-        if nc:
-            sids.append(_int64(c_sids))
-            vints.append(_int64(c_vals))
-            vfloats.append(pa.nulls(nc, pa.float64()))
-        if ng + nc:
-            ticks.append(pa.repeat(pa.scalar(frame.tick, pa.int64()), ng + nc))
-    if not sids:
-        empty = pa.array([], pa.int64())
-        return PointColumns(empty, empty, empty, pa.array([], pa.float64()))
-    return PointColumns(
-        pa.concat_arrays(sids),
-        pa.concat_arrays(ticks),
-        pa.concat_arrays(vints),
-        pa.concat_arrays(vfloats),
-    )
+    sid: Int64s
+    tick: Int64s
+    value_int: Int64s
+    value_float: Floats
+    is_gauge: Bools
+
+    def take(self, index: Int64s | Bools) -> _Points:
+        return _Points(
+            self.sid[index],
+            self.tick[index],
+            self.value_int[index],
+            self.value_float[index],
+            self.is_gauge[index],
+        )
 
 
 @dataclass(slots=True)
 class SeriesColumns:
-    """Per-series column values of one set of series: for each series (in ``sids`` order) its
-    code in each string column's dictionary, and its labels map. Built once and reused while a
-    writer's flushes hold the same series (the common case: a node's containers do not change
+    """Per-series column values of one set of series: for each series (in ascending ``sids``)
+    its code in each string column's dictionary, and its labels map. Built once and reused while
+    a writer's flushes hold the same series (the common case: a node's containers do not change
     every ten seconds)."""
 
-    sids: list[int]
+    sids: Int64s
     codes: dict[str, pa.Array]
     dictionaries: dict[str, pa.Array]
     maps: pa.Array
 
     @classmethod
     def build(
-        cls, sids: list[int], series: Mapping[int, SeriesMeta], layout: RowLayout
+        cls, sids: Int64s, series: Mapping[int, SeriesMeta], layout: RowLayout
     ) -> SeriesColumns:
         label_columns = layout.label_columns
         global_labels = dict(layout.global_labels)
-        values: dict[str, list[str | None]] = {
-            name: [] for name in ("metric_name", "metric_kind", *label_columns)
-        }
+        names = ("metric_name", "metric_kind", *label_columns)
+        dictionaries: dict[str, dict[str, int]] = {name: {} for name in names}
+        codes: dict[str, list[int | None]] = {name: [] for name in names}
         maps: list[list[tuple[str, str]]] = []
-        for sid in sids:
+        by_labels: dict[LabelTuple, tuple[list[int | None], list[tuple[str, str]]]] = {}
+        name_codes, name_dictionary = codes["metric_name"], dictionaries["metric_name"]
+        kind_codes, kind_dictionary = codes["metric_kind"], dictionaries["metric_kind"]
+        for sid in sids.tolist():
             meta = series[sid]
-            values["metric_name"].append(meta.name)
-            values["metric_kind"].append(meta.kind)
-            labels = dict(global_labels)
-            labels.update(meta.labels)
-            for column in label_columns:
-                values[column].append(labels.pop(column, None))
-            maps.append(sorted(labels.items()))
-        codes: dict[str, pa.Array] = {}
-        dictionaries: dict[str, pa.Array] = {}
-        for name, column_values in values.items():
-            # Each distinct string once in the dictionary; a null is a null code (Parquet
-            # cannot write a null inside a dictionary).
-            dictionary: dict[str, int] = {}
-            codes[name] = pa.array(
-                [
-                    None if v is None else dictionary.setdefault(v, len(dictionary))
-                    for v in column_values
-                ],
-                pa.int32(),
+            name_codes.append(name_dictionary.setdefault(meta.name, len(name_dictionary)))
+            kind_codes.append(kind_dictionary.setdefault(meta.kind, len(kind_dictionary)))
+            # Series share label sets (every series of one container): encode each set once.
+            encoded = by_labels.get(meta.labels)
+            if encoded is None:
+                labels = dict(global_labels)
+                labels.update(meta.labels)
+                column_codes: list[int | None] = []
+                for column in label_columns:
+                    value = labels.pop(column, None)
+                    # Each distinct string once in the dictionary; a null is a null code
+                    # (Parquet cannot write a null inside a dictionary).
+                    dictionary = dictionaries[column]
+                    column_codes.append(
+                        None if value is None else dictionary.setdefault(value, len(dictionary))
+                    )
+                encoded = by_labels[meta.labels] = (column_codes, sorted(labels.items()))
+            for column, code in zip(label_columns, encoded[0], strict=True):
+                codes[column].append(code)
+            maps.append(encoded[1])
+        return cls(
+            sids,
+            {name: pa.array(values, pa.int32()) for name, values in codes.items()},
+            {name: pa.array(list(d), pa.string()) for name, d in dictionaries.items()},
+            pa.array(maps, LABELS_TYPE),
+        )
+
+    def table(self, points: _Points, layout: RowLayout) -> pa.Table | None:
+        """``points`` (sorted) as a table in ``layout.schema``; rows of series not held here are
+        dropped (cannot happen for a consistent recorder or journal; guarded so a damaged
+        journal cannot fail recovery). None when no row is left."""
+        n_series = len(self.sids)
+        if n_series == 0:
+            return None
+        position = np.searchsorted(self.sids, points.sid)
+        np.minimum(position, n_series - 1, out=position)
+        known = self.sids[position] == points.sid
+        if not known.all():
+            points, position = points.take(known), position[known]
+        n = len(points.sid)
+        if n == 0:
+            return None
+        ticks = points.tick
+        ms_per_tick = layout.tick_seconds * 1000.0
+        if ms_per_tick.is_integer():
+            millis = ticks * int(ms_per_tick)
+        else:
+            millis = np.rint(ticks * ms_per_tick).astype(np.int64)
+        index = pa.array(position)
+
+        def column(name: str) -> pa.DictionaryArray:
+            # Row i takes its series' code.
+            return pa.DictionaryArray.from_arrays(
+                self.codes[name].take(index), self.dictionaries[name]
             )
-            dictionaries[name] = pa.array(list(dictionary), pa.string())
-        return cls(sids, codes, dictionaries, pa.array(maps, LABELS_TYPE))
+
+        columns: dict[str, pa.Array] = {
+            "run_id": pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(n, np.int32)), pa.array([layout.run_id], pa.string())
+            ),
+            "time": pa.array(millis).view(_TIME_TYPE),
+            "fetch_index": pa.array(ticks - layout.first_tick),
+            "metric_name": column("metric_name"),
+            "metric_kind": column("metric_kind"),
+            "value_int": pa.array(points.value_int, mask=points.is_gauge),
+            "value_float": pa.array(points.value_float, mask=~points.is_gauge),
+        }
+        for name in layout.label_columns:
+            columns[name] = column(name)
+        columns["labels"] = self.maps.take(index)
+        return pa.table(columns, schema=layout.schema)
 
 
 class TableBuilder:
@@ -158,78 +211,119 @@ class TableBuilder:
         self._cached: SeriesColumns | None = None
 
     def series_columns(
-        self, sids: list[int], series: Mapping[int, SeriesMeta], layout: RowLayout
+        self, sids: Int64s, series: Mapping[int, SeriesMeta], layout: RowLayout
     ) -> SeriesColumns:
+        """The per-series columns of ``sids`` (ascending), from the cache when it holds them."""
         cached = self._cached
-        if cached is None or cached.sids != sids:
+        if cached is None or not np.array_equal(cached.sids, sids):
             cached = self._cached = SeriesColumns.build(sids, series, layout)
         return cached
 
-    def table(
-        self, points: PointColumns, series: Mapping[int, SeriesMeta], layout: RowLayout
-    ) -> pa.Table:
-        """Attach series attributes to ``points`` and return a table in ``layout.schema``.
 
-        Points whose series is unknown are dropped (cannot happen for a consistent recorder or
-        journal; guarded so a damaged journal cannot fail recovery).
-        """
-        schema = layout.schema
-        raw = pa.table(
-            {
-                "sid": points.sid,
-                "tick": points.tick,
-                "value_int": points.value_int,
-                "value_float": points.value_float,
-            }
-        )
-        if raw.num_rows == 0:
-            return schema.empty_table()
-        raw = raw.sort_by([("sid", "ascending"), ("tick", "ascending")])
-        unique = pc.unique(raw["sid"]).to_pylist()
-        known = [sid for sid in unique if sid in series]
-        if len(known) != len(unique):
-            raw = raw.filter(pc.is_in(raw["sid"], value_set=pa.array(known, pa.int64())))
-        position = pc.index_in(raw["sid"], value_set=pa.array(known, pa.int64())).combine_chunks()
-        per_series = self.series_columns(known, series, layout)
+def _known_sids(candidates: Int64s, series: Mapping[int, SeriesMeta]) -> Int64s:
+    """The ascending distinct ids of ``candidates`` that ``series`` knows."""
+    unique = np.unique(candidates)
+    known = np.fromiter((sid in series for sid in unique.tolist()), np.bool_, len(unique))
+    return unique if known.all() else unique[known]
 
-        n = raw.num_rows
-        ticks = raw["tick"]
-        ms_per_tick = layout.tick_seconds * 1000.0
-        if ms_per_tick.is_integer():
-            millis = pc.multiply(ticks, pa.scalar(int(ms_per_tick), pa.int64()))
-        else:
-            millis = pc.cast(
-                pc.round(pc.multiply(pc.cast(ticks, pa.float64()), ms_per_tick)), pa.int64()
+
+@dataclass(slots=True)
+class _FramePart:
+    """One kind of one frame, with its series in ascending id order."""
+
+    tick: int
+    is_gauge: bool
+    sids: Int64s  # ascending
+    order: Int64s | None  # positions of ``sids`` in ``values`` (None: the same positions)
+    values: Int64s | Floats
+
+    def rows(self, lo: int, hi: int | None) -> tuple[Int64s, Int64s | Floats]:
+        """(sids, values) of the series with ``lo <= sid < hi``."""
+        a = int(np.searchsorted(self.sids, lo))
+        b = len(self.sids) if hi is None else int(np.searchsorted(self.sids, hi))
+        if self.order is None:
+            return self.sids[a:b], self.values[a:b]
+        return self.sids[a:b], self.values[self.order[a:b]]
+
+
+def _frame_parts(frames: Sequence[TickFrame], series: Mapping[int, SeriesMeta]) -> list[_FramePart]:
+    def is_gauge(sid: int) -> bool:
+        meta = series.get(sid)
+        return meta is not None and meta.kind == "gauge"
+
+    # Frames that hold the same series share one ids array: sort it once.
+    sorted_by_array: dict[int, tuple[array[int], Int64s, Int64s | None]] = {}
+
+    def ascending(sids: array[int]) -> tuple[Int64s, Int64s | None]:
+        hit = sorted_by_array.get(id(sids))
+        if hit is None:
+            ids = np.frombuffer(sids, np.int64) if len(sids) else np.empty(0, np.int64)
+            order: Int64s | None = None
+            if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
+                order = np.argsort(ids, kind="stable")
+                ids = ids[order]
+            hit = sorted_by_array[id(sids)] = (sids, ids, order)  # keeps ``sids`` alive
+        return hit[1], hit[2]
+
+    parts: list[_FramePart] = []
+    for frame in frames:
+        g_sids, g_vals, c_sids, c_vals = frame.materialize(is_gauge)
+        for sids, values, gauge in ((g_sids, g_vals, True), (c_sids, c_vals, False)):
+            if not len(sids):
+                continue
+            ids, order = ascending(sids)
+            held: Int64s | Floats = (
+                np.frombuffer(values, np.float64) if gauge else np.frombuffer(values, np.int64)
             )
-
-        def column(name: str) -> pa.DictionaryArray:
-            # Row i takes its series' code.
-            return pa.DictionaryArray.from_arrays(
-                per_series.codes[name].take(position), per_series.dictionaries[name]
-            )
-
-        columns: dict[str, pa.Array | pa.ChunkedArray] = {
-            "run_id": pa.DictionaryArray.from_arrays(
-                pa.repeat(pa.scalar(0, pa.int32()), n), pa.array([layout.run_id], pa.string())
-            ),
-            "time": pc.cast(millis, pa.timestamp("ms", tz="UTC")),
-            "fetch_index": pc.subtract(ticks, pa.scalar(layout.first_tick, pa.int64())),
-            "metric_name": column("metric_name"),
-            "metric_kind": column("metric_kind"),
-            "value_int": raw["value_int"],
-            "value_float": raw["value_float"],
-        }
-        for name in layout.label_columns:
-            columns[name] = column(name)
-        columns["labels"] = per_series.maps.take(position)
-        return pa.table(columns, schema=schema)
+            parts.append(_FramePart(frame.tick, gauge, ids, order, held))
+    return parts
 
 
-def points_to_table(
-    points: PointColumns, series: Mapping[int, SeriesMeta], layout: RowLayout
-) -> pa.Table:
-    """Rows of ``points`` in the capture schema (see :meth:`TableBuilder.table`)."""
-    return TableBuilder().table(points, series, layout)
+def _sorted_points(pieces: list[tuple[int, bool, Int64s, Int64s | Floats]]) -> _Points:
+    """Rows of ``pieces`` ((tick, is_gauge, sids, values), ticks ascending) by (sid, tick)."""
+    sid = np.concatenate([p[2] for p in pieces])
+    tick = np.concatenate([np.full(len(p[2]), p[0], np.int64) for p in pieces])
+    is_gauge = np.concatenate([np.full(len(p[2]), p[1], np.bool_) for p in pieces])
+    value_int = np.concatenate(
+        [np.zeros(len(p[2]), np.int64) if p[1] else p[3] for p in pieces]
+    ).astype(np.int64, copy=False)
+    value_float = np.concatenate(
+        [p[3] if p[1] else np.zeros(len(p[2]), np.float64) for p in pieces]
+    ).astype(np.float64, copy=False)
+    points = _Points(sid, tick, value_int, value_float, is_gauge)
+    # Pieces come tick by tick, so a stable sort by series leaves each series' ticks in order.
+    return points.take(np.argsort(sid, kind="stable"))
+
+
+def frames_to_tables(
+    frames: Sequence[TickFrame],
+    series: Mapping[int, SeriesMeta],
+    layout: RowLayout,
+    builder: TableBuilder | None = None,
+    row_group_rows: int = ROW_GROUP_ROWS,
+) -> Iterator[pa.Table]:
+    """Rows of ``frames`` (ticks ascending, fixes applied) in the capture schema, as tables of
+    about ``row_group_rows`` rows, each a range of series ids; ``builder`` reuses per-series
+    columns between calls."""
+    parts = _frame_parts(frames, series)
+    if not parts:
+        return
+    distinct = {id(p.sids): p.sids for p in parts}
+    sids = _known_sids(np.concatenate(list(distinct.values())), series)
+    per_series = (builder or TableBuilder()).series_columns(sids, series, layout)
+    step = max(1, row_group_rows // max(1, len(frames)))
+    for start in range(0, len(sids), step):
+        lo = int(sids[start])
+        hi = int(sids[start + step]) if start + step < len(sids) else None
+        pieces: list[tuple[int, bool, Int64s, Int64s | Floats]] = []
+        for part in parts:
+            ids, values = part.rows(lo, hi)
+            if len(ids):
+                pieces.append((part.tick, part.is_gauge, ids, values))
+        if pieces:
+            table = per_series.table(_sorted_points(pieces), layout)
+            if table is not None:
+                yield table
 
 
 def frames_to_table(
@@ -238,6 +332,43 @@ def frames_to_table(
     layout: RowLayout,
     builder: TableBuilder | None = None,
 ) -> pa.Table:
-    """Rows of ``frames`` in the capture schema (``builder`` reuses per-series columns)."""
-    points = frames_to_points(frames, series)
-    return (builder or TableBuilder()).table(points, series, layout)
+    """Rows of ``frames`` in the capture schema as one table (see :func:`frames_to_tables`)."""
+    tables = list(frames_to_tables(frames, series, layout, builder))
+    return pa.concat_tables(tables) if tables else layout.schema.empty_table()
+
+
+def _numpy_int64(values: pa.Array) -> Int64s:
+    return np.asarray(values.fill_null(0).to_numpy(zero_copy_only=False), np.int64)
+
+
+def points_to_tables(
+    points: PointColumns,
+    series: Mapping[int, SeriesMeta],
+    layout: RowLayout,
+    row_group_rows: int = ROW_GROUP_ROWS,
+) -> Iterator[pa.Table]:
+    """Rows of ``points`` (any order) in the capture schema, as tables of at most
+    ``row_group_rows`` rows sorted by series, then tick. Points of unknown series are dropped."""
+    if len(points.sid) == 0:
+        return
+    sid = _numpy_int64(points.sid)
+    tick = _numpy_int64(points.tick)
+    is_gauge = np.asarray(points.value_float.is_valid().to_numpy(zero_copy_only=False), np.bool_)
+    value_float = np.asarray(
+        points.value_float.fill_null(0.0).to_numpy(zero_copy_only=False), np.float64
+    )
+    everything = _Points(sid, tick, _numpy_int64(points.value_int), value_float, is_gauge)
+    per_series = SeriesColumns.build(_known_sids(sid, series), series, layout)
+    order = np.lexsort((tick, sid))
+    for start in range(0, len(order), row_group_rows):
+        table = per_series.table(everything.take(order[start : start + row_group_rows]), layout)
+        if table is not None:
+            yield table
+
+
+def points_to_table(
+    points: PointColumns, series: Mapping[int, SeriesMeta], layout: RowLayout
+) -> pa.Table:
+    """Rows of ``points`` in the capture schema as one table (see :func:`points_to_tables`)."""
+    tables = list(points_to_tables(points, series, layout))
+    return pa.concat_tables(tables) if tables else layout.schema.empty_table()

@@ -1,0 +1,173 @@
+"""Tables of a flush: every row of the frames, cut into row groups of bounded size.
+
+Frames are built directly (series ids in any order, series sets changing between frames, delayed
+fixes on top) and turned into tables with a small ``row_group_rows``; the rows must be exactly the
+frames' final values, each table sorted by series then tick, each a range of series that no other
+table of the flush holds, and none larger than the bound.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from capture.accumulator import TickFrame
+from capture.manager import CaptureManager
+from capture.tables import (
+    PointColumns,
+    RowLayout,
+    TableBuilder,
+    frames_to_tables,
+    points_to_tables,
+)
+
+T0 = 1_700_000_000
+LAYOUT = RowLayout("run", 1.0, T0, label_columns=("pod",), global_labels=(("node", "n1"),))
+
+
+@dataclass(frozen=True)
+class Meta:
+    kind: str
+    name: str
+    labels: tuple[tuple[str, str], ...]
+
+
+def meta_of(sid: int) -> Meta:
+    # Even ids are gauges, odd ones counters; the name tells the id back from a row.
+    pod = (("pod", f"p{sid % 3}"),) if sid % 4 else ()
+    return Meta("gauge" if sid % 2 == 0 else "counter", f"m{sid}", (*pod, ("k", str(sid % 5))))
+
+
+@st.composite
+def frame_lists(draw: st.DrawFn) -> list[TickFrame]:
+    universe = draw(st.lists(st.integers(0, 60), min_size=1, max_size=30, unique=True))
+    frames: list[TickFrame] = []
+    shared: tuple[list[int], list[int]] | None = None
+    for i in range(draw(st.integers(1, 6))):
+        if shared is None or draw(st.booleans()):  # the series set changes
+            chosen = draw(st.lists(st.sampled_from(universe), unique=True))  # any order
+            shared = ([s for s in chosen if s % 2 == 0], [s for s in chosen if s % 2])
+        g, c = shared
+        frame = TickFrame.from_arrays(
+            T0 + i,
+            array("q", g),
+            array("d", [draw(st.floats(-1e6, 1e6)) for _ in g]),
+            bytes(len(g)),
+            array("q", c),
+            array("q", [draw(st.integers(0, 2**40)) for _ in c]),
+            bytes(len(c)),
+        )
+        for sid in draw(st.lists(st.sampled_from(universe), max_size=4, unique=True)):
+            fixed = draw(st.none() | st.integers(0, 1000))
+            frame.fixes[sid] = fixed if fixed is None or sid % 2 else float(fixed)
+        frames.append(frame)
+    return frames
+
+
+def expected_rows(frames: list[TickFrame]) -> list[tuple[int, int, float | int]]:
+    rows = []
+    for frame in frames:
+        g_sids, g_vals, c_sids, c_vals = frame.materialize(lambda sid: sid % 2 == 0)
+        rows += [(sid, frame.tick, v) for sid, v in zip(g_sids, g_vals, strict=True)]
+        rows += [(sid, frame.tick, v) for sid, v in zip(c_sids, c_vals, strict=True)]
+    return sorted(rows)
+
+
+def rows_of(table: pa.Table) -> list[tuple[int, int, float | int]]:
+    rows = []
+    for row in table.to_pylist():
+        sid = int(row["metric_name"][1:])
+        value = row["value_float"] if sid % 2 == 0 else row["value_int"]
+        assert (row["value_float"] is None) == (sid % 2 == 1)
+        assert (row["value_int"] is None) == (sid % 2 == 0)
+        meta = meta_of(sid)
+        assert row["metric_kind"] == meta.kind
+        labels = dict(meta.labels, node="n1")
+        assert row["pod"] == labels.pop("pod", None)
+        assert dict(row["labels"]) == labels
+        tick = int(row["time"].timestamp())
+        assert row["fetch_index"] == tick - T0
+        rows.append((sid, tick, value))
+    return rows
+
+
+@settings(max_examples=150, deadline=None)
+@given(frames=frame_lists(), bound=st.integers(1, 12))
+def test_tables_hold_every_row_in_series_ranges_of_bounded_size(
+    frames: list[TickFrame], bound: int
+) -> None:
+    series = {sid: meta_of(sid) for sid in range(61)}
+    tables = list(frames_to_tables(frames, series, LAYOUT, TableBuilder(), bound))
+    everything: list[tuple[int, int, float | int]] = []
+    previous_last = -1
+    for table in tables:
+        assert table.schema == LAYOUT.schema
+        rows = rows_of(table)
+        assert rows, "no empty table"
+        assert rows == sorted(rows), "each table is sorted by series, then tick"
+        assert rows[0][0] > previous_last, "a series lies in one table only"
+        previous_last = rows[-1][0]
+        assert len(rows) <= max(bound, len(frames))
+        everything += rows
+    assert everything == expected_rows(frames)
+
+
+def test_rows_of_unknown_series_are_dropped() -> None:
+    frame = TickFrame.from_arrays(
+        T0, array("q", [4, 2]), array("d", [4.0, 2.0]), bytes(2), array("q"), array("q"), b""
+    )
+    tables = list(frames_to_tables([frame], {2: meta_of(2)}, LAYOUT))
+    assert [rows_of(t) for t in tables] == [[(2, T0, 2.0)]]
+
+
+def test_points_are_sorted_and_cut_into_row_groups() -> None:
+    sids = [7, 2, 7, 2, 5, 9]
+    ticks = [T0 + 1, T0 + 1, T0, T0, T0, T0 + 2]
+    points = PointColumns(
+        pa.array(sids, pa.int64()),
+        pa.array(ticks, pa.int64()),
+        pa.array(
+            [None if s % 2 == 0 else s * 10 + t - T0 for s, t in zip(sids, ticks, strict=True)],
+            pa.int64(),
+        ),
+        pa.array([float(t - T0) if s % 2 == 0 else None for s, t in zip(sids, ticks, strict=True)]),
+    )
+    series = {sid: meta_of(sid) for sid in (2, 5, 7)}  # 9 is unknown: dropped
+    tables = list(points_to_tables(points, series, LAYOUT, row_group_rows=2))
+    assert [t.num_rows for t in tables] == [2, 2, 1]
+    assert [r for t in tables for r in rows_of(t)] == [
+        (2, T0, 0.0),
+        (2, T0 + 1, 1.0),
+        (5, T0, 50),
+        (7, T0, 70),
+        (7, T0 + 1, 71),
+    ]
+
+
+def test_the_manager_writes_row_groups_of_bounded_size(tmp_path: Path) -> None:
+    path = tmp_path / "m.parquet"
+    now = [float(T0)]
+    manager = CaptureManager(
+        path, window_ticks=2, row_group_rows=16, auto_tick=False, clock=lambda: now[0]
+    )
+    with manager:
+        handles = [manager.recorder.gauge("g", {"i": str(i)}) for i in range(20)]
+        for tick in range(6):
+            for i, handle in enumerate(handles):
+                handle.set(float(tick * 100 + i))
+            manager.take_tick(T0 + tick)
+            now[0] = T0 + tick + 1.0
+    metadata = pq.ParquetFile(path).metadata
+    assert metadata.num_rows == 20 * 6
+    sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+    assert max(sizes) <= 16 and len(sizes) >= 120 // 16
+    table = pq.read_table(path)
+    got = sorted(zip(table["labels"].to_pylist(), table["value_float"].to_pylist(), strict=True))
+    want = sorted(([("i", str(i))], float(t * 100 + i)) for i in range(20) for t in range(6))
+    assert got == want
