@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -40,3 +42,27 @@ def test_freed_memory_of_a_thread_arena_is_returned() -> None:
 @pytest.mark.skipif(allocator._LIBC is None, reason="the C library is not glibc")
 def test_arena_limit_is_accepted() -> None:
     assert allocator.limit_arenas(8)
+
+
+def test_pandas_is_kept_out_within_the_block_only() -> None:
+    pytest.importorskip("pandas", reason="pandas is not installed: nothing to keep out")
+    script = """
+import sys
+import pyarrow as pa
+from monitor.allocator import pandas_kept_out
+with pandas_kept_out():
+    pa.array([1, 2])  # pyarrow's one look for pandas happens here
+    try:
+        import pandas
+    except ModuleNotFoundError:
+        print("refused")
+    print("loaded" if "pandas" in sys.modules else "absent")
+pa.array([3])
+print("loaded" if "pandas" in sys.modules else "absent")
+import pandas
+print(type(pa.table({"a": [1]}).to_pandas()).__name__)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["refused", "absent", "absent", "DataFrame"], done.stderr

@@ -418,6 +418,24 @@ def test_prometheus_endpoint_serves_live_values(tmp_path: Path) -> None:
         assert proc.wait(10) == 0, proc.log
 
 
+def test_the_daemon_does_not_load_pandas(tmp_path: Path) -> None:
+    # pyarrow imports pandas (installed here, for the tests) on its first conversion of a Python
+    # value; finemon run keeps it out: about 45 MB of RSS it would never use.
+    assert pd.__version__
+    out = tmp_path / "out"
+    proc = Finemon(out, *FAST)
+    try:
+        proc.wait_log("recording run_id=")
+        wait_for(lambda: bool(parquet_files(out)), 15, "a published file")
+        maps = Path(f"/proc/{proc.process.pid}/maps").read_text()
+        assert "pyarrow" in maps  # the check can see what the process loaded
+        assert "/pandas/" not in maps
+    finally:
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(10) == 0, proc.log
+    assert rows_of(out), "the run wrote rows (so pyarrow converted values)"
+
+
 def test_busy_prometheus_port_fails_before_starting(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with socket.socket() as busy:
