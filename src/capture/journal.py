@@ -15,9 +15,10 @@ still inside the accumulator window.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -46,6 +47,8 @@ R_GFULL, R_CFULL, R_GDELTA, R_CDELTA = 2, 4, 5, 6
 R_TICK = 7
 #: Label sets whose JSON a writer keeps (a node's containers, with room to spare).
 _LABELS_JSON_CACHE = 65536
+#: Series definitions per journal batch.
+SERIES_PER_BATCH = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,20 +160,25 @@ class JournalWriter:
 
     def write(
         self,
-        series: Sequence[tuple[int, str, str, LabelTuple]] = (),
+        series: Iterable[tuple[int, str, str, LabelTuple]] = (),
         frames: Sequence[TickFrame] = (),
         fixes: Sequence[tuple[int, int, float | int | None]] = (),
     ) -> None:
-        """Append series definitions, then frames, then fixes, and flush to the OS."""
-        if series:
+        """Append series definitions, then frames, then fixes, and flush to the OS.
+
+        Series go in batches of at most :data:`SERIES_PER_BATCH` (a rotation re-journals every
+        series of the node: one batch would hold all their texts at once).
+        """
+        pending = iter(series)
+        while batch := list(itertools.islice(pending, SERIES_PER_BATCH)):
             self._stream.write_batch(
                 _rows(
                     R_SERIES,
-                    [0] * len(series),
-                    [s[0] for s in series],
-                    [None] * len(series),
-                    [None] * len(series),
-                    [self._series_text(kind, name, labels) for _, kind, name, labels in series],
+                    [0] * len(batch),
+                    [s[0] for s in batch],
+                    [None] * len(batch),
+                    [None] * len(batch),
+                    [self._series_text(kind, name, labels) for _, kind, name, labels in batch],
                 )
             )
         for frame in frames:

@@ -282,7 +282,7 @@ class CaptureManager:
         # The frames as taken (the journal writes the first in full, then what changed) and
         # their fixes, which replay applies on top.
         assert self._journal is not None
-        series = [(i.sid, i.kind, i.name, i.labels) for i in infos.values()]
+        series = ((i.sid, i.kind, i.name, i.labels) for i in infos.values())  # batched
         fixes = [
             (frame.tick, sid, value)
             for frame in window

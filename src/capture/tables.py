@@ -107,12 +107,12 @@ class _Points:
 @dataclass(slots=True)
 class SeriesColumns:
     """Per-series column values of one set of series: for each series (in ascending ``sids``)
-    its code in each string column's dictionary, and its labels map. Built once and reused while
-    a writer's flushes hold the same series (the common case: a node's containers do not change
-    every ten seconds)."""
+    its code in each string column's dictionary (-1: null), and its labels map. Built once and
+    reused while a writer's flushes hold the same series (the common case: a node's containers
+    do not change every ten seconds)."""
 
     sids: Int64s
-    codes: dict[str, pa.Array]
+    codes: dict[str, npt.NDArray[np.int32]]
     dictionaries: dict[str, pa.Array]
     maps: pa.Array
 
@@ -124,9 +124,9 @@ class SeriesColumns:
         global_labels = dict(layout.global_labels)
         names = ("metric_name", "metric_kind", *label_columns)
         dictionaries: dict[str, dict[str, int]] = {name: {} for name in names}
-        codes: dict[str, list[int | None]] = {name: [] for name in names}
+        codes: dict[str, list[int]] = {name: [] for name in names}
         maps: list[list[tuple[str, str]]] = []
-        by_labels: dict[LabelTuple, tuple[list[int | None], list[tuple[str, str]]]] = {}
+        by_labels: dict[LabelTuple, tuple[list[int], list[tuple[str, str]]]] = {}
         name_codes, name_dictionary = codes["metric_name"], dictionaries["metric_name"]
         kind_codes, kind_dictionary = codes["metric_kind"], dictionaries["metric_kind"]
         for sid in sids.tolist():
@@ -138,14 +138,12 @@ class SeriesColumns:
             if encoded is None:
                 labels = dict(global_labels)
                 labels.update(meta.labels)
-                column_codes: list[int | None] = []
+                column_codes: list[int] = []
                 for column in label_columns:
                     value = labels.pop(column, None)
-                    # Each distinct string once in the dictionary; a null is a null code
-                    # (Parquet cannot write a null inside a dictionary).
                     dictionary = dictionaries[column]
                     column_codes.append(
-                        None if value is None else dictionary.setdefault(value, len(dictionary))
+                        -1 if value is None else dictionary.setdefault(value, len(dictionary))
                     )
                 encoded = by_labels[meta.labels] = (column_codes, sorted(labels.items()))
             for column, code in zip(label_columns, encoded[0], strict=True):
@@ -153,14 +151,28 @@ class SeriesColumns:
             maps.append(encoded[1])
         return cls(
             sids,
-            {name: pa.array(values, pa.int32()) for name, values in codes.items()},
+            {name: np.array(values, np.int32) for name, values in codes.items()},
             {name: pa.array(list(d), pa.string()) for name, d in dictionaries.items()},
             pa.array(maps, LABELS_TYPE),
         )
 
+    def _column(self, name: str, series: Int64s, row_series: Int64s) -> pa.DictionaryArray:
+        """Column ``name`` of rows whose series are ``series[row_series]``, with a dictionary of
+        only the values these rows use (the writer stores a row group's dictionary whole)."""
+        series_codes = self.codes[name][series]
+        used = np.unique(series_codes)
+        if len(used) and used[0] < 0:
+            used = used[1:]  # nulls are a null code (Parquet has no null in a dictionary)
+        # One slot more than the dictionary, left at -1: code -1 (null) stays -1.
+        local = np.full(len(self.dictionaries[name]) + 1, -1, np.int32)
+        local[used] = np.arange(len(used), dtype=np.int32)
+        row_codes = local[series_codes][row_series]
+        indices = pa.array(row_codes, mask=row_codes < 0)
+        return pa.DictionaryArray.from_arrays(indices, self.dictionaries[name].take(used))
+
     def table(self, points: _Points, layout: RowLayout) -> pa.Table | None:
-        """``points`` (sorted) as a table in ``layout.schema``; rows of series not held here are
-        dropped (cannot happen for a consistent recorder or journal; guarded so a damaged
+        """``points`` (sorted by series) as a table in ``layout.schema``; rows of series not held
+        here are dropped (cannot happen for a consistent recorder or journal; guarded so a damaged
         journal cannot fail recovery). None when no row is left."""
         n_series = len(self.sids)
         if n_series == 0:
@@ -173,34 +185,32 @@ class SeriesColumns:
         n = len(points.sid)
         if n == 0:
             return None
+        # Rows come series by series: the distinct series, and each row's index among them.
+        starts = np.flatnonzero(position[1:] != position[:-1]) + 1
+        series = position[np.concatenate(([0], starts))]
+        row_series = np.zeros(n, np.int64)
+        row_series[starts] = 1
+        np.cumsum(row_series, out=row_series)
         ticks = points.tick
         ms_per_tick = layout.tick_seconds * 1000.0
         if ms_per_tick.is_integer():
             millis = ticks * int(ms_per_tick)
         else:
             millis = np.rint(ticks * ms_per_tick).astype(np.int64)
-        index = pa.array(position)
-
-        def column(name: str) -> pa.DictionaryArray:
-            # Row i takes its series' code.
-            return pa.DictionaryArray.from_arrays(
-                self.codes[name].take(index), self.dictionaries[name]
-            )
-
         columns: dict[str, pa.Array] = {
             "run_id": pa.DictionaryArray.from_arrays(
                 pa.array(np.zeros(n, np.int32)), pa.array([layout.run_id], pa.string())
             ),
             "time": pa.array(millis).view(_TIME_TYPE),
             "fetch_index": pa.array(ticks - layout.first_tick),
-            "metric_name": column("metric_name"),
-            "metric_kind": column("metric_kind"),
+            "metric_name": self._column("metric_name", series, row_series),
+            "metric_kind": self._column("metric_kind", series, row_series),
             "value_int": pa.array(points.value_int, mask=points.is_gauge),
             "value_float": pa.array(points.value_float, mask=~points.is_gauge),
         }
         for name in layout.label_columns:
-            columns[name] = column(name)
-        columns["labels"] = self.maps.take(index)
+            columns[name] = self._column(name, series, row_series)
+        columns["labels"] = self.maps.take(pa.array(position))
         return pa.table(columns, schema=layout.schema)
 
 

@@ -114,6 +114,11 @@ def test_tables_hold_every_row_in_series_ranges_of_bounded_size(
         assert rows[0][0] > previous_last, "a series lies in one table only"
         previous_last = rows[-1][0]
         assert len(rows) <= max(bound, len(frames))
+        for name in ("metric_name", "metric_kind", "pod"):
+            column = table[name].combine_chunks()
+            # A row group's dictionary holds what its rows use (it is stored whole).
+            used = {v for v in column.to_pylist() if v is not None}
+            assert sorted(column.dictionary.to_pylist()) == sorted(used)
         everything += rows
     assert everything == expected_rows(frames)
 
