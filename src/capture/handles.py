@@ -24,10 +24,6 @@ _STRIPES: Final = 64
 _LOCKS: Final = tuple(threading.Lock() for _ in range(_STRIPES))
 
 
-def _lock_for(sid: int) -> threading.Lock:
-    return _LOCKS[sid % _STRIPES]
-
-
 class _Owner(Protocol):
     """The registry a handle belongs to (told when the handle is removed)."""
 
@@ -44,9 +40,7 @@ class _Series:
     """
 
     __slots__ = (
-        "__weakref__",
         "_last",
-        "_lock",
         "_owner",
         "_value",
         "_w",
@@ -72,11 +66,16 @@ class _Series:
         self._w = WRITE_NONE
         # Tick of the last write, kept by the recorder for expiry.
         self._last = -1
-        self._lock = _lock_for(sid)
         self._owner = owner
         self.aliases: list[tuple[str, tuple[tuple[str, str], ...]]] | None = None
         #: Whether the series was removed (or expired); the handle is dead then.
         self.removed = False
+
+    @property
+    def _lock(self) -> threading.Lock:
+        """The striped lock of this series' read-modify-write operations (not a slot: a node
+        holds 100,000 handles)."""
+        return _LOCKS[self.sid % _STRIPES]
 
     def remove(self) -> None:
         """End this series now: it produces no row from the tick in progress on.

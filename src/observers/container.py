@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import math
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -309,6 +310,8 @@ class ContainerSampler:
             name = prefix + key
             setter = setters.get(name)
             if setter is None:
+                # Interned: every container's series share one string per name.
+                name = sys.intern(name)
                 setter = setters[name] = self.series.setter(name, counter(key) and value >= 0)
             setter(value)
 
@@ -487,6 +490,7 @@ class ContainerSampler:
     def _set(self, name: str, value: float, counter: bool = False) -> None:
         setter = self._setters.get(name)
         if setter is None:
+            name = sys.intern(name)  # one string per name for the whole node
             setter = self._setters[name] = self.series.setter(name, counter)
         setter(value)
 

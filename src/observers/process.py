@@ -4,6 +4,7 @@ at its own cadence, and the optional per-region breakdown from ``smaps``."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -68,6 +69,7 @@ class ProcessSampler:
             self._stat.last = self._rollup.last = None
         setter = setters.get(name)
         if setter is None:
+            name = sys.intern(name)  # one string per name for the whole node
             setter = setters[name] = self.series.setter(name, False)
         setter(value)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -36,6 +37,8 @@ class SeriesSet:
         key = name if extra is None else f"{name}\0{extra[0]}\0{extra[1]}"
         handle = self._gauges.get(key)
         if handle is None:
+            # Names interned: the series of every entity share one string per name.
+            key, name = sys.intern(key), sys.intern(name)
             handle = self._gauges[key] = capture.gauge(name, self._labels(extra))
         handle.set(value)
 
@@ -44,6 +47,7 @@ class SeriesSet:
         key = name if extra is None else f"{name}\0{extra[0]}\0{extra[1]}"
         handle = self._counters.get(key)
         if handle is None:
+            key, name = sys.intern(key), sys.intern(name)
             handle = self._counters[key] = capture.counter(name, self._labels(extra))
         handle.absolute(value)
 
