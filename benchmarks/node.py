@@ -60,13 +60,15 @@ BURNER_DUTY = 0.2
 CFS_PERIOD_USEC = 100_000
 #: Seconds between churn samples of finemon's RSS and live series.
 CHURN_SAMPLE_SECONDS = 10.0
+#: Samples at each end of the steady churn whose medians give the growth.
+ENDS = 3
 
 # Targets of issue 5.
 TARGET_FLOOR_RATIO = 1.5
 TARGET_KEPT_RATIO = 1.0
 TARGET_RSS_BYTES = 150 * MB
 TARGET_BYTES_PER_ROW = 0.5
-#: Growth under churn (last vs first sample) that still counts as flat.
+#: Growth under churn (median of the last ENDS samples vs of the first) that still counts as flat.
 FLAT_GROWTH = 0.10
 
 
@@ -730,21 +732,22 @@ class ChurnResult:
         steady = [s for s in self.samples if s[0] >= ramp]
         return steady if len(steady) >= 2 else self.samples
 
-    def growth(self, index: int) -> tuple[float, float, float]:
-        """(first, last, relative growth) of sample field ``index`` over the steady part."""
-        steady = self.steady_samples()
-        if not steady:
+    def _growth(self, values: Sequence[float]) -> tuple[float, float, float]:
+        # The median of the first and of the last ENDS samples: a sample is a single reading
+        # every 10 s, and one taken in the middle of a flush or a rotation must not decide.
+        if not values:
             return float("nan"), float("nan"), float("nan")
-        first, last = float(steady[0][index]), float(steady[-1][index])
+        ends = min(ENDS, max(1, len(values) // 2))
+        first, last = statistics.median(values[:ends]), statistics.median(values[-ends:])
         return first, last, (last - first) / first if first else float("nan")
 
+    def growth(self, index: int) -> tuple[float, float, float]:
+        """(start, end, relative growth) of sample field ``index`` over the steady part."""
+        return self._growth([float(s[index]) for s in self.steady_samples()])
+
     def series_per_container(self) -> tuple[float, float, float]:
-        steady = self.steady_samples()
-        if not steady:
-            return float("nan"), float("nan"), float("nan")
-        first = steady[0][2] / max(1, steady[0][3])
-        last = steady[-1][2] / max(1, steady[-1][3])
-        return first, last, (last - first) / first if first else float("nan")
+        """(start, end, relative growth) of live series per live container, steady part."""
+        return self._growth([s[2] / max(1, s[3]) for s in self.steady_samples()])
 
 
 def run_churn(
@@ -1080,7 +1083,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.window_seconds is None:
         args.window_seconds = 20.0 if quick else 60.0
     if args.churn_seconds is None:
-        args.churn_seconds = 30.0 if quick else 180.0
+        args.churn_seconds = 30.0 if quick else 300.0
     if args.floor_seconds is None:
         args.floor_seconds = 5.0 if quick else 10.0
     return args
