@@ -77,15 +77,17 @@ def _run(args: argparse.Namespace) -> int:
     signals.install()
     try:
         from monitor import allocator  # noqa: PLC0415
-        from monitor.daemon import StartupError, run  # noqa: PLC0415 - pulls in pyarrow
 
         configure_logging(config.log_level)
-        try:
-            with allocator.pandas_kept_out():  # ~45 MB of RSS the daemon never uses
+        # From before pyarrow is imported: pandas (~45 MB of RSS) is never loaded by the daemon.
+        with allocator.pandas_kept_out():
+            from monitor.daemon import StartupError, run  # noqa: PLC0415 - pulls in pyarrow
+
+            try:
                 return run(config, signals=signals)
-        except StartupError as exc:
-            print(f"finemon: error: {exc}", file=sys.stderr)
-            return EXIT_FAILURE
+            except StartupError as exc:
+                print(f"finemon: error: {exc}", file=sys.stderr)
+                return EXIT_FAILURE
     finally:
         signals.close()
 
