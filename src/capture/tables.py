@@ -85,7 +85,8 @@ class PointColumns:
 class _Points:
     """Rows of one table before series attributes are attached, sorted by (sid, tick).
 
-    ``value`` holds a gauge's float or a counter's integer (``is_gauge`` says which array).
+    A gauge's value is in ``value_float``, a counter's in ``value_int`` (``is_gauge`` says which;
+    the other array holds 0 there).
     """
 
     sid: Int64s
@@ -336,17 +337,6 @@ def frames_to_tables(
                 yield table
 
 
-def frames_to_table(
-    frames: Sequence[TickFrame],
-    series: Mapping[int, SeriesMeta],
-    layout: RowLayout,
-    builder: TableBuilder | None = None,
-) -> pa.Table:
-    """Rows of ``frames`` in the capture schema as one table (see :func:`frames_to_tables`)."""
-    tables = list(frames_to_tables(frames, series, layout, builder))
-    return pa.concat_tables(tables) if tables else layout.schema.empty_table()
-
-
 def _numpy_int64(values: pa.Array) -> Int64s:
     return np.asarray(values.fill_null(0).to_numpy(zero_copy_only=False), np.int64)
 
@@ -374,11 +364,3 @@ def points_to_tables(
         table = per_series.table(everything.take(order[start : start + row_group_rows]), layout)
         if table is not None:
             yield table
-
-
-def points_to_table(
-    points: PointColumns, series: Mapping[int, SeriesMeta], layout: RowLayout
-) -> pa.Table:
-    """Rows of ``points`` in the capture schema as one table (see :func:`points_to_tables`)."""
-    tables = list(points_to_tables(points, series, layout))
-    return pa.concat_tables(tables) if tables else layout.schema.empty_table()
