@@ -15,10 +15,8 @@ from __future__ import annotations
 import errno
 import math
 import os
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from observers.cgroup_v1 import parse_blkio_rwstat, parse_cfs_quota_usec
 from observers.cgroup_v2 import parse_flat_keyed, parse_int_or_max, parse_io_stat, parse_single_int
@@ -43,7 +41,6 @@ _V1_UNLIMITED_BYTES = 2**62
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 Handler = Callable[[bytes, str], None]
-Setter = Callable[[Any], None]
 
 
 def parse_pressure_lines(data: bytes, path: str) -> dict[str, dict[str, float]]:
@@ -131,7 +128,6 @@ class ContainerSampler:
         self._cpu_usage = RateTracker()
         self._cpu_user = RateTracker()
         self._cpu_system = RateTracker()
-        self._setters: dict[str, Setter] = {}
         self._generation = series.generation
         self.limit_millicores: float | None = None
         self.memory_limit_bytes: int | None = None
@@ -238,7 +234,6 @@ class ContainerSampler:
         """Read every file once and emit (``now``: monotonic seconds of the read)."""
         if self._generation != self.series.generation:
             # Every series was ended (relabel): emit everything again, not only what changed.
-            self._setters.clear()
             self._generation = self.series.generation
             self._samples = 0  # the settings files are read again this tick
             for kept, _ in self._every + self._config:
@@ -305,15 +300,21 @@ class ContainerSampler:
 
     # ------------------------------------------------------------------ raw pass-through
     def _raw(self, prefix: str, values: Mapping[str, int], counter: Callable[[str], bool]) -> None:
-        setters = self._setters
+        series = self.series
+        gauges, counters = series.gauges, series.counters
         for key, value in values.items():
             name = prefix + key
-            setter = setters.get(name)
-            if setter is None:
-                # Interned: every container's series share one string per name.
-                name = sys.intern(name)
-                setter = setters[name] = self.series.setter(name, counter(key) and value >= 0)
-            setter(value)
+            gauge = gauges.get(name)
+            if gauge is not None:
+                gauge.set(value)
+                continue
+            kept = counters.get(name)
+            if kept is not None:
+                kept.absolute(value)
+            elif counter(key) and value >= 0:
+                series.new_counter(name).absolute(value)
+            else:
+                series.new_gauge(name).set(value)
 
     def _raw_single(self, file: str, counter: bool = False) -> Handler:
         name = f"cgroup.{file}"
@@ -488,11 +489,16 @@ class ContainerSampler:
 
     # ------------------------------------------------------------------ derived
     def _set(self, name: str, value: float, counter: bool = False) -> None:
-        setter = self._setters.get(name)
-        if setter is None:
-            name = sys.intern(name)  # one string per name for the whole node
-            setter = self._setters[name] = self.series.setter(name, counter)
-        setter(value)
+        if counter:
+            kept = self.series.counters.get(name)
+            if kept is None:
+                kept = self.series.new_counter(name)
+            kept.absolute(int(value))
+        else:
+            gauge = self.series.gauges.get(name)
+            if gauge is None:
+                gauge = self.series.new_gauge(name)
+            gauge.set(value)
 
     def _derive(self) -> None:
         """Emit the version-independent metrics from the latest inputs."""
@@ -501,12 +507,10 @@ class ContainerSampler:
             self._set("container.cpu.limit_millicores", self.limit_millicores)
         else:
             s.drop("container.cpu.limit_millicores")
-            self._setters.pop("container.cpu.limit_millicores", None)
         if self.memory_limit_bytes is not None:
             self._set("container.memory.limit_bytes", self.memory_limit_bytes)
         else:
             s.drop("container.memory.limit_bytes")
-            self._setters.pop("container.memory.limit_bytes", None)
         now = self._now
         self._rates_nonzero = False
         if self._usage_usec is not None:

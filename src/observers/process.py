@@ -4,9 +4,6 @@ at its own cadence, and the optional per-region breakdown from ``smaps``."""
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Callable
-from typing import Any
 
 from observers.errors import ReaderError, VanishedError, read_file_bytes
 from observers.kept import FdBudget, KeptFile
@@ -31,7 +28,6 @@ class ProcessSampler:
         "_generation",
         "_rate_nonzero",
         "_rollup",
-        "_setters",
         "_smaps",
         "_stat",
         "_ticks",
@@ -56,22 +52,18 @@ class ProcessSampler:
         self.pss_bytes: int | None = None
         self.next_pss_due = 0.0
         self.next_smaps_due = 0.0
-        self._setters: dict[str, Callable[[Any], None]] = {}
         self._generation = series.generation
         self._ticks: int | None = None
         self._rate_nonzero = False
 
     def _set(self, name: str, value: float) -> None:
-        setters = self._setters
         if self._generation != self.series.generation:
-            setters.clear()
             self._generation = self.series.generation
             self._stat.last = self._rollup.last = None
-        setter = setters.get(name)
-        if setter is None:
-            name = sys.intern(name)  # one string per name for the whole node
-            setter = setters[name] = self.series.setter(name, False)
-        setter(value)
+        handle = self.series.gauges.get(name)
+        if handle is None:
+            handle = self.series.new_gauge(name)
+        handle.set(value)
 
     def read_stat(self) -> ProcStat | None:
         """Read ``/proc/PID/stat``; None when it is byte-for-byte the last reading (an idle

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 import capture
 
@@ -13,19 +12,23 @@ class SeriesSet:
     """The gauges and counters one entity emits, all with the same base labels.
 
     Handles are made on first use through the capture facade and kept, so a sample costs one
-    dict lookup and one handle write per value. :meth:`relabel` and :meth:`remove` end every
-    series (a container that gained its pod name, or that is gone) and bump :attr:`generation`,
-    so callers that cache setters know to drop them.
+    dict lookup and one handle write per value. Hot loops read :attr:`gauges` and
+    :attr:`counters` (handles by name) directly and call :meth:`new_gauge`/:meth:`new_counter`
+    on a miss: the entity holds each handle once, no per-series setter or second table (a node
+    has 100,000 series). :meth:`relabel` and :meth:`remove` end every series (a container that
+    gained its pod name, or that is gone) and bump :attr:`generation`.
     """
 
-    __slots__ = ("_counters", "_gauges", "generation", "labels")
+    __slots__ = ("counters", "gauges", "generation", "labels")
 
     def __init__(self, labels: Mapping[str, str]) -> None:
         # Sorted by key, the order capture keeps labels in, so its lookup needs no second key.
         self.labels = dict(sorted(labels.items()))
         self.generation = 0
-        self._gauges: dict[str, capture.GaugeHandle] = {}
-        self._counters: dict[str, capture.CounterHandle] = {}
+        #: Handles by name (``name\0label\0value`` for a series with an extra label); read-only
+        #: for callers.
+        self.gauges: dict[str, capture.GaugeHandle] = {}
+        self.counters: dict[str, capture.CounterHandle] = {}
 
     def _labels(self, extra: tuple[str, str] | None) -> Mapping[str, str]:
         if extra is None:
@@ -35,51 +38,49 @@ class SeriesSet:
     def gauge(self, name: str, value: float, extra: tuple[str, str] | None = None) -> None:
         """Set gauge ``name`` (with one optional extra label) to ``value``."""
         key = name if extra is None else f"{name}\0{extra[0]}\0{extra[1]}"
-        handle = self._gauges.get(key)
+        handle = self.gauges.get(key)
         if handle is None:
             # Names interned: the series of every entity share one string per name.
             key, name = sys.intern(key), sys.intern(name)
-            handle = self._gauges[key] = capture.gauge(name, self._labels(extra))
+            handle = self.gauges[key] = capture.gauge(name, self._labels(extra))
         handle.set(value)
 
     def counter(self, name: str, value: int, extra: tuple[str, str] | None = None) -> None:
         """Set counter ``name``'s running total to ``value`` (a kernel counter)."""
         key = name if extra is None else f"{name}\0{extra[0]}\0{extra[1]}"
-        handle = self._counters.get(key)
+        handle = self.counters.get(key)
         if handle is None:
             key, name = sys.intern(key), sys.intern(name)
-            handle = self._counters[key] = capture.counter(name, self._labels(extra))
+            handle = self.counters[key] = capture.counter(name, self._labels(extra))
         handle.absolute(value)
 
-    def setter(self, name: str, counter: bool) -> Callable[[Any], None]:
-        """The bound write method of a series (``absolute`` for counters, ``set`` for gauges),
-        for callers that write the same series every tick; invalid once :attr:`generation`
-        changes."""
-        if counter:
-            c = self._counters.get(name)
-            if c is None:
-                c = self._counters[name] = capture.counter(name, self.labels)
-            return c.absolute
-        g = self._gauges.get(name)
-        if g is None:
-            g = self._gauges[name] = capture.gauge(name, self.labels)
-        return g.set
+    def new_gauge(self, name: str) -> capture.GaugeHandle:
+        """Register gauge ``name`` with the base labels (not yet in :attr:`gauges`) and keep it."""
+        name = sys.intern(name)
+        handle = self.gauges[name] = capture.gauge(name, self.labels)
+        return handle
+
+    def new_counter(self, name: str) -> capture.CounterHandle:
+        """Register counter ``name`` with the base labels and keep it in :attr:`counters`."""
+        name = sys.intern(name)
+        handle = self.counters[name] = capture.counter(name, self.labels)
+        return handle
 
     def drop(self, name: str, extra: tuple[str, str] | None = None) -> None:
         """End one series (a value the kernel stopped reporting, e.g. a limit removed)."""
         key = name if extra is None else f"{name}\0{extra[0]}\0{extra[1]}"
-        handle = self._gauges.pop(key, None) or self._counters.pop(key, None)
+        handle = self.gauges.pop(key, None) or self.counters.pop(key, None)
         if handle is not None:
             handle.remove()
 
     def remove(self) -> None:
         """End every series of the entity."""
-        for g in self._gauges.values():
+        for g in self.gauges.values():
             g.remove()
-        for c in self._counters.values():
+        for c in self.counters.values():
             c.remove()
-        self._gauges.clear()
-        self._counters.clear()
+        self.gauges.clear()
+        self.counters.clear()
         self.generation += 1
 
     def relabel(self, labels: Mapping[str, str]) -> None:
@@ -88,4 +89,4 @@ class SeriesSet:
         self.labels = dict(sorted(labels.items()))
 
     def __len__(self) -> int:
-        return len(self._gauges) + len(self._counters)
+        return len(self.gauges) + len(self.counters)
