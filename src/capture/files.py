@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+# The writer class itself, not ``pyarrow.parquet``: that module imports ``pyarrow.fs`` and with it
+# the S3, GCS and Azure filesystems and OpenSSL (about 9 MB of a daemon's memory, never used).
+from pyarrow._parquet import ParquetWriter
 
 #: Suffix of a Parquet file still being written (never ``.parquet``: globs must not see it).
 PARTIAL_SUFFIX = ".partial"
@@ -95,8 +98,14 @@ class ParquetFile:
         self.row_groups = 0
         #: Set when a write failed: the file is then rebuilt from its journal.
         self.failed = False
-        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
-            self.partial, schema, **parquet_options(schema, compression_level)
+        self._writer: ParquetWriter | None = ParquetWriter(
+            str(self.partial),
+            schema,
+            # What pyarrow.parquet.ParquetWriter passes by default.
+            version="2.6",
+            data_page_version="1.0",
+            writer_engine_version="V2",
+            **parquet_options(schema, compression_level),
         )
         if metadata:
             self._writer.add_key_value_metadata(metadata)
@@ -106,7 +115,9 @@ class ParquetFile:
         if table.num_rows == 0:
             return
         assert self._writer is not None, "file already finalized"
-        self._writer.write_table(table.cast(self.schema), row_group_size=table.num_rows)
+        if not table.schema.equals(self.schema):
+            table = table.cast(self.schema)  # (loads pyarrow.compute: the builders avoid it)
+        self._writer.write_table(table, row_group_size=table.num_rows)
         self.rows += table.num_rows
         self.row_groups += 1
 

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from capture.accumulator import FrameValues, TickFrame
 from capture.keys import LabelTuple
-from capture.tables import PointColumns, _float64, _int64, _uint64
+from capture.tables import PointColumns, _float64, _int64
 
 JOURNAL_SCHEMA = pa.schema(
     [
@@ -109,20 +109,24 @@ class _Previous:
         previous = self.values
         self.values = values
         vals, _flags, positions, base = values.state
-        sid_array = _int64(values.series.sids)
         # The recorder shares one series set between ticks while the live series do not change.
         if previous is not None and values.series is previous.series:
             if positions is not None and base is previous:
                 # A delta frame against the tick journaled last: its rows as they are.
-                chosen = sid_array.take(_uint64(positions))
-                return _part(delta, tick, chosen, to_arrow(vals), gauge), False
+                chosen = np.frombuffer(values.series.sids, np.int64)[
+                    np.frombuffer(positions, np.uint64)
+                ]
+                return _part(delta, tick, pa.array(chosen), to_arrow(vals), gauge), False
             previous_vals, _, previous_positions, _ = previous.state
             if positions is None and previous_positions is None:
-                current = to_arrow(vals)
-                changed = pc.fill_null(pc.not_equal(current, to_arrow(previous_vals)), True)
-                rows = _part(delta, tick, sid_array.filter(changed), current.filter(changed), gauge)
+                dtype = np.float64 if gauge else np.int64
+                current = np.frombuffer(vals, dtype)
+                changed = current != np.frombuffer(previous_vals, dtype)
+                sids = np.frombuffer(values.series.sids, np.int64)[changed]
+                rows = _part(delta, tick, pa.array(sids), pa.array(current[changed]), gauge)
                 return rows, False
-        return _part(full, tick, sid_array, to_arrow(values.dense()[0]), gauge), True
+        sids = _int64(values.series.sids)
+        return _part(full, tick, sids, to_arrow(values.dense()[0]), gauge), True
 
 
 def _frame_batch(frame: TickFrame, gauges: _Previous, counters: _Previous) -> pa.RecordBatch:
@@ -247,6 +251,9 @@ def read_journal(path: Path) -> JournalContents:
     Raises JournalError when not even the header can be read, OSError when the file cannot be
     opened.
     """
+    # The compute functions only here: a writing process never loads them (about 9 MB).
+    import pyarrow.compute as pc  # noqa: PLC0415
+
     batches: list[pa.RecordBatch] = []
     complete = True
     with open(path, "rb") as f:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from capture.files import (
     JOURNAL_SUFFIX,
@@ -64,6 +63,8 @@ def _layout(header: dict[str, object]) -> RowLayout:
 
 
 def _owned(points: PointColumns, start: int, end: int | None) -> PointColumns:
+    import pyarrow.compute as pc  # noqa: PLC0415 - only when there is something to recover
+
     mask = pc.greater_equal(points.tick, start)
     if end is not None:
         mask = pc.and_(mask, pc.less(points.tick, end))

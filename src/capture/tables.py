@@ -63,10 +63,6 @@ def _int64(values: array[int]) -> pa.Array:
     return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
 
 
-def _uint64(values: array[int]) -> pa.Array:
-    return pa.Array.from_buffers(pa.uint64(), len(values), [None, pa.py_buffer(values)])
-
-
 def _float64(values: array[float]) -> pa.Array:
     return pa.Array.from_buffers(pa.float64(), len(values), [None, pa.py_buffer(values)])
 
@@ -114,8 +110,13 @@ class SeriesColumns:
 
     sids: Int64s
     codes: dict[str, npt.NDArray[np.int32]]
-    dictionaries: dict[str, pa.Array]
-    maps: pa.Array
+    dictionaries: dict[str, list[str]]
+    #: The labels map of each series: its entries are ``map_keys``/``map_values`` from
+    #: ``map_starts[i]``, ``map_lengths[i]`` of them.
+    map_starts: Int64s
+    map_lengths: npt.NDArray[np.int32]
+    map_keys: npt.NDArray[np.object_]
+    map_values: npt.NDArray[np.object_]
 
     @classmethod
     def build(
@@ -126,8 +127,12 @@ class SeriesColumns:
         names = ("metric_name", "metric_kind", *label_columns)
         dictionaries: dict[str, dict[str, int]] = {name: {} for name in names}
         codes: dict[str, list[int]] = {name: [] for name in names}
-        maps: list[list[tuple[str, str]]] = []
-        by_labels: dict[LabelTuple, tuple[list[int], list[tuple[str, str]]]] = {}
+        map_starts: list[int] = []
+        map_lengths: list[int] = []
+        map_keys: list[str] = []
+        map_values: list[str] = []
+        # A label set's column codes and where its map entries start (stored once per set).
+        by_labels: dict[LabelTuple, tuple[list[int], int, int]] = {}
         name_codes, name_dictionary = codes["metric_name"], dictionaries["metric_name"]
         kind_codes, kind_dictionary = codes["metric_kind"], dictionaries["metric_kind"]
         for sid in sids.tolist():
@@ -146,15 +151,22 @@ class SeriesColumns:
                     column_codes.append(
                         -1 if value is None else dictionary.setdefault(value, len(dictionary))
                     )
-                encoded = by_labels[meta.labels] = (column_codes, sorted(labels.items()))
+                entries = sorted(labels.items())
+                encoded = by_labels[meta.labels] = (column_codes, len(map_keys), len(entries))
+                map_keys.extend(k for k, _ in entries)
+                map_values.extend(v for _, v in entries)
             for column, code in zip(label_columns, encoded[0], strict=True):
                 codes[column].append(code)
-            maps.append(encoded[1])
+            map_starts.append(encoded[1])
+            map_lengths.append(encoded[2])
         return cls(
             sids,
             {name: np.array(values, np.int32) for name, values in codes.items()},
-            {name: pa.array(list(d), pa.string()) for name, d in dictionaries.items()},
-            pa.array(maps, LABELS_TYPE),
+            {name: list(d) for name, d in dictionaries.items()},
+            np.array(map_starts, np.int64),
+            np.array(map_lengths, np.int32),
+            np.array(map_keys, np.object_),
+            np.array(map_values, np.object_),
         )
 
     def _column(self, name: str, series: Int64s, row_series: Int64s) -> pa.DictionaryArray:
@@ -169,7 +181,25 @@ class SeriesColumns:
         local[used] = np.arange(len(used), dtype=np.int32)
         row_codes = local[series_codes][row_series]
         indices = pa.array(row_codes, mask=row_codes < 0)
-        return pa.DictionaryArray.from_arrays(indices, self.dictionaries[name].take(used))
+        dictionary = self.dictionaries[name]
+        values = pa.array([dictionary[i] for i in used.tolist()], pa.string())
+        return pa.DictionaryArray.from_arrays(indices, values)
+
+    def _maps(self, position: Int64s) -> pa.MapArray:
+        """The labels maps of rows whose series are at ``position`` (gathered with numpy: an
+        Arrow ``take`` would load pyarrow.compute, 9 MB, into every writing process)."""
+        lengths = self.map_lengths[position]
+        offsets = np.zeros(len(position) + 1, np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        total = int(offsets[-1])
+        if total:
+            entries = np.repeat(self.map_starts[position] - offsets[:-1], lengths)
+            entries += np.arange(total)
+            keys = pa.array(self.map_keys[entries], pa.string())
+            items = pa.array(self.map_values[entries], pa.string())
+        else:
+            keys = items = pa.array([], pa.string())
+        return pa.MapArray.from_arrays(pa.array(offsets), keys, items, type=LABELS_TYPE)
 
     def table(self, points: _Points, layout: RowLayout) -> pa.Table | None:
         """``points`` (sorted by series) as a table in ``layout.schema``; rows of series not held
@@ -211,7 +241,7 @@ class SeriesColumns:
         }
         for name in layout.label_columns:
             columns[name] = self._column(name, series, row_series)
-        columns["labels"] = self.maps.take(pa.array(position))
+        columns["labels"] = self._maps(position)
         return pa.table(columns, schema=layout.schema)
 
 

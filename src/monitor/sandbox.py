@@ -16,7 +16,6 @@ Needs root and writable cgroup hierarchies; :func:`sandbox_unavailable` says why
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -71,7 +70,7 @@ def sandbox_unavailable(hierarchy: CgroupHierarchy | None = None) -> str | None:
         roots = _roots(hierarchy)
     except NoCgroupMountError as exc:
         return f"no cgroup hierarchy: {exc}"
-    probe = f"finemon-probe-{os.getpid()}-{secrets.token_hex(3)}"
+    probe = f"finemon-probe-{os.getpid()}-{os.urandom(3).hex()}"
     for root in roots:
         try:
             (root / probe).mkdir()
@@ -123,7 +122,7 @@ class KubeletSandbox:
     ) -> None:
         self.hierarchy = hierarchy or find_hierarchy()
         self.roots = _roots(self.hierarchy)
-        self.prefix = prefix or f"finemon-sandbox-{os.getpid()}-{secrets.token_hex(3)}.slice"
+        self.prefix = prefix or f"finemon-sandbox-{os.getpid()}-{os.urandom(3).hex()}.slice"
         self.log_root = log_root
         self.containers: list[SandboxContainer] = []
         self._made: list[Path] = []
@@ -163,7 +162,7 @@ class KubeletSandbox:
         ``qos`` is ``guaranteed``, ``burstable`` or ``besteffort``.
         """
         uid = pod_uid or str(uuid.uuid4())
-        container_id = secrets.token_hex(32)
+        container_id = os.urandom(32).hex()
         underscored = uid.replace("-", "_")
         if qos == "guaranteed":
             parts = ["kubepods.slice", f"kubepods-pod{underscored}.slice"]
