@@ -26,7 +26,7 @@ def gauge(name: str, labels: Mapping[str, str] | None = None) -> GaugeHandle:
     equivalent handle. Bad names or labels raise TypeError/ValueError here, once per new series.
     """
     try:
-        return _gauges[(name, tuple(labels.items()) if labels else ())]  # type: ignore[no-any-return]
+        return _gauges[tuple(labels.items()) if labels else ()][name]  # type: ignore[no-any-return]
     except (KeyError, TypeError, AttributeError):
         return _recorder.gauge(name, labels)
 
@@ -34,7 +34,7 @@ def gauge(name: str, labels: Mapping[str, str] | None = None) -> GaugeHandle:
 def counter(name: str, labels: Mapping[str, str] | None = None) -> CounterHandle:
     """Return the handle of counter ``name`` with ``labels`` (see :func:`gauge`)."""
     try:
-        return _counters[(name, tuple(labels.items()) if labels else ())]  # type: ignore[no-any-return]
+        return _counters[tuple(labels.items()) if labels else ()][name]  # type: ignore[no-any-return]
     except (KeyError, TypeError, AttributeError):
         return _recorder.counter(name, labels)
 

@@ -35,8 +35,7 @@ class _Series:
 
     A handle is also the registry's record of its series (the writer reads ``kind``, ``name``,
     ``labels`` and ``removed``): a node holds about 100,000 series, so every object per series
-    counts. ``aliases`` lists the other keys the series was looked up by (label mappings not in
-    canonical order), None while there is none.
+    counts.
     """
 
     __slots__ = (
@@ -44,7 +43,6 @@ class _Series:
         "_owner",
         "_value",
         "_w",
-        "aliases",
         "labels",
         "name",
         "removed",
@@ -67,7 +65,6 @@ class _Series:
         # Tick of the last write, kept by the recorder for expiry.
         self._last = -1
         self._owner = owner
-        self.aliases: list[tuple[str, tuple[tuple[str, str], ...]]] | None = None
         #: Whether the series was removed (or expired); the handle is dead then.
         self.removed = False
 

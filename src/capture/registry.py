@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from itertools import compress
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
+import numpy as np
 
 from capture.accumulator import (
     FrameValues,
@@ -53,16 +52,10 @@ class _Retired:
 
 def _nonzero_positions(flags: bytes) -> array[int]:
     """Ascending positions of the non-zero bytes of ``flags``."""
-    if flags.count(0) == len(flags):
-        return array("Q")
-    found = pc.indices_nonzero(
-        pa.Array.from_buffers(pa.uint8(), len(flags), [None, pa.py_buffer(flags)])
-    )
     positions = array("Q")
-    data = found.buffers()[1]
-    assert data is not None
-    start = found.offset * 8
-    positions.frombytes(memoryview(data)[start : start + len(found) * 8])
+    if flags.count(0) != len(flags):
+        found = np.flatnonzero(np.frombuffer(flags, np.uint8)).astype(np.uint64, copy=False)
+        positions.frombytes(found.tobytes())
     return positions
 
 
@@ -99,8 +92,12 @@ class CaptureRecorder:
         self._reserved = FIXED_COLUMNS | {k for k, _ in self.global_labels}
         self._clock = clock
         self._lock = threading.RLock()
-        self._gauges: dict[tuple[str, tuple[tuple[str, str], ...]], Gauge] = {}
-        self._counters: dict[tuple[str, tuple[tuple[str, str], ...]], Counter] = {}
+        # Handles by label set, then name: ``table[tuple(labels.items())][name]``. The series of
+        # one entity share a label set, so no (name, labels) key is made per series.
+        self._gauges: dict[tuple[tuple[str, str], ...], dict[str, Gauge]] = {}
+        self._counters: dict[tuple[tuple[str, str], ...], dict[str, Counter]] = {}
+        # Other label orders a series was looked up by (mappings not in canonical order), by id.
+        self._aliases: dict[int, list[tuple[tuple[str, str], ...]]] = {}
         self._kind_of_name: dict[str, Kind] = {}
         self._label_sets: dict[LabelTuple, LabelTuple] = {}
         self._label_refs: dict[LabelTuple, int] = {}
@@ -133,7 +130,7 @@ class CaptureRecorder:
     def gauge(self, name: str, labels: Mapping[str, str] | None = None) -> Gauge:
         """Return the handle of gauge ``name`` with ``labels``, registering it on first use."""
         try:
-            return self._gauges[(name, tuple(labels.items()) if labels else ())]
+            return self._gauges[tuple(labels.items()) if labels else ()][name]
         except (KeyError, TypeError, AttributeError):
             handle = self._register("gauge", name, labels)
             assert isinstance(handle, Gauge)
@@ -142,7 +139,7 @@ class CaptureRecorder:
     def counter(self, name: str, labels: Mapping[str, str] | None = None) -> Counter:
         """Return the handle of counter ``name`` with ``labels``, registering it on first use."""
         try:
-            return self._counters[(name, tuple(labels.items()) if labels else ())]
+            return self._counters[tuple(labels.items()) if labels else ()][name]
         except (KeyError, TypeError, AttributeError):
             handle = self._register("counter", name, labels)
             assert isinstance(handle, Counter)
@@ -151,10 +148,11 @@ class CaptureRecorder:
     def handle_tables(
         self,
     ) -> tuple[
-        dict[tuple[str, tuple[tuple[str, str], ...]], Gauge],
-        dict[tuple[str, tuple[tuple[str, str], ...]], Counter],
+        dict[tuple[tuple[str, str], ...], dict[str, Gauge]],
+        dict[tuple[tuple[str, str], ...], dict[str, Counter]],
     ]:
-        """The lookup tables behind :meth:`gauge`/:meth:`counter` (for the facade's fast path)."""
+        """The lookup tables behind :meth:`gauge`/:meth:`counter` (for the facade's fast path):
+        handles by ``tuple(labels.items())``, then name."""
         return self._gauges, self._counters
 
     def _register(self, kind: Kind, name: str, labels: object) -> Gauge | Counter:
@@ -164,25 +162,22 @@ class CaptureRecorder:
         # counted per series and forgotten when the last one's last tick is written.
         canonical = self._label_sets.setdefault(canonical, canonical)
         assert labels is None or isinstance(labels, Mapping)
-        alias = (name, tuple(labels.items()) if labels else ())
-        table: (
-            dict[tuple[str, tuple[tuple[str, str], ...]], Gauge]
-            | dict[tuple[str, tuple[tuple[str, str], ...]], Counter]
-        ) = self._gauges if kind == "gauge" else self._counters
+        alias = tuple(labels.items()) if labels else ()
+        table: dict[tuple[tuple[str, str], ...], dict[str, Any]] = (
+            self._gauges if kind == "gauge" else self._counters
+        )
         with self._lock:
             known = self._kind_of_name.setdefault(name, kind)
             if known != kind:
                 raise ValueError(f"metric {name!r} is a {known}, not a {kind}")
-            handle: Gauge | Counter | None = table.get((name, canonical))
+            handle: Gauge | Counter | None = table.get(canonical, {}).get(name)
             if handle is None:
                 handle = self._new_series(kind, name, canonical)
-            if alias != (name, canonical):
-                if handle.aliases is None:
-                    handle.aliases = [alias]
-                    table[alias] = handle  # type: ignore[assignment]
-                elif alias not in handle.aliases:
-                    handle.aliases.append(alias)
-                    table[alias] = handle  # type: ignore[assignment]
+            if alias != canonical:
+                aliases = self._aliases.setdefault(handle.sid, [])
+                if alias not in aliases:
+                    aliases.append(alias)
+                    table.setdefault(alias, {})[name] = handle
             return handle
 
     def _new_series(self, kind: Kind, name: str, canonical: LabelTuple) -> Gauge | Counter:
@@ -192,10 +187,10 @@ class CaptureRecorder:
         handle: Gauge | Counter
         if kind == "gauge":
             handle = Gauge(name, canonical, sid, self)
-            self._gauges[(name, canonical)] = handle
+            self._gauges.setdefault(canonical, {})[name] = handle
         else:
             handle = Counter(name, canonical, sid, self)
-            self._counters[(name, canonical)] = handle
+            self._counters.setdefault(canonical, {})[name] = handle
         if retired is None or retired.sid not in self._infos:
             self._label_refs[canonical] = self._label_refs.get(canonical, 0) + 1
         self._infos[sid] = handle
@@ -212,10 +207,15 @@ class CaptureRecorder:
 
     def _retire(self, handle: Gauge | Counter) -> None:
         handle.removed = True
-        table: dict[Any, Any] = self._gauges if handle.kind == "gauge" else self._counters
-        table.pop((handle.name, handle.labels), None)
-        for alias in handle.aliases or ():
-            table.pop(alias, None)
+        table: dict[Any, dict[str, Any]] = (
+            self._gauges if handle.kind == "gauge" else self._counters
+        )
+        for labels in (handle.labels, *self._aliases.pop(handle.sid, ())):
+            by_name = table.get(labels)
+            if by_name is not None and by_name.get(handle.name) is handle:
+                del by_name[handle.name]
+                if not by_name:
+                    del table[labels]
         self._live_dirty = True
         last = self.last_taken if self.last_taken is not None else -1
         self._retired[(handle.kind, handle.name, handle.labels)] = _Retired(handle.sid, last)
