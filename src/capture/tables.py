@@ -103,15 +103,21 @@ class _Points:
 
 @dataclass(slots=True)
 class SeriesColumns:
-    """Per-series column values of one set of series: for each series (in ascending ``sids``)
-    its code in each string column's dictionary (-1: null), and its labels map. Built once and
-    reused while a writer's flushes hold the same series (the common case: a node's containers
-    do not change every ten seconds)."""
+    """Per-series column values of one set of series (ascending ``sids``): each series' code in
+    the metric name and kind dictionaries and the index of its label set; each label set's code
+    in every label column's dictionary (-1: null) and its labels map. Built once and reused
+    while a writer's flushes hold the same series (the common case: a node's containers do not
+    change every ten seconds). About 17 bytes a series: the series of one container share a
+    label set."""
 
     sids: Int64s
-    codes: dict[str, npt.NDArray[np.int32]]
+    name_codes: npt.NDArray[np.int32]
+    kind_codes: npt.NDArray[np.int32]
+    label_sets: npt.NDArray[np.int32]
+    #: Code of each label set in each label column's dictionary.
+    set_codes: dict[str, npt.NDArray[np.int32]]
     dictionaries: dict[str, list[str]]
-    #: The labels map of each series: its entries are ``map_keys``/``map_values`` from
+    #: The labels map of each label set: its entries are ``map_keys``/``map_values`` from
     #: ``map_starts[i]``, ``map_lengths[i]`` of them.
     map_starts: Int64s
     map_lengths: npt.NDArray[np.int32]
@@ -126,42 +132,44 @@ class SeriesColumns:
         global_labels = dict(layout.global_labels)
         names = ("metric_name", "metric_kind", *label_columns)
         dictionaries: dict[str, dict[str, int]] = {name: {} for name in names}
-        codes: dict[str, list[int]] = {name: [] for name in names}
+        name_codes: list[int] = []
+        kind_codes: list[int] = []
+        label_sets: list[int] = []
+        set_codes: dict[str, list[int]] = {column: [] for column in label_columns}
         map_starts: list[int] = []
         map_lengths: list[int] = []
         map_keys: list[str] = []
         map_values: list[str] = []
-        # A label set's column codes and where its map entries start (stored once per set).
-        by_labels: dict[LabelTuple, tuple[list[int], int, int]] = {}
-        name_codes, name_dictionary = codes["metric_name"], dictionaries["metric_name"]
-        kind_codes, kind_dictionary = codes["metric_kind"], dictionaries["metric_kind"]
+        set_index: dict[LabelTuple, int] = {}
+        name_dictionary = dictionaries["metric_name"]
+        kind_dictionary = dictionaries["metric_kind"]
         for sid in sids.tolist():
             meta = series[sid]
             name_codes.append(name_dictionary.setdefault(meta.name, len(name_dictionary)))
             kind_codes.append(kind_dictionary.setdefault(meta.kind, len(kind_dictionary)))
-            # Series share label sets (every series of one container): encode each set once.
-            encoded = by_labels.get(meta.labels)
-            if encoded is None:
+            index = set_index.get(meta.labels)
+            if index is None:
+                index = set_index[meta.labels] = len(set_index)
                 labels = dict(global_labels)
                 labels.update(meta.labels)
-                column_codes: list[int] = []
                 for column in label_columns:
                     value = labels.pop(column, None)
                     dictionary = dictionaries[column]
-                    column_codes.append(
+                    set_codes[column].append(
                         -1 if value is None else dictionary.setdefault(value, len(dictionary))
                     )
                 entries = sorted(labels.items())
-                encoded = by_labels[meta.labels] = (column_codes, len(map_keys), len(entries))
+                map_starts.append(len(map_keys))
+                map_lengths.append(len(entries))
                 map_keys.extend(k for k, _ in entries)
                 map_values.extend(v for _, v in entries)
-            for column, code in zip(label_columns, encoded[0], strict=True):
-                codes[column].append(code)
-            map_starts.append(encoded[1])
-            map_lengths.append(encoded[2])
+            label_sets.append(index)
         return cls(
             sids,
-            {name: np.array(values, np.int32) for name, values in codes.items()},
+            np.array(name_codes, np.int32),
+            np.array(kind_codes, np.int32),
+            np.array(label_sets, np.int32),
+            {column: np.array(codes, np.int32) for column, codes in set_codes.items()},
             {name: list(d) for name, d in dictionaries.items()},
             np.array(map_starts, np.int64),
             np.array(map_lengths, np.int32),
@@ -169,31 +177,40 @@ class SeriesColumns:
             np.array(map_values, np.object_),
         )
 
+    def _series_codes(self, name: str, series: Int64s) -> npt.NDArray[np.int32]:
+        """The codes in column ``name``'s dictionary of the series at positions ``series``."""
+        if name == "metric_name":
+            return self.name_codes[series]
+        if name == "metric_kind":
+            return self.kind_codes[series]
+        return self.set_codes[name][self.label_sets[series]]
+
     def _column(self, name: str, series: Int64s, row_series: Int64s) -> pa.DictionaryArray:
         """Column ``name`` of rows whose series are ``series[row_series]``, with a dictionary of
         only the values these rows use (the writer stores a row group's dictionary whole)."""
-        series_codes = self.codes[name][series]
+        series_codes = self._series_codes(name, series)
         used = np.unique(series_codes)
         if len(used) and used[0] < 0:
             used = used[1:]  # nulls are a null code (Parquet has no null in a dictionary)
         # One slot more than the dictionary, left at -1: code -1 (null) stays -1.
-        local = np.full(len(self.dictionaries[name]) + 1, -1, np.int32)
+        dictionary = self.dictionaries[name]
+        local = np.full(len(dictionary) + 1, -1, np.int32)
         local[used] = np.arange(len(used), dtype=np.int32)
         row_codes = local[series_codes][row_series]
         indices = pa.array(row_codes, mask=row_codes < 0)
-        dictionary = self.dictionaries[name]
         values = pa.array([dictionary[i] for i in used.tolist()], pa.string())
         return pa.DictionaryArray.from_arrays(indices, values)
 
     def _maps(self, position: Int64s) -> pa.MapArray:
         """The labels maps of rows whose series are at ``position`` (gathered with numpy: an
         Arrow ``take`` would load pyarrow.compute, 9 MB, into every writing process)."""
-        lengths = self.map_lengths[position]
+        label_sets = self.label_sets[position]
+        lengths = self.map_lengths[label_sets]
         offsets = np.zeros(len(position) + 1, np.int32)
         np.cumsum(lengths, out=offsets[1:])
         total = int(offsets[-1])
         if total:
-            entries = np.repeat(self.map_starts[position] - offsets[:-1], lengths)
+            entries = np.repeat(self.map_starts[label_sets] - offsets[:-1], lengths)
             entries += np.arange(total)
             keys = pa.array(self.map_keys[entries], pa.string())
             items = pa.array(self.map_values[entries], pa.string())
