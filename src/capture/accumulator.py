@@ -19,10 +19,11 @@ that consecutive frames share while the set of live series does not change. Such
 only a delta against the frame before it (the positions written during the tick, or whose live
 value a delayed write moved, with their values and write flags; every other position holds the
 previous tick's value and no write flag), since on an idle node most series are not written on
-most ticks. The oldest frame of the window, every frame handed to the writer and every frame whose
-series set changed are dense (a value and a flag per series): when a frame leaves the window the
-next one is re-based in place (:meth:`TickFrame.rebase`), so no frame keeps a chain to frames that
-left. ``fixes`` always apply on top of the snapshot values, whichever the form.
+most ticks. Every frame whose series set changed is dense (a value and a flag per series), and so
+is the oldest frame of the window once the frames that left it are handed to the writer: it is
+re-based in place then (:meth:`TickFrame.rebase`), so no frame held keeps a chain to frames handed
+over. The frames handed over in one batch are the first one dense and deltas after it; the writer
+re-bases them in order. ``fixes`` always apply on top of the snapshot values, whichever the form.
 """
 
 from __future__ import annotations

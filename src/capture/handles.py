@@ -45,7 +45,6 @@ class _Series:
         "_w",
         "labels",
         "name",
-        "removed",
         "sid",
     )
     kind: ClassVar[Literal["gauge", "counter"]]
@@ -55,7 +54,7 @@ class _Series:
         name: str,
         labels: tuple[tuple[str, str], ...],
         sid: int,
-        owner: _Owner | None = None,
+        owner: _Owner,
     ) -> None:
         self.name: Final = name
         self.labels: Final = labels
@@ -64,9 +63,13 @@ class _Series:
         self._w = WRITE_NONE
         # Tick of the last write, kept by the recorder for expiry.
         self._last = -1
-        self._owner = owner
-        #: Whether the series was removed (or expired); the handle is dead then.
-        self.removed = False
+        # The registry; None once the series is removed (or expired).
+        self._owner: _Owner | None = owner
+
+    @property
+    def removed(self) -> bool:
+        """Whether the series was removed (or expired); the handle is dead then."""
+        return self._owner is None
 
     @property
     def _lock(self) -> threading.Lock:

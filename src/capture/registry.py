@@ -206,7 +206,7 @@ class CaptureRecorder:
             self._retire(handle)
 
     def _retire(self, handle: Gauge | Counter) -> None:
-        handle.removed = True
+        handle._owner = None  # (removed)
         table: dict[Any, dict[str, Any]] = (
             self._gauges if handle.kind == "gauge" else self._counters
         )
@@ -343,9 +343,10 @@ class CaptureRecorder:
         oldest_kept = tick - self.window_ticks + 1
         frames = self._frames
         while frames and frames[0].tick < oldest_kept:
+            # Frames leave the window as they are (deltas against the one before): the window's
+            # oldest frame is re-based when the writer takes them (pop_ready), so at most one
+            # frame of the ready ones is dense between two flushes.
             self._ready.append(frames.popleft())
-            if frames:
-                frames[0].rebase()  # the oldest frame held is dense
 
     def _take_values(
         self,
@@ -407,6 +408,8 @@ class CaptureRecorder:
             ready, self._ready = self._ready, []
             infos = dict(self._infos)
             if ready:
+                if self._frames:
+                    self._frames[0].rebase()  # no frame held refers to a frame handed over
                 horizon = ready[-1].tick
                 for sid_tick in [t for t in self._history.values()]:
                     for t in [t for t in sid_tick if t <= horizon]:

@@ -325,6 +325,8 @@ def _frame_parts(frames: Sequence[TickFrame], series: Mapping[int, SeriesMeta]) 
 
     parts: list[_FramePart] = []
     for frame in frames:
+        # Dense from the frame before it (already dense): no chain of deltas is walked twice.
+        frame.rebase()
         g_sids, g_vals, c_sids, c_vals = frame.materialize(is_gauge)
         for sids, values, gauge in ((g_sids, g_vals, True), (c_sids, c_vals, False)):
             if not len(sids):

@@ -68,11 +68,17 @@ def named(rec: CaptureRecorder, values: dict[int, float | int]) -> dict[str, flo
 
 
 def check_window_shape(rec: CaptureRecorder) -> None:
-    """The oldest frame held is dense, and no frame refers to one outside the window."""
+    """The oldest frame held is dense, or a delta against the last frame that left the window
+    and is not yet handed to the writer; no frame refers to any other frame outside the window."""
     window = rec.window()
     if not window:
         return
-    assert window[0].g.is_dense and window[0].c.is_dense
+    last_left = rec._ready[-1] if rec._ready else None
+    for part, left in (
+        (window[0].g, last_left and last_left.g),
+        (window[0].c, last_left and last_left.c),
+    ):
+        assert part.is_dense or (left is not None and part.state[3] is left)
     for part_of, is_gauge in ((lambda f: f.g, True), (lambda f: f.c, False)):
         for sid in {s for f in window for s in part_of(f).series.sids}:
             expected = []
@@ -81,7 +87,7 @@ def check_window_shape(rec: CaptureRecorder) -> None:
                 expected.append((None, 0) if i is None else part_of(f).at(i))
             assert raw_history(window, sid, is_gauge) == expected
     held = {id(f.g) for f in window} | {id(f.c) for f in window}
-    for frame in window:
+    for frame in window[1:]:
         for part in (frame.g, frame.c):
             base = part.state[3]
             assert base is None or id(base) in held
@@ -177,9 +183,13 @@ def test_delta_frames_hold_the_values_of_dense_ones(
         check_window_shape(sparse)
         same_frames(sparse.window(), sparse, dense.window(), dense)
         if step[0] == "tick":
-            # Handed to the writer: dense, and the same.
+            # Handed to the writer: the first dense, each other one dense or a delta against
+            # the one before it; the same values; the window's oldest frame dense from then on.
             got = sparse.pop_ready()[0], dense.pop_ready()[0]
-            assert all(f.g.is_dense and f.c.is_dense for f in got[0])
+            check_handed(got[0])
+            window_now = sparse.window()
+            if window_now:
+                assert window_now[0].g.is_dense and window_now[0].c.is_dense
             same_frames(got[0], sparse, got[1], dense)
             ready[0].extend(got[0])
             ready[1].extend(got[1])
@@ -188,8 +198,16 @@ def test_delta_frames_hold_the_values_of_dense_ones(
         remember(rec)
         rec.drain()
     got = sparse.pop_ready()[0], dense.pop_ready()[0]
-    assert all(f.g.is_dense and f.c.is_dense for f in got[0])
+    check_handed(got[0])
     same_frames(got[0], sparse, got[1], dense)
+
+
+def check_handed(frames: list[TickFrame]) -> None:
+    """Frames handed to the writer refer to no frame but the one before them in the batch."""
+    for i, frame in enumerate(frames):
+        before = frames[i - 1] if i else None
+        for part, prior in ((frame.g, before and before.g), (frame.c, before and before.c)):
+            assert part.is_dense or (prior is not None and part.state[3] is prior)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
