@@ -159,9 +159,6 @@ class ContainerSampler:
         self._plan()
 
     # ------------------------------------------------------------------ plan
-    def _file(self, directory: object, name: str) -> KeptFile | None:
-        return None if directory is None else KeptFile(f"{directory}/{name}", self._budget)
-
     def _plan(self) -> None:
         d = self.dirs
         every: list[tuple[object, str, Handler]]
@@ -217,9 +214,18 @@ class ContainerSampler:
             every += [
                 (d.pressure, f"{r}.pressure", self._pressure(r)) for r in ("cpu", "memory", "io")
             ]
-        self._every = [(f, h) for directory, name, h in every if (f := self._file(directory, name))]
+        # The kept files of one directory share its path string.
+        paths = {id(directory): str(directory) for directory, _, _ in every + config}
+        budget = self._budget
+        self._every = [
+            (KeptFile(paths[id(directory)], name, budget), h)
+            for directory, name, h in every
+            if directory is not None
+        ]
         self._config = [
-            (f, h) for directory, name, h in config if (f := self._file(directory, name))
+            (KeptFile(paths[id(directory)], name, budget), h)
+            for directory, name, h in config
+            if directory is not None
         ]
 
     def close(self) -> None:

@@ -51,14 +51,22 @@ class KeptFile:
     :func:`observers.errors.read_file_bytes`.
     """
 
-    __slots__ = ("_budget", "fd", "last", "path")
+    __slots__ = ("_budget", "directory", "fd", "last", "name")
 
-    def __init__(self, path: str, budget: FdBudget) -> None:
-        self.path = path
+    def __init__(self, directory: str, name: str, budget: FdBudget) -> None:
+        # The path in two parts: the files of one cgroup or process share their directory's
+        # string (a node keeps about 20,000 files).
+        self.directory = directory
+        self.name = name
         self.fd = -1
         self._budget = budget
         #: The content of the previous successful read, for callers that skip unchanged files.
         self.last: bytes | None = None
+
+    @property
+    def path(self) -> str:
+        """The file's path."""
+        return f"{self.directory}/{self.name}"
 
     def read(self) -> bytes:
         """The whole current content of the file."""

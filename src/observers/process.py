@@ -43,8 +43,9 @@ class ProcessSampler:
     def __init__(self, proc_root: str, pid: int, series: SeriesSet, budget: FdBudget) -> None:
         self.pid = pid
         self.series = series
-        self._stat = KeptFile(f"{proc_root}/{pid}/stat", budget)
-        self._rollup = KeptFile(f"{proc_root}/{pid}/smaps_rollup", budget)
+        directory = f"{proc_root}/{pid}"
+        self._stat = KeptFile(directory, "stat", budget)
+        self._rollup = KeptFile(directory, "smaps_rollup", budget)
         self._smaps = f"{proc_root}/{pid}/smaps"
         self._cpu = RateTracker()
         self.comm = ""
