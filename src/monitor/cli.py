@@ -79,7 +79,9 @@ def _run(args: argparse.Namespace) -> int:
         from monitor import allocator  # noqa: PLC0415
 
         configure_logging(config.log_level)
-        # From before pyarrow is imported: pandas (~45 MB of RSS) is never loaded by the daemon.
+        # From before pyarrow is imported: Arrow's C++ code allocates from the C library's
+        # allocator (trimmed after each flush), and pandas (~45 MB of RSS) is never loaded.
+        allocator.arrow_pool_from_c_library()
         with allocator.pandas_kept_out():
             from monitor.daemon import StartupError, run  # noqa: PLC0415 - pulls in pyarrow
 

@@ -223,6 +223,8 @@ class Daemon:
         # Arrow's default pool (mimalloc or jemalloc) keeps freed pages for reuse: at each flush
         # that is tens of MB of RSS that never goes back. The C library's allocator, with few
         # arenas and trimmed after each flush and rotation (monitor.allocator), returns them.
+        # (This reaches pyarrow's functions; finemon run sets ARROW_DEFAULT_MEMORY_POOL before
+        # pyarrow is imported, so that Arrow's C++ code uses it too.)
         pa.set_memory_pool(pa.system_memory_pool())
         allocator.limit_arenas()
         if self.config.duration_seconds is not None:

@@ -71,6 +71,9 @@ def _run_config_argv(args: argparse.Namespace, log_root: Path | None) -> list[st
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit code."""
+    from monitor import allocator  # noqa: PLC0415
+
+    allocator.arrow_pool_from_c_library()  # as finemon run does, before pyarrow is imported
     from monitor.daemon import StartupError, run  # noqa: PLC0415 - pulls in pyarrow
     from monitor.signals import SignalWatch  # noqa: PLC0415
 

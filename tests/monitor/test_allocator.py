@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -66,3 +67,50 @@ print(type(pa.table({"a": [1]}).to_pandas()).__name__)
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.split() == ["refused", "absent", "absent", "DataFrame"], done.stderr
+
+
+ARROW_WRITES = """
+import os, sys
+from monitor import allocator
+if sys.argv[1] == "helper":
+    print(allocator.arrow_pool_from_c_library())
+import pyarrow as pa
+import pyarrow.ipc
+# The journal's way of writing: an IPC stream with ZSTD, which allocates in Arrow's C++ code.
+sink = pa.BufferOutputStream()
+table = pa.table({"x": pa.array(range(200_000)), "s": pa.array(["a", "b"] * 100_000)})
+with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
+    w.write_table(table)
+print(pa.mimalloc_memory_pool().max_memory(), pa.system_memory_pool().max_memory())
+"""
+
+
+def arrow_pool_peaks(mode: str, pool: str | None) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k != allocator.ARROW_POOL_VARIABLE}
+    if pool is not None:
+        env[allocator.ARROW_POOL_VARIABLE] = pool
+    done = subprocess.run(
+        [sys.executable, "-c", ARROW_WRITES, mode],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=True,
+    )
+    return done.stdout.split()
+
+
+def test_arrow_cpp_code_allocates_from_the_c_library() -> None:
+    # Without it, Arrow's C++ code allocates from mimalloc, which keeps freed pages.
+    mimalloc_peak, _system_peak = arrow_pool_peaks("plain", None)
+    assert int(mimalloc_peak) > 0
+    chosen, mimalloc_peak, system_peak = arrow_pool_peaks("helper", None)
+    assert chosen == "True"
+    assert int(mimalloc_peak) == 0
+    assert int(system_peak) > 0
+
+
+def test_a_pool_chosen_by_the_user_stands() -> None:
+    chosen, mimalloc_peak, _system_peak = arrow_pool_peaks("helper", "mimalloc")
+    assert chosen == "False"
+    assert int(mimalloc_peak) > 0
