@@ -174,6 +174,26 @@ def test_remove_stops_rows_at_once_and_a_new_series_keeps_its_identity(clock: Fa
     assert rows == {t0: [(g.sid, 1.0)], t0 + 1: [], t0 + 2: [(g.sid, 5.0)]}
 
 
+def test_a_removed_series_is_gone_under_every_label_order(clock: FakeClock) -> None:
+    # A series found under two label orders is in the lookup tables twice; removing it must
+    # take it out of both (the facade's fast path reads the same tables), and a label set whose
+    # last series ended must leave no table behind (containers come and go all day).
+    rec = CaptureRecorder(clock=clock)
+    capture.set_recorder(rec)
+    g = capture.gauge("g", {"x": "1", "y": "2"})
+    assert capture.gauge("g", {"y": "2", "x": "1"}) is g
+    other = capture.counter("c", {"y": "2", "x": "1"})
+    g.remove()
+    assert g.removed and not other.removed
+    for labels in ({"x": "1", "y": "2"}, {"y": "2", "x": "1"}):
+        fresh = capture.gauge("g", labels)
+        assert fresh is not g and not fresh.removed
+        fresh.remove()
+    other.remove()
+    gauges, counters = rec.handle_tables()
+    assert gauges == {} and counters == {}
+
+
 def test_series_not_written_expire(clock: FakeClock) -> None:
     rec = CaptureRecorder(clock=clock, window_ticks=50, expire_after_ticks=3)
     busy, idle = rec.gauge("busy"), rec.gauge("idle")
