@@ -30,7 +30,7 @@ from __future__ import annotations
 import errno
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
@@ -125,9 +125,11 @@ class Discovery:
     (pod sandbox), ``conmon`` (CRI-O/Podman monitor), ``not_container`` (a directory that is
     not a pod or container where one was expected), ``vanished`` (removed during the scan),
     ``access_denied``, ``unreadable`` (garbage ``cgroup.procs`` or another errno).
-    ``kubepods_relpaths`` are the kubepods directories found and
-    ``pause_pids`` the sandboxes recognised (relpath -> pid); pass the whole result as
-    ``previous`` to the next :func:`discover` so it need not find them again.
+    ``kubepods_relpaths`` are the kubepods directories found,
+    ``pause_pids`` the sandboxes recognised (relpath -> pid) and ``pod_listings`` each pod
+    cgroup's subdirectories with the directory's link count when they were listed (absolute
+    path -> (st_nlink, names)); pass the whole result as ``previous`` to the next
+    :func:`discover` so it need not find them again.
     """
 
     mode: DiscoveryMode
@@ -135,6 +137,9 @@ class Discovery:
     skipped: Mapping[str, int]
     kubepods_relpaths: tuple[str, ...] = ()
     pause_pids: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    pod_listings: Mapping[str, tuple[int, tuple[str, ...]]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
 
 def container_id_from_name(name: str) -> tuple[str, Runtime | None] | None:
@@ -240,6 +245,10 @@ class _Scan:
         # A sandbox stays one while its single process lives: no need to read comm again.
         self.known_pause: Mapping[str, int] = {} if previous is None else previous.pause_pids
         self.pause_pids: dict[str, int] = {}
+        self.known_listings: Mapping[str, tuple[int, tuple[str, ...]]] = (
+            {} if previous is None else previous.pod_listings
+        )
+        self.pod_listings: dict[str, tuple[int, tuple[str, ...]]] = {}
         self.containers: list[ContainerCgroup] = []
         self.skipped = dict.fromkeys(SKIP_REASONS, 0)
 
@@ -328,16 +337,59 @@ class _Scan:
             self.skipped[SKIP_NOT_CONTAINER] += 1
             return
         pod_abs, pod_rel = f"{parent_abs}/{name}", f"{parent_rel}/{name}"
-        for child in self.subdirs(pod_abs):
+        # A cgroup directory's link count is 2 plus its subdirectories (kernfs keeps it), so
+        # while it has not changed the pod's last listing is reused: one stat instead of
+        # listing the pod's 20-40 files every tick. A listing can only be stale with as many
+        # directories gone as come; a container gone shows when its cgroup.procs vanishes, and
+        # the pod is listed again at once. (Taken before listing: a child made in between
+        # changes the count the next tick sees.)
+        try:
+            nlink = os.stat(pod_abs).st_nlink
+        except FileNotFoundError:
+            self.skipped[SKIP_VANISHED] += 1
+            return
+        except PermissionError:
+            nlink = -1
+        known = self.known_listings.get(pod_abs)
+        # (Below 2 the filesystem does not count subdirectories, as btrfs and overlayfs do not:
+        # a tree copied there is listed every tick.)
+        reused = known is not None and known[0] == nlink and nlink >= 2
+        names = known[1] if known is not None and reused else tuple(self.subdirs(pod_abs))
+        gone = self.pod_children(pod_abs, pod_rel, names, pod_uid, qos)
+        if gone and reused:
+            fresh = self.subdirs(pod_abs, count_vanished=False)
+            seen = set(names)
+            self.pod_children(pod_abs, pod_rel, [n for n in fresh if n not in seen], pod_uid, qos)
+            # A container removed before this scan began is no cgroup "removed during the scan".
+            listed = set(fresh)
+            self.skipped[SKIP_VANISHED] -= sum(1 for child in gone if child not in listed)
+            nlink, names = -1, tuple(fresh)  # listed again next tick too
+        self.pod_listings[pod_abs] = (nlink, names)
+
+    def pod_children(
+        self,
+        pod_abs: str,
+        pod_rel: str,
+        names: Sequence[str],
+        pod_uid: str,
+        qos: QosClass,
+    ) -> list[str]:
+        """Add the containers among ``names``; returns those whose cgroup vanished."""
+        gone: list[str] = []
+        for child in names:
             container = container_id_from_name(child)
             if container is None:
                 is_conmon = _CONMON_NAME.fullmatch(child) is not None
                 self.skipped[SKIP_CONMON if is_conmon else SKIP_NOT_CONTAINER] += 1
                 continue
             child_rel = f"{pod_rel}/{child}"
+            vanished_before = self.skipped[SKIP_VANISHED]
             pids = self.live_pids(f"{pod_abs}/{child}", child_rel, is_container=True)
             if pids is not None:
                 self.add(child_rel, pids, container, pod_uid, qos)
+            elif self.skipped[SKIP_VANISHED] != vanished_before:
+                gone.append(child)
+        return gone
 
     def host(self) -> None:
         # (absolute dir, relpath, whether it is a container cgroup)
@@ -402,4 +454,5 @@ def discover(
         skipped=MappingProxyType(scan.skipped),
         kubepods_relpaths=kubepods,
         pause_pids=MappingProxyType(scan.pause_pids),
+        pod_listings=MappingProxyType(scan.pod_listings),
     )

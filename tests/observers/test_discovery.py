@@ -467,6 +467,68 @@ def test_new_container_and_recycled_pid_are_checked_again(tmp_path: Path) -> Non
     assert pause_rel not in second.pause_pids
 
 
+def _recording_subdirs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    listed: list[str] = []
+    real = discovery._subdirs
+
+    def recording(path: str) -> list[str] | None:
+        listed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(discovery, "_subdirs", recording)
+    return listed
+
+
+def test_a_pod_is_listed_again_only_when_its_subdirectories_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fixture tree is on tmpfs or ext4, which count subdirectories in a directory's link
+    # count as cgroupfs does.
+    layout = systemd_v2(tmp_path)
+    fx = layout.fixture
+    first = _run(layout)
+    (some,) = [c for c in first.containers if c.container_id == layout.expected[0].container_id]
+    pod_rel = some.relpath.rsplit("/", 1)[0]
+    pod_abs = f"{fx.root}/{pod_rel}"
+    assert pod_abs in first.pod_listings
+    listed = _recording_subdirs(monkeypatch)
+    second = _run(layout, previous=first)
+    assert second.containers == first.containers
+    assert not [p for p in listed if p in first.pod_listings]  # one stat per pod, no listing
+    # A second container in the pod: one directory more, the pod is listed again.
+    newcomer = f"{pod_rel}/cri-containerd-{container_id('second')}.scope"
+    fx.cgroup(newcomer, (fx.next_pid,))
+    third = _run(layout, previous=second)
+    assert newcomer in {c.relpath for c in third.containers}
+    assert pod_abs in listed
+
+
+def test_a_container_replaced_between_two_scans_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As many directories gone as come: the link count is the same, the listing stale. The
+    # container that is gone reads as vanished, and the pod is listed again in the same scan.
+    layout = systemd_v2(tmp_path)
+    fx = layout.fixture
+    first = _run(layout)
+    old = next(c for c in first.containers if c.container_id is not None)
+    pod_rel = old.relpath.rsplit("/", 1)[0]
+    shutil.rmtree(fx.root / old.relpath)
+    replacement = f"{pod_rel}/cri-containerd-{container_id('replacement')}.scope"
+    fx.cgroup(replacement, old.pids)
+    assert os.stat(fx.root / pod_rel).st_nlink == first.pod_listings[f"{fx.root}/{pod_rel}"][0]
+    second = _run(layout, previous=first)
+    found = {c.relpath: c for c in second.containers}
+    assert replacement in found and found[replacement].pids == old.pids
+    assert old.relpath not in found
+    # Removed before the scan began: not a cgroup that vanished during it.
+    assert second.skipped["vanished"] == first.skipped["vanished"]
+    listed = _recording_subdirs(monkeypatch)
+    third = _run(layout, previous=second)
+    assert replacement in {c.relpath for c in third.containers}
+    assert f"{fx.root}/{pod_rel}" in listed  # listed once more after a stale listing
+
+
 def test_kubepods_searched_again_when_gone(tmp_path: Path) -> None:
     layout = systemd_v2(tmp_path)
     first = _run(layout)
@@ -599,6 +661,44 @@ def real_kubelet_tree() -> Iterator[tuple[CgroupHierarchy, str, str, str, int]]:
             sleeper.wait()
         for directory in reversed(created):
             _rmdir_when_empty(directory)
+
+
+@pytest.mark.root
+def test_real_kernel_pod_listing_follows_the_link_count(
+    real_kubelet_tree: tuple[CgroupHierarchy, str, str, str, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # cgroupfs keeps a cgroup directory's link count at 2 plus its subdirectories: an unchanged
+    # pod is not listed again, and a container replaced between two scans is still found.
+    hierarchy, relpath, _cid, _uid, pid = real_kubelet_tree
+    pod_rel = relpath.rsplit("/", 1)[0]
+    pod_abs = f"{hierarchy.scan_root}/{pod_rel}"
+    first = discover(hierarchy)
+    listed = _recording_subdirs(monkeypatch)
+    second = discover(hierarchy, previous=first)
+    assert pod_abs not in listed
+    assert relpath in {c.relpath for c in second.containers}
+    mounts = {
+        m.resolve()
+        for m in (*hierarchy.v1.values(), hierarchy.unified)
+        if m is not None and (m / relpath).is_dir()
+    }
+    new_rel = f"{pod_rel}/cri-containerd-{secrets.token_hex(32)}.scope"
+    try:
+        for mount in mounts:
+            (mount / new_rel).mkdir()
+            (mount / new_rel / "cgroup.procs").write_text(f"{pid}\n")
+            _rmdir_when_empty(mount / relpath)
+        third = discover(hierarchy, previous=second)
+        found = {c.relpath: c for c in third.containers}
+        assert new_rel in found and found[new_rel].pids == (pid,)
+        assert relpath not in found
+        assert pod_abs in listed
+    finally:
+        for mount in mounts:
+            (mount / relpath).mkdir(exist_ok=True)
+            (mount / relpath / "cgroup.procs").write_text(f"{pid}\n")
+            _rmdir_when_empty(mount / new_rel)
 
 
 @pytest.mark.root
