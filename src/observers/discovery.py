@@ -94,6 +94,8 @@ _QOS_CLASSES: Mapping[str, QosClass] = {"burstable": "Burstable", "besteffort": 
 _PAUSE_COMM = b"pause\n"
 # A removed cgroup's files read ENODEV through a descriptor opened before the removal.
 _VANISHED_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ESRCH, errno.ENODEV})
+#: A pod cgroup whose link count did not change is listed again after this many scans anyway.
+RELIST_POD_EVERY = 30
 # crun (CRI-O's default on cgroup v2) may move the processes into this child of the scope.
 _CRUN_LEAF = "container"
 
@@ -127,9 +129,9 @@ class Discovery:
     ``access_denied``, ``unreadable`` (garbage ``cgroup.procs`` or another errno).
     ``kubepods_relpaths`` are the kubepods directories found,
     ``pause_pids`` the sandboxes recognised (relpath -> pid) and ``pod_listings`` each pod
-    cgroup's subdirectories with the directory's link count when they were listed (absolute
-    path -> (st_nlink, names)); pass the whole result as ``previous`` to the next
-    :func:`discover` so it need not find them again.
+    cgroup's subdirectories with the directory's link count when they were listed and the
+    scans that reused them since (absolute path -> (st_nlink, names, reuses)); pass the whole
+    result as ``previous`` to the next :func:`discover` so it need not find them again.
     """
 
     mode: DiscoveryMode
@@ -137,7 +139,7 @@ class Discovery:
     skipped: Mapping[str, int]
     kubepods_relpaths: tuple[str, ...] = ()
     pause_pids: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
-    pod_listings: Mapping[str, tuple[int, tuple[str, ...]]] = field(
+    pod_listings: Mapping[str, tuple[int, tuple[str, ...], int]] = field(
         default_factory=lambda: MappingProxyType({})
     )
 
@@ -245,10 +247,10 @@ class _Scan:
         # A sandbox stays one while its single process lives: no need to read comm again.
         self.known_pause: Mapping[str, int] = {} if previous is None else previous.pause_pids
         self.pause_pids: dict[str, int] = {}
-        self.known_listings: Mapping[str, tuple[int, tuple[str, ...]]] = (
+        self.known_listings: Mapping[str, tuple[int, tuple[str, ...], int]] = (
             {} if previous is None else previous.pod_listings
         )
-        self.pod_listings: dict[str, tuple[int, tuple[str, ...]]] = {}
+        self.pod_listings: dict[str, tuple[int, tuple[str, ...], int]] = {}
         self.containers: list[ContainerCgroup] = []
         self.skipped = dict.fromkeys(SKIP_REASONS, 0)
 
@@ -341,8 +343,10 @@ class _Scan:
         # while it has not changed the pod's last listing is reused: one stat instead of
         # listing the pod's 20-40 files every tick. A listing can only be stale with as many
         # directories gone as come; a container gone shows when its cgroup.procs vanishes, and
-        # the pod is listed again at once. (Taken before listing: a child made in between
-        # changes the count the next tick sees.)
+        # the pod is listed again at once. A pod holds only its containers' cgroups (and
+        # CRI-O's conmon scopes, which go with their container); for anything else a pod is
+        # listed at least every RELIST_POD_EVERY scans. (The count is taken before listing: a
+        # child made in between changes the count the next scan sees.)
         try:
             nlink = os.stat(pod_abs).st_nlink
         except FileNotFoundError:
@@ -353,8 +357,14 @@ class _Scan:
         known = self.known_listings.get(pod_abs)
         # (Below 2 the filesystem does not count subdirectories, as btrfs and overlayfs do not:
         # a tree copied there is listed every tick.)
-        reused = known is not None and known[0] == nlink and nlink >= 2
+        reused = (
+            known is not None
+            and known[0] == nlink
+            and nlink >= 2
+            and known[2] < RELIST_POD_EVERY - 1
+        )
         names = known[1] if known is not None and reused else tuple(self.subdirs(pod_abs))
+        reuses = known[2] + 1 if known is not None and reused else 0
         gone = self.pod_children(pod_abs, pod_rel, names, pod_uid, qos)
         if gone and reused:
             fresh = self.subdirs(pod_abs, count_vanished=False)
@@ -364,7 +374,7 @@ class _Scan:
             listed = set(fresh)
             self.skipped[SKIP_VANISHED] -= sum(1 for child in gone if child not in listed)
             nlink, names = -1, tuple(fresh)  # listed again next tick too
-        self.pod_listings[pod_abs] = (nlink, names)
+        self.pod_listings[pod_abs] = (nlink, names, reuses)
 
     def pod_children(
         self,
