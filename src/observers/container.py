@@ -318,9 +318,9 @@ class ContainerSampler:
             if kept is not None:
                 kept.absolute(value)
             elif counter(key) and value >= 0:
-                series.new_counter(name).absolute(value)
+                series.counter(name, value)
             else:
-                series.new_gauge(name).set(value)
+                series.gauge(name, value)
 
     def _raw_single(self, file: str, counter: bool = False) -> Handler:
         name = f"cgroup.{file}"
@@ -496,15 +496,9 @@ class ContainerSampler:
     # ------------------------------------------------------------------ derived
     def _set(self, name: str, value: float, counter: bool = False) -> None:
         if counter:
-            kept = self.series.counters.get(name)
-            if kept is None:
-                kept = self.series.new_counter(name)
-            kept.absolute(int(value))
+            self.series.counter(name, int(value))
         else:
-            gauge = self.series.gauges.get(name)
-            if gauge is None:
-                gauge = self.series.new_gauge(name)
-            gauge.set(value)
+            self.series.gauge(name, value)
 
     def _derive(self) -> None:
         """Emit the version-independent metrics from the latest inputs."""

@@ -357,14 +357,11 @@ class _Scan:
         known = self.known_listings.get(pod_abs)
         # (Below 2 the filesystem does not count subdirectories, as btrfs and overlayfs do not:
         # a tree copied there is listed every tick.)
-        reused = (
-            known is not None
-            and known[0] == nlink
-            and nlink >= 2
-            and known[2] < RELIST_POD_EVERY - 1
-        )
-        names = known[1] if known is not None and reused else tuple(self.subdirs(pod_abs))
-        reuses = known[2] + 1 if known is not None and reused else 0
+        reused = known is not None and known[0] == nlink >= 2 and known[2] < RELIST_POD_EVERY - 1
+        if known is not None and reused:
+            names, reuses = known[1], known[2] + 1
+        else:
+            names, reuses = tuple(self.subdirs(pod_abs)), 0
         gone = self.pod_children(pod_abs, pod_rel, names, pod_uid, qos)
         if gone and reused:
             fresh = self.subdirs(pod_abs, count_vanished=False)

@@ -61,10 +61,7 @@ class ProcessSampler:
         if self._generation != self.series.generation:
             self._generation = self.series.generation
             self._stat.last = self._rollup.last = None
-        handle = self.series.gauges.get(name)
-        if handle is None:
-            handle = self.series.new_gauge(name)
-        handle.set(value)
+        self.series.gauge(name, value)
 
     def read_stat(self) -> ProcStat | None:
         """Read ``/proc/PID/stat``; None when it is byte-for-byte the last reading (an idle

@@ -12,10 +12,10 @@ class SeriesSet:
     """The gauges and counters one entity emits, all with the same base labels.
 
     Handles are made on first use through the capture facade and kept, so a sample costs one
-    dict lookup and one handle write per value. Hot loops read :attr:`gauges` and
-    :attr:`counters` (handles by name) directly and call :meth:`new_gauge`/:meth:`new_counter`
-    on a miss: the entity holds each handle once, no per-series setter or second table (a node
-    has 100,000 series). :meth:`relabel` and :meth:`remove` end every series (a container that
+    dict lookup and one handle write per value. Hot loops may read :attr:`gauges` and
+    :attr:`counters` (handles by name) directly and call :meth:`gauge`/:meth:`counter` on a
+    miss: the entity holds each handle once, no per-series setter or second table (a node has
+    100,000 series). :meth:`relabel` and :meth:`remove` end every series (a container that
     gained its pod name, or that is gone) and bump :attr:`generation`.
     """
 
@@ -53,18 +53,6 @@ class SeriesSet:
             key, name = sys.intern(key), sys.intern(name)
             handle = self.counters[key] = capture.counter(name, self._labels(extra))
         handle.absolute(value)
-
-    def new_gauge(self, name: str) -> capture.GaugeHandle:
-        """Register gauge ``name`` with the base labels (not yet in :attr:`gauges`) and keep it."""
-        name = sys.intern(name)
-        handle = self.gauges[name] = capture.gauge(name, self.labels)
-        return handle
-
-    def new_counter(self, name: str) -> capture.CounterHandle:
-        """Register counter ``name`` with the base labels and keep it in :attr:`counters`."""
-        name = sys.intern(name)
-        handle = self.counters[name] = capture.counter(name, self.labels)
-        return handle
 
     def drop(self, name: str, extra: tuple[str, str] | None = None) -> None:
         """End one series (a value the kernel stopped reporting, e.g. a limit removed)."""

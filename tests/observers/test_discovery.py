@@ -487,6 +487,11 @@ def _recording_subdirs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return listed
 
 
+def _a_container_and_its_pod(result: Discovery) -> tuple[ContainerCgroup, str]:
+    container = next(c for c in result.containers if c.container_id is not None)
+    return container, container.relpath.rsplit("/", 1)[0]
+
+
 def test_a_pod_is_listed_again_only_when_its_subdirectories_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -495,8 +500,7 @@ def test_a_pod_is_listed_again_only_when_its_subdirectories_change(
     layout = systemd_v2(tmp_path)
     fx = layout.fixture
     first = _run(layout)
-    (some,) = [c for c in first.containers if c.container_id == layout.expected[0].container_id]
-    pod_rel = some.relpath.rsplit("/", 1)[0]
+    _, pod_rel = _a_container_and_its_pod(first)
     pod_abs = f"{fx.root}/{pod_rel}"
     assert pod_abs in first.pod_listings
     listed = _recording_subdirs(monkeypatch)
@@ -519,8 +523,7 @@ def test_a_container_replaced_between_two_scans_is_found(
     layout = systemd_v2(tmp_path)
     fx = layout.fixture
     first = _run(layout)
-    old = next(c for c in first.containers if c.container_id is not None)
-    pod_rel = old.relpath.rsplit("/", 1)[0]
+    old, pod_rel = _a_container_and_its_pod(first)
     shutil.rmtree(fx.root / old.relpath)
     replacement = f"{pod_rel}/cri-containerd-{container_id('replacement')}.scope"
     fx.cgroup(replacement, old.pids)
@@ -677,8 +680,7 @@ def test_a_pod_is_listed_again_after_a_while_whatever_its_link_count(tmp_path: P
     layout = systemd_v2(tmp_path)
     fx = layout.fixture
     result = _run(layout)
-    pod_rel = next(c for c in result.containers if c.container_id is not None).relpath
-    pod_rel = pod_rel.rsplit("/", 1)[0]
+    _, pod_rel = _a_container_and_its_pod(result)
     fx.cgroup(f"{pod_rel}/not-a-container")
     result = _run(layout, previous=result)
     shutil.rmtree(fx.root / pod_rel / "not-a-container")
