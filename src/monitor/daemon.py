@@ -53,6 +53,7 @@ import capture
 from capture.files import journal_path, partial_path
 from monitor import __version__, allocator
 from monitor.config import Config
+from monitor.contract import GLOBAL_LABEL_COLUMNS, LABEL_COLUMNS
 from monitor.layout import OutputLayout
 from monitor.manifest import SessionManifest, git_revision, host_info, iso_utc, read_manifest
 from monitor.observer import (
@@ -68,16 +69,6 @@ from monitor.sizelimit import SizeLimit
 
 log = logging.getLogger("finemon")
 
-#: Label columns of finemon's Parquet files (node_name filled from the global label).
-LABEL_COLUMNS = (
-    "node_name",
-    "namespace",
-    "pod_name",
-    "pod_uid",
-    "container_id",
-    "container_name",
-    "qos_class",
-)
 #: Seconds between health lines in the log.
 HEALTH_SECONDS = 60.0
 #: Longest drain before finemon hurries it as if signalled twice (Kubernetes grants 60 s).
@@ -142,6 +133,13 @@ class OwnMetrics:
         ):
             counter.absolute(0)
         return metrics
+
+
+def global_labels(config: Config) -> dict[str, str]:
+    """The labels of every row of the run: the contract's global label columns that are
+    configured (one left out, ``cluster_name`` without ``--cluster-name``, is a null column)."""
+    configured = {"cluster_name": config.cluster_name, "node_name": config.node_name}
+    return {name: value for name in GLOBAL_LABEL_COLUMNS if (value := configured[name])}
 
 
 def check_output_dir(output_dir: Path) -> None:
@@ -359,7 +357,7 @@ class Daemon:
             window_ticks=config.window_ticks,
             flush_seconds=config.flush_seconds,
             compression_level=config.compression_level,
-            global_labels={"node_name": config.node_name},
+            global_labels=global_labels(config),
             label_columns=LABEL_COLUMNS,
             run_id=self.run_id,
             auto_tick=False,
@@ -689,7 +687,7 @@ class Daemon:
             limit,
             self.config.output_dir,
         )
-        status = capture.CaptureRecorder(global_labels={"node_name": self.config.node_name})
+        status = capture.CaptureRecorder(global_labels=global_labels(self.config))
         status.gauge("finemon.size_limit.reached").set(1)
         status.gauge("finemon.size_limit.used_bytes").set(used)
         status.gauge("finemon.size_limit.limit_bytes").set(limit)
