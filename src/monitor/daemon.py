@@ -50,7 +50,6 @@ from typing import Any, NoReturn
 import pyarrow as pa
 
 import capture
-from capture.files import journal_path, partial_path
 from monitor import __version__, allocator
 from monitor.config import Config
 from monitor.contract import GLOBAL_LABEL_COLUMNS, LABEL_COLUMNS
@@ -106,13 +105,13 @@ class RunStats:
 class OwnMetrics:
     """finemon's own series, recorded every tick like the containers'."""
 
-    cpu_millicores: capture.GaugeHandle
-    rss_bytes: capture.GaugeHandle
-    tick_duration_seconds: capture.GaugeHandle
-    containers: capture.GaugeHandle
-    ticks_skipped: capture.CounterHandle
-    write_errors: capture.CounterHandle
-    sample_errors: capture.CounterHandle
+    cpu_millicores: capture.Gauge
+    rss_bytes: capture.Gauge
+    tick_duration_seconds: capture.Gauge
+    containers: capture.Gauge
+    ticks_skipped: capture.Counter
+    write_errors: capture.Counter
+    sample_errors: capture.Counter
 
     @classmethod
     def register(cls) -> OwnMetrics:
@@ -206,7 +205,7 @@ class Daemon:
         self._containers = 0
         self._self = SelfUsage()
         self._metrics: OwnMetrics | None = None
-        self._skipped_gauges: dict[str, capture.GaugeHandle] = {}
+        self._skipped_gauges: dict[str, capture.Gauge] = {}
         self._rotation: threading.Thread | None = None
         # The size-limit accounting and the manifest, shared with the rotation thread.
         self._state_lock = threading.Lock()
@@ -503,10 +502,6 @@ class Daemon:
         manager.take_tick()
         self.stats.ticks_sampled += 1
 
-    def _live_files(self, manager: capture.CaptureManager) -> list[Path]:
-        current = manager.current_path
-        return [] if current is None else [partial_path(current), journal_path(current)]
-
     def _rotate(self, manager: capture.CaptureManager) -> None:
         """Rotate in the background: sampling goes on while the old file is published.
 
@@ -552,7 +547,7 @@ class Daemon:
             self._published(published, "rotated")
         with self._state_lock:
             self._write_manifest()
-            self.size_limit.rescan(self._live_files(manager))
+            self.size_limit.rescan(manager.live_files())
         allocator.release_free_memory()  # the old file's buffers, freed in this thread's arena
 
     def _published(self, published: capture.PublishedFile | None, what: str) -> None:
@@ -578,7 +573,7 @@ class Daemon:
 
     def _size_limit_reached(self, manager: capture.CaptureManager) -> bool:
         with self._state_lock:
-            used = self.size_limit.used(self._live_files(manager))
+            used = self.size_limit.used(manager.live_files())
         if not self.size_limit.reached(used):
             return False
         log.warning(
