@@ -24,8 +24,8 @@ DEFAULT_REPORT_NAME = "_report.html"
 QUERY_DESCRIPTION = f"""\
 Run SQL (DuckDB) over every Parquet file under DIR and print the result. The view `metrics` holds
 every row (columns run_id, time (UTC), fetch_index, metric_name, metric_kind, value_int,
-value_float, node_name, namespace, pod_name, pod_uid, container_id, container_name, qos_class,
-labels (a map: labels['pid']), dt and identifier from the folders, plus container_key and
+value_float, cluster_name, node_name, namespace, pod_name, pod_uid, container_id, container_name,
+qos_class, labels (a map: labels['pid']), dt and identifier from the folders, plus container_key and
 series). Counters are cumulative: the table macro rate('NAME') adds delta, seconds and
 per_second to each row of counter NAME (per series, resets skipped) and increase('NAME') gives
 one row per series with its increase over its range. The view `containers` names each container

@@ -42,23 +42,12 @@ from typing import TYPE_CHECKING
 
 from analysis.errors import AnalysisError, one_line, require
 
+# The columns as ``finemon run`` writes them: its output contract.
+from monitor.contract import FIXED_COLUMNS
+from monitor.contract import LABEL_COLUMNS as STANDARD_LABEL_COLUMNS
+
 if TYPE_CHECKING:
     import duckdb
-
-#: Columns every finemon file has, before the label columns.
-FIXED_COLUMNS = ("run_id", "time", "fetch_index", "metric_name", "metric_kind")
-#: The label columns ``finemon run`` writes (``monitor.daemon.LABEL_COLUMNS``).
-STANDARD_LABEL_COLUMNS = (
-    "node_name",
-    "namespace",
-    "pod_name",
-    "pod_uid",
-    "container_id",
-    "container_name",
-    "qos_class",
-)
-#: Hive partition folders finemon writes; ``dt`` is a date, every other partition a string.
-PARTITION_COLUMNS = ("dt", "identifier")
 
 _HIVE_SEGMENT = re.compile(r"^([^=]+)=(.*)$")
 

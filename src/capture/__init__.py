@@ -15,6 +15,9 @@ and let a :class:`CaptureManager` turn the values into one Parquet row per serie
 
 Before a recorder is installed, calls are cheap no-ops (counted, reported once in the log);
 handles made then start recording as soon as one is installed.
+
+The handles are typed by two protocols, :class:`Gauge` and :class:`Counter`, whatever the
+recorder behind them; the rest of the public face is what ``__all__`` lists.
 """
 
 from __future__ import annotations
@@ -23,9 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from capture import historical
 from capture.facade import counter, gauge, get_recorder, set_recorder
-from capture.handles import Counter, Gauge
 from capture.manager import CaptureManager, CaptureWriteError, PublishedFile
-from capture.recorder import CounterHandle, GaugeHandle, Recorder
+from capture.recorder import Counter, Gauge, Recorder
 from capture.recover import RecoveryReport, recover
 from capture.registry import CaptureRecorder
 from capture.schema import capture_schema
@@ -38,9 +40,7 @@ __all__ = [
     "CaptureRecorder",
     "CaptureWriteError",
     "Counter",
-    "CounterHandle",
     "Gauge",
-    "GaugeHandle",
     "PublishedFile",
     "Recorder",
     "RecoveryReport",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from capture.recorder import CounterHandle, GaugeHandle, PendingRecorder, Recorder
+from capture.recorder import Counter, Gauge, PendingRecorder, Recorder
 
 _pending = PendingRecorder()
 _recorder: Recorder = _pending
@@ -19,7 +19,7 @@ _gauges: dict[Any, Any] = {}
 _counters: dict[Any, Any] = {}
 
 
-def gauge(name: str, labels: Mapping[str, str] | None = None) -> GaugeHandle:
+def gauge(name: str, labels: Mapping[str, str] | None = None) -> Gauge:
     """Return the handle of gauge ``name`` with ``labels`` (a mapping of str to str).
 
     The handle may be kept and reused; calling again with the same name and labels returns an
@@ -31,7 +31,7 @@ def gauge(name: str, labels: Mapping[str, str] | None = None) -> GaugeHandle:
         return _recorder.gauge(name, labels)
 
 
-def counter(name: str, labels: Mapping[str, str] | None = None) -> CounterHandle:
+def counter(name: str, labels: Mapping[str, str] | None = None) -> Counter:
     """Return the handle of counter ``name`` with ``labels`` (see :func:`gauge`)."""
     try:
         return _counters[tuple(labels.items()) if labels else ()][name]  # type: ignore[no-any-return]

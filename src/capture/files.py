@@ -17,6 +17,8 @@ from pyarrow._parquet import ParquetWriter
 PARTIAL_SUFFIX = ".partial"
 #: Suffix of a journal file.
 JOURNAL_SUFFIX = ".journal"
+#: Suffix of a journal that recovery could not read, renamed and kept for inspection.
+CORRUPT_JOURNAL_SUFFIX = JOURNAL_SUFFIX + ".corrupt"
 
 _STRING_COLUMNS_ALWAYS = ("run_id", "metric_name", "metric_kind")
 

@@ -1,12 +1,17 @@
-"""Series handles: the cells that hold a series' live value.
+"""The registry's series handles: the cells that hold a series' live value.
 
-A handle is what :func:`capture.gauge` and :func:`capture.counter` return. Writes on a kept
+Users see these objects through the :class:`capture.Gauge` and :class:`capture.Counter`
+protocols (what :func:`capture.gauge`/:func:`capture.counter` return); the classes here are
+the implementation behind :class:`capture.CaptureRecorder`, package-internal. Writes on a kept
 handle are a couple of attribute stores (``set``) or a short striped-lock section (the
 read-modify-write operations), so the single-threaded hot path never pays for label parsing,
 validation or a registry lookup.
 
-Write flags tell the accumulator what happened to a series since the last tick was taken:
-``_w == 0`` nothing, ``1`` only increments, ``2`` an absolute write (``set``/``absolute``).
+The cell's state is shared with its registry, which reads and resets it at every tick (these
+attributes are for the registry, not for users): ``current`` (the live value, None before the
+first write), ``written`` (what happened since the last tick was taken: :data:`WRITE_NONE`,
+:data:`WRITE_ADD` only increments, :data:`WRITE_SET` an absolute write), ``last_write_tick``
+(for expiry) and ``owner`` (the registry; None once the series is removed).
 """
 
 from __future__ import annotations
@@ -24,13 +29,13 @@ _STRIPES: Final = 64
 _LOCKS: Final = tuple(threading.Lock() for _ in range(_STRIPES))
 
 
-class _Owner(Protocol):
+class SeriesOwner(Protocol):
     """The registry a handle belongs to (told when the handle is removed)."""
 
-    def _remove(self, handle: Gauge | Counter) -> None: ...
+    def remove_series(self, handle: Series) -> None: ...
 
 
-class _Series:
+class Series:
     """What every handle holds: identity, the live value and the write flag for the tick.
 
     A handle is also the registry's record of its series (the writer reads ``kind``, ``name``,
@@ -39,13 +44,13 @@ class _Series:
     """
 
     __slots__ = (
-        "_last",
-        "_owner",
-        "_value",
-        "_w",
+        "current",
         "labels",
+        "last_write_tick",
         "name",
+        "owner",
         "sid",
+        "written",
     )
     kind: ClassVar[Literal["gauge", "counter"]]
 
@@ -54,25 +59,25 @@ class _Series:
         name: str,
         labels: tuple[tuple[str, str], ...],
         sid: int,
-        owner: _Owner,
+        owner: SeriesOwner,
     ) -> None:
         self.name: Final = name
         self.labels: Final = labels
         self.sid: Final = sid
-        self._value: float | int | None = None
-        self._w = WRITE_NONE
-        # Tick of the last write, kept by the recorder for expiry.
-        self._last = -1
+        self.current: float | int | None = None
+        self.written = WRITE_NONE
+        # Tick of the last write, kept by the registry for expiry.
+        self.last_write_tick = -1
         # The registry; None once the series is removed (or expired).
-        self._owner: _Owner | None = owner
+        self.owner: SeriesOwner | None = owner
 
     @property
     def removed(self) -> bool:
         """Whether the series was removed (or expired); the handle is dead then."""
-        return self._owner is None
+        return self.owner is None
 
     @property
-    def _lock(self) -> threading.Lock:
+    def lock(self) -> threading.Lock:
         """The striped lock of this series' read-modify-write operations (not a slot: a node
         holds 100,000 handles)."""
         return _LOCKS[self.sid % _STRIPES]
@@ -83,11 +88,11 @@ class _Series:
         The handle is dead afterwards; call :func:`capture.gauge` or :func:`capture.counter`
         again to start the series anew.
         """
-        if self._owner is not None:
-            self._owner._remove(self)  # type: ignore[arg-type]
+        if self.owner is not None:
+            self.owner.remove_series(self)
 
 
-class Gauge(_Series):
+class GaugeSeries(Series):
     """Handle of one gauge series (a float that goes up and down).
 
     ``set`` replaces the value; ``increment``/``decrement`` move it. A gauge holds its value
@@ -97,17 +102,17 @@ class Gauge(_Series):
 
     __slots__ = ()
     kind: ClassVar[Literal["gauge", "counter"]] = "gauge"
-    _value: float | None
+    current: float | None
 
     def set(self, value: float) -> None:
         """Set the gauge to ``value``."""
         try:
-            self._value = value + 0.0
+            self.current = value + 0.0
         except TypeError:
             raise TypeError(
                 f"gauge {self.name!r}: value must be a real number, got {type(value).__name__}"
             ) from None
-        self._w = WRITE_SET
+        self.written = WRITE_SET
 
     def increment(self, value: float = 1.0) -> None:
         """Add ``value`` to the gauge (a gauge never written before starts from 0)."""
@@ -117,11 +122,11 @@ class Gauge(_Series):
             raise TypeError(
                 f"gauge {self.name!r}: value must be a real number, got {type(value).__name__}"
             ) from None
-        with self._lock:
-            current = self._value
-            self._value = delta if current is None else current + delta
-            if self._w == WRITE_NONE:
-                self._w = WRITE_ADD
+        with self.lock:
+            current = self.current
+            self.current = delta if current is None else current + delta
+            if self.written == WRITE_NONE:
+                self.written = WRITE_ADD
 
     def decrement(self, value: float = 1.0) -> None:
         """Subtract ``value`` from the gauge."""
@@ -135,10 +140,10 @@ class Gauge(_Series):
     @property
     def value(self) -> float | None:
         """The live value (None before the first write)."""
-        return self._value
+        return self.current
 
     def __repr__(self) -> str:
-        return f"Gauge({self.name!r}, {dict(self.labels)!r}, value={self._value!r})"
+        return f"Gauge({self.name!r}, {dict(self.labels)!r}, value={self.current!r})"
 
 
 def as_count(n: object, name: str) -> int:
@@ -157,7 +162,7 @@ def as_count(n: object, name: str) -> int:
     return n
 
 
-class Counter(_Series):
+class CounterSeries(Series):
     """Handle of one counter series (a cumulative, non-negative integer).
 
     ``increment(n)`` adds ``n >= 0``; ``absolute(n)`` sets the running total (use it to mirror a
@@ -167,29 +172,29 @@ class Counter(_Series):
 
     __slots__ = ()
     kind: ClassVar[Literal["gauge", "counter"]] = "counter"
-    _value: int | None
+    current: int | None
 
     def increment(self, n: int = 1) -> None:
         """Add ``n`` (a non-negative integer) to the counter."""
         if n.__class__ is not int or n < 0:
             n = as_count(n, self.name)
-        with self._lock:
-            current = self._value
-            self._value = n if current is None else current + n
-            if self._w == WRITE_NONE:
-                self._w = WRITE_ADD
+        with self.lock:
+            current = self.current
+            self.current = n if current is None else current + n
+            if self.written == WRITE_NONE:
+                self.written = WRITE_ADD
 
     def absolute(self, n: int) -> None:
         """Set the counter's running total to ``n`` (a non-negative integer)."""
         if n.__class__ is not int or n < 0:
             n = as_count(n, self.name)
-        self._value = n
-        self._w = WRITE_SET
+        self.current = n
+        self.written = WRITE_SET
 
     @property
     def value(self) -> int | None:
         """The live cumulative value (None before the first write)."""
-        return self._value
+        return self.current
 
     def __repr__(self) -> str:
-        return f"Counter({self.name!r}, {dict(self.labels)!r}, value={self._value!r})"
+        return f"Counter({self.name!r}, {dict(self.labels)!r}, value={self.current!r})"

@@ -13,8 +13,15 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from capture import facade
+from capture.recorder import Recorder
 
 Timestamp = datetime | float | int
+
+
+def _recorder() -> Recorder:
+    # The installed recorder, else the stand-in that counts (and reports) dropped writes.
+    recorder = facade.get_recorder()
+    return facade.pending_recorder() if recorder is None else recorder
 
 
 def _epoch(timestamp: Timestamp) -> float:
@@ -33,36 +40,32 @@ def gauge_set(
     name: str, labels: Mapping[str, str] | None, value: float, timestamp: Timestamp
 ) -> None:
     """Set gauge ``name`` to ``value`` as of ``timestamp``."""
-    facade._recorder.record_historical("gauge", "set", name, labels, value, _epoch(timestamp))
+    _recorder().record_historical("gauge", "set", name, labels, value, _epoch(timestamp))
 
 
 def gauge_increment(
     name: str, labels: Mapping[str, str] | None, value: float, timestamp: Timestamp
 ) -> None:
     """Add ``value`` to gauge ``name`` as of ``timestamp``."""
-    facade._recorder.record_historical("gauge", "increment", name, labels, value, _epoch(timestamp))
+    _recorder().record_historical("gauge", "increment", name, labels, value, _epoch(timestamp))
 
 
 def gauge_decrement(
     name: str, labels: Mapping[str, str] | None, value: float, timestamp: Timestamp
 ) -> None:
     """Subtract ``value`` from gauge ``name`` as of ``timestamp``."""
-    facade._recorder.record_historical("gauge", "decrement", name, labels, value, _epoch(timestamp))
+    _recorder().record_historical("gauge", "decrement", name, labels, value, _epoch(timestamp))
 
 
 def counter_increment(
     name: str, labels: Mapping[str, str] | None, value: int, timestamp: Timestamp
 ) -> None:
     """Add ``value`` (a non-negative integer) to counter ``name`` as of ``timestamp``."""
-    facade._recorder.record_historical(
-        "counter", "increment", name, labels, value, _epoch(timestamp)
-    )
+    _recorder().record_historical("counter", "increment", name, labels, value, _epoch(timestamp))
 
 
 def counter_absolute(
     name: str, labels: Mapping[str, str] | None, value: int, timestamp: Timestamp
 ) -> None:
     """Set counter ``name``'s running total to ``value`` as of ``timestamp``."""
-    facade._recorder.record_historical(
-        "counter", "absolute", name, labels, value, _epoch(timestamp)
-    )
+    _recorder().record_historical("counter", "absolute", name, labels, value, _epoch(timestamp))

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from capture.accumulator import FrameValues, TickFrame
 from capture.keys import LabelTuple
-from capture.tables import PointColumns, _float64, _int64
+from capture.tables import PointColumns, float64_array, int64_array
 
 JOURNAL_SCHEMA = pa.schema(
     [
@@ -105,7 +105,7 @@ class _Previous:
     def part(self, tick: int, values: FrameValues, gauge: bool) -> tuple[list[pa.Array], bool]:
         """The rows of one kind for ``tick``, and whether they are the full set."""
         full, delta = (R_GFULL, R_GDELTA) if gauge else (R_CFULL, R_CDELTA)
-        to_arrow = _float64 if gauge else _int64
+        to_arrow = float64_array if gauge else int64_array
         previous = self.values
         self.values = values
         vals, _flags, positions, base = values.state
@@ -125,7 +125,7 @@ class _Previous:
                 sids = np.frombuffer(values.series.sids, np.int64)[changed]
                 rows = _part(delta, tick, pa.array(sids), pa.array(current[changed]), gauge)
                 return rows, False
-        sids = _int64(values.series.sids)
+        sids = int64_array(values.series.sids)
         return _part(full, tick, sids, to_arrow(values.dense()[0]), gauge), True
 
 

@@ -16,8 +16,8 @@ import pyarrow as pa
 
 from capture import facade
 from capture.accumulator import TickFrame
-from capture.files import ParquetFile, journal_path
-from capture.handles import Counter, Gauge
+from capture.files import ParquetFile, journal_path, partial_path
+from capture.handles import Series
 from capture.journal import JournalWriter
 from capture.keys import FIXED_COLUMNS, canonical_labels
 from capture.recover import RecoveryReport, recover
@@ -259,7 +259,7 @@ class CaptureManager:
             if old_file is None or old_journal is None:
                 raise RuntimeError("CaptureManager is not started")
             recorder = self.recorder
-            with recorder._lock:
+            with recorder.lock:
                 window = recorder.window()
                 owned_from = window[0].tick if window else recorder.current_tick()
                 path = Path(new_path(owned_from) if callable(new_path) else new_path)
@@ -427,7 +427,7 @@ class CaptureManager:
         fixes: list[tuple[int, int, float | int | None]] = []
         for kind, payload in events:
             if kind == "series":
-                assert isinstance(payload, Gauge | Counter)
+                assert isinstance(payload, Series)
                 series.append((payload.sid, payload.kind, payload.name, payload.labels))
             elif kind == "frame":
                 assert isinstance(payload, TickFrame)
@@ -478,3 +478,10 @@ class CaptureManager:
     def current_path(self) -> Path | None:
         """The final name of the file being written (None once closed)."""
         return None if self._file is None else self._file.final
+
+    def live_files(self) -> list[Path]:
+        """The files on disk that are still growing: the hidden Parquet file being written and
+        its journal (empty once closed). For size accounting; they may vanish at any moment (a
+        rotation publishes them)."""
+        current = self.current_path
+        return [] if current is None else [partial_path(current), journal_path(current)]

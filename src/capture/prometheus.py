@@ -18,8 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from capture import facade
-from capture.handles import Counter, Gauge
-from capture.registry import CaptureRecorder
+from capture.registry import CaptureRecorder, SeriesInfo
 
 _INVALID_NAME = re.compile(r"[^a-zA-Z0-9_:]")
 _INVALID_LABEL = re.compile(r"[^a-zA-Z0-9_]")
@@ -56,10 +55,9 @@ class CaptureCollector(Collector):
         if recorder is None:
             return
         global_labels = dict(recorder.global_labels)
-        groups: dict[tuple[str, str], list[Gauge | Counter]] = {}
+        groups: dict[tuple[str, str], list[SeriesInfo]] = {}
         for handle in recorder.live_handles():
-            kind = "gauge" if isinstance(handle, Gauge) else "counter"
-            groups.setdefault((kind, handle.name), []).append(handle)
+            groups.setdefault((handle.kind, handle.name), []).append(handle)
         for (kind, name), handles in sorted(groups.items()):
             keys: dict[str, None] = dict.fromkeys(sanitize_label_name(k) for k in global_labels)
             rows: list[tuple[dict[str, str], float]] = []

@@ -1,4 +1,8 @@
-"""The recorder protocol, and the pending recorder in place before one is installed."""
+"""The handle and recorder protocols, and the pending recorder in place before one is installed.
+
+:class:`Gauge` and :class:`Counter` are the one vocabulary of handles: what :func:`capture.gauge`
+and :func:`capture.counter` return whatever the recorder, and what user code types against.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +21,15 @@ Kind = Literal["gauge", "counter"]
 HistoricalOp = Literal["set", "increment", "decrement", "absolute"]
 
 
-class GaugeHandle(Protocol):
-    """What :func:`capture.gauge` returns, whatever the recorder."""
+@runtime_checkable
+class Gauge(Protocol):
+    """Handle of one gauge series (a float that goes up and down); :func:`capture.gauge`.
+
+    ``set`` replaces the value, ``increment``/``decrement`` move it (a gauge never written
+    starts from 0); the value holds from tick to tick until written again. A non-numeric value
+    raises TypeError at the call site. ``remove`` ends the series at once (no row from the
+    tick in progress on); the handle is dead afterwards.
+    """
 
     def set(self, value: float) -> None: ...
     def increment(self, value: float = 1.0) -> None: ...
@@ -26,8 +37,14 @@ class GaugeHandle(Protocol):
     def remove(self) -> None: ...
 
 
-class CounterHandle(Protocol):
-    """What :func:`capture.counter` returns, whatever the recorder."""
+@runtime_checkable
+class Counter(Protocol):
+    """Handle of one counter series (a cumulative, non-negative integer); :func:`capture.counter`.
+
+    ``increment(n)`` adds ``n >= 0``; ``absolute(n)`` sets the running total (to mirror a kernel
+    counter). A negative or non-integer value raises ValueError/TypeError at the call site.
+    ``remove`` ends the series at once; the handle is dead afterwards.
+    """
 
     def increment(self, n: int = 1) -> None: ...
     def absolute(self, n: int) -> None: ...
@@ -43,9 +60,9 @@ class Recorder(Protocol):
     (epoch seconds).
     """
 
-    def gauge(self, name: str, labels: Mapping[str, str] | None = None) -> GaugeHandle: ...
+    def gauge(self, name: str, labels: Mapping[str, str] | None = None) -> Gauge: ...
 
-    def counter(self, name: str, labels: Mapping[str, str] | None = None) -> CounterHandle: ...
+    def counter(self, name: str, labels: Mapping[str, str] | None = None) -> Counter: ...
 
     def record_historical(
         self,
@@ -67,7 +84,7 @@ class _PendingGauge:
         self._owner = owner
         self.name = name
         self.labels = dict(labels)
-        self._target: GaugeHandle | None = None
+        self._target: Gauge | None = None
 
     def set(self, value: float) -> None:
         if self._target is None:
@@ -105,7 +122,7 @@ class _PendingCounter:
         self._owner = owner
         self.name = name
         self.labels = dict(labels)
-        self._target: CounterHandle | None = None
+        self._target: Counter | None = None
 
     def increment(self, n: int = 1) -> None:
         if self._target is None:
@@ -167,12 +184,12 @@ class PendingRecorder:
                 self._handles[key] = handle
         return handle
 
-    def gauge(self, name: str, labels: Mapping[str, str] | None = None) -> GaugeHandle:
+    def gauge(self, name: str, labels: Mapping[str, str] | None = None) -> Gauge:
         handle = self._handle("gauge", name, labels)
         assert isinstance(handle, _PendingGauge)
         return handle
 
-    def counter(self, name: str, labels: Mapping[str, str] | None = None) -> CounterHandle:
+    def counter(self, name: str, labels: Mapping[str, str] | None = None) -> Counter:
         handle = self._handle("counter", name, labels)
         assert isinstance(handle, _PendingCounter)
         return handle

@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from capture.files import (
+    CORRUPT_JOURNAL_SUFFIX,
     JOURNAL_SUFFIX,
     PARTIAL_SUFFIX,
     final_from_journal,
@@ -100,7 +101,9 @@ def recover(directory: str | os.PathLike[str]) -> RecoveryReport:
         try:
             contents = read_journal(journal)
         except (JournalError, OSError, pa.ArrowException, ValueError, KeyError) as exc:
-            corrupt = journal.with_name(journal.name + ".corrupt")
+            corrupt = journal.with_name(
+                journal.name[: -len(JOURNAL_SUFFIX)] + CORRUPT_JOURNAL_SUFFIX
+            )
             try:
                 journal.rename(corrupt)
             except OSError:

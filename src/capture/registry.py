@@ -25,7 +25,7 @@ from capture.accumulator import (
     raw_history,
     refold,
 )
-from capture.handles import WRITE_NONE, Counter, Gauge, as_count
+from capture.handles import WRITE_NONE, CounterSeries, GaugeSeries, Series, as_count
 from capture.keys import FIXED_COLUMNS, LabelTuple, canonical_labels, check_name
 from capture.recorder import HistoricalOp, Kind
 
@@ -41,7 +41,7 @@ MISSED_TICKS_METRIC = "capture.missed_ticks"
 
 #: What the writer needs to know about a series, by its id: its handle (``kind``, ``name``,
 #: ``labels``, ``removed``). One object per series, not two.
-SeriesInfo = Gauge | Counter
+SeriesInfo = GaugeSeries | CounterSeries
 
 
 @dataclass(slots=True)
@@ -94,8 +94,8 @@ class CaptureRecorder:
         self._lock = threading.RLock()
         # Handles by label set, then name: ``table[tuple(labels.items())][name]``. The series of
         # one entity share a label set, so no (name, labels) key is made per series.
-        self._gauges: dict[tuple[tuple[str, str], ...], dict[str, Gauge]] = {}
-        self._counters: dict[tuple[tuple[str, str], ...], dict[str, Counter]] = {}
+        self._gauges: dict[tuple[tuple[str, str], ...], dict[str, GaugeSeries]] = {}
+        self._counters: dict[tuple[tuple[str, str], ...], dict[str, CounterSeries]] = {}
         # Other label orders a series was looked up by (mappings not in canonical order), by id.
         self._aliases: dict[int, list[tuple[tuple[str, str], ...]]] = {}
         self._kind_of_name: dict[str, Kind] = {}
@@ -103,12 +103,12 @@ class CaptureRecorder:
         self._label_refs: dict[LabelTuple, int] = {}
         # Every series not yet forgotten, by id: its handle (removed ones until their last tick
         # is handed to the writer).
-        self._infos: dict[int, Gauge | Counter] = {}
+        self._infos: dict[int, SeriesInfo] = {}
         self._retired: dict[SeriesKey, _Retired] = {}
         self._sids = itertools.count()
-        self._fresh: list[Gauge | Counter] = []
-        self._g_live: list[Gauge] = []
-        self._c_live: list[Counter] = []
+        self._fresh: list[SeriesInfo] = []
+        self._g_live: list[GaugeSeries] = []
+        self._c_live: list[CounterSeries] = []
         self._live_dirty = False
         self._g_series = SeriesSet(array("q"))
         self._c_series = SeriesSet(array("q"))
@@ -124,38 +124,45 @@ class CaptureRecorder:
         self._events: list[tuple[str, object]] = []
         #: Whether journal events are kept for :meth:`pop_events` (set by the manager).
         self.journaling = False
-        self._dropped: dict[str, Counter] = {}
+        self._dropped: dict[str, CounterSeries] = {}
 
     # ------------------------------------------------------------------ registry
-    def gauge(self, name: str, labels: Mapping[str, str] | None = None) -> Gauge:
+    def gauge(self, name: str, labels: Mapping[str, str] | None = None) -> GaugeSeries:
         """Return the handle of gauge ``name`` with ``labels``, registering it on first use."""
         try:
             return self._gauges[tuple(labels.items()) if labels else ()][name]
         except (KeyError, TypeError, AttributeError):
             handle = self._register("gauge", name, labels)
-            assert isinstance(handle, Gauge)
+            assert isinstance(handle, GaugeSeries)
             return handle
 
-    def counter(self, name: str, labels: Mapping[str, str] | None = None) -> Counter:
+    def counter(self, name: str, labels: Mapping[str, str] | None = None) -> CounterSeries:
         """Return the handle of counter ``name`` with ``labels``, registering it on first use."""
         try:
             return self._counters[tuple(labels.items()) if labels else ()][name]
         except (KeyError, TypeError, AttributeError):
             handle = self._register("counter", name, labels)
-            assert isinstance(handle, Counter)
+            assert isinstance(handle, CounterSeries)
             return handle
 
     def handle_tables(
         self,
     ) -> tuple[
-        dict[tuple[tuple[str, str], ...], dict[str, Gauge]],
-        dict[tuple[tuple[str, str], ...], dict[str, Counter]],
+        dict[tuple[tuple[str, str], ...], dict[str, GaugeSeries]],
+        dict[tuple[tuple[str, str], ...], dict[str, CounterSeries]],
     ]:
         """The lookup tables behind :meth:`gauge`/:meth:`counter` (for the facade's fast path):
         handles by ``tuple(labels.items())``, then name."""
         return self._gauges, self._counters
 
-    def _register(self, kind: Kind, name: str, labels: object) -> Gauge | Counter:
+    @property
+    def lock(self) -> threading.RLock:
+        """The registry's re-entrant lock. While it is held no tick is taken and no series is
+        registered or removed: hold it to see one consistent state across several calls (the
+        manager switches files under it)."""
+        return self._lock
+
+    def _register(self, kind: Kind, name: str, labels: object) -> SeriesInfo:
         check_name(name)
         canonical = canonical_labels(labels, self._reserved)
         # Series that share labels (every series of one container) share one tuple; it is
@@ -170,7 +177,7 @@ class CaptureRecorder:
             known = self._kind_of_name.setdefault(name, kind)
             if known != kind:
                 raise ValueError(f"metric {name!r} is a {known}, not a {kind}")
-            handle: Gauge | Counter | None = table.get(canonical, {}).get(name)
+            handle: SeriesInfo | None = table.get(canonical, {}).get(name)
             if handle is None:
                 handle = self._new_series(kind, name, canonical)
             if alias != canonical:
@@ -180,16 +187,16 @@ class CaptureRecorder:
                     table.setdefault(alias, {})[name] = handle
             return handle
 
-    def _new_series(self, kind: Kind, name: str, canonical: LabelTuple) -> Gauge | Counter:
+    def _new_series(self, kind: Kind, name: str, canonical: LabelTuple) -> SeriesInfo:
         key = (kind, name, canonical)
         retired = self._retired.pop(key, None)
         sid = retired.sid if retired is not None else next(self._sids)
-        handle: Gauge | Counter
+        handle: SeriesInfo
         if kind == "gauge":
-            handle = Gauge(name, canonical, sid, self)
+            handle = GaugeSeries(name, canonical, sid, self)
             self._gauges.setdefault(canonical, {})[name] = handle
         else:
-            handle = Counter(name, canonical, sid, self)
+            handle = CounterSeries(name, canonical, sid, self)
             self._counters.setdefault(canonical, {})[name] = handle
         if retired is None or retired.sid not in self._infos:
             self._label_refs[canonical] = self._label_refs.get(canonical, 0) + 1
@@ -199,14 +206,16 @@ class CaptureRecorder:
             self._events.append(("series", handle))
         return handle
 
-    def _remove(self, handle: Gauge | Counter) -> None:
+    def remove_series(self, handle: Series) -> None:
+        """End ``handle``'s series (what ``handle.remove()`` calls): no row from the tick in
+        progress on; a no-op for a handle already removed or not of this registry."""
         with self._lock:
             if self._infos.get(handle.sid) is not handle or handle.removed:
                 return
             self._retire(handle)
 
-    def _retire(self, handle: Gauge | Counter) -> None:
-        handle._owner = None  # (removed)
+    def _retire(self, handle: Series) -> None:
+        handle.owner = None  # (removed)
         table: dict[Any, dict[str, Any]] = (
             self._gauges if handle.kind == "gauge" else self._counters
         )
@@ -233,10 +242,10 @@ class CaptureRecorder:
         with self._lock:
             return sum(1 for handle in self._infos.values() if not handle.removed)
 
-    def live_handles(self) -> list[Gauge | Counter]:
+    def live_handles(self) -> list[SeriesInfo]:
         """Handles of every series that is not removed and has a value (for a live scrape)."""
         with self._lock:
-            return [h for h in self._infos.values() if not h.removed and h._value is not None]
+            return [h for h in self._infos.values() if not h.removed and h.current is not None]
 
     # ------------------------------------------------------------------ ticks
     def tick_of(self, timestamp: float) -> int:
@@ -289,13 +298,13 @@ class CaptureRecorder:
 
     def _refresh_live(self) -> None:
         if self._fresh:
-            still: list[Gauge | Counter] = []
+            still: list[SeriesInfo] = []
             for handle in self._fresh:
                 if handle.removed or self._infos.get(handle.sid) is not handle:
                     continue
-                if handle._value is None:
+                if handle.current is None:
                     still.append(handle)
-                elif isinstance(handle, Gauge):
+                elif isinstance(handle, GaugeSeries):
                     self._g_live.append(handle)
                     self._live_dirty = True
                 else:
@@ -312,7 +321,7 @@ class CaptureRecorder:
     def _snapshot(self, tick: int) -> None:
         self._refresh_live()
         previous = self._frames[-1] if self._frames else None
-        expired: list[Gauge | Counter] = []
+        expired: list[SeriesInfo] = []
         frame = TickFrame(
             tick,
             self._take_values(
@@ -350,33 +359,33 @@ class CaptureRecorder:
 
     def _take_values(
         self,
-        live: Sequence[Gauge | Counter],
+        live: Sequence[SeriesInfo],
         series: SeriesSet,
         previous: FrameValues | None,
         typecode: str,
         tick: int,
-        expired: list[Gauge | Counter],
+        expired: list[SeriesInfo],
     ) -> FrameValues:
         """Snapshot the live values of one kind: a delta against ``previous`` when it holds the
         same series, else dense. Clears the write flags (the tick has them now)."""
-        flags = bytes([h._w for h in live])
+        flags = bytes([h.written for h in live])
         unwritten = flags.count(WRITE_NONE)
         written = live if not unwritten else list(compress(live, flags))
         # Clear each flag before reading the value: a write racing with this either lands
         # before the read (its value is in this tick) or sets the flag again (the next tick).
         for handle in written:
-            handle._w = WRITE_NONE
+            handle.written = WRITE_NONE
         expire = self.expire_after_ticks
         if expire is not None:
             for handle, flag in zip(live, flags, strict=True):
-                if flag or handle._last < 0:
-                    handle._last = tick
-                elif tick - handle._last >= expire:
+                if flag or handle.last_write_tick < 0:
+                    handle.last_write_tick = tick
+                elif tick - handle.last_write_tick >= expire:
                     expired.append(handle)
         if previous is None or previous.series is not series or 2 * unwritten < len(live):
             # (A delta holding most series would cost more than the dense form: 17 bytes an
             # entry against 9, and more time.)
-            dense: array[Any] = array(typecode, [h._value for h in live])
+            dense: array[Any] = array(typecode, [h.current for h in live])
             return FrameValues(series, dense, flags)
         positions = _nonzero_positions(flags)
         written_flags = bytes(compress(flags, flags))
@@ -388,7 +397,7 @@ class CaptureRecorder:
                 positions = array("Q", merged)
                 written = [live[i] for i in merged]
                 written_flags = bytes([flags[i] for i in merged])
-        values: array[Any] = array(typecode, [h._value for h in written])
+        values: array[Any] = array(typecode, [h.current for h in written])
         return FrameValues(series, values, written_flags, positions, previous)
 
     def drain(self) -> None:
@@ -488,9 +497,9 @@ class CaptureRecorder:
                 return
             self._apply_historical(handle, tick, (timestamp, next(self._seq), op, operand))
 
-    def _apply_historical(self, handle: Gauge | Counter, tick: int, write: HistoricalWrite) -> None:
+    def _apply_historical(self, handle: Series, tick: int, write: HistoricalWrite) -> None:
         sid = handle.sid
-        is_gauge = isinstance(handle, Gauge)
+        is_gauge = isinstance(handle, GaugeSeries)
         current = self.current_tick()
         by_tick = self._history.setdefault(sid, {})
         held = [f for f in self._frames if f.tick >= tick - 1]
@@ -518,18 +527,18 @@ class CaptureRecorder:
             if frame.tick >= tick:
                 old_values.append(val)
                 flags.append(flag)
-        with handle._lock:
-            old_values.append(handle._value)
-            flags.append(handle._w)
+        with handle.lock:
+            old_values.append(handle.current)
+            flags.append(handle.written)
             new_values = refold(old_values, flags, old_writes, new_writes, prev_value, None)
             new_current = new_values[-1]
-            if new_current != handle._value and new_current is not None:
-                if isinstance(handle, Gauge):
-                    handle._value = float(new_current)
+            if new_current != handle.current and new_current is not None:
+                if isinstance(handle, GaugeSeries):
+                    handle.current = float(new_current)
                 else:
-                    handle._value = int(new_current)
+                    handle.current = int(new_current)
                 self._moved.add(sid)  # no write flag tells the next tick
-        handle._last = current
+        handle.last_write_tick = current
         fixes: list[tuple[int, int, Number | None]] = []
         for frame, old, new in zip(frames, old_values, new_values, strict=False):
             if new != old:

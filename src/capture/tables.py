@@ -59,11 +59,13 @@ class RowLayout:
         return capture_write_schema(self.label_columns)
 
 
-def _int64(values: array[int]) -> pa.Array:
+def int64_array(values: array[int]) -> pa.Array:
+    """An Arrow int64 array over the buffer of ``values`` (typecode ``q``), without a copy."""
     return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
 
 
-def _float64(values: array[float]) -> pa.Array:
+def float64_array(values: array[float]) -> pa.Array:
+    """An Arrow float64 array over the buffer of ``values`` (typecode ``d``), without a copy."""
     return pa.Array.from_buffers(pa.float64(), len(values), [None, pa.py_buffer(values)])
 
 

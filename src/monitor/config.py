@@ -350,7 +350,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--cluster-name",
         type=nonempty,
         metavar="NAME",
-        help="the cluster, recorded in the session manifest (default: $CLUSTER_NAME)",
+        help="the cluster_name column of every row, also in the session manifest (default: "
+        "$CLUSTER_NAME; without either the column is null)",
     )
 
     host = parser.add_argument_group("host")

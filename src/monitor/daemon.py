@@ -23,13 +23,14 @@ Life cycle:
    longer than the window leaves the older ticks out, counted in ``capture.missed_ticks``.
 5. Every ``--rotation-seconds`` (on a tick boundary) a new file is started, in a new ``dt=``
    partition after midnight, and the old one is published in a background thread while sampling
-   goes on; the log gets one line per rotation and a health line
-   every minute, never a line per sample. A rotation that fails is logged and counted in
+   goes on (:class:`monitor.rotation.FileCycle`); the log gets one line per rotation and a health
+   line every minute, never a line per sample. A rotation that fails is logged and counted in
    ``finemon.write_errors`` and the current file goes on.
 6. SIGINT/SIGTERM, ``--duration`` or the size limit stop sampling; the manager drains its window
    and publishes the file, the manifest gets the end time and reason, exit code 0. A second
    signal during the drain (or a drain longer than 45 s) cuts it short: the file's journal is
-   left for the next start to recover, and no ``.parquet`` is ever left unreadable.
+   left for the next start to recover, and no ``.parquet`` is ever left unreadable
+   (:meth:`monitor.rotation.FileCycle.finish`).
 """
 
 from __future__ import annotations
@@ -50,9 +51,9 @@ from typing import Any, NoReturn
 import pyarrow as pa
 
 import capture
-from capture.files import journal_path, partial_path
 from monitor import __version__, allocator
 from monitor.config import Config
+from monitor.contract import GLOBAL_LABEL_COLUMNS, LABEL_COLUMNS
 from monitor.layout import OutputLayout
 from monitor.manifest import SessionManifest, git_revision, host_info, iso_utc, read_manifest
 from monitor.observer import (
@@ -62,22 +63,13 @@ from monitor.observer import (
     load_observer_factory,
     observer_config,
 )
+from monitor.rotation import FileCycle
 from monitor.selfstats import SelfUsage
 from monitor.signals import SignalWatch
 from monitor.sizelimit import SizeLimit
 
 log = logging.getLogger("finemon")
 
-#: Label columns of finemon's Parquet files (node_name filled from the global label).
-LABEL_COLUMNS = (
-    "node_name",
-    "namespace",
-    "pod_name",
-    "pod_uid",
-    "container_id",
-    "container_name",
-    "qos_class",
-)
 #: Seconds between health lines in the log.
 HEALTH_SECONDS = 60.0
 #: Longest drain before finemon hurries it as if signalled twice (Kubernetes grants 60 s).
@@ -115,13 +107,13 @@ class RunStats:
 class OwnMetrics:
     """finemon's own series, recorded every tick like the containers'."""
 
-    cpu_millicores: capture.GaugeHandle
-    rss_bytes: capture.GaugeHandle
-    tick_duration_seconds: capture.GaugeHandle
-    containers: capture.GaugeHandle
-    ticks_skipped: capture.CounterHandle
-    write_errors: capture.CounterHandle
-    sample_errors: capture.CounterHandle
+    cpu_millicores: capture.Gauge
+    rss_bytes: capture.Gauge
+    tick_duration_seconds: capture.Gauge
+    containers: capture.Gauge
+    ticks_skipped: capture.Counter
+    write_errors: capture.Counter
+    sample_errors: capture.Counter
 
     @classmethod
     def register(cls) -> OwnMetrics:
@@ -142,6 +134,13 @@ class OwnMetrics:
         ):
             counter.absolute(0)
         return metrics
+
+
+def global_labels(config: Config) -> dict[str, str]:
+    """The labels of every row of the run: the contract's global label columns that are
+    configured (one left out, ``cluster_name`` without ``--cluster-name``, is a null column)."""
+    configured = {"cluster_name": config.cluster_name, "node_name": config.node_name}
+    return {name: value for name in GLOBAL_LABEL_COLUMNS if (value := configured[name])}
 
 
 def check_output_dir(output_dir: Path) -> None:
@@ -200,16 +199,14 @@ class Daemon:
             None if config.duration_seconds is None else self.start_time + config.duration_seconds
         )
         self._observer: NodeObserverLike | None = None
-        self._manager: capture.CaptureManager | None = None
+        self._files: FileCycle | None = None
         self._manifest: SessionManifest | None = None
         self._server: Any = None
-        self._seq = 0
         self._first_tick = 0
         self._containers = 0
         self._self = SelfUsage()
         self._metrics: OwnMetrics | None = None
-        self._skipped_gauges: dict[str, capture.GaugeHandle] = {}
-        self._rotation: threading.Thread | None = None
+        self._skipped_gauges: dict[str, capture.Gauge] = {}
         # The size-limit accounting and the manifest, shared with the rotation thread.
         self._state_lock = threading.Lock()
 
@@ -359,7 +356,7 @@ class Daemon:
             window_ticks=config.window_ticks,
             flush_seconds=config.flush_seconds,
             compression_level=config.compression_level,
-            global_labels={"node_name": config.node_name},
+            global_labels=global_labels(config),
             label_columns=LABEL_COLUMNS,
             run_id=self.run_id,
             auto_tick=False,
@@ -380,8 +377,14 @@ class Daemon:
         except OSError as exc:
             capture.set_recorder(None)
             raise StartupError(f"cannot start recording into {path}: {exc}") from exc
-        self._manager = manager
-        self._seq = 1
+        self._files = FileCycle(
+            manager,
+            self.layout,
+            self.interval,
+            on_published=self._published,
+            on_write_error=self._write_error,
+            after_rotation=self._after_rotation,
+        )
         self._first_tick = first_tick
         self._metrics = OwnMetrics.register()
         assert self._manifest is not None
@@ -422,8 +425,8 @@ class Daemon:
 
     # ------------------------------------------------------------------ the loop
     def _record(self) -> int:
-        manager, metrics = self._manager, self._metrics
-        assert manager is not None and metrics is not None
+        files, metrics = self._files, self._metrics
+        assert files is not None and metrics is not None
         rotation_ticks = self.config.rotation_ticks
         health_every = max(1, round(HEALTH_SECONDS / self.interval))
         file_start = tick = self._first_tick
@@ -443,13 +446,13 @@ class Daemon:
                     # agree (ticks skipped after the last sampled one are past the run's end).
                     self.stats.ticks_skipped += skipped
                     metrics.ticks_skipped.increment(skipped)
-                self._sample(manager, tick)
+                self._sample(files.manager, tick)
                 if self.signals.count:
                     break
                 if tick + 1 - file_start >= rotation_ticks:
-                    self._rotate(manager)
+                    files.rotate()  # in the background
                     file_start = tick + 1  # after a failed rotation: retry a period later
-                if self._size_limit_reached(manager):
+                if self._size_limit_reached(files):
                     reason = REASON_SIZE_LIMIT
                     break
                 if tick >= next_health:
@@ -505,57 +508,10 @@ class Daemon:
         manager.take_tick()
         self.stats.ticks_sampled += 1
 
-    def _live_files(self, manager: capture.CaptureManager) -> list[Path]:
-        current = manager.current_path
-        return [] if current is None else [partial_path(current), journal_path(current)]
-
-    def _rotate(self, manager: capture.CaptureManager) -> None:
-        """Rotate in the background: sampling goes on while the old file is published.
-
-        Publishing (the last row groups, the Parquet footer, fsync, carrying the window into
-        the new journal) takes a large node's main loop hundreds of milliseconds; in a thread
-        of its own it no longer delays the ticks after it. One rotation runs at a time.
-        """
-        self._wait_rotation()
-        seq = self._seq + 1
-        thread = threading.Thread(
-            target=self._rotate_now, args=(manager, seq), name="finemon-rotate", daemon=True
-        )
-        self._rotation = thread
-        thread.start()
-
-    def _wait_rotation(self) -> None:
-        thread, self._rotation = self._rotation, None
-        if thread is not None:
-            thread.join()
-
-    def _rotate_now(self, manager: capture.CaptureManager, seq: int) -> None:
-        paths: list[Path] = []
-
-        def path_for(first_tick: int) -> Path:
-            paths.append(self.layout.file_path(first_tick * self.interval, seq))
-            return paths[-1]
-
-        try:
-            published = manager.rotate(path_for)
-        except capture.CaptureWriteError as exc:
-            self._seq = seq  # the new file is open; the old one waits for recovery
-            self._write_error(f"rotation could not publish the previous file: {exc}")
-        except OSError as exc:
-            target = paths[-1] if paths else "a new file"
-            self._write_error(
-                f"rotation to {target} failed, still writing {manager.current_path}: {exc}"
-            )
-        except Exception as exc:  # a bug here must not kill the recording thread silently
-            log.exception("rotation failed")
-            self._write_error(f"rotation failed: {type(exc).__name__}: {exc}")
-        else:
-            self._seq = seq
-            self._published(published, "rotated")
+    def _after_rotation(self, files: FileCycle) -> None:
         with self._state_lock:
             self._write_manifest()
-            self.size_limit.rescan(self._live_files(manager))
-        allocator.release_free_memory()  # the old file's buffers, freed in this thread's arena
+            self.size_limit.rescan(files.live_files())
 
     def _published(self, published: capture.PublishedFile | None, what: str) -> None:
         if published is None:
@@ -578,9 +534,9 @@ class Daemon:
             self._metrics.write_errors.increment()
         log.error("write error: %s", message)
 
-    def _size_limit_reached(self, manager: capture.CaptureManager) -> bool:
+    def _size_limit_reached(self, files: FileCycle) -> bool:
         with self._state_lock:
-            used = self.size_limit.used(self._live_files(manager))
+            used = self.size_limit.used(files.live_files())
         if not self.size_limit.reached(used):
             return False
         log.warning(
@@ -610,10 +566,12 @@ class Daemon:
         """Drain and publish the current file, record the end in the manifest.
 
         Returns False when the file could not be published (its journal is kept for recovery).
+        A drain cut short (a further signal, or longer than ``DRAIN_TIMEOUT_SECONDS``) ends the
+        process here, with exit code 0, once the manifest says so.
         """
-        manager = self._manager
-        assert manager is not None and self._manifest is not None
-        self._manager = None
+        files = self._files
+        assert files is not None and self._manifest is not None
+        self._files = None
         end = time.time()
         fields: dict[str, Any] = {
             "end_time": iso_utc(end),
@@ -625,53 +583,21 @@ class Daemon:
         if error is not None:
             fields["error"] = error
         log.info("stopping reason=%s", reason)
-        ok = True
-        if self.signals.count >= 2:
-            manager.close(drain=False)  # waits for a rotation in progress to switch files
-            self._wait_rotation()
-            fields["drain"] = "skipped"
+        finished = files.finish(self.signals, DRAIN_TIMEOUT_SECONDS)
+        fields["drain"] = finished.drain
+        if finished.drain == "skipped":
             log.warning("second signal: journal left for recovery at the next start")
-        else:
-            outcome = self._drain(manager)
-            if outcome is None:  # hurried: the drain thread may still be writing
-                fields["drain"] = "interrupted"
-                self._manifest.update(stats=asdict(self.stats), **fields)
-                self._write_manifest()
-                log.warning("drain cut short: journal left for recovery at the next start")
-                self._hard_exit(0)
-            published, failure = outcome
-            if failure is not None:
-                ok = False
-                self._write_error(f"final file not published: {failure}")
-            self._published(published, "closed")
-            fields["drain"] = "complete"
+        elif finished.drain == "interrupted":  # the drain thread may still be writing
+            self._manifest.update(stats=asdict(self.stats), **fields)
+            self._write_manifest()
+            log.warning("drain cut short: journal left for recovery at the next start")
+            self._hard_exit(0)
+        if finished.failure is not None:
+            self._write_error(f"final file not published: {finished.failure}")
+        self._published(finished.published, "closed")
         self._manifest.update(stats=asdict(self.stats), **fields)
         self._write_manifest()
-        return ok
-
-    def _drain(
-        self, manager: capture.CaptureManager
-    ) -> tuple[capture.PublishedFile | None, OSError | None] | None:
-        """Close ``manager`` in a thread; None if a second signal or the timeout hurried it."""
-        result: list[tuple[capture.PublishedFile | None, OSError | None]] = []
-
-        def close() -> None:
-            try:
-                self._wait_rotation()
-                result.append((manager.close(drain=True), None))
-            except OSError as exc:
-                result.append((None, exc))
-
-        seen = self.signals.count
-        thread = threading.Thread(target=close, name="finemon-drain", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS
-        while thread.is_alive():
-            thread.join(0.05)
-            hurried = self.signals.count > seen or time.monotonic() > deadline
-            if hurried and thread.is_alive():
-                return None
-        return result[0] if result else (None, None)
+        return finished.failure is None
 
     def _hard_exit(self, code: int) -> NoReturn:
         logging.shutdown()
@@ -689,7 +615,7 @@ class Daemon:
             limit,
             self.config.output_dir,
         )
-        status = capture.CaptureRecorder(global_labels={"node_name": self.config.node_name})
+        status = capture.CaptureRecorder(global_labels=global_labels(self.config))
         status.gauge("finemon.size_limit.reached").set(1)
         status.gauge("finemon.size_limit.used_bytes").set(used)
         status.gauge("finemon.size_limit.limit_bytes").set(limit)

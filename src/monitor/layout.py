@@ -1,35 +1,29 @@
-"""Where finemon puts things in its output directory.
+"""Where one run of finemon puts its files in the output directory.
 
-The output directory is a Hive-partitioned dataset that pandas, pyarrow, DuckDB and Spark read
-with no options::
-
-    <output-dir>/
-        _session.json                       manifest of the current (or last) run
-        _sessions/<run_id>.json             manifest of every run, kept
-        dt=YYYY-MM-DD/identifier=<id>/
-            finemon-20240131T235930Z-1a2b3c4d-00001.parquet
-            .finemon-...parquet.partial     (the file being written; hidden)
-            .finemon-...parquet.journal     (its journal; hidden)
-
-``dt`` is the UTC date of the file's first tick, so a run that crosses midnight starts a new
-partition at its first rotation after it. File names sort by time and stay unique across
-restarts: the UTC time of the first tick, the first 8 characters of the run id, a sequence
-number. Everything that is not data starts with ``_`` or ``.`` (the Hadoop convention).
+The names themselves (partitions, manifests, file names) are the output contract, in
+:mod:`monitor.contract`. ``dt`` is the UTC date of the file's first tick, so a run that crosses
+midnight starts a new partition at its first rotation after it. File names sort by time and stay
+unique across restarts: the UTC time of the first tick, the first 8 characters of the run id, a
+sequence number.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
-#: The current run's manifest, at the output root.
-SESSION_MANIFEST = "_session.json"
-#: Folder of every run's manifest, at the output root.
-SESSIONS_DIR = "_sessions"
-#: Prefix of the partition folders.
-PARTITION_PREFIX = "dt="
-FILE_PREFIX = "finemon-"
-FILE_SUFFIX = ".parquet"
+from monitor.contract import (
+    FILE_PREFIX,
+    FILE_SUFFIX,
+    PARTITION_KEYS,
+    SESSION_MANIFEST,
+    SESSIONS_DIR,
+)
+
+_DATE_KEY, _IDENTIFIER_KEY = PARTITION_KEYS
+#: Prefix of the partition folders at the output root (``dt=``).
+PARTITION_PREFIX: Final = f"{_DATE_KEY}="
 
 
 class OutputLayout:
@@ -43,7 +37,7 @@ class OutputLayout:
     def partition_dir(self, first_tick_seconds: float) -> Path:
         """``root/dt=<UTC date>/identifier=<id>`` for a file whose first tick is at that time."""
         day = datetime.fromtimestamp(first_tick_seconds, UTC).strftime("%Y-%m-%d")
-        return self.root / f"{PARTITION_PREFIX}{day}" / f"identifier={self.identifier}"
+        return self.root / f"{PARTITION_PREFIX}{day}" / f"{_IDENTIFIER_KEY}={self.identifier}"
 
     def file_path(self, first_tick_seconds: float, seq: int) -> Path:
         """The path of the run's ``seq``-th file, whose first tick is at ``first_tick_seconds``."""

@@ -35,9 +35,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from monitor.layout import PARTITION_PREFIX, SESSION_MANIFEST, SESSIONS_DIR
+from monitor.contract import FILE_SUFFIX, HIDDEN_SUFFIXES, SESSION_MANIFEST, SESSIONS_DIR
+from monitor.layout import PARTITION_PREFIX
 
-_DATA_SUFFIXES = (".parquet", ".parquet.partial", ".parquet.journal", ".journal.corrupt")
+_DATA_SUFFIXES = (FILE_SUFFIX, *(FILE_SUFFIX + suffix for suffix in HIDDEN_SUFFIXES))
 
 
 def _file_size(path: str | Path) -> int:

@@ -27,8 +27,8 @@ class SeriesSet:
         self.generation = 0
         #: Handles by name (``name\0label\0value`` for a series with an extra label); read-only
         #: for callers.
-        self.gauges: dict[str, capture.GaugeHandle] = {}
-        self.counters: dict[str, capture.CounterHandle] = {}
+        self.gauges: dict[str, capture.Gauge] = {}
+        self.counters: dict[str, capture.Counter] = {}
 
     def _labels(self, extra: tuple[str, str] | None) -> Mapping[str, str]:
         if extra is None:

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from capture.schema import capture_schema
-from monitor.daemon import LABEL_COLUMNS
+from monitor.contract import LABEL_COLUMNS
 
 MIB = 1024 * 1024
 SCHEMA = capture_schema(LABEL_COLUMNS)
@@ -333,6 +333,7 @@ def write_large(
                 "metric_kind": _repeat(kind, n),
                 "value_int": value_int,
                 "value_float": value_float,
+                "cluster_name": pa.nulls(n, pa.string()),
                 "node_name": _repeat(NODE, n),
                 "namespace": _repeat("load", n),
                 "pod_name": pa.DictionaryArray.from_arrays(c, pods).cast(pa.string()),

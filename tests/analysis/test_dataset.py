@@ -41,6 +41,7 @@ def test_metrics_view_has_the_standard_columns_and_partition_types(small_dir: Pa
         "metric_kind": "VARCHAR",
         "value_int": "BIGINT",
         "value_float": "DOUBLE",
+        "cluster_name": "VARCHAR",
         "node_name": "VARCHAR",
         "namespace": "VARCHAR",
         "pod_name": "VARCHAR",

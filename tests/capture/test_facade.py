@@ -281,3 +281,25 @@ def test_a_very_late_loop_skips_and_counts(clock: FakeClock) -> None:
     rec.take_tick(t0 + 100)
     assert rec.counter("capture.missed_ticks").value == 95
     assert [f.tick - t0 for f in rec.window()] == [96, 97, 98, 99, 100]
+
+
+def test_one_handle_vocabulary_whatever_the_recorder(clock: FakeClock) -> None:
+    # Before a recorder (pending handles) and with one: the same two protocols.
+    handles = [capture.gauge("vocab.g"), capture.counter("vocab.c")]
+    capture.set_recorder(CaptureRecorder(clock=clock))
+    handles += [capture.gauge("vocab.g"), capture.counter("vocab.c")]
+    for gauge, counter in (handles[:2], handles[2:]):
+        assert isinstance(gauge, capture.Gauge) and not isinstance(gauge, capture.Counter)
+        assert isinstance(counter, capture.Counter) and not isinstance(counter, capture.Gauge)
+    # The registry's concrete handle classes are not part of the public face.
+    assert not hasattr(capture, "GaugeHandle") and not hasattr(capture, "CounterHandle")
+    public = {name for name in capture.__all__ if isinstance(getattr(capture, name), type)}
+    assert {type(h).__name__ for h in handles}.isdisjoint(public)
+
+
+def test_delayed_writes_before_a_recorder_are_counted_as_dropped() -> None:
+    pending = capture.facade.pending_recorder()
+    before = pending.dropped_calls
+    capture.historical.gauge_set("late", None, 1.0, 0.0)
+    capture.historical.counter_increment("late.count", None, 1, 0.0)
+    assert pending.dropped_calls == before + 2

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import capture
 from capture.accumulator import FrameValues, SeriesSet, TickFrame, raw_history
-from capture.handles import Counter, Gauge
+from capture.handles import CounterSeries, GaugeSeries, Series
 from capture.journal import JournalWriter, read_journal
 from capture.registry import CaptureRecorder
 from tests.capture.conftest import FakeClock
@@ -34,12 +34,12 @@ class DenseRecorder(CaptureRecorder):
 
     def _take_values(  # type: ignore[override]
         self,
-        live: list[Gauge | Counter],
+        live: list[Series],
         series: SeriesSet,
         previous: FrameValues | None,
         typecode: str,
         tick: int,
-        expired: list[Gauge | Counter],
+        expired: list[Series],
     ) -> FrameValues:
         return super()._take_values(live, series, None, typecode, tick, expired)
 
@@ -141,12 +141,12 @@ def apply(rec: CaptureRecorder, clock: FakeClock, step: tuple[object, ...]) -> N
     is_gauge = name.startswith("g")
     handle = rec.gauge(name) if is_gauge else rec.counter(name)
     if kind == "set":
-        assert isinstance(handle, Gauge)
+        assert isinstance(handle, GaugeSeries)
         handle.set(float(args[1]))  # type: ignore[arg-type]
     elif kind == "inc":
         handle.increment(args[1])  # type: ignore[arg-type]
     elif kind == "abs":
-        assert isinstance(handle, Counter)
+        assert isinstance(handle, CounterSeries)
         handle.absolute(args[1])  # type: ignore[arg-type]
     elif kind == "remove":
         handle.remove()
@@ -229,7 +229,7 @@ def test_the_journal_of_delta_frames_replays_the_dense_values(
         series, frames, fixes = [], [], []
         for kind, payload in sparse.pop_events():
             if kind == "series":
-                assert isinstance(payload, Gauge | Counter)
+                assert isinstance(payload, Series)
                 series.append((payload.sid, payload.kind, payload.name, payload.labels))
             elif kind == "frame":
                 assert isinstance(payload, TickFrame)

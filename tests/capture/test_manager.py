@@ -86,6 +86,26 @@ def test_rows_schema_and_labels(tmp_path: Path) -> None:
     assert published.rows == table.num_rows
 
 
+def test_live_files_are_the_hidden_file_and_journal_being_written(tmp_path: Path) -> None:
+    manager = capture.CaptureManager(tmp_path / "a.parquet", auto_tick=False, flush_seconds=3600)
+    assert manager.live_files() == []  # not started
+    manager.start()
+    try:
+        live = manager.live_files()
+        assert [p.name for p in live] == [".a.parquet.partial", ".a.parquet.journal"]
+        assert all(p.is_file() for p in live)
+        manager.rotate(tmp_path / "b.parquet")
+        assert [p.name for p in manager.live_files()] == [
+            ".b.parquet.partial",
+            ".b.parquet.journal",
+        ]
+        assert not any(p.exists() for p in live)  # published: the old ones are gone
+    finally:
+        manager.close()
+    assert manager.live_files() == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "b.parquet"]
+
+
 def test_rotation_neither_loses_nor_duplicates_a_tick(tmp_path: Path) -> None:
     published = run_manager(tmp_path, 40, rotate_every=12)
     assert len(published) >= 3

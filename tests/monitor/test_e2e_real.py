@@ -45,7 +45,7 @@ from finemon_process import (
     wait_for,
 )
 
-from monitor.daemon import LABEL_COLUMNS
+from monitor.contract import LABEL_COLUMNS
 from monitor.sandbox import KubeletSandbox, SandboxContainer, sandbox_unavailable
 from monitor.sizelimit import finemon_files, used_bytes
 from observers.hierarchy import find_hierarchy
@@ -53,6 +53,8 @@ from observers.hierarchy import find_hierarchy
 MIB = 1024 * 1024
 HELD_BYTES = 64 * MIB
 #: The real-cgroup runs: 5 ticks a second, a 1 s window, a new file every 2 s.
+#: The --cluster-name of the recording the SIGTERM tests read.
+CLUSTER = "e2e-cluster"
 REAL = ("--interval", "0.2", "--window-seconds", "1", "--rotation-seconds", "2")
 ID_COLUMNS = ("container_id", "pod_uid", "qos_class")
 NAME_COLUMNS = ("namespace", "pod_name", "container_name")
@@ -263,6 +265,8 @@ def sigterm_run(real_node: RealNode, tmp_path_factory: pytest.TempPathFactory) -
         str(port),
         "--prometheus-address",
         "127.0.0.1",
+        "--cluster-name",
+        CLUSTER,
     )
     burner_id = real_node.burner.container_id
     scraped = ""
@@ -348,6 +352,7 @@ def test_real_cgroups_sigterm_leaves_complete_readable_files(sigterm_run: Sigter
         }
         assert labelled == {
             (
+                CLUSTER,
                 NODE,
                 container.namespace,
                 container.pod,
@@ -374,6 +379,7 @@ def test_real_cgroups_prometheus_serves_the_live_values(sigterm_run: SigtermRun)
     assert labels["container_name"] == "burner"
     assert labels["pod_name"] == "cpu-pod" and labels["namespace"] == "default"
     assert labels["node_name"] == NODE and labels["qos_class"] == "Burstable"
+    assert labels["cluster_name"] == CLUSTER  # a global label: on the live view too
     held = [
         value
         for labels, value in samples(sigterm_run.scraped, "container_memory_pss_bytes")

@@ -32,7 +32,8 @@ from finemon_process import (
     wait_for,
 )
 
-from monitor.daemon import LABEL_COLUMNS
+from analysis.dataset import connect
+from monitor.contract import LABEL_COLUMNS
 from monitor.sizelimit import used_bytes
 
 TICK_MS = 100
@@ -123,6 +124,8 @@ def test_rotation_yields_complete_non_overlapping_files(tmp_path: Path) -> None:
         first_time = min(table.column("time").to_pylist())
         assert path.parent.parent.name == f"dt={first_time.astimezone(UTC):%Y-%m-%d}"
         assert table.column("node_name").unique().to_pylist() == ["test-node"]
+        # --cluster-name is a column of every row, like the node's name.
+        assert table.column("cluster_name").unique().to_pylist() == ["c1"]
     spans.sort()
     for (_, end), (start, _) in itertools.pairwise(spans):
         assert start == end + 1
@@ -144,6 +147,16 @@ def test_rotation_yields_complete_non_overlapping_files(tmp_path: Path) -> None:
     assert {dict(r["labels"])["cgroup"] for r in fake} == {f"/kubepods/pod-{i}" for i in range(3)}
     rss = [r["value_float"] for r in rows if r["metric_name"] == "finemon.self.rss_bytes"]
     assert min(rss) > 1_000_000
+
+    # The analysis commands read the column.
+    with connect(out) as con:
+        by_cluster = con.execute(
+            "SELECT cluster_name, count(*) FROM metrics GROUP BY ALL"
+        ).fetchall()
+        assert by_cluster == [("c1", len(rows))]
+        # (The fake observer writes no container.* rows, so the containers view is empty here.)
+        described = con.execute("DESCRIBE containers").fetchall()
+        assert "cluster_name" in [row[0] for row in described]
 
     # The manifest describes the run.
     assert session["reason"] == "duration"
@@ -185,6 +198,11 @@ def test_sigterm_at_random_moments(tmp_path: Path) -> None:
         assert session["end_time"]
         assert session["drain"] == "complete"
         run_ids.append(session["run_id"])
+        # No --cluster-name, no $CLUSTER_NAME: the column is there, null.
+        for path in parquet_files(out):
+            assert pq.read_table(path, columns=["cluster_name"]).column(0).null_count == (
+                pq.read_metadata(path).num_rows
+            )
         if session["stats"]["ticks_sampled"]:
             check_ticks(rows_of(out), session["run_id"])
         else:  # signalled before the first tick: an empty, valid file

@@ -1,0 +1,74 @@
+"""finemon's output contract: what a reader of ``--output-dir`` can rely on.
+
+The one place that names finemon's columns, partitions and files. ``finemon run`` writes by it
+(:mod:`monitor.daemon`, :mod:`monitor.layout`, :mod:`monitor.sizelimit`) and ``finemon query``,
+``summary`` and ``report`` read by it (:mod:`analysis.dataset`); it imports nothing, so the
+analysis commands pay nothing for it.
+
+Rows (one per series per tick; the capture library's schema, ``capture.capture_schema``)::
+
+    run_id, time, fetch_index, metric_name, metric_kind, value_int, value_float,
+    cluster_name, node_name, namespace, pod_name, pod_uid, container_id, container_name,
+    qos_class, labels
+
+``cluster_name`` and ``node_name`` are the run's global labels, the same on every row
+(``cluster_name`` null when no ``--cluster-name``/``$CLUSTER_NAME`` was given); the other label
+columns are the container's (null where unknown or on node-wide rows); every other label is in
+the ``labels`` map.
+
+Directory::
+
+    <output-dir>/
+        _session.json                       manifest of the current (or last) run
+        _sessions/<run_id>.json             manifest of every run, kept
+        dt=YYYY-MM-DD/identifier=<id>/
+            finemon-20240131T235930Z-1a2b3c4d-00001.parquet
+            .finemon-...parquet.partial     (the file being written; hidden)
+            .finemon-...parquet.journal     (its journal; hidden)
+
+Everything that is not data starts with ``_`` or ``.`` (the Hadoop convention), so dataset
+readers skip it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Columns every row has, in file order, before the label columns (capture's fixed columns).
+FIXED_COLUMNS: Final = (
+    "run_id",
+    "time",
+    "fetch_index",
+    "metric_name",
+    "metric_kind",
+    "value_int",
+    "value_float",
+)
+#: Label columns filled from the run's configuration, the same on every row of a run.
+GLOBAL_LABEL_COLUMNS: Final = ("cluster_name", "node_name")
+#: Label columns filled from the container a row belongs to.
+CONTAINER_LABEL_COLUMNS: Final = (
+    "namespace",
+    "pod_name",
+    "pod_uid",
+    "container_id",
+    "container_name",
+    "qos_class",
+)
+#: Every label column of finemon's Parquet files, in file order (nullable strings).
+LABEL_COLUMNS: Final = (*GLOBAL_LABEL_COLUMNS, *CONTAINER_LABEL_COLUMNS)
+#: The map column holding every other label (``pid``, ``comm``, ``cgroup``, ``device``, ...).
+LABELS_MAP_COLUMN: Final = "labels"
+
+#: Hive partition keys, outermost first: ``dt=<UTC date of the first tick>/identifier=<id>``.
+PARTITION_KEYS: Final = ("dt", "identifier")
+#: The current run's manifest, at the output root.
+SESSION_MANIFEST: Final = "_session.json"
+#: Folder of every run's manifest (``<run_id>.json``), at the output root.
+SESSIONS_DIR: Final = "_sessions"
+#: Data file names: ``finemon-<first tick, UTC>-<run id prefix>-<sequence>.parquet``.
+FILE_PREFIX: Final = "finemon-"
+FILE_SUFFIX: Final = ".parquet"
+#: Suffixes of the hidden files beside a data file: the file being written, its journal, and a
+#: journal that recovery could not read (kept for inspection). Written by the capture library.
+HIDDEN_SUFFIXES: Final = (".partial", ".journal", ".journal.corrupt")

@@ -1,0 +1,171 @@
+"""The life of ``finemon run``'s files: rotation in the background, and the final drain.
+
+:class:`FileCycle` owns the recording :class:`capture.CaptureManager` once it is started:
+
+- :meth:`FileCycle.rotate` starts a new file and publishes the old one in a thread of its own
+  while sampling goes on (one rotation at a time). Publishing (the last row groups, the Parquet
+  footer, fsync, carrying the window into the new journal) takes a large node's main loop
+  hundreds of milliseconds; in its own thread it no longer delays the ticks after it. A rotation
+  that fails is reported and the current file goes on (a failed publish leaves the old file's
+  journal for recovery).
+- :meth:`FileCycle.finish` ends the recording: after a second signal it writes nothing more
+  (the journal is left for the next start to recover); otherwise it drains the window and
+  publishes the file in a thread, and gives up waiting (the drain is *interrupted*) when
+  another signal arrives or the drain outlasts its timeout. No ``.parquet`` is ever left
+  unreadable either way.
+
+What the daemon does with the outcomes (statistics, the manifest, the log, the size limit) it
+passes in as callbacks, called in the rotation or drain thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import capture
+from monitor import allocator
+from monitor.layout import OutputLayout
+from monitor.signals import SignalWatch
+
+log = logging.getLogger("finemon")
+
+#: How a recording ended: the file published (``complete``, even if publishing failed),
+#: left to recovery after a second signal (``skipped``), or a drain cut short (``interrupted``).
+DrainState = Literal["complete", "skipped", "interrupted"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The outcome of :meth:`FileCycle.finish`.
+
+    ``published`` is the last file (None when nothing was published); ``failure`` the error
+    that kept it from being published (its journal is kept for recovery). After
+    ``interrupted`` the drain thread may still be writing: the process should exit at once.
+    """
+
+    drain: DrainState
+    published: capture.PublishedFile | None = None
+    failure: OSError | None = None
+
+
+class FileCycle:
+    """Rotates the files of a started ``manager`` and finally drains it.
+
+    Files are named by ``layout`` from their first tick (``interval_seconds`` apart), numbered
+    from ``seq`` + 1 (``seq``: the number of the file being written). Callbacks, all called in
+    the rotation thread (``on_published`` also in the drain thread):
+
+    - ``on_published(file, what)``: a file was published (``what``: ``rotated``);
+    - ``on_write_error(message)``: a rotation failed (one line);
+    - ``after_rotation(cycle)``: a rotation ended, whatever its outcome (the daemon writes the
+      manifest and rescans the size limit there).
+    """
+
+    def __init__(
+        self,
+        manager: capture.CaptureManager,
+        layout: OutputLayout,
+        interval_seconds: float,
+        *,
+        on_published: Callable[[capture.PublishedFile, str], None],
+        on_write_error: Callable[[str], None],
+        after_rotation: Callable[[FileCycle], None],
+        seq: int = 1,
+    ) -> None:
+        self.manager = manager
+        self.layout = layout
+        self.interval_seconds = interval_seconds
+        self.seq = seq
+        self._on_published = on_published
+        self._on_write_error = on_write_error
+        self._after_rotation = after_rotation
+        self._rotation: threading.Thread | None = None
+
+    def live_files(self) -> list[Path]:
+        """The files still growing (the current file's hidden Parquet file and journal)."""
+        return self.manager.live_files()
+
+    # ------------------------------------------------------------------ rotation
+    def rotate(self) -> None:
+        """Start the next file now and publish the current one in the background.
+
+        Waits for the rotation before it, if that one is still publishing.
+        """
+        self.wait()
+        thread = threading.Thread(
+            target=self._rotate_now, args=(self.seq + 1,), name="finemon-rotate", daemon=True
+        )
+        self._rotation = thread
+        thread.start()
+
+    def wait(self) -> None:
+        """Wait for the rotation in progress, if any."""
+        thread, self._rotation = self._rotation, None
+        if thread is not None:
+            thread.join()
+
+    def _rotate_now(self, seq: int) -> None:
+        manager = self.manager
+        paths: list[Path] = []
+
+        def path_for(first_tick: int) -> Path:
+            paths.append(self.layout.file_path(first_tick * self.interval_seconds, seq))
+            return paths[-1]
+
+        try:
+            published = manager.rotate(path_for)
+        except capture.CaptureWriteError as exc:
+            self.seq = seq  # the new file is open; the old one waits for recovery
+            self._on_write_error(f"rotation could not publish the previous file: {exc}")
+        except OSError as exc:
+            target = paths[-1] if paths else "a new file"
+            self._on_write_error(
+                f"rotation to {target} failed, still writing {manager.current_path}: {exc}"
+            )
+        except Exception as exc:  # a bug here must not kill the recording thread silently
+            log.exception("rotation failed")
+            self._on_write_error(f"rotation failed: {type(exc).__name__}: {exc}")
+        else:
+            self.seq = seq
+            self._on_published(published, "rotated")
+        self._after_rotation(self)
+        allocator.release_free_memory()  # the old file's buffers, freed in this thread's arena
+
+    # ------------------------------------------------------------------ the end
+    def finish(self, signals: SignalWatch, timeout_seconds: float) -> Finished:
+        """End the recording: drain and publish the current file, unless hurried.
+
+        With two signals received already nothing more is written (``skipped``). Otherwise the
+        drain runs in a thread; a further signal, or ``timeout_seconds`` passing, stops the wait
+        (``interrupted``: the journal is left for recovery at the next start).
+        """
+        manager = self.manager
+        if signals.count >= 2:
+            manager.close(drain=False)  # waits for a rotation in progress to switch files
+            self.wait()
+            return Finished("skipped")
+        result: list[Finished] = []
+
+        def close() -> None:
+            try:
+                self.wait()
+                result.append(Finished("complete", manager.close(drain=True)))
+            except OSError as exc:
+                result.append(Finished("complete", failure=exc))
+
+        seen = signals.count
+        thread = threading.Thread(target=close, name="finemon-drain", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + timeout_seconds
+        while thread.is_alive():
+            thread.join(0.05)
+            hurried = signals.count > seen or time.monotonic() > deadline
+            if hurried and thread.is_alive():
+                return Finished("interrupted")
+        return result[0] if result else Finished("complete")
