@@ -22,7 +22,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from capture import historical
-from capture.facade import counter, gauge, get_recorder, set_recorder
+from capture.descriptions import Description
+from capture.facade import counter, describe, gauge, get_recorder, set_recorder
 from capture.handles import Counter, Gauge
 from capture.manager import CaptureManager, CaptureWriteError, PublishedFile
 from capture.recorder import CounterHandle, GaugeHandle, Recorder
@@ -39,6 +40,7 @@ __all__ = [
     "CaptureWriteError",
     "Counter",
     "CounterHandle",
+    "Description",
     "Gauge",
     "GaugeHandle",
     "PublishedFile",
@@ -46,6 +48,7 @@ __all__ = [
     "RecoveryReport",
     "capture_schema",
     "counter",
+    "describe",
     "gauge",
     "get_recorder",
     "historical",
