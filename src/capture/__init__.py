@@ -25,7 +25,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from capture import historical
-from capture.facade import counter, gauge, get_recorder, set_recorder
+from capture.descriptions import Description
+from capture.facade import counter, describe, gauge, get_recorder, set_recorder
 from capture.manager import CaptureManager, CaptureWriteError, PublishedFile
 from capture.recorder import Counter, Gauge, Recorder
 from capture.recover import RecoveryReport, recover
@@ -40,12 +41,14 @@ __all__ = [
     "CaptureRecorder",
     "CaptureWriteError",
     "Counter",
+    "Description",
     "Gauge",
     "PublishedFile",
     "Recorder",
     "RecoveryReport",
     "capture_schema",
     "counter",
+    "describe",
     "gauge",
     "get_recorder",
     "historical",

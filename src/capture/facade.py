@@ -1,7 +1,7 @@
-"""The facade: ``gauge()``, ``counter()`` and the installed recorder.
+"""The facade: ``gauge()``, ``counter()``, ``describe()`` and the installed recorder.
 
 The only global state of the library is the installed recorder (a :class:`PendingRecorder`
-until one is installed).
+until one is installed), and the pending recorder's handles and descriptions.
 """
 
 from __future__ import annotations
@@ -39,10 +39,30 @@ def counter(name: str, labels: Mapping[str, str] | None = None) -> Counter:
         return _recorder.counter(name, labels)
 
 
+def describe(name: str, description: str, unit: str | None = None) -> None:
+    """Say what metric ``name`` means: ``description`` (one line of text) and its ``unit``.
+
+    ``unit`` is one word such as ``bytes``, ``seconds``, ``usec`` or ``percent`` (None: no
+    unit). ``name`` may be a pattern where ``*`` stands for any text, describing a family
+    (``"cgroup.memory.stat.*"``); an exact name wins over a pattern. Describing again replaces
+    the description. Descriptions are kept for the whole process, whether a recorder is
+    installed or not, and given to the installed recorder and to every one installed later;
+    they cost nothing when recording. :class:`capture.CaptureRecorder` uses them for the HELP
+    and UNIT lines of the Prometheus view and the ``capture.metrics`` metadata of its files.
+    Raises TypeError/ValueError for a bad argument.
+    """
+    _pending.describe(name, description, unit)
+    if _recorder is not _pending:
+        target = getattr(_recorder, "describe", None)
+        if target is not None:
+            target(name, description, unit)
+
+
 def set_recorder(recorder: Recorder | None) -> Recorder | None:
     """Install ``recorder`` for the whole process (None uninstalls); returns the previous one.
 
-    Handles made before any recorder was installed start forwarding to the new recorder.
+    Handles made before any recorder was installed start forwarding to the new recorder, and
+    it is given every description (:func:`describe`) kept so far.
     """
     global _recorder, _gauges, _counters
     previous = None if _recorder is _pending else _recorder

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from capture import facade
 from capture.accumulator import TickFrame
+from capture.descriptions import Description
 from capture.files import ParquetFile, journal_path, partial_path
 from capture.handles import Series
 from capture.journal import JournalWriter
@@ -28,6 +29,14 @@ log = logging.getLogger("capture")
 
 #: Counter of failed writes (journal or Parquet), by ``stage``.
 WRITE_ERRORS_METRIC = "capture.write_errors"
+WRITE_ERRORS_DESCRIPTION = Description(
+    WRITE_ERRORS_METRIC,
+    "Failed writes, by stage: journal, parquet, finalize, tick, on_flush (the owner's flush "
+    "hook raised)",
+    "count",
+)
+#: Key of the files' key-value metadata that holds the metrics' descriptions (JSON).
+METRICS_METADATA_KEY = "capture.metrics"
 #: At most one log line per failing stage in this many seconds.
 ERROR_LOG_SECONDS = 60.0
 
@@ -67,6 +76,11 @@ class CaptureManager:
     which :func:`capture.recover` turns into a valid file. An unwritable path or a full disk makes
     ``start()``/``rotate()`` raise OSError; a later failure inside the tick thread is logged and
     counted in ``capture.write_errors``, and the journal is kept so nothing written is lost.
+
+    Each file's key-value metadata holds ``capture.run_id``, ``capture.tick_seconds``,
+    ``capture.window_ticks``, ``capture.metrics`` (the descriptions known when the file was
+    opened, JSON ``{name: {"kind", "unit", "description"}}``, see :func:`capture.describe`) and
+    the owner's ``metadata``.
     """
 
     def __init__(
@@ -121,6 +135,7 @@ class CaptureManager:
             clock=clock,
         )
         self.recorder.journaling = True
+        self.recorder.descriptions.add(WRITE_ERRORS_DESCRIPTION)
         self.label_columns = columns
         self.global_labels = canonical_labels(global_labels)
         self.metadata = dict(metadata or {})
@@ -167,6 +182,9 @@ class CaptureManager:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.recovery = recover(self.path.parent)
         self.recorder.begin(first_tick)
+        # The descriptions given so far, for the first file's metadata (the recorder is only
+        # installed, and so given them, once that file is open).
+        facade.pending_recorder().describe_to(self.recorder)
         with self._io_lock:
             new_file, journal = self._create(self.path)
             self._begin(new_file, journal, owned_from=self.recorder.first_tick)
@@ -196,6 +214,12 @@ class CaptureManager:
             "capture.tick_seconds": repr(self.recorder.tick_seconds),
             "capture.window_ticks": str(self.recorder.window_ticks),
         }
+        if len(self.recorder.descriptions):
+            # The dataset documents itself: what each metric means, as described when the file
+            # was opened.
+            meta[METRICS_METADATA_KEY] = self.recorder.descriptions.metadata_json(
+                self.recorder.kind_of
+            )
         meta.update(self.metadata)
         return meta
 

@@ -4,6 +4,13 @@
 series of the recorder (no copy is kept between scrapes, so series that come and go simply
 appear and disappear). Names are sanitized to Prometheus rules (``container.cpu.usage_millicores``
 becomes ``container_cpu_usage_millicores``); counters are exposed with the ``_total`` suffix.
+
+A metric's HELP text is its description (:func:`capture.describe`), else a generic
+``capture <kind> <name>``. Its unit is exposed as ``# UNIT`` in the OpenMetrics format (served
+to scrapers that ask for it, as Prometheus does) when the metric's name ends with it
+(``container_memory_usage_bytes``: ``bytes``), as OpenMetrics requires; the unit of a name
+that does not end with it is only in the description and the files' metadata, so that no
+metric is renamed.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from capture import facade
+from capture.descriptions import Description
 from capture.registry import CaptureRecorder, SeriesInfo
 
 _INVALID_NAME = re.compile(r"[^a-zA-Z0-9_:]")
@@ -36,6 +44,17 @@ def sanitize_label_name(name: str) -> str:
     if clean[:1].isdigit():
         clean = f"_{clean}"
     return f"x{clean}" if clean.startswith("__") else clean
+
+
+def help_and_unit(kind: str, name: str, description: Description | None) -> tuple[str, str]:
+    """The HELP text and the OpenMetrics unit ('' for none) of metric ``name`` of ``kind``."""
+    if description is None:
+        return f"capture {kind} {name}", ""
+    unit = sanitize_label_name(description.unit) if description.unit else ""
+    # prometheus_client appends a unit the name does not end with: that would rename the metric.
+    if unit and not sanitize_metric_name(name).endswith(f"_{unit}"):
+        unit = ""
+    return description.description, unit
 
 
 class CaptureCollector(Collector):
@@ -72,11 +91,11 @@ class CaptureCollector(Collector):
             label_names = list(keys)
             family: GaugeMetricFamily | CounterMetricFamily
             metric = sanitize_metric_name(name)
-            doc = f"finemon capture {kind} {name}"
+            doc, unit = help_and_unit(kind, name, recorder.description(name))
             if kind == "gauge":
-                family = GaugeMetricFamily(metric, doc, labels=label_names)
+                family = GaugeMetricFamily(metric, doc, labels=label_names, unit=unit)
             else:
-                family = CounterMetricFamily(metric, doc, labels=label_names)
+                family = CounterMetricFamily(metric, doc, labels=label_names, unit=unit)
             for labels, value in rows:
                 family.add_metric([labels.get(k, "") for k in label_names], value)
             yield family

@@ -12,6 +12,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Literal, Protocol, runtime_checkable
 
+from capture.descriptions import DescriptionTable, make_description
 from capture.keys import canonical_labels, check_name
 
 log = logging.getLogger("capture")
@@ -58,6 +59,11 @@ class Recorder(Protocol):
     ``gauge``/``counter`` return a handle for the series (the same or an equivalent handle for
     the same name and labels); ``record_historical`` applies a write with a past timestamp
     (epoch seconds).
+
+    A recorder may also have ``describe(name, description, unit=None)`` (as
+    :class:`capture.CaptureRecorder` has): :func:`capture.describe` then passes it every
+    description, those given before it was installed included. It is optional, so that a
+    recorder without it still satisfies the protocol.
     """
 
     def gauge(self, name: str, labels: Mapping[str, str] | None = None) -> Gauge: ...
@@ -151,9 +157,13 @@ class PendingRecorder:
     Calls are cheap no-ops, counted in :attr:`dropped_calls` and reported once in the log.
     Handles it makes are remembered (weakly) and forward to every recorder installed later, so
     module-level handles in user code start recording as soon as a recorder is installed.
+    Descriptions (:meth:`describe`) are kept for the whole process and given to every recorder
+    installed later that has a ``describe`` method.
     """
 
     def __init__(self) -> None:
+        #: Every description given to :func:`capture.describe` in this process.
+        self.descriptions = DescriptionTable()
         self.dropped_calls = 0
         self._warned = False
         self._lock = threading.Lock()
@@ -205,9 +215,23 @@ class PendingRecorder:
     ) -> None:
         self.dropped_call()
 
+    def describe(self, name: str, description: str, unit: str | None = None) -> None:
+        """Keep the description of ``name`` (see :func:`capture.describe`)."""
+        self.descriptions.add(make_description(name, description, unit))
+
+    def describe_to(self, recorder: object) -> None:
+        """Give every kept description to ``recorder`` if it has a ``describe`` method."""
+        describe = getattr(recorder, "describe", None)
+        if describe is not None and recorder is not self:
+            for kept in self.descriptions:
+                describe(kept.name, kept.description, kept.unit)
+
     def bind_all(self, recorder: Recorder | None) -> None:
-        """Point every pending handle at ``recorder`` (None: back to dropping)."""
+        """Point every pending handle at ``recorder`` (None: back to dropping) and give it the
+        kept descriptions."""
         with self._lock:
             handles = list(self._handles.values())
         for handle in handles:
             handle.bind(recorder)
+        if recorder is not None:
+            self.describe_to(recorder)

@@ -25,6 +25,7 @@ from capture.accumulator import (
     raw_history,
     refold,
 )
+from capture.descriptions import Description, DescriptionTable, make_description
 from capture.handles import WRITE_NONE, CounterSeries, GaugeSeries, Series, as_count
 from capture.keys import FIXED_COLUMNS, LabelTuple, canonical_labels, check_name
 from capture.recorder import HistoricalOp, Kind
@@ -37,6 +38,18 @@ SeriesKey = tuple[str, str, LabelTuple]
 DROPPED_METRIC = "capture.dropped"
 #: Name of the counter of ticks the tick loop could not take in time and skipped.
 MISSED_TICKS_METRIC = "capture.missed_ticks"
+#: What the recorder's own counters mean (every CaptureRecorder is given them).
+DROPPED_DESCRIPTION = Description(
+    DROPPED_METRIC,
+    "Delayed (timestamped) writes rejected, by reason: future (a tick not yet begun) or "
+    "too_old (older than the window or the run's first tick)",
+    "count",
+)
+MISSED_TICKS_DESCRIPTION = Description(
+    MISSED_TICKS_METRIC,
+    "Ticks the tick loop could not take in time (more than a window behind) and skipped",
+    "count",
+)
 
 
 #: What the writer needs to know about a series, by its id: its handle (``kind``, ``name``,
@@ -125,6 +138,10 @@ class CaptureRecorder:
         #: Whether journal events are kept for :meth:`pop_events` (set by the manager).
         self.journaling = False
         self._dropped: dict[str, CounterSeries] = {}
+        #: What the metrics mean (:meth:`describe`), for the live view and the files' metadata.
+        self.descriptions = DescriptionTable()
+        for own in (DROPPED_DESCRIPTION, MISSED_TICKS_DESCRIPTION):
+            self.descriptions.add(own)
 
     # ------------------------------------------------------------------ registry
     def gauge(self, name: str, labels: Mapping[str, str] | None = None) -> GaugeSeries:
@@ -144,6 +161,22 @@ class CaptureRecorder:
             handle = self._register("counter", name, labels)
             assert isinstance(handle, CounterSeries)
             return handle
+
+    def describe(self, name: str, description: str, unit: str | None = None) -> None:
+        """Keep what metric ``name`` (or ``*`` pattern) means; see :func:`capture.describe`.
+
+        Describing again replaces it. Raises TypeError/ValueError for a bad argument.
+        """
+        self.descriptions.add(make_description(name, description, unit))
+
+    def description(self, name: str) -> Description | None:
+        """The description of metric ``name`` (its own or its pattern's), None if undescribed."""
+        return self.descriptions.get(name)
+
+    def kind_of(self, name: str) -> Kind | None:
+        """Whether ``name`` was registered as a gauge or a counter (None: never registered)."""
+        with self._lock:
+            return self._kind_of_name.get(name)
 
     def handle_tables(
         self,

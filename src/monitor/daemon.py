@@ -64,7 +64,7 @@ from monitor.observer import (
     observer_config,
 )
 from monitor.rotation import FileCycle
-from monitor.selfstats import SelfUsage
+from monitor.selfstats import SelfUsage, describe_daemon_metrics
 from monitor.signals import SignalWatch
 from monitor.sizelimit import SizeLimit
 
@@ -224,6 +224,7 @@ class Daemon:
         # pyarrow is imported, so that Arrow's C++ code uses it too.)
         pa.set_memory_pool(pa.system_memory_pool())
         allocator.limit_arenas()
+        describe_daemon_metrics()
         if self.config.duration_seconds is not None:
             self.end_at = self.start_time + self.config.duration_seconds
         if self._own_signals:

@@ -1,4 +1,5 @@
-"""finemon's own CPU and memory, recorded as metrics every tick."""
+"""finemon's own CPU and memory, recorded as metrics every tick, and the descriptions of the
+daemon's own metrics."""
 
 from __future__ import annotations
 
@@ -39,3 +40,16 @@ class SelfUsage:
             return int(_STATM.read_bytes().split()[1]) * self._page_bytes
         except (OSError, IndexError, ValueError):
             return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def describe_daemon_metrics() -> None:
+    """Describe the metrics ``finemon run`` writes itself (its own CPU, RSS, tick duration,
+    errors, size limit; the daemon table of :mod:`observers.catalogue`) to
+    :func:`capture.describe`. Without the observers package (see :mod:`monitor.observer`) the
+    metrics stay undescribed."""
+    try:
+        # Imported here: monitor imports without loading the observers (monitor.observer).
+        from observers.catalogue import DAEMON_TABLE, ENTRIES, describe  # noqa: PLC0415
+    except ImportError:
+        return
+    describe(entry for entry in ENTRIES if entry.table == DAEMON_TABLE)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import capture
+from observers.catalogue import describe_observer_metrics
 from observers.container import ContainerSampler, ReadErrors
 from observers.discovery import ContainerCgroup, Discovery, discover
 from observers.errors import AccessDeniedError, MalformedFileError, ReaderError, VanishedError
@@ -104,6 +105,8 @@ class NodeObserver:
         self._previous: Discovery | None = None
         self.mode = "unknown"
         self._errors_total = ReadErrors()
+        # What each metric means, for the live view's HELP and the files' metadata.
+        describe_observer_metrics()
         self._health_processes = capture.gauge("finemon.processes")
         self._health_duration = capture.gauge("finemon.observer.duration_seconds")
         self._health_discovery = capture.gauge("finemon.discovery.duration_seconds")

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 import capture
 from capture.prometheus import CaptureCollector, sanitize_label_name, sanitize_metric_name
-from capture.registry import CaptureRecorder
+from capture.registry import DROPPED_METRIC, CaptureRecorder
 
 
 def test_names_are_sanitized() -> None:
@@ -57,3 +57,56 @@ def test_http_endpoint_serves_the_installed_recorder() -> None:
     finally:
         server.shutdown()
         thread.join(timeout=5)
+
+
+def _scrape(port: int, openmetrics: bool = False) -> str:
+    accept = "application/openmetrics-text; version=1.0.0" if openmetrics else "text/plain"
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Accept": accept})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        body: bytes = response.read()
+    return body.decode()
+
+
+def test_the_endpoint_serves_descriptions_as_help_and_units_in_openmetrics() -> None:
+    # Described before the recorder exists, as a program describes its metrics at start.
+    capture.describe("served.memory.usage_bytes", "Memory in use, page cache included", "bytes")
+    capture.describe("served.cpu.usage_usec", "CPU time used", "usec")
+    capture.describe("served.stat.*", "A key of the stat file, as printed", "count")
+    capture.describe("served.pids.current", "Tasks in the group", "count")
+    rec = CaptureRecorder()
+    capture.set_recorder(rec)
+    capture.gauge("served.memory.usage_bytes", {"pod_name": "p"}).set(1024)
+    capture.counter("served.cpu.usage_usec").absolute(5)
+    capture.counter("served.stat.nr_throttled").absolute(2)
+    capture.gauge("served.pids.current").set(3)
+    capture.gauge("served.undescribed").set(1)
+    rec.counter(DROPPED_METRIC, {"reason": "future"}).increment()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server, thread = capture.prometheus.start_http_endpoint(port, "127.0.0.1")
+    try:
+        text = _scrape(port)
+        metrics = _scrape(port, openmetrics=True)
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+    help_lines = "\n".join(line for line in text.splitlines() if line.startswith("# HELP"))
+    assert "# HELP served_memory_usage_bytes Memory in use, page cache included" in help_lines
+    assert "# HELP served_cpu_usage_usec_total CPU time used" in help_lines
+    assert "# HELP served_stat_nr_throttled_total A key of the stat file, as printed" in text
+    assert "# HELP served_undescribed capture gauge served.undescribed" in text
+    assert "# HELP capture_dropped_total Delayed (timestamped) writes rejected" in text
+    assert "# UNIT" not in text  # the classic text format has no units
+    assert 'served_memory_usage_bytes{pod_name="p"} 1024.0' in text
+    # OpenMetrics: the unit where the name ends with it; never a renamed metric.
+    units = sorted(line for line in metrics.splitlines() if line.startswith("# UNIT"))
+    assert units == [
+        "# UNIT served_cpu_usage_usec usec",
+        "# UNIT served_memory_usage_bytes bytes",
+    ]
+    assert "# HELP served_memory_usage_bytes Memory in use, page cache included" in metrics
+    assert "served_pids_current 3.0" in metrics
+    assert "served_cpu_usage_usec_total 5.0" in metrics
+    assert "served_stat_nr_throttled_total 2.0" in metrics
+    assert "_count" not in metrics
