@@ -20,7 +20,6 @@ from pathlib import Path
 import capture
 from observers.container import ContainerSampler, ReadErrors
 from observers.discovery import ContainerCgroup, Discovery, discover
-from observers.errors import AccessDeniedError, MalformedFileError, ReaderError, VanishedError
 from observers.hierarchy import (
     CgroupHierarchy,
     NoCgroupMountError,
@@ -30,6 +29,12 @@ from observers.hierarchy import (
 from observers.kept import FdBudget
 from observers.podmeta import ContainerMeta, PodMetadataCache
 from observers.process import ProcessSampler
+from observers.readers.errors import (
+    AccessDeniedError,
+    MalformedFileError,
+    ReaderError,
+    VanishedError,
+)
 from observers.series import SeriesSet
 
 log = logging.getLogger("finemon.observers")

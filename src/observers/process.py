@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 
-from observers.errors import ReaderError, VanishedError, read_file_bytes
 from observers.kept import FdBudget, KeptFile
-from observers.procfs import ProcStat, parse_smaps, parse_smaps_rollup, parse_stat
 from observers.rates import RateTracker
+from observers.readers.errors import ReaderError, VanishedError, read_file_bytes
+from observers.readers.procfs import ProcStat, parse_smaps, parse_smaps_rollup, parse_stat
 from observers.series import SeriesSet
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")

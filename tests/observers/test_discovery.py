@@ -42,13 +42,13 @@ from observers.discovery import (
     pod_uid_from_name,
     qos_from_name,
 )
-from observers.errors import AccessDeniedError
 from observers.hierarchy import (
     CgroupHierarchy,
     NoCgroupMountError,
     find_hierarchy,
     hierarchy_from_root,
 )
+from observers.readers.errors import AccessDeniedError
 
 CID = container_id("example")
 UID = "7b1c9a4e-2f3d-4c5b-8a6e-0d9f8e7c6b5a"

@@ -1,4 +1,5 @@
-"""Tests for observers.hierarchy: mountinfo parsing and cgroup hierarchy detection."""
+"""Tests for observers.hierarchy and observers.readers.mountinfo: mountinfo parsing and cgroup
+hierarchy detection."""
 
 from __future__ import annotations
 
@@ -10,13 +11,11 @@ from layouts import CgroupFixture
 
 from observers.hierarchy import (
     CgroupDirs,
-    Mount,
-    MountinfoParseError,
     NoCgroupMountError,
     find_hierarchy,
     hierarchy_from_root,
-    parse_mountinfo,
 )
+from observers.readers.mountinfo import Mount, MountinfoParseError, parse_mountinfo
 
 # Ubuntu 22.04: cgroup v2 only.
 V2_ONLY = """\
