@@ -314,6 +314,30 @@ def test_pause_only_when_it_is_the_only_process(tmp_path: Path) -> None:
     assert result.skipped["pause"] == 0
 
 
+def test_unreadable_comm_of_a_single_process_is_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An errno that means neither gone nor denied (here EIO) on the comm of a container's only
+    # process: the container is skipped as unreadable, the rest of the scan goes on.
+    fx = CgroupFixture(tmp_path, "v2")
+    pod = f"kubepods.slice/kubepods-pod{UID_}.slice"
+    odd, fine = container_id("odd"), container_id("fine")
+    (odd_pid,) = fx.pids(1, "app")
+    fx.cgroup(f"{pod}/cri-containerd-{odd}.scope", (odd_pid,))
+    fx.cgroup(f"{pod}/cri-containerd-{fine}.scope", fx.pids(1, "app"))
+    real_open = os.open
+
+    def failing_open(path: str, flags: int, *args: int) -> int:
+        if path == f"{fx.proc_root}/{odd_pid}/comm":
+            raise OSError(errno.EIO, os.strerror(errno.EIO), path)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", failing_open)
+    result = discover(hierarchy_from_root(fx.root), proc_root=fx.proc_root)
+    assert [c.container_id for c in result.containers] == [fine]
+    assert result.skipped["unreadable"] == 1
+
+
 def test_crun_container_leaf(tmp_path: Path) -> None:
     # CRI-O with crun on cgroup v2 may put the processes in <scope>/container.
     fx = CgroupFixture(tmp_path, "v2")
