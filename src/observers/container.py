@@ -208,6 +208,12 @@ class ContainerSampler:
             if directory is not None
         ]
 
+    @property
+    def capacity_millicores(self) -> float:
+        """What the container's (and its processes') CPU percentages are of: the CPU limit when
+        one is set, else all the node's CPUs."""
+        return self.limit_millicores or self._node_millicores
+
     def close(self) -> None:
         """Close kept descriptors and end every series."""
         for kept, _ in self._every + self._config:
@@ -482,6 +488,7 @@ class ContainerSampler:
             s.drop("container.memory.limit_bytes")
         now = self._now
         self._rates_nonzero = False
+        capacity = self.capacity_millicores
         if self._usage_usec is not None:
             self._set("container.cpu.usage_usec", self._usage_usec, counter=True)
             rate = self._cpu_usage.update(self._usage_usec, now)
@@ -490,18 +497,21 @@ class ContainerSampler:
             if rate is not None:
                 millicores = rate / 1000.0
                 self._set("container.cpu.usage_millicores", millicores)
-                capacity = self.limit_millicores or self._node_millicores
                 self._set("container.cpu.usage_percent", millicores / capacity * 100.0)
         if self._user_usec is not None:
             rate = self._cpu_user.update(self._user_usec, now)
             self._rates_nonzero |= bool(rate)
             if rate is not None:
-                self._set("container.cpu.user_millicores", rate / 1000.0)
+                millicores = rate / 1000.0
+                self._set("container.cpu.user_millicores", millicores)
+                self._set("container.cpu.user_percent", millicores / capacity * 100.0)
         if self._system_usec is not None:
             rate = self._cpu_system.update(self._system_usec, now)
             self._rates_nonzero |= bool(rate)
             if rate is not None:
-                self._set("container.cpu.system_millicores", rate / 1000.0)
+                millicores = rate / 1000.0
+                self._set("container.cpu.system_millicores", millicores)
+                self._set("container.cpu.system_percent", millicores / capacity * 100.0)
         periods, throttled, throttled_usec = self._throttling
         for name, count in (
             ("container.cpu.periods", periods),

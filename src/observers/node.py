@@ -278,7 +278,7 @@ class NodeObserver:
                 process.series.relabel({**state.labels, "pid": str(pid), "comm": stat.comm})
                 process.next_pss_due = process.next_smaps_due = 0.0
             try:
-                process.emit_stat(stat, time.monotonic())
+                process.emit_stat(stat, time.monotonic(), state.sampler.capacity_millicores)
             except ValueError as exc:  # a value capture refuses (e.g. negative)
                 errors.count(MalformedFileError(f"{self._proc_root}/{pid}/stat", 1, str(exc)))
             live.add(pid)

@@ -1,5 +1,5 @@
-"""Sampling one process: CPU and threads from ``stat`` every tick, memory from ``smaps_rollup``
-at its own cadence, and the optional per-region breakdown from ``smaps``."""
+"""Sampling one process: CPU, threads, RSS and virtual size from ``stat`` every tick, memory
+from ``smaps_rollup`` at its own cadence, and the optional per-region breakdown from ``smaps``."""
 
 from __future__ import annotations
 
@@ -13,24 +13,36 @@ from observers.series import SeriesSet
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+#: The CPU rates, set to 0 together when the process stops running.
+_CPU_RATES = (
+    "process.cpu.usage_millicores",
+    "process.cpu.usage_percent",
+    "process.cpu.user_percent",
+    "process.cpu.system_percent",
+)
 
 
 class ProcessSampler:
     """One process of a container, known by (pid, start time) so a reused PID is a new process.
 
-    ``read_stat`` every tick (CPU millicores from two readings, threads, RSS); ``read_pss`` when
-    the node's PSS schedule says so (it walks the page tables, so its cost grows with the
-    process). Errors propagate as ReaderError subclasses; VanishedError means the process is gone.
+    ``read_stat`` every tick (CPU millicores and percentages from two readings, threads, RSS,
+    virtual size); ``read_pss`` when the node's PSS schedule says so (it walks the page tables,
+    so its cost grows with the process). Errors propagate as ReaderError subclasses;
+    VanishedError means the process is gone.
     """
 
     __slots__ = (
         "_cpu",
+        "_cpu_system",
+        "_cpu_user",
         "_generation",
         "_rate_nonzero",
         "_rollup",
         "_smaps",
         "_stat",
+        "_system_ticks",
         "_ticks",
+        "_user_ticks",
         "comm",
         "next_pss_due",
         "next_smaps_due",
@@ -48,6 +60,8 @@ class ProcessSampler:
         self._rollup = KeptFile(directory, "smaps_rollup", budget)
         self._smaps = f"{proc_root}/{pid}/smaps"
         self._cpu = RateTracker()
+        self._cpu_user = RateTracker()
+        self._cpu_system = RateTracker()
         self.comm = ""
         self.start_ticks: int | None = None
         self.pss_bytes: int | None = None
@@ -55,6 +69,7 @@ class ProcessSampler:
         self.next_smaps_due = 0.0
         self._generation = series.generation
         self._ticks: int | None = None
+        self._user_ticks = self._system_ticks = 0
         self._rate_nonzero = False
 
     def _set(self, name: str, value: float) -> None:
@@ -74,29 +89,50 @@ class ProcessSampler:
         return stat
 
     def idle(self, now: float) -> None:
-        """The process did not run since the last tick: its CPU rate is zero."""
+        """The process did not run since the last tick: its CPU rates are zero."""
         if self._ticks is not None:
             self._cpu.update(self._ticks, now)
+            self._cpu_user.update(self._user_ticks, now)
+            self._cpu_system.update(self._system_ticks, now)
             if self._rate_nonzero:
-                self._set("process.cpu.usage_millicores", 0.0)
+                for name in _CPU_RATES:
+                    self._set(name, 0.0)
                 self._rate_nonzero = False
 
-    def emit_stat(self, stat: ProcStat, now: float) -> None:
-        """Emit CPU, threads and RSS from a ``stat`` reading taken at ``now`` (monotonic).
+    def emit_stat(self, stat: ProcStat, now: float, capacity_millicores: float) -> None:
+        """Emit CPU, threads, RSS and virtual size from a ``stat`` reading taken at ``now``
+        (monotonic). The CPU percentages are of ``capacity_millicores``, the container's (its
+        CPU limit, else the node's CPUs), so a container's processes add up to its own.
 
         Raises ValueError for values a counter refuses (negative CPU time).
         """
-        if stat.utime_ticks is not None and stat.stime_ticks is not None:
-            ticks = self._ticks = stat.utime_ticks + stat.stime_ticks
+        utime, stime = stat.utime_ticks, stat.stime_ticks
+        if utime is not None and stime is not None:
+            ticks = self._ticks = utime + stime
+            self._user_ticks, self._system_ticks = utime, stime
             self.series.counter("process.cpu.time_usec", ticks * 1_000_000 // CLK_TCK)
             rate = self._cpu.update(ticks, now)
+            user = self._cpu_user.update(utime, now)
+            system = self._cpu_system.update(stime, now)
             if rate is not None:
-                self._set("process.cpu.usage_millicores", rate / CLK_TCK * 1000.0)
+                millicores = rate / CLK_TCK * 1000.0
+                self._set("process.cpu.usage_millicores", millicores)
+                self._set("process.cpu.usage_percent", millicores / capacity_millicores * 100.0)
                 self._rate_nonzero = rate != 0
+            if user is not None:
+                user_millicores = user / CLK_TCK * 1000.0
+                self._set("process.cpu.user_percent", user_millicores / capacity_millicores * 100.0)
+            if system is not None:
+                system_millicores = system / CLK_TCK * 1000.0
+                self._set(
+                    "process.cpu.system_percent", system_millicores / capacity_millicores * 100.0
+                )
         if stat.num_threads is not None:
             self._set("process.threads", stat.num_threads)
         if stat.rss_pages is not None:
             self._set("process.memory.rss_bytes", stat.rss_pages * PAGE_SIZE)
+        if stat.vsize_bytes is not None:
+            self._set("process.memory.virtual_bytes", stat.vsize_bytes)
 
     def read_pss(self) -> None:
         """Read ``smaps_rollup`` and emit PSS (total, anon, file, shmem), swap and every field.
