@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 from observers.kept import FdBudget, KeptFile
-from observers.rates import RateTracker
 from observers.readers.errors import ReaderError, VanishedError, read_file_bytes
 from observers.readers.procfs import ProcStat, parse_smaps, parse_smaps_rollup, parse_stat
 from observers.series import SeriesSet
@@ -32,17 +31,13 @@ class ProcessSampler:
     """
 
     __slots__ = (
-        "_cpu",
-        "_cpu_system",
-        "_cpu_user",
         "_generation",
         "_rate_nonzero",
         "_rollup",
         "_smaps",
         "_stat",
-        "_system_ticks",
         "_ticks",
-        "_user_ticks",
+        "_ticks_time",
         "comm",
         "next_pss_due",
         "next_smaps_due",
@@ -59,17 +54,16 @@ class ProcessSampler:
         self._stat = KeptFile(directory, "stat", budget)
         self._rollup = KeptFile(directory, "smaps_rollup", budget)
         self._smaps = f"{proc_root}/{pid}/smaps"
-        self._cpu = RateTracker()
-        self._cpu_user = RateTracker()
-        self._cpu_system = RateTracker()
         self.comm = ""
         self.start_ticks: int | None = None
         self.pss_bytes: int | None = None
         self.next_pss_due = 0.0
         self.next_smaps_due = 0.0
         self._generation = series.generation
-        self._ticks: int | None = None
-        self._user_ticks = self._system_ticks = 0
+        # (utime, stime) of the last reading and the monotonic time it still held: the baseline
+        # of the CPU rates (one clock for the three, moved on alone by an idle tick).
+        self._ticks: tuple[int, int] | None = None
+        self._ticks_time = 0.0
         self._rate_nonzero = False
 
     def _set(self, name: str, value: float) -> None:
@@ -91,9 +85,7 @@ class ProcessSampler:
     def idle(self, now: float) -> None:
         """The process did not run since the last tick: its CPU rates are zero."""
         if self._ticks is not None:
-            self._cpu.update(self._ticks, now)
-            self._cpu_user.update(self._user_ticks, now)
-            self._cpu_system.update(self._system_ticks, now)
+            self._ticks_time = now
             if self._rate_nonzero:
                 for name in _CPU_RATES:
                     self._set(name, 0.0)
@@ -108,25 +100,25 @@ class ProcessSampler:
         """
         utime, stime = stat.utime_ticks, stat.stime_ticks
         if utime is not None and stime is not None:
-            ticks = self._ticks = utime + stime
-            self._user_ticks, self._system_ticks = utime, stime
-            self.series.counter("process.cpu.time_usec", ticks * 1_000_000 // CLK_TCK)
-            rate = self._cpu.update(ticks, now)
-            user = self._cpu_user.update(utime, now)
-            system = self._cpu_system.update(stime, now)
-            if rate is not None:
+            last, last_time = self._ticks, self._ticks_time
+            self._ticks, self._ticks_time = (utime, stime), now
+            self.series.counter("process.cpu.time_usec", (utime + stime) * 1_000_000 // CLK_TCK)
+            # The first reading is only a baseline; a lower one is a reset (a new baseline), as
+            # in RateTracker; ticks per second -> millicores -> percent of the capacity.
+            if last is not None and now > last_time and utime >= last[0] and stime >= last[1]:
+                elapsed = now - last_time
+                rate = (utime + stime - last[0] - last[1]) / elapsed
                 millicores = rate / CLK_TCK * 1000.0
                 self._set("process.cpu.usage_millicores", millicores)
                 self._set("process.cpu.usage_percent", millicores / capacity_millicores * 100.0)
                 self._rate_nonzero = rate != 0
-            if user is not None:
-                user_millicores = user / CLK_TCK * 1000.0
-                self._set("process.cpu.user_percent", user_millicores / capacity_millicores * 100.0)
-            if system is not None:
-                system_millicores = system / CLK_TCK * 1000.0
-                self._set(
-                    "process.cpu.system_percent", system_millicores / capacity_millicores * 100.0
-                )
+                for name, delta in (
+                    ("process.cpu.user_percent", utime - last[0]),
+                    ("process.cpu.system_percent", stime - last[1]),
+                ):
+                    self._set(
+                        name, delta / elapsed / CLK_TCK * 1000.0 / capacity_millicores * 100.0
+                    )
         if stat.num_threads is not None:
             self._set("process.threads", stat.num_threads)
         if stat.rss_pages is not None:
