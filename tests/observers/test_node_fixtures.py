@@ -999,6 +999,25 @@ def test_pressure_total_that_is_not_finite_is_a_counted_error(
     assert report.errors_by_reason["malformed"] == 1
 
 
+def test_pressure_parsed_by_the_reader_unknown_keys_ignored(
+    tmp_path: Path, recorder: CaptureRecorder
+) -> None:
+    # The sampler parses with observers.readers.cgroup_v2.parse_pressure: the four fields it
+    # knows become series, a key a later kernel may add does not, and is no error.
+    layout = tree(tmp_path, "v2")
+    cid = str(layout.expected[0].container_id)
+    cgroup_file(layout.fixture, layout.expected[0].relpath, "io.pressure").write_bytes(
+        b"some avg10=1.50 avg60=0.50 avg300=0.25 total=10 future=3\n"
+        b"full avg10=0.75 avg60=0.25 avg300=0.10 total=4\n"
+    )
+    clean(observer(layout, tmp_path / "log").sample())
+    assert value(recorder, "cgroup.io.pressure.some.avg10", container_id=cid) == 1.5
+    assert value(recorder, "cgroup.io.pressure.full.total", container_id=cid) == 4
+    assert value(recorder, "container.io.psi.some.avg10_percent", container_id=cid) == 1.5
+    assert value(recorder, "container.io.psi.full.stall_usec", container_id=cid) == 4
+    assert not {n for n in names_of(recorder, container_id=cid) if "future" in n}
+
+
 def test_negative_cpu_time_in_proc_stat_is_a_counted_error(
     tmp_path: Path, recorder: CaptureRecorder
 ) -> None:
