@@ -237,6 +237,41 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-cpu",
+        "container.cpu.user_percent",
+        "gauge",
+        "percent",
+        standard=True,
+        source="as `container.cpu.user_millicores`",
+        cgroup="both",
+        description=(
+            "CPU used by the container in user mode, in percent of the capacity "
+            "container.cpu.usage_percent is of"
+        ),
+        derivation=(
+            "`container.cpu.user_millicores` ÷ the capacity `container.cpu.usage_percent` is of "
+            "(the CPU limit, else all the node's CPUs) × 100, so user + system ≈ usage percent. "
+            "On v1 `cpuacct.stat` counts in USER_HZ ticks (10 ms), so over a short interval "
+            "user + system match usage only to a tick"
+        ),
+    ),
+    Entry(
+        "container-cpu",
+        "container.cpu.system_percent",
+        "gauge",
+        "percent",
+        standard=True,
+        source="as `container.cpu.system_millicores`",
+        cgroup="both",
+        description=(
+            "CPU used by the container in kernel mode, in percent of the capacity "
+            "container.cpu.usage_percent is of"
+        ),
+        derivation=(
+            "As user: time in the kernel on the container's behalf (system calls, page faults)"
+        ),
+    ),
+    Entry(
+        "container-cpu",
         "container.cpu.limit_millicores",
         "gauge",
         "millicores",
@@ -514,6 +549,49 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "process",
+        "process.cpu.usage_percent",
+        "gauge",
+        "percent",
+        labels=("pid", "comm"),
+        standard=True,
+        source="`/proc/<pid>/stat` `utime` + `stime`",
+        description=(
+            "CPU used by the process, in percent of its container's capacity (CPU limit, else "
+            "all the node's CPUs)"
+        ),
+        derivation=(
+            "`process.cpu.usage_millicores` ÷ the container's capacity (as for "
+            "`container.cpu.usage_percent`) × 100: the processes of a container add up to its "
+            "`container.cpu.usage_percent` (less what processes finemon does not see used). "
+            "`top`'s %CPU, of one CPU, is `usage_millicores` ÷ 10"
+        ),
+    ),
+    Entry(
+        "process",
+        "process.cpu.user_percent",
+        "gauge",
+        "percent",
+        labels=("pid", "comm"),
+        standard=True,
+        source="`/proc/<pid>/stat` `utime`",
+        description="CPU used by the process in user mode, in percent of its container's capacity",
+        derivation="Rate of `utime` (ticks ÷ USER_HZ, in millicores) ÷ the same capacity × 100",
+    ),
+    Entry(
+        "process",
+        "process.cpu.system_percent",
+        "gauge",
+        "percent",
+        labels=("pid", "comm"),
+        standard=True,
+        source="`/proc/<pid>/stat` `stime`",
+        description=(
+            "CPU used by the process in kernel mode, in percent of its container's capacity"
+        ),
+        derivation="As user, of `stime`: time in the kernel on the process's behalf",
+    ),
+    Entry(
+        "process",
         "process.threads",
         "gauge",
         "count",
@@ -532,6 +610,20 @@ ENTRIES: tuple[Entry, ...] = (
         source="`/proc/<pid>/stat` `rss`",
         description="Resident memory of the process",
         derivation="Resident pages × page size (every sample)",
+    ),
+    Entry(
+        "process",
+        "process.memory.virtual_bytes",
+        "gauge",
+        "bytes",
+        labels=("pid", "comm"),
+        standard=True,
+        source="`/proc/<pid>/stat` `vsize`",
+        description="Virtual address space size of the process (VmSize)",
+        derivation=(
+            "As read, every sample (the `VmSize` of `/proc/<pid>/status`). Everything mapped "
+            "counts, reserved and never touched included: a size, not a use (0 for a zombie)"
+        ),
     ),
     Entry(
         "process",

@@ -12,58 +12,34 @@ does not provide (its directory exists, the file does not) leaves the plan for g
 
 from __future__ import annotations
 
-import errno
 import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from observers.cgroup_v1 import parse_blkio_rwstat, parse_cfs_quota_usec
-from observers.cgroup_v2 import parse_flat_keyed, parse_int_or_max, parse_io_stat, parse_single_int
-from observers.errors import (
-    AccessDeniedError,
-    MalformedFileError,
-    ReaderError,
-    VanishedError,
-)
 from observers.hierarchy import CgroupDirs
 from observers.kept import FdBudget, KeptFile
 from observers.rates import RateTracker
+from observers.readers import cgroup_v1 as v1
+from observers.readers import cgroup_v2 as v2
+from observers.readers.errors import (
+    AccessDeniedError,
+    MalformedFileError,
+    ReaderError,
+    UnsupportedError,
+    VanishedError,
+)
 from observers.series import SeriesSet
 
 #: memory.stat keys (v1 and v2) that count events rather than hold bytes.
 _MEMORY_EVENT_PREFIXES = ("pg", "workingset_", "thp_", "zswp", "pswp", "numa_", "swpin", "swpout")
-#: errnos that mean "this kernel does not offer the file" (PSI disabled with psi=0).
-_UNSUPPORTED_ERRNOS = frozenset({errno.EOPNOTSUPP, errno.ENOTSUP})
 _MEMORY_EVENT_PREFIXES_V1_TOTAL = tuple(f"total_{p}" for p in _MEMORY_EVENT_PREFIXES)
+#: The fields of a pressure line, as the kernel names them (total is in microseconds).
+_PSI_KEYS = ("avg10", "avg60", "avg300", "total")
 _IO_COUNTER_KEYS = frozenset({"rbytes", "wbytes", "rios", "wios", "dbytes", "dios"})
-_V1_UNLIMITED_BYTES = 2**62
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 Handler = Callable[[bytes, str], None]
-
-
-def parse_pressure_lines(data: bytes, path: str) -> dict[str, dict[str, float]]:
-    """``some``/``full`` lines of a PSI file as {"some": {"avg10": .., "total": ..}, ...}."""
-    out: dict[str, dict[str, float]] = {}
-    for number, line in enumerate(data.splitlines(), 1):
-        fields = line.split()
-        if not fields:
-            continue
-        values: dict[str, float] = {}
-        for item in fields[1:]:
-            key, sep, value = item.partition(b"=")
-            if not sep:
-                raise MalformedFileError(path, number, f"expected key=value, got {item!r}")
-            try:
-                number_value = float(value)
-            except ValueError:
-                raise MalformedFileError(path, number, f"not a number: {value!r}") from None
-            if not math.isfinite(number_value):
-                raise MalformedFileError(path, number, f"not a finite number: {value!r}")
-            values[key.decode("ascii", "replace")] = number_value
-        out[fields[0].decode("ascii", "replace")] = values
-    return out
 
 
 def _is_memory_event(key: str) -> bool:
@@ -72,6 +48,10 @@ def _is_memory_event(key: str) -> bool:
 
 def _always(_key: str) -> bool:
     return True
+
+
+def _first_known(preferred: int | None, fallback: int | None) -> int | None:
+    return fallback if preferred is None else preferred
 
 
 @dataclass(slots=True)
@@ -228,6 +208,12 @@ class ContainerSampler:
             if directory is not None
         ]
 
+    @property
+    def capacity_millicores(self) -> float:
+        """What the container's (and its processes') CPU percentages are of: the CPU limit when
+        one is set, else all the node's CPUs."""
+        return self.limit_millicores or self._node_millicores
+
     def close(self) -> None:
         """Close kept descriptors and end every series."""
         for kept, _ in self._every + self._config:
@@ -281,10 +267,10 @@ class ContainerSampler:
                 errors.count(exc)
                 self.gone = True
                 return
+            except UnsupportedError:
+                dropped.append(kept)  # e.g. pressure files with PSI disabled (psi=0)
+                continue
             except ReaderError as exc:
-                if exc.errno in _UNSUPPORTED_ERRNOS:
-                    dropped.append(kept)  # e.g. pressure files with PSI disabled (psi=0)
-                    continue
                 errors.count(exc)
                 continue
             if data == kept.last:
@@ -326,7 +312,7 @@ class ContainerSampler:
         name = f"cgroup.{file}"
 
         def handle(data: bytes, path: str) -> None:
-            self._set(name, parse_single_int(data, path), counter)
+            self._set(name, v2.parse_single_int(data, path), counter)
 
         return handle
 
@@ -334,7 +320,7 @@ class ContainerSampler:
         name = f"cgroup.{file}"
 
         def handle(data: bytes, path: str) -> None:
-            value = parse_int_or_max(data, path)
+            value = v2.parse_int_or_max(data, path)
             if value is None:
                 self.series.drop(name)
             else:
@@ -344,26 +330,16 @@ class ContainerSampler:
 
     # ------------------------------------------------------------------ v2
     def _v2_cpu_stat(self, data: bytes, path: str) -> None:
-        values = parse_flat_keyed(data, path)
-        self._raw("cgroup.cpu.stat.", values, _always)
-        self._usage_usec = values.get("usage_usec")
-        self._user_usec = values.get("user_usec")
-        self._system_usec = values.get("system_usec")
-        self._throttling = (
-            values.get("nr_periods"),
-            values.get("nr_throttled"),
-            values.get("throttled_usec"),
-        )
+        stat = v2.parse_cpu_stat(data, path)
+        self._raw("cgroup.cpu.stat.", stat.values, _always)
+        self._usage_usec = stat.usage_usec
+        self._user_usec = stat.user_usec
+        self._system_usec = stat.system_usec
+        self._throttling = (stat.nr_periods, stat.nr_throttled, stat.throttled_usec)
 
     def _v2_cpu_max(self, data: bytes, path: str) -> None:
-        fields = data.split()
-        try:
-            if len(fields) != 2:
-                raise ValueError
-            period = int(fields[1])
-            quota = None if fields[0] == b"max" else int(fields[0])
-        except ValueError:
-            raise MalformedFileError(path, 1, f"expected '$MAX $PERIOD', got {data!r}") from None
+        cpu_max = v2.parse_cpu_max(data, path)
+        quota, period = cpu_max.quota_usec, cpu_max.period_usec
         s = self.series
         if quota is None or period <= 0:
             self.limit_millicores = None
@@ -374,42 +350,42 @@ class ContainerSampler:
         s.gauge("cgroup.cpu.max.period_usec", period)
 
     def _v2_memory_max(self, data: bytes, path: str) -> None:
-        self.memory_limit_bytes = parse_int_or_max(data, path)
+        self.memory_limit_bytes = v2.parse_int_or_max(data, path)
         if self.memory_limit_bytes is None:
             self.series.drop("cgroup.memory.max")
         else:
             self.series.gauge("cgroup.memory.max", self.memory_limit_bytes)
 
     def _v2_memory_current(self, data: bytes, path: str) -> None:
-        self._usage_bytes = parse_single_int(data, path)
+        self._usage_bytes = v2.parse_single_int(data, path)
         self.series.gauge("cgroup.memory.current", self._usage_bytes)
 
     def _v2_memory_stat(self, data: bytes, path: str) -> None:
-        values = parse_flat_keyed(data, path)
-        self._raw("cgroup.memory.stat.", values, _is_memory_event)
-        self._rss_bytes = values.get("anon")
-        self._cache_bytes = values.get("file")
-        self._inactive_file_bytes = values.get("inactive_file")
+        stat = v2.parse_memory_stat(data, path)
+        self._raw("cgroup.memory.stat.", stat.values, _is_memory_event)
+        self._rss_bytes = stat.anon
+        self._cache_bytes = stat.file
+        self._inactive_file_bytes = stat.inactive_file
 
     def _v2_memory_events(self, data: bytes, path: str) -> None:
-        values = parse_flat_keyed(data, path)
-        self._raw("cgroup.memory.events.", values, _always)
-        self._oom_kills = values.get("oom_kill")
-        self._oom_events = values.get("oom")
+        events = v2.parse_memory_events(data, path)
+        self._raw("cgroup.memory.events.", events.values, _always)
+        self._oom_kills = events.oom_kill
+        self._oom_events = events.oom
 
     def _v2_swap_current(self, data: bytes, path: str) -> None:
-        self._swap_bytes = parse_single_int(data, path)
+        self._swap_bytes = v2.parse_single_int(data, path)
         self.series.gauge("cgroup.memory.swap.current", self._swap_bytes)
 
     def _pids_current(self, data: bytes, path: str) -> None:
-        self._pids = parse_single_int(data, path)
+        self._pids = v2.parse_single_int(data, path)
         self.series.gauge("cgroup.pids.current", self._pids)
 
     def _v2_io_stat(self, data: bytes, path: str) -> None:
         s = self.series
         totals = [0, 0, 0, 0]
         index = {"rbytes": 0, "wbytes": 1, "rios": 2, "wios": 3}
-        for device in parse_io_stat(data, path):
+        for device in v2.parse_io_stat(data, path):
             label = ("device", f"{device.major}:{device.minor}")
             for key, value in device.values.items():
                 if key in _IO_COUNTER_KEYS and isinstance(value, int) and value >= 0:
@@ -422,60 +398,59 @@ class ContainerSampler:
 
     # ------------------------------------------------------------------ v1
     def _v1_cpuacct_usage(self, data: bytes, path: str) -> None:
-        nsec = parse_single_int(data, path)
+        nsec = v2.parse_single_int(data, path)
         self.series.counter("cgroup.cpuacct.usage", nsec)
         self._usage_usec = nsec // 1000
 
     def _v1_cpuacct_stat(self, data: bytes, path: str) -> None:
-        values = parse_flat_keyed(data, path)
-        self._raw("cgroup.cpuacct.stat.", values, _always)
+        stat = v1.parse_cpuacct_stat(data, path)
+        self._raw("cgroup.cpuacct.stat.", stat.values, _always)
         usec_per_tick = 1_000_000 // _CLK_TCK
-        user, system = values.get("user"), values.get("system")
+        user, system = stat.user_ticks, stat.system_ticks
         self._user_usec = None if user is None else user * usec_per_tick
         self._system_usec = None if system is None else system * usec_per_tick
 
     def _v1_cpu_stat(self, data: bytes, path: str) -> None:
-        values = parse_flat_keyed(data, path)
-        self._raw("cgroup.cpu.stat.", values, _always)
-        throttled_ns = values.get("throttled_time")
+        stat = v1.parse_cpu_stat(data, path)
+        self._raw("cgroup.cpu.stat.", stat.values, _always)
+        throttled_ns = stat.throttled_time_nsec
         self._throttling = (
-            values.get("nr_periods"),
-            values.get("nr_throttled"),
+            stat.nr_periods,
+            stat.nr_throttled,
             None if throttled_ns is None else throttled_ns // 1000,
         )
 
     def _v1_cfs_quota(self, data: bytes, path: str) -> None:
-        self._quota_usec = parse_cfs_quota_usec(data, path)
+        self._quota_usec = v1.parse_cfs_quota_usec(data, path)
         quota = self._quota_usec
         self.series.gauge("cgroup.cpu.cfs_quota_us", -1 if quota is None else quota)
 
     def _v1_cfs_period(self, data: bytes, path: str) -> None:
-        period = parse_single_int(data, path)
+        period = v2.parse_single_int(data, path)
         self.series.gauge("cgroup.cpu.cfs_period_us", period)
         quota = self._quota_usec
         self.limit_millicores = None if quota is None or period <= 0 else quota / period * 1000.0
 
     def _v1_memory_limit(self, data: bytes, path: str) -> None:
-        value = parse_single_int(data, path)
-        self.memory_limit_bytes = None if value >= _V1_UNLIMITED_BYTES else value
+        value = v2.parse_single_int(data, path)
+        self.memory_limit_bytes = None if v1.is_unlimited_bytes(value) else value
         self.series.gauge("cgroup.memory.limit_in_bytes", value)
 
     def _v1_memory_usage(self, data: bytes, path: str) -> None:
-        self._usage_bytes = parse_single_int(data, path)
+        self._usage_bytes = v2.parse_single_int(data, path)
         self.series.gauge("cgroup.memory.usage_in_bytes", self._usage_bytes)
 
     def _v1_memory_stat(self, data: bytes, path: str) -> None:
-        values = parse_flat_keyed(data, path)
-        self._raw("cgroup.memory.stat.", values, _is_memory_event)
-        g = values.get
-        self._rss_bytes = g("total_rss", g("rss"))
-        self._cache_bytes = g("total_cache", g("cache"))
-        self._inactive_file_bytes = g("total_inactive_file", g("inactive_file"))
-        self._swap_bytes = g("total_swap", g("swap"))
+        stat = v1.parse_memory_stat(data, path)
+        self._raw("cgroup.memory.stat.", stat.values, _is_memory_event)
+        # The total_ keys include the descendants (a container with child cgroups, crun's).
+        self._rss_bytes = _first_known(stat.total_rss, stat.rss)
+        self._cache_bytes = _first_known(stat.total_cache, stat.cache)
+        self._inactive_file_bytes = _first_known(stat.total_inactive_file, stat.inactive_file)
+        self._swap_bytes = _first_known(stat.total_swap, stat.swap)
 
     def _v1_oom_control(self, data: bytes, path: str) -> None:
-        values = parse_flat_keyed(data, path)
-        for key, value in values.items():
+        for key, value in v1.parse_memory_oom_control(data, path).values.items():
             if key == "oom_kill":
                 self.series.counter("cgroup.memory.oom_control.oom_kill", value)
                 self._oom_kills = value
@@ -485,7 +460,7 @@ class ContainerSampler:
     def _v1_blkio(self, data: bytes, path: str) -> None:
         file = path.rsplit("/", 1)[-1]
         reads = writes = 0
-        for device in parse_blkio_rwstat(data, path).devices:
+        for device in v1.parse_blkio_rwstat(data, path).devices:
             label = ("device", f"{device.major}:{device.minor}")
             for key, value in device.values.items():
                 self.series.counter(f"cgroup.{file}.{key.lower()}", value, label)
@@ -513,6 +488,7 @@ class ContainerSampler:
             s.drop("container.memory.limit_bytes")
         now = self._now
         self._rates_nonzero = False
+        capacity = self.capacity_millicores
         if self._usage_usec is not None:
             self._set("container.cpu.usage_usec", self._usage_usec, counter=True)
             rate = self._cpu_usage.update(self._usage_usec, now)
@@ -521,18 +497,21 @@ class ContainerSampler:
             if rate is not None:
                 millicores = rate / 1000.0
                 self._set("container.cpu.usage_millicores", millicores)
-                capacity = self.limit_millicores or self._node_millicores
                 self._set("container.cpu.usage_percent", millicores / capacity * 100.0)
         if self._user_usec is not None:
             rate = self._cpu_user.update(self._user_usec, now)
             self._rates_nonzero |= bool(rate)
             if rate is not None:
-                self._set("container.cpu.user_millicores", rate / 1000.0)
+                millicores = rate / 1000.0
+                self._set("container.cpu.user_millicores", millicores)
+                self._set("container.cpu.user_percent", millicores / capacity * 100.0)
         if self._system_usec is not None:
             rate = self._cpu_system.update(self._system_usec, now)
             self._rates_nonzero |= bool(rate)
             if rate is not None:
-                self._set("container.cpu.system_millicores", rate / 1000.0)
+                millicores = rate / 1000.0
+                self._set("container.cpu.system_millicores", millicores)
+                self._set("container.cpu.system_percent", millicores / capacity * 100.0)
         periods, throttled, throttled_usec = self._throttling
         for name, count in (
             ("container.cpu.periods", periods),
@@ -582,18 +561,27 @@ class ContainerSampler:
                 self._set(f"container.{resource}.psi.{kind}.stall_usec", total_usec, counter=True)
 
     def _pressure(self, resource: str) -> Handler:
+        # The series names of each line, made once per container and file, not per tick.
+        names = {
+            kind: tuple(f"cgroup.{resource}.pressure.{kind}.{key}" for key in _PSI_KEYS)
+            for kind in ("some", "full")
+        }
+
         def handle(data: bytes, path: str) -> None:
-            for kind, values in parse_pressure_lines(data, path).items():
-                for key, value in values.items():
-                    name = f"cgroup.{resource}.pressure.{kind}.{key}"
-                    if key == "total":
-                        self._set(name, int(value), counter=True)
-                    else:
-                        self._set(name, value)
-                total = values.get("total")
-                self._psi[(resource, kind)] = (
-                    values.get("avg10"),
-                    None if total is None else int(total),
-                )
+            pressure = v2.parse_pressure(data, path)
+            for kind, line in (("some", pressure.some), ("full", pressure.full)):
+                if line is None:
+                    continue
+                avg10_name, avg60_name, avg300_name, total_name = names[kind]
+                for name, value in (
+                    (avg10_name, line.avg10),
+                    (avg60_name, line.avg60),
+                    (avg300_name, line.avg300),
+                ):
+                    if value is not None:
+                        self.series.gauge(name, value)
+                if line.total_usec is not None:
+                    self.series.counter(total_name, line.total_usec)
+                self._psi[(resource, kind)] = (line.avg10, line.total_usec)
 
         return handle

@@ -27,7 +27,6 @@ listed and being read is simply absent from the result.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -35,9 +34,18 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-from observers.cgroup_v2 import parse_cgroup_procs
-from observers.errors import AccessDeniedError, ReaderError, VanishedError, read_file_bytes
 from observers.hierarchy import CgroupDirs, CgroupHierarchy
+from observers.readers.cgroup_v2 import parse_cgroup_procs
+from observers.readers.errors import (
+    ACCESS_DENIED,
+    VANISHED,
+    AccessDeniedError,
+    ReaderError,
+    VanishedError,
+    oserror_outcome,
+    read_file_bytes,
+)
+from observers.readers.procfs import parse_comm
 
 __all__ = [
     "ContainerCgroup",
@@ -91,9 +99,7 @@ _RUNTIMES: Mapping[str | None, Runtime | None] = {
     None: None,
 }
 _QOS_CLASSES: Mapping[str, QosClass] = {"burstable": "Burstable", "besteffort": "BestEffort"}
-_PAUSE_COMM = b"pause\n"
-# A removed cgroup's files read ENODEV through a descriptor opened before the removal.
-_VANISHED_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ESRCH, errno.ENODEV})
+_PAUSE_COMM = "pause"
 #: A pod cgroup whose link count did not change is listed again after this many scans anyway.
 RELIST_POD_EVERY = 30
 # crun (CRI-O's default on cgroup v2) may move the processes into this child of the scope.
@@ -176,12 +182,17 @@ def is_kubepods_dir(name: str) -> bool:
 
 
 def _subdirs(path: str) -> list[str] | None:
-    """Names of the subdirectories of ``path`` (d_type, no stat); ``None`` if it is gone."""
+    """Names of the subdirectories of ``path`` (d_type, no stat); ``None`` if it is gone.
+
+    Raises OSError for any other failure (access denied included).
+    """
     try:
         with os.scandir(path) as entries:
             return [entry.name for entry in entries if entry.is_dir(follow_symlinks=False)]
-    except (FileNotFoundError, NotADirectoryError):
-        return None
+    except OSError as e:
+        if oserror_outcome(e) == VANISHED:
+            return None
+        raise
 
 
 def _read_pids(procs_path: str) -> tuple[int, ...] | None:
@@ -196,18 +207,16 @@ def _read_pids(procs_path: str) -> tuple[int, ...] | None:
 
 
 def _is_pause(proc_root: str, pid: int) -> bool:
-    """Whether process ``pid`` is a pod sandbox's ``pause``; a vanished process is not."""
+    """Whether process ``pid`` is a pod sandbox's ``pause``; a vanished process is not.
+
+    Raises ReaderError for an errno that means neither gone nor denied.
+    """
+    path = f"{proc_root}/{pid}/comm"
     try:
-        fd = os.open(f"{proc_root}/{pid}/comm", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            return os.read(fd, 64) == _PAUSE_COMM
-        finally:
-            os.close(fd)
-    except OSError as e:
+        return parse_comm(read_file_bytes(path), path) == _PAUSE_COMM
+    except (VanishedError, AccessDeniedError):
         # comm is world-readable; an error means the process exited (ESRCH on read).
-        if e.errno in _VANISHED_ERRNOS or isinstance(e, PermissionError):
-            return False
-        raise
+        return False
 
 
 def find_kubepods(scan_root: str | os.PathLike[str], max_depth: int = 4) -> tuple[str, ...]:
@@ -257,7 +266,9 @@ class _Scan:
     def subdirs(self, abs_dir: str, *, count_vanished: bool = True) -> list[str]:
         try:
             names = _subdirs(abs_dir)
-        except PermissionError:
+        except OSError as e:
+            if oserror_outcome(e) != ACCESS_DENIED:
+                raise
             self.skipped[SKIP_ACCESS_DENIED] += 1
             return []
         if names is None:
@@ -277,24 +288,24 @@ class _Scan:
             pids = _read_pids(f"{abs_dir}/cgroup.procs")
             if pids == () and is_container:
                 pids = _read_pids(f"{abs_dir}/{_CRUN_LEAF}/cgroup.procs") or ()
+            if pids is None:
+                self.skipped[SKIP_VANISHED] += 1
+                return None
+            if not pids:
+                self.skipped[SKIP_EMPTY] += 1
+                return None
+            if is_container and len(pids) == 1:
+                pid = pids[0]
+                if self.known_pause.get(relpath) == pid or _is_pause(self.proc_root, pid):
+                    self.pause_pids[relpath] = pid
+                    self.skipped[SKIP_PAUSE] += 1
+                    return None
         except AccessDeniedError:
             self.skipped[SKIP_ACCESS_DENIED] += 1
             return None
         except ReaderError:  # garbage, or an errno that does not mean gone
             self.skipped[SKIP_UNREADABLE] += 1
             return None
-        if pids is None:
-            self.skipped[SKIP_VANISHED] += 1
-            return None
-        if not pids:
-            self.skipped[SKIP_EMPTY] += 1
-            return None
-        if is_container and len(pids) == 1:
-            pid = pids[0]
-            if self.known_pause.get(relpath) == pid or _is_pause(self.proc_root, pid):
-                self.pause_pids[relpath] = pid
-                self.skipped[SKIP_PAUSE] += 1
-                return None
         return pids
 
     def dirs(self, relpath: str) -> CgroupDirs:
@@ -349,10 +360,13 @@ class _Scan:
         # child made in between changes the count the next scan sees.)
         try:
             nlink = os.stat(pod_abs).st_nlink
-        except FileNotFoundError:
-            self.skipped[SKIP_VANISHED] += 1
-            return
-        except PermissionError:
+        except OSError as e:
+            outcome = oserror_outcome(e)
+            if outcome == VANISHED:
+                self.skipped[SKIP_VANISHED] += 1
+                return
+            if outcome != ACCESS_DENIED:
+                raise
             nlink = -1
         known = self.known_listings.get(pod_abs)
         # (Below 2 the filesystem does not count subdirectories, as btrfs and overlayfs do not:

@@ -10,24 +10,23 @@ use; :func:`hierarchy_from_root` does the same from a directory given on the com
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
+from observers.readers.errors import VANISHED, ReaderError, oserror_outcome
+from observers.readers.mountinfo import Mount, read_mountinfo
+
 __all__ = [
     "CgroupDirs",
     "CgroupHierarchy",
     "HierarchyMode",
-    "Mount",
-    "MountinfoParseError",
     "NoCgroupMountError",
     "find_hierarchy",
     "hierarchy_from_mounts",
     "hierarchy_from_root",
-    "parse_mountinfo",
     "v1_controllers",
 ]
 
@@ -78,38 +77,9 @@ _V1_ROOT_MARKERS = frozenset({"cpu", "cpuacct", "memory"})
 # Which v1 hierarchy discovery walks, in order of preference (Datadog and cAdvisor use memory).
 _V1_SCAN_ORDER = ("memory", "cpu", "cpuacct", "pids", "blkio")
 
-_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
-
 
 class NoCgroupMountError(OSError):
     """No usable cgroup hierarchy: neither a cgroup2 mount nor a v1 resource controller."""
-
-
-class MountinfoParseError(ValueError):
-    """A mountinfo line does not have the fields ``man 5 proc`` describes."""
-
-    def __init__(self, source: str, line_number: int, line: str) -> None:
-        super().__init__(f"{source}:{line_number}: malformed mountinfo line: {line!r}")
-        self.source = source
-        self.line_number = line_number
-        self.line = line
-
-
-@dataclass(frozen=True, slots=True)
-class Mount:
-    """One line of ``/proc/PID/mountinfo``; paths have their octal escapes decoded."""
-
-    mount_id: int
-    parent_id: int
-    major: int
-    minor: int
-    root: str
-    mount_point: Path
-    mount_options: tuple[str, ...]
-    optional_fields: tuple[str, ...]
-    fs_type: str
-    source: str
-    super_options: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,58 +159,6 @@ class CgroupHierarchy:
         )
 
 
-def _unescape(field: str) -> str:
-    """Decode the kernel's octal escapes (space, tab, newline, backslash) in a path field."""
-    if "\\" not in field:
-        return field
-    return _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
-
-
-def _parse_mount_line(line: str) -> Mount | None:
-    fields = line.split(" ")
-    try:
-        separator = fields.index("-", 6)
-    except ValueError:
-        return None
-    if len(fields) < separator + 4:
-        return None
-    major, colon, minor = fields[2].partition(":")
-    if not colon:
-        return None
-    try:
-        return Mount(
-            mount_id=int(fields[0]),
-            parent_id=int(fields[1]),
-            major=int(major),
-            minor=int(minor),
-            root=_unescape(fields[3]),
-            mount_point=Path(_unescape(fields[4])),
-            mount_options=tuple(fields[5].split(",")),
-            optional_fields=tuple(fields[6:separator]),
-            fs_type=fields[separator + 1],
-            source=_unescape(fields[separator + 2]),
-            super_options=tuple(fields[separator + 3].split(",")),
-        )
-    except ValueError:
-        return None
-
-
-def parse_mountinfo(data: str, *, source: str = "mountinfo") -> tuple[Mount, ...]:
-    """Parse the text of ``/proc/PID/mountinfo`` (format in ``man 5 proc``).
-
-    Raises :class:`MountinfoParseError`, naming ``source`` and the line, for a malformed line.
-    """
-    mounts: list[Mount] = []
-    for number, line in enumerate(data.splitlines(), start=1):
-        if not line:
-            continue
-        mount = _parse_mount_line(line)
-        if mount is None:
-            raise MountinfoParseError(source, number, line)
-        mounts.append(mount)
-    return tuple(mounts)
-
-
 def v1_controllers(mount: Mount) -> tuple[str, ...]:
     """The controllers (and ``name=`` hierarchy) a v1 cgroup mount carries."""
     return tuple(
@@ -300,14 +218,12 @@ def find_hierarchy(
     """Describe the cgroup hierarchies this process sees, from its mountinfo file.
 
     Raises :class:`NoCgroupMountError` when the file cannot be read or lists no usable cgroup
-    mount, and :class:`MountinfoParseError` for a malformed line.
+    mount, and :class:`~observers.readers.mountinfo.MountinfoParseError` for a malformed line.
     """
     try:
-        with open(mountinfo_path, encoding="utf-8", errors="surrogateescape") as f:
-            data = f.read()
-    except OSError as e:
-        raise NoCgroupMountError(f"cannot read {os.fspath(mountinfo_path)}: {e.strerror}") from e
-    mounts = parse_mountinfo(data, source=os.fspath(mountinfo_path))
+        mounts = read_mountinfo(mountinfo_path)
+    except ReaderError as e:
+        raise NoCgroupMountError(f"cannot read {e}") from e
     try:
         return hierarchy_from_mounts(mounts)
     except NoCgroupMountError as e:
@@ -330,8 +246,10 @@ def hierarchy_from_root(root: str | os.PathLike[str]) -> CgroupHierarchy:
     try:
         with os.scandir(base) as entries:
             names = sorted(entry.name for entry in entries if entry.is_dir())
-    except (FileNotFoundError, NotADirectoryError):
-        raise NoCgroupMountError(f"cgroup root {base} does not exist") from None
+    except OSError as e:
+        if oserror_outcome(e) == VANISHED:
+            raise NoCgroupMountError(f"cgroup root {base} does not exist") from None
+        raise
     v1: dict[str, Path] = {}
     for name in names:
         parts = name.split(",")

@@ -3,8 +3,8 @@
 cgroup files and ``/proc/PID/{stat,smaps_rollup}`` are regenerated on every read from offset 0,
 so a descriptor kept across ticks returns fresh values and saves the open and close (most of
 the kernel time of a sample). A descriptor of a removed cgroup or an exited process fails with
-ENODEV/ESRCH, which maps to :class:`~observers.errors.VanishedError`; a reused PID never reads
-through an old descriptor. How many descriptors are kept is bounded by :class:`FdBudget`.
+ENODEV/ESRCH, which maps to :class:`~observers.readers.errors.VanishedError`; a reused PID never
+reads through an old descriptor. How many descriptors are kept is bounded by :class:`FdBudget`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import resource
 
-from observers.errors import reader_error_from_oserror
+from observers.readers.errors import reader_error_from_oserror
 
 #: One read covers every file finemon keeps (the largest, memory.stat, is about 1.5 KiB).
 _READ_SIZE = 65536
@@ -48,7 +48,7 @@ class KeptFile:
     """A kernel file read repeatedly through one kept descriptor.
 
     :meth:`read` raises VanishedError, AccessDeniedError or ReaderError like
-    :func:`observers.errors.read_file_bytes`.
+    :func:`observers.readers.errors.read_file_bytes`.
     """
 
     __slots__ = ("_budget", "directory", "fd", "last", "name")

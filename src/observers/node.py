@@ -21,7 +21,6 @@ import capture
 from observers.catalogue import describe_observer_metrics
 from observers.container import ContainerSampler, ReadErrors
 from observers.discovery import ContainerCgroup, Discovery, discover
-from observers.errors import AccessDeniedError, MalformedFileError, ReaderError, VanishedError
 from observers.hierarchy import (
     CgroupHierarchy,
     NoCgroupMountError,
@@ -31,6 +30,12 @@ from observers.hierarchy import (
 from observers.kept import FdBudget
 from observers.podmeta import ContainerMeta, PodMetadataCache
 from observers.process import ProcessSampler
+from observers.readers.errors import (
+    AccessDeniedError,
+    MalformedFileError,
+    ReaderError,
+    VanishedError,
+)
 from observers.series import SeriesSet
 
 log = logging.getLogger("finemon.observers")
@@ -276,7 +281,7 @@ class NodeObserver:
                 process.series.relabel({**state.labels, "pid": str(pid), "comm": stat.comm})
                 process.next_pss_due = process.next_smaps_due = 0.0
             try:
-                process.emit_stat(stat, time.monotonic())
+                process.emit_stat(stat, time.monotonic(), state.sampler.capacity_millicores)
             except ValueError as exc:  # a value capture refuses (e.g. negative)
                 errors.count(MalformedFileError(f"{self._proc_root}/{pid}/stat", 1, str(exc)))
             live.add(pid)

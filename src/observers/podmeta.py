@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from observers.readers.errors import ACCESS_DENIED, VANISHED, oserror_outcome
+
 __all__ = [
     "ContainerMeta",
     "PodMetadataCache",
@@ -85,8 +87,10 @@ _DirStamp = tuple[int, int, int] | None
 def _stamp(path: Path) -> _DirStamp:
     try:
         st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
+    except OSError as e:
+        if oserror_outcome(e) == VANISHED:
+            return None
+        raise
     return (st.st_dev, st.st_ino, st.st_mtime_ns)
 
 
@@ -94,9 +98,12 @@ def _names(path: Path) -> list[str]:
     """Entry names of a directory; empty when it is absent or unreadable (logged)."""
     try:
         return os.listdir(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    except PermissionError:
+    except OSError as e:
+        outcome = oserror_outcome(e)
+        if outcome == VANISHED:
+            return []
+        if outcome != ACCESS_DENIED:
+            raise
         _log.warning("pod metadata unavailable: permission denied listing %s", path)
         return []
 

@@ -1,36 +1,43 @@
-"""Sampling one process: CPU and threads from ``stat`` every tick, memory from ``smaps_rollup``
-at its own cadence, and the optional per-region breakdown from ``smaps``."""
+"""Sampling one process: CPU, threads, RSS and virtual size from ``stat`` every tick, memory
+from ``smaps_rollup`` at its own cadence, and the optional per-region breakdown from ``smaps``."""
 
 from __future__ import annotations
 
 import os
 
-from observers.errors import ReaderError, VanishedError, read_file_bytes
 from observers.kept import FdBudget, KeptFile
-from observers.procfs import ProcStat, parse_smaps, parse_smaps_rollup, parse_stat
-from observers.rates import RateTracker
+from observers.readers.errors import ReaderError, VanishedError, read_file_bytes
+from observers.readers.procfs import ProcStat, parse_smaps, parse_smaps_rollup, parse_stat
 from observers.series import SeriesSet
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+#: The CPU rates, set to 0 together when the process stops running.
+_CPU_RATES = (
+    "process.cpu.usage_millicores",
+    "process.cpu.usage_percent",
+    "process.cpu.user_percent",
+    "process.cpu.system_percent",
+)
 
 
 class ProcessSampler:
     """One process of a container, known by (pid, start time) so a reused PID is a new process.
 
-    ``read_stat`` every tick (CPU millicores from two readings, threads, RSS); ``read_pss`` when
-    the node's PSS schedule says so (it walks the page tables, so its cost grows with the
-    process). Errors propagate as ReaderError subclasses; VanishedError means the process is gone.
+    ``read_stat`` every tick (CPU millicores and percentages from two readings, threads, RSS,
+    virtual size); ``read_pss`` when the node's PSS schedule says so (it walks the page tables,
+    so its cost grows with the process). Errors propagate as ReaderError subclasses;
+    VanishedError means the process is gone.
     """
 
     __slots__ = (
-        "_cpu",
         "_generation",
         "_rate_nonzero",
         "_rollup",
         "_smaps",
         "_stat",
         "_ticks",
+        "_ticks_time",
         "comm",
         "next_pss_due",
         "next_smaps_due",
@@ -47,14 +54,16 @@ class ProcessSampler:
         self._stat = KeptFile(directory, "stat", budget)
         self._rollup = KeptFile(directory, "smaps_rollup", budget)
         self._smaps = f"{proc_root}/{pid}/smaps"
-        self._cpu = RateTracker()
         self.comm = ""
         self.start_ticks: int | None = None
         self.pss_bytes: int | None = None
         self.next_pss_due = 0.0
         self.next_smaps_due = 0.0
         self._generation = series.generation
-        self._ticks: int | None = None
+        # (utime, stime) of the last reading and the monotonic time it still held: the baseline
+        # of the CPU rates (one clock for the three, moved on alone by an idle tick).
+        self._ticks: tuple[int, int] | None = None
+        self._ticks_time = 0.0
         self._rate_nonzero = False
 
     def _set(self, name: str, value: float) -> None:
@@ -74,29 +83,48 @@ class ProcessSampler:
         return stat
 
     def idle(self, now: float) -> None:
-        """The process did not run since the last tick: its CPU rate is zero."""
+        """The process did not run since the last tick: its CPU rates are zero."""
         if self._ticks is not None:
-            self._cpu.update(self._ticks, now)
+            self._ticks_time = now
             if self._rate_nonzero:
-                self._set("process.cpu.usage_millicores", 0.0)
+                for name in _CPU_RATES:
+                    self._set(name, 0.0)
                 self._rate_nonzero = False
 
-    def emit_stat(self, stat: ProcStat, now: float) -> None:
-        """Emit CPU, threads and RSS from a ``stat`` reading taken at ``now`` (monotonic).
+    def emit_stat(self, stat: ProcStat, now: float, capacity_millicores: float) -> None:
+        """Emit CPU, threads, RSS and virtual size from a ``stat`` reading taken at ``now``
+        (monotonic). The CPU percentages are of ``capacity_millicores``, the container's (its
+        CPU limit, else the node's CPUs), so a container's processes add up to its own.
 
         Raises ValueError for values a counter refuses (negative CPU time).
         """
-        if stat.utime_ticks is not None and stat.stime_ticks is not None:
-            ticks = self._ticks = stat.utime_ticks + stat.stime_ticks
-            self.series.counter("process.cpu.time_usec", ticks * 1_000_000 // CLK_TCK)
-            rate = self._cpu.update(ticks, now)
-            if rate is not None:
-                self._set("process.cpu.usage_millicores", rate / CLK_TCK * 1000.0)
+        utime, stime = stat.utime_ticks, stat.stime_ticks
+        if utime is not None and stime is not None:
+            last, last_time = self._ticks, self._ticks_time
+            self._ticks, self._ticks_time = (utime, stime), now
+            self.series.counter("process.cpu.time_usec", (utime + stime) * 1_000_000 // CLK_TCK)
+            # The first reading is only a baseline; a lower one is a reset (a new baseline), as
+            # in RateTracker; ticks per second -> millicores -> percent of the capacity.
+            if last is not None and now > last_time and utime >= last[0] and stime >= last[1]:
+                elapsed = now - last_time
+                rate = (utime + stime - last[0] - last[1]) / elapsed
+                millicores = rate / CLK_TCK * 1000.0
+                self._set("process.cpu.usage_millicores", millicores)
+                self._set("process.cpu.usage_percent", millicores / capacity_millicores * 100.0)
                 self._rate_nonzero = rate != 0
+                for name, delta in (
+                    ("process.cpu.user_percent", utime - last[0]),
+                    ("process.cpu.system_percent", stime - last[1]),
+                ):
+                    self._set(
+                        name, delta / elapsed / CLK_TCK * 1000.0 / capacity_millicores * 100.0
+                    )
         if stat.num_threads is not None:
             self._set("process.threads", stat.num_threads)
         if stat.rss_pages is not None:
             self._set("process.memory.rss_bytes", stat.rss_pages * PAGE_SIZE)
+        if stat.vsize_bytes is not None:
+            self._set("process.memory.virtual_bytes", stat.vsize_bytes)
 
     def read_pss(self) -> None:
         """Read ``smaps_rollup`` and emit PSS (total, anon, file, shmem), swap and every field.

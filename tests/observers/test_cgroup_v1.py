@@ -1,4 +1,4 @@
-"""Tests for observers.cgroup_v1 on fixtures in the kernel's formats and on this machine."""
+"""Tests for observers.readers.cgroup_v1 on fixtures in the kernel's formats and on this machine."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from observers import cgroup_v1 as v1
-from observers.errors import MalformedFileError, VanishedError
+from observers.readers import cgroup_v1 as v1
+from observers.readers.errors import MalformedFileError, VanishedError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cgroup_v1"
 HOST_ROOT = FIXTURES / "host_root"
@@ -36,9 +36,9 @@ def test_cpuacct_host_root() -> None:
 
 def test_cpuacct_container() -> None:
     assert v1.read_cpuacct_usage_nsec(CONTAINER) == 2113650917284
-    assert v1.read_cpuacct_stat(CONTAINER) == v1.CpuacctStat(
-        {"user": 171233, "system": 40127}, user_ticks=171233, system_ticks=40127
-    )
+    stat = v1.read_cpuacct_stat(CONTAINER)
+    assert stat == v1.CpuacctStat({"user": 171233, "system": 40127})
+    assert (stat.user_ticks, stat.system_ticks) == (171233, 40127)
 
 
 def test_cpuacct_stat_missing_key() -> None:

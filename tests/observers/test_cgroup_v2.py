@@ -1,4 +1,4 @@
-"""Tests for observers.cgroup_v2 on fixtures in the kernel's formats and on this machine."""
+"""Tests for observers.readers.cgroup_v2 on fixtures in the kernel's formats and on this machine."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from observers import cgroup_v2 as v2
-from observers.errors import (
+from observers.readers import cgroup_v2 as v2
+from observers.readers.errors import (
     AccessDeniedError,
     MalformedFileError,
     ReaderError,
+    UnsupportedError,
     VanishedError,
+    oserror_outcome,
     read_file_bytes,
     reader_error_from_oserror,
 )
@@ -449,11 +451,49 @@ def test_oserror_mapping(code: int, kind: type[ReaderError]) -> None:
     assert err.errno == code
 
 
-def test_other_oserror_is_a_plain_reader_error() -> None:
+def test_eopnotsupp_is_unsupported() -> None:
     err = reader_error_from_oserror(OSError(errno.EOPNOTSUPP, "not supported"), "/x/cpu.pressure")
-    assert type(err) is ReaderError
+    assert type(err) is UnsupportedError
     assert err.errno == errno.EOPNOTSUPP
     assert "/x/cpu.pressure" in str(err)
+
+
+def test_other_oserror_is_a_plain_reader_error() -> None:
+    err = reader_error_from_oserror(OSError(errno.EIO, "I/O error"), "/x/io.stat")
+    assert type(err) is ReaderError
+    assert err.errno == errno.EIO
+    assert str(err) == "/x/io.stat: I/O error"
+
+
+@pytest.mark.parametrize(
+    ("code", "outcome"),
+    [
+        (errno.ENOENT, "vanished"),
+        (errno.ENOTDIR, "vanished"),
+        (errno.ESRCH, "vanished"),
+        (errno.ENODEV, "vanished"),
+        (errno.EACCES, "access_denied"),
+        (errno.EPERM, "access_denied"),
+        (errno.EOPNOTSUPP, "unsupported"),
+        (errno.EIO, "other"),
+        (errno.EINVAL, "other"),
+    ],
+)
+def test_oserror_outcome(code: int, outcome: str) -> None:
+    assert oserror_outcome(OSError(code, os.strerror(code))) == outcome
+
+
+def test_oserror_outcome_of_real_directory_errors(tmp_path: Path) -> None:
+    # What discovery and the hierarchy see: scandir and stat of a removed directory, and of a
+    # path through a file.
+    with pytest.raises(OSError) as gone:
+        os.scandir(tmp_path / "removed")
+    assert oserror_outcome(gone.value) == "vanished"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OSError) as through_file:
+        os.stat(tmp_path / "file" / "child")
+    assert oserror_outcome(through_file.value) == "vanished"
+    assert oserror_outcome(OSError("no errno")) == "other"
 
 
 def test_access_denied_by_file_mode(tmp_path: Path) -> None:
@@ -470,7 +510,7 @@ def test_access_denied_from_open(monkeypatch: pytest.MonkeyPatch) -> None:
     def deny(path: str, flags: int) -> int:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
 
-    monkeypatch.setattr("observers.errors.os.open", deny)
+    monkeypatch.setattr("observers.readers.errors.os.open", deny)
     with pytest.raises(AccessDeniedError) as info:
         v2.read_memory_stat("/sys/fs/cgroup/some.slice")
     assert info.value.path == "/sys/fs/cgroup/some.slice/memory.stat"
@@ -481,7 +521,7 @@ def test_removed_cgroup_kept_fd_reads_enodev(monkeypatch: pytest.MonkeyPatch) ->
     def gone(fd: int, size: int, offset: int) -> bytes:
         raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
 
-    monkeypatch.setattr("observers.errors.os.pread", gone)
+    monkeypatch.setattr("observers.readers.errors.os.pread", gone)
     with pytest.raises(VanishedError):
         read_file_bytes("/sys/fs/cgroup/x/cpu.stat", fd=99)
 

@@ -42,13 +42,13 @@ from observers.discovery import (
     pod_uid_from_name,
     qos_from_name,
 )
-from observers.errors import AccessDeniedError
 from observers.hierarchy import (
     CgroupHierarchy,
     NoCgroupMountError,
     find_hierarchy,
     hierarchy_from_root,
 )
+from observers.readers.errors import AccessDeniedError
 
 CID = container_id("example")
 UID = "7b1c9a4e-2f3d-4c5b-8a6e-0d9f8e7c6b5a"
@@ -312,6 +312,30 @@ def test_pause_only_when_it_is_the_only_process(tmp_path: Path) -> None:
     result = discover(hierarchy_from_root(fx.root), proc_root=fx.proc_root)
     assert [c.container_id for c in result.containers] == [two, exited]
     assert result.skipped["pause"] == 0
+
+
+def test_unreadable_comm_of_a_single_process_is_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An errno that means neither gone nor denied (here EIO) on the comm of a container's only
+    # process: the container is skipped as unreadable, the rest of the scan goes on.
+    fx = CgroupFixture(tmp_path, "v2")
+    pod = f"kubepods.slice/kubepods-pod{UID_}.slice"
+    odd, fine = container_id("odd"), container_id("fine")
+    (odd_pid,) = fx.pids(1, "app")
+    fx.cgroup(f"{pod}/cri-containerd-{odd}.scope", (odd_pid,))
+    fx.cgroup(f"{pod}/cri-containerd-{fine}.scope", fx.pids(1, "app"))
+    real_open = os.open
+
+    def failing_open(path: str, flags: int, *args: int) -> int:
+        if path == f"{fx.proc_root}/{odd_pid}/comm":
+            raise OSError(errno.EIO, os.strerror(errno.EIO), path)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", failing_open)
+    result = discover(hierarchy_from_root(fx.root), proc_root=fx.proc_root)
+    assert [c.container_id for c in result.containers] == [fine]
+    assert result.skipped["unreadable"] == 1
 
 
 def test_crun_container_leaf(tmp_path: Path) -> None:

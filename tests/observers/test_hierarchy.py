@@ -1,4 +1,5 @@
-"""Tests for observers.hierarchy: mountinfo parsing and cgroup hierarchy detection."""
+"""Tests for observers.hierarchy and observers.readers.mountinfo: mountinfo parsing and cgroup
+hierarchy detection."""
 
 from __future__ import annotations
 
@@ -10,12 +11,17 @@ from layouts import CgroupFixture
 
 from observers.hierarchy import (
     CgroupDirs,
-    Mount,
-    MountinfoParseError,
     NoCgroupMountError,
     find_hierarchy,
+    hierarchy_from_mounts,
     hierarchy_from_root,
+)
+from observers.readers.errors import MalformedFileError, VanishedError
+from observers.readers.mountinfo import (
+    Mount,
+    MountinfoParseError,
     parse_mountinfo,
+    read_mountinfo,
 )
 
 # Ubuntu 22.04: cgroup v2 only.
@@ -132,6 +138,9 @@ def test_parse_mountinfo_malformed_line_names_source_and_line() -> None:
         parse_mountinfo(data, source="/proc/self/mountinfo")
     assert excinfo.value.line_number == 4
     assert str(excinfo.value).startswith("/proc/self/mountinfo:4: malformed mountinfo line")
+    # One error style with the other readers: file and line, a MalformedFileError.
+    assert isinstance(excinfo.value, MalformedFileError)
+    assert excinfo.value.path == "/proc/self/mountinfo"
 
 
 @pytest.mark.parametrize(
@@ -332,3 +341,24 @@ def test_dirs_for_only_existing(tmp_path: Path) -> None:
     assert dirs.pressure is None  # not in unified/
     (fixture.root / "unified" / "a").mkdir()
     assert h.dirs_for("a", only_existing=True).pressure == fixture.root / "unified" / "a"
+
+
+def test_read_mountinfo_of_the_fixture_copied_from_a_hybrid_host() -> None:
+    path = Path(__file__).parent / "fixtures" / "proc" / "self" / "mountinfo"
+    mounts = read_mountinfo(path)
+    assert len(mounts) == len(path.read_text().splitlines())
+    by_point = {str(m.mount_point): m for m in mounts}
+    assert by_point["/sys/fs/cgroup/unified"].fs_type == "cgroup2"
+    assert by_point["/sys/fs/cgroup/cpu"].super_options == ("rw", "cpu")
+    assert hierarchy_from_mounts(mounts).mode == "hybrid"
+
+
+def test_parse_mountinfo_bytes_keeps_undecodable_path_bytes() -> None:
+    line = b"36 24 0:31 / /mnt/caf\xe9 rw - tmpfs tmpfs rw\n"
+    (mount,) = parse_mountinfo(line)
+    assert os.fsencode(mount.mount_point) == b"/mnt/caf\xe9"
+
+
+def test_read_mountinfo_of_a_missing_file_is_vanished(tmp_path: Path) -> None:
+    with pytest.raises(VanishedError):
+        read_mountinfo(tmp_path / "mountinfo")

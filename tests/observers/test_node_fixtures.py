@@ -95,6 +95,7 @@ def proc_stat(path: Path) -> dict[str, int]:
         "stime": int(fields[12]),
         "threads": int(fields[17]),
         "starttime": int(fields[19]),
+        "vsize": int(fields[20]),
         "rss_pages": int(fields[21]),
     }
 
@@ -385,6 +386,11 @@ def test_cpu_millicores_and_percent_from_two_samples(
         assert user is not None and system is not None
         assert user + system == pytest.approx(millicores)
         assert user == pytest.approx(millicores * 3 / 5)
+        user_percent = value(recorder, "container.cpu.user_percent", container_id=cid)
+        system_percent = value(recorder, "container.cpu.system_percent", container_id=cid)
+        assert user_percent == pytest.approx(user / capacity * 100)
+        assert system_percent == pytest.approx(system / capacity * 100)
+        assert user_percent + system_percent == pytest.approx(percent)
         cpu = flat(cgroup_file(fx, container.relpath, "cpu.stat"))
         assert value(recorder, "container.cpu.periods", container_id=cid) == cpu["nr_periods"]
         assert (
@@ -411,7 +417,12 @@ RATES = (
     "container.cpu.usage_percent",
     "container.cpu.user_millicores",
     "container.cpu.system_millicores",
+    "container.cpu.user_percent",
+    "container.cpu.system_percent",
     "process.cpu.usage_millicores",
+    "process.cpu.usage_percent",
+    "process.cpu.user_percent",
+    "process.cpu.system_percent",
 )
 
 
@@ -485,6 +496,7 @@ def test_process_metrics_from_the_fixture_files(tmp_path: Path, recorder: Captur
             assert get("process.cpu.time_usec") == ticks * 1_000_000 // CLK_TCK
             assert get("process.threads") == stat["threads"]
             assert get("process.memory.rss_bytes") == stat["rss_pages"] * PAGE_SIZE
+            assert get("process.memory.virtual_bytes") == stat["vsize"]
             assert get("process.memory.pss_bytes") == rollup["Pss"]
             assert get("process.memory.pss_anon_bytes") == rollup["Pss_Anon"]
             assert get("process.memory.pss_file_bytes") == rollup["Pss_File"]
@@ -497,6 +509,67 @@ def test_process_metrics_from_the_fixture_files(tmp_path: Path, recorder: Captur
         assert value(recorder, "container.memory.pss_bytes", container_id=cid) == rollup[
             "Pss"
         ] * len(container.pids)
+
+
+def add_process_cpu(path: Path, user_ticks: int, system_ticks: int) -> None:
+    """Advance utime (field 14) and stime (field 15) of a fixture ``/proc/<pid>/stat`` in place."""
+    fields = path.read_text().split(" ")
+    fields[13] = str(int(fields[13]) + user_ticks)
+    fields[14] = str(int(fields[14]) + system_ticks)
+    path.write_text(" ".join(fields))
+
+
+@pytest.mark.parametrize("mode", ["v2", "v1"])
+def test_process_cpu_percent_from_two_samples(
+    tmp_path: Path, recorder: CaptureRecorder, mode: str
+) -> None:
+    layout = tree(tmp_path, mode)
+    obs = observer(layout, tmp_path / "log")
+    limited, unlimited = layout.expected[0], layout.expected[1]
+    report, *first = timed(obs)
+    clean(report)
+    time.sleep(0.1)
+    for container in (limited, unlimited):
+        add_process_cpu(layout.fixture.proc_root / str(container.pids[0]) / "stat", 30, 20)
+    report, *second = timed(obs)
+    clean(report)
+    fx = layout.fixture
+    if mode == "v2":
+        quota, period = map(int, cgroup_file(fx, limited.relpath, "cpu.max").read_text().split())
+    else:
+        quota = single(cgroup_file(fx, limited.relpath, "cpu.cfs_quota_us"))
+        period = single(cgroup_file(fx, limited.relpath, "cpu.cfs_period_us"))
+    usec = 1_000_000 // CLK_TCK
+    low, high = bounds(50 * usec, tuple(first), tuple(second))  # type: ignore[arg-type]
+    for container, capacity in (
+        (limited, quota / period * 1000),
+        (unlimited, (os.cpu_count() or 1) * 1000),
+    ):
+        busy = str(container.pids[0])
+
+        def get(name: str, pid: str, cid: str = str(container.container_id)) -> float | None:
+            return value(recorder, name, container_id=cid, pid=pid)
+
+        millicores = get("process.cpu.usage_millicores", busy)
+        assert millicores is not None
+        assert low * (1 - 1e-9) <= millicores <= high * (1 + 1e-9)
+        percent = get("process.cpu.usage_percent", busy)
+        user_percent = get("process.cpu.user_percent", busy)
+        system_percent = get("process.cpu.system_percent", busy)
+        assert percent == pytest.approx(millicores / capacity * 100)
+        assert user_percent == pytest.approx(percent * 30 / 50)
+        assert system_percent == pytest.approx(percent * 20 / 50)
+    # The limited container's other processes did not run.
+    for pid in limited.pids[1:]:
+        for name in RATES:
+            if name.startswith("process."):
+                assert value(recorder, name, pid=str(pid)) == 0
+    # The next sample without CPU time: every rate of the busy process drops to exactly 0.
+    time.sleep(0.02)
+    clean(obs.sample())
+    for name in RATES:
+        if name.startswith("process."):
+            assert value(recorder, name, pid=str(limited.pids[0])) == 0
 
 
 def test_pss_has_its_own_cadence(tmp_path: Path, recorder: CaptureRecorder) -> None:
@@ -924,6 +997,25 @@ def test_pressure_total_that_is_not_finite_is_a_counted_error(
     report = observer(layout, tmp_path / "log").sample()
     assert report.read_errors == 1
     assert report.errors_by_reason["malformed"] == 1
+
+
+def test_pressure_parsed_by_the_reader_unknown_keys_ignored(
+    tmp_path: Path, recorder: CaptureRecorder
+) -> None:
+    # The sampler parses with observers.readers.cgroup_v2.parse_pressure: the four fields it
+    # knows become series, a key a later kernel may add does not, and is no error.
+    layout = tree(tmp_path, "v2")
+    cid = str(layout.expected[0].container_id)
+    cgroup_file(layout.fixture, layout.expected[0].relpath, "io.pressure").write_bytes(
+        b"some avg10=1.50 avg60=0.50 avg300=0.25 total=10 future=3\n"
+        b"full avg10=0.75 avg60=0.25 avg300=0.10 total=4\n"
+    )
+    clean(observer(layout, tmp_path / "log").sample())
+    assert value(recorder, "cgroup.io.pressure.some.avg10", container_id=cid) == 1.5
+    assert value(recorder, "cgroup.io.pressure.full.total", container_id=cid) == 4
+    assert value(recorder, "container.io.psi.some.avg10_percent", container_id=cid) == 1.5
+    assert value(recorder, "container.io.psi.full.stall_usec", container_id=cid) == 4
+    assert not {n for n in names_of(recorder, container_id=cid) if "future" in n}
 
 
 def test_negative_cpu_time_in_proc_stat_is_a_counted_error(

@@ -106,3 +106,83 @@ def test_cpu_millicores_and_pss_of_real_workloads(sandbox: KubeletSandbox, tmp_p
         observer.close()
     finally:
         capture.set_recorder(None)
+
+
+def labelled(recorder: CaptureRecorder, name: str, **match: str) -> float | None:
+    """The live value of ``name`` whose labels include ``match``."""
+    found = [
+        float(h.value)
+        for h in recorder.live_handles()
+        if h.name == name
+        and h.value is not None
+        and all(dict(h.labels).get(k) == v for k, v in match.items())
+    ]
+    assert len(found) <= 1, (name, match, found)
+    return found[0] if found else None
+
+
+def vm_size_bytes(pid: int) -> int:
+    """``VmSize`` of /proc/PID/status, in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmSize for {pid}")
+
+
+def test_user_system_percent_and_virtual_size_of_real_processes(
+    sandbox: KubeletSandbox, tmp_path: Path
+) -> None:
+    """A CPU burner limited to one CPU runs in user mode: user percent near 100, system small,
+    for the container and for its process; a process's virtual size is its VmSize."""
+    burner = sandbox.add_container("cpu-pod", "burner", [("burn", [])])
+    sleeper = sandbox.add_container("idle-pod", "sleeper", [("sleep", [])])
+    dirs = sandbox.hierarchy.dirs_for(burner.relpath)
+    if dirs.v2 is not None:
+        (dirs.v2 / "cpu.max").write_text("100000 100000\n")
+    else:
+        assert dirs.cpu is not None
+        (dirs.cpu / "cpu.cfs_period_us").write_text("100000\n")
+        (dirs.cpu / "cpu.cfs_quota_us").write_text("100000\n")
+    recorder = CaptureRecorder(global_labels={"node_name": "test-node"})
+    capture.set_recorder(recorder)
+    try:
+        observer = NodeObserver(ObserverConfig(log_root=tmp_path / "log", node_name="test-node"))
+        pid = burner.pids[0]
+        burner_cpu = cpu_seconds(pid)
+        started = time.monotonic()
+        observer.sample()
+        time.sleep(2.0)
+        observer.sample()
+        # What the burner really got, in percent of its one-CPU limit.
+        got_percent = (cpu_seconds(pid) - burner_cpu) / (time.monotonic() - started) * 100
+        assert got_percent >= 30, f"the burner hardly ran ({got_percent:.0f} %): machine too busy"
+        container = {"container_name": "burner"}
+        assert labelled(recorder, "container.cpu.limit_millicores", **container) == 1000
+        usage = labelled(recorder, "container.cpu.usage_percent", **container)
+        user = labelled(recorder, "container.cpu.user_percent", **container)
+        system = labelled(recorder, "container.cpu.system_percent", **container)
+        assert usage is not None and user is not None and system is not None
+        assert abs(user - got_percent) <= 0.15 * got_percent, (user, got_percent)
+        assert system < 10, system
+        # v1 counts user and system in 10 ms ticks: over 2 s they match usage to a point or two.
+        assert abs(user + system - usage) <= 3, (user, system, usage)
+        if got_percent >= 95:  # a quiet machine: the whole CPU it is allowed
+            assert user >= 85, user
+        process = {"pid": str(pid)}
+        process_usage = labelled(recorder, "process.cpu.usage_percent", **process)
+        process_user = labelled(recorder, "process.cpu.user_percent", **process)
+        process_system = labelled(recorder, "process.cpu.system_percent", **process)
+        assert process_usage is not None and process_user is not None
+        assert process_system is not None
+        # The container's only process: its share of the container's limit is the container's.
+        assert abs(process_usage - usage) <= 0.1 * usage, (process_usage, usage)
+        assert abs(process_user - got_percent) <= 0.15 * got_percent, (process_user, got_percent)
+        assert process_system < 10, process_system
+        # Virtual size: /proc/PID/stat vsize is status's VmSize (kB) in bytes.
+        for entry in (sleeper, burner):
+            (entry_pid,) = entry.pids
+            virtual = labelled(recorder, "process.memory.virtual_bytes", pid=str(entry_pid))
+            assert virtual == vm_size_bytes(entry_pid), entry.name
+        observer.close()
+    finally:
+        capture.set_recorder(None)

@@ -1,6 +1,8 @@
 """Robustness of every kernel-file parser against truncated, empty, garbage and huge input.
 
-The contract: a parser returns a value or raises MalformedFileError, nothing else. The only
+The parsers are those of :mod:`observers.readers`, the only ones production uses (checked by
+``test_production_parses_only_with_fuzzed_parsers``). The contract: a parser returns a value or
+raises MalformedFileError, nothing else. The only
 exception is empty input to the /proc parsers of files a live (or zombie) process never leaves
 empty (stat, status, comm, smaps_rollup): that means the process is gone, and they raise
 VanishedError. The empty-input outcome of every parser is pinned down in EMPTY_OUTCOMES.
@@ -8,6 +10,7 @@ VanishedError. The empty-input outcome of every parser is pinned down in EMPTY_O
 
 from __future__ import annotations
 
+import ast
 import random
 import time
 from collections.abc import Callable
@@ -18,12 +21,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from observers import cgroup_v1 as v1
-from observers import cgroup_v2 as v2
-from observers import procfs
-from observers.errors import MalformedFileError, VanishedError
+from observers.readers import cgroup_v1 as v1
+from observers.readers import cgroup_v2 as v2
+from observers.readers import mountinfo, procfs
+from observers.readers.errors import MalformedFileError, VanishedError
 
 FIXTURES = Path(__file__).parent / "fixtures"
+SRC = Path(__file__).resolve().parents[2] / "src" / "observers"
 
 Parser = Callable[[bytes, str], object]
 
@@ -78,6 +82,11 @@ CASES = [
         vanishes_when_empty=True,
     ),
     Case("proc.smaps", procfs.parse_smaps, FIXTURES / "proc/self/smaps"),
+    Case(
+        "proc.mountinfo",
+        lambda data, path: mountinfo.parse_mountinfo(data, source=path),
+        FIXTURES / "proc/self/mountinfo",
+    ),
 ]
 IDS = [case.name for case in CASES]
 
@@ -106,6 +115,7 @@ EMPTY_OUTCOMES: dict[str, object] = {
     "proc.cmdline": (),
     "proc.smaps_rollup": VanishedError,
     "proc.smaps": {},
+    "proc.mountinfo": (),
 }
 
 PATH = "/fuzz/file"
@@ -221,3 +231,77 @@ def test_huge_input(case: Case) -> None:
         parse_or_malformed(case, data)
         # Linear work only: a megabyte must not take more than a fraction of a second.
         assert time.perf_counter() - started < 2.0, f"{case.name} too slow on {len(data)} bytes"
+
+
+# ------------------------------------------------------------------------------------------
+# production uses these parsers, and no other
+# ------------------------------------------------------------------------------------------
+
+READER_MODULES = {"cgroup_v1": v1, "cgroup_v2": v2, "procfs": procfs, "mountinfo": mountinfo}
+#: Parsers reached through a wrapper or an alias rather than called by name.
+FUZZED_BY_NAME = {
+    "cgroup_v2.parse_flat_keyed",  # inside parse_cpu_stat, parse_memory_stat ... (fuzzed too)
+    "mountinfo.parse_mountinfo",
+}
+
+
+def _parsers_used_by(path: Path) -> set[str]:
+    """``module.parse_x`` for every reader parse (or read) function ``path`` refers to."""
+    tree = ast.parse(path.read_text())
+    aliases: dict[str, str] = {}
+    used: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                name = alias.asname or alias.name
+                if node.module == "observers.readers" and alias.name in READER_MODULES:
+                    aliases[name] = alias.name
+                module = node.module.removeprefix("observers.readers.")
+                if module in READER_MODULES and alias.name.startswith(("parse_", "read_")):
+                    used.add(f"{module}.{alias.name}")
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and node.attr.startswith(("parse_", "read_"))
+        ):
+            used.add(f"{aliases[node.value.id]}.{node.attr}")
+    # A read_x wrapper parses with parse_x.
+    return {name.replace(".read_", ".parse_", 1) for name in used}
+
+
+def test_production_parses_only_with_fuzzed_parsers() -> None:
+    fuzzed = {
+        f"{module_name}.{function.__name__}"
+        for case in CASES
+        for module_name, module in READER_MODULES.items()
+        for function in [case.parse]
+        if getattr(module, function.__name__, None) is function
+    } | FUZZED_BY_NAME
+    used: dict[str, set[str]] = {}
+    for path in sorted(SRC.glob("*.py")):
+        for name in _parsers_used_by(path):
+            used.setdefault(name, set()).add(path.name)
+    # The samplers, discovery and the hierarchy all parse through the readers.
+    assert {"container.py", "process.py", "discovery.py", "hierarchy.py"} <= {
+        file for files in used.values() for file in files
+    }, used
+    assert "cgroup_v2.parse_pressure" in used and "cgroup_v2.parse_cpu_max" in used
+    unfuzzed = sorted(name for name in used if name not in fuzzed)
+    assert not unfuzzed, f"parsers production uses without a fuzz case: {unfuzzed}"
+
+
+def test_no_kernel_file_parser_outside_the_readers() -> None:
+    """No module outside observers/readers defines a parse function (podmeta's parse log file
+    names, which are no kernel file)."""
+    for path in sorted(SRC.glob("*.py")):
+        if path.name == "podmeta.py":
+            continue
+        tree = ast.parse(path.read_text())
+        defined = [
+            node.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef) and node.name.lstrip("_").startswith("parse")
+        ]
+        assert not defined, f"{path.name} parses by itself: {defined}"

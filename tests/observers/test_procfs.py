@@ -1,4 +1,4 @@
-"""Tests for observers.procfs on captured /proc files and on this process."""
+"""Tests for observers.readers.procfs on captured /proc files and on this process."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from observers import procfs
-from observers.errors import MalformedFileError, VanishedError, read_file_bytes
+from observers.readers import procfs
+from observers.readers.errors import MalformedFileError, VanishedError, read_file_bytes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "proc"
 SELF = FIXTURES / "self"

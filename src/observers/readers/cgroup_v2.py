@@ -11,18 +11,20 @@ Every file has two functions:
   kept file descriptor.
 * ``read_<thing>(cgroup_dir)`` opens, reads and closes ``<cgroup_dir>/<file>`` and parses it.
 
-Parsed values are frozen dataclasses whose typed fields are all optional: a key the running kernel
-does not print stays ``None``. Flat keyed files also carry ``values``, every key the file had
-(including keys newer than this module), so nothing the kernel reports is thrown away.
+Parsed values are frozen slots dataclasses whose typed fields are all optional: a key the
+running kernel does not print stays ``None``, a key it adds is ignored by them. Keyed files also
+carry ``values``, every key the file had (including keys newer than this module), so nothing the
+kernel reports is thrown away; their typed fields are looked up in ``values`` when read
+(:class:`~observers.readers.keyed.Key`), so a parse costs no more than the dict.
 
-Failure behaviour, common to every function here:
+Failure behaviour, common to every function here (errors of :mod:`observers.readers.errors`):
 
-* :class:`~observers.errors.MalformedFileError` (a ``ValueError``) when the content does not match
-  the format; the message names the file and the 1-based line.
-* ``read_*`` only: :class:`~observers.errors.VanishedError` when the cgroup was removed (ENOENT,
-  ENODEV), :class:`~observers.errors.AccessDeniedError` on EACCES/EPERM, and a plain
-  :class:`~observers.errors.ReaderError` for any other OS error (for example EOPNOTSUPP from a
-  pressure file when the kernel runs with PSI disabled).
+* :class:`~.errors.MalformedFileError` (a ``ValueError``) when the content does not match the
+  format; the message names the file and the 1-based line.
+* ``read_*`` only: :class:`~.errors.VanishedError` when the cgroup was removed (ENOENT,
+  ENODEV), :class:`~.errors.AccessDeniedError` on EACCES/EPERM,
+  :class:`~.errors.UnsupportedError` on EOPNOTSUPP (a pressure file when the kernel runs with
+  PSI disabled), and a plain :class:`~.errors.ReaderError` for any other OS error.
 
 Empty input: the flat keyed and nested keyed parsers return an all-``None`` value (``io.stat`` an
 empty tuple, ``cgroup.procs`` an empty tuple); the single-value parsers raise
@@ -36,7 +38,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from observers.errors import MalformedFileError, quote_line, read_file_bytes
+from observers.readers.errors import MalformedFileError, quote_line, read_file_bytes
+from observers.readers.keyed import Key, KeyedFile
 
 __all__ = [
     "CpuMax",
@@ -223,8 +226,7 @@ def read_cgroup_procs(cgroup_dir: StrPath) -> tuple[int, ...]:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class CpuStat:
+class CpuStat(KeyedFile):
     """``cpu.stat``. Times are microseconds, counts are event counts since cgroup creation.
 
     ``usage_usec``, ``user_usec`` and ``system_usec`` are always present; the throttling keys
@@ -232,33 +234,21 @@ class CpuStat:
     and ``nr_bursts``/``burst_usec`` only on kernels >= 5.14.
     """
 
-    values: Mapping[str, int] = field(hash=False)
-    usage_usec: int | None = None
-    user_usec: int | None = None
-    system_usec: int | None = None
-    nr_periods: int | None = None
-    nr_throttled: int | None = None
-    throttled_usec: int | None = None
-    nr_bursts: int | None = None
-    burst_usec: int | None = None
-
-
-_CPU_STAT_KEYS = (
-    "usage_usec",
-    "user_usec",
-    "system_usec",
-    "nr_periods",
-    "nr_throttled",
-    "throttled_usec",
-    "nr_bursts",
-    "burst_usec",
-)
+    __slots__ = ()
+    usage_usec = Key()
+    user_usec = Key()
+    system_usec = Key()
+    nr_periods = Key()
+    nr_throttled = Key()
+    throttled_usec = Key()
+    nr_bursts = Key()
+    burst_usec = Key()
 
 
 def parse_cpu_stat(data: bytes, path: str) -> CpuStat:
     """Parse ``cpu.stat`` (flat keyed, microseconds and counts). Empty input -> all None."""
     values = parse_flat_keyed(data, path)
-    return CpuStat(values, *map(values.get, _CPU_STAT_KEYS))
+    return CpuStat(values)
 
 
 def read_cpu_stat(cgroup_dir: StrPath) -> CpuStat:
@@ -381,8 +371,7 @@ def read_pids_max(cgroup_dir: StrPath) -> int | None:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class MemoryStat:
+class MemoryStat(KeyedFile):
     """``memory.stat`` (v2). Field names are the kernel's keys.
 
     Amounts (``anon`` ... ``slab``, ``zswap``, ``zswapped``) are bytes; ``workingset_*``,
@@ -391,62 +380,59 @@ class MemoryStat:
     a single ``workingset_refault``, kept in ``values``).
     """
 
-    values: Mapping[str, int] = field(hash=False)
-    anon: int | None = None
-    file: int | None = None
-    kernel: int | None = None
-    kernel_stack: int | None = None
-    pagetables: int | None = None
-    percpu: int | None = None
-    sock: int | None = None
-    vmalloc: int | None = None
-    shmem: int | None = None
-    zswap: int | None = None
-    zswapped: int | None = None
-    file_mapped: int | None = None
-    file_dirty: int | None = None
-    file_writeback: int | None = None
-    swapcached: int | None = None
-    anon_thp: int | None = None
-    file_thp: int | None = None
-    shmem_thp: int | None = None
-    inactive_anon: int | None = None
-    active_anon: int | None = None
-    inactive_file: int | None = None
-    active_file: int | None = None
-    unevictable: int | None = None
-    slab_reclaimable: int | None = None
-    slab_unreclaimable: int | None = None
-    slab: int | None = None
-    workingset_refault_anon: int | None = None
-    workingset_refault_file: int | None = None
-    workingset_activate_anon: int | None = None
-    workingset_activate_file: int | None = None
-    workingset_restore_anon: int | None = None
-    workingset_restore_file: int | None = None
-    workingset_nodereclaim: int | None = None
-    pswpin: int | None = None
-    pswpout: int | None = None
-    pgscan: int | None = None
-    pgsteal: int | None = None
-    pgfault: int | None = None
-    pgmajfault: int | None = None
-    pgrefill: int | None = None
-    pgactivate: int | None = None
-    pgdeactivate: int | None = None
-    pglazyfree: int | None = None
-    pglazyfreed: int | None = None
-    thp_fault_alloc: int | None = None
-    thp_collapse_alloc: int | None = None
-
-
-_MEMORY_STAT_KEYS = tuple(name for name in MemoryStat.__dataclass_fields__ if name != "values")
+    __slots__ = ()
+    anon = Key()
+    file = Key()
+    kernel = Key()
+    kernel_stack = Key()
+    pagetables = Key()
+    percpu = Key()
+    sock = Key()
+    vmalloc = Key()
+    shmem = Key()
+    zswap = Key()
+    zswapped = Key()
+    file_mapped = Key()
+    file_dirty = Key()
+    file_writeback = Key()
+    swapcached = Key()
+    anon_thp = Key()
+    file_thp = Key()
+    shmem_thp = Key()
+    inactive_anon = Key()
+    active_anon = Key()
+    inactive_file = Key()
+    active_file = Key()
+    unevictable = Key()
+    slab_reclaimable = Key()
+    slab_unreclaimable = Key()
+    slab = Key()
+    workingset_refault_anon = Key()
+    workingset_refault_file = Key()
+    workingset_activate_anon = Key()
+    workingset_activate_file = Key()
+    workingset_restore_anon = Key()
+    workingset_restore_file = Key()
+    workingset_nodereclaim = Key()
+    pswpin = Key()
+    pswpout = Key()
+    pgscan = Key()
+    pgsteal = Key()
+    pgfault = Key()
+    pgmajfault = Key()
+    pgrefill = Key()
+    pgactivate = Key()
+    pgdeactivate = Key()
+    pglazyfree = Key()
+    pglazyfreed = Key()
+    thp_fault_alloc = Key()
+    thp_collapse_alloc = Key()
 
 
 def parse_memory_stat(data: bytes, path: str) -> MemoryStat:
     """Parse ``memory.stat`` (flat keyed; bytes and counts). Empty input -> all None."""
     values = parse_flat_keyed(data, path)
-    return MemoryStat(values, *map(values.get, _MEMORY_STAT_KEYS))
+    return MemoryStat(values)
 
 
 def read_memory_stat(cgroup_dir: StrPath) -> MemoryStat:
@@ -455,30 +441,26 @@ def read_memory_stat(cgroup_dir: StrPath) -> MemoryStat:
     return parse_memory_stat(read_file_bytes(path), path)
 
 
-@dataclass(frozen=True, slots=True)
-class MemoryEvents:
+class MemoryEvents(KeyedFile):
     """``memory.events``: hierarchical event counts since cgroup creation.
 
     ``oom_group_kill`` appeared in 5.17, ``sock_throttled`` in 6.14.
     """
 
-    values: Mapping[str, int] = field(hash=False)
-    low: int | None = None
-    high: int | None = None
-    max: int | None = None
-    oom: int | None = None
-    oom_kill: int | None = None
-    oom_group_kill: int | None = None
-    sock_throttled: int | None = None
-
-
-_MEMORY_EVENTS_KEYS = tuple(name for name in MemoryEvents.__dataclass_fields__ if name != "values")
+    __slots__ = ()
+    low = Key()
+    high = Key()
+    max = Key()
+    oom = Key()
+    oom_kill = Key()
+    oom_group_kill = Key()
+    sock_throttled = Key()
 
 
 def parse_memory_events(data: bytes, path: str) -> MemoryEvents:
     """Parse ``memory.events`` (or ``memory.events.local``; flat keyed counts)."""
     values = parse_flat_keyed(data, path)
-    return MemoryEvents(values, *map(values.get, _MEMORY_EVENTS_KEYS))
+    return MemoryEvents(values)
 
 
 def read_memory_events(cgroup_dir: StrPath) -> MemoryEvents:
@@ -519,6 +501,14 @@ class Pressure:
     full: PressureLine | None = None
 
 
+def _percent(raw: bytes) -> float:
+    # float() also takes "nan" and "inf", which the kernel never prints (it prints "%lu.%02lu").
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError(raw)
+    return value
+
+
 def _parse_pressure_line(line: bytes, number: int, path: str) -> PressureLine:
     avg10 = avg60 = avg300 = None
     total = None
@@ -530,11 +520,11 @@ def _parse_pressure_line(line: bytes, number: int, path: str) -> PressureLine:
             )
         try:
             if key == b"avg10":
-                avg10 = float(raw)
+                avg10 = _percent(raw)
             elif key == b"avg60":
-                avg60 = float(raw)
+                avg60 = _percent(raw)
             elif key == b"avg300":
-                avg300 = float(raw)
+                avg300 = _percent(raw)
             elif key == b"total":
                 total = int(raw)
         except ValueError:
@@ -552,7 +542,7 @@ def parse_pressure(data: bytes, path: str) -> Pressure:
 
     Raises:
         MalformedFileError: a field that is not ``key=value``, or a known key whose value is not
-            a number.
+            a (finite) number.
     """
     some = full = None
     for number, line in enumerate(data.split(b"\n"), 1):
@@ -567,8 +557,8 @@ def parse_pressure(data: bytes, path: str) -> Pressure:
 def read_cpu_pressure(cgroup_dir: StrPath) -> Pressure:
     """Read ``<cgroup_dir>/cpu.pressure``; see :func:`parse_pressure`.
 
-    With PSI disabled (``psi=0``) the kernel fails the read with EOPNOTSUPP, which surfaces as a
-    plain :class:`~observers.errors.ReaderError` with ``errno == errno.EOPNOTSUPP``.
+    With PSI disabled (``psi=0``) the kernel fails the read with EOPNOTSUPP, which surfaces as
+    :class:`~observers.readers.errors.UnsupportedError`.
     """
     path = _path(cgroup_dir, "cpu.pressure")
     return parse_pressure(read_file_bytes(path), path)

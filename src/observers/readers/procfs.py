@@ -1,23 +1,24 @@
 """Readers for per-process files under ``/proc/<pid>/``.
 
 Formats follow the kernel's Documentation/filesystems/proc.rst and ``man 5 proc``. As in
-:mod:`observers.cgroup_v2`, each file has a pure ``parse_<thing>(data, path)`` and a
+:mod:`observers.readers.cgroup_v2`, each file has a pure ``parse_<thing>(data, path)`` and a
 ``read_<thing>(pid_dir)`` that reads ``<pid_dir>/<file>`` (``pid_dir`` is ``/proc/<pid>``,
 ``/proc/self`` or a fixture directory; :func:`proc_pid_dir` builds one).
 
-A process can exit at any moment, so besides :class:`~observers.errors.MalformedFileError`:
+A process can exit at any moment, so besides :class:`~.errors.MalformedFileError` (errors are
+those of :mod:`observers.readers.errors`):
 
-* ``read_*`` raise :class:`~observers.errors.VanishedError` when the process is gone (ENOENT at
-  open, ESRCH at read, including re-reads of a kept descriptor after the process was reaped),
-  :class:`~observers.errors.AccessDeniedError` on EACCES/EPERM (another user's ``smaps`` without
-  ptrace rights) and :class:`~observers.errors.ReaderError` for other OS errors.
-* Parsers raise :class:`~observers.errors.VanishedError` for empty input where a live or zombie
-  process never produces it (``stat``, ``status``, ``comm``, ``smaps_rollup``): an empty read
-  means the process went away.
+* ``read_*`` raise :class:`~.errors.VanishedError` when the process is gone (ENOENT at open,
+  ESRCH at read, including re-reads of a kept descriptor after the process was reaped),
+  :class:`~.errors.AccessDeniedError` on EACCES/EPERM (another user's ``smaps`` without ptrace
+  rights) and :class:`~.errors.ReaderError` for other OS errors.
+* Parsers raise :class:`~.errors.VanishedError` for empty input where a live or zombie process
+  never produces it (``stat``, ``status``, ``comm``, ``smaps_rollup``): an empty read means the
+  process went away.
 * Zombies and kernel threads have no address space: their ``smaps_rollup`` read fails with ESRCH
-  (so it, too, surfaces as :class:`~observers.errors.VanishedError`), their ``smaps`` and
-  ``cmdline`` read empty (an empty mapping and an empty tuple), and their ``status`` lacks the
-  ``Vm*``/``Rss*`` lines (those fields stay None).
+  (so it, too, surfaces as :class:`~.errors.VanishedError`), their ``smaps`` and ``cmdline`` read
+  empty (an empty mapping and an empty tuple), and their ``status`` lacks the ``Vm*``/``Rss*``
+  lines (those fields stay None).
 
 Units: sizes are converted from the kernel's kB to bytes; CPU times stay in clock ticks
 (``os.sysconf("SC_CLK_TCK")``), as the field names say.
@@ -27,9 +28,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from observers.errors import MalformedFileError, VanishedError, quote_line, read_file_bytes
+from observers.readers.errors import MalformedFileError, VanishedError, quote_line, read_file_bytes
+from observers.readers.keyed import Key, KeyedFile
 
 __all__ = [
     "ANON_REGION",
@@ -320,8 +322,7 @@ def read_cmdline(pid_dir: StrPath) -> tuple[str, ...]:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class SmapsRollup:
+class SmapsRollup(KeyedFile):
     """``/proc/<pid>/smaps_rollup``: the process's memory summed over all mappings, bytes.
 
     ``values`` holds every line of the file by its kernel key (``Rss``, ``Pss_Anon`` ...),
@@ -329,55 +330,29 @@ class SmapsRollup:
     ``pss_dirty`` appeared in 6.0, ``ksm`` in 6.7; others are older.
     """
 
-    values: Mapping[str, int] = field(hash=False)
-    rss_bytes: int | None = None
-    pss_bytes: int | None = None
-    pss_dirty_bytes: int | None = None
-    pss_anon_bytes: int | None = None
-    pss_file_bytes: int | None = None
-    pss_shmem_bytes: int | None = None
-    shared_clean_bytes: int | None = None
-    shared_dirty_bytes: int | None = None
-    private_clean_bytes: int | None = None
-    private_dirty_bytes: int | None = None
-    referenced_bytes: int | None = None
-    anonymous_bytes: int | None = None
-    ksm_bytes: int | None = None
-    lazy_free_bytes: int | None = None
-    anon_huge_pages_bytes: int | None = None
-    shmem_pmd_mapped_bytes: int | None = None
-    file_pmd_mapped_bytes: int | None = None
-    shared_hugetlb_bytes: int | None = None
-    private_hugetlb_bytes: int | None = None
-    swap_bytes: int | None = None
-    swap_pss_bytes: int | None = None
-    locked_bytes: int | None = None
-
-
-_SMAPS_ROLLUP_KEYS = (
-    "Rss",
-    "Pss",
-    "Pss_Dirty",
-    "Pss_Anon",
-    "Pss_File",
-    "Pss_Shmem",
-    "Shared_Clean",
-    "Shared_Dirty",
-    "Private_Clean",
-    "Private_Dirty",
-    "Referenced",
-    "Anonymous",
-    "KSM",
-    "LazyFree",
-    "AnonHugePages",
-    "ShmemPmdMapped",
-    "FilePmdMapped",
-    "Shared_Hugetlb",
-    "Private_Hugetlb",
-    "Swap",
-    "SwapPss",
-    "Locked",
-)
+    __slots__ = ()
+    rss_bytes = Key("Rss")
+    pss_bytes = Key("Pss")
+    pss_dirty_bytes = Key("Pss_Dirty")
+    pss_anon_bytes = Key("Pss_Anon")
+    pss_file_bytes = Key("Pss_File")
+    pss_shmem_bytes = Key("Pss_Shmem")
+    shared_clean_bytes = Key("Shared_Clean")
+    shared_dirty_bytes = Key("Shared_Dirty")
+    private_clean_bytes = Key("Private_Clean")
+    private_dirty_bytes = Key("Private_Dirty")
+    referenced_bytes = Key("Referenced")
+    anonymous_bytes = Key("Anonymous")
+    ksm_bytes = Key("KSM")
+    lazy_free_bytes = Key("LazyFree")
+    anon_huge_pages_bytes = Key("AnonHugePages")
+    shmem_pmd_mapped_bytes = Key("ShmemPmdMapped")
+    file_pmd_mapped_bytes = Key("FilePmdMapped")
+    shared_hugetlb_bytes = Key("Shared_Hugetlb")
+    private_hugetlb_bytes = Key("Private_Hugetlb")
+    swap_bytes = Key("Swap")
+    swap_pss_bytes = Key("SwapPss")
+    locked_bytes = Key("Locked")
 
 
 def parse_smaps_rollup(data: bytes, path: str) -> SmapsRollup:
@@ -407,7 +382,7 @@ def parse_smaps_rollup(data: bytes, path: str) -> SmapsRollup:
         values = {}
     if len(values) != len(lines) - 1:
         values = _parse_size_lines(lines, 2, path)
-    return SmapsRollup(values, *map(values.get, _SMAPS_ROLLUP_KEYS))
+    return SmapsRollup(values)
 
 
 def _parse_size_lines(lines: list[bytes], first_number: int, path: str) -> dict[str, int]:

@@ -10,11 +10,10 @@ file*: ``read_cpuacct_stat("/sys/fs/cgroup/cpuacct/<path>")``,
 are co-mounted, the same directory serves both).
 
 The parse/read split, the optional typed fields, ``values`` and the failure behaviour are those of
-:mod:`observers.cgroup_v2`: ``parse_*`` raise :class:`~observers.errors.MalformedFileError`;
-``read_*`` also raise :class:`~observers.errors.VanishedError`,
-:class:`~observers.errors.AccessDeniedError` or :class:`~observers.errors.ReaderError` for OS
-errors. Empty input gives all-None values for keyed files and ``MalformedFileError`` for
-single-value files.
+:mod:`observers.readers.cgroup_v2`: ``parse_*`` raise :class:`~.errors.MalformedFileError`;
+``read_*`` also raise :class:`~.errors.VanishedError`, :class:`~.errors.AccessDeniedError` or
+:class:`~.errors.ReaderError` for OS errors. Empty input gives all-None values for keyed files and
+``MalformedFileError`` for single-value files.
 """
 
 from __future__ import annotations
@@ -23,13 +22,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from observers.cgroup_v2 import (
+from observers.readers.cgroup_v2 import (
     parse_cgroup_procs,
     parse_flat_keyed,
     parse_int_or_max,
     parse_single_int,
 )
-from observers.errors import MalformedFileError, quote_line, read_file_bytes
+from observers.readers.errors import MalformedFileError, quote_line, read_file_bytes
+from observers.readers.keyed import Key, KeyedFile
 
 __all__ = [
     "UNLIMITED_THRESHOLD_BYTES",
@@ -100,20 +100,19 @@ def read_cpuacct_usage_nsec(cgroup_dir: StrPath) -> int:
     return _read_int(cgroup_dir, "cpuacct.usage")
 
 
-@dataclass(frozen=True, slots=True)
-class CpuacctStat:
+class CpuacctStat(KeyedFile):
     """``cpuacct.stat``: user and system CPU time in USER_HZ ticks (``os.sysconf("SC_CLK_TCK")``,
     100 per second on every mainstream architecture). ``values`` keys are ``user``/``system``."""
 
-    values: Mapping[str, int] = field(hash=False)
-    user_ticks: int | None = None
-    system_ticks: int | None = None
+    __slots__ = ()
+    user_ticks = Key("user")
+    system_ticks = Key("system")
 
 
 def parse_cpuacct_stat(data: bytes, path: str) -> CpuacctStat:
     """Parse ``cpuacct.stat`` (flat keyed, USER_HZ ticks). Empty input -> all None."""
     values = parse_flat_keyed(data, path)
-    return CpuacctStat(values, values.get("user"), values.get("system"))
+    return CpuacctStat(values)
 
 
 def read_cpuacct_stat(cgroup_dir: StrPath) -> CpuacctStat:
@@ -127,29 +126,25 @@ def read_cpuacct_stat(cgroup_dir: StrPath) -> CpuacctStat:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class CpuStat:
+class CpuStat(KeyedFile):
     """``cpu.stat`` (v1): CFS bandwidth statistics since cgroup creation.
 
     ``throttled_time_nsec`` and ``burst_time_nsec`` are nanoseconds (file keys ``throttled_time``
     and ``burst_time``); ``nr_bursts``/``burst_time`` exist on kernels >= 5.14.
     """
 
-    values: Mapping[str, int] = field(hash=False)
-    nr_periods: int | None = None
-    nr_throttled: int | None = None
-    throttled_time_nsec: int | None = None
-    nr_bursts: int | None = None
-    burst_time_nsec: int | None = None
-
-
-_CPU_STAT_KEYS = ("nr_periods", "nr_throttled", "throttled_time", "nr_bursts", "burst_time")
+    __slots__ = ()
+    nr_periods = Key()
+    nr_throttled = Key()
+    throttled_time_nsec = Key("throttled_time")
+    nr_bursts = Key()
+    burst_time_nsec = Key("burst_time")
 
 
 def parse_cpu_stat(data: bytes, path: str) -> CpuStat:
     """Parse v1 ``cpu.stat`` (flat keyed; counts and nanoseconds). Empty input -> all None."""
     values = parse_flat_keyed(data, path)
-    return CpuStat(values, *map(values.get, _CPU_STAT_KEYS))
+    return CpuStat(values)
 
 
 def read_cpu_stat(cgroup_dir: StrPath) -> CpuStat:
@@ -219,8 +214,7 @@ def read_memory_failcnt(cgroup_dir: StrPath) -> int:
     return _read_int(cgroup_dir, "memory.failcnt")
 
 
-@dataclass(frozen=True, slots=True)
-class MemoryStat:
+class MemoryStat(KeyedFile):
     """``memory.stat`` (v1). Field names are the kernel's keys.
 
     Amounts are bytes (``cache`` ... ``unevictable``, ``hierarchical_*_limit``, ``total_*``
@@ -230,52 +224,49 @@ class MemoryStat:
     ``hierarchical_*_limit`` use the same huge "unlimited" value as ``memory.limit_in_bytes``.
     """
 
-    values: Mapping[str, int] = field(hash=False)
-    cache: int | None = None
-    rss: int | None = None
-    rss_huge: int | None = None
-    shmem: int | None = None
-    mapped_file: int | None = None
-    dirty: int | None = None
-    writeback: int | None = None
-    swap: int | None = None
-    pgpgin: int | None = None
-    pgpgout: int | None = None
-    pgfault: int | None = None
-    pgmajfault: int | None = None
-    inactive_anon: int | None = None
-    active_anon: int | None = None
-    inactive_file: int | None = None
-    active_file: int | None = None
-    unevictable: int | None = None
-    hierarchical_memory_limit: int | None = None
-    hierarchical_memsw_limit: int | None = None
-    total_cache: int | None = None
-    total_rss: int | None = None
-    total_rss_huge: int | None = None
-    total_shmem: int | None = None
-    total_mapped_file: int | None = None
-    total_dirty: int | None = None
-    total_writeback: int | None = None
-    total_swap: int | None = None
-    total_pgpgin: int | None = None
-    total_pgpgout: int | None = None
-    total_pgfault: int | None = None
-    total_pgmajfault: int | None = None
-    total_inactive_anon: int | None = None
-    total_active_anon: int | None = None
-    total_inactive_file: int | None = None
-    total_active_file: int | None = None
-    total_unevictable: int | None = None
-
-
-_MEMORY_STAT_KEYS = tuple(name for name in MemoryStat.__dataclass_fields__ if name != "values")
+    __slots__ = ()
+    cache = Key()
+    rss = Key()
+    rss_huge = Key()
+    shmem = Key()
+    mapped_file = Key()
+    dirty = Key()
+    writeback = Key()
+    swap = Key()
+    pgpgin = Key()
+    pgpgout = Key()
+    pgfault = Key()
+    pgmajfault = Key()
+    inactive_anon = Key()
+    active_anon = Key()
+    inactive_file = Key()
+    active_file = Key()
+    unevictable = Key()
+    hierarchical_memory_limit = Key()
+    hierarchical_memsw_limit = Key()
+    total_cache = Key()
+    total_rss = Key()
+    total_rss_huge = Key()
+    total_shmem = Key()
+    total_mapped_file = Key()
+    total_dirty = Key()
+    total_writeback = Key()
+    total_swap = Key()
+    total_pgpgin = Key()
+    total_pgpgout = Key()
+    total_pgfault = Key()
+    total_pgmajfault = Key()
+    total_inactive_anon = Key()
+    total_active_anon = Key()
+    total_inactive_file = Key()
+    total_active_file = Key()
+    total_unevictable = Key()
 
 
 def parse_memory_stat(data: bytes, path: str) -> MemoryStat:
     """Parse v1 ``memory.stat`` (flat keyed; bytes and counts). Empty input -> all None."""
     values = parse_flat_keyed(data, path)
-    return MemoryStat(values, *map(values.get, _MEMORY_STAT_KEYS))
+    return MemoryStat(values)
 
 
 def read_memory_stat(cgroup_dir: StrPath) -> MemoryStat:
@@ -431,6 +422,6 @@ def read_pids_max(cgroup_dir: StrPath) -> int | None:
 
 def read_cgroup_procs(cgroup_dir: StrPath) -> tuple[int, ...]:
     """Read ``<cgroup_dir>/cgroup.procs`` (any v1 hierarchy); see
-    :func:`observers.cgroup_v2.parse_cgroup_procs`."""
+    :func:`observers.readers.cgroup_v2.parse_cgroup_procs`."""
     path = _path(cgroup_dir, "cgroup.procs")
     return parse_cgroup_procs(read_file_bytes(path), path)
