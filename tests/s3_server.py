@@ -74,7 +74,8 @@ class MotoServer:
                     return
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not start: {self.log_path.read_text()}")
+                    log = self.log_path.read_text()
+                    raise RuntimeError(f"moto server did not start: {log}") from None
                 time.sleep(0.05)
 
     def kill(self) -> None:

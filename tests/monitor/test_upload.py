@@ -26,9 +26,9 @@ from finemon_process import (
     run_cli,
     wait_for,
 )
+from tests.s3_server import MotoServer, free_port, running_server, use_fake_aws
 
 from monitor.upload import STATUS_FILE
-from tests.s3_server import MotoServer, free_port, running_server, use_fake_aws
 
 BUCKET = "fleet"
 PREFIX = "clusters/test"
