@@ -690,7 +690,8 @@ class Daemon:
         limit = self.size_limit.limit_bytes
         log.warning(
             "size limit reached used_bytes=%d limit_bytes=%d: not recording; staying up idle "
-            "until SIGINT/SIGTERM (free space under %s or raise --size-limit, then restart)",
+            "until SIGINT/SIGTERM or until space is freed under %s (a higher --size-limit needs a "
+            "restart)",
             used,
             limit,
             self.config.output_dir,

@@ -24,7 +24,6 @@ one-line message; local file problems stay ``OSError``.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import re
@@ -128,6 +127,8 @@ class LocalDigest:
 
 def file_md5(f: IO[bytes]) -> str:
     """MD5 (hex) of the rest of ``f``."""
+    import hashlib  # noqa: PLC0415 - loads OpenSSL (3 MB): never in finemon run's own process
+
     digest = hashlib.md5(usedforsecurity=False)
     while chunk := f.read(_HASH_CHUNK):
         digest.update(chunk)
@@ -143,6 +144,8 @@ def digest_of(f: IO[bytes]) -> LocalDigest:
 
 
 def _b64_md5(data: bytes) -> str:
+    import hashlib  # noqa: PLC0415 - see file_md5
+
     return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
 
 
