@@ -686,7 +686,8 @@ class Daemon:
         os._exit(code)
 
     def _idle(self, used: int) -> int:
-        """Stay up without recording until a signal (or the end of ``--duration``); exit 0."""
+        """Stay up without recording until a signal (or the end of ``--duration``), or until
+        space is freed (then :attr:`resume` is set and :func:`run` records again); returns 0."""
         limit = self.size_limit.limit_bytes
         log.warning(
             "size limit reached used_bytes=%d limit_bytes=%d: not recording; staying up idle "
