@@ -536,8 +536,8 @@ class UploadTarget:
                 if time.monotonic() > deadline or self.process.poll() is not None:
                     raise RuntimeError("the moto server did not start") from None
                 time.sleep(0.1)
-        client = boto3.client("s3", endpoint_url=self.endpoint)
-        client.create_bucket(Bucket="bench")
+        self.client = boto3.client("s3", endpoint_url=self.endpoint)
+        self.client.create_bucket(Bucket="bench")
 
     @property
     def endpoint(self) -> str:
@@ -550,6 +550,11 @@ class UploadTarget:
             "--upload-endpoint",
             self.endpoint,
         ]
+
+    def parquet_files(self, containers: int) -> int:
+        """Parquet objects the store holds for the phase of ``containers``."""
+        reply = self.client.list_objects_v2(Bucket="bench", Prefix=f"c{containers}/")
+        return sum(item["Key"].endswith(".parquet") for item in reply.get("Contents", ()))
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -576,22 +581,17 @@ def uploader_pid(finemon_pid: int, timeout_seconds: float = 10.0) -> int:
     raise RuntimeError("finemon's uploader process was not found")
 
 
-def wait_for_upload(output_dir: Path, timeout_seconds: float) -> int:
-    """Wait until the uploader's status file counts an uploaded file; returns the count."""
-    import json
-
+def wait_for_upload(store: UploadTarget, containers: int, timeout_seconds: float) -> int:
+    """Wait until the store holds a Parquet file of this phase (the run manifest goes up
+    first, at once); returns how many it holds."""
     deadline = time.monotonic() + timeout_seconds
-    uploaded = 0
+    count = 0
     while time.monotonic() < deadline:
-        try:
-            status = json.loads((output_dir / "_upload.json").read_text())
-            uploaded = int(status["counters"]["uploaded_files"])
-        except (OSError, ValueError, KeyError):
-            uploaded = 0
-        if uploaded:
-            return uploaded
+        count = store.parquet_files(containers)
+        if count:
+            return count
         time.sleep(1.0)
-    return uploaded
+    return count
 
 
 def wait_for_first_file(finemon: Finemon, timeout_seconds: float = 30.0) -> None:
@@ -785,12 +785,12 @@ def run_phase(
         cpu1, busy1, t1 = process_cpu_seconds(finemon.pid), node_busy_seconds(), time.time()
         result.others_busy_cores = (busy1 - busy0 - (cpu1 - cpu0)) / (t1 - t0)
         result.rss_bytes, result.hwm_bytes = process_memory_bytes(finemon.pid)
-        if uploader is not None:
+        if store is not None and uploader is not None:
             up1 = process_cpu_seconds(uploader)
             result.uploader_cpu_per_tick = (up1 - up0) / ((t1 - t0) / config.interval_seconds)
             # Its memory once it has uploaded a file (the first rotation may come after the
             # window): VmHWM then includes an upload's peak.
-            result.uploaded_files = wait_for_upload(output, timeout_seconds=150.0)
+            result.uploaded_files = wait_for_upload(store, config.containers, 150.0)
             result.uploader_rss_bytes, result.uploader_hwm_bytes = process_memory_bytes(uploader)
         code = finemon.stop()
         if code != 0:
@@ -1102,7 +1102,7 @@ def build_table(results: Sequence[PhaseResult], churn: ChurnResult | None) -> li
             target="separate process (--upload)",
         )
         row("uploader CPU per tick", [ms(r.uploader_cpu_per_tick) for r in results])
-        row("files uploaded when measured", [str(r.uploaded_files) for r in results])
+        row("Parquet files uploaded when measured", [str(r.uploaded_files) for r in results])
     if churn is not None and churn.samples:
         first, last, growth = churn.growth(2)
         row(

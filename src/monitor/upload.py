@@ -318,6 +318,8 @@ class Uploader:
 
     def _ship(self, local: LocalFile, remote: dict[str, RemoteObject] | None) -> None:
         try:
+            if self._is_verified(local.relative, os.stat(local.path, follow_symlinks=False)):
+                return  # the common case: a stat, no open
             f = open(local.path, "rb")  # noqa: SIM115 - closed below
         except FileNotFoundError:
             return  # deleted or replaced since the listing: the next pass sees it
