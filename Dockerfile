@@ -41,12 +41,15 @@ ENV DEBIAN_FRONTEND=noninteractive \
 
 COPY --from=build /wheels /tmp/wheels
 # pip byte-compiles the installed modules here, at build time, so nothing has
-# to be written next to them at run time. The last two commands are a smoke
-# test: the console script exists and the package imports.
-RUN pip install --no-cache-dir /tmp/wheels/*.whl \
+# to be written next to them at run time. The s3 extra (boto3) is for
+# `finemon run --upload s3://...`: only the uploader process loads it. The
+# last three commands are a smoke test: the console script exists and the
+# packages import.
+RUN pip install --no-cache-dir "$(ls /tmp/wheels/*.whl)[s3]" \
     && rm -rf /tmp/wheels \
     && command -v finemon \
-    && python -c "import monitor.cli"
+    && python -c "import monitor.cli" \
+    && python -c "import boto3, monitor.upload"
 
 # The DaemonSet runs with readOnlyRootFilesystem: never try to write .pyc files
 # at run time (set only after the install, so that the install precompiles).

@@ -423,6 +423,7 @@ class Finemon:
         max_seconds: float,
         cgroup_root: Path | None,
         prometheus_port: int | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.output_dir = output_dir
         self.log_path = output_dir.parent / f"{output_dir.name}.log"
@@ -454,6 +455,7 @@ class Finemon:
         if prometheus_port is not None:
             argv += ["--prometheus-port", str(prometheus_port)]
             argv += ["--prometheus-address", "127.0.0.1"]
+        argv += extra_args
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 argv,
@@ -493,6 +495,103 @@ class Finemon:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+# ---------------------------------------------------------------------------------- --upload
+
+
+class UploadTarget:
+    """A local S3 server (moto in server mode) for ``--upload``: finemon ships its files there
+    with ``--upload s3://bench/<phase>``, as a DaemonSet would to its bucket. (Without
+    ``--upload-delete``: the benchmark reads the files afterwards; deleting does not change
+    what the uploader holds in memory.)"""
+
+    def __init__(self, work: Path) -> None:
+        import boto3
+
+        self.port = free_port()
+        self.log_path = work / "moto.log"
+        # Fake credentials for the benchmark's finemon (and its uploader), which inherit them.
+        for name, value in (
+            ("AWS_ACCESS_KEY_ID", "bench"),
+            ("AWS_SECRET_ACCESS_KEY", "bench"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ):
+            os.environ[name] = value
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads in the benchmark
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("the moto server did not start") from None
+                time.sleep(0.1)
+        self.client = boto3.client("s3", endpoint_url=self.endpoint)
+        self.client.create_bucket(Bucket="bench")
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def flags(self, containers: int) -> list[str]:
+        return [
+            "--upload",
+            f"s3://bench/c{containers}",
+            "--upload-endpoint",
+            self.endpoint,
+        ]
+
+    def parquet_files(self, containers: int) -> int:
+        """Parquet objects the store holds for the phase of ``containers``."""
+        reply = self.client.list_objects_v2(Bucket="bench", Prefix=f"c{containers}/")
+        return sum(item["Key"].endswith(".parquet") for item in reply.get("Contents", ()))
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def uploader_pid(finemon_pid: int, timeout_seconds: float = 10.0) -> int:
+    """The pid of finemon's uploader child (``python -m monitor.upload``)."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == finemon_pid and b"monitor.upload" in cmdline:
+                return int(entry)
+        time.sleep(0.2)
+    raise RuntimeError("finemon's uploader process was not found")
+
+
+def wait_for_upload(store: UploadTarget, containers: int, timeout_seconds: float) -> int:
+    """Wait until the store holds a Parquet file of this phase (the run manifest goes up
+    first, at once); returns how many it holds."""
+    deadline = time.monotonic() + timeout_seconds
+    count = 0
+    while time.monotonic() < deadline:
+        count = store.parquet_files(containers)
+        if count:
+            return count
+        time.sleep(1.0)
+    return count
 
 
 def wait_for_first_file(finemon: Finemon, timeout_seconds: float = 30.0) -> None:
@@ -625,6 +724,11 @@ class PhaseResult:
     skipped_in_window: int = 0
     #: Cores the rest of the node kept busy during the window (workloads, other users).
     others_busy_cores: float = float("nan")
+    #: With --upload: the uploader process (a child of finemon), measured after its first upload.
+    uploader_rss_bytes: int = 0
+    uploader_hwm_bytes: int = 0
+    uploader_cpu_per_tick: float = float("nan")
+    uploaded_files: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -640,6 +744,7 @@ def run_phase(
     window: float,
     cgroup_root: Path | None,
     floor_seconds: float = 10.0,
+    store: UploadTarget | None = None,
 ) -> PhaseResult:
     """Grow/shrink the node, measure the floors, then run finemon and measure it."""
     result = PhaseResult(config)
@@ -666,17 +771,27 @@ def run_phase(
         config.pss_interval_seconds,
         max_seconds=warmup + window + 300,
         cgroup_root=cgroup_root,
+        extra_args=() if store is None else store.flags(config.containers),
     )
     try:
         wait_for_first_file(finemon)
         sleep_until(time.monotonic() + warmup)
         finemon.check_alive()
+        uploader = None if store is None else uploader_pid(finemon.pid)
+        up0 = 0.0 if uploader is None else process_cpu_seconds(uploader)
         cpu0, busy0, t0 = process_cpu_seconds(finemon.pid), node_busy_seconds(), time.time()
         sleep_until(time.monotonic() + window)
         finemon.check_alive()
         cpu1, busy1, t1 = process_cpu_seconds(finemon.pid), node_busy_seconds(), time.time()
         result.others_busy_cores = (busy1 - busy0 - (cpu1 - cpu0)) / (t1 - t0)
         result.rss_bytes, result.hwm_bytes = process_memory_bytes(finemon.pid)
+        if store is not None and uploader is not None:
+            up1 = process_cpu_seconds(uploader)
+            result.uploader_cpu_per_tick = (up1 - up0) / ((t1 - t0) / config.interval_seconds)
+            # Its memory once it has uploaded a file (the first rotation may come after the
+            # window): VmHWM then includes an upload's peak.
+            result.uploaded_files = wait_for_upload(store, config.containers, 150.0)
+            result.uploader_rss_bytes, result.uploader_hwm_bytes = process_memory_bytes(uploader)
         code = finemon.stop()
         if code != 0:
             raise RuntimeError(f"finemon exited with {code}: {finemon.log_tail()}")
@@ -975,6 +1090,19 @@ def build_table(results: Sequence[PhaseResult], churn: ChurnResult | None) -> li
             for r in results
         ],
     )
+    if any(r.uploader_rss_bytes for r in results):
+        # The uploader is a process of its own (python -m monitor.upload): its memory is not
+        # finemon's sampler's, and is shown apart, measured after its first upload.
+        row(
+            "uploader VmRSS / VmHWM",
+            [
+                f"{r.uploader_rss_bytes / MB:.0f} / {r.uploader_hwm_bytes / MB:.0f} MB"
+                for r in results
+            ],
+            target="separate process (--upload)",
+        )
+        row("uploader CPU per tick", [ms(r.uploader_cpu_per_tick) for r in results])
+        row("Parquet files uploaded when measured", [str(r.uploaded_files) for r in results])
     if churn is not None and churn.samples:
         first, last, growth = churn.growth(2)
         row(
@@ -1073,6 +1201,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep", metavar="DIR", default=None, help="keep finemon's output and logs under DIR"
     )
+    parser.add_argument(
+        "--upload",
+        action="store_true",
+        help="run finemon with --upload to a local S3 server (moto, needs "
+        "moto[server] and boto3) and report its uploader process's RSS and CPU apart from "
+        "finemon's own",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     if args.sizes is None:
@@ -1136,7 +1271,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     begun = time.monotonic()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="finemon-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    store: UploadTarget | None = None
     try:
+        if args.upload:
+            store = UploadTarget(work)
         with KubeletSandbox(log_root=work / "logs") as box:
             print(
                 f"benchmarks.node: {machine()}; cgroups {box.hierarchy.mode} under {box.prefix}; "
@@ -1156,6 +1294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.window_seconds,
                     cgroup_root,
                     args.floor_seconds,
+                    store,
                 )
                 results.append(result)
                 timings += [(f"{config.label} {k}", v) for k, v in result.seconds.items()]
@@ -1184,6 +1323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"benchmarks.node: interrupted by {exc}; the sandbox was torn down")
         return 130
     finally:
+        if store is not None:
+            store.close()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     print()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from analysis.errors import INSTALL_HINT, AnalysisError, MissingExtraError
+from analysis.source import add_source_arguments, local_directory
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -69,9 +70,12 @@ def _at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+DIR_HELP = "a finemon --output-dir, or s3://BUCKET/PREFIX where finemon run --upload ships it"
+
+
 def add_query_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``finemon query``."""
-    parser.add_argument("directory", metavar="DIR", help="a finemon --output-dir")
+    parser.add_argument("directory", metavar="DIR", help=DIR_HELP)
     parser.add_argument("sql", metavar="SQL", help="the query (DuckDB SQL)")
     parser.add_argument(
         "--format",
@@ -86,11 +90,12 @@ def add_query_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="rows printed at most, 0 for all (default: %(default)s)",
     )
+    add_source_arguments(parser)
 
 
 def add_summary_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``finemon summary``."""
-    parser.add_argument("directory", metavar="DIR", help="a finemon --output-dir")
+    parser.add_argument("directory", metavar="DIR", help=DIR_HELP)
     parser.add_argument(
         "--top",
         type=_at_least(0),
@@ -98,11 +103,12 @@ def add_summary_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="processes listed per run by PSS (default: %(default)s)",
     )
+    add_source_arguments(parser)
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``finemon report``."""
-    parser.add_argument("directory", metavar="DIR", help="a finemon --output-dir")
+    parser.add_argument("directory", metavar="DIR", help=DIR_HELP)
     parser.add_argument(
         "-o",
         "--output",
@@ -124,6 +130,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
         help="processes per container in the PSS chart (default: %(default)s)",
     )
     parser.add_argument("--title", metavar="TEXT", help="the page's title")
+    add_source_arguments(parser)
 
 
 def _fail(command: str, exc: AnalysisError) -> int:
@@ -136,7 +143,8 @@ def run_query(args: argparse.Namespace) -> int:
     from analysis.query import format_csv, format_table, run_query  # noqa: PLC0415
 
     try:
-        result = run_query(args.directory, args.sql, max_rows=args.max_rows or None)
+        directory = local_directory(args.directory, args)
+        result = run_query(directory, args.sql, max_rows=args.max_rows or None)
     except AnalysisError as exc:
         return _fail("query", exc)
     text = format_csv(result) if args.format == "csv" else format_table(result) + "\n"
@@ -149,7 +157,7 @@ def run_summary(args: argparse.Namespace) -> int:
     from analysis.summary import format_summary, summarize  # noqa: PLC0415
 
     try:
-        runs = summarize(args.directory, top_processes=args.top)
+        runs = summarize(local_directory(args.directory, args), top_processes=args.top)
     except AnalysisError as exc:
         return _fail("summary", exc)
     print(format_summary(runs))
@@ -168,10 +176,14 @@ def run_report(args: argparse.Namespace) -> int:
     """``finemon report DIR [-o FILE]``."""
     from analysis.report import write_report  # noqa: PLC0415
 
-    output = Path(args.output) if args.output else Path(args.directory) / DEFAULT_REPORT_NAME
+    try:
+        directory = local_directory(args.directory, args)
+    except AnalysisError as exc:
+        return _fail("report", exc)
+    output = Path(args.output) if args.output else directory / DEFAULT_REPORT_NAME
     try:
         result = write_report(
-            args.directory,
+            directory,
             output,
             max_points=args.max_points,
             top_processes=args.top_processes,

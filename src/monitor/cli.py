@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -24,9 +25,11 @@ from analysis.cli import (
     add_summary_arguments,
 )
 from monitor import __version__
-from monitor.config import ConfigError, Environment, add_run_arguments, build_config
+from monitor.config import Config, ConfigError, Environment, add_run_arguments, build_config
 from monitor.demo import add_demo_arguments
+from monitor.objectstore import S3_INSTALL_HINT
 from monitor.signals import SignalWatch
+from monitor.supervisor import UploaderSupervisor
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -75,10 +78,15 @@ def _run(args: argparse.Namespace) -> int:
     # Signals are noted from here on, even while pyarrow is still being imported.
     signals = SignalWatch()
     signals.install()
+    uploader = None
     try:
         from monitor import allocator  # noqa: PLC0415
 
         configure_logging(config.log_level)
+        if config.upload is not None:
+            uploader = _start_uploader(config)
+            if uploader is None:
+                return EXIT_FAILURE
         # From before pyarrow is imported: Arrow's C++ code allocates from the C library's
         # allocator (trimmed after each flush), and pandas (~45 MB of RSS) is never loaded.
         allocator.arrow_pool_from_c_library()
@@ -86,12 +94,43 @@ def _run(args: argparse.Namespace) -> int:
             from monitor.daemon import StartupError, run  # noqa: PLC0415 - pulls in pyarrow
 
             try:
-                return run(config, signals=signals)
+                code = run(config, signals=signals)
             except StartupError as exc:
                 print(f"finemon: error: {exc}", file=sys.stderr)
+                if uploader is not None:
+                    uploader.kill()
                 return EXIT_FAILURE
+            if uploader is not None and config.upload is not None:
+                uploader.stop(config.upload.final_seconds)
+            return code
     finally:
+        if uploader is not None:
+            uploader.kill()  # no-op after stop(); an exception must not leave it running
         signals.close()
+
+
+def _start_uploader(config: Config) -> UploaderSupervisor | None:
+    """Start ``python -m monitor.upload`` for ``--upload`` (see :mod:`monitor.supervisor`);
+    None, with the reason on stderr, when it cannot run here."""
+    import importlib.util  # noqa: PLC0415
+
+    from monitor.upload import uploader_command  # noqa: PLC0415
+
+    assert config.upload is not None
+    if importlib.util.find_spec("boto3") is None:
+        print(
+            f"finemon: error: --upload needs boto3, which is not installed ({S3_INSTALL_HINT})",
+            file=sys.stderr,
+        )
+        return None
+    command = uploader_command(config.upload, config.output_dir, os.getpid())
+    supervisor = UploaderSupervisor(command)
+    try:
+        supervisor.start()
+    except OSError as exc:
+        print(f"finemon: error: cannot start the uploader: {exc}", file=sys.stderr)
+        return None
+    return supervisor
 
 
 def _demo(args: argparse.Namespace) -> int:

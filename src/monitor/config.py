@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from monitor.upload import UploadConfig, add_upload_arguments, upload_config
+
 #: Smallest ``--interval``: below 10 ms a Python sampler cannot keep the grid.
 MIN_INTERVAL_SECONDS = 0.01
 #: Largest ``--interval``.
@@ -166,6 +168,8 @@ class Config:
     git_revision: str | None
     #: ``module:callable`` building the observer instead of the real one (tests only).
     observer: str | None = None
+    #: ``--upload`` and its settings (None: the data stays local).
+    upload: UploadConfig | None = None
 
     @property
     def window_ticks(self) -> int:
@@ -430,6 +434,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     # For tests: build the observer with module:callable (called with the ObserverConfig).
     ops.add_argument("--observer", metavar="MODULE:CALLABLE", help=argparse.SUPPRESS)
 
+    add_upload_arguments(parser)
+
 
 def _directory(flag: str, text: str) -> Path:
     path = Path(text)
@@ -458,6 +464,10 @@ def build_config(args: argparse.Namespace, env: Environment) -> Config:
     cgroup_root = (
         None if args.cgroup_root is None else _directory("--cgroup-root", args.cgroup_root)
     )
+    try:
+        upload = upload_config(args)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return Config(
         output_dir=Path(args.output_dir),
         interval_seconds=interval,
@@ -484,4 +494,5 @@ def build_config(args: argparse.Namespace, env: Environment) -> Config:
         log_level=args.log_level,
         git_revision=env.git_revision,
         observer=args.observer,
+        upload=upload,
     )

@@ -84,6 +84,10 @@ REASON_DURATION = "duration"
 REASON_SIGNAL = "signal"
 REASON_SIZE_LIMIT = "size_limit"
 REASON_ERROR = "error"
+#: ``exit_reason`` of a run that idled at the size limit until space was freed.
+REASON_SPACE_FREED = "space_freed"
+#: Seconds between rescans of the output directory while idling at the size limit.
+RESUME_CHECK_SECONDS = 2.0
 
 
 class StartupError(Exception):
@@ -207,6 +211,8 @@ class Daemon:
         self._self = SelfUsage()
         self._metrics: OwnMetrics | None = None
         self._skipped_gauges: dict[str, capture.Gauge] = {}
+        #: Set when the run stopped at the size limit and space was freed: record again.
+        self.resume = False
         # The size-limit accounting and the manifest, shared with the rotation thread.
         self._state_lock = threading.Lock()
 
@@ -607,11 +613,13 @@ class Daemon:
         os._exit(code)
 
     def _idle(self, used: int) -> int:
-        """Stay up without recording until a signal (or the end of ``--duration``); exit 0."""
+        """Stay up without recording until a signal (or the end of ``--duration``), or until
+        space is freed (then :attr:`resume` is set and :func:`run` records again); returns 0."""
         limit = self.size_limit.limit_bytes
         log.warning(
             "size limit reached used_bytes=%d limit_bytes=%d: not recording; staying up idle "
-            "until SIGINT/SIGTERM (free space under %s or raise --size-limit, then restart)",
+            "until SIGINT/SIGTERM or until space is freed under %s (a higher --size-limit needs a "
+            "restart)",
             used,
             limit,
             self.config.output_dir,
@@ -625,19 +633,42 @@ class Daemon:
         self._manifest.update(size_limit=self.size_limit.marker(used))
         self._write_manifest()
         try:
-            self.signals.sleep_until(self.end_at, seen=0)
+            self.resume = self._wait_for_space(used)
         finally:
             capture.set_recorder(None)
         assert self._manifest is not None
-        self._manifest.update(
-            exit_time=iso_utc(time.time()),
-            exit_reason=REASON_SIGNAL if self.signals.count else REASON_DURATION,
-        )
+        if self.resume:
+            exit_reason = REASON_SPACE_FREED
+        else:
+            exit_reason = REASON_SIGNAL if self.signals.count else REASON_DURATION
+        self._manifest.update(exit_time=iso_utc(time.time()), exit_reason=exit_reason)
         if self.signals.count:
             self._manifest.update(signal=self.signals.last_name)
         self._write_manifest()
-        log.info("exiting after idling at the size limit")
+        if not self.resume:
+            log.info("exiting after idling at the size limit")
         return 0
+
+    # ---- size limit: resume when space is freed (e.g. by finemon run --upload-delete)
+    def _wait_for_space(self, used: int) -> bool:
+        """Idle until a signal or the end of ``--duration`` (False), or until space was freed
+        under the output directory (True): a rescan every few seconds finds the total below
+        both the limit and the ``used`` bytes that stopped the recording."""
+        while True:
+            wake = time.time() + RESUME_CHECK_SECONDS
+            if self.end_at is not None:
+                wake = min(wake, self.end_at)
+            self.signals.sleep_until(wake, seen=0)
+            if self.signals.count or (self.end_at is not None and time.time() >= self.end_at):
+                return False
+            now_used = self.size_limit.rescan()
+            if now_used < used and not self.size_limit.reached(now_used):
+                log.info(
+                    "space freed used_bytes=%d limit_bytes=%d: recording again as a new run",
+                    now_used,
+                    self.size_limit.limit_bytes,
+                )
+                return True
 
     def _write_manifest(self) -> None:
         assert self._manifest is not None
@@ -656,6 +687,16 @@ def run(
 ) -> int:
     """Run ``finemon run`` with ``config``; returns the exit code (raises StartupError).
 
+    A run that stopped at the size limit and idled until space was freed is followed, in the
+    same process, by a new run (a new run id and manifest).
+
     ``signals``: an installed :class:`SignalWatch` to use (default: one installed for the run).
     """
-    return Daemon(config, observer_factory=observer_factory, signals=signals).run()
+    while True:
+        daemon = Daemon(config, observer_factory=observer_factory, signals=signals)
+        code = daemon.run()
+        if not daemon.resume:
+            return code
+        # The finished run's objects (frozen after its priming sample) can go now.
+        gc.unfreeze()
+        gc.collect()

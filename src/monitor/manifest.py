@@ -14,7 +14,8 @@ and once recording stops ``end_time``, ``duration_seconds`` and ``reason``: ``du
 ``signal`` (with ``signal`` naming it), ``size_limit`` or ``error`` (with ``error``). A process
 that stops at the size limit also records ``size_limit`` (``limit_bytes`` and the ``used_bytes``
 it left; a restart reads them, see :mod:`monitor.sizelimit`), and stays up idle, adding
-``exit_time`` and ``exit_reason`` when it finally exits.
+``exit_time`` and ``exit_reason`` (``signal``, ``duration``, or ``space_freed`` when it records
+again as a new run) when it stops idling.
 """
 
 from __future__ import annotations

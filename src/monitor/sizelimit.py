@@ -24,8 +24,13 @@ When a restart counts as "reached": the total is at the limit, or the previous r
 limit (its ``_session.json`` says ``reason: size_limit``) and since then neither was space freed
 (the total is still at least the ``used_bytes`` it left) nor was ``--size-limit`` raised. Without
 that memory, every restart would record a little more, because finalizing a file shrinks the
-total below the limit. To record again, move files away from the output directory or raise
-``--size-limit``, then restart finemon.
+total below the limit.
+
+Recording again: an idle finemon rescans the output directory every few seconds, and once space
+was freed (the total is below both the limit and the bytes it stopped at: ``finemon run
+--upload-delete`` deleting uploaded files, or files moved away) it records again as a new run
+(``monitor.daemon.run``), the idle run's manifest saying ``exit_reason: space_freed``. Raising
+``--size-limit`` takes a restart.
 """
 
 from __future__ import annotations

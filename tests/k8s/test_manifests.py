@@ -678,3 +678,107 @@ def test_dockerignore_context_holds_the_package_sources() -> None:
     sources = [path.relative_to(REPO).as_posix() for path in (REPO / "src").rglob("*.py")]
     assert sources
     assert not [path for path in sources if dockerignore_excludes(path)]
+
+
+# --------------------------------------------------------------------------- S3 upload component
+
+UPLOAD_COMPONENT = K8S_DIR / "components" / "s3-upload" / "kustomization.yaml"
+
+
+def upload_overlay(directory: Path) -> Path:
+    """The overlay that k8s/README.md shows for uploads, written in ``directory`` (kustomize
+    refuses an overlay inside the base it loads, so it cannot live under k8s/)."""
+    readme = (K8S_DIR / "README.md").read_text()
+    match = re.search(r"```yaml overlay\n(.*?)```", readme, re.S)
+    assert match, "k8s/README.md shows the S3 overlay in a ```yaml overlay block"
+    text = match.group(1)
+    # The README's overlay sits beside a checkout's k8s/ folder, as ../k8s.
+    text = text.replace("../k8s", str(K8S_DIR))
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "kustomization.yaml").write_text(text)
+    return directory
+
+
+def test_upload_component_is_a_component_adding_valid_flags() -> None:
+    component = yaml.safe_load(UPLOAD_COMPONENT.read_text())
+    assert component["kind"] == "Component"
+    assert component["apiVersion"] == "kustomize.config.k8s.io/v1alpha1"
+    text = UPLOAD_COMPONENT.read_text()
+    assert "eks.amazonaws.com/role-arn" in text
+    added = [
+        op["value"]
+        for patch in component["patches"]
+        if patch["target"]["kind"] == "DaemonSet"
+        for op in yaml.safe_load(patch["patch"])
+        if op["path"].endswith("/args/-")
+    ]
+    assert added == ["--upload", "$(FINEMON_UPLOAD_URL)", "--upload-delete"]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) not found")
+def test_upload_overlay_renders_valid_objects_and_flags(tmp_path: Path) -> None:
+    import argparse
+
+    from monitor.config import Environment, add_run_arguments, build_config
+
+    overlay = upload_overlay(tmp_path / "finemon-s3")
+    # kustomize needs relative paths from the overlay to the base.
+    text = (overlay / "kustomization.yaml").read_text()
+    relative = Path(*[".."] * len(overlay.parts[1:])) / K8S_DIR.relative_to("/")
+    (overlay / "kustomization.yaml").write_text(text.replace(str(K8S_DIR), str(relative)))
+    result = subprocess.run(
+        ["kubectl", "kustomize", str(overlay)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = [doc for doc in yaml.safe_load_all(result.stdout) if doc is not None]
+    version = schema_version()
+    for doc in rendered:
+        kv_validate(doc, version, strict=True)
+        assert doc["metadata"].get("namespace", "finemon") == "finemon"
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for doc in rendered:
+        by_kind.setdefault(doc["kind"], []).append(doc)
+    (account,) = by_kind["ServiceAccount"]
+    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith(
+        "arn:aws:iam::"
+    )
+    assert account["automountServiceAccountToken"] is False
+    (upload_map,) = [
+        cm for cm in by_kind["ConfigMap"] if cm["metadata"]["name"].startswith("finemon-upload-")
+    ]
+    (daemonset,) = by_kind["DaemonSet"]
+    (ds_container,) = daemonset["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item for item in ds_container["env"]}
+    for name in ("FINEMON_UPLOAD_URL", "AWS_REGION"):
+        ref = env[name]["valueFrom"]["configMapKeyRef"]
+        assert ref["name"] == upload_map["metadata"]["name"]  # the generated, hashed name
+        assert upload_map["data"][ref["key"]]
+    # The arguments, with the variables the kubelet expands, are a valid finemon run.
+    values = {
+        "POD_NAME": "finemon-abcde",
+        "NODE_NAME": "node-1",
+        "CLUSTER_NAME": "prod",
+        **upload_map["data"],
+    }
+    args = [re.sub(r"\$\((\w+)\)", lambda m: values[m.group(1)], a) for a in ds_container["args"]]
+    assert args[0] == "run"
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    parsed = parser.parse_args(args[1:])
+    parsed.proc_root = "/proc"  # the host paths exist only in the pod
+    parsed.cgroup_root = None
+    config = build_config(parsed, Environment.from_os({}))
+    assert config.upload is not None
+    assert config.upload.url == upload_map["data"]["FINEMON_UPLOAD_URL"]
+    assert config.upload.delete
+
+
+def test_the_image_installs_the_s3_extra() -> None:
+    final_runs = [
+        args for keyword, args in final_stage(dockerfile_instructions()) if keyword == "RUN"
+    ]
+    assert any("pip install" in run and "[s3]" in run for run in final_runs)

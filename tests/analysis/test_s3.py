@@ -1,0 +1,119 @@
+"""``finemon query/summary/report s3://bucket/prefix``: the same answers as on the local directory,
+read from a real S3 HTTP server (moto in server mode) through a local mirror."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from tests.s3_server import MotoServer, free_port, running_server
+
+URL = "s3://fleet/clusters/prod"
+
+SQL = (
+    "SELECT dt, identifier, max(container_name) AS container, count(*) AS n, "
+    "round(avg(per_second) / 1000) AS millicores FROM rate('container.cpu.usage_usec') "
+    "GROUP BY ALL ORDER BY ALL"
+)
+
+
+@pytest.fixture
+def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
+    yield from running_server(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def uploaded(small_dir: Path, tmp_path: Path, s3: MotoServer) -> Path:
+    """``small_dir`` shipped to ``URL`` by the uploader, as finemon run --upload does."""
+    from monitor.objectstore import ObjectStore, StoreSettings, parse_s3_url
+    from monitor.upload import Uploader
+
+    copy = tmp_path / "node"
+    shutil.copytree(small_dir, copy)
+    store = ObjectStore(parse_s3_url(URL), StoreSettings(endpoint_url=s3.endpoint))
+    assert Uploader(copy, store).run_pass()
+    return copy
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_query_and_summary_on_s3_equal_the_local_directory(
+    uploaded: Path, s3: MotoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    flags = ("--endpoint", s3.endpoint, "--cache-dir", str(cache))
+    code, local_out, _ = run(capsys, "query", str(uploaded), SQL)
+    assert code == 0
+    code, s3_out, err = run(capsys, "query", URL, SQL, *flags)
+    assert code == 0, err
+    assert s3_out == local_out
+    assert "(0 rows)" not in s3_out
+    parquet = sorted(p.relative_to(uploaded) for p in uploaded.rglob("*.parquet"))
+    assert sorted(p.relative_to(cache) for p in cache.rglob("*.parquet")) == parquet
+    manifests = list(uploaded.glob("_sessions/*.json"))
+    assert (
+        f"{len(parquet) + len(manifests)} files, {len(parquet) + len(manifests)} downloaded" in err
+    )
+
+    code, local_summary, _ = run(capsys, "summary", str(uploaded))
+    assert code == 0
+    # --upload-endpoint is accepted too (the name finemon run uses).
+    code, s3_summary, err = run(
+        capsys, "summary", URL, "--upload-endpoint", s3.endpoint, "--cache-dir", str(cache)
+    )
+    assert code == 0, err
+    assert s3_summary == local_summary
+    assert ", 0 downloaded" in err  # the mirror was up to date
+
+    report = tmp_path / "report.html"
+    code, _, err = run(capsys, "report", URL, *flags, "-o", str(report))
+    assert code == 0, err
+    assert report.stat().st_size > 10_000
+    assert "<html" in report.read_text()[:1000].lower()
+
+
+def test_the_mirror_follows_the_bucket(
+    uploaded: Path, s3: MotoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    flags = ("--endpoint", s3.endpoint, "--cache-dir", str(cache))
+    count = (
+        "SELECT count(DISTINCT filename) AS files "
+        "FROM read_parquet('{}/**/*.parquet', filename=true)"
+    )
+    assert run(capsys, "query", URL, "SELECT 1", *flags)[0] == 0
+    files = sorted(cache.rglob("*.parquet"))
+    client = s3.client()
+    gone = files[0].relative_to(cache).as_posix()
+    client.delete_object(Bucket="fleet", Key=f"clusters/prod/{gone}")
+    code, out, err = run(capsys, "query", URL, count.format(cache), *flags)
+    assert code == 0, err
+    assert ", 1 removed" in err
+    assert not (cache / gone).exists()
+    assert out.splitlines()[2].strip() == str(len(files) - 1)
+
+
+def test_unreachable_store_and_empty_prefix_are_one_line_errors(
+    s3: MotoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = ("--cache-dir", str(tmp_path / "cache"))
+    down = f"http://127.0.0.1:{free_port()}"
+    code, _, err = run(capsys, "summary", URL, "--endpoint", down, *cache)
+    assert code == 1
+    (line,) = err.splitlines()
+    assert line.startswith("finemon summary: error: s3://fleet/clusters/prod: ")
+    code, _, err = run(
+        capsys, "query", "s3://fleet/nothing-here", "SELECT 1", "--endpoint", s3.endpoint, *cache
+    )
+    assert code == 1
+    assert err.strip() == (
+        "finemon query: error: s3://fleet/nothing-here: no finemon files under this prefix"
+    )

@@ -1,0 +1,130 @@
+"""A real S3 HTTP server on localhost for the tests: moto in server mode, as a child process
+that a test can kill (SIGKILL, like a store that vanishes) and start again on the same port.
+
+moto keeps its buckets in memory: a restarted server is empty, and the test creates the bucket
+again, as a store that comes back would have it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: Why the S3 tests skip, or None when moto's server and boto3 are installed.
+MISSING = (
+    None
+    if importlib.util.find_spec("moto") is not None
+    and importlib.util.find_spec("flask") is not None
+    and importlib.util.find_spec("boto3") is not None
+    else "needs moto[server] and boto3 (pip install -e '.[dev]')"
+)
+
+#: Fake credentials and settings that keep boto3 away from any real AWS configuration.
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "finemon-test",
+    "AWS_SECRET_ACCESS_KEY": "finemon-test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": "/nonexistent/finemon-test-aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/finemon-test-aws-credentials",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class MotoServer:
+    """``python -m moto.server`` on 127.0.0.1:``port``; its output goes to ``log_path``."""
+
+    def __init__(self, log_path: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **AWS_ENV},
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    log = self.log_path.read_text()
+                    raise RuntimeError(f"moto server did not start: {log}") from None
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL: the store vanishes mid-request."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.session.Session(
+            aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
+        ).client("s3", endpoint_url=self.endpoint, config=Config(s3={"addressing_style": "path"}))
+
+    def create_bucket(self, name: str) -> None:
+        self.client().create_bucket(Bucket=name)
+
+    def objects(self, bucket: str) -> dict[str, bytes]:
+        """Every object of ``bucket``: key -> bytes."""
+        client = self.client()
+        out: dict[str, bytes] = {}
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", ()):
+                out[item["Key"]] = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+        return out
+
+
+def use_fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials for this process and the finemon processes it starts (skips the test
+    when moto or boto3 is missing)."""
+    if MISSING:
+        pytest.skip(MISSING)
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def running_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
+    """For a fixture: a moto server with the bucket ``fleet``, killed afterwards."""
+    use_fake_aws(monkeypatch)
+    server = MotoServer(tmp_path / "moto.log")
+    server.start()
+    server.create_bucket("fleet")
+    try:
+        yield server
+    finally:
+        server.kill()
