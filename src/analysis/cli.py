@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-from analysis.errors import INSTALL_HINT, AnalysisError, MissingExtraError
+from analysis.errors import (
+    INSTALL_HINT,
+    AnalysisError,
+    MissingExtraError,
+    UnreadableFilesWarning,
+)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -126,6 +133,24 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--title", metavar="TEXT", help="the page's title")
 
 
+@contextmanager
+def _warnings_on_stderr(command: str) -> Iterator[None]:
+    """Print the dataset warnings raised inside (unreadable files skipped) as one line each on
+    stderr, ``finemon COMMAND: warning: ...``, instead of Python's warning format."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnreadableFilesWarning)
+        try:
+            yield
+        finally:
+            for warning in caught:
+                if issubclass(warning.category, UnreadableFilesWarning):
+                    print(f"finemon {command}: warning: {warning.message}", file=sys.stderr)
+                else:
+                    warnings.warn_explicit(
+                        warning.message, warning.category, warning.filename, warning.lineno
+                    )
+
+
 def _fail(command: str, exc: AnalysisError) -> int:
     print(f"finemon {command}: error: {exc}", file=sys.stderr)
     return EXIT_FAILURE
@@ -136,7 +161,8 @@ def run_query(args: argparse.Namespace) -> int:
     from analysis.query import format_csv, format_table, run_query  # noqa: PLC0415
 
     try:
-        result = run_query(args.directory, args.sql, max_rows=args.max_rows or None)
+        with _warnings_on_stderr("query"):
+            result = run_query(args.directory, args.sql, max_rows=args.max_rows or None)
     except AnalysisError as exc:
         return _fail("query", exc)
     text = format_csv(result) if args.format == "csv" else format_table(result) + "\n"
@@ -149,7 +175,8 @@ def run_summary(args: argparse.Namespace) -> int:
     from analysis.summary import format_summary, summarize  # noqa: PLC0415
 
     try:
-        runs = summarize(args.directory, top_processes=args.top)
+        with _warnings_on_stderr("summary"):
+            runs = summarize(args.directory, top_processes=args.top)
     except AnalysisError as exc:
         return _fail("summary", exc)
     print(format_summary(runs))
@@ -170,13 +197,14 @@ def run_report(args: argparse.Namespace) -> int:
 
     output = Path(args.output) if args.output else Path(args.directory) / DEFAULT_REPORT_NAME
     try:
-        result = write_report(
-            args.directory,
-            output,
-            max_points=args.max_points,
-            top_processes=args.top_processes,
-            title=args.title,
-        )
+        with _warnings_on_stderr("report"):
+            result = write_report(
+                args.directory,
+                output,
+                max_points=args.max_points,
+                top_processes=args.top_processes,
+                title=args.title,
+            )
     except AnalysisError as exc:
         return _fail("report", exc)
     print(
@@ -187,13 +215,23 @@ def run_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def report_after_demo(output: Path) -> None:
-    """Write the demo's report to ``output/_report.html`` and print its path; without the
-    analysis extra, print how to get it instead. Never raises for a report that fails."""
+def report_after_demo(
+    output: Path, run_id: str | None = None, container_keys: Sequence[str] | None = None
+) -> None:
+    """Write the demo's report to ``output/_report.html`` (only run ``run_id`` and the
+    containers ``container_keys`` when given) and print its path; without the analysis extra,
+    print how to get it instead. Never raises for a report that fails."""
     from analysis.report import write_report  # noqa: PLC0415
 
     try:
-        result = write_report(output, output / DEFAULT_REPORT_NAME, title="finemon demo")
+        with _warnings_on_stderr("demo"):
+            result = write_report(
+                output,
+                output / DEFAULT_REPORT_NAME,
+                title="finemon demo",
+                run_id=run_id,
+                container_keys=container_keys,
+            )
     except MissingExtraError:
         print(
             f"\nfor an HTML report with charts, install the analysis extra ({INSTALL_HINT}) "
