@@ -204,17 +204,19 @@ def query_hint(output: Path, run_id: str | None, duckdb_installed: bool) -> list
     """The lines telling how to query the demo's data with what is installed: ``finemon
     query`` needs the analysis extra (duckdb), which ``pip install .`` leaves out."""
     where = f" WHERE run_id = '{run_id}'" if run_id else ""
+    # The CPU of each container from its cumulative counter: what rate() is for.
     command = (
-        f'finemon query {output} "SELECT metric_name, count(*) AS row_count FROM metrics'
-        f'{where} GROUP BY 1 ORDER BY 2 DESC LIMIT 10"'
+        f'finemon query {output} "SELECT name, round(avg(per_second) / 1000) AS millicores '
+        "FROM rate('container.cpu.usage_usec') JOIN containers USING (run_id, container_key)"
+        f'{where} GROUP BY name ORDER BY millicores DESC"'
     )
     if duckdb_installed:
-        return ["query them with SQL, for example:", f"  {command}"]
+        return ["query them with SQL, for example CPU per container:", f"  {command}"]
     from analysis.errors import INSTALL_HINT  # noqa: PLC0415 - cheap: no duckdb
 
     return [
         f"to query them with SQL, install the analysis extra ({INSTALL_HINT}; from a "
-        "source checkout: pip install '.[analysis]'), then for example:",
+        "source checkout: pip install '.[analysis]'), then for example CPU per container:",
         f"  {command}",
     ]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -250,12 +251,38 @@ def test_the_burner_warning_says_the_machine_is_busy() -> None:
 
 def test_the_query_hint_works_with_what_is_installed(tmp_path: Path) -> None:
     installed = query_hint(tmp_path, "ab" * 16, duckdb_installed=True)
-    assert installed == [
-        "query them with SQL, for example:",
-        f'  finemon query {tmp_path} "SELECT metric_name, count(*) AS row_count FROM metrics '
-        f"WHERE run_id = '{'ab' * 16}' GROUP BY 1 ORDER BY 2 DESC LIMIT 10\"",
-    ]
+    assert installed[0] == "query them with SQL, for example CPU per container:"
+    assert installed[1].startswith(f"  finemon query {tmp_path} ")
+    assert f"WHERE run_id = '{'ab' * 16}'" in installed[1]
     missing = query_hint(tmp_path, None, duckdb_installed=False)
     assert "pip install 'finemon[analysis]'" in missing[0]
     assert "pip install '.[analysis]'" in missing[0]
     assert "WHERE" not in missing[1]
+
+
+def test_the_printed_query_runs_and_answers(tmp_path: Path) -> None:
+    """The command the demo prints, run as printed, gives CPU per container of its run."""
+    _, second = write_two_demo_runs(tmp_path / "out")
+    # The demo's CPU comes from the cumulative counter: add it as the daemon writes it.
+    root = tmp_path / "out"
+    rows = _Rows()
+    for tick in range(10):
+        labels = {
+            "node_name": "vm",
+            "namespace": "demo",
+            "pod_name": "pod-burner",
+            "container_id": "2burner".ljust(64, "0"),
+            "container_name": "burner",
+        }
+        rows.add(second, 1_700_000_600_000 + tick * 1000, tick, "container.cpu.usage_usec",
+                 400_000 * tick, labels)  # fmt: skip
+    write_file(root, rows.table(), second, 2)
+    (_, line) = query_hint(root, second, duckdb_installed=True)
+    argv = shlex.split(line)
+    assert argv[:3] == ["finemon", "query", str(root)]
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", *argv[1:]],
+        capture_output=True, text=True, env=finemon_env(), check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[2].split() == ["demo/pod-burner/burner", "400"], done.stdout
