@@ -35,11 +35,14 @@ value_float, node_name, namespace, pod_name, pod_uid, container_id, container_na
 labels (a map: labels['pid']), dt and identifier from the folders, plus container_key and
 series). Counters are cumulative: the table macro rate('NAME') adds delta, seconds and
 per_second to each row of counter NAME (per series, resets skipped) and increase('NAME') gives
-one row per series with its increase over its range. The view `containers` names each container
-of each run. Times are shown in UTC. Example:
+one row per series with its increase over its range (both refuse a gauge or a name not recorded).
+The view `containers` names each container of each run (namespace/pod/container, or the cgroup
+path off Kubernetes). Times are shown in UTC. Example:
 
-  finemon query DIR "select container_name, avg(per_second) / 1000 as millicores
-                     from rate('container.cpu.usage_usec') group by 1 order by 2 desc"
+  finemon query DIR "select name, round(avg(per_second) / 1000) as millicores
+                     from rate('container.cpu.usage_usec')
+                     join containers using (run_id, container_key)
+                     group by name order by millicores desc"
 
 Needs the analysis extra ({INSTALL_HINT}).
 """
