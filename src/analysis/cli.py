@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-from analysis.errors import INSTALL_HINT, AnalysisError, MissingExtraError
+from analysis.errors import (
+    INSTALL_HINT,
+    AnalysisError,
+    MissingExtraError,
+    UnreadableFilesWarning,
+)
 from analysis.source import add_source_arguments, local_directory
 
 EXIT_OK = 0
@@ -21,6 +28,8 @@ EXIT_FAILURE = 1
 #: Where ``finemon report DIR`` writes without ``-o``: inside DIR, named so that dataset
 #: readers (pyarrow, Spark) skip it like the manifests.
 DEFAULT_REPORT_NAME = "_report.html"
+#: The report of one Parquet file given as the dataset: ``<file stem>.report.html`` beside it.
+REPORT_SUFFIX = ".report.html"
 
 QUERY_DESCRIPTION = f"""\
 Run SQL (DuckDB) over every Parquet file under DIR and print the result. The view `metrics` holds
@@ -29,11 +38,14 @@ value_float, cluster_name, node_name, namespace, pod_name, pod_uid, container_id
 qos_class, labels (a map: labels['pid']), dt and identifier from the folders, plus container_key and
 series). Counters are cumulative: the table macro rate('NAME') adds delta, seconds and
 per_second to each row of counter NAME (per series, resets skipped) and increase('NAME') gives
-one row per series with its increase over its range. The view `containers` names each container
-of each run. Times are shown in UTC. Example:
+one row per series with its increase over its range (both refuse a gauge or a name not recorded).
+The view `containers` names each container of each run (namespace/pod/container, or the cgroup
+path off Kubernetes). Times are shown in UTC. Example:
 
-  finemon query DIR "select container_name, avg(per_second) / 1000 as millicores
-                     from rate('container.cpu.usage_usec') group by 1 order by 2 desc"
+  finemon query DIR "select name, round(avg(per_second) / 1000) as millicores
+                     from rate('container.cpu.usage_usec')
+                     join containers using (run_id, container_key)
+                     group by name order by millicores desc"
 
 Needs the analysis extra ({INSTALL_HINT}).
 """
@@ -113,7 +125,10 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
         "-o",
         "--output",
         metavar="FILE",
-        help=f"the HTML file to write (default: DIR/{DEFAULT_REPORT_NAME})",
+        help=(
+            f"the HTML file to write (default: DIR/{DEFAULT_REPORT_NAME}; for one Parquet file, "
+            f"FILE_STEM{REPORT_SUFFIX} beside it)"
+        ),
     )
     parser.add_argument(
         "--max-points",
@@ -133,6 +148,24 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     add_source_arguments(parser)
 
 
+@contextmanager
+def _warnings_on_stderr(command: str) -> Iterator[None]:
+    """Print the dataset warnings raised inside (unreadable files skipped) as one line each on
+    stderr, ``finemon COMMAND: warning: ...``, instead of Python's warning format."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnreadableFilesWarning)
+        try:
+            yield
+        finally:
+            for warning in caught:
+                if issubclass(warning.category, UnreadableFilesWarning):
+                    print(f"finemon {command}: warning: {warning.message}", file=sys.stderr)
+                else:
+                    warnings.warn_explicit(
+                        warning.message, warning.category, warning.filename, warning.lineno
+                    )
+
+
 def _fail(command: str, exc: AnalysisError) -> int:
     print(f"finemon {command}: error: {exc}", file=sys.stderr)
     return EXIT_FAILURE
@@ -143,8 +176,9 @@ def run_query(args: argparse.Namespace) -> int:
     from analysis.query import format_csv, format_table, run_query  # noqa: PLC0415
 
     try:
-        directory = local_directory(args.directory, args)
-        result = run_query(directory, args.sql, max_rows=args.max_rows or None)
+        with _warnings_on_stderr("query"):
+            directory = local_directory(args.directory, args)
+            result = run_query(directory, args.sql, max_rows=args.max_rows or None)
     except AnalysisError as exc:
         return _fail("query", exc)
     text = format_csv(result) if args.format == "csv" else format_table(result) + "\n"
@@ -157,7 +191,8 @@ def run_summary(args: argparse.Namespace) -> int:
     from analysis.summary import format_summary, summarize  # noqa: PLC0415
 
     try:
-        runs = summarize(local_directory(args.directory, args), top_processes=args.top)
+        with _warnings_on_stderr("summary"):
+            runs = summarize(local_directory(args.directory, args), top_processes=args.top)
     except AnalysisError as exc:
         return _fail("summary", exc)
     print(format_summary(runs))
@@ -180,15 +215,22 @@ def run_report(args: argparse.Namespace) -> int:
         directory = local_directory(args.directory, args)
     except AnalysisError as exc:
         return _fail("report", exc)
-    output = Path(args.output) if args.output else directory / DEFAULT_REPORT_NAME
+    if args.output:
+        output = Path(args.output)
+    elif directory.is_file():
+        # One Parquet file given as the dataset: the report goes beside it.
+        output = directory.with_name(f"{directory.stem}{REPORT_SUFFIX}")
+    else:
+        output = directory / DEFAULT_REPORT_NAME
     try:
-        result = write_report(
-            directory,
-            output,
-            max_points=args.max_points,
-            top_processes=args.top_processes,
-            title=args.title,
-        )
+        with _warnings_on_stderr("report"):
+            result = write_report(
+                directory,
+                output,
+                max_points=args.max_points,
+                top_processes=args.top_processes,
+                title=args.title,
+            )
     except AnalysisError as exc:
         return _fail("report", exc)
     print(
@@ -199,13 +241,23 @@ def run_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def report_after_demo(output: Path) -> None:
-    """Write the demo's report to ``output/_report.html`` and print its path; without the
-    analysis extra, print how to get it instead. Never raises for a report that fails."""
+def report_after_demo(
+    output: Path, run_id: str | None = None, container_keys: Sequence[str] | None = None
+) -> None:
+    """Write the demo's report to ``output/_report.html`` (only run ``run_id`` and the
+    containers ``container_keys`` when given) and print its path; without the analysis extra,
+    print how to get it instead. Never raises for a report that fails."""
     from analysis.report import write_report  # noqa: PLC0415
 
     try:
-        result = write_report(output, output / DEFAULT_REPORT_NAME, title="finemon demo")
+        with _warnings_on_stderr("demo"):
+            result = write_report(
+                output,
+                output / DEFAULT_REPORT_NAME,
+                title="finemon demo",
+                run_id=run_id,
+                container_keys=container_keys,
+            )
     except MissingExtraError:
         print(
             f"\nfor an HTML report with charts, install the analysis extra ({INSTALL_HINT}) "

@@ -19,7 +19,11 @@
     The rows of counter ``name`` with three more columns computed within each ``series`` in
     time order: ``delta`` (``value_int`` minus the previous row's), ``seconds`` (time since the
     previous row) and ``per_second`` (``delta / seconds``). They are null on a series' first row
-    and where the counter went down (a reset: the kernel's counter restarted).
+    and where the counter went down (a reset: the kernel's counter restarted). A ``name`` that is
+    no counter of the dataset is an error naming it: a gauge (rate makes no sense of it), or a
+    name not recorded, with the counters of nearest spelling. ``_rate(name)`` and
+    ``_increase(name)`` are the same without that check (empty for a missing name), for the
+    summary and report, which ask for counters some hosts lack.
 
 ``increase(name)`` (table macro)
     One row per series of counter ``name``: ``first_time``, ``last_time``, ``increase`` (the sum
@@ -36,11 +40,12 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analysis.errors import AnalysisError, one_line, require
+from analysis.errors import AnalysisError, UnreadableFilesWarning, one_line, require
 
 # The columns as ``finemon run`` writes them: its output contract.
 from monitor.contract import FIXED_COLUMNS
@@ -50,6 +55,11 @@ if TYPE_CHECKING:
     import duckdb
 
 _HIVE_SEGMENT = re.compile(r"^([^=]+)=(.*)$")
+#: Every Parquet file starts and ends with these bytes; the 4 bytes before the last ones are
+#: the length of the footer (the file's metadata).
+_PARQUET_MAGIC = b"PAR1"
+#: Unreadable files named in the warning; the rest are counted.
+_NAMED_AT_MOST = 3
 
 
 def sql_string(value: str) -> str:
@@ -72,11 +82,22 @@ CONTAINER_KEY_SQL = f"coalesce(container_id, {label_sql('cgroup')}, pod_uid)"
 def parquet_files(directory: Path) -> list[Path]:
     """The data files under ``directory``, sorted: ``*.parquet``, skipping every file or folder
     whose name starts with ``.`` or ``_`` (files being written, journals, manifests), as pyarrow
-    and Spark do. ``directory`` may also be a single Parquet file."""
+    and Spark do. ``directory`` may also be a single Parquet file (a dataset of one file).
+
+    Raises :class:`AnalysisError` when the path does not exist, is a file that is not Parquet,
+    or is a directory without Parquet files.
+    """
     if directory.is_file():
+        problem = parquet_problem(directory)
+        if problem is not None:
+            raise AnalysisError(
+                f"{directory}: {problem}; give a finemon --output-dir or one of its .parquet files"
+            )
         return [directory]
+    if not directory.exists():
+        raise AnalysisError(f"{directory}: no such file or directory")
     if not directory.is_dir():
-        raise AnalysisError(f"{directory}: no such directory")
+        raise AnalysisError(f"{directory}: not a directory nor a Parquet file")
     found: list[Path] = []
     for root, dirs, files in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
@@ -88,6 +109,59 @@ def parquet_files(directory: Path) -> list[Path]:
     if not found:
         raise AnalysisError(f"{directory}: no Parquet files (is it a finemon --output-dir?)")
     return sorted(found)
+
+
+def parquet_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as Parquet (``empty``, ``truncated``, ``not a Parquet
+    file``, an OS error), or None when its envelope is sound: the magic bytes at both ends and
+    a footer length that fits in the file. Two small reads per file, so a day of files is
+    checked in milliseconds; it catches what a crash, a full disk or a stray copy leaves."""
+    try:
+        with path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size == 0:
+                return "empty"
+            head = file.read(4)
+            if head != _PARQUET_MAGIC:
+                return "not a Parquet file"
+            if size < 12:
+                return "truncated"
+            file.seek(-8, os.SEEK_END)
+            tail = file.read(8)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if tail[4:] != _PARQUET_MAGIC or int.from_bytes(tail[:4], "little") + 12 > size:
+        return "truncated"
+    return None
+
+
+def readable_parquet_files(directory: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The data files of ``directory`` (:func:`parquet_files`) split into those that look
+    readable and ``(path, problem)`` for the others."""
+    readable: list[Path] = []
+    unreadable: list[tuple[Path, str]] = []
+    for path in parquet_files(directory):
+        problem = parquet_problem(path)
+        if problem is None:
+            readable.append(path)
+        else:
+            unreadable.append((path, problem))
+    return readable, unreadable
+
+
+def describe_unreadable(directory: Path, unreadable: Sequence[tuple[Path, str]]) -> str:
+    """One line naming the first unreadable files (relative to ``directory``) and counting all."""
+    count = len(unreadable)
+    named = []
+    for path, problem in unreadable[:_NAMED_AT_MOST]:
+        try:
+            shown = path.relative_to(directory)
+        except ValueError:
+            shown = path
+        named.append(f"{shown} ({problem})")
+    more = f" and {count - _NAMED_AT_MOST} more" if count > _NAMED_AT_MOST else ""
+    files = "file" if count == 1 else "files"
+    return f"skipped {count} unreadable Parquet {files} in {directory}: {', '.join(named)}{more}"
 
 
 def _partition_keys(files: Sequence[Path]) -> list[str]:
@@ -107,8 +181,55 @@ def _source_sql(files: Sequence[Path]) -> str:
     )
 
 
-def _view_sql(source: str, columns: dict[str, str], partitions: Sequence[str]) -> list[str]:
-    """The statements creating ``metrics``, ``containers`` and the macros."""
+def _selection_sql(run_id: str | None, container_ids: Sequence[str] | None) -> str:
+    """The WHERE clause keeping one run's rows and some containers' (empty for all rows)."""
+    conditions = []
+    if run_id is not None:
+        conditions.append(f"run_id = {sql_string(run_id)}")
+    if container_ids is not None:
+        listed = ", ".join(sql_string(key) for key in container_ids) or "NULL"
+        conditions.append(f"{CONTAINER_KEY_SQL} IN ({listed})")
+    return f" WHERE {' AND '.join(conditions)}" if conditions else ""
+
+
+# The check of ``rate()``/``increase()``: true when ``name`` is a counter of the dataset, else
+# DuckDB's ``error()`` with a message naming it. The EXISTS stops at the first row found, so a
+# good name costs little; the scan for near names runs only on the way to the error (a CASE
+# evaluates its branches lazily).
+def _counter_check_sql(macro: str) -> str:
+    return f"""CASE
+    WHEN EXISTS (SELECT 1 FROM metrics WHERE metric_name = name AND metric_kind = 'counter')
+        THEN true
+    ELSE error(_counter_problem('{macro}', name)) END"""
+
+
+_COUNTER_PROBLEM_SQL = """CREATE OR REPLACE MACRO _counter_problem(macro, name) AS (
+    WITH kinds AS (
+        SELECT metric_name, any_value(metric_kind) AS kind FROM metrics GROUP BY metric_name
+    ), near AS (
+        SELECT metric_name, jaro_winkler_similarity(metric_name, name) AS similarity
+        FROM kinds
+        WHERE kind = 'counter' AND metric_name <> name
+            AND jaro_winkler_similarity(metric_name, name) >= 0.85
+        ORDER BY similarity DESC, metric_name LIMIT 3
+    )
+    SELECT CASE
+        WHEN EXISTS (SELECT 1 FROM kinds WHERE metric_name = name) THEN printf(
+            '%s(''%s''): %s is a %s, not a counter: rate() and increase() take a cumulative '
+            || 'counter (value_int); use a gauge''s value_float as it is',
+            macro, name, name, (SELECT any_value(kind) FROM kinds WHERE metric_name = name))
+        ELSE printf('%s(''%s''): no counter named %s in this dataset%s', macro, name, name,
+            coalesce('; did you mean ' || (
+                SELECT string_agg(metric_name, ', ' ORDER BY similarity DESC, metric_name)
+                FROM near) || '?', ''))
+        END)"""
+
+
+def _view_sql(
+    source: str, columns: dict[str, str], partitions: Sequence[str], selection: str = ""
+) -> list[str]:
+    """The statements creating ``metrics``, ``containers`` and the macros; ``selection``, a
+    WHERE clause over the files' rows, keeps only the rows it matches."""
     replace = ["TRY_CAST(dt AS DATE) AS dt"] if "dt" in partitions else []
     missing = [f"NULL::VARCHAR AS {name}" for name in STANDARD_LABEL_COLUMNS if name not in columns]
     if "labels" not in columns:
@@ -133,9 +254,10 @@ def _view_sql(source: str, columns: dict[str, str], partitions: Sequence[str]) -
     most_complete = ", ".join(f"max({name}) AS {name}" for name in STANDARD_LABEL_COLUMNS)
     return [
         f"""CREATE OR REPLACE VIEW metrics AS
-        WITH raw AS (SELECT {raw} FROM {source})
+        WITH raw AS (SELECT {raw} FROM {source}{selection})
         SELECT *, {CONTAINER_KEY_SQL} AS container_key, hash({series}) AS series FROM raw""",
-        """CREATE OR REPLACE MACRO rate(name) AS TABLE
+        _COUNTER_PROBLEM_SQL,
+        """CREATE OR REPLACE MACRO _rate(name) AS TABLE
         SELECT * EXCLUDE (previous_value, previous_ms),
             CASE WHEN value_int >= previous_value THEN value_int - previous_value END AS delta,
             (epoch_ms(time) - previous_ms) / 1000.0 AS seconds,
@@ -149,7 +271,10 @@ def _view_sql(source: str, columns: dict[str, str], partitions: Sequence[str]) -
             WHERE metric_name = name AND value_int IS NOT NULL
             WINDOW w AS (PARTITION BY series ORDER BY time)
         )""",
-        f"""CREATE OR REPLACE MACRO increase(name) AS TABLE
+        f"""CREATE OR REPLACE MACRO rate(name) AS TABLE
+        SELECT r.* FROM (SELECT {_counter_check_sql("rate")} AS ok) AS checked
+        JOIN _rate(name) AS r ON checked.ok""",
+        f"""CREATE OR REPLACE MACRO _increase(name) AS TABLE
         SELECT run_id, series, any_value(metric_name) AS metric_name,
             any_value(container_key) AS container_key,
             {per_series_labels},
@@ -158,8 +283,11 @@ def _view_sql(source: str, columns: dict[str, str], partitions: Sequence[str]) -
             coalesce(sum(delta), 0)::BIGINT AS increase,
             coalesce(sum(delta), 0) / nullif(sum(seconds) FILTER (WHERE delta IS NOT NULL), 0)
                 AS per_second
-        FROM rate(name)
+        FROM _rate(name)
         GROUP BY run_id, series""",
+        f"""CREATE OR REPLACE MACRO increase(name) AS TABLE
+        SELECT i.* FROM (SELECT {_counter_check_sql("increase")} AS ok) AS checked
+        JOIN _increase(name) AS i ON checked.ok""",
         f"""CREATE OR REPLACE VIEW containers AS
         SELECT run_id, container_key, {most_complete},
             max({label_sql("cgroup")}) AS cgroup,
@@ -177,16 +305,34 @@ def _view_sql(source: str, columns: dict[str, str], partitions: Sequence[str]) -
     ]
 
 
-def connect(directory: str | Path) -> duckdb.DuckDBPyConnection:
+def connect(
+    directory: str | Path,
+    *,
+    run_id: str | None = None,
+    container_keys: Sequence[str] | None = None,
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with ``metrics``, ``containers``, ``rate`` and ``increase``
     over the finemon output ``directory`` (see the module's documentation). Times are in UTC;
     no extension is downloaded and no progress bar drawn.
 
-    Raises :class:`MissingExtraError` without duckdb, :class:`AnalysisError` when the directory
-    holds no Parquet file or DuckDB cannot read them.
+    ``directory`` may be a single ``.parquet`` file. ``run_id`` keeps only that run's rows,
+    ``container_keys`` only those containers' (by ``container_key``: their ``container_id``,
+    else their ``cgroup`` label; node-wide rows are left out then).
+
+    Files that cannot be read (empty, truncated, not Parquet) are left out with an
+    :class:`UnreadableFilesWarning` naming them. Raises :class:`MissingExtraError` without
+    duckdb, :class:`AnalysisError` when the path holds no readable Parquet file, is not finemon
+    data or DuckDB cannot read it.
     """
     duckdb_module = require("duckdb")
-    files = parquet_files(Path(directory))
+    path = Path(directory)
+    files, unreadable = readable_parquet_files(path)
+    if unreadable:
+        if not files:
+            raise AnalysisError(
+                f"{path}: no readable Parquet file ({describe_unreadable(path, unreadable)})"
+            )
+        warnings.warn(describe_unreadable(path, unreadable), UnreadableFilesWarning, stacklevel=2)
     con: duckdb.DuckDBPyConnection = duckdb_module.connect()
     try:
         # Offline and unambiguous: times print in UTC, and no query downloads an extension.
@@ -199,12 +345,13 @@ def connect(directory: str | Path) -> duckdb.DuckDBPyConnection:
         columns = {str(row[0]): str(row[1]) for row in described}
         missing = [name for name in ("time", "metric_name", "run_id") if name not in columns]
         if missing:
-            raise AnalysisError(f"{directory}: not finemon data (no column {', '.join(missing)})")
-        for statement in _view_sql(source, columns, _partition_keys(files)):
+            raise AnalysisError(f"{path}: not finemon data (no column {', '.join(missing)})")
+        selection = _selection_sql(run_id, container_keys)
+        for statement in _view_sql(source, columns, _partition_keys(files), selection):
             con.execute(statement)
     except duckdb_module.Error as exc:
         con.close()
-        raise AnalysisError(f"{directory}: {one_line(str(exc))}") from None
+        raise AnalysisError(f"{path}: {one_line(str(exc))}") from None
     except AnalysisError:
         con.close()
         raise

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-#: How to get the optional dependencies of the analysis commands.
+#: How to get the optional dependencies of the analysis commands (pip resolves the extra from
+#: the finemon already installed; from a source checkout ``pip install '.[analysis]'`` does too).
 INSTALL_HINT = "pip install 'finemon[analysis]'"
 
 
@@ -15,6 +16,11 @@ class AnalysisError(Exception):
 
 class MissingExtraError(AnalysisError):
     """An optional dependency of the ``analysis`` extra (duckdb, plotly) is not installed."""
+
+
+class UnreadableFilesWarning(UserWarning):
+    """Some ``.parquet`` files of a dataset cannot be read (empty, truncated, not Parquet) and
+    were left out; the message names them. The commands print it as one line on stderr."""
 
 
 def require(module: str) -> ModuleType:
@@ -28,5 +34,14 @@ def require(module: str) -> ModuleType:
 
 
 def one_line(message: str) -> str:
-    """``message`` on one line: DuckDB's errors span several (a caret under the bad token)."""
-    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+    """``message`` on one line. DuckDB's errors span several: the message, then ``LINE n:`` and
+    the statement with a caret under the bad token. The statement is left out: on one line the
+    caret points nowhere, and it is often finemon's own SQL (the view over the files), which
+    means nothing to the user."""
+    lines: list[str] = []
+    for part in message.splitlines():
+        if part.startswith("LINE ") and ":" in part:
+            break
+        if part.strip():
+            lines.append(part.strip())
+    return " ".join(lines)

@@ -23,6 +23,7 @@ import json
 import math
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from analysis.dataset import connect, label_sql
 from analysis.errors import AnalysisError, one_line, require
+from analysis.names import short_labels
 from analysis.report_page import PAGE_SCRIPT, PAGE_STYLE
 
 if TYPE_CHECKING:
@@ -205,7 +207,7 @@ class _ReportBuilder:
             FROM (
                 SELECT coalesce(node_name, '') AS node, container_key, {self._bucket_sql()} AS b,
                     round(sum(delta) / sum(seconds) / 1000.0, 2) AS v
-                FROM rate('{THROTTLED_USEC}')
+                FROM _rate('{THROTTLED_USEC}')
                 WHERE container_key IS NOT NULL AND delta IS NOT NULL AND seconds > 0
                 GROUP BY ALL)
             GROUP BY ALL ORDER BY ALL""",
@@ -248,7 +250,7 @@ class _ReportBuilder:
         found: list[dict[str, Any]] = []
         for node, key, at_ms, kills in self.con.execute(
             f"""SELECT coalesce(node_name, '') AS node, container_key, epoch_ms(time), delta
-            FROM rate('{OOM_KILLS}') WHERE container_key IS NOT NULL AND delta > 0
+            FROM _rate('{OOM_KILLS}') WHERE container_key IS NOT NULL AND delta > 0
             ORDER BY time"""
         ).fetchall():
             index = self.containers.setdefault((node, key), len(self.containers))
@@ -286,10 +288,10 @@ class _ReportBuilder:
 
     def container_table(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         described = {
-            (node, key): (name, qos, namespace, pod, container_id)
-            for node, key, name, qos, namespace, pod, container_id in self.con.execute(
+            (node, key): (name, qos, namespace, pod, container_id, cgroup)
+            for node, key, name, qos, namespace, pod, container_id, cgroup in self.con.execute(
                 """SELECT coalesce(node_name, ''), container_key, max(name), max(qos_class),
-                    max(namespace), max(pod_name), max(container_id)
+                    max(namespace), max(pod_name), max(container_id), max(cgroup)
                 FROM report_containers GROUP BY ALL"""
             ).fetchall()
         }
@@ -304,8 +306,8 @@ class _ReportBuilder:
                 kills[event["c"]] += 1
         table: list[dict[str, Any]] = [{} for _ in self.containers]
         for (node, key), index in self.containers.items():
-            name, qos, namespace, pod, container_id = described.get(
-                (node, key), (key[:12], None, None, None, None)
+            name, qos, namespace, pod, container_id, cgroup = described.get(
+                (node, key), (key[:12], None, None, None, None, None)
             )
             table[index] = {
                 "key": key,
@@ -315,10 +317,13 @@ class _ReportBuilder:
                 "namespace": namespace,
                 "pod": pod,
                 "id": (container_id or "")[:12],
+                "cgroup": cgroup,
                 "cpu_peak": peaks[(index, "cpu:usage")],
                 "memory_peak": peaks[(index, "memory:working set")],
                 "oom_kills": kills[index],
             }
+        for entry, label in zip(table, legend_labels(table), strict=True):
+            entry["label"] = label
         return table
 
     def build(self, title: str, source: str) -> dict[str, Any]:
@@ -344,6 +349,15 @@ class _ReportBuilder:
         }
 
 
+def legend_labels(containers: Sequence[dict[str, Any]]) -> list[str]:
+    """The legend label of each container of the page: its name when it has Kubernetes names
+    (``namespace/pod/container``), else the short label of its cgroup path
+    (:func:`short_labels`, over every such container of the page)."""
+    paths = [c["name"] for c in containers if c.get("cgroup") and c["name"] == c["cgroup"]]
+    short = dict(zip(paths, short_labels(paths), strict=True))
+    return [short.get(c["name"], c["name"]) for c in containers]
+
+
 def default_selection(containers: list[dict[str, Any]], size: int = DEFAULT_SELECTION) -> list[int]:
     """The containers drawn when the page opens: every OOM-killed one, then the busiest by CPU
     and by working set in turn, ``size`` in all (more only when more were OOM-killed)."""
@@ -363,12 +377,14 @@ def build_report_data(
     max_points: int = DEFAULT_MAX_POINTS,
     top_processes: int = DEFAULT_TOP_PROCESSES,
     title: str | None = None,
+    run_id: str | None = None,
+    container_keys: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The data the page draws (see :func:`write_report`), as a JSON-ready dict."""
     if max_points < 10:
         raise AnalysisError(f"--max-points must be at least 10, got {max_points}")
     duckdb_module = require("duckdb")
-    con = connect(directory)
+    con = connect(directory, run_id=run_id, container_keys=container_keys)
     try:
         builder = _ReportBuilder(con, max_points, max(0, top_processes))
         return builder.build(title or f"finemon report: {directory}", str(directory))
@@ -460,8 +476,12 @@ def write_report(
     max_points: int = DEFAULT_MAX_POINTS,
     top_processes: int = DEFAULT_TOP_PROCESSES,
     title: str | None = None,
+    run_id: str | None = None,
+    container_keys: Sequence[str] | None = None,
 ) -> ReportResult:
-    """Write the report of ``directory`` to ``output`` (written whole, then renamed into place).
+    """Write the report of ``directory`` to ``output`` (written whole, then renamed into place);
+    only run ``run_id`` and the containers ``container_keys`` when given (see
+    :func:`analysis.dataset.connect`).
 
     Raises :class:`MissingExtraError` without duckdb or plotly and :class:`AnalysisError` when
     the directory cannot be read or ``output`` cannot be written.
@@ -469,7 +489,12 @@ def write_report(
     started = time.monotonic()
     script = plotly_js()
     data = build_report_data(
-        directory, max_points=max_points, top_processes=top_processes, title=title
+        directory,
+        max_points=max_points,
+        top_processes=top_processes,
+        title=title,
+        run_id=run_id,
+        container_keys=container_keys,
     )
     data_json = _script_json(data)
     page = _render(str(data["title"]), data_json, script)

@@ -1,11 +1,13 @@
 """The style and script of the report page (plain strings, so the package ships no data files).
 
 The script reads the JSON in ``<script id="finemon-data">`` (built by :mod:`analysis.report`):
-``containers`` (one entry per container, indexed by the series' ``c``), ``series`` (``chart``,
-``role``, ``c``, ``start`` bucket, ``values`` one per bucket from there, null where there was no
-data, and ``gap``, the ms of missing data past which the line breaks), ``events`` and the time
-grid ``t0 + bucket * bucket_ms`` (ms since the epoch, UTC). When every chart is drawn it sets
-``data-rendered`` on ``<body>`` to the number of charts, for tests and scripts.
+``containers`` (one entry per container, indexed by the series' ``c``; ``label`` is the short
+unique name the legends and the side list show, ``name`` the full one of hovers and tooltips),
+``series`` (``chart``, ``role``, ``c``, ``start`` bucket, ``values`` one per bucket from there,
+null where there was no data, and ``gap``, the ms of missing data past which the line breaks),
+``events`` and the time grid ``t0 + bucket * bucket_ms`` (ms since the epoch, UTC). When every
+chart is drawn it sets ``data-rendered`` on ``<body>`` to the number of charts, for tests and
+scripts.
 """
 
 from __future__ import annotations
@@ -106,15 +108,18 @@ PAGE_SCRIPT = r"""
       if (chart.id === "psi" && s.role !== psi) return;
       var c = containers[s.c];
       var style = chart.roles ? chart.roles[s.role] : { dash: "solid", width: 1.4 };
-      var name = c.name + (chart.id === "psi" ? "" : " · " + s.role);
+      var role = chart.id === "psi" ? "" : " · " + s.role;
       var p = points(s);
+      // The legend has a fixed width: it shows the short label (unique among the page's
+      // containers); the hover shows the full name.
       out.push({
         type: "scatter", mode: p.x.length > 1 ? "lines" : "markers", x: p.x, y: p.y,
-        name: name, legendgroup: String(s.c), connectgaps: false,
+        name: (c.label || c.name) + role, legendgroup: String(s.c), connectgaps: false,
         line: { color: color(s.c), dash: style.dash, width: style.width },
         marker: { color: color(s.c), size: 5 },
+        hoverlabel: { namelength: -1 },
         hovertemplate: "%{x|%Y-%m-%d %H:%M:%S} UTC<br>%{y} " + chart.unit +
-          "<extra>" + name.replace(/</g, "&lt;") + "</extra>"
+          "<extra>" + (c.name + role).replace(/&/g, "&amp;").replace(/</g, "&lt;") + "</extra>"
       });
     });
     out.push(eventTrace());
@@ -231,7 +236,7 @@ PAGE_SCRIPT = r"""
       var swatch = document.createElement("span");
       swatch.className = "swatch"; swatch.style.background = color(i);
       var label = document.createElement("label");
-      label.htmlFor = box.id; label.textContent = c.name;
+      label.htmlFor = box.id; label.textContent = c.label || c.name;
       label.title = [c.name, "node " + c.node, c.qos || "", "id " + c.id].join("\n");
       li.appendChild(box); li.appendChild(swatch); li.appendChild(label);
       if (c.oom_kills) {

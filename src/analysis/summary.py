@@ -11,6 +11,7 @@ kills from ``container.memory.oom_kills`` (increase), and the top processes by t
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -101,7 +102,7 @@ def _gauge_stats(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str], S
 
 def _counter_increases(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str], int]:
     union = " UNION ALL ".join(
-        f"SELECT run_id, container_key, metric_name, increase FROM increase('{name}')"
+        f"SELECT run_id, container_key, metric_name, increase FROM _increase('{name}')"
         for name in (THROTTLED_PERIODS, PERIODS, THROTTLED_USEC, OOM_KILLS)
     )
     rows = con.execute(
@@ -130,15 +131,22 @@ def _top_processes(
     return found
 
 
-def summarize(directory: str | Path, top_processes: int = 10) -> list[RunSummary]:
+def summarize(
+    directory: str | Path,
+    top_processes: int = 10,
+    *,
+    run_id: str | None = None,
+    container_keys: Sequence[str] | None = None,
+) -> list[RunSummary]:
     """Summaries of every run in ``directory``, oldest first, with at most ``top_processes``
-    processes each.
+    processes each; only run ``run_id`` and the containers ``container_keys`` when given (see
+    :func:`analysis.dataset.connect`).
 
     Raises :class:`MissingExtraError` without duckdb and :class:`AnalysisError` when the
     directory cannot be read.
     """
     duckdb_module = require("duckdb")
-    con = connect(directory)
+    con = connect(directory, run_id=run_id, container_keys=container_keys)
     try:
         runs = con.execute(
             """SELECT run_id, max(node_name), min(time), max(time) FROM metrics
@@ -158,37 +166,37 @@ def summarize(directory: str | Path, top_processes: int = 10) -> list[RunSummary
 
     by_run: dict[str, list[ContainerSummary]] = defaultdict(list)
     names: dict[tuple[str, str], str] = {}
-    for run_id, key, name, first, last in containers:
-        names[(run_id, key)] = name
-        throttled_usec = increases.get((run_id, key, THROTTLED_USEC))
-        by_run[run_id].append(
+    for run, key, name, first, last in containers:
+        names[(run, key)] = name
+        throttled_usec = increases.get((run, key, THROTTLED_USEC))
+        by_run[run].append(
             ContainerSummary(
                 container_key=key,
                 name=name,
                 first_time=first,
                 last_time=last,
-                cpu_millicores=stats.get((run_id, key, CPU)),
-                throttled_periods=increases.get((run_id, key, THROTTLED_PERIODS)),
-                periods=increases.get((run_id, key, PERIODS)),
+                cpu_millicores=stats.get((run, key, CPU)),
+                throttled_periods=increases.get((run, key, THROTTLED_PERIODS)),
+                periods=increases.get((run, key, PERIODS)),
                 throttled_seconds=None if throttled_usec is None else throttled_usec / 1e6,
-                working_set_bytes=stats.get((run_id, key, WORKING_SET)),
-                pss_bytes=stats.get((run_id, key, PSS)),
-                oom_kills=increases.get((run_id, key, OOM_KILLS)),
+                working_set_bytes=stats.get((run, key, WORKING_SET)),
+                pss_bytes=stats.get((run, key, PSS)),
+                oom_kills=increases.get((run, key, OOM_KILLS)),
             )
         )
     return [
         RunSummary(
-            run_id=run_id,
+            run_id=run,
             node_name=node,
             first_time=first,
             last_time=last,
-            containers=tuple(by_run.get(run_id, [])),
+            containers=tuple(by_run.get(run, [])),
             top_processes=tuple(
-                ProcessSummary(names.get((run_id, key), key[:12]), pid, comm, mean, peak)
-                for key, pid, comm, mean, peak in processes.get(run_id, [])
+                ProcessSummary(names.get((run, key), key[:12]), pid, comm, mean, peak)
+                for key, pid, comm, mean, peak in processes.get(run, [])
             ),
         )
-        for run_id, node, first, last in runs
+        for run, node, first, last in runs
     ]
 
 

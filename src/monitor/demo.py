@@ -6,16 +6,26 @@ growing its memory, one idle) and the log files kubelet would write for their po
 them with ``finemon run`` for ``--seconds``, prints a summary table per container (CPU, memory,
 PSS) and removes everything it created. Where it cannot create cgroups it records the host's
 own cgroups instead and says why.
+
+The summary and the report cover only the run the demo just made (its ``run_id``, from the
+manifest it left in ``_sessions/``) and, with the sandbox, only its three containers: a second
+demo into the same directory, or a node with other containers (a Kubernetes node, tests
+building their own sandboxes), changes nothing in them.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import logging
+import os
 import tempfile
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
+from analysis.names import short_labels
 from monitor.config import Environment, add_run_arguments, build_config
 from monitor.sandbox import KubeletSandbox, sandbox_unavailable
 
@@ -24,6 +34,14 @@ log = logging.getLogger("finemon.demo")
 DEFAULT_SECONDS = 60.0
 GROW_STEP_BYTES = 8 * 1024 * 1024
 GROW_LIMIT_BYTES = 320 * 1024 * 1024
+#: What the burner asks for: one CPU, busy-looping.
+BURNER_MILLICORES = 1000.0
+#: Below this share of a CPU the burner was starved. On an idle machine it measures 990-1000;
+#: finemon itself, the grower and ordinary background take a few percent at most, even on one
+#: CPU. Below 80 % something else held a fifth of the CPU for the whole minute (or a CPU limit
+#: caps the demo), which a reader comparing with the README's table would take for a wrong
+#: measurement.
+BURNER_STARVED_SHARE = 0.8
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +87,28 @@ def _run_config_argv(args: argparse.Namespace, log_root: Path | None) -> list[st
     return argv
 
 
+def _session_ids(output: Path) -> set[str]:
+    """The run ids of the manifests kept under ``output/_sessions``."""
+    try:
+        return {path.stem for path in (output / "_sessions").glob("*.json")}
+    except OSError:
+        return set()
+
+
+def _demo_run_id(output: Path, before: set[str]) -> str | None:
+    """The run id of the run the demo just made: the manifest that appeared in ``_sessions``
+    (else the one ``_session.json`` names: the directory's last run)."""
+    new = _session_ids(output) - before
+    if len(new) == 1:
+        return new.pop()
+    try:
+        manifest = json.loads((output / "_session.json").read_text())
+    except (OSError, ValueError):
+        return None
+    run_id = manifest.get("run_id") if isinstance(manifest, dict) else None
+    return run_id if isinstance(run_id, str) else None
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit code."""
     from monitor import allocator  # noqa: PLC0415
@@ -83,22 +123,32 @@ def run_demo(args: argparse.Namespace) -> int:
     add_run_arguments(parser)
     signals = SignalWatch()
     signals.install()
+    before = _session_ids(output)
+    # The sandbox's containers (by container_id); None: every container of the run (the host's).
+    container_keys: list[str] | None = None
     try:
         if reason is None:
             with tempfile.TemporaryDirectory(prefix="finemon-demo-logs-") as logs:
                 log_root = Path(logs)
                 with KubeletSandbox(log_root=log_root) as box:
-                    box.add_container("demo-cpu", "burner", [("burn", [])], namespace="demo")
-                    box.add_container(
-                        "demo-mem",
-                        "grower",
-                        [("grow", [str(GROW_STEP_BYTES), str(GROW_LIMIT_BYTES)])],
-                        namespace="demo",
-                        qos="besteffort",
-                    )
-                    box.add_container(
-                        "demo-idle", "idle", [("sleep", [])], namespace="demo", qos="guaranteed"
-                    )
+                    containers = [
+                        box.add_container("demo-cpu", "burner", [("burn", [])], namespace="demo"),
+                        box.add_container(
+                            "demo-mem",
+                            "grower",
+                            [("grow", [str(GROW_STEP_BYTES), str(GROW_LIMIT_BYTES)])],
+                            namespace="demo",
+                            qos="besteffort",
+                        ),
+                        box.add_container(
+                            "demo-idle",
+                            "idle",
+                            [("sleep", [])],
+                            namespace="demo",
+                            qos="guaranteed",
+                        ),
+                    ]
+                    container_keys = [c.container_id for c in containers]
                     print(
                         f"finemon demo: 3 containers in real cgroups under {box.prefix} "
                         f"(kubelet layout); recording for {args.seconds:g} s into {output} ..."
@@ -121,23 +171,80 @@ def run_demo(args: argparse.Namespace) -> int:
         return 1
     finally:
         signals.close()
-    print_summary(output)
+    run_id = _demo_run_id(output, before)
+    print_summary(output, run_id=run_id, container_keys=container_keys)
     from analysis.cli import report_after_demo  # noqa: PLC0415 - duckdb and plotly, optional
 
-    report_after_demo(output)
+    report_after_demo(output, run_id=run_id, container_keys=container_keys)
     return code
 
 
-def print_summary(output: Path, namespace: str | None = None) -> None:
-    """Print CPU, memory and PSS per container of the dataset at ``output`` (only those of
-    ``namespace`` when given)."""
+def burner_warning(
+    mean_millicores: float | None, cpu_count: int, load_average: float | None = None
+) -> str | None:
+    """The warning to print when the burner, which asks for a whole CPU, got less than
+    ``BURNER_STARVED_SHARE`` of it on average (None when it got enough, or was not measured):
+    the machine is busy or the demo is CPU-limited, and every number shows it."""
+    if mean_millicores is None or mean_millicores >= BURNER_STARVED_SHARE * BURNER_MILLICORES:
+        return None
+    load = (
+        f" (load average {load_average:.1f} on {cpu_count} CPU{'s' if cpu_count != 1 else ''})"
+        if load_average is not None
+        else ""
+    )
+    return (
+        f"warning: the burner got {mean_millicores:.0f} of the {BURNER_MILLICORES:.0f} "
+        f"millicores it asks for: this machine is busy or CPU-limited{load}, so the numbers "
+        "above reflect that (finemon measured what the kernel gave it); on an idle machine "
+        "it uses a whole CPU"
+    )
+
+
+def query_hint(output: Path, run_id: str | None, duckdb_installed: bool) -> list[str]:
+    """The lines telling how to query the demo's data with what is installed: ``finemon
+    query`` needs the analysis extra (duckdb), which ``pip install .`` leaves out."""
+    where = f" WHERE run_id = '{run_id}'" if run_id else ""
+    # The CPU of each container from its cumulative counter: what rate() is for.
+    command = (
+        f'finemon query {output} "SELECT name, round(avg(per_second) / 1000) AS millicores '
+        "FROM rate('container.cpu.usage_usec') JOIN containers USING (run_id, container_key)"
+        f'{where} GROUP BY name ORDER BY millicores DESC"'
+    )
+    if duckdb_installed:
+        return ["query them with SQL, for example CPU per container:", f"  {command}"]
+    from analysis.errors import INSTALL_HINT  # noqa: PLC0415 - cheap: no duckdb
+
+    return [
+        f"to query them with SQL, install the analysis extra ({INSTALL_HINT}; from a "
+        "source checkout: pip install '.[analysis]'), then for example CPU per container:",
+        f"  {command}",
+    ]
+
+
+def print_summary(
+    output: Path,
+    namespace: str | None = None,
+    *,
+    run_id: str | None = None,
+    container_keys: Sequence[str] | None = None,
+) -> None:
+    """Print CPU, memory and PSS per container of the dataset at ``output``: only those of
+    ``namespace``, of run ``run_id`` and with ``container_id`` in ``container_keys`` when given.
+    Reads with pyarrow alone (the base install has no duckdb)."""
     import pyarrow.dataset as ds  # noqa: PLC0415 - the CLI starts without pyarrow
 
+    selection = ds.scalar(True)
+    if namespace:
+        selection &= ds.field("namespace") == namespace
+    if run_id:
+        selection &= ds.field("run_id") == run_id
+    if container_keys is not None:
+        selection &= ds.field("container_id").isin(list(container_keys))
     try:
         dataset = ds.dataset(output, format="parquet", partitioning="hive")
         table = dataset.to_table(
             columns=["metric_name", "value_float", "container_name", "container_id", "labels"],
-            filter=(ds.field("namespace") == namespace if namespace else ds.scalar(True))
+            filter=selection
             & ds.field("metric_name").isin(
                 [
                     "container.cpu.usage_millicores",
@@ -147,10 +254,14 @@ def print_summary(output: Path, namespace: str | None = None) -> None:
                 ]
             ),
         )
+        rows = dataset.count_rows(
+            filter=ds.field("run_id") == run_id if run_id else ds.scalar(True)
+        )
     except (OSError, ValueError) as exc:
         print(f"no data to summarize in {output}: {exc}")
         return
     values: dict[tuple[str, str], list[float]] = defaultdict(list)
+    cgroups: set[str] = set()
     for name, value, container, container_id, labels in zip(
         table["metric_name"].to_pylist(),
         table["value_float"].to_pylist(),
@@ -159,42 +270,55 @@ def print_summary(output: Path, namespace: str | None = None) -> None:
         table["labels"].to_pylist(),
         strict=True,
     ):
-        key = container or dict(labels or []).get("cgroup") or (container_id or "?")[:12]
+        cgroup = dict(labels or []).get("cgroup")
+        key = container or cgroup or (container_id or "?")[:12]
+        if key == cgroup:
+            cgroups.add(key)
         if value is not None:
             values[(key, name)].append(value)
     containers = sorted({c for c, _ in values})
     if not containers:
         print(f"no container metrics in {output}")
         return
+    # Host cgroup paths share long prefixes: show the shortest distinct tails.
+    paths = sorted(cgroups)
+    shown = dict(zip(paths, short_labels(paths), strict=True))
+    width = max(28, *(len(shown.get(c, c)) for c in containers))
     header = (
-        f"{'container':<28} {'cpu mean':>9} {'cpu max':>9} {'wset max':>10} "
+        f"{'container':<{width}} {'cpu mean':>9} {'cpu max':>9} {'wset max':>10} "
         f"{'mem max':>10} {'pss max':>10}"
     )
     print(
-        f"\n{header}\n{'':<28} {'(mcores)':>9} {'(mcores)':>9} {'(MiB)':>10} {'(MiB)':>10} "
-        f"{'(MiB)':>10}"
+        f"\n{header}\n{'':<{width}} {'(mcores)':>9} {'(mcores)':>9} {'(MiB)':>10} "
+        f"{'(MiB)':>10} {'(MiB)':>10}"
     )
     mib = 1024 * 1024
+
+    def fmt(xs: list[float], scale: float = 1.0, agg: str = "max") -> str:
+        if not xs:
+            return "-"
+        value = max(xs) if agg == "max" else sum(xs) / len(xs)
+        return f"{value / scale:.0f}"
+
     for container in containers:
         cpu = values.get((container, "container.cpu.usage_millicores"), [])
         wset = values.get((container, "container.memory.working_set_bytes"), [])
         mem = values.get((container, "container.memory.usage_bytes"), [])
         pss = values.get((container, "container.memory.pss_bytes"), [])
-
-        def fmt(xs: list[float], scale: float = 1.0, agg: str = "max") -> str:
-            if not xs:
-                return "-"
-            value = max(xs) if agg == "max" else sum(xs) / len(xs)
-            return f"{value / scale:.0f}"
-
         print(
-            f"{container[-28:]:<28} {fmt(cpu, agg='mean'):>9} {fmt(cpu):>9} "
+            f"{shown.get(container, container):<{width}} {fmt(cpu, agg='mean'):>9} {fmt(cpu):>9} "
             f"{fmt(wset, mib):>10} {fmt(mem, mib):>10} {fmt(pss, mib):>10}"
         )
-    query = (
-        "select metric_name, count(*) from "
-        f"read_parquet('{output}/**/*.parquet', hive_partitioning=true) "
-        "group by 1 order by 2 desc limit 10"
-    )
-    print(f"\n{dataset.count_rows()} rows in {output}; query them with DuckDB, for example:")
-    print(f'  python -c "import duckdb; duckdb.sql(\\"{query}\\").show()"')
+    if container_keys is not None:  # the sandbox: the burner is there
+        burner = values.get(("burner", "container.cpu.usage_millicores"))
+        warning = burner_warning(
+            sum(burner) / len(burner) if burner else None,
+            os.cpu_count() or 1,
+            os.getloadavg()[0],
+        )
+        if warning:
+            print(f"\n{warning}")
+    run = f" (run {run_id})" if run_id else ""
+    print(f"\n{rows} rows in {output}{run}; ", end="")
+    duckdb_installed = importlib.util.find_spec("duckdb") is not None
+    print("\n".join(query_hint(output, run_id, duckdb_installed)))

@@ -76,6 +76,16 @@ DB = Container(DB_ID, "shop", "db-0", "postgres", qos_class="Guaranteed")
 BATCH = Container(BATCH_ID, "jobs", "batch-x", "job", qos_class="BestEffort")
 
 
+#: With ``host=True`` the same containers as a host that is not a Kubernetes node records them:
+#: no container_id nor kubelet names, the cgroup path (relative, as finemon writes it) in the
+#: ``cgroup`` label.
+HOST_CGROUPS = {
+    WEB_ID: "system.slice/nginx.service",
+    DB_ID: "system.slice/postgresql.service",
+    BATCH_ID: "user.slice/user-0.slice/session-4.scope",
+}
+
+
 @dataclass
 class _Rows:
     """Rows of one file, column by column."""
@@ -83,6 +93,7 @@ class _Rows:
     columns: dict[str, list[object]] = field(
         default_factory=lambda: {name: [] for name in SCHEMA.names}
     )
+    host: bool = False
 
     def add(
         self,
@@ -95,6 +106,10 @@ class _Rows:
         extra: dict[str, str] | None = None,
     ) -> None:
         counter = isinstance(value, int)
+        container_id = labels.get("container_id")
+        if self.host and container_id:
+            extra = {"cgroup": HOST_CGROUPS[container_id], **(extra or {})}
+            labels = {"node_name": labels.get("node_name")}
         row: dict[str, object] = {
             "run_id": run_id,
             "time": time_ms,
@@ -221,8 +236,9 @@ def _node_rows(rows: _Rows, run_id: str, start_ms: int, fetch_index: int) -> Non
     rows.add(run_id, at, fetch_index, "finemon.read_errors", 1, node, {"reason": "vanished"})
 
 
-def write_small(root: Path) -> Path:
-    """The small dataset (see the module's constants); returns ``root``.
+def write_small(root: Path, host: bool = False) -> Path:
+    """The small dataset (see the module's constants); returns ``root``. With ``host`` its
+    containers are labelled as on a host that is not a Kubernetes node (:data:`HOST_CGROUPS`).
 
     Run A (240 ticks from 2024-01-31 23:58:00 UTC, two files, two ``dt`` partitions): web,
     db (nameless for 10 ticks, OOM-killed at tick 200) and batch (ticks 60-179, counter reset at
@@ -233,7 +249,7 @@ def write_small(root: Path) -> Path:
         (RUN_B, RUN_B_START_MS, RUN_B_TICKS, 60),
     ):
         for seq, first in enumerate(range(0, ticks, per_file), start=1):
-            rows = _Rows()
+            rows = _Rows(host=host)
             for tick in range(first, min(ticks, first + per_file)):
                 _container_rows(rows, run_id, start_ms, tick, tick)
                 _node_rows(rows, run_id, start_ms, tick)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def test_a_directory_without_data_is_one_line_and_exit_1(
         assert main(command) == 1
         assert "no Parquet files" in one_error_line(capsys.readouterr().err, command[0])
     assert main(["report", str(tmp_path / "missing")]) == 1
-    assert "no such directory" in one_error_line(capsys.readouterr().err, "report")
+    assert "no such file or directory" in one_error_line(capsys.readouterr().err, "report")
 
 
 def test_summary_prints_every_run(small_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -164,3 +165,62 @@ def test_the_demo_writes_the_report_or_says_how_to_get_it(
     monkeypatch.undo()
     report_after_demo(tmp_path / "empty")  # a demo that recorded nothing
     assert capsys.readouterr().out.strip().startswith("no HTML report:")
+
+
+@pytest.mark.parametrize("command", ["summary", "report", "query"])
+def test_unreadable_files_are_one_warning_line_and_the_rest_is_read(
+    small_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    root = tmp_path / "finemon-out"
+    shutil.copytree(small_dir, root)
+    partition = next(root.glob("dt=*/identifier=*"))
+    (partition / "zero.parquet").write_bytes(b"")
+    (partition / "junk.parquet").write_bytes(b"junk" * 100)
+    extra = {"summary": [], "report": ["-o", str(tmp_path / "r.html")], "query": ["SELECT 1"]}
+    argv = [command, str(root), *extra[command]]
+    if command == "query":
+        argv[2] = "SELECT count(DISTINCT run_id) AS runs FROM metrics"
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"finemon {command}: warning: skipped 2 unreadable Parquet files in {root}: "
+        f"{partition.relative_to(root)}/junk.parquet (not a Parquet file), "
+        f"{partition.relative_to(root)}/zero.parquet (empty)"
+    ]
+    if command == "summary":
+        assert captured.out.count("\nrun ") + captured.out.startswith("run ") == 2
+    if command == "query":
+        assert captured.out.splitlines()[2].strip() == "2"
+
+
+def test_a_parquet_file_given_as_the_directory_is_read(
+    small_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = sorted(small_dir.glob("dt=*/identifier=*/*.parquet"))[0]
+    assert main(["summary", str(first)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("run a1a1a1a1"), out
+
+
+def test_the_report_of_one_parquet_file_is_written_beside_it(
+    small_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = sorted(small_dir.glob("dt=*/identifier=*/*.parquet"))[0]
+    # A copy outside the dataset: the report must not land inside the file's path.
+    file = tmp_path / source.name
+    shutil.copyfile(source, file)
+    assert main(["report", str(file)]) == 0, capsys.readouterr().err
+    report = tmp_path / f"{file.stem}.report.html"
+    assert report.is_file() and report.stat().st_size > 0
+    assert str(report) in capsys.readouterr().out
+
+
+def test_a_typo_in_rate_is_one_line_naming_the_metric(
+    small_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sql = "SELECT count(*) FROM rate('container.cpu.usage_usecs')"
+    assert main(["query", str(small_dir), sql]) == 1
+    line = one_error_line(capsys.readouterr().err, "query")
+    assert "no counter named container.cpu.usage_usecs" in line
+    assert "did you mean container.cpu.usage_usec" in line
+    assert "LINE" not in line and "read_parquet" not in line

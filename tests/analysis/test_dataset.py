@@ -6,11 +6,14 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from analysis import AnalysisError, connect, parquet_files
+from analysis.dataset import describe_unreadable, parquet_problem
+from analysis.errors import UnreadableFilesWarning
 from tests.analysis.synthetic import (
     BATCH_ID,
     DB_ID,
@@ -184,15 +187,138 @@ def test_a_host_that_is_no_kubernetes_node_is_keyed_by_cgroup(tmp_path: Path) ->
 
 
 def test_unreadable_directories_are_one_line_errors(tmp_path: Path) -> None:
-    with pytest.raises(AnalysisError, match="no such directory"):
+    with pytest.raises(AnalysisError, match="no such file or directory"):
         connect(tmp_path / "missing")
     with pytest.raises(AnalysisError, match="no Parquet files"):
         connect(tmp_path)
     (tmp_path / "broken.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(AnalysisError) as raised:
         connect(tmp_path)
-    assert "\n" not in str(raised.value)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "no readable Parquet file" in message
+    assert "broken.parquet (not a Parquet file)" in message
+    assert "read_parquet" not in message and "LINE" not in message
     (tmp_path / "broken.parquet").unlink()
     pq.write_table(pa.table({"x": [1]}), tmp_path / "other.parquet")
     with pytest.raises(AnalysisError, match="not finemon data"):
         connect(tmp_path)
+
+
+def copy_with_strays(small_dir: Path, tmp_path: Path) -> tuple[Path, list[str]]:
+    """The small dataset plus the unreadable files a crash, a full disk or a stray copy leave:
+    a zero-length file, garbage bytes and a real file cut in half."""
+    root = tmp_path / "finemon-out"
+    shutil.copytree(small_dir, root)
+    first = parquet_files(root)[0]
+    (first.parent / "empty.parquet").write_bytes(b"")
+    (first.parent / "garbage.parquet").write_bytes(b"\x00garbage, not Parquet\n" * 10)
+    data = first.read_bytes()
+    (first.parent / "truncated.parquet").write_bytes(data[: len(data) // 2])
+    return root, ["empty.parquet", "garbage.parquet", "truncated.parquet"]
+
+
+def test_unreadable_files_are_skipped_with_one_warning(small_dir: Path, tmp_path: Path) -> None:
+    root, strays = copy_with_strays(small_dir, tmp_path)
+    with pytest.warns(UnreadableFilesWarning) as caught:
+        con = connect(root)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert message.startswith(f"skipped 3 unreadable Parquet files in {root}: ")
+    for name, problem in zip(strays, ("empty", "not a Parquet file", "truncated"), strict=True):
+        assert f"{name} ({problem})" in message
+    # The readable files answer as without the strays.
+    clean = connect(small_dir)
+    query = "SELECT count(*), sum(value_int), count(DISTINCT run_id) FROM metrics"
+    assert con.execute(query).fetchall() == clean.execute(query).fetchall()
+
+
+def test_the_warning_names_three_files_and_counts_the_rest(tmp_path: Path) -> None:
+    files = [(tmp_path / f"f{i}.parquet", "empty") for i in range(5)]
+    text = describe_unreadable(tmp_path, files)
+    assert text == (
+        f"skipped 5 unreadable Parquet files in {tmp_path}: "
+        "f0.parquet (empty), f1.parquet (empty), f2.parquet (empty) and 2 more"
+    )
+
+
+def test_parquet_problem_reads_the_envelope(small_dir: Path, tmp_path: Path) -> None:
+    good = parquet_files(small_dir)[0]
+    assert parquet_problem(good) is None
+    data = good.read_bytes()
+    cases = {
+        b"": "empty",
+        b"PAR1": "truncated",
+        data[:-1]: "truncated",
+        data[:100]: "truncated",
+        b"PAR1" + b"\x00" * 20 + (10**6).to_bytes(4, "little") + b"PAR1": "truncated",
+        b"{}": "not a Parquet file",
+    }
+    for content, problem in cases.items():
+        path = tmp_path / "case.parquet"
+        path.write_bytes(content)
+        assert parquet_problem(path) == problem, content[:30]
+
+
+def test_a_parquet_file_is_a_dataset_of_one_file(small_dir: Path) -> None:
+    first = parquet_files(small_dir)[0]
+    con = connect(first)
+    # Its partitions still come from the folders.
+    (runs, dt_values, identifiers) = con.execute(
+        "SELECT count(DISTINCT run_id), count(DISTINCT dt), any_value(identifier) FROM metrics"
+    ).fetchone() or (None, None, None)
+    assert (runs, dt_values, identifiers) == (1, 1, "node-1")
+    assert con.execute("SELECT count(*) FROM metrics").fetchone() == (
+        pq.read_metadata(first).num_rows,
+    )
+
+
+def test_a_file_that_is_not_parquet_is_a_clear_error(small_dir: Path) -> None:
+    with pytest.raises(AnalysisError) as raised:
+        connect(small_dir / "_session.json")
+    assert str(raised.value) == (
+        f"{small_dir / '_session.json'}: not a Parquet file; give a finemon --output-dir or one "
+        "of its .parquet files"
+    )
+
+
+@pytest.mark.parametrize("macro", ["rate", "increase"])
+def test_rate_of_a_missing_counter_names_it_and_near_names(small_dir: Path, macro: str) -> None:
+    con = connect(small_dir)
+    with pytest.raises(duckdb.Error) as raised:
+        con.execute(f"SELECT * FROM {macro}('container.cpu.usage_usecs')").fetchall()
+    message = str(raised.value)
+    assert (
+        f"{macro}('container.cpu.usage_usecs'): no counter named container.cpu.usage_usecs in "
+        "this dataset; did you mean container.cpu.usage_usec" in message
+    ), message
+    with pytest.raises(duckdb.Error) as raised:
+        con.execute(f"SELECT * FROM {macro}('no.such.thing')").fetchall()
+    assert "no counter named no.such.thing in this dataset" in str(raised.value)
+    assert "did you mean" not in str(raised.value)
+
+
+def test_rate_of_a_gauge_says_it_is_a_gauge(small_dir: Path) -> None:
+    con = connect(small_dir)
+    with pytest.raises(duckdb.Error) as raised:
+        con.execute("SELECT * FROM rate('container.memory.working_set_bytes')").fetchall()
+    assert "container.memory.working_set_bytes is a gauge, not a counter" in str(raised.value)
+
+
+def test_rate_of_a_counter_with_no_new_rows_is_empty_not_an_error(small_dir: Path) -> None:
+    con = connect(small_dir)
+    # OOM kills exist as a counter: no kill in run B is an empty answer, not an error.
+    rows = con.execute(
+        f"SELECT * FROM rate('container.memory.oom_kills') WHERE run_id = '{RUN_B}' AND delta > 0"
+    ).fetchall()
+    assert rows == []
+
+
+def test_the_selection_keeps_one_run_and_some_containers(small_dir: Path) -> None:
+    con = connect(small_dir, run_id=RUN_A, container_keys=[WEB_ID, DB_ID])
+    assert con.execute(
+        "SELECT DISTINCT run_id, container_key FROM metrics ORDER BY ALL"
+    ).fetchall() == [(RUN_A, WEB_ID), (RUN_A, DB_ID)]
+    assert connect(small_dir, container_keys=[]).execute(
+        "SELECT count(*) FROM metrics"
+    ).fetchone() == (0,)

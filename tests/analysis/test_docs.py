@@ -1,6 +1,8 @@
-"""The README's "Analysing a run" stays true: every DuckDB, pandas and finemon example in it
-runs against the synthetic dataset and gives the answers the dataset was built with. The Spark
-block is only checked to be Python (Spark is not installed)."""
+"""The README's examples stay true: every DuckDB, pandas and finemon example of "Analysing a
+run" and of "Querying" runs against the synthetic dataset, as a Kubernetes node records it and
+as a host that is not one records it (no container_id nor kubelet names: the ``cgroup`` label
+names the container), and gives the answers the dataset was built with. The Spark block is
+only checked to be Python (Spark is not installed)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ import pytest
 
 from monitor.cli import main
 from tests.analysis.synthetic import (
+    BATCH_ID,
     DB_ID,
+    HOST_CGROUPS,
     MIB,
     OOM_TICK,
     RUN_A_START_MS,
@@ -29,31 +33,36 @@ from tests.analysis.synthetic import (
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def section_text() -> str:
-    """The README's "## Analysing a run" section, up to the next top-level section."""
+def section_text(title: str = "## Analysing a run") -> str:
+    """The README's section ``title``, up to the next section of the same or a higher level."""
     text = README.read_text()
-    start = text.index("## Analysing a run\n")
-    end = text.find("\n## ", start + 1)
-    return text[start : end + 1 if end != -1 else len(text)]
+    start = text.index(f"{title}\n")
+    level = title.split(" ", maxsplit=1)[0]
+    ends = [text.find(f"\n{'#' * n} ", start + 1) for n in range(2, len(level) + 1)]
+    end = min((e for e in ends if e != -1), default=len(text))
+    return text[start : end + 1]
 
 
 FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```$", re.M | re.S)
 OOM_AT = pd.Timestamp(RUN_A_START_MS + OOM_TICK * 1000, unit="ms", tz="UTC")
 
 
-def blocks(info: str) -> list[str]:
-    """The code of every fenced block whose info string is exactly ``info``."""
-    return [code for kind, code in FENCE.findall(section_text()) if kind.strip() == info]
+def blocks(info: str, title: str = "## Analysing a run") -> list[str]:
+    """The code of every fenced block of section ``title`` whose info string is ``info``."""
+    return [code for kind, code in FENCE.findall(section_text(title)) if kind.strip() == info]
 
 
-@pytest.fixture
-def in_dataset_dir(tmp_path: Path) -> Iterator[Path]:
-    """The working directory holds the synthetic dataset as ``finemon-out``, as the docs say."""
-    write_small(tmp_path / "finemon-out")
+@pytest.fixture(params=["kubernetes", "host"])
+def host(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[bool]:
+    """The working directory holds the synthetic dataset as ``finemon-out`` and
+    ``finemon-data``, as the docs call it, as a Kubernetes node records it or (True) as a host
+    that is not one does."""
+    for name in ("finemon-out", "finemon-data"):
+        write_small(tmp_path / name, host=request.param == "host")
     cwd = Path.cwd()
     os.chdir(tmp_path)
     try:
-        yield tmp_path
+        yield request.param == "host"
     finally:
         os.chdir(cwd)
 
@@ -64,6 +73,7 @@ def test_the_doc_has_the_examples_it_promises() -> None:
     assert len(blocks("python")) == 4
     assert len(blocks("python spark")) == 1
     assert len(blocks("sh")) == 3
+    assert len(blocks("python", "### Querying")) == 1
 
 
 def test_the_spark_example_is_python() -> None:
@@ -71,7 +81,7 @@ def test_the_spark_example_is_python() -> None:
     ast.parse(spark)
 
 
-def test_the_finemon_commands_run(in_dataset_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_finemon_commands_run(host: bool, capsys: pytest.CaptureFixture[str]) -> None:
     commands = [
         shlex.split(line)
         for code in blocks("sh")
@@ -82,10 +92,18 @@ def test_the_finemon_commands_run(in_dataset_dir: Path, capsys: pytest.CaptureFi
     for argv in commands:
         assert main(argv[1:]) == 0, argv
     out = capsys.readouterr().out
-    assert (in_dataset_dir / "report.html").exists()
-    # The second query finds the OOM kill, the third the throttled container.
-    assert re.search(r"shop/db-0/postgres\s+2024-02-01 00:01:20\+00:00\s+1", out), out
-    assert re.search(r"shop/web-7d9/nginx\s+478", out), out
+    assert Path("report.html").exists()
+    db, web, batch = (
+        (HOST_CGROUPS[DB_ID], HOST_CGROUPS[WEB_ID], HOST_CGROUPS[BATCH_ID])
+        if host
+        else ("shop/db-0/postgres", "shop/web-7d9/nginx", "jobs/batch-x/job")
+    )
+    # The first query gives each container's CPU, the second finds the OOM kill, the third
+    # the throttled container.
+    for name, millicores in ((batch, 1000), (web, 500), (db, 100)):
+        assert re.search(rf"^{re.escape(name)}\s+{millicores}$", out, re.M), out
+    assert re.search(rf"{re.escape(db)}\s+2024-02-01 00:01:20\+00:00\s+1", out), out
+    assert re.search(rf"{re.escape(web)}\s+478", out), out
 
 
 def run_sql(code: str) -> list[tuple[Any, ...]]:
@@ -95,44 +113,71 @@ def run_sql(code: str) -> list[tuple[Any, ...]]:
     return rows
 
 
-def test_the_duckdb_examples_answer_right(in_dataset_dir: Path) -> None:
+def test_the_duckdb_examples_answer_right(host: bool) -> None:
     rates, shares, before_kill = blocks("sql")
 
-    by_container = {row[0]: row[1:] for row in run_sql(rates)}
-    assert by_container[WEB_ID] == ("nginx", 500.0)
-    assert by_container[DB_ID] == ("postgres", 100.0)  # its nameless first rows included
-    assert by_container["c" * 64] == ("job", 1000.0)  # the reset skipped
+    def key(container_id: str) -> str:
+        return HOST_CGROUPS[container_id] if host else container_id
 
-    found = {(row[1], row[2]): (row[3], row[4]) for row in run_sql(shares)}
+    def name(container_name: str, container_id: str) -> str | None:
+        return HOST_CGROUPS[container_id] if host else container_name
+
+    by_container = {row[0]: row[1:] for row in run_sql(rates)}
+    assert by_container == {
+        key(WEB_ID): (None if host else "nginx", 500.0),
+        key(DB_ID): (None if host else "postgres", 100.0),  # its nameless first rows included
+        key(BATCH_ID): (None if host else "job", 1000.0),  # the reset skipped
+    }
+
+    found = {(row[0], row[1], row[2]): (row[3], row[4]) for row in run_sql(shares)}
     assert found == {
-        ("101", "nginx"): (60.0, 66.7),
-        ("102", "worker"): (30.0, 33.3),
-        ("201", "postgres"): (float(100 + OOM_TICK - 1), 100.0),
+        (name("nginx", WEB_ID), "101", "nginx"): (60.0, 66.7),
+        (name("nginx", WEB_ID), "102", "worker"): (30.0, 33.3),
+        (name("postgres", DB_ID), "201", "postgres"): (float(100 + OOM_TICK - 1), 100.0),
     }
 
     rows = run_sql(before_kill)
     assert {row[0] for row in rows} == {OOM_AT.to_pydatetime()}
-    assert {row[2] for row in rows} == {"postgres"}
+    assert {row[2] for row in rows} == {name("postgres", DB_ID)}
     working_set = [row[4] for row in rows if row[3] == "container.memory.working_set_bytes"]
     assert len(working_set) == 61  # 60 seconds before the kill, and its tick
     assert working_set[0] == (100 + OOM_TICK - 60) * MIB
     assert working_set[-1] == 50 * MIB  # the tick of the kill: the container started over
 
 
-def test_the_pandas_examples_answer_right(in_dataset_dir: Path) -> None:
+def test_the_pandas_examples_answer_right(host: bool) -> None:
     namespace: dict[str, Any] = {}
     for code in blocks("python"):
         exec(compile(code, str(README), "exec"), namespace)  # our own docs
 
+    def key(container_id: str) -> str:
+        return HOST_CGROUPS[container_id] if host else container_id
+
     millicores = namespace["millicores"]
-    assert millicores[WEB_ID] == pytest.approx(500.0)
-    assert millicores["c" * 64] == pytest.approx(1000.0)  # the reset skipped
+    assert millicores[key(WEB_ID)] == pytest.approx(500.0)
+    assert millicores[key(BATCH_ID)] == pytest.approx(1000.0)  # the reset skipped
+    assert len(millicores) == 3
 
     shares = namespace["shares"]
-    assert shares[(WEB_ID, "101", "nginx")] == pytest.approx(2 / 3)
-    assert shares[(DB_ID, "201", "postgres")] == pytest.approx(1.0)
+    assert shares[(key(WEB_ID), "101", "nginx")] == pytest.approx(2 / 3)
+    assert shares[(key(DB_ID), "201", "postgres")] == pytest.approx(1.0)
 
-    ((key, minute),) = namespace["before_kill"].items()
-    assert key == (DB_ID, OOM_AT)
+    ((killed, minute),) = namespace["before_kill"].items()
+    assert killed == (key(DB_ID), OOM_AT)
     assert len(minute) == 61
     assert minute["value_float"].max() == (100 + OOM_TICK - 1) * MIB
+
+
+def test_the_querying_examples_answer_right(host: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    (code,) = blocks("python", "### Querying")
+    namespace: dict[str, Any] = {}
+    exec(compile(code, str(README), "exec"), namespace)  # our own docs
+    shown = capsys.readouterr().out
+    # DuckDB's table: the db container's peak working set, 100 + 199 MiB, named either way.
+    db = HOST_CGROUPS[DB_ID] if host else "postgres"
+    assert db in shown and "299.0" in shown, shown
+    per_container = namespace["per_container"]
+    names = {HOST_CGROUPS[i] for i in (WEB_ID, DB_ID, BATCH_ID)} if host else {
+        "nginx", "postgres", "job"}  # fmt: skip
+    assert set(per_container.columns) == names
+    assert per_container[db].dropna().mean() == pytest.approx(100.0)

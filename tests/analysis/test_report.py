@@ -18,6 +18,9 @@ from tests.analysis.synthetic import (
     OOM_TICK,
     RUN_A_START_MS,
     RUN_A_TICKS,
+    RUN_B,
+    WEB_ID,
+    write_small,
 )
 
 DATA = re.compile(r'<script type="application/json" id="finemon-data">(.*?)</script>', re.S)
@@ -147,3 +150,30 @@ def test_a_day_for_100_containers_stays_bounded(tmp_path: Path, large_dir: Path)
     assert result.data_bytes < 3_000_000
     assert result.size_bytes < PLOTLY_BYTES_MAX + 3_000_000
     assert seconds < 60, f"report took {seconds:.1f} s"
+
+
+def test_host_cgroups_get_short_distinct_legend_labels(tmp_path: Path) -> None:
+    data = build_report_data(write_small(tmp_path / "host", host=True))
+    labels = {c["name"]: c["label"] for c in data["containers"]}
+    assert labels == {
+        "system.slice/nginx.service": "nginx.service",
+        "system.slice/postgresql.service": "postgresql.service",
+        "user.slice/user-0.slice/session-4.scope": "session-4.scope",
+    }
+
+
+def test_kubernetes_names_are_their_own_labels(small_dir: Path) -> None:
+    data = build_report_data(small_dir)
+    assert all(c["label"] == c["name"] for c in data["containers"])
+    assert {c["name"] for c in data["containers"]} == {
+        "shop/web-7d9/nginx",
+        "shop/db-0/postgres",
+        "jobs/batch-x/job",
+    }
+
+
+def test_one_run_and_some_containers_only(tmp_path: Path, small_dir: Path) -> None:
+    result = write_report(small_dir, tmp_path / "r.html", run_id=RUN_B, container_keys=[WEB_ID])
+    assert result.containers == 1
+    page = (tmp_path / "r.html").read_text()
+    assert "finemon run b2b2b2b2" in page and "finemon run a1a1a1a1" not in page

@@ -1,8 +1,12 @@
-"""``finemon demo`` as a user runs it: real cgroups, real workloads, a summary, nothing left."""
+"""``finemon demo`` as a user runs it: real cgroups, real workloads, a summary, nothing left;
+a second demo into the same directory summarizes only its own run; the pure parts (the starved
+burner's warning, the query hint, the summary of one run among several) on fixed data."""
 
 from __future__ import annotations
 
+import json
 import math
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -12,11 +16,12 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from finemon_process import finemon_env, hidden_leftovers, parquet_files
+from tests.analysis.synthetic import MIB as SYNTHETIC_MIB
+from tests.analysis.synthetic import _Rows, write_file
 
+from monitor.demo import burner_warning, print_summary, query_hint
 from monitor.sandbox import sandbox_unavailable
 from observers.hierarchy import find_hierarchy
-
-pytestmark = pytest.mark.root
 
 MIB = 1024 * 1024
 
@@ -53,6 +58,7 @@ def kernel_millicores(dataset_dir: Path, container_name: str) -> float:
     return float(last_usec - first_usec) / (last_time - first_time) / 1000.0
 
 
+@pytest.mark.root
 def test_demo_records_summarizes_and_cleans_up(tmp_path: Path) -> None:
     reason = sandbox_unavailable()
     if reason is not None:
@@ -100,7 +106,7 @@ def test_demo_records_summarizes_and_cleans_up(tmp_path: Path) -> None:
         .fetchone()
     )
     assert found == (rows,)
-    assert f"{rows} rows in {out}" in stdout
+    assert f"{rows} rows in {out} (run " in stdout
 
     # Nothing left in any hierarchy. The prefix names the demo's pid; other finemon sandboxes
     # (tests and benchmarks running beside this one) are not the demo's to remove.
@@ -113,3 +119,170 @@ def test_demo_records_summarizes_and_cleans_up(tmp_path: Path) -> None:
         for path in Path(str(root)).glob(f"finemon-sandbox-{demo.pid}-*")
     ]
     assert left == []
+
+
+def run_demo(out: Path, seconds: str = "4") -> str:
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "demo", "--seconds", seconds, "--output-dir",
+         str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=finemon_env(),
+    )  # fmt: skip
+    try:
+        stdout, stderr = demo.communicate(timeout=120)
+    finally:
+        demo.kill()
+    assert demo.returncode == 0, stdout + stderr
+    return stdout
+
+
+@pytest.mark.root
+def test_a_second_demo_summarizes_only_its_own_run(tmp_path: Path) -> None:
+    reason = sandbox_unavailable()
+    if reason is not None:
+        pytest.skip(f"cannot build real cgroups: {reason}")
+    out = tmp_path / "out"
+    run_demo(out)
+    first_runs = {p.stem for p in (out / "_sessions").glob("*.json")}
+    stdout = run_demo(out)
+    (second_run,) = {p.stem for p in (out / "_sessions").glob("*.json")} - first_runs
+
+    # One row per workload, no more (the first run's containers have other ids).
+    table = summary(stdout)
+    assert sorted(table) == ["burner", "grower", "idle"], stdout
+    # The grower's memory is that of the second run alone.
+    dataset = ds.dataset(out, format="parquet", partitioning="hive")
+    grower = dataset.to_table(
+        columns=["run_id", "value_float"],
+        filter=(ds.field("metric_name") == "container.memory.usage_bytes")
+        & (ds.field("container_name") == "grower"),
+    ).to_pylist()
+    assert {row["run_id"] for row in grower} == first_runs | {second_run}
+    latest = max(row["value_float"] for row in grower if row["run_id"] == second_run)
+    assert table["grower"][3] == round(latest / MIB), stdout
+    rows = dataset.count_rows(filter=ds.field("run_id") == second_run)
+    assert f"{rows} rows in {out} (run {second_run})" in stdout
+    assert f"WHERE run_id = '{second_run}'" in stdout
+
+    # The report holds the three containers of the second run.
+    report = (out / "_report.html").read_text()
+    data = json.loads(
+        report.split('<script type="application/json" id="finemon-data">')[1].split("</script>")[0]
+    )
+    assert sorted(c["name"] for c in data["containers"]) == [
+        "demo/demo-cpu/burner",
+        "demo/demo-idle/idle",
+        "demo/demo-mem/grower",
+    ]
+    runs = [e["text"] for e in data["events"] if e["kind"] == "run"]
+    assert runs and all(second_run[:8] in text for text in runs), runs
+
+
+def write_two_demo_runs(root: Path) -> tuple[str, str]:
+    """Two demo-like runs into one directory: the same three workload names, new container ids
+    and other values in the second, and a container of someone else's beside them."""
+    first, second = "1" * 32, "2" * 32
+    for seq, (run_id, start_ms, burner_mc, grower_mib) in enumerate(
+        ((first, 1_700_000_000_000, 1000.0, 300.0), (second, 1_700_000_600_000, 400.0, 40.0)),
+        start=1,
+    ):
+        rows = _Rows()
+        containers = {
+            "burner": (burner_mc, 7.0),
+            "grower": (5.0, grower_mib),
+            "idle": (0.0, 0.5),
+            "someone-else": (2000.0, 900.0),
+        }
+        for tick in range(10):
+            at = start_ms + tick * 1000
+            for name, (millicores, mib) in containers.items():
+                labels = {
+                    "node_name": "vm",
+                    "namespace": "other" if name == "someone-else" else "demo",
+                    "pod_name": f"pod-{name}",
+                    "container_id": f"{seq}{name}".ljust(64, "0"),
+                    "container_name": name,
+                }
+                rows.add(run_id, at, tick, "container.cpu.usage_millicores", millicores, labels)
+                rows.add(
+                    run_id, at, tick, "container.memory.usage_bytes", mib * SYNTHETIC_MIB, labels
+                )
+        write_file(root, rows.table(), run_id, 1)
+    return first, second
+
+
+def test_the_summary_of_one_run_among_two(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = write_two_demo_runs(tmp_path / "out")
+    keys = [f"2{name}".ljust(64, "0") for name in ("burner", "grower", "idle")]
+    print_summary(tmp_path / "out", run_id=second, container_keys=keys)
+    out = capsys.readouterr().out
+    table = summary(out)
+    # cpu mean, cpu max, mem max; this dataset has no working set or PSS ('-').
+    assert {name: [row[0], row[1], row[3]] for name, row in table.items()} == {
+        "burner": [400.0, 400.0, 7.0],
+        "grower": [5.0, 5.0, 40.0],
+        "idle": [0.0, 0.0, 0.0],
+    }, out
+    assert f"80 rows in {tmp_path / 'out'} (run {second})" in out  # every row of the run
+    assert "warning: the burner got 400 of the 1000 millicores" in out
+    # Without a selection (the host's own cgroups) every container of the run is there.
+    print_summary(tmp_path / "out", run_id=first)
+    table = summary(capsys.readouterr().out)
+    assert sorted(table) == ["burner", "grower", "idle", "someone-else"]
+    assert table["burner"][0] == 1000.0 and table["grower"][3] == 300.0
+
+
+def test_the_burner_warning_says_the_machine_is_busy() -> None:
+    assert burner_warning(None, 2) is None
+    assert burner_warning(1000.0, 2) is None
+    assert burner_warning(800.0, 1) is None  # at the threshold: ordinary background
+    warning = burner_warning(412.4, 2, 3.25)
+    assert warning == (
+        "warning: the burner got 412 of the 1000 millicores it asks for: this machine is busy "
+        "or CPU-limited (load average 3.2 on 2 CPUs), so the numbers above reflect that "
+        "(finemon measured what the kernel gave it); on an idle machine it uses a whole CPU"
+    )
+    assert "(load average 1.0 on 1 CPU)" in (burner_warning(799.0, 1, 1.0) or "")
+
+
+def test_the_query_hint_works_with_what_is_installed(tmp_path: Path) -> None:
+    installed = query_hint(tmp_path, "ab" * 16, duckdb_installed=True)
+    assert installed[0] == "query them with SQL, for example CPU per container:"
+    assert installed[1].startswith(f"  finemon query {tmp_path} ")
+    assert f"WHERE run_id = '{'ab' * 16}'" in installed[1]
+    missing = query_hint(tmp_path, None, duckdb_installed=False)
+    assert "pip install 'finemon[analysis]'" in missing[0]
+    assert "pip install '.[analysis]'" in missing[0]
+    assert "WHERE" not in missing[1]
+
+
+def test_the_printed_query_runs_and_answers(tmp_path: Path) -> None:
+    """The command the demo prints, run as printed, gives CPU per container of its run."""
+    _, second = write_two_demo_runs(tmp_path / "out")
+    # The demo's CPU comes from the cumulative counter: add it as the daemon writes it.
+    root = tmp_path / "out"
+    rows = _Rows()
+    for tick in range(10):
+        labels = {
+            "node_name": "vm",
+            "namespace": "demo",
+            "pod_name": "pod-burner",
+            "container_id": "2burner".ljust(64, "0"),
+            "container_name": "burner",
+        }
+        rows.add(second, 1_700_000_600_000 + tick * 1000, tick, "container.cpu.usage_usec",
+                 400_000 * tick, labels)  # fmt: skip
+    write_file(root, rows.table(), second, 2)
+    (_, line) = query_hint(root, second, duckdb_installed=True)
+    argv = shlex.split(line)
+    assert argv[:3] == ["finemon", "query", str(root)]
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", *argv[1:]],
+        capture_output=True, text=True, env=finemon_env(), check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[2].split() == ["demo/pod-burner/burner", "400"], done.stdout
