@@ -627,6 +627,7 @@ OWN_METRICS = (
     "finemon.tick.duration_seconds",
     "finemon.ticks_skipped",
     "finemon.containers",
+    "finemon.self.rss_bytes",
 )
 
 
@@ -718,6 +719,10 @@ class PhaseResult:
     wall_p95: float = float("nan")
     rss_bytes: int = 0
     hwm_bytes: int = 0
+    #: Median and maximum of finemon's own RSS over the window (finemon.self.rss_bytes, every
+    #: tick): a single reading at the end lands anywhere in a flush's cycle of +-20 MB.
+    rss_median_bytes: float = float("nan")
+    rss_max_bytes: float = float("nan")
     bytes_per_row: float = float("nan")
     bytes_per_container_hour: float = float("nan")
     skipped_final: int = 0
@@ -810,6 +815,10 @@ def run_phase(
     result.ticks_sampled = max(1, len(durations) - result.skipped_in_window)
     result.cpu_per_tick = (cpu1 - cpu0) / result.ticks_sampled
     result.wall_median = percentile(durations, 0.5)
+    own_rss = rows.between("finemon.self.rss_bytes", start_ms, end_ms)
+    if own_rss:
+        result.rss_median_bytes = statistics.median(own_rss)
+        result.rss_max_bytes = max(own_rss)
     result.wall_p95 = percentile(durations, 0.95)
     seen = rows.between("finemon.containers", start_ms, end_ms)
     if seen:
@@ -1078,6 +1087,12 @@ def build_table(results: Sequence[PhaseResult], churn: ChurnResult | None) -> li
         ],
         rss_cell,
         f"< {TARGET_RSS_BYTES // MB} MB at 500; flat (<= {FLAT_GROWTH:.0%}) under churn",
+    )
+    row(
+        "VmRSS median / max in window",
+        [f"{r.rss_median_bytes / MB:.0f} / {r.rss_max_bytes / MB:.0f} MB" for r in results],
+        "-",
+        "finemon's own finemon.self.rss_bytes, every tick",
     )
     row(
         "VmHWM (peak)",
