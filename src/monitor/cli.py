@@ -24,6 +24,7 @@ from analysis.cli import (
     add_report_arguments,
     add_summary_arguments,
 )
+from analysis.view_cli import VIEW_DESCRIPTION, add_view_arguments
 from monitor import __version__
 from monitor.config import Config, ConfigError, Environment, add_run_arguments, build_config
 from monitor.demo import add_demo_arguments
@@ -158,6 +159,12 @@ def _report(args: argparse.Namespace) -> int:
     return run_report(args)
 
 
+def _view(args: argparse.Namespace) -> int:
+    from analysis.view_cli import run_view  # noqa: PLC0415 - the web server (view extra)
+
+    return run_view(args)
+
+
 def _version(args: argparse.Namespace) -> int:
     print(f"finemon {__version__}")
     return EXIT_OK
@@ -215,6 +222,12 @@ COMMANDS: dict[str, Command] = {
         add_arguments=add_report_arguments,
         run=_report,
         description=REPORT_DESCRIPTION,
+    ),
+    "view": Command(
+        help="serve a live web viewer of an output directory (search, panels, studies)",
+        add_arguments=add_view_arguments,
+        run=_view,
+        description=VIEW_DESCRIPTION,
     ),
     "version": Command(
         help="print the version",
