@@ -47,7 +47,6 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
     from starlette.middleware.base import RequestResponseEndpoint
     from starlette.requests import Request
-    from starlette.responses import Response
 
     from analysis.explore import Explorer
 
@@ -308,7 +307,7 @@ def create_app(
     from starlette.exceptions import HTTPException  # noqa: PLC0415
     from starlette.middleware import Middleware  # noqa: PLC0415
     from starlette.middleware.base import BaseHTTPMiddleware  # noqa: PLC0415
-    from starlette.responses import FileResponse, JSONResponse  # noqa: PLC0415
+    from starlette.responses import FileResponse, JSONResponse, Response  # noqa: PLC0415
     from starlette.routing import Mount, Route  # noqa: PLC0415
     from starlette.staticfiles import StaticFiles  # noqa: PLC0415
 
@@ -333,12 +332,16 @@ def create_app(
     async def page(request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
 
+    async def no_icon(request: Request) -> Response:
+        return Response(status_code=204)  # browsers ask; the page has none
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         return error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
 
     routes = [
         Route("/", page, methods=["GET"]),
+        Route("/favicon.ico", no_icon, methods=["GET"]),
         Route("/api/status", endpoint(lambda r: service.status()), methods=["GET"]),
         Route("/api/range", endpoint(lambda r: service.range()), methods=["GET"]),
         Route("/api/containers", endpoint(service.containers), methods=["GET"]),

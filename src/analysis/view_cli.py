@@ -70,6 +70,8 @@ def run_view(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         serve(directory, port=args.port, address=args.address)
+    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it stopped on; so may an early one
+        return EXIT_OK
     except AnalysisError as exc:
         print(f"finemon view: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -300,17 +300,20 @@
   }
 
   // The series of one panel, as the server sends them.
-  async function fetchPanelSeries(spec) {
+  // The last request is kept on the panel (what was asked, for tests and the curious).
+  async function fetchPanelSeries(panel) {
+    const spec = panel.spec;
     const [start, end] = view.state.range || [null, null];
     if (spec.metric) {
       if (!view.state.containers.length) return [];
-      const body = await api("series", { metric: spec.metric, container: view.state.containers,
-        start, end, max_points: maxPoints() });
-      return body.series;
+      panel.request = { path: "series", metric: spec.metric, container: view.state.containers,
+        start, end, max_points: maxPoints() };
+    } else {
+      panel.request = { path: "processes", container: spec.processes, start, end,
+        max_points: maxPoints() };
     }
-    const body = await api("processes", { container: spec.processes, start, end,
-      max_points: maxPoints() });
-    return body.series;
+    const { path, ...params } = panel.request;
+    return (await api(path, params)).series;
   }
 
   // uPlot wants one x array shared by every series: the union of their times, with null
@@ -332,7 +335,7 @@
   async function loadPanel(panel) {
     let series;
     try {
-      series = await fetchPanelSeries(panel.spec);
+      series = await fetchPanelSeries(panel);
     } catch (e) {
       panel.stateText.textContent = e.message;
       return;
@@ -377,7 +380,8 @@
       },
       legend: { show: series.length <= 40 },
       hooks: {
-        setScale: [(u, key) => { if (key === "x") onZoom(u); }],
+        // Not while uPlot builds the plot (status 0): its first scales are not a zoom.
+        setScale: [(u, key) => { if (key === "x" && u.status === 1) onZoom(u); }],
         draw: [(u) => drawMarks(u, panel)],
       },
     };
@@ -400,10 +404,11 @@
   let syncing = false;
   let zoomTimer = null;
 
+  // Set a plot's x range now (uPlot would commit it, and fire its hooks, in a microtask).
   function scaleTo(plot, [min, max]) {
     syncing = true;
     try {
-      plot.setScale("x", { min, max });
+      plot.batch(() => plot.setScale("x", { min, max }));
     } finally {
       syncing = false;
     }
