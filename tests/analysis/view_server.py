@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from analysis.explore import Explorer
-
 from analysis.view import create_app
 
 
