@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.analysis.synthetic import write_large
 
 TARGET_SECONDS = 2.0

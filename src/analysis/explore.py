@@ -32,7 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analysis.dataset import connect, label_sql, parquet_files, sql_string
+from analysis.dataset import connect, parquet_files, sql_string
 from analysis.errors import AnalysisError, one_line, require
 from analysis.report import bucket_ms
 from analysis.studies import Changepoint, Peak, Periodicity, changepoints, peaks, periodicity
@@ -358,6 +358,25 @@ def _catalogued(name: str) -> tuple[str | None, str | None]:
     return entry.capture_unit, entry.description or None
 
 
+@lru_cache(maxsize=4096)
+def has_series_labels(name: str) -> bool:
+    """Whether metric ``name`` may have several series per container (labels beyond the
+    container's, such as ``pid`` or ``device``): true for ``process.*`` metrics and for what the
+    catalogue lists with labels or does not know. The labels map is the costly column to
+    read, so queries group by it only for these."""
+    from observers.catalogue import entry_for  # noqa: PLC0415
+
+    if name.startswith("process."):
+        return True
+    entry = entry_for(name)
+    return entry is None or bool(entry.labels)
+
+
+def _partition_sql(metric: str) -> str:
+    """The columns that tell one series of ``metric`` from another (for window functions)."""
+    return "series" if has_series_labels(metric) else "run_id, container_key"
+
+
 def _short_cgroup_names(paths: Sequence[str]) -> dict[str, str]:
     """The shortest end of each cgroup path (whole components) that no other path ends with."""
     parts = {path: [p for p in path.split("/") if p] for path in paths}
@@ -645,27 +664,33 @@ class Explorer:
             "node_name, cluster_name"
         )
         most_complete = ", ".join(f"max({name})" for name in labels.split(", "))
-        scan = f"""SELECT run_id, container_key, {most_complete}, max({label_sql("cgroup")}),
+        # No column of the labels map is read: the cgroup label is the key of a container
+        # without id (hosts that are not Kubernetes nodes).
+        scan = f"""SELECT run_id, container_key, {most_complete},
                 min(epoch_ms(time)), max(epoch_ms(time))
             FROM metrics WHERE container_key IS NOT NULL AND {{where}}
             GROUP BY run_id, container_key"""
-        presence = _keys_sql(PRESENCE_METRICS)
-        rows = self._query(scan.format(where=f"metric_name IN ({presence})"))
+        rows: list[tuple[Any, ...]] = []
+        for metric in PRESENCE_METRICS:
+            rows = self._query(scan.format(where="metric_name = $m"), {"m": metric})
+            if rows:
+                break
         if not rows:  # a capture without the usual metrics: any container metric will do
             rows = self._query(scan.format(where="starts_with(metric_name, 'container.')"))
         merged: dict[str, dict[str, Any]] = {}
         runs: list[tuple[str, str, int, int]] = []
-        for run_id, key, *values, cgroup, first, last in rows:
+        for run_id, key, *values, first, last in rows:
             runs.append((str(run_id), str(key), int(first), int(last)))
             entry = merged.setdefault(key, {"runs": set(), "first": first, "last": last})
             for name, value in zip(labels.split(", "), values, strict=True):
                 if value is not None and entry.get(name) is None:
                     entry[name] = value
-            if cgroup is not None:
-                entry["cgroup"] = cgroup
             entry["runs"].add(str(run_id))
             entry["first"] = min(entry["first"], first)
             entry["last"] = max(entry["last"], last)
+        for key, entry in merged.items():
+            if entry.get("container_id") is None and key != entry.get("pod_uid"):
+                entry["cgroup"] = key
         display = self._display_names(merged)
         self._containers = {
             key: ContainerInfo(
@@ -762,6 +787,20 @@ class Explorer:
                 found.append(info)
         return sorted(found, key=lambda c: (c.full_name, c.key))
 
+    def _key_filter(self, keys: Sequence[str]) -> str:
+        """SQL true for the rows of containers ``keys``: ``container_id IN (...)`` where the
+        key is a container id (DuckDB pushes that into the Parquet scan), ``container_key``
+        otherwise."""
+        index = self._container_index()
+        ids = [k for k in keys if k in index and index[k].container_id == k]
+        others = [k for k in keys if k not in ids]
+        parts = []
+        if ids:
+            parts.append(f"container_id IN ({_keys_sql(ids)})")
+        if others:
+            parts.append(f"(container_id IS NULL AND container_key IN ({_keys_sql(others)}))")
+        return "(" + " OR ".join(parts) + ")" if parts else "false"
+
     def container(self, key: str) -> ContainerInfo:
         """The container ``key``; raises :class:`AnalysisError` when there is none."""
         with self._lock:
@@ -785,7 +824,7 @@ class Explorer:
         counted among them only)."""
         with self._lock:
             if container_keys:
-                listed = self._metric_rows(f"container_key IN ({_keys_sql(container_keys)})")
+                listed = self._metric_rows(self._key_filter(container_keys))
             else:
                 if self._metrics is None:
                     self._metrics = self._metric_rows("true")
@@ -795,15 +834,30 @@ class Explorer:
 
     def _metric_rows(self, where: str) -> list[MetricInfo]:
         rows = self._query(
-            f"""SELECT metric_name, any_value(metric_kind),
-                count(DISTINCT (container_key, labels)), count(DISTINCT container_key)
+            f"""SELECT metric_name, any_value(metric_kind), count(DISTINCT container_key),
+                count(*) FILTER (WHERE container_key IS NULL) > 0
             FROM metrics WHERE {where} GROUP BY 1 ORDER BY 1"""
         )
+        # Series are told apart by their labels only in metrics that have some: count those
+        # (reading the labels map) for them alone.
+        labelled = [str(row[0]) for row in rows if has_series_labels(str(row[0]))]
+        series: dict[str, int] = {}
+        if labelled:
+            series = {
+                str(name): int(count)
+                for name, count in self._query(
+                    f"""SELECT metric_name, count(*) FROM (
+                        SELECT DISTINCT metric_name, container_key, labels FROM metrics
+                        WHERE {where} AND metric_name IN ({_keys_sql(labelled)}))
+                    GROUP BY 1"""
+                )
+            }
         found = []
-        for name, kind, series, containers in rows:
+        for name, kind, containers, node_wide in rows:
             unit, description = self._describe(str(name))
+            count = series.get(str(name), int(containers) + int(bool(node_wide)))
             found.append(
-                MetricInfo(str(name), str(kind or "gauge"), unit, description, series, containers)
+                MetricInfo(str(name), str(kind or "gauge"), unit, description, count, containers)
             )
         return found
 
@@ -859,7 +913,12 @@ class Explorer:
             counter = kind == "counter"
             aggregate = metric.startswith("process.") and not process
             rows = self._query(
-                self._series_sql(keys, counter=counter, aggregate=aggregate),
+                self._series_sql(
+                    self._key_filter(keys),
+                    has_series_labels(metric),
+                    counter=counter,
+                    aggregate=aggregate,
+                ),
                 {"m": metric, "w": width, "lo": first_ms, "hi": last_ms,
                  "lo_rows": first_ms - (max(width, tick_ms) if counter else 0)},
             )  # fmt: skip
@@ -896,29 +955,33 @@ class Explorer:
         return found
 
     @staticmethod
-    def _series_sql(keys: Sequence[str], *, counter: bool, aggregate: bool) -> str:
-        """The downsampling query: ``$m`` metric, ``$w`` bucket ms, ``$lo``/``$hi`` range in
-        epoch ms (``$lo_rows`` where rows are read from: a bucket earlier for counters)."""
-        where = f"""metric_name = $m AND container_key IN ({_keys_sql(keys)})
+    def _series_sql(keys: str, labelled: bool, *, counter: bool, aggregate: bool) -> str:
+        """The downsampling query: ``$m`` metric, ``keys`` the containers' filter,
+        ``labelled`` whether its series are told apart by labels, ``$w`` bucket ms,
+        ``$lo``/``$hi`` range in epoch ms (``$lo_rows`` where rows are read from: a bit
+        earlier for counters)."""
+        empty = "MAP {}::MAP(VARCHAR, VARCHAR)"
+        labels = "labels" if labelled else f"{empty} AS labels"
+        partition = "series" if labelled else "run_id, container_key"
+        where = f"""metric_name = $m AND {keys}
             AND time >= make_timestamp($lo_rows * 1000) AND time <= make_timestamp($hi * 1000)"""
         value = "coalesce(value_float, value_int::DOUBLE)"
         if counter:
             # Per-second rate between consecutive rows of one series; a counter that went
             # down restarted and gives no rate.
             rows = f"""SELECT container_key, labels, ms, v FROM (
-                SELECT container_key, labels, ms,
+                SELECT container_key, {labels}, ms,
                     CASE WHEN x >= lag(x) OVER s AND ms > lag(ms) OVER s
                         THEN (x - lag(x) OVER s) * 1000.0 / (ms - lag(ms) OVER s) END AS v
-                FROM (SELECT container_key, labels, series, epoch_ms(time) AS ms, {value} AS x
-                      FROM metrics WHERE {where})
-                WINDOW s AS (PARTITION BY series ORDER BY ms))
+                FROM (SELECT *, epoch_ms(time) AS ms, {value} AS x FROM metrics WHERE {where})
+                WINDOW s AS (PARTITION BY {partition} ORDER BY ms))
             WHERE v IS NOT NULL AND ms >= $lo"""
         else:
-            rows = f"""SELECT container_key, labels, epoch_ms(time) AS ms, {value} AS v
+            rows = f"""SELECT container_key, {labels}, epoch_ms(time) AS ms, {value} AS v
                 FROM metrics WHERE {where} AND ms >= $lo"""
         if aggregate:
             # The container's processes summed per tick (their labels dropped).
-            rows = f"""SELECT container_key, MAP {{}}::MAP(VARCHAR, VARCHAR) AS labels, ms,
+            rows = f"""SELECT container_key, {empty} AS labels, ms,
                     sum(v) AS v
                 FROM ({rows}) GROUP BY container_key, ms"""
         return f"""SELECT container_key, labels, list(t ORDER BY b), list(mean ORDER BY b),
@@ -966,17 +1029,32 @@ class Explorer:
             assert self._container_runs is not None
             run_ranges = self._run_ranges()
             tolerance_ms = 1.5 * self._tick_seconds() * 1000
-            rows = self._query(
-                f"""SELECT container_key, ms, delta FROM (
-                    SELECT container_key, epoch_ms(time) AS ms,
-                        value_int - lag(value_int) OVER (PARTITION BY series ORDER BY time)
-                            AS delta
-                    FROM metrics
-                    WHERE metric_name = $m AND container_key IN ({_keys_sql(keys)})
-                        AND time <= make_timestamp($hi * 1000))
-                WHERE delta > 0 AND ms >= $lo ORDER BY ms""",
-                {"m": OOM_KILLS, "lo": first_ms, "hi": last_ms},
-            )
+            # The counter's rows are read twice: first to find the containers whose counter
+            # moved at all (rarely any), then, for those alone, the ticks where it went up.
+            params = {"m": OOM_KILLS, "lo": first_ms, "hi": last_ms}
+            where = f"""metric_name = $m AND {self._key_filter(keys)}
+                AND time <= make_timestamp($hi * 1000)"""
+            moved = [
+                str(row[0])
+                for row in self._query(
+                    f"""SELECT container_key FROM metrics WHERE {where}
+                    GROUP BY run_id, container_key HAVING min(value_int) < max(value_int)""",
+                    {"m": OOM_KILLS, "hi": last_ms},
+                )
+            ]
+            rows = []
+            if moved:
+                rows = self._query(
+                    f"""SELECT container_key, ms, delta FROM (
+                        SELECT container_key, epoch_ms(time) AS ms,
+                            value_int - lag(value_int) OVER (
+                                PARTITION BY {_partition_sql(OOM_KILLS)} ORDER BY time) AS delta
+                        FROM metrics
+                        WHERE metric_name = $m AND {self._key_filter(moved)}
+                            AND time <= make_timestamp($hi * 1000))
+                    WHERE delta > 0 AND ms >= $lo ORDER BY ms""",
+                    params,
+                )
             found = [
                 Marker(ms / 1000, "oom", str(key), "OOM kill" if d == 1 else f"{d} OOM kills")
                 for key, ms, d in rows
@@ -1029,21 +1107,22 @@ class Explorer:
                 SELECT metric_name, epoch_ms(time) AS ms,
                     coalesce(value_float, value_int::DOUBLE)
                         - lag(coalesce(value_float, value_int::DOUBLE))
-                        OVER (PARTITION BY series ORDER BY time) AS delta
+                        OVER (PARTITION BY run_id, metric_name, container_key ORDER BY time)
+                            AS delta
                 FROM metrics
-                WHERE metric_name IN ({_keys_sql(metrics)}) AND container_key = $key
+                WHERE metric_name IN ({_keys_sql(metrics)}) AND {self._key_filter([key])}
                     AND time >= make_timestamp($lo * 1000) AND time <= make_timestamp($hi * 1000))
             WHERE delta >= 0 GROUP BY 1""",
-            {"key": key, "lo": first_ms, "hi": last_ms},
+            {"lo": first_ms, "hi": last_ms},
         )
         return {str(name): float(total or 0) for name, total in rows}
 
     def _last_value(self, metric: str, key: str, first_ms: int, last_ms: int) -> float | None:
         rows = self._query(
-            """SELECT max(coalesce(value_float, value_int::DOUBLE)) FROM metrics
-            WHERE metric_name = $m AND container_key = $key
+            f"""SELECT max(coalesce(value_float, value_int::DOUBLE)) FROM metrics
+            WHERE metric_name = $m AND {self._key_filter([key])}
                 AND time >= make_timestamp($lo * 1000) AND time <= make_timestamp($hi * 1000)""",
-            {"m": metric, "key": key, "lo": first_ms, "hi": last_ms},
+            {"m": metric, "lo": first_ms, "hi": last_ms},
         )
         return _finite(rows[0][0]) if rows else None
 
