@@ -7,13 +7,14 @@ time (one lock), so the event loop keeps answering while a query runs.
 
 The API (GET only; times are epoch seconds; ``container`` may repeat)::
 
-    /api/range                      the recorded range, nodes and runs
+    /api/range                      the recorded range and the dataset's folder
     /api/status                     a version that changes when new files land (live mode)
     /api/containers?search&namespace&pod&qos&node
                                     matching containers, and every label value to filter on
-    /api/metrics?search&container   metrics (of those containers)
-    /api/series?metric&container&start&end&max_points
-                                    downsampled series (mean, min, max per time bucket)
+    /api/metrics?search             metrics whose name or description holds the text
+    /api/series?metric&container&start&end&max_points&envelope
+                                    downsampled series (mean, min, max per time bucket;
+                                    envelope=0: the means only)
     /api/processes?container&start&end&max_points
                                     per-process PSS of one container
     /api/markers?container&start&end
@@ -65,6 +66,18 @@ DEFAULT_MAX_POINTS = 1200
 REFRESH_INTERVAL_SECONDS = 1.0
 #: Points of a series the studies run on.
 STUDY_POINTS = 2000
+#: The label filters of /api/containers and the ContainerInfo field each one compares.
+FILTER_ATTRIBUTES = {
+    "namespace": "namespace",
+    "pod": "pod_name",
+    "qos": "qos_class",
+    "node": "node_name",
+}
+#: The ContainerInfo fields a container search looks in.
+SEARCHED_ATTRIBUTES = (
+    "name", "full_name", "namespace", "pod_name", "container_name", "container_id", "cgroup",
+    "key",
+)  # fmt: skip
 #: The page may load its own files only: no script, style or image from elsewhere.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -175,6 +188,8 @@ class ViewService:
         self.version = 1
         self._lock = threading.Lock()
         self._refreshed = time.monotonic()
+        self._metrics: tuple[int, list[Any]] | None = None
+        self._containers: tuple[int, list[Any]] | None = None
 
     def locked(self, work: Callable[[], T]) -> T:
         """Run ``work`` holding the Explorer's lock."""
@@ -196,42 +211,49 @@ class ViewService:
     def range(self) -> dict[str, Any]:
         with self._lock:
             span = self.explorer.time_range()
-            nodes = self.explorer.nodes()
-            runs = self.explorer.runs()
-        return {
-            "directory": str(self.directory),
-            "version": self.version,
-            "range": jsonable(span),
-            "nodes": jsonable(nodes),
-            "runs": jsonable(runs),
-        }
+        return {"directory": str(self.directory), "version": self.version, "range": jsonable(span)}
+
+    def all_metrics(self) -> list[Any]:
+        """Every metric of the dataset, kept until new files land: listing them scans every
+        file, seconds on a day of 100 containers, and the page asks at every search."""
+        with self._lock:
+            if self._metrics is None or self._metrics[0] != self.version:
+                self._metrics = (self.version, list(self.explorer.metrics()))
+            return self._metrics[1]
+
+    def all_containers(self) -> list[Any]:
+        """Every container of the dataset, kept until new files land (a scan of every file)."""
+        with self._lock:
+            if self._containers is None or self._containers[0] != self.version:
+                self._containers = (self.version, list(self.explorer.containers()))
+            return self._containers[1]
 
     def containers(self, request: Request) -> dict[str, Any]:
-        search = _text(request, "search") or ""
-        filters = {name: _text(request, name) for name in ("namespace", "pod", "qos", "node")}
-        with self._lock:
-            every = self.explorer.containers()
-            found = (
-                every
-                if not search and not any(filters.values())
-                else self.explorer.containers(search, **filters)
-            )
+        """Containers whose names, id or cgroup hold ``search`` (any case), with the label
+        filters applied; searched here, on the kept list, as the user types."""
+        search = (_text(request, "search") or "").lower()
+        filters = {name: _text(request, name) for name in FILTER_ATTRIBUTES}
+        every = self.all_containers()
+        found = [
+            c for c in every
+            if all(value is None or getattr(c, FILTER_ATTRIBUTES[name], None) == value
+                   for name, value in filters.items())
+            and (not search or any(search in str(getattr(c, a, None) or "").lower()
+                                   for a in SEARCHED_ATTRIBUTES))
+        ]  # fmt: skip
         facets = {
             name: sorted({v for c in every if (v := getattr(c, attribute, None))})
-            for name, attribute in (
-                ("namespace", "namespace"),
-                ("pod", "pod_name"),
-                ("qos", "qos_class"),
-                ("node", "node_name"),
-            )
+            for name, attribute in FILTER_ATTRIBUTES.items()
         }
         return {"containers": jsonable(found), "facets": facets, "total": len(every)}
 
     def metrics(self, request: Request) -> dict[str, Any]:
-        search = _text(request, "search") or ""
-        keys = _containers(request)
-        with self._lock:
-            found = self.explorer.metrics(search, keys)
+        """The dataset's metrics whose name or description holds ``search`` (any case)."""
+        search = (_text(request, "search") or "").lower()
+        found = [
+            m for m in self.all_metrics()
+            if search in m.name.lower() or search in (m.description or "").lower()
+        ]  # fmt: skip
         return {"metrics": jsonable(found)}
 
     def series(self, request: Request) -> dict[str, Any]:
@@ -242,7 +264,11 @@ class ViewService:
         max_points = _max_points(request)
         with self._lock:
             found = self.explorer.series(metric, keys, start, end, max_points=max_points)
-        return {"metric": metric, "series": jsonable(found)}
+        series = jsonable(found)
+        if _text(request, "envelope") == "0":  # the page draws the means: half the bytes
+            for item in series:
+                del item["mins"], item["maxs"]
+        return {"metric": metric, "series": series}
 
     def processes(self, request: Request) -> dict[str, Any]:
         (key,) = _containers(request, required=True)[:1]
@@ -397,6 +423,21 @@ def is_loopback(address: str) -> bool:
     return address in LOOPBACK_ADDRESSES or address.startswith("127.")
 
 
+def open_app(directory: Path, *, allowed_hosts: Sequence[str] | None = LOOPBACK_NAMES) -> Starlette:
+    """The app over ``directory``, its dataset opened and its metrics listed (the page's first
+    look is at them, and listing them scans every file).
+
+    Raises :class:`AnalysisError` when the dataset cannot be opened or a dependency is missing.
+    """
+    require_view()
+    from analysis.explore import Explorer  # noqa: PLC0415
+
+    app = create_app(Explorer(directory), directory, allowed_hosts=allowed_hosts)
+    app.state.service.all_containers()
+    app.state.service.all_metrics()
+    return app
+
+
 def serve(directory: Path, *, port: int = 8050, address: str = "127.0.0.1") -> None:
     """Serve the viewer of ``directory`` on ``address:port`` (0: any free port) until
     interrupted; prints the page's URL once listening.
@@ -407,11 +448,7 @@ def serve(directory: Path, *, port: int = 8050, address: str = "127.0.0.1") -> N
     require_view()
     import uvicorn  # noqa: PLC0415
 
-    from analysis.explore import Explorer  # noqa: PLC0415
-
-    explorer = Explorer(directory)
-    hosts = LOOPBACK_NAMES if is_loopback(address) else None
-    app = create_app(explorer, directory, allowed_hosts=hosts)
+    app = open_app(directory, allowed_hosts=LOOPBACK_NAMES if is_loopback(address) else None)
     # The socket is bound here, so a taken port is an OSError for the caller (uvicorn would
     # exit the process) and port 0 gives a port we can print.
     family = socket.AF_INET6 if ":" in address else socket.AF_INET

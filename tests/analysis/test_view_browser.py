@@ -109,6 +109,7 @@ def _xss_rows(rows: _Rows) -> None:
     evil = Container("e" * 64, "evil", "evil-pod", XSS_COMM)
     for i in range(30):
         at = RUN_A_START_MS + i * 1000
+        rows.add("e5" * 16, at, i, "container.cpu.usage_usec", 1000 * i, evil.columns())
         rows.add("e5" * 16, at, i, "container.memory.working_set_bytes", 5.0 * MIB, evil.columns())
         extra = {"pid": "666", "comm": XSS_COMM}
         rows.add("e5" * 16, at, i, "process.memory.pss_bytes", 4.0 * MIB, evil.columns(), extra)

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from analysis.explore import Explorer
-from analysis.view import create_app
+from analysis.view import open_app
 
 
 @contextmanager
@@ -18,7 +17,7 @@ def running_view(directory: Path) -> Iterator[str]:
     """Serve ``directory``'s viewer until the block ends; yields its base URL."""
     import uvicorn
 
-    app = create_app(Explorer(directory), directory)
+    app = open_app(directory)
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     server = uvicorn.Server(

@@ -197,9 +197,7 @@
   }
 
   async function loadMetrics() {
-    const body = await api("metrics", {
-      search: view.state.metricSearch, container: view.state.containers,
-    });
+    const body = await api("metrics", { search: view.state.metricSearch });
     view.metrics = body.metrics;
     const list = $("metrics");
     list.replaceChildren();
@@ -230,7 +228,7 @@
     view.state.containers = keys;
     saveUrl();
     renderContainers();
-    await Promise.all([loadMetrics(), refreshCharts()]);
+    await refreshCharts();
   }
 
   // ---------------------------------------------------------------------------- panels
@@ -307,7 +305,7 @@
     if (spec.metric) {
       if (!view.state.containers.length) return [];
       panel.request = { path: "series", metric: spec.metric, container: view.state.containers,
-        start, end, max_points: maxPoints() };
+        start, end, max_points: maxPoints(), envelope: 0 };
     } else {
       panel.request = { path: "processes", container: spec.processes, start, end,
         max_points: maxPoints() };
@@ -533,7 +531,7 @@
     let series = [];
     if (metric && view.state.containers.length) {
       const body = await api("series", { metric, container: view.state.containers,
-        max_points: Math.round(maxPoints() / 2) });
+        max_points: Math.round(maxPoints() / 2), envelope: 0 });
       series = body.series;
     }
     if (view.overview) { view.overview.destroy(); view.overview = null; }
@@ -608,11 +606,8 @@
     refreshing = (async () => {
       do {
         refreshAgain = false;
-        await Promise.all([
-          ...view.panels.map(loadPanel),
-          loadOverview(),
-          loadMarkers(),
-        ]);
+        await Promise.all(view.panels.map(loadPanel));
+        await Promise.all([loadOverview(), loadMarkers()]);
       } while (refreshAgain);
     })();
     try {
@@ -639,7 +634,9 @@
     updateHint();
     updateRangeText();
     await loadContainers();
-    await Promise.all([loadMetrics(), refreshCharts()]);
+    // The charts first: the server answers one call at a time.
+    await refreshCharts();
+    await loadMetrics();
     scheduleLive();
   }
 
