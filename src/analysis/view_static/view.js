@@ -344,6 +344,7 @@
   }
 
   function drawPanel(panel, series) {
+    panel.title.textContent = panelTitle(panel.spec); // the container's name is known by now
     panel.series = series;
     panel.data = align(series);
     const unit = series.length ? series[0].unit : "";
@@ -370,7 +371,7 @@
           value: (u, v) => formatValue(v, s.unit),
         })),
       ],
-      axes: [{}, { size: 70, values: (u, ticks) => ticks.map((v) => formatValue(v, unit)) }],
+      axes: [{}, { size: 96, values: (u, ticks) => ticks.map((v) => formatValue(v, unit)) }],
       cursor: {
         sync: { key: "finemon", setSeries: false },
         drag: { x: true, y: false, setScale: true },
