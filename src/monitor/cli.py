@@ -24,6 +24,8 @@ from analysis.cli import (
     add_report_arguments,
     add_summary_arguments,
 )
+from analysis.mcp_server import MCP_DESCRIPTION, add_mcp_arguments
+from analysis.view_cli import VIEW_DESCRIPTION, add_view_arguments
 from monitor import __version__
 from monitor.config import Config, ConfigError, Environment, add_run_arguments, build_config
 from monitor.demo import add_demo_arguments
@@ -158,6 +160,18 @@ def _report(args: argparse.Namespace) -> int:
     return run_report(args)
 
 
+def _view(args: argparse.Namespace) -> int:
+    from analysis.view_cli import run_view  # noqa: PLC0415 - the web server (view extra)
+
+    return run_view(args)
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    from analysis.mcp_server import run_mcp  # noqa: PLC0415 - duckdb and the mcp SDK (extras)
+
+    return run_mcp(args)
+
+
 def _version(args: argparse.Namespace) -> int:
     print(f"finemon {__version__}")
     return EXIT_OK
@@ -215,6 +229,18 @@ COMMANDS: dict[str, Command] = {
         add_arguments=add_report_arguments,
         run=_report,
         description=REPORT_DESCRIPTION,
+    ),
+    "mcp": Command(
+        help="serve a dataset to AI agents over MCP (stdio or HTTP): series, analysis, SQL",
+        add_arguments=add_mcp_arguments,
+        run=_mcp,
+        description=MCP_DESCRIPTION,
+    ),
+    "view": Command(
+        help="serve a live web viewer of an output directory (search, panels, studies)",
+        add_arguments=add_view_arguments,
+        run=_view,
+        description=VIEW_DESCRIPTION,
     ),
     "version": Command(
         help="print the version",

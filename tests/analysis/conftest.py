@@ -21,3 +21,11 @@ def large_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("large") / "finemon-out"
     write_large(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def patterns_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dataset with planted patterns (see :mod:`tests.analysis.patterns`)."""
+    from tests.analysis.patterns import write_patterns
+
+    return write_patterns(tmp_path_factory.mktemp("patterns") / "finemon-out")

@@ -1,0 +1,463 @@
+"""``finemon view``: a local web viewer over a finemon dataset (starlette + uvicorn).
+
+The page (``analysis/view_static``: one HTML, one script, one style sheet and the vendored uPlot)
+is served as it is; it asks a read-only JSON API for everything it draws. Every answer comes from
+one :class:`analysis.explore.Explorer`; its DuckDB work runs in the thread pool, one call at a
+time (one lock), so the event loop keeps answering while a query runs.
+
+The API (GET only; times are epoch seconds; ``container`` may repeat)::
+
+    /api/range                      the recorded range and the dataset's folder
+    /api/status                     a version that changes when new files land (live mode)
+    /api/containers?search&namespace&pod&qos&node
+                                    matching containers, and every label value to filter on
+    /api/metrics?search             metrics whose name or description holds the text
+    /api/series?metric&container&start&end&max_points&envelope
+                                    downsampled series (mean, min, max per time bucket;
+                                    envelope=0: the means only)
+    /api/processes?container&start&end&max_points
+                                    per-process PSS of one container
+    /api/markers?container&start&end
+                                    OOM kills, container starts and stops
+    /api/studies?metric&container&start&end
+                                    periodicity and changepoints of one container's series
+
+Errors are JSON ``{"error": "one line"}`` with status 400 (a bad request or dataset), 404 (no
+such path), 405 (not GET) or 500. Bound to the loopback address, the server also refuses
+requests whose Host header names another host (a web page elsewhere cannot reach it through DNS
+rebinding).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from analysis.errors import AnalysisError, require
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.middleware.base import RequestResponseEndpoint
+    from starlette.requests import Request
+
+    from analysis.explore import Explorer
+
+#: How to get the web server's dependencies.
+VIEW_INSTALL_HINT = "pip install 'finemon[view]'"
+#: The page and its assets, shipped as package data.
+STATIC_DIR = Path(__file__).with_name("view_static")
+#: Addresses that only this machine reaches.
+LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "localhost", "::1"})
+#: The Host header values a server bound to a loopback address accepts (its port aside).
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+#: Bounds of ``max_points``: a chart is at most a few thousand pixels wide.
+MAX_POINTS_LIMIT = 10_000
+DEFAULT_MAX_POINTS = 1200
+#: The live page polls /api/status every 2 s; the dataset is looked at no more often than this.
+REFRESH_INTERVAL_SECONDS = 1.0
+#: Points of a series the studies run on.
+STUDY_POINTS = 2000
+#: The label filters of /api/containers and the ContainerInfo field each one compares.
+FILTER_ATTRIBUTES = {
+    "namespace": "namespace",
+    "pod": "pod_name",
+    "qos": "qos_class",
+    "node": "node_name",
+}
+#: The ContainerInfo fields a container search looks in.
+SEARCHED_ATTRIBUTES = (
+    "name", "full_name", "namespace", "pod_name", "container_name", "container_id", "cgroup",
+    "key",
+)  # fmt: skip
+#: The page may load its own files only: no script, style or image from elsewhere.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class BadRequestError(AnalysisError):
+    """A request the API cannot answer as asked (a missing or malformed parameter)."""
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` (dataclasses, datetimes, lists...) as JSON-ready data: datetimes as epoch
+    seconds, NaN and infinities as null, enums by value, dataclasses as dicts of their fields.
+
+    Written by hand rather than with :func:`dataclasses.asdict`, which deep-copies every list
+    of a series first."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, Enum):
+        return jsonable(value.value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
+    if callable(tolist):
+        return jsonable(tolist())
+    return str(value)
+
+
+# ------------------------------------------------------------------------------ parameters
+def _text(request: Request, name: str, *, required: bool = False) -> str | None:
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        if required:
+            raise BadRequestError(f"missing parameter {name!r}")
+        return None
+    return value
+
+
+def _time(request: Request, name: str) -> datetime | None:
+    text = _text(request, name)
+    if text is None:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise BadRequestError(f"{name}: not epoch seconds: {text!r}") from None
+    if not math.isfinite(seconds):
+        raise BadRequestError(f"{name}: not epoch seconds: {text!r}")
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise BadRequestError(f"{name}: out of range: {text!r}") from None
+
+
+def _range(request: Request) -> tuple[datetime | None, datetime | None]:
+    start, end = _time(request, "start"), _time(request, "end")
+    if start is not None and end is not None and end <= start:
+        raise BadRequestError("end must be after start")
+    return start, end
+
+
+def _max_points(request: Request) -> int:
+    text = _text(request, "max_points")
+    if text is None:
+        return DEFAULT_MAX_POINTS
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadRequestError(f"max_points: not an integer: {text!r}") from None
+    if not 2 <= value <= MAX_POINTS_LIMIT:
+        raise BadRequestError(f"max_points: must be from 2 to {MAX_POINTS_LIMIT}, got {value}")
+    return value
+
+
+def _containers(request: Request, *, required: bool = False) -> list[str]:
+    keys = [key for key in request.query_params.getlist("container") if key]
+    if required and not keys:
+        raise BadRequestError("missing parameter 'container'")
+    return keys
+
+
+# ------------------------------------------------------------------------------ the service
+class ViewService:
+    """The API's answers, each one plain JSON-ready data, from one :class:`Explorer`.
+
+    Calls are serialized by a lock: a DuckDB connection serves one query at a time, and
+    ``refresh`` must not swap the dataset's file list under a running query.
+    """
+
+    def __init__(self, explorer: Explorer, directory: Path) -> None:
+        self.explorer = explorer
+        self.directory = directory
+        self.version = 1
+        self._lock = threading.Lock()
+        self._refreshed = time.monotonic()
+        self._metrics: tuple[int, list[Any]] | None = None
+        self._containers: tuple[int, list[Any]] | None = None
+
+    def locked(self, work: Callable[[], T]) -> T:
+        """Run ``work`` holding the Explorer's lock."""
+        with self._lock:
+            return work()
+
+    def status(self) -> dict[str, Any]:
+        """The version (bumped when a refresh finds new files) and the recorded range."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._refreshed >= REFRESH_INTERVAL_SECONDS:
+                self._refreshed = now
+                if self.explorer.refresh():
+                    self.version += 1
+                    log.info("new files: version %d", self.version)
+            span = self.explorer.time_range()
+        return {"version": self.version, "range": jsonable(span)}
+
+    def range(self) -> dict[str, Any]:
+        with self._lock:
+            span = self.explorer.time_range()
+        return {"directory": str(self.directory), "version": self.version, "range": jsonable(span)}
+
+    def all_metrics(self) -> list[Any]:
+        """Every metric of the dataset, kept until new files land: listing them scans every
+        file, seconds on a day of 100 containers, and the page asks at every search."""
+        with self._lock:
+            if self._metrics is None or self._metrics[0] != self.version:
+                self._metrics = (self.version, list(self.explorer.metrics()))
+            return self._metrics[1]
+
+    def all_containers(self) -> list[Any]:
+        """Every container of the dataset, kept until new files land (a scan of every file)."""
+        with self._lock:
+            if self._containers is None or self._containers[0] != self.version:
+                self._containers = (self.version, list(self.explorer.containers()))
+            return self._containers[1]
+
+    def containers(self, request: Request) -> dict[str, Any]:
+        """Containers whose names, id or cgroup hold ``search`` (any case), with the label
+        filters applied; searched here, on the kept list, as the user types."""
+        search = (_text(request, "search") or "").lower()
+        filters = {name: _text(request, name) for name in FILTER_ATTRIBUTES}
+        every = self.all_containers()
+        found = [
+            c for c in every
+            if all(value is None or getattr(c, FILTER_ATTRIBUTES[name], None) == value
+                   for name, value in filters.items())
+            and (not search or any(search in str(getattr(c, a, None) or "").lower()
+                                   for a in SEARCHED_ATTRIBUTES))
+        ]  # fmt: skip
+        facets = {
+            name: sorted({v for c in every if (v := getattr(c, attribute, None))})
+            for name, attribute in FILTER_ATTRIBUTES.items()
+        }
+        return {"containers": jsonable(found), "facets": facets, "total": len(every)}
+
+    def metrics(self, request: Request) -> dict[str, Any]:
+        """The dataset's metrics whose name or description holds ``search`` (any case)."""
+        search = (_text(request, "search") or "").lower()
+        found = [
+            m for m in self.all_metrics()
+            if search in m.name.lower() or search in (m.description or "").lower()
+        ]  # fmt: skip
+        return {"metrics": jsonable(found)}
+
+    def series(self, request: Request) -> dict[str, Any]:
+        metric = _text(request, "metric", required=True)
+        assert metric is not None
+        keys = _containers(request)
+        start, end = _range(request)
+        max_points = _max_points(request)
+        with self._lock:
+            found = self.explorer.series(metric, keys, start, end, max_points=max_points)
+        series = jsonable(found)
+        if _text(request, "envelope") == "0":  # the page draws the means: half the bytes
+            for item in series:
+                del item["mins"], item["maxs"]
+        return {"metric": metric, "series": series}
+
+    def processes(self, request: Request) -> dict[str, Any]:
+        (key,) = _containers(request, required=True)[:1]
+        start, end = _range(request)
+        max_points = _max_points(request)
+        with self._lock:
+            found = self.explorer.processes(key, start, end, max_points=max_points)
+        return {"container": key, "series": jsonable(found)}
+
+    def markers(self, request: Request) -> dict[str, Any]:
+        keys = _containers(request)
+        start, end = _range(request)
+        with self._lock:
+            found = self.explorer.markers(keys, start, end)
+        return {"markers": jsonable(found)}
+
+    def studies(self, request: Request) -> dict[str, Any]:
+        from analysis import studies  # noqa: PLC0415 - numpy; with the rest of the layer
+
+        metric = _text(request, "metric", required=True)
+        assert metric is not None
+        (key,) = _containers(request, required=True)[:1]
+        start, end = _range(request)
+        process = _text(request, "process") == "1"
+        with self._lock:
+            found = self.explorer.series(
+                metric, [key], start, end, max_points=STUDY_POINTS, process=process
+            )
+        wanted = _text(request, "series")
+        if wanted is not None:
+            found = [s for s in found if s.key == wanted]
+        if not found:
+            return {"metric": metric, "container": key, "series": None,
+                    "periodicity": None, "changepoints": []}  # fmt: skip
+        chosen = found[0]
+        # Empty buckets (gaps) are left out: the studies take the points that exist.
+        pairs = [(float(t), float(v)) for t, v in zip(chosen.times, chosen.values, strict=False)
+                 if v is not None and math.isfinite(v)]  # fmt: skip
+        times, values = [t for t, _ in pairs], [v for _, v in pairs]
+        return {
+            "metric": metric,
+            "container": key,
+            "series": chosen.key,
+            "label": chosen.label,
+            "periodicity": jsonable(studies.periodicity(times, values)),
+            "changepoints": jsonable(studies.changepoints(times, values)),
+        }
+
+
+# ------------------------------------------------------------------------------ the app
+def create_app(
+    explorer: Explorer,
+    directory: Path,
+    *,
+    allowed_hosts: Sequence[str] | None = LOOPBACK_NAMES,
+) -> Starlette:
+    """The ASGI application: the page at ``/``, its assets under ``/static``, the API under
+    ``/api``. ``allowed_hosts`` are the Host header values accepted (None: any)."""
+    require_view()
+    from starlette.applications import Starlette  # noqa: PLC0415
+    from starlette.concurrency import run_in_threadpool  # noqa: PLC0415
+    from starlette.exceptions import HTTPException  # noqa: PLC0415
+    from starlette.middleware import Middleware  # noqa: PLC0415
+    from starlette.middleware.base import BaseHTTPMiddleware  # noqa: PLC0415
+    from starlette.responses import FileResponse, JSONResponse, Response  # noqa: PLC0415
+    from starlette.routing import Mount, Route  # noqa: PLC0415
+    from starlette.staticfiles import StaticFiles  # noqa: PLC0415
+
+    service = ViewService(explorer, directory)
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    def endpoint(answer: Callable[[Request], dict[str, Any]]) -> Callable[..., Any]:
+        async def handle(request: Request) -> Response:
+            try:
+                body = await run_in_threadpool(answer, request)
+            except AnalysisError as exc:
+                return error(400, str(exc))
+            except Exception as exc:
+                log.exception("%s failed", request.url.path)
+                return error(500, f"{type(exc).__name__}: {exc}")
+            return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+        return handle
+
+    async def page(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
+
+    async def no_icon(request: Request) -> Response:
+        return Response(status_code=204)  # browsers ask; the page has none
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
+
+    routes = [
+        Route("/", page, methods=["GET"]),
+        Route("/favicon.ico", no_icon, methods=["GET"]),
+        Route("/api/status", endpoint(lambda r: service.status()), methods=["GET"]),
+        Route("/api/range", endpoint(lambda r: service.range()), methods=["GET"]),
+        Route("/api/containers", endpoint(service.containers), methods=["GET"]),
+        Route("/api/metrics", endpoint(service.metrics), methods=["GET"]),
+        Route("/api/series", endpoint(service.series), methods=["GET"]),
+        Route("/api/processes", endpoint(service.processes), methods=["GET"]),
+        Route("/api/markers", endpoint(service.markers), methods=["GET"]),
+        Route("/api/studies", endpoint(service.studies), methods=["GET"]),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    hosts = None if allowed_hosts is None else frozenset(allowed_hosts)
+
+    async def guard(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if hosts is not None and host_name(request.headers.get("host", "")) not in hosts:
+            return error(400, "invalid Host header (finemon view answers on its own address)")
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)],
+        exception_handlers={HTTPException: http_error},
+    )
+    app.state.service = service
+    return app
+
+
+def require_view() -> None:
+    """Raise :class:`MissingExtraError` unless starlette and uvicorn are installed."""
+    for module in ("starlette", "uvicorn"):
+        try:
+            require(module)
+        except AnalysisError:
+            from analysis.errors import MissingExtraError  # noqa: PLC0415
+
+            raise MissingExtraError(
+                f"{module} is not installed (it comes with the view extra: {VIEW_INSTALL_HINT})"
+            ) from None
+
+
+def host_name(header: str) -> str:
+    """The host of a Host header, without its port or an IPv6 address's brackets."""
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``address`` is reachable from this machine only."""
+    return address in LOOPBACK_ADDRESSES or address.startswith("127.")
+
+
+def open_app(directory: Path, *, allowed_hosts: Sequence[str] | None = LOOPBACK_NAMES) -> Starlette:
+    """The app over ``directory``, its dataset opened and its metrics listed (the page's first
+    look is at them, and listing them scans every file).
+
+    Raises :class:`AnalysisError` when the dataset cannot be opened or a dependency is missing.
+    """
+    require_view()
+    from analysis.explore import Explorer  # noqa: PLC0415
+
+    app = create_app(Explorer(directory), directory, allowed_hosts=allowed_hosts)
+    app.state.service.all_containers()
+    app.state.service.all_metrics()
+    return app
+
+
+def serve(directory: Path, *, port: int = 8050, address: str = "127.0.0.1") -> None:
+    """Serve the viewer of ``directory`` on ``address:port`` (0: any free port) until
+    interrupted; prints the page's URL once listening.
+
+    Raises :class:`AnalysisError` when the dataset cannot be opened or a dependency is missing,
+    :class:`OSError` when the address cannot be listened on.
+    """
+    require_view()
+    import uvicorn  # noqa: PLC0415
+
+    app = open_app(directory, allowed_hosts=LOOPBACK_NAMES if is_loopback(address) else None)
+    # The socket is bound here, so a taken port is an OSError for the caller (uvicorn would
+    # exit the process) and port 0 gives a port we can print.
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    listener = socket.create_server((address, port), family=family)
+    shown = f"[{address}]" if family == socket.AF_INET6 else address
+    print(f"finemon view: {directory} on http://{shown}:{listener.getsockname()[1]}/ "
+          "(Ctrl-C to stop)", flush=True)  # fmt: skip
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    try:
+        uvicorn.Server(config).run(sockets=[listener])
+    finally:
+        listener.close()

@@ -1,0 +1,250 @@
+"""``finemon mcp``: the tools, through the MCP SDK's own client (in-process, stdio, HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("mcp", reason="the mcp extra is not installed")
+
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from analysis.explore import Explorer
+from analysis.mcp_server import build_server
+from tests.analysis import patterns as pat
+from tests.analysis import synthetic as syn
+
+TOOLS = {
+    "list_nodes",
+    "list_runs",
+    "list_containers",
+    "list_metrics",
+    "get_series",
+    "analyze_container",
+    "run_sql",
+}
+
+
+async def _call(client: Client, name: str, **arguments: Any) -> dict[str, Any]:
+    result = await client.call_tool(name, arguments)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def _error(client: Client, name: str, **arguments: Any) -> str:
+    result = await client.call_tool(name, arguments)
+    assert result.is_error
+    return " ".join(getattr(block, "text", "") for block in result.content)
+
+
+async def _exercise(client: Client) -> None:
+    """The same checks over any transport, on the small synthetic dataset."""
+    tools = await client.list_tools()
+    assert {tool.name for tool in tools.tools} == TOOLS
+    assert all(tool.annotations and tool.annotations.read_only_hint for tool in tools.tools)
+
+    nodes = await _call(client, "list_nodes")
+    assert [n["node_name"] for n in nodes["nodes"]] == [syn.NODE]
+    runs = await _call(client, "list_runs")
+    assert [r["run_id"] for r in runs["runs"]] == [syn.RUN_A, syn.RUN_B]
+    assert runs["runs"][0]["first_time"] == "2024-01-31T23:58:00+00:00"
+
+    shop = await _call(client, "list_containers", namespace="shop")
+    assert {c["name"] for c in shop["containers"]} == {"nginx", "postgres"}
+    assert shop["total"] == 2 and not shop["truncated"]
+    one = await _call(client, "list_containers", search="batch", limit=1)
+    assert [c["key"] for c in one["containers"]] == [syn.BATCH_ID]
+
+    metrics = await _call(client, "list_metrics", search="oom")
+    assert [m["name"] for m in metrics["metrics"]] == ["container.memory.oom_kills"]
+    assert metrics["metrics"][0]["kind"] == "counter"
+
+    # By name: the tools resolve it to the container's key.
+    series = await _call(
+        client, "get_series", metric="container.cpu.usage_usec", containers=["nginx"],
+        start="2024-01-31T23:59:00Z", end="2024-01-31T23:59:09Z",
+    )  # fmt: skip
+    [web] = series["series"]
+    assert web["container_key"] == syn.WEB_ID and web["unit"] == "usec/s"
+    assert len(web["points"]) == 10
+    assert web["points"][0] == [(syn.RUN_A_START_MS + 60_000) / 1000, 500_000.0, 500_000.0,
+                                500_000.0]  # fmt: skip
+    coarse = await _call(
+        client, "get_series", metric="container.memory.working_set_bytes",
+        containers=["postgres", "job"], max_points=20,
+    )  # fmt: skip
+    assert [len(s["points"]) <= 20 for s in coarse["series"]] == [True, True]
+
+    analysis = await _call(client, "analyze_container", container="postgres")
+    assert analysis["oom_kills"] == 1
+    assert analysis["container"]["key"] == syn.DB_ID
+    assert analysis["markers"][0]["kind"] == "oom"
+
+    rows = await _call(
+        client, "run_sql",
+        query="select container_name, count(*) n from metrics where container_name is not null "
+        "group by 1 order by 1",
+    )  # fmt: skip
+    assert rows["columns"] == ["container_name", "n"]
+    assert [row[0] for row in rows["rows"]] == ["job", "nginx", "postgres"]
+    limited = await _call(client, "run_sql", query="select * from range(50)", limit=5)
+    assert len(limited["rows"]) == 5 and limited["truncated"]
+
+    for query in (
+        "insert into metrics values (1)",
+        "copy (select 1) to '/tmp/finemon-mcp-copy.csv'",
+        "attach '/tmp/finemon-mcp.db' as x",
+        "select * from read_csv('/etc/passwd')",
+    ):
+        message = await _error(client, "run_sql", query=query)
+        assert "root:" not in message
+    assert not Path("/tmp/finemon-mcp-copy.csv").exists()
+    assert "no container" in await _error(client, "analyze_container", container="nope")
+    assert "ISO 8601" in await _error(
+        client, "get_series", metric="x", containers=["nginx"], start="yesterday"
+    )
+
+
+def test_tools_in_process(small_dir: Path) -> None:
+    server = build_server(Explorer(small_dir))
+    asyncio.run(_run_in_process(server))
+
+
+async def _run_in_process(server: Any) -> None:
+    async with Client(server) as client:
+        await _exercise(client)
+
+
+def test_analyze_finds_planted_patterns(patterns_dir: Path) -> None:
+    async def run() -> None:
+        async with Client(build_server(Explorer(patterns_dir))) as client:
+            wave = await _call(client, "analyze_container", container="wave")
+            period = wave["cpu"]["periodicity"]["period_seconds"]
+            assert period == pytest.approx(pat.PERIOD_SECONDS, rel=0.03)
+            step = await _call(client, "analyze_container", container="step")
+            [change] = step["memory"]["changepoints"]
+            assert change["after_mean"] > 2.5 * change["before_mean"]
+            oomy = await _call(client, "analyze_container", container="oomy")
+            assert oomy["oom_kills"] == 2
+            procs = await _call(
+                client, "get_series", metric="process.memory.pss_bytes",
+                containers=["oomy"], process=True, max_points=10,
+            )  # fmt: skip
+            # Raw text: escaping is for whoever renders it.
+            labels = sorted(s["label"] for s in procs["series"])
+            assert labels == ["<img src=x onerror=alert(1)> (41)", "helper (42)"]
+
+    asyncio.run(run())
+
+
+def _environment() -> dict[str, str]:
+    # The spawned server must import this worktree's code: PYTHONPATH passes through.
+    return dict(os.environ)
+
+
+def test_stdio_server_subprocess(small_dir: Path) -> None:
+    parameters = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "monitor.cli", "mcp", str(small_dir)],
+        env=_environment(),
+    )
+
+    async def run() -> None:
+        async with Client(parameters, read_timeout_seconds=60) as client:
+            await _exercise(client)
+
+    asyncio.run(run())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def http_server(small_dir: Path) -> Iterator[str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "mcp", str(small_dir), "--transport", "http",
+         "--port", str(port)],
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"finemon mcp exited: {process.communicate()[1].decode()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        raise AssertionError("finemon mcp --transport http did not listen within 30 s")
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_http_server_subprocess(http_server: str) -> None:
+    async def run() -> None:
+        async with Client(http_server, read_timeout_seconds=60) as client:
+            await _exercise(client)
+
+    asyncio.run(run())
+
+
+def _outward_address() -> str | None:
+    """This host's address on its default route (a UDP connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("192.0.2.1", 9))  # TEST-NET-1: only the route is looked up
+        except OSError:
+            return None
+        address = str(sock.getsockname()[0])
+    return None if address.startswith("127.") else address
+
+
+def test_http_server_binds_loopback_only(http_server: str) -> None:
+    address = _outward_address()
+    if address is None:
+        pytest.skip("this host has no address besides loopback to try")
+    port = int(http_server.rsplit(":", 1)[1].split("/", maxsplit=1)[0])
+    with pytest.raises(OSError):
+        socket.create_connection((address, port), timeout=1).close()
+
+
+def test_http_server_rejects_a_foreign_host_header(http_server: str) -> None:
+    """DNS rebinding: a page on another origin cannot drive the server through the browser."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        http_server,
+        data=b'{"jsonrpc": "2.0", "id": 1, "method": "ping"}',
+        headers={"Host": "evil.example:80", "Content-Type": "application/json",
+                 "Accept": "application/json, text/event-stream"},
+    )  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+    assert caught.value.code in (403, 421)

@@ -1,0 +1,383 @@
+"""``finemon view`` in a real browser: Debian's chromium driven by Playwright (its Python
+package only; no browser download), against the app served by uvicorn on a loopback port.
+
+What the page draws is read back from the uPlot instances the page exposes on
+``window.finemonView`` and compared with the API's and the Explorer's answers."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.analysis.synthetic import (
+    DB_ID,
+    MIB,
+    NODE,
+    OOM_TICK,
+    RUN_A_START_MS,
+    RUN_B,
+    WEB,
+    WEB_ID,
+    Container,
+    _Rows,
+    write_file,
+    write_small,
+)
+
+CHROMIUM = os.environ.get("FINEMON_CHROMIUM", "/usr/bin/chromium")
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
+)
+pytest.importorskip("uvicorn", reason="uvicorn is not installed (pip install -e '.[view]')")
+pytestmark = pytest.mark.skipif(
+    not os.access(CHROMIUM, os.X_OK),
+    reason=f"no chromium at {CHROMIUM} (Debian: apt-get install --no-install-recommends "
+    "chromium; or set FINEMON_CHROMIUM)",
+)
+
+from analysis.explore import Explorer  # noqa: E402
+from tests.analysis.view_server import running_view  # noqa: E402
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+XSS_COMM = "<img src=x onerror=window.__xss=1>"
+WORKING_SET = "container.memory.working_set_bytes"
+MILLICORES = "container.cpu.usage_millicores"
+
+
+@dataclass
+class Page:
+    """A page and what it did: console errors, uncaught exceptions, requested URLs."""
+
+    page: Any
+    base: str
+    problems: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+    def open(self, url: str = "") -> None:
+        self.page.goto(url or self.base)
+        self.page.wait_for_function("document.body.dataset.ready", timeout=30_000)
+        self.settle()
+
+    def settle(self) -> None:
+        """Wait until the page has no API call in flight and no zoom pending."""
+        self.page.wait_for_timeout(100)
+        self.page.wait_for_function("finemonView.loading === 0", timeout=30_000)
+        self.page.wait_for_timeout(400)  # a zoom's fetch starts 300 ms after it
+        self.page.wait_for_function("finemonView.loading === 0", timeout=30_000)
+
+    def js(self, expression: str, arg: Any = None) -> Any:
+        return self.page.evaluate(expression, arg)
+
+    def state(self) -> dict[str, Any]:
+        return dict(self.js("JSON.parse(JSON.stringify(finemonView.state))"))
+
+    def panel_data(self, index: int = 0) -> list[list[float | None]]:
+        return list(self.js(f"finemonView.panels[{index}].plot.data.map(a => Array.from(a))"))
+
+    def offsite(self) -> list[str]:
+        origin = urlsplit(self.base).netloc
+        return [u for u in self.requests if urlsplit(u).netloc != origin and
+                not u.startswith(("data:", "blob:"))]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def _xss_rows(rows: _Rows) -> None:
+    """A container whose process has a comm that is HTML."""
+    evil = Container("e" * 64, "evil", "evil-pod", XSS_COMM)
+    for i in range(30):
+        at = RUN_A_START_MS + i * 1000
+        rows.add("e5" * 16, at, i, "container.cpu.usage_usec", 1000 * i, evil.columns())
+        rows.add("e5" * 16, at, i, "container.memory.working_set_bytes", 5.0 * MIB, evil.columns())
+        extra = {"pid": "666", "comm": XSS_COMM}
+        rows.add("e5" * 16, at, i, "process.memory.pss_bytes", 4.0 * MIB, evil.columns(), extra)
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    """The small synthetic dataset plus a container named and running HTML, in a fresh folder
+    (the live test adds files to it)."""
+    root = write_small(tmp_path / "finemon-out")
+    rows = _Rows()
+    _xss_rows(rows)
+    write_file(root, rows.table(), "e5" * 16, 1, identifier="evil")
+    return root
+
+
+@pytest.fixture
+def page(browser: Any, dataset: Path) -> Iterator[Page]:
+    with running_view(dataset) as base:
+        # Playwright's wait_for_function evaluates a string: allowed past the page's CSP
+        # (script-src 'self', checked in test_view.py) for the tests only.
+        context = browser.new_context(
+            accept_downloads=True, bypass_csp=True, viewport={"width": 1400, "height": 1000}
+        )
+        opened = Page(context.new_page(), base)
+        opened.page.on("console", lambda m: m.type in ("error", "assert") and
+                       opened.problems.append(f"console.{m.type}: {m.text}"))  # fmt: skip
+        opened.page.on("pageerror", lambda e: opened.problems.append(f"exception: {e}"))
+        opened.page.on("request", lambda r: opened.requests.append(r.url))
+        yield opened
+        context.close()
+
+
+def pick(page: Page, search: str, key: str) -> None:
+    """Search containers for ``search`` and tick the one whose key is ``key``."""
+    page.page.fill("#container-search", search)
+    page.page.wait_for_selector(f'#containers input[data-key="{key}"]')
+    page.settle()
+    page.page.check(f'#containers input[data-key="{key}"]')
+    page.settle()
+
+
+def add_metric(page: Page, search: str, metric: str) -> None:
+    page.page.fill("#metric-search", search)
+    page.page.wait_for_selector(f'#metrics li[data-metric="{metric}"]')
+    page.settle()
+    page.page.click(f'#metrics li[data-metric="{metric}"]')
+    page.page.wait_for_function(
+        "finemonView.panels.length && finemonView.panels.at(-1).plot", timeout=30_000
+    )
+    page.settle()
+
+
+def api(page: Page, path: str) -> Any:
+    return page.js("p => fetch(p).then(r => r.json())", path)
+
+
+def test_search_pick_and_the_chart_draws_the_explorers_points(page: Page, dataset: Path) -> None:
+    page.open()
+    assert page.js("document.querySelectorAll('#containers li').length") == 4
+    pick(page, "postgres", DB_ID)
+    assert page.js("document.querySelectorAll('#containers li').length") == 1
+    add_metric(page, "working", WORKING_SET)
+
+    drawn = page.panel_data()
+    asked = page.js("finemonView.panels[0].request")
+    assert asked["container"] == [DB_ID] and asked["start"] is None
+    answer = api(page, f"api/series?metric={WORKING_SET}&container={DB_ID}&max_points="
+                 f"{asked['max_points']}")  # fmt: skip
+    assert len(drawn) == 2  # x and one series
+    series = answer["series"]
+    assert len(series) == 1
+    # The chart draws the API's points exactly, and they are the Explorer's.
+    assert drawn[0] == series[0]["times"]
+    assert drawn[1] == series[0]["values"]
+    explorer = Explorer(dataset).series(WORKING_SET, [DB_ID], max_points=asked["max_points"])
+    assert len(explorer) == 1
+    assert asked["max_points"] > 240  # the panel is wider than the data: every tick shown
+    assert len(drawn[0]) == 240
+    assert drawn[0] == pytest.approx(list(explorer[0].times))
+    assert drawn[1] == pytest.approx(list(explorer[0].values))
+    # db's working set: 100 MiB + 1 MiB a tick until its OOM kill.
+    assert drawn[1][0] == 100 * MIB and max(v for v in drawn[1] if v) == (100 + OOM_TICK - 1) * MIB
+
+    # Its OOM kill is listed and marked.
+    kinds = page.js("finemonView.markers.map(m => m.kind)")
+    assert "oom" in kinds
+    assert page.js("document.querySelector('#markers [data-kind=oom]') !== null")
+    assert page.problems == []
+    assert page.offsite() == []
+
+
+def test_zoom_on_one_panel_zooms_the_other(page: Page) -> None:
+    page.open()
+    pick(page, "shop", WEB_ID)
+    page.page.check(f'#containers input[data-key="{DB_ID}"]')
+    page.settle()
+    add_metric(page, "working", WORKING_SET)
+    add_metric(page, "millicores", MILLICORES)
+    assert page.js("finemonView.panels[1].plot.data.length") == 3  # x, web and db
+    start = RUN_A_START_MS / 1000 + 30
+    end = start + 60
+    page.js(f"finemonView.panels[0].plot.setScale('x', {{min: {start}, max: {end}}})")
+    scales = page.js("finemonView.panels.map(p => [p.plot.scales.x.min, p.plot.scales.x.max])")
+    assert scales == [[start, end], [start, end]]
+    page.settle()
+    # The zoom became the view's range: fetched anew at that range, and in the URL.
+    assert page.state()["range"] == [start, end]
+    assert page.js("finemonView.panels[1].plot.scales.x.min") == start
+    times = page.panel_data(1)[0]
+    assert times[0] >= start - 1 and times[-1] <= end + 1
+    assert "range" in page.js("decodeURIComponent(location.hash)")
+    # A drag on the second panel with the mouse zooms the first one too.
+    box = page.page.locator(".panel").nth(1).locator(".u-over").bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.page.mouse.move(box["x"] + box["width"] * 0.25, y)
+    page.page.mouse.down()
+    page.page.mouse.move(box["x"] + box["width"] * 0.5, y, steps=5)
+    page.page.mouse.up()
+    page.settle()
+    scales = page.js("finemonView.panels.map(p => [p.plot.scales.x.min, p.plot.scales.x.max])")
+    assert scales[0] == scales[1]
+    assert start < scales[0][0] < scales[0][1] < end
+    assert page.problems == []
+
+
+def _later_rows(first_tick: int, ticks: int) -> _Rows:
+    rows = _Rows()
+    start_ms = RUN_A_START_MS + 600_000  # 00:08:00, after everything else
+    for i in range(first_tick, first_tick + ticks):
+        rows.add(RUN_B, start_ms + i * 1000, i, MILLICORES, 700.0, WEB.columns())
+    return rows
+
+
+def test_live_mode_draws_a_file_that_lands_while_the_page_is_open(
+    page: Page, dataset: Path, tmp_path: Path
+) -> None:
+    page.open()
+    pick(page, "nginx", WEB_ID)
+    add_metric(page, "millicores", MILLICORES)
+    page.page.check("#live")
+    before = page.js("finemonView.panels[0].plot.data[0].at(-1)")
+    # Written elsewhere, then renamed into place, as finemon publishes a finished file.
+    staged = write_file(tmp_path / "staging", _later_rows(0, 30).table(), RUN_B, 99)
+    published = dataset / staged.relative_to(tmp_path / "staging")
+    published.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged, published)
+    landed_end = (RUN_A_START_MS + 600_000 + 29_000) / 1000
+    page.page.wait_for_function(
+        f"finemonView.panels[0].plot.data[0].at(-1) >= {landed_end}", timeout=20_000
+    )
+    page.settle()
+    data = page.panel_data()
+    assert data[0][-1] == landed_end > before
+    assert data[1][-1] == 700.0
+    assert page.problems == []
+
+
+def test_a_comm_that_is_html_is_shown_as_text(page: Page) -> None:
+    page.open()
+    pick(page, "evil", "e" * 64)
+    page.page.click(f'#containers button.pss[data-key="{"e" * 64}"]')
+    page.page.wait_for_function("finemonView.panels.length && finemonView.panels[0].plot")
+    page.settle()
+    label = page.js("finemonView.panels[0].plot.series[1].label")
+    assert XSS_COMM in label
+    legend = page.js("document.querySelector('.panel .u-legend').textContent")
+    assert XSS_COMM in legend
+    sidebar = page.js("document.querySelector('#containers').textContent")
+    assert XSS_COMM in sidebar  # the container's name is the same text
+    options = page.js("Array.from(document.querySelectorAll('.panel select.study option'))"
+                      ".map(o => o.textContent)")  # fmt: skip
+    assert any(XSS_COMM in text for text in options)
+    page.page.wait_for_timeout(300)
+    assert page.js("document.querySelectorAll('img').length") == 0
+    assert page.js("window.__xss") is None
+    assert page.problems == []
+
+
+def test_the_url_reopens_the_same_view(page: Page) -> None:
+    page.open()
+    pick(page, "shop", WEB_ID)
+    page.page.check(f'#containers input[data-key="{DB_ID}"]')
+    page.settle()
+    add_metric(page, "working", WORKING_SET)
+    page.page.click(f'#containers button.pss[data-key="{DB_ID}"]')
+    page.settle()
+    start = RUN_A_START_MS / 1000 + 100
+    page.js(f"finemonView.setRange([{start}, {start + 90}])")
+    page.settle()
+    state, url = page.state(), page.page.url
+    drawn = [page.panel_data(0), page.panel_data(1)]
+
+    fresh = page.page.context.new_page()
+    reopened = Page(fresh, page.base)
+    reopened.open(url)
+    assert reopened.state() == state
+    assert reopened.js("finemonView.panels.length") == 2
+    assert [reopened.panel_data(0), reopened.panel_data(1)] == drawn
+    checked = reopened.js("Array.from(document.querySelectorAll('#containers input:checked'))"
+                          ".map(b => b.dataset.key)")  # fmt: skip
+    assert sorted(checked) == sorted([WEB_ID, DB_ID])
+    assert page.problems == []
+
+
+def test_a_dashboard_saved_as_json_loads_back(page: Page, tmp_path: Path) -> None:
+    page.open()
+    pick(page, "nginx", WEB_ID)
+    add_metric(page, "millicores", MILLICORES)
+    add_metric(page, "working", WORKING_SET)
+    state = page.state()
+    with page.page.expect_download() as download:
+        page.page.click("#save-dashboard")
+    saved = tmp_path / "dashboard.json"
+    download.value.save_as(saved)
+    dashboard = json.loads(saved.read_text())
+    assert dashboard["format"] == "finemon-view-dashboard"
+    assert [p["metric"] for p in dashboard["panels"]] == [MILLICORES, WORKING_SET]
+    assert dashboard["containers"] == [WEB_ID]
+
+    fresh = Page(page.page.context.new_page(), page.base)
+    fresh.open()
+    assert fresh.js("finemonView.panels.length") == 0
+    fresh.page.set_input_files("#dashboard-file", str(saved))
+    fresh.page.wait_for_function("finemonView.panels.length === 2 && "
+                                 "finemonView.panels.every(p => p.plot)")  # fmt: skip
+    fresh.settle()
+    assert fresh.state() == state
+    assert fresh.panel_data(1) == page.panel_data(1)
+
+    # Not a dashboard: said so, nothing changed.
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"panels": "nope"}')
+    fresh.page.set_input_files("#dashboard-file", str(bad))
+    fresh.page.wait_for_function("document.getElementById('message').textContent !== ''")
+    assert "not a dashboard" in fresh.js("document.getElementById('message').textContent")
+    assert fresh.state() == state
+
+
+def test_a_study_marks_the_changepoint_of_the_oom_kill(page: Page) -> None:
+    page.open()
+    pick(page, "postgres", DB_ID)
+    add_metric(page, "working", WORKING_SET)
+    key = page.js("finemonView.panels[0].series[0].key")
+    page.page.select_option(".panel select.study", key)
+    page.page.wait_for_selector(".panel .study-text[data-ready]")
+    page.settle()
+    study = page.js("finemonView.panels[0].study")
+    oom_time = (RUN_A_START_MS + OOM_TICK * 1000) / 1000
+    assert any(math.isclose(c["time"], oom_time, abs_tol=2) for c in study["changepoints"])
+    assert "changepoint" in page.js("document.querySelector('.panel .study-text').textContent")
+    assert page.state()["panels"][0]["study"] == key
+    assert page.problems == []
+
+
+def test_the_node_filter_and_label_filters(page: Page) -> None:
+    page.open()
+    options = page.js("Array.from(document.querySelectorAll('#filter-namespace option'))"
+                      ".map(o => o.value)")  # fmt: skip
+    assert options == ["", "evil", "jobs", "shop"]
+    page.page.select_option("#filter-namespace", "shop")
+    page.settle()
+    assert page.js("Array.from(document.querySelectorAll('#containers li'))"
+                   ".map(li => li.dataset.key).sort()") == sorted([WEB_ID, DB_ID])  # fmt: skip
+    page.page.select_option("#filter-qos", "Guaranteed")
+    page.settle()
+    assert page.js("Array.from(document.querySelectorAll('#containers li'))"
+                   ".map(li => li.dataset.key)") == [DB_ID]  # fmt: skip
+    assert page.js("Array.from(document.querySelectorAll('#filter-node option'))"
+                   ".map(o => o.value)") == ["", NODE]  # fmt: skip
+    assert page.state()["filters"]["qos"] == "Guaranteed"
