@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from analysis.errors import AnalysisError
@@ -48,6 +49,22 @@ def local_directory(source: str, args: argparse.Namespace) -> Path:
 
     Raises :class:`AnalysisError` (one line) when the store cannot be read or boto3 is missing.
     """
+    sync = mirror_sync(source, args)
+    if sync is None:
+        return Path(source)
+    directory, summary = sync()
+    print(summary, file=sys.stderr)
+    return directory
+
+
+def mirror_sync(source: str, args: argparse.Namespace) -> Callable[[], tuple[Path, str]] | None:
+    """For an ``s3://`` source, a function that brings its mirror up to date and returns the
+    mirror's folder and a line saying what it downloaded and removed (``finemon view``'s live
+    mode calls it again to follow the bucket); None for a local folder.
+
+    Raises :class:`AnalysisError` for a malformed URL; the function raises it (one line) when
+    the store cannot be read, holds no finemon files, or the mirror cannot be written.
+    """
     from monitor.objectstore import (  # noqa: PLC0415 - boto3 only for s3:// sources
         ObjectStore,
         StoreError,
@@ -59,7 +76,7 @@ def local_directory(source: str, args: argparse.Namespace) -> Path:
     )
 
     if not is_s3_url(source):
-        return Path(source)
+        return None
     try:
         location = parse_s3_url(source)
     except ValueError as exc:
@@ -69,17 +86,19 @@ def local_directory(source: str, args: argparse.Namespace) -> Path:
     settings = StoreSettings(
         endpoint_url=getattr(args, "endpoint", None), region=getattr(args, "region", None)
     )
-    try:
-        result = mirror(ObjectStore(location, settings), directory)
-    except StoreError as exc:
-        raise AnalysisError(f"{location.url}: {exc}") from None
-    except OSError as exc:
-        raise AnalysisError(f"{directory}: {exc.strerror or exc}") from None
-    if result.objects == 0:
-        raise AnalysisError(f"{location.url}: no finemon files under this prefix")
-    print(
-        f"{location.url}: {result.objects} files, {result.downloaded} downloaded "
-        f"({result.downloaded_bytes / 1e6:.1f} MB), {result.removed} removed, in {directory}",
-        file=sys.stderr,
-    )
-    return directory
+
+    def sync() -> tuple[Path, str]:
+        try:
+            result = mirror(ObjectStore(location, settings), directory)
+        except StoreError as exc:
+            raise AnalysisError(f"{location.url}: {exc}") from None
+        except OSError as exc:
+            raise AnalysisError(f"{directory}: {exc.strerror or exc}") from None
+        if result.objects == 0:
+            raise AnalysisError(f"{location.url}: no finemon files under this prefix")
+        return directory, (
+            f"{location.url}: {result.objects} files, {result.downloaded} downloaded "
+            f"({result.downloaded_bytes / 1e6:.1f} MB), {result.removed} removed, in {directory}"
+        )
+
+    return sync

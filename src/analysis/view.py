@@ -64,6 +64,9 @@ MAX_POINTS_LIMIT = 10_000
 DEFAULT_MAX_POINTS = 1200
 #: The live page polls /api/status every 2 s; the dataset is looked at no more often than this.
 REFRESH_INTERVAL_SECONDS = 1.0
+#: How often live mode brings an s3:// source's mirror up to date (a LIST of the prefix, then
+#: only the new files downloaded).
+RESYNC_INTERVAL_SECONDS = 15.0
 #: Points of a series the studies run on.
 STUDY_POINTS = 2000
 #: The label filters of /api/containers and the ContainerInfo field each one compares.
@@ -182,12 +185,25 @@ class ViewService:
     ``refresh`` must not swap the dataset's file list under a running query.
     """
 
-    def __init__(self, explorer: Explorer, directory: Path) -> None:
+    def __init__(
+        self,
+        explorer: Explorer,
+        directory: Path,
+        *,
+        resync: Callable[[], object] | None = None,
+        resync_interval_seconds: float = RESYNC_INTERVAL_SECONDS,
+    ) -> None:
         self.explorer = explorer
         self.directory = directory
         self.version = 1
         self._lock = threading.Lock()
         self._refreshed = time.monotonic()
+        # An s3:// source: its mirror is brought up to date again, in the background, while
+        # the page is live (status is polled) and at most once an interval.
+        self._resync = resync
+        self._resync_interval = resync_interval_seconds
+        self._resynced = time.monotonic()
+        self._resyncing = threading.Event()
         self._metrics: tuple[int, list[Any]] | None = None
         self._containers: tuple[int, list[Any]] | None = None
 
@@ -198,6 +214,7 @@ class ViewService:
 
     def status(self) -> dict[str, Any]:
         """The version (bumped when a refresh finds new files) and the recorded range."""
+        self._start_resync()
         with self._lock:
             now = time.monotonic()
             if now - self._refreshed >= REFRESH_INTERVAL_SECONDS:
@@ -207,6 +224,24 @@ class ViewService:
                     log.info("new files: version %d", self.version)
             span = self.explorer.time_range()
         return {"version": self.version, "range": jsonable(span)}
+
+    def _start_resync(self) -> None:
+        due = time.monotonic() - self._resynced >= self._resync_interval
+        if self._resync is None or not due or self._resyncing.is_set():
+            return
+        self._resyncing.set()
+        threading.Thread(target=self._run_resync, name="finemon-view-resync", daemon=True).start()
+
+    def _run_resync(self) -> None:
+        assert self._resync is not None
+        try:
+            log.info("%s", self._resync())
+        except AnalysisError as exc:  # the store is down: keep showing what the mirror holds
+            log.warning("finemon view: live: %s", exc)
+        finally:
+            self._resynced = time.monotonic()
+            self._refreshed = -math.inf  # the next status call looks at the mirror's files
+            self._resyncing.clear()
 
     def range(self) -> dict[str, Any]:
         with self._lock:
@@ -324,9 +359,13 @@ def create_app(
     directory: Path,
     *,
     allowed_hosts: Sequence[str] | None = LOOPBACK_NAMES,
+    resync: Callable[[], object] | None = None,
+    resync_interval_seconds: float = RESYNC_INTERVAL_SECONDS,
 ) -> Starlette:
     """The ASGI application: the page at ``/``, its assets under ``/static``, the API under
-    ``/api``. ``allowed_hosts`` are the Host header values accepted (None: any)."""
+    ``/api``. ``allowed_hosts`` are the Host header values accepted (None: any). ``resync``
+    brings the folder up to date with its source (an s3:// mirror), called in the background
+    while the page is live."""
     require_view()
     from starlette.applications import Starlette  # noqa: PLC0415
     from starlette.concurrency import run_in_threadpool  # noqa: PLC0415
@@ -337,7 +376,9 @@ def create_app(
     from starlette.routing import Mount, Route  # noqa: PLC0415
     from starlette.staticfiles import StaticFiles  # noqa: PLC0415
 
-    service = ViewService(explorer, directory)
+    service = ViewService(
+        explorer, directory, resync=resync, resync_interval_seconds=resync_interval_seconds
+    )
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
@@ -423,7 +464,12 @@ def is_loopback(address: str) -> bool:
     return address in LOOPBACK_ADDRESSES or address.startswith("127.")
 
 
-def open_app(directory: Path, *, allowed_hosts: Sequence[str] | None = LOOPBACK_NAMES) -> Starlette:
+def open_app(
+    directory: Path,
+    *,
+    allowed_hosts: Sequence[str] | None = LOOPBACK_NAMES,
+    resync: Callable[[], object] | None = None,
+) -> Starlette:
     """The app over ``directory``, its dataset opened and its metrics listed (the page's first
     look is at them, and listing them scans every file).
 
@@ -432,15 +478,21 @@ def open_app(directory: Path, *, allowed_hosts: Sequence[str] | None = LOOPBACK_
     require_view()
     from analysis.explore import Explorer  # noqa: PLC0415
 
-    app = create_app(Explorer(directory), directory, allowed_hosts=allowed_hosts)
+    app = create_app(Explorer(directory), directory, allowed_hosts=allowed_hosts, resync=resync)
     app.state.service.all_containers()
     app.state.service.all_metrics()
     return app
 
 
-def serve(directory: Path, *, port: int = 8050, address: str = "127.0.0.1") -> None:
+def serve(
+    directory: Path,
+    *,
+    port: int = 8050,
+    address: str = "127.0.0.1",
+    resync: Callable[[], object] | None = None,
+) -> None:
     """Serve the viewer of ``directory`` on ``address:port`` (0: any free port) until
-    interrupted; prints the page's URL once listening.
+    interrupted; prints the page's URL once listening. ``resync``: see :func:`create_app`.
 
     Raises :class:`AnalysisError` when the dataset cannot be opened or a dependency is missing,
     :class:`OSError` when the address cannot be listened on.
@@ -448,7 +500,11 @@ def serve(directory: Path, *, port: int = 8050, address: str = "127.0.0.1") -> N
     require_view()
     import uvicorn  # noqa: PLC0415
 
-    app = open_app(directory, allowed_hosts=LOOPBACK_NAMES if is_loopback(address) else None)
+    app = open_app(
+        directory,
+        allowed_hosts=LOOPBACK_NAMES if is_loopback(address) else None,
+        resync=resync,
+    )
     # The socket is bound here, so a taken port is an OSError for the caller (uvicorn would
     # exit the process) and port 0 gives a port we can print.
     family = socket.AF_INET6 if ":" in address else socket.AF_INET

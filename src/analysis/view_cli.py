@@ -11,7 +11,7 @@ import sys
 
 from analysis.cli import DIR_HELP, EXIT_FAILURE, EXIT_OK
 from analysis.errors import AnalysisError
-from analysis.source import add_source_arguments, local_directory
+from analysis.source import add_source_arguments, local_directory, mirror_sync
 
 VIEW_INSTALL_HINT = "pip install 'finemon[view]'"
 
@@ -22,10 +22,11 @@ search metrics; add panels (a metric over the picked containers, or the PSS of o
 processes), whose zoom and cursor move together; pick the range on an overview strip; OOM kills
 and container starts and stops marked on every chart; study a series (its period, by
 autocorrelation, and the points where its mean changes); live mode follows the files finemon
-writes as they land. The view is kept in the page's address (a link reopens it) and can be saved
-and loaded as a JSON dashboard. Data is downsampled by the server to the chart's width. The page
-and its chart library (uPlot) are served from the package: nothing is fetched from the network.
-Read-only. Needs the view extra ({VIEW_INSTALL_HINT}).
+writes as they land (for s3://, the mirror is brought up to date every 15 s while live). The
+view is kept in the page's address (a link reopens it) and can be saved and loaded as a JSON
+dashboard. Data is downsampled by the server to the chart's width. The page and its chart
+library (uPlot) are served from the package: nothing is fetched from the network. Read-only.
+Needs the view extra ({VIEW_INSTALL_HINT}).
 """
 
 
@@ -63,13 +64,14 @@ def run_view(args: argparse.Namespace) -> int:
 
     try:
         directory = local_directory(args.directory, args)
+        sync = mirror_sync(args.directory, args)
         if not is_loopback(args.address):
             print(
                 f"finemon view: warning: listening on {args.address}: anyone who can reach "
                 "this address can read the dataset (no authentication)",
                 file=sys.stderr,
             )
-        serve(directory, port=args.port, address=args.address)
+        serve(directory, port=args.port, address=args.address, resync=sync)
     except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it stopped on; so may an early one
         return EXIT_OK
     except AnalysisError as exc:

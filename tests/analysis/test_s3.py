@@ -117,3 +117,47 @@ def test_unreachable_store_and_empty_prefix_are_one_line_errors(
     assert err.strip() == (
         "finemon query: error: s3://fleet/nothing-here: no finemon files under this prefix"
     )
+
+
+def test_view_live_mode_follows_the_bucket(uploaded: Path, s3: MotoServer, tmp_path: Path) -> None:
+    """finemon view on s3://: while the page is live, the mirror is brought up to date again
+    and a file that lands in the bucket afterwards shows up (a new version, a longer range)."""
+    import argparse
+    import time
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    pytest.importorskip("starlette", reason="starlette is not installed (pip install -e '.[view]')")
+    pytest.importorskip("httpx", reason="httpx (starlette's test client) is not installed")
+    from starlette.testclient import TestClient
+
+    from analysis.explore import Explorer
+    from analysis.source import mirror_sync
+    from analysis.view import create_app
+
+    # The file holding the latest tick is held back from the bucket at first.
+    files = sorted(uploaded.rglob("*.parquet"))
+    latest = max(files, key=lambda f: pc.max(pq.read_table(f, columns=["time"])["time"]).value)
+    key = f"clusters/prod/{latest.relative_to(uploaded).as_posix()}"
+    client = s3.client()
+    client.delete_object(Bucket="fleet", Key=key)
+
+    args = argparse.Namespace(endpoint=s3.endpoint, region=None, cache_dir=str(tmp_path / "cache"))
+    sync = mirror_sync(URL, args)
+    assert sync is not None and mirror_sync(str(uploaded), args) is None
+    directory, line = sync()
+    manifests = len(list(uploaded.glob("_sessions/*.json")))
+    assert f"{len(files) - 1 + manifests} downloaded" in line
+    app = create_app(Explorer(directory), directory, resync=sync, resync_interval_seconds=0.0)
+    with TestClient(app, base_url="http://127.0.0.1:8050") as view:
+        before = view.get("/api/status").json()
+        client.upload_file(str(latest), "fleet", key)
+        deadline = time.monotonic() + 30
+        status = before
+        while status["version"] == before["version"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status = view.get("/api/status").json()
+    assert status["version"] > before["version"], "the new file never showed up"
+    assert status["range"][1] > before["range"][1]
+    assert (directory / latest.relative_to(uploaded)).exists()

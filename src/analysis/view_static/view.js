@@ -106,6 +106,11 @@
     return unit ? `${text} ${unit}` : text;
   }
 
+  // Axis ticks name long units short (Kubernetes' "m" for millicores); hovers keep them whole.
+  function axisUnit(unit) {
+    return { millicores: "m", percent: "%", count: "", usec: "us" }[unit] ?? unit;
+  }
+
   // ---------------------------------------------------------------------------- URL state
   function encodeState(state) {
     return "#view=" + encodeURIComponent(JSON.stringify(state));
@@ -191,7 +196,8 @@
         "data-key": c.key, text: "PSS" });
       pss.addEventListener("click", () => addPanel({ processes: c.key, study: null }));
       list.append(el("li", { "data-key": c.key },
-        el("label", { class: "name" }, box, " ", name), el("span", { class: "meta", text: meta }),
+        el("label", { class: "name" }, box, " ",
+          el("span", { class: "who" }, name, el("span", { class: "meta", text: meta }))),
         pss));
     }
   }
@@ -371,7 +377,7 @@
           value: (u, v) => formatValue(v, s.unit),
         })),
       ],
-      axes: [{}, { size: 96, values: (u, ticks) => ticks.map((v) => formatValue(v, unit)) }],
+      axes: [{}, { size: 96, values: (u, ticks) => ticks.map((v) => formatValue(v, axisUnit(unit))) }],
       cursor: {
         sync: { key: "finemon", setSeries: false },
         drag: { x: true, y: false, setScale: true },
