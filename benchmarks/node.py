@@ -1075,24 +1075,22 @@ def build_table(results: Sequence[PhaseResult], churn: ChurnResult | None) -> li
         rss_cell = marked(
             f"{first / MB:.0f}->{last / MB:.0f} MB ({growth:+.0%})", True, growth <= FLAT_GROWTH
         )
-    row(
-        "VmRSS at end",
-        [
-            marked(
-                f"{r.rss_bytes / MB:.0f} MB",
-                r.config.containers >= 500,
-                r.rss_bytes < TARGET_RSS_BYTES,
-            )
-            for r in results
-        ],
-        rss_cell,
-        f"< {TARGET_RSS_BYTES // MB} MB at 500; flat (<= {FLAT_GROWTH:.0%}) under churn",
-    )
+    # One reading at the end can land on a flush (a second or two, 20-50 MB more at 500
+    # containers): the target is read on the median of the every-tick readings, and the
+    # window's maximum is marked apart, so a peak is shown, not averaged away.
+    row("VmRSS at end", [f"{r.rss_bytes / MB:.0f} MB" for r in results])
     row(
         "VmRSS median / max in window",
-        [f"{r.rss_median_bytes / MB:.0f} / {r.rss_max_bytes / MB:.0f} MB" for r in results],
-        "-",
-        "finemon's own finemon.self.rss_bytes, every tick",
+        [
+            marked(f"{r.rss_median_bytes / MB:.0f}", big, r.rss_median_bytes < TARGET_RSS_BYTES)
+            + " / "
+            + marked(f"{r.rss_max_bytes / MB:.0f} MB", big, r.rss_max_bytes < TARGET_RSS_BYTES)
+            for r in results
+            for big in [r.config.containers >= 500]
+        ],
+        rss_cell,
+        f"< {TARGET_RSS_BYTES // MB} MB at 500 (finemon.self.rss_bytes, every tick); flat "
+        f"(<= {FLAT_GROWTH:.0%}) under churn",
     )
     row(
         "VmHWM (peak)",
