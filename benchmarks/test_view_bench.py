@@ -97,8 +97,11 @@ def test_first_chart_in_the_browser(day_dir: Path) -> None:
             page.wait_for_function("document.body.dataset.firstChart", timeout=60_000)
             # performance.now() counts from the navigation's start.
             seconds = float(page.evaluate("Number(document.body.dataset.firstChart)")) / 1000
-            drawn = page.evaluate("finemonView.panels[0].plot.data.length - 1")
+            drawn = page.evaluate("finemonView.panels[0].series.length")
+            # x, then each container's means, maxima and minima (its line and its band).
+            columns = page.evaluate("finemonView.panels[0].plot.data.length")
             browser.close()
     assert drawn == CONTAINERS
+    assert columns == 1 + 3 * CONTAINERS
     _report(f"browser: link opened to {METRIC} of {CONTAINERS} containers drawn", seconds)
     assert seconds < TARGET_SECONDS

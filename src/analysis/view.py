@@ -300,7 +300,7 @@ class ViewService:
         with self._lock:
             found = self.explorer.series(metric, keys, start, end, max_points=max_points)
         series = jsonable(found)
-        if _text(request, "envelope") == "0":  # the page draws the means: half the bytes
+        if _text(request, "envelope") == "0":  # the overview strip: means only, half the bytes
             for item in series:
                 del item["mins"], item["maxs"]
         return {"metric": metric, "series": series}

@@ -10,10 +10,11 @@ import json
 import math
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -128,6 +129,13 @@ def dataset(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def page(browser: Any, dataset: Path) -> Iterator[Page]:
+    with _page_on(browser, dataset) as opened:
+        yield opened
+
+
+@contextmanager
+def _page_on(browser: Any, dataset: Path) -> Iterator[Page]:
+    """A fresh browser context's page on ``dataset``'s viewer, recording what it did."""
     with running_view(dataset) as base:
         # Playwright's wait_for_function evaluates a string: allowed past the page's CSP
         # (script-src 'self', checked in test_view.py) for the tests only.
@@ -179,12 +187,15 @@ def test_search_pick_and_the_chart_draws_the_explorers_points(page: Page, datase
     assert asked["container"] == [DB_ID] and asked["start"] is None
     answer = api(page, f"api/series?metric={WORKING_SET}&container={DB_ID}&max_points="
                  f"{asked['max_points']}")  # fmt: skip
-    assert len(drawn) == 2  # x and one series
+    assert len(drawn) == 4  # x, then one series' means, maxima and minima
     series = answer["series"]
     assert len(series) == 1
     # The chart draws the API's points exactly, and they are the Explorer's.
     assert drawn[0] == series[0]["times"]
     assert drawn[1] == series[0]["values"]
+    assert drawn[2:] == [series[0]["maxs"], series[0]["mins"]]
+    # A sample a bucket: its band is as thin as its line.
+    assert drawn[2] == drawn[3] == drawn[1]
     explorer = Explorer(dataset).series(WORKING_SET, [DB_ID], max_points=asked["max_points"])
     assert len(explorer) == 1
     assert asked["max_points"] > 240  # the panel is wider than the data: every tick shown
@@ -209,7 +220,9 @@ def test_zoom_on_one_panel_zooms_the_other(page: Page) -> None:
     page.settle()
     add_metric(page, "working", WORKING_SET)
     add_metric(page, "millicores", MILLICORES)
-    assert page.js("finemonView.panels[1].plot.data.length") == 3  # x, web and db
+    # x, then web's and db's means, then their maxima and minima (the bands).
+    assert page.js("finemonView.panels[1].plot.data.length") == 1 + 3 * 2
+    assert page.js("finemonView.panels[1].series.map(s => s.container_key)") == [WEB_ID, DB_ID]
     start = RUN_A_START_MS / 1000 + 30
     end = start + 60
     page.js(f"finemonView.panels[0].plot.setScale('x', {{min: {start}, max: {end}}})")
@@ -381,3 +394,84 @@ def test_the_node_filter_and_label_filters(page: Page) -> None:
     assert page.js("Array.from(document.querySelectorAll('#filter-node option'))"
                    ".map(o => o.value)") == ["", NODE]  # fmt: skip
     assert page.state()["filters"]["qos"] == "Guaranteed"
+
+
+# ------------------------------------------------------------------------------------------
+# A peak shorter than a bucket: an hour at 1 Hz drawn at a chart's width (seconds per bucket).
+SPIKY = Container("d" * 64, "shop", "spiky-0", "spiky")
+CALM = Container("f" * 64, "shop", "calm-0", "calm")
+SPIKY_RUN = "d4" * 16
+SPIKE_TICK = 1234
+SPIKE = 512.0 * MIB
+
+
+@pytest.fixture
+def spiky_page(browser: Any, tmp_path: Path) -> Iterator[Page]:
+    """An hour at 1 Hz of two containers' working set: spiky's 64 to 67 MiB (a sawtooth) with
+    one tick at 512 MiB, calm's a flat 32 MiB."""
+    rows = _Rows()
+    for i in range(3600):
+        at = RUN_A_START_MS + i * 1000
+        spiky = SPIKE if i == SPIKE_TICK else (64.0 + i % 4) * MIB
+        rows.add(SPIKY_RUN, at, i, WORKING_SET, spiky, SPIKY.columns())
+        rows.add(SPIKY_RUN, at, i, WORKING_SET, 32.0 * MIB, CALM.columns())
+    root = tmp_path / "finemon-out"
+    write_file(root, rows.table(), SPIKY_RUN, 1)
+    with _page_on(browser, root) as opened:
+        yield opened
+
+
+def test_a_one_second_peak_shows_as_the_band_of_a_zoomed_out_chart(spiky_page: Page) -> None:
+    page = spiky_page
+    state = {"containers": [SPIKY.container_id, CALM.container_id],
+             "panels": [{"metric": WORKING_SET}]}  # fmt: skip
+    page.open(page.base + "#view=" + quote(json.dumps(state)))
+    asked = page.js("finemonView.panels[0].request")
+    answer = api(page, f"api/series?metric={WORKING_SET}&container={SPIKY.container_id}"
+                 f"&container={CALM.container_id}&max_points={asked['max_points']}")  # fmt: skip
+    series = answer["series"]
+    assert [s["container_key"] for s in series] == [SPIKY.container_id, CALM.container_id]
+    assert series[0]["bucket_seconds"] >= 2  # zoomed out: several samples a bucket
+    drawn = page.panel_data()
+    n = len(series)
+    assert len(drawn) == 1 + 3 * n
+    assert drawn[0] == series[0]["times"]
+    # Indices 1..n: the means, drawn as the lines (the spike averaged away in them).
+    assert drawn[1 : n + 1] == [s["values"] for s in series]
+    means = drawn[1]
+    assert max(v for v in means if v is not None) < SPIKE
+    # One band per series, from its maxima down to its minima: the API's envelope exactly.
+    bands = page.js("finemonView.panels[0].plot.bands.map(b => b.series)")
+    assert len(bands) == n
+    for k, (high, low) in enumerate(bands):
+        assert drawn[high] == series[k]["maxs"]
+        assert drawn[low] == series[k]["mins"]
+    spiky_max = drawn[bands[0][0]]
+    assert max(v for v in spiky_max if v is not None) == SPIKE
+    at = spiky_max.index(SPIKE)
+    # The bucket that holds the spike's tick (a bucket's time is the mean of its rows' times).
+    spike_time = RUN_A_START_MS / 1000 + SPIKE_TICK
+    assert abs(drawn[0][at] - spike_time) < series[0]["bucket_seconds"]
+    assert means[at] is not None and means[at] < SPIKE
+    assert drawn[bands[0][1]][at] == 64.0 * MIB  # the bucket's lowest sample
+    assert set(drawn[bands[1][0]]) == set(drawn[bands[1][1]]) == {32.0 * MIB}  # calm: no band
+    assert page.js("finemonView.panels[0].plot.scales.y.max") >= SPIKE  # the axis holds it
+
+    # The legend: the time, then one row per container (no rows for the bands' edges).
+    rows = page.js("Array.from(document.querySelectorAll('.panel .u-legend tr.u-series'))"
+                   ".filter(r => getComputedStyle(r).display !== 'none')"
+                   ".map(r => r.querySelector('.u-label').textContent)")  # fmt: skip
+    assert rows == ["Time", "spiky", "calm"]
+    # Hovering the spike's bucket: the mean, then the bucket's range.
+    page.js(f"(() => {{ const u = finemonView.panels[0].plot;"
+            f" u.setCursor({{left: u.valToPos({drawn[0][at]}, 'x'), top: 10}}); }})()")  # fmt: skip
+    value = page.js("document.querySelectorAll('.panel .u-legend tr.u-series')[1]"
+                    ".querySelector('.u-value').textContent")  # fmt: skip
+    assert value.endswith("(64 MiB\N{EN DASH}512 MiB)") and not value.startswith("512")
+    # Hiding spiky from its legend row hides its band too; showing it brings the band back.
+    page.page.locator(".panel .u-legend tr.u-series").nth(1).locator("th").click()
+    shown = page.js("finemonView.panels[0].plot.series.map(s => s.show)")
+    assert shown == [True, False, True, False, True, False, True]
+    page.page.locator(".panel .u-legend tr.u-series").nth(1).locator("th").click()
+    assert all(page.js("finemonView.panels[0].plot.series.map(s => s.show)"))
+    assert page.problems == []

@@ -310,8 +310,10 @@
     const [start, end] = view.state.range || [null, null];
     if (spec.metric) {
       if (!view.state.containers.length) return [];
+      // With the envelope (each bucket's minimum and maximum): a one-second peak shows at
+      // any zoom, as the band around the mean.
       panel.request = { path: "series", metric: spec.metric, container: view.state.containers,
-        start, end, max_points: maxPoints(), envelope: 0 };
+        start, end, max_points: maxPoints() };
     } else {
       panel.request = { path: "processes", container: spec.processes, start, end,
         max_points: maxPoints() };
@@ -321,19 +323,31 @@
   }
 
   // uPlot wants one x array shared by every series: the union of their times, with null
-  // where a series has no point (drawn as a gap).
-  function align(series) {
+  // where a series has no point (drawn as a gap). One column per series for each of `fields`
+  // in turn: [x, values of every series, maxs of every series, ...].
+  function align(series, fields = ["values"]) {
     const all = new Set();
     for (const s of series) for (const t of s.times) all.add(t);
     const times = Float64Array.from(all).sort();
     const index = new Map();
     times.forEach((t, i) => index.set(t, i));
-    const columns = series.map((s) => {
-      const column = new Array(times.length).fill(null);
-      s.times.forEach((t, i) => { column[index.get(t)] = s.values[i]; });
-      return column;
-    });
+    const slots = series.map((s) => s.times.map((t) => index.get(t)));
+    const columns = [];
+    for (const field of fields) {
+      series.forEach((s, k) => {
+        const column = new Array(times.length).fill(null);
+        const values = s[field];
+        slots[k].forEach((slot, i) => { column[slot] = values[i]; });
+        columns.push(column);
+      });
+    }
     return [Array.from(times), ...columns];
+  }
+
+  // A panel's data: x, the n means (indices 1..n, the lines), then the n maxima (n+1..2n) and
+  // the n minima (2n+1..3n) when the server sent the envelope (drawn as bands, no lines).
+  function enveloped(series) {
+    return series.length > 0 && series.every((s) => Array.isArray(s.mins) && Array.isArray(s.maxs));
   }
 
   async function loadPanel(panel) {
@@ -352,7 +366,8 @@
   function drawPanel(panel, series) {
     panel.title.textContent = panelTitle(panel.spec); // the container's name is known by now
     panel.series = series;
-    panel.data = align(series);
+    const banded = enveloped(series);
+    panel.data = align(series, banded ? ["values", "maxs", "mins"] : ["values"]);
     const unit = series.length ? series[0].unit : "";
     panel.stateText.textContent = series.length ? ""
       : (panel.spec.metric && !view.state.containers.length ? "pick containers on the left"
@@ -366,6 +381,23 @@
 
     if (panel.plot) { panel.plot.destroy(); panel.plot = null; }
     if (!series.length) return;
+    const n = series.length;
+    // The hover value: the bucket's mean, and its range when the bucket held more than that.
+    const hover = (s, k) => (u, v, _, i) => {
+      if (v === null || v === undefined || !banded || i === null) return formatValue(v, s.unit);
+      const [lo, hi] = [u.data[1 + 2 * n + k][i], u.data[1 + n + k][i]];
+      if (lo === null || hi === null || (lo === v && hi === v)) return formatValue(v, s.unit);
+      // The unit once, but bytes keep theirs: the two ends may be in different multiples.
+      const unit = s.unit && /byte/.test(s.unit) ? s.unit : null;
+      return `${formatValue(v, s.unit)} (${formatValue(lo, unit)}–${formatValue(hi, unit)})`;
+    };
+    // The band's edges: a faint hairline (so a one-bucket peak, a sliver of band, still
+    // shows), no point, no legend row, no hover dot (the "band-edge" class, which uPlot gives
+    // their legend row and cursor point, hides them: view.css).
+    const edge = (s, i, which) => ({
+      label: `${s.label} ${which}`, class: "band-edge", stroke: COLORS[i % COLORS.length] + "66",
+      width: 1 / devicePixelRatio, spanGaps: false, points: { show: false },
+    });
     const opts = {
       width: chartWidth(),
       height: 240,
@@ -374,9 +406,15 @@
         { value: (u, v) => (v === null ? "--" : formatTime(v)) },
         ...series.map((s, i) => ({
           label: s.label, stroke: COLORS[i % COLORS.length], width: 1, spanGaps: false,
-          value: (u, v) => formatValue(v, s.unit),
+          value: hover(s, i),
         })),
+        ...(banded ? series.map((s, i) => edge(s, i, "max")) : []),
+        ...(banded ? series.map((s, i) => edge(s, i, "min")) : []),
       ],
+      // Each series' min..max per bucket, filled in its colour, translucent over the lines.
+      bands: banded ? series.map((s, i) => ({
+        series: [1 + n + i, 1 + 2 * n + i], fill: COLORS[i % COLORS.length] + "2e",
+      })) : [],
       axes: [{}, { size: 96, values: (u, ticks) => ticks.map((v) => formatValue(v, axisUnit(unit))) }],
       cursor: {
         sync: { key: "finemon", setSeries: false },
@@ -387,6 +425,13 @@
       hooks: {
         // Not while uPlot builds the plot (status 0): its first scales are not a zoom.
         setScale: [(u, key) => { if (key === "x" && u.status === 1) onZoom(u); }],
+        // A series hidden or shown from the legend takes its band along.
+        setSeries: [(u, i, opts) => {
+          if (!banded || i === null || i < 1 || i > n || !opts || opts.show === undefined) return;
+          for (const edgeIndex of [i + n, i + 2 * n]) {
+            if (u.series[edgeIndex].show !== opts.show) u.setSeries(edgeIndex, { show: opts.show });
+          }
+        }],
         draw: [(u) => drawMarks(u, panel)],
       },
     };
@@ -537,6 +582,7 @@
     const metric = spec ? spec.metric : null;
     let series = [];
     if (metric && view.state.containers.length) {
+      // The means only (half the bytes): a strip to pick a range from, not to read peaks on.
       const body = await api("series", { metric, container: view.state.containers,
         max_points: Math.round(maxPoints() / 2), envelope: 0 });
       series = body.series;
