@@ -289,7 +289,10 @@ class CaptureManager:
                 path = Path(new_path(owned_from) if callable(new_path) else new_path)
                 new_file, new_journal = self._create(path)  # may raise: nothing changed yet
                 events = recorder.pop_events()
-                ready, infos = recorder.pop_ready()
+                ready, live_infos = recorder.pop_ready()
+                # A copy, made under the recorder's lock: the window carried over below lists
+                # every series while sampling goes on (and may add some).
+                infos = dict(live_infos)
                 old_ticks = self._file_ticks
                 self._begin(new_file, new_journal, owned_from)
                 self._file_ticks, new_ticks = old_ticks, self._file_ticks
@@ -482,7 +485,7 @@ class CaptureManager:
                 self._error("on_flush", exc)
 
     def _write_frames(
-        self, file: ParquetFile, frames: list[TickFrame], infos: dict[int, SeriesInfo]
+        self, file: ParquetFile, frames: list[TickFrame], infos: Mapping[int, SeriesInfo]
     ) -> None:
         if not frames or file.failed:
             return
