@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -107,11 +107,21 @@ class DescriptionTable:
         with self._lock:
             return len(self._exact) + len(self._patterns)
 
-    def metadata_json(self, kind_of: Callable[[str], Kind | None]) -> str:
+    def metadata_json(
+        self, kind_of: Callable[[str], Kind | None], names: Collection[str] | None = None
+    ) -> str:
         """The descriptions as JSON ``{name: {"kind", "unit", "description"}}`` (``kind`` where
-        ``kind_of`` knows the name, ``unit`` where one was given), names sorted."""
+        ``kind_of`` knows the name, ``unit`` where one was given), names sorted. With ``names``
+        (the metrics a file holds), only the descriptions of these: an exact name among them,
+        a pattern that matches one of them."""
         out: dict[str, dict[str, str]] = {}
         for description in self:
+            if names is not None and not (
+                any(_pattern(description.name).fullmatch(n) for n in names)
+                if description.is_pattern
+                else description.name in names
+            ):
+                continue
             entry: dict[str, str] = {}
             kind = None if description.is_pattern else kind_of(description.name)
             if kind is not None:

@@ -98,6 +98,9 @@ class ParquetFile:
         self.schema = schema
         self.rows = 0
         self.row_groups = 0
+        #: The metric names of the rows written (a table's ``metric_name`` dictionary holds the
+        #: names its rows use).
+        self.metric_names: set[str] = set()
         #: Set when a write failed: the file is then rebuilt from its journal.
         self.failed = False
         self._writer: ParquetWriter | None = ParquetWriter(
@@ -122,6 +125,17 @@ class ParquetFile:
         self._writer.write_table(table, row_group_size=table.num_rows)
         self.rows += table.num_rows
         self.row_groups += 1
+        if "metric_name" in table.column_names:
+            for chunk in table["metric_name"].chunks:
+                if pa.types.is_dictionary(chunk.type):
+                    self.metric_names.update(chunk.dictionary.to_pylist())
+                else:
+                    self.metric_names.update(chunk.unique().to_pylist())
+
+    def set_metadata(self, metadata: dict[str, str]) -> None:
+        """Replace these key-value metadata entries (written in the footer by :meth:`finalize`)."""
+        assert self._writer is not None, "file already finalized"
+        self._writer.add_key_value_metadata(metadata)
 
     def finalize(self) -> Path:
         """Write the footer, fsync, and rename to the final name; returns the final path."""

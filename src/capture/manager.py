@@ -78,9 +78,10 @@ class CaptureManager:
     counted in ``capture.write_errors``, and the journal is kept so nothing written is lost.
 
     Each file's key-value metadata holds ``capture.run_id``, ``capture.tick_seconds``,
-    ``capture.window_ticks``, ``capture.metrics`` (the descriptions known when the file was
-    opened, JSON ``{name: {"kind", "unit", "description"}}``, see :func:`capture.describe`) and
-    the owner's ``metadata``.
+    ``capture.window_ticks``, ``capture.metrics`` (the descriptions of the metrics the file
+    holds, JSON ``{name: {"kind", "unit", "description"}}``, see :func:`capture.describe`; a
+    file rebuilt from its journal has all those known when it was opened) and the owner's
+    ``metadata``.
     """
 
     def __init__(
@@ -342,6 +343,17 @@ class CaptureManager:
             )
         else:
             try:
+                if file.metric_names and len(self.recorder.descriptions):
+                    # The footer describes the metrics this file holds, not every one described
+                    # (about 150 in finemon, 22 KB: a small node's file would carry more bytes
+                    # of descriptions than of data).
+                    file.set_metadata(
+                        {
+                            METRICS_METADATA_KEY: self.recorder.descriptions.metadata_json(
+                                self.recorder.kind_of, file.metric_names
+                            )
+                        }
+                    )
                 path = file.finalize()
             except OSError as exc:
                 journal.close(delete=False)

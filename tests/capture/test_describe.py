@@ -153,4 +153,38 @@ def test_each_file_carries_the_descriptions_in_its_metadata(tmp_path: Path) -> N
         "unit": "bytes",
         "description": "Bytes in the file test",
     }
-    assert rotated["describe_test.rotated"]["description"].startswith("Described after")
+    # A file with rows describes the metrics it holds, no others: the family by its pattern,
+    # not the metric described after the first file but never recorded, nor capture's own.
+    assert set(rotated) == {"describe_test.file_bytes", "describe_test.family.*"}
+
+
+def test_a_file_describes_only_the_metrics_it_holds(tmp_path: Path) -> None:
+    capture.describe("describe_test.held_bytes", "Held in the file", "bytes")
+    capture.describe("describe_test.never_recorded", "Described, never recorded")
+    capture.describe("describe_test.stat.*", "A family with one member recorded")
+    capture.describe("describe_test.other.*", "A family with none recorded")
+    out = tmp_path / "held.parquet"
+    with capture.CaptureManager(out, window_ticks=2, auto_tick=False) as manager:
+        capture.gauge("describe_test.held_bytes").set(1)
+        capture.counter("describe_test.stat.pgfault").increment(3)
+        for _ in range(3):
+            manager.take_tick()
+        # The journal's header keeps every description (a crash's recovery has no rows yet).
+        header = read_journal(journal_path(out)).header
+        assert "describe_test.never_recorded" in json.loads(
+            header["metadata"][METRICS_METADATA_KEY]
+        )
+    table = pq.read_table(out)
+    assert set(table["metric_name"].to_pylist()) == {
+        "describe_test.held_bytes",
+        "describe_test.stat.pgfault",
+    }
+    described = json.loads(pq.read_schema(out).metadata[METRICS_METADATA_KEY.encode()])
+    assert described == {
+        "describe_test.held_bytes": {
+            "kind": "gauge",
+            "unit": "bytes",
+            "description": "Held in the file",
+        },
+        "describe_test.stat.*": {"description": "A family with one member recorded"},
+    }
