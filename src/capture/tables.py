@@ -439,8 +439,8 @@ def _runs(frames: Sequence[TickFrame]) -> list[_Run]:
 
 
 def _merged_points(pieces: list[tuple[bool, Int64s, Int64s, Int64s | Floats]]) -> _Points:
-    """Rows of ``pieces`` ((is_gauge, sid, tick, values), each by series then tick, in tick
-    order of their runs) as one set of points by series then tick."""
+    """Rows of ``pieces`` ((is_gauge, sid, tick, values), each by series then tick, pieces in
+    tick order: those of one series never overlap in time) as points by series then tick."""
     if len(pieces) == 2 and pieces[0][0] != pieces[1][0]:
         # Gauges and counters (never the same series): each row's place is its index plus the
         # rows of the other kind with a smaller series id, without sorting or copying twice.
@@ -481,22 +481,6 @@ def _merged_points(pieces: list[tuple[bool, Int64s, Int64s, Int64s | Floats]]) -
     return _Points(sid, tick, value_int, value_float, is_gauge).take(np.argsort(sid, kind="stable"))
 
 
-def _sorted_points(pieces: list[tuple[int, bool, Int64s, Int64s | Floats]]) -> _Points:
-    """Rows of ``pieces`` ((tick, is_gauge, sids, values), ticks ascending) by (sid, tick)."""
-    sid = np.concatenate([p[2] for p in pieces])
-    tick = np.concatenate([np.full(len(p[2]), p[0], np.int64) for p in pieces])
-    is_gauge = np.concatenate([np.full(len(p[2]), p[1], np.bool_) for p in pieces])
-    value_int = np.concatenate(
-        [np.zeros(len(p[2]), np.int64) if p[1] else p[3] for p in pieces]
-    ).astype(np.int64, copy=False)
-    value_float = np.concatenate(
-        [p[3] if p[1] else np.zeros(len(p[2]), np.float64) for p in pieces]
-    ).astype(np.float64, copy=False)
-    points = _Points(sid, tick, value_int, value_float, is_gauge)
-    # Pieces come tick by tick, so a stable sort by series leaves each series' ticks in order.
-    return points.take(np.argsort(sid, kind="stable"))
-
-
 def frames_to_tables(
     frames: Sequence[TickFrame],
     series: Mapping[int, SeriesMeta],
@@ -521,13 +505,13 @@ def frames_to_tables(
     for start in range(0, len(sids), step):
         lo = int(sids[start])
         hi = int(sids[start + step]) if start + step < len(sids) else None
-        pieces: list[tuple[int, bool, Int64s, Int64s | Floats]] = []
+        pieces: list[tuple[bool, Int64s, Int64s, Int64s | Floats]] = []
         for part in parts:
             ids, values = part.rows(lo, hi)
             if len(ids):
-                pieces.append((part.tick, part.is_gauge, ids, values))
+                pieces.append((part.is_gauge, ids, np.full(len(ids), part.tick, np.int64), values))
         if pieces:
-            table = per_series.table(_sorted_points(pieces), layout)
+            table = per_series.table(_merged_points(pieces), layout)
             if table is not None:
                 yield table
 
