@@ -65,9 +65,11 @@ class CaptureManager:
     ``tick_seconds`` (on the wall-clock grid) the thread takes the tick that just ended; the owner
     may instead take a tick the moment its values are complete with :meth:`take_tick` (finemon
     does this right after each sample, so a tick holds exactly the values sampled for it). Each
-    taken tick is journaled at once; ticks leaving the ``window_ticks`` window are written every
-    ``flush_seconds``, as row groups of at most about ``row_group_rows`` rows (each a range of
-    series, sorted by series then time), so a flush's memory does not grow with the node.
+    taken tick is journaled at once; ticks leaving the ``window_ticks`` window are written at a
+    flush (every ``flush_seconds``) once they hold at least ``row_group_rows`` rows, as row groups
+    of at most about that many rows (each a range of series, sorted by series then time), so a
+    flush's memory does not grow with the node and a small program's file is not made of small
+    row groups.
     :meth:`rotate` publishes the current file and continues in a new one (the window flows into
     the new file, so no tick is lost or written twice); :meth:`close` takes the tick in
     progress, drains the window and publishes the file.
@@ -484,8 +486,14 @@ class CaptureManager:
     def _flush(self) -> None:
         if self._file is None or self._journal is None:
             return
-        frames, infos = self.recorder.pop_ready()
-        self._write_frames(self._file, frames, infos)
+        frames: list[TickFrame] = []
+        # The ticks that left the window are written once they make a row group: a small
+        # node's file gets a few large row groups, not one small group (its dictionaries and
+        # footer entry repeated) every flush. Until then they wait in the recorder, as deltas;
+        # the journal holds them already. A rotation or close writes them whatever their size.
+        if self.recorder.ready_rows() >= self.row_group_rows:
+            frames, infos = self.recorder.pop_ready()
+            self._write_frames(self._file, frames, infos)
         try:
             self._journal.sync()
         except OSError as exc:

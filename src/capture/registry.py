@@ -478,6 +478,11 @@ class CaptureRecorder:
             events, self._events = self._events, []
             return events
 
+    def ready_rows(self) -> int:
+        """About how many rows the ticks that left the window hold (their series, both kinds)."""
+        with self._lock:
+            return sum(len(f.g.series) + len(f.c.series) for f in self._ready)
+
     def window(self) -> list[TickFrame]:
         """The taken ticks still in the window (oldest first); for tests and inspection."""
         with self._lock:

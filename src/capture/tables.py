@@ -10,7 +10,7 @@ bounded by one such table, not by the node's size times the ticks flushed.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -438,9 +438,13 @@ def _runs(frames: Sequence[TickFrame]) -> list[_Run]:
     return runs
 
 
-def _merged_points(pieces: list[tuple[bool, Int64s, Int64s, Int64s | Floats]]) -> _Points:
-    """Rows of ``pieces`` ((is_gauge, sid, tick, values), each by series then tick, in tick
-    order of their runs) as one set of points by series then tick."""
+#: Rows of one kind for a range of series: (is_gauge, sid, tick, value), by series then tick.
+_Piece = tuple[bool, Int64s, Int64s, Int64s | Floats]
+
+
+def _merged_points(pieces: list[_Piece]) -> _Points:
+    """Rows of ``pieces`` ((is_gauge, sid, tick, values), each by series then tick, pieces in
+    tick order: those of one series never overlap in time) as points by series then tick."""
     if len(pieces) == 2 and pieces[0][0] != pieces[1][0]:
         # Gauges and counters (never the same series): each row's place is its index plus the
         # rows of the other kind with a smaller series id, without sorting or copying twice.
@@ -481,22 +485,6 @@ def _merged_points(pieces: list[tuple[bool, Int64s, Int64s, Int64s | Floats]]) -
     return _Points(sid, tick, value_int, value_float, is_gauge).take(np.argsort(sid, kind="stable"))
 
 
-def _sorted_points(pieces: list[tuple[int, bool, Int64s, Int64s | Floats]]) -> _Points:
-    """Rows of ``pieces`` ((tick, is_gauge, sids, values), ticks ascending) by (sid, tick)."""
-    sid = np.concatenate([p[2] for p in pieces])
-    tick = np.concatenate([np.full(len(p[2]), p[0], np.int64) for p in pieces])
-    is_gauge = np.concatenate([np.full(len(p[2]), p[1], np.bool_) for p in pieces])
-    value_int = np.concatenate(
-        [np.zeros(len(p[2]), np.int64) if p[1] else p[3] for p in pieces]
-    ).astype(np.int64, copy=False)
-    value_float = np.concatenate(
-        [p[3] if p[1] else np.zeros(len(p[2]), np.float64) for p in pieces]
-    ).astype(np.float64, copy=False)
-    points = _Points(sid, tick, value_int, value_float, is_gauge)
-    # Pieces come tick by tick, so a stable sort by series leaves each series' ticks in order.
-    return points.take(np.argsort(sid, kind="stable"))
-
-
 def frames_to_tables(
     frames: Sequence[TickFrame],
     series: Mapping[int, SeriesMeta],
@@ -507,59 +495,49 @@ def frames_to_tables(
     """Rows of ``frames`` (ticks ascending, fixes applied) in the capture schema, as tables of
     about ``row_group_rows`` rows, each a range of series ids; ``builder`` reuses per-series
     columns between calls."""
+    pieces_of: Callable[[int, int | None], list[_Piece]]
     if not any(frame.fixes for frame in frames):
-        yield from _tables_of_runs(frames, series, layout, builder, row_group_rows)
+        # The common case: the frames stay as handed over (deltas), each range of series is
+        # expanded to its ticks only for its own table.
+        runs = _runs(frames)
+        id_arrays = [run.sids for run in runs]
+
+        def pieces_of(lo: int, hi: int | None) -> list[_Piece]:
+            pieces: list[_Piece] = []
+            for run in runs:
+                a = int(np.searchsorted(run.sids, lo))
+                b = len(run.sids) if hi is None else int(np.searchsorted(run.sids, hi))
+                if b > a:
+                    pieces.append((run.is_gauge, *run.rows(a, b)))
+            return pieces
+
+    else:
+        # Delayed writes changed some values: the frames are made dense and the fixes applied.
+        parts = _frame_parts(frames, series)
+        id_arrays = [part.sids for part in parts]
+
+        def pieces_of(lo: int, hi: int | None) -> list[_Piece]:
+            pieces: list[_Piece] = []
+            for part in parts:
+                ids, values = part.rows(lo, hi)
+                if len(ids):
+                    ticks = np.full(len(ids), part.tick, np.int64)
+                    pieces.append((part.is_gauge, ids, ticks, values))
+            return pieces
+
+    if not id_arrays:
         return
-    # Delayed writes changed some values: the frames are made dense and the fixes applied.
-    parts = _frame_parts(frames, series)
-    if not parts:
-        return
-    distinct = {id(p.sids): p.sids for p in parts}
+    distinct = {id(ids): ids for ids in id_arrays}
     sids = _known_sids(np.concatenate(list(distinct.values())), series)
     per_series = (builder or TableBuilder()).series_columns(sids, series, layout)
     step = max(1, row_group_rows // max(1, len(frames)))
     for start in range(0, len(sids), step):
         lo = int(sids[start])
         hi = int(sids[start + step]) if start + step < len(sids) else None
-        pieces: list[tuple[int, bool, Int64s, Int64s | Floats]] = []
-        for part in parts:
-            ids, values = part.rows(lo, hi)
-            if len(ids):
-                pieces.append((part.tick, part.is_gauge, ids, values))
-        if pieces:
-            table = per_series.table(_sorted_points(pieces), layout)
-            if table is not None:
-                yield table
-
-
-def _tables_of_runs(
-    frames: Sequence[TickFrame],
-    series: Mapping[int, SeriesMeta],
-    layout: RowLayout,
-    builder: TableBuilder | None,
-    row_group_rows: int,
-) -> Iterator[pa.Table]:
-    """:func:`frames_to_tables` for frames without fixes (the common case), frames kept as
-    handed over (deltas), each range of series expanded to its ticks only for its own table."""
-    runs = _runs(frames)
-    if not runs:
-        return
-    distinct = {id(run.sids): run.sids for run in runs}
-    sids = _known_sids(np.concatenate(list(distinct.values())), series)
-    per_series = (builder or TableBuilder()).series_columns(sids, series, layout)
-    step = max(1, row_group_rows // max(1, len(frames)))
-    for start in range(0, len(sids), step):
-        lo = int(sids[start])
-        hi = int(sids[start + step]) if start + step < len(sids) else None
-        pieces: list[tuple[bool, Int64s, Int64s, Int64s | Floats]] = []
-        for run in runs:
-            a = int(np.searchsorted(run.sids, lo))
-            b = len(run.sids) if hi is None else int(np.searchsorted(run.sids, hi))
-            if b > a:
-                pieces.append((run.is_gauge, *run.rows(a, b)))
+        pieces = pieces_of(lo, hi)
         if pieces:
             points = _merged_points(pieces)
-            pieces.clear()  # (the expanded runs are not needed while the table is built)
+            pieces.clear()  # (the expanded ranges are not needed while the table is built)
             table = per_series.table(points, layout)
             del points
             if table is not None:

@@ -197,7 +197,8 @@ def test_on_flush_runs_after_each_row_group_and_its_failure_is_counted(tmp_path:
         if len(calls) == 2:
             raise RuntimeError("boom")
 
-    published = run_manager(tmp_path, 30, on_flush=on_flush)
+    # Row groups of one row: every flush with a tick that left the window writes one.
+    published = run_manager(tmp_path, 30, on_flush=on_flush, row_group_rows=1)
     assert len(published) == 1
     groups = pq.ParquetFile(published[0].path).metadata.num_row_groups
     # One call per flush that wrote a row group (the final drain at close is not a flush).
@@ -209,6 +210,22 @@ def test_on_flush_runs_after_each_row_group_and_its_failure_is_counted(tmp_path:
         if r["metric_name"] == "capture.write_errors" and ("stage", "on_flush") in r["labels"]
     ]
     assert errors and max(errors) == 1
+
+
+def test_ticks_wait_for_a_row_group_before_they_are_written(tmp_path: Path) -> None:
+    # Three series over 40 ticks (120 rows), flushed every 2 ticks: with row groups of 50 rows
+    # the ticks that left the window wait until they make 50 rows, then go out together.
+    flushes: list[int] = []
+    published = run_manager(tmp_path, 40, row_group_rows=50, on_flush=lambda: flushes.append(1))
+    (only,) = published
+    rows = pq.read_table(only.path).to_pylist()
+    assert len({r["fetch_index"] for r in rows}) >= 40  # every tick is there
+    # 35 ticks leave the window over about 18 flushes; 17 of them make 51 rows: two flushes
+    # wrote (each a few row groups of whole series), the rest waited, and close wrote the rest.
+    assert 1 <= len(flushes) <= 2, len(flushes)
+    control = run_manager(tmp_path / "control", 40, row_group_rows=1)
+    groups = pq.ParquetFile(only.path).metadata.num_row_groups
+    assert groups < pq.ParquetFile(control[0].path).metadata.num_row_groups / 3
 
 
 def test_the_directory_reads_as_a_dataset(tmp_path: Path) -> None:
