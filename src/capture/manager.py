@@ -487,11 +487,14 @@ class CaptureManager:
         if self._file is None or self._journal is None:
             return
         frames: list[TickFrame] = []
-        # The ticks that left the window are written once they make a row group: a small
-        # node's file gets a few large row groups, not one small group (its dictionaries and
-        # footer entry repeated) every flush. Until then they wait in the recorder, as deltas;
-        # the journal holds them already. A rotation or close writes them whatever their size.
-        if self.recorder.ready_rows() >= self.row_group_rows:
+        # The ticks that left the window are written once they make a row group: a small,
+        # steady node's file gets a few large row groups, not one small group (its dictionaries
+        # and footer entry repeated) every flush. Until then they wait in the recorder, as
+        # deltas; the journal holds them already. When series came or went meanwhile they are
+        # written at once (the series that ended are then forgotten: measured, waiting under
+        # churn let the RSS grow). A rotation or close writes them whatever their size.
+        rows, changed = self.recorder.ready_rows()
+        if changed or rows >= self.row_group_rows:
             frames, infos = self.recorder.pop_ready()
             self._write_frames(self._file, frames, infos)
         try:

@@ -478,10 +478,17 @@ class CaptureRecorder:
             events, self._events = self._events, []
             return events
 
-    def ready_rows(self) -> int:
-        """About how many rows the ticks that left the window hold (their series, both kinds)."""
+    def ready_rows(self) -> tuple[int, bool]:
+        """About how many rows the ticks that left the window hold (their series, both kinds),
+        and whether their series changed from one tick to another (series came or went)."""
         with self._lock:
-            return sum(len(f.g.series) + len(f.c.series) for f in self._ready)
+            ready = self._ready
+            rows = sum(len(f.g.series) + len(f.c.series) for f in ready)
+            first = ready[0] if ready else None
+            changed = first is not None and any(
+                f.g.series is not first.g.series or f.c.series is not first.c.series for f in ready
+            )
+            return rows, changed
 
     def window(self) -> list[TickFrame]:
         """The taken ticks still in the window (oldest first); for tests and inspection."""

@@ -448,7 +448,8 @@ def _merged_points(pieces: list[_Piece]) -> _Points:
     if len(pieces) == 2 and pieces[0][0] != pieces[1][0]:
         # Gauges and counters (never the same series): each row's place is its index plus the
         # rows of the other kind with a smaller series id, without sorting or copying twice.
-        (_, g_sid, g_tick, g_val), (_, c_sid, c_tick, c_val) = pieces
+        gauges, counters = pieces if pieces[0][0] else pieces[::-1]
+        (_, g_sid, g_tick, g_val), (_, c_sid, c_tick, c_val) = gauges, counters
         n = len(g_sid) + len(c_sid)
         at_g = np.arange(len(g_sid)) + np.searchsorted(c_sid, g_sid)
         at_c = np.arange(len(c_sid)) + np.searchsorted(g_sid, c_sid)

@@ -228,6 +228,37 @@ def test_ticks_wait_for_a_row_group_before_they_are_written(tmp_path: Path) -> N
     assert groups < pq.ParquetFile(control[0].path).metadata.num_row_groups / 3
 
 
+@pytest.mark.parametrize("churn", [False, True], ids=["steady", "series-come-and-go"])
+def test_ticks_are_written_at_once_when_series_come_and_go(tmp_path: Path, churn: bool) -> None:
+    # Row groups far larger than the run: a steady set of series waits for close, a changing
+    # one is written at every flush (its ended series are then forgotten).
+    flushes: list[int] = []
+    manager = capture.CaptureManager(
+        tmp_path / "churn.parquet",
+        tick_seconds=0.05,
+        window_ticks=2,
+        flush_seconds=0.1,
+        auto_tick=False,
+        row_group_rows=1_000_000,
+        on_flush=lambda: flushes.append(1),
+    )
+    manager.start()
+    try:
+        for tick in range(30):
+            capture.gauge("churn.bytes", {"c": str(tick if churn else 0)}).set(tick)
+            if churn and tick:
+                capture.gauge("churn.bytes", {"c": str(tick - 1)}).remove()
+            manager.take_tick()
+            time.sleep(0.05)
+    finally:
+        last = manager.close()
+    assert last is not None and last.rows >= 28
+    if churn:
+        assert len(flushes) >= 5
+    else:
+        assert flushes == []
+
+
 def test_the_directory_reads_as_a_dataset(tmp_path: Path) -> None:
     part = tmp_path / "dt=2026-01-01" / "identifier=node-a"
     part.mkdir(parents=True)
