@@ -66,10 +66,10 @@ class CaptureManager:
     may instead take a tick the moment its values are complete with :meth:`take_tick` (finemon
     does this right after each sample, so a tick holds exactly the values sampled for it). Each
     taken tick is journaled at once; ticks leaving the ``window_ticks`` window are written at a
-    flush (every ``flush_seconds``) once they hold at least ``row_group_rows`` rows, as row groups
-    of at most about that many rows (each a range of series, sorted by series then time), so a
-    flush's memory does not grow with the node and a small program's file is not made of small
-    row groups.
+    flush (every ``flush_seconds``) once they hold at least ``row_group_rows`` rows or their
+    series changed, as row groups of at most about that many rows (each a range of series,
+    sorted by series then time), so a flush's memory does not grow with the node and a small
+    program's file is not made of small row groups.
     :meth:`rotate` publishes the current file and continues in a new one (the window flows into
     the new file, so no tick is lost or written twice); :meth:`close` takes the tick in
     progress, drains the window and publishes the file.
