@@ -444,7 +444,9 @@ class CaptureRecorder:
     def pop_ready(self) -> tuple[list[TickFrame], Mapping[int, SeriesInfo]]:
         """Take the ticks that left the window, with the series they mention.
 
-        Forgets series that were removed and no longer appear in any tick still held.
+        Forgets series that were removed and no longer appear in any tick still held. The
+        mapping of series is the recorder's own when none was forgotten (a copy otherwise):
+        look series up in it before the next call, do not iterate it while others record.
         """
         with self._lock:
             ready, self._ready = self._ready, []
