@@ -126,11 +126,12 @@ class ParquetFile:
         self.rows += table.num_rows
         self.row_groups += 1
         if "metric_name" in table.column_names:
+            # Dictionary-encoded in the capture schema (the table was cast to it above), with a
+            # dictionary of only the names its rows use; a schema without one names nothing,
+            # and the file then keeps every description.
             for chunk in table["metric_name"].chunks:
                 if pa.types.is_dictionary(chunk.type):
                     self.metric_names.update(chunk.dictionary.to_pylist())
-                else:
-                    self.metric_names.update(chunk.unique().to_pylist())
 
     def set_metadata(self, metadata: dict[str, str]) -> None:
         """Replace these key-value metadata entries (written in the footer by :meth:`finalize`)."""

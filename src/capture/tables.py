@@ -306,6 +306,15 @@ class _FramePart:
         return self.sids[a:b], self.values[self.order[a:b]]
 
 
+def _ascending(sids: array[int]) -> tuple[Int64s, Int64s | None]:
+    """``sids`` ascending, and the positions that sort them (None: already ascending)."""
+    ids = np.frombuffer(sids, np.int64) if len(sids) else np.empty(0, np.int64)
+    if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
+        order = np.argsort(ids, kind="stable")
+        return ids[order], order
+    return ids, None
+
+
 def _frame_parts(frames: Sequence[TickFrame], series: Mapping[int, SeriesMeta]) -> list[_FramePart]:
     def is_gauge(sid: int) -> bool:
         meta = series.get(sid)
@@ -317,12 +326,7 @@ def _frame_parts(frames: Sequence[TickFrame], series: Mapping[int, SeriesMeta]) 
     def ascending(sids: array[int]) -> tuple[Int64s, Int64s | None]:
         hit = sorted_by_array.get(id(sids))
         if hit is None:
-            ids = np.frombuffer(sids, np.int64) if len(sids) else np.empty(0, np.int64)
-            order: Int64s | None = None
-            if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
-                order = np.argsort(ids, kind="stable")
-                ids = ids[order]
-            hit = sorted_by_array[id(sids)] = (sids, ids, order)  # keeps ``sids`` alive
+            hit = sorted_by_array[id(sids)] = (sids, *_ascending(sids))  # keeps ``sids`` alive
         return hit[1], hit[2]
 
     parts: list[_FramePart] = []
@@ -334,10 +338,7 @@ def _frame_parts(frames: Sequence[TickFrame], series: Mapping[int, SeriesMeta]) 
             if not len(sids):
                 continue
             ids, order = ascending(sids)
-            held: Int64s | Floats = (
-                np.frombuffer(values, np.float64) if gauge else np.frombuffer(values, np.int64)
-            )
-            parts.append(_FramePart(frame.tick, gauge, ids, order, held))
+            parts.append(_FramePart(frame.tick, gauge, ids, order, _numbers(values, gauge)))
     return parts
 
 
@@ -403,11 +404,9 @@ def _runs(frames: Sequence[TickFrame]) -> list[_Run]:
                 continue
             hit = orders.get(id(part.series))
             if hit is None:
-                ids = np.frombuffer(part.series.sids, np.int64)
-                order = rank = None
-                if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
-                    order = np.argsort(ids, kind="stable")
-                    ids = ids[order]
+                ids, order = _ascending(part.series.sids)
+                rank = None
+                if order is not None:  # the rank of each position among the ascending ids
                     rank = np.empty_like(order)
                     rank[order] = np.arange(len(order))
                 hit = orders[id(part.series)] = (ids, order, rank)
