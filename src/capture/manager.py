@@ -292,10 +292,11 @@ class CaptureManager:
                 path = Path(new_path(owned_from) if callable(new_path) else new_path)
                 new_file, new_journal = self._create(path)  # may raise: nothing changed yet
                 events = recorder.pop_events()
-                ready, live_infos = recorder.pop_ready()
-                # A copy, made under the recorder's lock: the window carried over below lists
-                # every series while sampling goes on (and may add some).
-                infos = dict(live_infos)
+                ready, infos = recorder.pop_ready()
+                # The series the window carried over below lists, taken under the recorder's
+                # lock while sampling goes on (and may add some): a list of the handles, not a
+                # copy of the mapping (5 MB more of a rotation's peak at 100,000 series).
+                carried = list(infos.values())
                 old_ticks = self._file_ticks
                 self._begin(new_file, new_journal, owned_from)
                 self._file_ticks, new_ticks = old_ticks, self._file_ticks
@@ -305,14 +306,14 @@ class CaptureManager:
                 published = self._publish(old_file, old_journal)
             finally:
                 self._file_ticks = new_ticks
-                self._carry_window(window, infos)
+                self._carry_window(window, carried)
             return published
 
-    def _carry_window(self, window: list[TickFrame], infos: dict[int, SeriesInfo]) -> None:
+    def _carry_window(self, window: list[TickFrame], carried: list[SeriesInfo]) -> None:
         # The frames as taken (the journal writes the first in full, then what changed) and
         # their fixes, which replay applies on top.
         assert self._journal is not None
-        series = ((i.sid, i.kind, i.name, i.labels) for i in infos.values())  # batched
+        series = ((i.sid, i.kind, i.name, i.labels) for i in carried)  # batched
         fixes = [
             (frame.tick, sid, value)
             for frame in window
@@ -517,6 +518,7 @@ class CaptureManager:
             layout, rows = self._layout(), self.row_group_rows
             for table in frames_to_tables(frames, infos, layout, self._tables, rows):
                 file.write(table)
+                del table  # not alive while the next one is built
             self._file_ticks.extend((frames[0].tick, frames[-1].tick))
         except (OSError, pa.ArrowException) as exc:
             # The journal holds every tick: the file is rebuilt from it when published.

@@ -23,7 +23,7 @@ from capture.keys import LabelTuple
 from capture.schema import LABELS_TYPE, capture_write_schema
 
 #: Rows per table (and Parquet row group) that a flush aims at.
-ROW_GROUP_ROWS = 131_072
+ROW_GROUP_ROWS = 65_536
 
 Int64s = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -134,9 +134,7 @@ class SeriesColumns:
         global_labels = dict(layout.global_labels)
         names = ("metric_name", "metric_kind", *label_columns)
         dictionaries: dict[str, dict[str, int]] = {name: {} for name in names}
-        name_codes: list[int] = []
-        kind_codes: list[int] = []
-        label_sets: list[int] = []
+        name_codes, kind_codes, label_sets = array("i"), array("i"), array("i")
         set_codes: dict[str, list[int]] = {column: [] for column in label_columns}
         map_starts: list[int] = []
         map_lengths: list[int] = []
@@ -145,7 +143,7 @@ class SeriesColumns:
         set_index: dict[LabelTuple, int] = {}
         name_dictionary = dictionaries["metric_name"]
         kind_dictionary = dictionaries["metric_kind"]
-        for sid in sids.tolist():
+        for sid in _python_ids(sids):
             meta = series[sid]
             name_codes.append(name_dictionary.setdefault(meta.name, len(name_dictionary)))
             kind_codes.append(kind_dictionary.setdefault(meta.kind, len(kind_dictionary)))
@@ -168,9 +166,9 @@ class SeriesColumns:
             label_sets.append(index)
         return cls(
             sids,
-            np.array(name_codes, np.int32),
-            np.array(kind_codes, np.int32),
-            np.array(label_sets, np.int32),
+            _int32s(name_codes),
+            _int32s(kind_codes),
+            _int32s(label_sets),
             {column: np.array(codes, np.int32) for column, codes in set_codes.items()},
             {name: list(d) for name, d in dictionaries.items()},
             np.array(map_starts, np.int64),
@@ -264,26 +262,82 @@ class SeriesColumns:
         return pa.table(columns, schema=layout.schema)
 
 
+def _int32s(values: array[int]) -> npt.NDArray[np.int32]:
+    """A numpy copy of ``values`` (typecode ``i``)."""
+    return np.frombuffer(values, np.intc).astype(np.int32) if len(values) else np.empty(0, np.int32)
+
+
+#: A series set's ids ascending, the positions that sort them (None: already ascending) and
+#: the rank of each position among the ascending ids (None: the same).
+_Ascending = tuple[Int64s, Int64s | None, Int64s | None]
+
+
 class TableBuilder:
-    """Builds the tables of one writer, reusing the per-series columns between flushes."""
+    """Builds the tables of one writer, reusing between flushes what the series decide: each
+    series set's ids in ascending order, the ids a flush writes and their per-series columns.
+    A node's series stay the same for minutes, so a flush usually computes none of them."""
 
     def __init__(self) -> None:
         self._cached: SeriesColumns | None = None
+        #: By ``id()`` of a series set: the set (kept, so its id is not reused) and its order.
+        self._orders: dict[int, tuple[object, _Ascending]] = {}
+        #: The id arrays the last flush's ids were computed from (kept), and those ids.
+        self._sids_from: list[Int64s] = []
+        self._sids: Int64s = np.empty(0, np.int64)
+
+    def ascending(self, series_set: object, sids: array[int]) -> _Ascending:
+        """The ascending order of ``sids``, the ids of ``series_set`` (computed once per set)."""
+        hit = self._orders.get(id(series_set))
+        if hit is None or hit[0] is not series_set:
+            ids, order = _ascending(sids)
+            rank = None
+            if order is not None:  # the rank of each position among the ascending ids
+                rank = np.empty_like(order)
+                rank[order] = np.arange(len(order))
+            hit = self._orders[id(series_set)] = (series_set, (ids, order, rank))
+        return hit[1]
+
+    def forget_orders(self, keep: Sequence[object]) -> None:
+        """Drop the orders of series sets other than ``keep`` (the sets of the last flush)."""
+        kept = {id(s) for s in keep}
+        self._orders = {k: v for k, v in self._orders.items() if k in kept}
+
+    def known_sids(self, id_arrays: list[Int64s], series: Mapping[int, SeriesMeta]) -> Int64s:
+        """The ascending distinct ids of ``id_arrays`` that ``series`` knows; the last answer
+        again when the arrays are the very ones it was computed from (series sets unchanged)."""
+        previous = self._sids_from
+        if len(previous) == len(id_arrays) and all(
+            a is b for a, b in zip(previous, id_arrays, strict=True)
+        ):
+            return self._sids
+        self._sids = _known_sids(np.concatenate(id_arrays), series)
+        self._sids_from = list(id_arrays)
+        return self._sids
 
     def series_columns(
         self, sids: Int64s, series: Mapping[int, SeriesMeta], layout: RowLayout
     ) -> SeriesColumns:
         """The per-series columns of ``sids`` (ascending), from the cache when it holds them."""
         cached = self._cached
-        if cached is None or not np.array_equal(cached.sids, sids):
+        if cached is None or (cached.sids is not sids and not np.array_equal(cached.sids, sids)):
             cached = self._cached = SeriesColumns.build(sids, series, layout)
         return cached
+
+
+#: Series ids turned into Python ints at a time (a list of 100,000 ints is 4 MB of a flush's peak).
+_ID_CHUNK = 8192
+
+
+def _python_ids(sids: Int64s) -> Iterator[int]:
+    """``sids`` as Python ints, converted a chunk at a time."""
+    for start in range(0, len(sids), _ID_CHUNK):
+        yield from sids[start : start + _ID_CHUNK].tolist()
 
 
 def _known_sids(candidates: Int64s, series: Mapping[int, SeriesMeta]) -> Int64s:
     """The ascending distinct ids of ``candidates`` that ``series`` knows."""
     unique = np.unique(candidates)
-    known = np.fromiter((sid in series for sid in unique.tolist()), np.bool_, len(unique))
+    known = np.fromiter(map(series.__contains__, _python_ids(unique)), np.bool_, len(unique))
     return unique if known.all() else unique[known]
 
 
@@ -388,11 +442,10 @@ def _numbers(values: array[Any], gauge: bool) -> Int64s | Floats:
     return np.frombuffer(values, np.int64) if len(values) else np.empty(0, np.int64)
 
 
-def _runs(frames: Sequence[TickFrame]) -> list[_Run]:
+def _runs(frames: Sequence[TickFrame], builder: TableBuilder) -> list[_Run]:
     """The runs of ``frames`` (ticks ascending, no fixes), gauges' then counters'."""
     runs: list[_Run] = []
-    # Series sets shared by frames: their ascending order and ranks are computed once.
-    orders: dict[int, tuple[Int64s, Int64s | None, Int64s | None]] = {}
+    sets: dict[int, object] = {}
     for gauge in (True, False):
         run: _Run | None = None
         previous: FrameValues | None = None
@@ -402,15 +455,9 @@ def _runs(frames: Sequence[TickFrame]) -> list[_Run]:
             if not len(part.series):
                 run, previous = None, part
                 continue
-            hit = orders.get(id(part.series))
-            if hit is None:
-                ids, order = _ascending(part.series.sids)
-                rank = None
-                if order is not None:  # the rank of each position among the ascending ids
-                    rank = np.empty_like(order)
-                    rank[order] = np.arange(len(order))
-                hit = orders[id(part.series)] = (ids, order, rank)
-            ids, order, rank = hit
+            # Series sets shared by frames (and flushes): their order is computed once.
+            ids, order, rank = builder.ascending(part.series, part.series.sids)
+            sets[id(part.series)] = part.series
             if (
                 run is not None
                 and positions is None
@@ -434,6 +481,7 @@ def _runs(frames: Sequence[TickFrame]) -> list[_Run]:
                 run = _Run(gauge, [frame.tick], ids, order, first, [])
                 runs.append(run)
             previous = part
+    builder.forget_orders(list(sets.values()))
     return runs
 
 
@@ -495,11 +543,12 @@ def frames_to_tables(
     """Rows of ``frames`` (ticks ascending, fixes applied) in the capture schema, as tables of
     about ``row_group_rows`` rows, each a range of series ids; ``builder`` reuses per-series
     columns between calls."""
+    builder = builder or TableBuilder()
     pieces_of: Callable[[int, int | None], list[_Piece]]
     if not any(frame.fixes for frame in frames):
         # The common case: the frames stay as handed over (deltas), each range of series is
         # expanded to its ticks only for its own table.
-        runs = _runs(frames)
+        runs = _runs(frames, builder)
         id_arrays = [run.sids for run in runs]
 
         def pieces_of(lo: int, hi: int | None) -> list[_Piece]:
@@ -527,9 +576,9 @@ def frames_to_tables(
 
     if not id_arrays:
         return
-    distinct = {id(ids): ids for ids in id_arrays}
-    sids = _known_sids(np.concatenate(list(distinct.values())), series)
-    per_series = (builder or TableBuilder()).series_columns(sids, series, layout)
+    distinct = list({id(ids): ids for ids in id_arrays}.values())
+    sids = builder.known_sids(distinct, series)
+    per_series = builder.series_columns(sids, series, layout)
     step = max(1, row_group_rows // max(1, len(frames)))
     for start in range(0, len(sids), step):
         lo = int(sids[start])
@@ -542,6 +591,7 @@ def frames_to_tables(
             del points
             if table is not None:
                 yield table
+                del table  # not alive while the next one is built
 
 
 def _numpy_int64(values: pa.Array) -> Int64s:
