@@ -93,29 +93,30 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def process_memory_bytes(pid: int) -> tuple[int, int]:
-    """(VmRSS, VmHWM) of process ``pid`` in bytes, from /proc/PID/status."""
-    values = {"VmRSS:": 0, "VmHWM:": 0}
+def status_kilobytes(pid: int, *fields: str) -> list[int]:
+    """The ``kB`` fields of /proc/PID/status named ``fields`` (``VmRSS``...), in bytes (0 when
+    absent)."""
+    values = dict.fromkeys(fields, 0)
     with open(f"/proc/{pid}/status", "rb") as f:
         for line in f:
-            parts = line.split()
-            key = parts[0].decode() if parts else ""
-            if key in values:
-                values[key] = int(parts[1]) * 1024
-    return values["VmRSS:"], values["VmHWM:"]
+            key, _, rest = line.partition(b":")
+            name = key.decode()
+            if name in values:
+                values[name] = int(rest.split()[0]) * 1024
+    return [values[name] for name in fields]
+
+
+def process_memory_bytes(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of process ``pid`` in bytes, from /proc/PID/status."""
+    rss, hwm = status_kilobytes(pid, "VmRSS", "VmHWM")
+    return rss, hwm
 
 
 def resident_split_bytes(pid: int) -> tuple[int, int]:
     """(RssAnon, RssFile) of process ``pid`` in bytes: its own memory, and the pages of the
     files it maps (libraries' code, shared and dropped by the kernel under pressure)."""
-    values = {"RssAnon:": 0, "RssFile:": 0}
-    with open(f"/proc/{pid}/status", "rb") as f:
-        for line in f:
-            parts = line.split()
-            key = parts[0].decode() if parts else ""
-            if key in values:
-                values[key] = int(parts[1]) * 1024
-    return values["RssAnon:"], values["RssFile:"]
+    anon, file = status_kilobytes(pid, "RssAnon", "RssFile")
+    return anon, file
 
 
 def reset_peak_memory(pid: int) -> bool:
