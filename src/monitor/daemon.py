@@ -215,6 +215,9 @@ class Daemon:
         self.resume = False
         # The size-limit accounting and the manifest, shared with the rotation thread.
         self._state_lock = threading.Lock()
+        #: Whether the library pages touched only while starting were handed back (once, after
+        #: the first rotation: monitor.allocator.release_idle_file_pages).
+        self._idle_pages_released = False
 
     # ------------------------------------------------------------------ entry
     def run(self) -> int:
@@ -519,6 +522,12 @@ class Daemon:
         with self._state_lock:
             self._write_manifest()
             self.size_limit.rescan(files.live_files())
+        if not self._idle_pages_released:
+            # Sampling, flushes, a rotation and a publication have all run once: the library
+            # pages not used since the start (about 30 MB of Arrow's and numpy's) can go.
+            self._idle_pages_released = True
+            advised = allocator.release_idle_file_pages()
+            log.debug("idle library pages handed back: %d bytes of mappings advised", advised)
 
     def _published(self, published: capture.PublishedFile | None, what: str) -> None:
         if published is None:

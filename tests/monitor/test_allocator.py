@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -114,3 +115,89 @@ def test_a_pool_chosen_by_the_user_stands() -> None:
     chosen, mimalloc_peak, _system_peak = arrow_pool_peaks("helper", "mimalloc")
     assert chosen == "False"
     assert int(mimalloc_peak) > 0
+
+
+# /proc/PID/maps lines in the kernel's format (the example of proc(5)), plus a shared mapping
+# and a deleted file.
+MAPS = """\
+00400000-00452000 r-xp 00000000 08:02 173521      /usr/bin/dbus-daemon
+00651000-00652000 r--p 00051000 08:02 173521      /usr/bin/dbus-daemon
+00652000-00655000 rw-p 00052000 08:02 173521      /usr/bin/dbus-daemon
+00e03000-00e24000 rw-p 00000000 00:00 0           [heap]
+00e24000-011f7000 rw-p 00000000 00:00 0           [heap]
+35b1800000-35b1820000 r-xp 00000000 08:02 135522  /usr/lib64/ld-2.15.so
+35b1a1f000-35b1a20000 r--p 0001f000 08:02 135522  /usr/lib64/ld-2.15.so
+35b1a20000-35b1a21000 rw-p 00020000 08:02 135522  /usr/lib64/ld-2.15.so
+7f2c6ff8c000-7f2c7078c000 rw-p 00000000 00:00 0    [stack:986]
+7f2c7078c000-7f2c7088c000 r--s 00000000 00:05 4242  /dev/shm/shared
+7f2c7088c000-7f2c7098c000 r--p 00000000 08:02 99    /tmp/gone file (deleted)
+7fffb2c0d000-7fffb2c2e000 rw-p 00000000 00:00 0    [stack]
+7fffb2d48000-7fffb2d49000 r-xp 00000000 00:00 0    [vdso]
+garbage line
+"""
+
+
+def test_only_private_read_only_file_mappings_are_chosen() -> None:
+    assert allocator.read_only_file_mappings(MAPS) == [
+        (0x00400000, 0x00452000),
+        (0x00651000, 0x00652000),
+        (0x35B1800000, 0x35B1820000),
+        (0x35B1A1F000, 0x35B1A20000),
+        (0x7F2C7088C000, 0x7F2C7098C000),
+    ]
+
+
+def test_idle_pages_of_read_only_file_mappings_go_back_and_come_back_on_use(
+    tmp_path: Path,
+) -> None:
+    # A fresh interpreter maps a 32 MiB file read-only (as the loader maps a library's code),
+    # reads every page, hands the idle pages back, then reads the file again. numpy and pyarrow
+    # are imported first and used after: their pages that this test's own process maps too stay
+    # (the kernel leaves pages another process maps), the rest go, and writing Parquet still
+    # works.
+    data = tmp_path / "library.bin"
+    data.write_bytes(os.urandom(32 * 1024 * 1024))
+    script = """
+import mmap, os, sys
+import numpy as np
+import pyarrow as pa
+from monitor import allocator
+
+def rss_file():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssFile:"):
+            return int(line.split()[1]) * 1024
+
+with open(sys.argv[1], "rb") as f:
+    os.fsync(f.fileno())
+    mapped = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
+total = sum(mapped[i] for i in range(0, len(mapped), 4096))
+before = rss_file()
+advised = allocator.release_idle_file_pages()
+after = rss_file()
+total_again = sum(mapped[i] for i in range(0, len(mapped), 4096))
+again = rss_file()
+assert total == total_again
+table = pa.table({"x": np.arange(1000)})
+from pyarrow._parquet import ParquetWriter
+writer = ParquetWriter(sys.argv[2], table.schema, writer_engine_version="V2")
+writer.write_table(table)
+writer.close()
+import pyarrow.parquet as pq
+assert pq.read_table(sys.argv[2]).equals(table)
+print(advised, before, after, again)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(data), str(tmp_path / "t.parquet")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    advised, before, after, again = map(int, result.stdout.split())
+    if advised == 0:
+        pytest.skip("the kernel refuses madvise(MADV_PAGEOUT) (before Linux 5.4)")
+    mb = 1024 * 1024
+    assert advised >= 32 * mb
+    assert before - after >= 30 * mb, (before, after)  # the file's pages went
+    assert again - after >= 30 * mb, (after, again)  # and came back when read
