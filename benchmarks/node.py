@@ -25,7 +25,9 @@ docs/benchmarks.md for the columns and the figures measured.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import ctypes
+import multiprocessing
 import os
 import random
 import shutil
@@ -42,11 +44,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, TypeVar
 
-import capture
-from capture.registry import CaptureRecorder
 from monitor.sandbox import KubeletSandbox, SandboxContainer, sandbox_unavailable
-from observers.node import NodeObserver, ObserverConfig
+
+if TYPE_CHECKING:
+    from observers.node import NodeObserver
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MB = 1_000_000
@@ -191,8 +194,30 @@ def files_read_by(observer: NodeObserver) -> TickFiles:
     return TickFiles(every, pss)
 
 
+_Result = TypeVar("_Result")
+
+
+def in_child(function: Callable[..., _Result], *args: object) -> _Result:
+    """``function(*args)`` run in a fresh interpreter (spawned), its result sent back.
+
+    What uses pyarrow, numpy or the observers runs there, so this process never maps those
+    libraries: the kernel hands back no page another process maps, and finemon's release of the
+    library pages it touched only while starting (monitor.allocator) would not show in its RSS
+    while the benchmark maps the same files.
+    """
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(function, *args).result()
+
+
 def list_tick_files(log_root: Path, cgroup_root: Path | None) -> tuple[TickFiles, int]:
-    """The files finemon would read on this node now, and how many containers it sees."""
+    """The files finemon would read on this node now, and how many containers it sees (run it
+    :func:`in_child`: it imports capture and the observers)."""
+    # Imported here, kept out of the benchmark's own process.
+    import capture
+    from capture.registry import CaptureRecorder
+    from observers.node import NodeObserver, ObserverConfig
+
     recorder = CaptureRecorder()
     capture.set_recorder(recorder)
     observer = NodeObserver(ObserverConfig(cgroup_root=cgroup_root, log_root=log_root))
@@ -791,7 +816,7 @@ def run_phase(
 
     started = time.monotonic()
     assert node.box.log_root is not None
-    files, result.seen_containers = list_tick_files(node.box.log_root, cgroup_root)
+    files, result.seen_containers = in_child(list_tick_files, node.box.log_root, cgroup_root)
     result.files_per_tick = len(files)
     result.floors = measure_floors(
         files, config.interval_seconds, config.pss_interval_seconds, floor_seconds
@@ -842,7 +867,7 @@ def run_phase(
         finemon.kill()
     result.seconds["finemon"] = time.monotonic() - started
 
-    rows = read_own_rows(output)
+    rows = in_child(read_own_rows, output)
     start_ms, end_ms = int(t0 * 1000), int(t1 * 1000)
     durations = rows.between("finemon.tick.duration_seconds", start_ms, end_ms)
     skipped = rows.values.get("finemon.ticks_skipped", [0.0])
@@ -861,7 +886,7 @@ def run_phase(
     seen = rows.between("finemon.containers", start_ms, end_ms)
     if seen:
         result.seen_containers = round(statistics.median(seen))
-    size, row_count = disk_usage(output)
+    size, row_count = in_child(disk_usage, output)
     all_times = rows.times_ms.get("finemon.tick.duration_seconds", [])
     if row_count and all_times:
         hours = ((all_times[-1] - all_times[0]) / 1000 + config.interval_seconds) / 3600
@@ -981,7 +1006,7 @@ def run_churn(
         for container, _, _ in live:
             remove_container(box, container)
     result.live_mean = statistics.fmean(live_counts) if live_counts else 0.0
-    found = container_ids_in(output)
+    found = in_child(container_ids_in, output)
     for container_id, lifetime in lifetimes.items():
         if lifetime >= 1.0:
             result.expected += 1
@@ -992,7 +1017,7 @@ def run_churn(
         else:
             result.short_lived += 1
             result.short_found += container_id in found
-    skipped = read_own_rows(output).values.get("finemon.ticks_skipped", [0.0])
+    skipped = in_child(read_own_rows, output).values.get("finemon.ticks_skipped", [0.0])
     result.skipped_final = int(max(skipped))
     return result
 
@@ -1287,10 +1312,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.sizes = "10,100" if quick else "10,100,500"
     args.sizes = [int(s) for s in str(args.sizes).split(",") if s]
     if args.warmup_seconds is None:
-        # Past the first fill of finemon's 60-tick window and its first flushes (nothing is
-        # written before a tick leaves the window): the measured window is the steady state,
-        # the writer's CPU and memory included.
-        args.warmup_seconds = 5.0 if quick else 75.0
+        # Past the first fill of finemon's 60-tick window, its first flushes (nothing is
+        # written before a tick leaves the window) and its first rotation at 90 s (after which
+        # it hands back the library pages it touched only while starting): the measured window
+        # is the steady state, the writer's CPU and memory included.
+        args.warmup_seconds = 5.0 if quick else 100.0
     if args.window_seconds is None:
         args.window_seconds = 20.0 if quick else 60.0
     if args.churn_seconds is None:
