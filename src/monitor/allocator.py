@@ -12,10 +12,11 @@ Both are no-ops, returning False, where the C library is not glibc.
 
 :func:`release_idle_file_pages` asks the kernel to drop the resident pages of the read-only
 file mappings (the shared libraries' code and constants): pyarrow loads every Arrow library
-(compute, dataset, acero, substrait) and each runs its initialisers, numpy too, so about 30 MB of
-library pages are touched once at import and never again. The daemon calls it once, after its
-first rotation, when every path it keeps using has run: the pages it does use come back at their
-next use and stay; the others stop counting in its RSS and in its container's memory.
+(compute, dataset, acero, substrait) and each runs its initialisers, numpy too, so about 20 MB of
+library pages are touched once at import and never again. The daemon calls it before its first
+tick (after a priming sample) and after its first rotation, when every path it keeps using has
+run: the pages it does use come back at their next use and stay; the others stop counting in its
+RSS and in its container's memory.
 
 :func:`arrow_pool_from_c_library` makes the C library's allocator Arrow's default memory pool in
 C++ too (before pyarrow is imported): ``pyarrow.set_memory_pool`` reaches only the pool pyarrow's

@@ -215,8 +215,9 @@ class Daemon:
         self.resume = False
         # The size-limit accounting and the manifest, shared with the rotation thread.
         self._state_lock = threading.Lock()
-        #: Whether the library pages touched only while starting were handed back (once, after
-        #: the first rotation: monitor.allocator.release_idle_file_pages).
+        #: Whether the library pages touched only while starting were handed back after the
+        #: first rotation (monitor.allocator.release_idle_file_pages; once before the first tick
+        #: too).
         self._idle_pages_released = False
 
     # ------------------------------------------------------------------ entry
@@ -422,6 +423,10 @@ class Daemon:
         """
         observer = self._observer
         assert observer is not None
+        # The library pages touched only by the imports (Arrow's and numpy's initialisers, about
+        # 20 MB) go back before it: the pages sampling uses come back during this untimed sample,
+        # not during the first ticks; the writer's one-time pages go at the first rotation.
+        allocator.release_idle_file_pages()
         capture.set_recorder(manager.recorder)
         started = time.monotonic()
         try:
@@ -523,8 +528,8 @@ class Daemon:
             self._write_manifest()
             self.size_limit.rescan(files.live_files())
         if not self._idle_pages_released:
-            # Sampling, flushes, a rotation and a publication have all run once: the library
-            # pages not used since the start (about 30 MB of Arrow's and numpy's) can go.
+            # Flushes, a rotation and a publication have run once too: what the first flush or
+            # a recovery touched once can go as well.
             self._idle_pages_released = True
             advised = allocator.release_idle_file_pages()
             log.debug("idle library pages handed back: %d bytes of mappings advised", advised)
