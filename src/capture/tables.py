@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from capture.accumulator import FrameValues, TickFrame
+from capture.accumulator import FrameValues, SeriesSet, TickFrame
 from capture.keys import LabelTuple
 from capture.schema import LABELS_TYPE, capture_write_schema
 
@@ -166,9 +166,9 @@ class SeriesColumns:
             label_sets.append(index)
         return cls(
             sids,
-            _int32s(name_codes),
-            _int32s(kind_codes),
-            _int32s(label_sets),
+            np.array(name_codes, np.int32),
+            np.array(kind_codes, np.int32),
+            np.array(label_sets, np.int32),
             {column: np.array(codes, np.int32) for column, codes in set_codes.items()},
             {name: list(d) for name, d in dictionaries.items()},
             np.array(map_starts, np.int64),
@@ -262,11 +262,6 @@ class SeriesColumns:
         return pa.table(columns, schema=layout.schema)
 
 
-def _int32s(values: array[int]) -> npt.NDArray[np.int32]:
-    """A numpy copy of ``values`` (typecode ``i``)."""
-    return np.frombuffer(values, np.intc).astype(np.int32) if len(values) else np.empty(0, np.int32)
-
-
 #: A series set's ids ascending, the positions that sort them (None: already ascending) and
 #: the rank of each position among the ascending ids (None: the same).
 _Ascending = tuple[Int64s, Int64s | None, Int64s | None]
@@ -280,16 +275,16 @@ class TableBuilder:
     def __init__(self) -> None:
         self._cached: SeriesColumns | None = None
         #: By ``id()`` of a series set: the set (kept, so its id is not reused) and its order.
-        self._orders: dict[int, tuple[object, _Ascending]] = {}
+        self._orders: dict[int, tuple[SeriesSet, _Ascending]] = {}
         #: The id arrays the last flush's ids were computed from (kept), and those ids.
         self._sids_from: list[Int64s] = []
         self._sids: Int64s = np.empty(0, np.int64)
 
-    def ascending(self, series_set: object, sids: array[int]) -> _Ascending:
-        """The ascending order of ``sids``, the ids of ``series_set`` (computed once per set)."""
+    def ascending(self, series_set: SeriesSet) -> _Ascending:
+        """The ascending order of ``series_set``'s ids (computed once per set)."""
         hit = self._orders.get(id(series_set))
         if hit is None or hit[0] is not series_set:
-            ids, order = _ascending(sids)
+            ids, order = _ascending(series_set.sids)
             rank = None
             if order is not None:  # the rank of each position among the ascending ids
                 rank = np.empty_like(order)
@@ -297,7 +292,7 @@ class TableBuilder:
             hit = self._orders[id(series_set)] = (series_set, (ids, order, rank))
         return hit[1]
 
-    def forget_orders(self, keep: Sequence[object]) -> None:
+    def forget_orders(self, keep: Sequence[SeriesSet]) -> None:
         """Drop the orders of series sets other than ``keep`` (the sets of the last flush)."""
         kept = {id(s) for s in keep}
         self._orders = {k: v for k, v in self._orders.items() if k in kept}
@@ -445,7 +440,7 @@ def _numbers(values: array[Any], gauge: bool) -> Int64s | Floats:
 def _runs(frames: Sequence[TickFrame], builder: TableBuilder) -> list[_Run]:
     """The runs of ``frames`` (ticks ascending, no fixes), gauges' then counters'."""
     runs: list[_Run] = []
-    sets: dict[int, object] = {}
+    sets: dict[int, SeriesSet] = {}
     for gauge in (True, False):
         run: _Run | None = None
         previous: FrameValues | None = None
@@ -456,7 +451,7 @@ def _runs(frames: Sequence[TickFrame], builder: TableBuilder) -> list[_Run]:
                 run, previous = None, part
                 continue
             # Series sets shared by frames (and flushes): their order is computed once.
-            ids, order, rank = builder.ascending(part.series, part.series.sids)
+            ids, order, rank = builder.ascending(part.series)
             sets[id(part.series)] = part.series
             if (
                 run is not None
