@@ -206,8 +206,8 @@ def test_sigterm_at_random_moments(tmp_path: Path) -> None:
             )
         if session["stats"]["ticks_sampled"]:
             check_ticks(rows_of(out), session["run_id"])
-        else:  # signalled before the first tick: an empty, valid file
-            assert not [r for r in rows_of(out) if r["run_id"] == session["run_id"]]
+        else:  # signalled before the first tick: no file (a file of no rows is never written)
+            assert not [p for p in parquet_files(out) if session["run_id"][:8] in p.name]
     # Every run's manifest is kept.
     assert sorted(p.stem for p in (out / "_sessions").iterdir()) == sorted(run_ids)
 
@@ -292,6 +292,34 @@ def test_sigkill_then_restart_recovers_the_journal(tmp_path: Path) -> None:
     assert last_time >= killed_at - 0.5
     # The killed run's manifest is still there, unchanged.
     assert manifest(out, first["run_id"]) == first
+
+
+#: A tick every 5 s: a stop right after the start comes before the first tick.
+SLOW = ("--interval", "5", "--window-seconds", "10", "--rotation-seconds", "20")
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGKILL"])
+def test_a_stop_before_the_first_tick_publishes_no_empty_file(tmp_path: Path, stop: str) -> None:
+    out = tmp_path / "out"
+    proc = Finemon(out, *SLOW)
+    proc.wait_log("recording run_id=")
+    if stop == "SIGTERM":
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(10) == 0, proc.log
+        session = manifest(out)
+        assert session["stats"]["ticks_sampled"] == 0, "the test needs a stop before a tick"
+        assert session["stats"]["files"] == 0
+    else:
+        proc.process.kill()
+        proc.wait()
+        assert [p.name for p in hidden_leftovers(out)]  # the journal, for the next start
+        code, log = run_finemon(out, *SLOW, "--duration", "0.3")
+        assert code == 0, log
+        assert "recovered file=" not in log and "ERROR" not in log, log
+    # A file of no rows would only clutter the dataset and count against the size limit.
+    assert parquet_files(out) == []
+    assert not hidden_leftovers(out)
+    assert not list(out.rglob("*.corrupt"))
 
 
 def test_size_limit_holds_across_a_restart(tmp_path: Path) -> None:
