@@ -6,7 +6,8 @@ and every fix a delayed write made. A tick is written in full when the set of li
 changed since the previous tick, else as the values that changed (most do not, tick to tick;
 a delta frame of the recorder is written as it is: the series written during the tick), followed
 by a marker that closes the tick. It is flushed to the OS
-after every batch, so a SIGKILL loses nothing that was written, and fsynced at every flush.
+after every batch, so a SIGKILL loses nothing that was written, and fsynced at every flush and
+once a rotation carried its window into it.
 While its writer lives it holds an exclusive ``flock``, so recovery never touches a live journal.
 Replaying it (:func:`read_journal`) rebuilds every tick the file owns, including ticks that were
 still inside the accumulator window. A journal that ends before its header is complete (a kill
@@ -224,7 +225,7 @@ class JournalWriter:
         self._file.flush()
 
     def sync(self) -> None:
-        """fsync the journal (called at every flush)."""
+        """fsync the journal (called at every flush, and after a rotation's carry)."""
         self._file.flush()
         os.fsync(self._file.fileno())
 
