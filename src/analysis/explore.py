@@ -1333,13 +1333,14 @@ def _without_trailer(statement: str, duckdb_module: Any) -> str:
     so a ``;`` or ``--`` inside a string, a quoted name or a comment stays)."""
     comment = duckdb_module.token_type.comment
     operator = duckdb_module.token_type.operator
-    cut = len(statement)
+    text = statement.encode()  # the tokenizer's positions are offsets in UTF-8
+    cut = len(text)
     for position, kind in reversed(duckdb_module.tokenize(statement)):
-        if kind == comment or (kind == operator and statement.startswith(";", position)):
+        if kind == comment or (kind == operator and text.startswith(b";", position)):
             cut = position
         else:
             break
-    return statement[:cut].rstrip()
+    return text[:cut].decode().rstrip()
 
 
 class _PastDeadlineError(Exception):

@@ -311,6 +311,7 @@ def test_sql_timeout(small: Explorer) -> None:
         ('select 42 as "a;--b" -- c', [(42,)]),
         ("select 42 -- ) as q; drop view metrics", [(42,)]),
         ("from range(3) -- from", [(0,), (1,), (2,)]),
+        ("select 'été' as s; -- ü", [("été",)]),
     ],
 )
 def test_sql_takes_comments_and_semicolons(
