@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,10 +20,12 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from tests.analysis.synthetic import (
+    API_LIVES,
     DB_ID,
     MIB,
     NODE,
     OOM_TICK,
+    RESTARTS_NEIGHBOURS,
     RUN_A_START_MS,
     RUN_B,
     WEB,
@@ -30,6 +33,7 @@ from tests.analysis.synthetic import (
     Container,
     _Rows,
     write_file,
+    write_restarts,
     write_small,
 )
 
@@ -474,4 +478,56 @@ def test_a_one_second_peak_shows_as_the_band_of_a_zoomed_out_chart(spiky_page: P
     assert shown == [True, False, True, False, True, False, True]
     page.page.locator(".panel .u-legend tr.u-series").nth(1).locator("th").click()
     assert all(page.js("finemonView.panels[0].plot.series.map(s => s.show)"))
+    assert page.problems == []
+
+
+# ------------------------------------------------------------------------------------------
+# A container restarted twice (three container ids, one namespace/pod/container) and three
+# neighbours: six containers.
+LONG_HEX = re.compile("[0-9a-f]{13,}")
+LIVES = [life.container_id for life in API_LIVES]
+SIX = [*LIVES, *(c.container_id for c in RESTARTS_NEIGHBOURS)]
+
+
+@pytest.fixture
+def restarts_page(browser: Any, tmp_path: Path) -> Iterator[Page]:
+    with _page_on(browser, write_restarts(tmp_path / "finemon-out")) as opened:
+        yield opened
+
+
+def _legend_labels(page: Page, panel: int = 0) -> list[str]:
+    return list(
+        page.js(f"""Array.from(document.querySelectorAll('.panel')[{panel}]
+        .querySelectorAll('.u-legend tr.u-series'))
+        .filter(r => getComputedStyle(r).display !== 'none')
+        .map(r => r.querySelector('.u-label').textContent)""")
+    )
+
+
+def test_a_restarted_container_is_named_by_its_start_time_not_its_id(
+    restarts_page: Page,
+) -> None:
+    page = restarts_page
+    page.open()
+    listed = page.js("Array.from(document.querySelectorAll('#containers li')).map(li =>"
+                     " [li.dataset.key, li.querySelector('.who .name').textContent])")  # fmt: skip
+    names = dict(listed)
+    assert [names[key] for key in LIVES] == [
+        "api (since 23:58:00)",
+        "api (since 23:59:20)",
+        "api (since 00:00:40)",
+    ]
+    # The lives are listed together, in the order they started.
+    keys = [key for key, _ in listed]
+    assert keys.index(LIVES[0]) + 1 == keys.index(LIVES[1]) == keys.index(LIVES[2]) - 1
+    page.page.fill("#container-search", "api")
+    page.settle()
+    page.page.click("#pick-shown")
+    page.settle()
+    add_metric(page, "working", WORKING_SET)
+    assert _legend_labels(page)[1:] == [names[key] for key in LIVES]
+    # No 64-hex id anywhere on the page: list, legend, events (the OOM kill, the starts).
+    text = page.js("document.body.innerText")
+    assert "api (since 23:59:20)" in page.js("document.querySelector('#markers').textContent")
+    assert not LONG_HEX.search(text), LONG_HEX.search(text)
     assert page.problems == []
