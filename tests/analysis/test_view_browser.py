@@ -253,6 +253,35 @@ def test_zoom_on_one_panel_zooms_the_other(page: Page) -> None:
     assert page.problems == []
 
 
+def _overview_lines(page: Page) -> list[list[float | None]]:
+    """The strip's series (x aside), as drawn."""
+    return list(page.js("finemonView.overview.data.slice(1).map(a => Array.from(a))"))
+
+
+def test_the_overview_strip_draws_a_panel_added_without_a_reload(page: Page) -> None:
+    page.open()
+    pick(page, "postgres", DB_ID)
+    assert all(v is None for line in _overview_lines(page) for v in line)  # no panel yet
+    add_metric(page, "working", WORKING_SET)
+    drawn = _overview_lines(page)
+    assert len(drawn) == 1
+    assert max(v for v in drawn[0] if v is not None) > 100 * MIB
+    assert page.js("finemonView.overview.series[1].label") == "postgres"
+    # Its canvas holds the line: pixels in the series' colour, not a blank strip.
+    coloured = page.js("""(() => {
+        const u = finemonView.overview, ctx = u.ctx;
+        const px = ctx.getImageData(0, 0, u.ctx.canvas.width, u.ctx.canvas.height).data;
+        let n = 0;
+        for (let i = 0; i < px.length; i += 4) if (px[i + 2] > 200 && px[i] < 100) n += 1;
+        return n; })()""")
+    assert coloured > 50
+    # The strip follows the first metric panel: removed, it is blank again.
+    page.page.click(".panel button.remove")
+    page.settle()
+    assert all(v is None for line in _overview_lines(page) for v in line)
+    assert page.problems == []
+
+
 def _later_rows(first_tick: int, ticks: int) -> _Rows:
     rows = _Rows()
     start_ms = RUN_A_START_MS + 600_000  # 00:08:00, after everything else

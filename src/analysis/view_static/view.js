@@ -16,6 +16,7 @@
     state: defaultState(),
     panels: [], // {spec, element, plot, series, data, study}
     overview: null,
+    overviewMetric: null, // the metric the strip draws
     markers: [],
     version: null,
     dataRange: null, // [start, end] of the whole dataset, epoch seconds
@@ -244,11 +245,12 @@
     return `process.memory.pss_bytes of ${c ? containerName(c) : spec.processes}`;
   }
 
-  function addPanel(spec) {
+  async function addPanel(spec) {
     view.state.panels.push(spec);
     saveUrl();
     const panel = createPanel(spec);
-    return loadPanel(panel);
+    await loadPanel(panel);
+    await updateOverview();
   }
 
   function removePanel(panel) {
@@ -260,6 +262,7 @@
     panel.element.remove();
     saveUrl();
     updateHint();
+    updateOverview();
   }
 
   function createPanel(spec) {
@@ -576,10 +579,25 @@
   }
 
   // ---------------------------------------------------------------------------- overview
+  // The strip draws the first metric panel's metric.
+  function overviewMetric() {
+    const spec = view.state.panels.find((p) => p.metric);
+    return spec ? spec.metric : null;
+  }
+
+  // Redraw the strip when the panel it draws was added or removed.
+  async function updateOverview() {
+    if (overviewMetric() === view.overviewMetric) return;
+    try {
+      await loadOverview();
+    } catch (e) {
+      say(e.message);
+    }
+  }
+
   async function loadOverview() {
     const box = $("overview");
-    const spec = view.state.panels.find((p) => p.metric);
-    const metric = spec ? spec.metric : null;
+    const metric = overviewMetric();
     let series = [];
     if (metric && view.state.containers.length) {
       // The means only (half the bytes): a strip to pick a range from, not to read peaks on.
@@ -588,6 +606,7 @@
       series = body.series;
     }
     if (view.overview) { view.overview.destroy(); view.overview = null; }
+    view.overviewMetric = metric;
     const data = series.length ? align(series)
       : [view.dataRange ? [view.dataRange[0], view.dataRange[1]] : [], [null, null]];
     const opts = {
