@@ -61,6 +61,8 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 XSS_COMM = "<img src=x onerror=window.__xss=1>"
+#: The browser's time zone: UTC-5 in January, so a local time differs from UTC by hours.
+BROWSER_ZONE = "America/New_York"
 WORKING_SET = "container.memory.working_set_bytes"
 MILLICORES = "container.cpu.usage_millicores"
 
@@ -143,8 +145,12 @@ def _page_on(browser: Any, dataset: Path) -> Iterator[Page]:
     with running_view(dataset) as base:
         # Playwright's wait_for_function evaluates a string: allowed past the page's CSP
         # (script-src 'self', checked in test_view.py) for the tests only.
+        # In a zone other than the machine's (UTC on CI): the page must show UTC regardless.
         context = browser.new_context(
-            accept_downloads=True, bypass_csp=True, viewport={"width": 1400, "height": 1000}
+            accept_downloads=True,
+            bypass_csp=True,
+            viewport={"width": 1400, "height": 1000},
+            timezone_id=BROWSER_ZONE,
         )
         opened = Page(context.new_page(), base)
         opened.page.on("console", lambda m: m.type in ("error", "assert") and
@@ -279,6 +285,47 @@ def test_the_overview_strip_draws_a_panel_added_without_a_reload(page: Page) -> 
     page.page.click(".panel button.remove")
     page.settle()
     assert all(v is None for line in _overview_lines(page) for v in line)
+    assert page.problems == []
+
+
+def _tick_labels(page: Page, plot: str = "finemonView.panels[0].plot") -> list[str]:
+    """The time axis' tick labels as drawn (uPlot keeps the texts it drew)."""
+    return list(page.js(f"{plot}.axes[0]._values"))
+
+
+def test_chart_times_are_utc_24_hour_and_labelled(page: Page) -> None:
+    page.open()
+    assert page.js("new Intl.DateTimeFormat().resolvedOptions().timeZone") == BROWSER_ZONE
+    pick(page, "postgres", DB_ID)
+    add_metric(page, "working", WORKING_SET)
+    # db's data: 23:58:00 to 00:01:59 UTC (18:58 to 19:01 in New York).
+    for plot in ("finemonView.panels[0].plot", "finemonView.overview"):
+        labels = _tick_labels(page, plot)
+        text = " ".join(labels)
+        assert "2024-01-31 23:58" in text and "00:00" in text and "00:01" in text, labels
+        assert not re.search(r"am|pm|18:5|19:0", text, re.IGNORECASE), labels
+        assert page.js(f"{plot}.axes[0].label") == "UTC"
+    # The hover's time row and the header say UTC too.
+    at = (RUN_A_START_MS + 90_000) / 1000  # 23:59:30 UTC
+    page.js(f"(() => {{ const u = finemonView.panels[0].plot;"
+            f" u.setCursor({{left: u.valToPos({at}, 'x'), top: 10}}); }})()")  # fmt: skip
+    row = page.js("document.querySelector('.panel .u-legend tr.u-series').textContent")
+    assert re.fullmatch(r"time \(UTC\)2024-01-31 23:59:(29|30|31)(\.\d+)?", row), row
+    header = page.js("document.getElementById('range-text').textContent")
+    assert header.startswith("2024-01-31 23:58:00 \N{EN DASH} 2024-02-01 "), header
+    assert "UTC" in header, header
+
+    # The local-time box: the browser's zone, named, kept in the URL.
+    page.page.check("#local-time")
+    page.settle()
+    labels = _tick_labels(page)
+    text = " ".join(labels)
+    assert "2024-01-31 18:58" in text and "19:00" in text and "19:01" in text, labels
+    assert not re.search(r"am|pm|23:5|00:0", text, re.IGNORECASE), labels
+    assert page.js("finemonView.panels[0].plot.axes[0].label") == BROWSER_ZONE
+    assert page.js("finemonView.overview.axes[0].label") == BROWSER_ZONE
+    assert BROWSER_ZONE in page.js("document.getElementById('range-text').textContent")
+    assert page.state()["localTime"] is True
     assert page.problems == []
 
 
@@ -494,7 +541,7 @@ def test_a_one_second_peak_shows_as_the_band_of_a_zoomed_out_chart(spiky_page: P
     rows = page.js("Array.from(document.querySelectorAll('.panel .u-legend tr.u-series'))"
                    ".filter(r => getComputedStyle(r).display !== 'none')"
                    ".map(r => r.querySelector('.u-label').textContent)")  # fmt: skip
-    assert rows == ["Time", "spiky", "calm"]
+    assert rows == ["time (UTC)", "spiky", "calm"]
     # Hovering the spike's bucket: the mean, then the bucket's range.
     page.js(f"(() => {{ const u = finemonView.panels[0].plot;"
             f" u.setCursor({{left: u.valToPos({drawn[0][at]}, 'x'), top: 10}}); }})()")  # fmt: skip
@@ -560,3 +607,4 @@ def test_a_restarted_container_is_named_by_its_start_time_not_its_id(
     assert "api (since 23:59:20)" in page.js("document.querySelector('#markers').textContent")
     assert not LONG_HEX.search(text), LONG_HEX.search(text)
     assert page.problems == []
+
