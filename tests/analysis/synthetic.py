@@ -269,11 +269,12 @@ API_LIVES = (
     Container("9c" * 32, "shop", "api-6c8", "api"),
 )
 API_LIFE_TICKS = (range(0, 80), range(80, 160), range(160, 240))
-#: Containers that run beside it the whole time (six containers with the api's lives).
+#: Containers that run beside it the whole time (six containers with the api's lives), each
+#: called "server": their pods tell them apart (long names, as a Deployment's pods have).
 RESTARTS_NEIGHBOURS = (
-    Container("1e" * 32, "shop", "checkout-5d4f8b7c9-x2x7q", "checkout"),
-    Container("2e" * 32, "shop", "frontend-7f9c6d5b8-kq2lp", "frontend"),
-    Container("3e" * 32, "payments", "ledger-0", "ledger-writer"),
+    Container("1e" * 32, "shop", "checkout-5d4f8b7c9-x2x7q", "server"),
+    Container("2e" * 32, "shop", "frontend-7f9c6d5b8-kq2lp", "server"),
+    Container("3e" * 32, "payments", "ledger-writer-6b7d9c4f5-p8m2z", "server"),
 )
 RESTARTS_RUN = "d5" * 16
 

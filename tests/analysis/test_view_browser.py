@@ -608,3 +608,27 @@ def test_a_restarted_container_is_named_by_its_start_time_not_its_id(
     assert not LONG_HEX.search(text), LONG_HEX.search(text)
     assert page.problems == []
 
+
+def test_the_legend_shows_every_one_of_six_series(restarts_page: Page) -> None:
+    page = restarts_page
+    page.page.set_viewport_size({"width": 1000, "height": 900})  # a laptop's browser window
+    state = {"containers": SIX, "panels": [{"metric": WORKING_SET}]}
+    page.open(page.base + "#view=" + quote(json.dumps(state)))
+    # Hovered, so every row holds a value too.
+    box = page.page.locator(".panel .u-over").bounding_box()
+    page.page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + 40)
+    page.page.wait_for_timeout(100)
+    rows = page.js("""(() => {
+        const legend = document.querySelector('.panel .u-legend');
+        const shown = legend.getBoundingClientRect();
+        return Array.from(legend.querySelectorAll('tr.u-series'))
+            .filter(r => getComputedStyle(r).display !== 'none')
+            .map(r => { const b = r.getBoundingClientRect();
+                        return [r.querySelector('.u-label').textContent,
+                                b.height > 0 && b.top >= shown.top && b.bottom <= shown.bottom
+                                && b.left >= shown.left && b.right <= shown.right]; }); })()""")
+    assert len(rows) == 1 + 6  # the time, then the six containers
+    assert [label for label, visible in rows if not visible] == []
+    assert page.js("(() => { const l = document.querySelector('.panel .u-legend');"
+                   " return l.scrollHeight <= l.clientHeight; })()")  # fmt: skip
+    assert page.problems == []
