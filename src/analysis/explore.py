@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from analysis.dataset import connect, parquet_files, sql_string
 from analysis.errors import AnalysisError, one_line, require
-from analysis.names import ContainerLabels, container_names
+from analysis.names import ContainerLabels, ContainerName, container_names
 from analysis.report import bucket_ms
 from analysis.studies import Changepoint, Peak, Periodicity, changepoints, peaks, periodicity
 
@@ -127,8 +127,9 @@ class ContainerInfo:
     other methods take; ``name`` a short display name unique in the dataset (the container name,
     else pod/container, else namespace/pod/container, else the shortest unique end of the cgroup
     path; a restarted container's lives followed by their first tick, ``api (since 14:02:11)``:
-    :func:`analysis.names.container_names`); ``full_name`` is ``namespace/pod/container`` or the
-    cgroup path, the same for every life of a restarted container.
+    :func:`analysis.names.container_names`); ``full_name`` is ``namespace/pod/container`` (else
+    the short container id, else the cgroup path), the same for every life of a restarted
+    container.
     """
 
     key: str
@@ -698,8 +699,8 @@ class Explorer:
         self._containers = {
             key: ContainerInfo(
                 key=key,
-                name=display[key][0],
-                full_name=display[key][1],
+                name=display[key].name,
+                full_name=display[key].full_name,
                 namespace=entry.get("namespace"),
                 pod_name=entry.get("pod_name"),
                 container_name=entry.get("container_name"),
@@ -719,22 +720,22 @@ class Explorer:
         return self._containers
 
     @staticmethod
-    def _display_names(merged: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
-        """(display name, full name) of each container key (:func:`container_names`)."""
-        return container_names(
-            [
-                ContainerLabels(
-                    key=key,
-                    namespace=entry.get("namespace"),
-                    pod_name=entry.get("pod_name"),
-                    container_name=entry.get("container_name"),
-                    container_id=entry.get("container_id"),
-                    cgroup=entry.get("cgroup"),
-                    first_ms=int(entry["first"]),
-                )
-                for key, entry in merged.items()
-            ]
-        )
+    def _display_names(merged: Mapping[str, Mapping[str, Any]]) -> dict[str, ContainerName]:
+        """The names of each container key (:func:`container_names`)."""
+        keys = list(merged)
+        labels = [
+            ContainerLabels(
+                key=key,
+                namespace=merged[key].get("namespace"),
+                pod_name=merged[key].get("pod_name"),
+                container_name=merged[key].get("container_name"),
+                container_id=merged[key].get("container_id"),
+                cgroup=merged[key].get("cgroup"),
+                first_ms=int(merged[key]["first"]),
+            )
+            for key in keys
+        ]
+        return dict(zip(keys, container_names(labels), strict=True))
 
     def containers(
         self,

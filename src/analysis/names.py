@@ -31,8 +31,9 @@ class ContainerLabels:
 
 
 def full_name(container: ContainerLabels) -> str:
-    """``namespace/pod/container`` (``pod/container`` without a namespace), else the cgroup
-    path, else the container id's first 12 digits, else the key."""
+    """``namespace/pod/container`` (``pod/container`` without a namespace), else the container
+    id's first 12 digits (what ``docker ps`` and ``crictl ps`` show), else the cgroup path,
+    else the key (long hex ids in it cut to 12 digits)."""
     c = container
     if c.pod_name and c.container_name:
         return (
@@ -40,29 +41,29 @@ def full_name(container: ContainerLabels) -> str:
             if c.namespace
             else f"{c.pod_name}/{c.container_name}"
         )
-    if c.cgroup:
-        return c.cgroup
     if c.container_id:
         return c.container_id[:12]
-    return c.key
+    if c.cgroup:
+        return c.cgroup
+    return _abbreviate(c.key)
 
 
-def _short_cgroup_names(paths: Sequence[str]) -> dict[str, str]:
-    """The shortest end of each cgroup path (whole components) that no other path ends with."""
-    parts = {path: [p for p in path.split("/") if p] for path in paths}
-    names: dict[str, str] = {}
-    for path, components in parts.items():
-        for length in range(1, len(components) + 1):
-            tail = components[-length:]
-            clash = any(
-                other != path and others[-length:] == tail for other, others in parts.items()
-            )
-            if not clash:
-                names[path] = "/".join(tail)
-                break
-        else:
-            names[path] = path
-    return names
+@dataclass(frozen=True, slots=True)
+class ContainerName:
+    """How a container is named on every page: ``name``, short and unique in the dataset (the
+    legends, lists and series labels); ``full_name``, ``namespace/pod/container``, the same for
+    every life of a restarted container; ``life``, what tells those lives apart (empty for a
+    container that lives once, else `` (since 14:02:11)``, with a short id where that is the
+    same too)."""
+
+    name: str
+    full_name: str
+    life: str
+
+    @property
+    def long_name(self) -> str:
+        """The full name and the life: unique, for tables and hovers that show full names."""
+        return self.full_name + self.life
 
 
 def _since(first_ms: Sequence[int]) -> list[str]:
@@ -98,12 +99,12 @@ def _told_apart(members: Sequence[ContainerLabels]) -> list[str]:
     return suffixes
 
 
-def container_names(containers: Sequence[ContainerLabels]) -> dict[str, tuple[str, str]]:
-    """The (display name, full name) of each container key: the rule every view of the
-    dataset names containers by.
+def container_names(containers: Sequence[ContainerLabels]) -> list[ContainerName]:
+    """The :class:`ContainerName` of each container, in order: the rule every view of the
+    dataset (viewer, MCP, report, summary, demo) names containers by.
 
     The full name is :func:`full_name`. The display name is the shortest of the container
-    name, ``pod/container``, the shortest distinct end of the cgroup path and the full name
+    name, ``pod/container``, the cgroup path's :func:`short_labels` label and the full name
     that no other full name shares. Containers with the same full name (a container restarted
     on Kubernetes keeps namespace, pod and container name under a new container id) are told
     apart after it by their first tick, UTC: ``api (since 14:02:11)`` (with the date when
@@ -111,34 +112,33 @@ def container_names(containers: Sequence[ContainerLabels]) -> dict[str, tuple[st
     their container id: ``api (since 14:02:11) #3f9a2c``. A container id is never shown
     whole.
     """
-    full = {c.key: full_name(c) for c in containers}
-    groups: dict[str, list[ContainerLabels]] = defaultdict(list)
-    for c in containers:
-        groups[full[c.key]].append(c)
-    short_cgroups = _short_cgroup_names(
-        [name for name, members in groups.items() if not members[0].pod_name and members[0].cgroup]
-    )
+    groups: dict[str, list[int]] = defaultdict(list)
+    for index, c in enumerate(containers):
+        groups[full_name(c)].append(index)
+    paths = [name for name, members in groups.items() if name == containers[members[0]].cgroup]
+    short_cgroups = dict(zip(paths, short_labels(paths), strict=True))
     candidates: dict[str, list[str]] = {}
     for name, members in groups.items():
-        c = members[0]
+        c = containers[members[0]]
         pod_and_name = (
             f"{c.pod_name}/{c.container_name}" if c.pod_name and c.container_name else None
         )
         options = [n for n in (c.container_name, pod_and_name) if n]
         candidates[name] = [*options, short_cgroups.get(name, name), name]
-    names: dict[str, tuple[str, str]] = {}
+    names: list[ContainerName | None] = [None] * len(containers)
     for name, members in groups.items():
         options = candidates[name]
         chosen = next(
             (o for o in options if sum(o in other for other in candidates.values()) == 1), name
         )
         if len(members) == 1:
-            names[members[0].key] = (chosen, name)
+            names[members[0]] = ContainerName(chosen, name, "")
             continue
-        ordered = sorted(members, key=lambda m: (m.first_ms, m.key))
-        for member, suffix in zip(ordered, _told_apart(ordered), strict=True):
-            names[member.key] = (chosen + suffix, name)
-    return names
+        ordered = sorted(members, key=lambda i: (containers[i].first_ms, containers[i].key))
+        lives = _told_apart([containers[i] for i in ordered])
+        for index, life in zip(ordered, lives, strict=True):
+            names[index] = ContainerName(chosen + life, name, life)
+    return [name for name in names if name is not None]
 
 
 def _abbreviate(component: str) -> str:
