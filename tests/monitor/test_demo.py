@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from finemon_process import finemon_env, hidden_leftovers, parquet_files
 from tests.analysis.synthetic import MIB as SYNTHETIC_MIB
-from tests.analysis.synthetic import _Rows, write_file
+from tests.analysis.synthetic import _Rows, write_file, write_restarts
 
 from monitor.demo import burner_warning, print_summary, query_hint
 from monitor.sandbox import sandbox_unavailable
@@ -286,3 +286,24 @@ def test_the_printed_query_runs_and_answers(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[2].split() == ["demo/pod-burner/burner", "400"], done.stdout
+
+
+def test_the_summary_names_containers_as_everywhere_else(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A restarted container's lives by their start times, in order, and the neighbours all
+    called "server" by their pods: the names of the viewer and the report."""
+    print_summary(write_restarts(tmp_path / "out"))
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("container "))
+    names = [line.rsplit(maxsplit=5)[0] for line in lines[header + 2 : header + 8]]
+    assert names == [
+        "api (since 23:58:00)",
+        "api (since 23:59:20)",
+        "api (since 00:00:40)",
+        "checkout-5d4f8b7c9-x2x7q/server",
+        "frontend-7f9c6d5b8-kq2lp/server",
+        "ledger-writer-6b7d9c4f5-p8m2z/server",
+    ], out
+    assert not lines[header + 8].strip(), out
