@@ -3,9 +3,10 @@
 Where it runs as root with a writable cgroup hierarchy, the demo builds a kubelet-shaped tree of
 real cgroups (:mod:`monitor.sandbox`) with three small real workloads (one burning a CPU, one
 growing its memory, one idle) and the log files kubelet would write for their pods, records
-them with ``finemon run`` for ``--seconds``, prints a summary table per container (CPU, memory,
-PSS) and removes everything it created. Where it cannot create cgroups it records the host's
-own cgroups instead and says why.
+them (and nothing else on the host: ``finemon run`` limited to the sandbox's cgroup subtree)
+for ``--seconds``, prints a summary table per container (CPU, memory, PSS) and removes
+everything it created. Where it cannot create cgroups it records the host's own cgroups
+instead and says why.
 
 The summary and the report cover only the run the demo just made (its ``run_id``, from the
 manifest it left in ``_sessions/``) and, with the sandbox, only its three containers: a second
@@ -23,6 +24,7 @@ import os
 import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -164,6 +166,8 @@ def run_demo(args: argparse.Namespace) -> int:
                     config = build_config(
                         parser.parse_args(_run_config_argv(args, log_root)), Environment.from_os()
                     )
+                    # Its own containers only, whatever else runs on the host.
+                    config = replace(config, cgroup_subtree=box.prefix)
                     code = run(config, signals=signals)
         else:
             print(
