@@ -193,12 +193,16 @@ def write_parquet_atomically(
     metadata: dict[str, str] | None = None,
 ) -> int:
     """Write ``tables`` (a row group each) to ``final`` through a temporary name; returns the
-    rows written."""
+    rows written. Tables without a row publish nothing (0 is returned): a file of no rows would
+    only clutter the dataset."""
     out = ParquetFile(final, schema, compression_level, metadata)
     try:
         for table in tables:
             out.write(table)
-        out.finalize()
+        if out.rows:
+            out.finalize()
+        else:
+            out.abandon()
         return out.rows
     except BaseException:
         out.abandon()

@@ -6,10 +6,13 @@ and every fix a delayed write made. A tick is written in full when the set of li
 changed since the previous tick, else as the values that changed (most do not, tick to tick;
 a delta frame of the recorder is written as it is: the series written during the tick), followed
 by a marker that closes the tick. It is flushed to the OS
-after every batch, so a SIGKILL loses nothing that was written, and fsynced at every flush.
+after every batch, so a SIGKILL loses nothing that was written, and fsynced at every flush and
+once a rotation carried its window into it.
 While its writer lives it holds an exclusive ``flock``, so recovery never touches a live journal.
 Replaying it (:func:`read_journal`) rebuilds every tick the file owns, including ticks that were
-still inside the accumulator window.
+still inside the accumulator window. A journal that ends before its header is complete (a kill
+or a full disk while it was created) holds nothing: :class:`JournalCutShortError` says so, apart
+from a damaged journal (:class:`JournalError`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import fcntl
 import itertools
 import json
 import os
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +49,9 @@ R_HEADER, R_SERIES, R_FIX = 0, 1, 3
 R_GFULL, R_CFULL, R_GDELTA, R_CDELTA = 2, 4, 5, 6
 #: Closes a tick; its text says which parts were full: "G"/"g" gauges full/delta, "C"/"c".
 R_TICK = 7
+#: The file owns only the ticks below ``tick`` (the next file holds the later ones); written to
+#: a journal kept for recovery after its file could not be published at a rotation.
+R_END = 8
 #: Label sets whose JSON a writer keeps (a node's containers, with room to spare).
 _LABELS_JSON_CACHE = 65536
 #: Series definitions per journal batch.
@@ -212,8 +219,13 @@ class JournalWriter:
             text = cache[labels] = json.dumps([list(pair) for pair in labels])
         return f"[{json.dumps(kind)}, {json.dumps(name)}, {text}]"
 
+    def end(self, tick: int) -> None:
+        """Record that the file owns only the ticks below ``tick`` and flush (raises OSError)."""
+        self._stream.write_batch(_rows(R_END, [tick], [0], [None], [None], [None]))
+        self._file.flush()
+
     def sync(self) -> None:
-        """fsync the journal (called at every flush)."""
+        """fsync the journal (called at every flush, and after a rotation's carry)."""
         self._file.flush()
         os.fsync(self._file.fileno())
 
@@ -239,24 +251,101 @@ class JournalWriter:
 
 @dataclass(slots=True)
 class JournalContents:
-    """What a journal held: its header, series and the final points (fixes applied)."""
+    """What a journal held: its header, series and the final points (fixes applied); ``end``:
+    the file owns only the ticks below it (None: no limit recorded)."""
 
     header: dict[str, Any]
     series: dict[int, JournalSeries]
     points: PointColumns
     ticks: list[int]
     complete: bool
+    end: int | None = None
 
 
 class JournalError(Exception):
     """A journal that cannot be read at all (no header)."""
 
 
+class JournalCutShortError(JournalError):
+    """A journal that ends before its header is complete: it holds nothing (no tick is ever
+    written before the header)."""
+
+
+#: Every Arrow IPC message starts with this marker, then its metadata's size (int32).
+_CONTINUATION = b"\xff\xff\xff\xff"
+#: Bounds of a header's messages, far above what is written (a message's metadata describes the
+#: journal's six columns: under 1 KB; a header's body is tens of KB with its descriptions): past
+#: them, bytes are damage, not a header cut short.
+_MAX_METADATA_BYTES = 8192
+_MAX_HEADER_BYTES = 1 << 20
+
+
+def _u(fmt: str, data: bytes, offset: int) -> int:
+    value: int = struct.unpack_from(fmt, data, offset)[0]
+    return value
+
+
+def _message_end(data: bytes, start: int, size: int) -> int | None:
+    """The end of the Arrow IPC message at ``start`` of a stream of ``size`` bytes whose first
+    bytes are ``data``, or None when the stream ends first. Raises ValueError when these are no
+    message's bytes.
+
+    A message is the marker, the metadata's size, the metadata (a flatbuffer ``Message`` whose
+    field 3 is the body's length) and the body.
+    """
+    if size - start < 8:
+        if not _CONTINUATION.startswith(data[start : start + 4]):
+            raise ValueError("no message marker")
+        return None
+    if data[start : start + 4] != _CONTINUATION:
+        raise ValueError("no message marker")
+    meta_size = _u("<i", data, start + 4)
+    meta = start + 8
+    if not 0 < meta_size <= _MAX_METADATA_BYTES:
+        raise ValueError(f"metadata of {meta_size} bytes")
+    if meta + meta_size > size:
+        return None
+    try:
+        table = meta + _u("<I", data, meta)
+        vtable = table - _u("<i", data, table)
+        inside = range(meta, meta + meta_size)
+        if table not in inside or vtable not in inside:
+            raise ValueError("metadata offsets out of the message")
+        body = 0
+        if _u("<H", data, vtable) >= 12 and (field := _u("<H", data, vtable + 10)):
+            body = _u("<q", data, table + field)
+    except struct.error as exc:
+        raise ValueError(f"metadata unreadable: {exc}") from None
+    if not 0 <= body <= _MAX_HEADER_BYTES:
+        raise ValueError(f"body of {body} bytes")
+    end = meta + meta_size + body
+    return None if end > size else end
+
+
+def _cut_within_header(f: IO[bytes]) -> bool:
+    """Whether the journal ``f`` ends within its first two messages (the schema, the header)
+    with only valid bytes up to there: a header cut short, not damage."""
+    size = os.fstat(f.fileno()).st_size
+    f.seek(0)
+    data = f.read(2 * (8 + _MAX_METADATA_BYTES) + _MAX_HEADER_BYTES)
+    start = 0
+    try:
+        for _ in range(2):
+            end = _message_end(data, start, size)
+            if end is None:
+                return True
+            start = end
+    except ValueError:
+        pass
+    return False
+
+
 def read_journal(path: Path) -> JournalContents:
     """Replay the journal at ``path``; a truncated tail is ignored (``complete`` False).
 
-    Raises JournalError when not even the header can be read, OSError when the file cannot be
-    opened.
+    Raises JournalCutShortError when the journal ends before its header is complete (it holds
+    nothing), JournalError when its header cannot be read otherwise (damage), OSError when the
+    file cannot be opened.
     """
     # The compute functions only here: a writing process never loads them (about 9 MB).
     import pyarrow.compute as pc  # noqa: PLC0415
@@ -267,6 +356,8 @@ def read_journal(path: Path) -> JournalContents:
         try:
             reader = pa.ipc.open_stream(f)
         except (pa.ArrowInvalid, OSError) as exc:
+            if _cut_within_header(f):
+                raise JournalCutShortError(f"{path}: ends before its header is complete") from None
             raise JournalError(f"{path}: not a journal ({exc})") from None
         while True:
             try:
@@ -276,6 +367,8 @@ def read_journal(path: Path) -> JournalContents:
             except (pa.ArrowInvalid, OSError, EOFError):
                 complete = False
                 break
+        if not batches and _cut_within_header(f):
+            raise JournalCutShortError(f"{path}: ends before its header is complete")
     if not batches:
         raise JournalError(f"{path}: journal has no header")
     table = pa.Table.from_batches(batches, JOURNAL_SCHEMA)
@@ -284,6 +377,7 @@ def read_journal(path: Path) -> JournalContents:
     if head.num_rows == 0:
         raise JournalError(f"{path}: journal has no header")
     header = json.loads(head["text"][0].as_py())
+    ends = table.filter(pc.equal(rtype, R_END))["tick"].to_pylist()
     series: dict[int, JournalSeries] = {}
     defs = table.filter(pc.equal(rtype, R_SERIES))
     for sid, text in zip(defs["sid"].to_pylist(), defs["text"].to_pylist(), strict=True):
@@ -330,6 +424,7 @@ def read_journal(path: Path) -> JournalContents:
         ),
         ticks=ticks,
         complete=complete,
+        end=min(ends) if ends else None,
     )
 
 

@@ -19,9 +19,9 @@ from capture.accumulator import TickFrame
 from capture.descriptions import Description
 from capture.files import ParquetFile, journal_path, partial_path
 from capture.handles import Series
-from capture.journal import JournalWriter
+from capture.journal import JournalError, JournalWriter
 from capture.keys import FIXED_COLUMNS, canonical_labels
-from capture.recover import RecoveryReport, recover
+from capture.recover import RecoveryReport, recover, recover_journal
 from capture.registry import CaptureRecorder, SeriesInfo
 from capture.tables import ROW_GROUP_ROWS, RowLayout, TableBuilder, frames_to_tables
 
@@ -39,6 +39,17 @@ WRITE_ERRORS_DESCRIPTION = Description(
 METRICS_METADATA_KEY = "capture.metrics"
 #: At most one log line per failing stage in this many seconds.
 ERROR_LOG_SECONDS = 60.0
+
+#: For tests: called with the name of each step of a journal's creation or of a rotation as it
+#: is reached (``journal_created``, ``switched``, ``carry_series``, ``carry_frames``,
+#: ``carried``, ``published``; see :meth:`CaptureManager.rotate`), so a test can kill the
+#: process at an exact point. None otherwise.
+step_hook: Callable[[str], None] | None = None
+
+
+def _step(name: str) -> None:
+    if step_hook is not None:
+        step_hook(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +86,10 @@ class CaptureManager:
     progress, drains the window and publishes the file.
 
     A SIGKILL loses at most the tick in progress: every taken tick is already in the journal,
-    which :func:`capture.recover` turns into a valid file. An unwritable path or a full disk makes
+    which :func:`capture.recover` turns into a valid file (ticks taken while a flush or a rotation
+    writes reach it once that is done); a rotation included, as the journals and published files
+    together hold every journaled tick once at every instant. A file of no rows is never
+    published. An unwritable path or a full disk makes
     ``start()``/``rotate()`` raise OSError; a later failure inside the tick thread is logged and
     counted in ``capture.write_errors``, and the journal is kept so nothing written is lost.
 
@@ -149,6 +163,7 @@ class CaptureManager:
         self._thread: threading.Thread | None = None
         self._file: ParquetFile | None = None
         self._journal: JournalWriter | None = None
+        self._journals_made = 0
         self._file_ticks: list[int] = []
         self._next_flush = 0.0
         self._closed = False
@@ -205,6 +220,8 @@ class CaptureManager:
             "tick_seconds": self.recorder.tick_seconds,
             "first_tick": owned_from if first is None else first,
             "owned_from": owned_from,
+            # The journals of a run in the order they were made (several may own from one tick).
+            "sequence": self._journals_made,
             "label_columns": list(self.label_columns),
             "global_labels": [list(p) for p in self.global_labels],
             "compression_level": self.compression_level,
@@ -250,12 +267,14 @@ class CaptureManager:
     def _begin(self, new_file: ParquetFile, journal: JournalWriter, owned_from: int | None) -> None:
         """Make ``new_file`` current; its journal owns the ticks from ``owned_from`` on."""
         start = owned_from if owned_from is not None else self.recorder.current_tick()
+        _step("journal_created")
         try:
             journal.begin(self._header(start))
         except BaseException:
             journal.close(delete=True)
             new_file.abandon()
             raise
+        self._journals_made += 1
         self._file, self._journal = new_file, journal
         self._file_ticks = []
 
@@ -269,17 +288,23 @@ class CaptureManager:
         self._wake.set()
         return taken
 
-    def rotate(self, new_path: str | Path | Callable[[int], str | Path]) -> PublishedFile:
-        """Publish the current file and continue in ``new_path``; returns the published file.
+    def rotate(self, new_path: str | Path | Callable[[int], str | Path]) -> PublishedFile | None:
+        """Publish the current file and continue in ``new_path``; returns the published file, or
+        None when it held no row (nothing is published then: the window holds every tick it had).
 
         ``new_path`` may be a function of the first tick the new file will hold (the oldest
         tick of the window at the switch), for names that carry their first time. The switch
         itself is short (the recorder's lock is held while the new file and journal are
-        created); publishing the old file and carrying the window into the new journal follow,
+        created); carrying the window into the new journal and publishing the old file follow,
         so an owner may call this from another thread while it goes on taking ticks.
         Raises OSError, and keeps writing the current file, when ``new_path`` cannot be created.
         Raises :class:`CaptureWriteError` (after switching to the new file) when the old file could
         not be finalized; its journal is kept for recovery.
+
+        A kill at any step loses no journaled tick: the old journal receives every tick taken
+        before the switch, the window is carried into the new journal (and fsynced), and only
+        then is the old file published and its journal deleted. Until then recovery takes the
+        window from the old journal (see :func:`capture.recover`).
         """
         with self._io_lock:
             old_file, old_journal = self._file, self._journal
@@ -300,50 +325,78 @@ class CaptureManager:
                 old_ticks = self._file_ticks
                 self._begin(new_file, new_journal, owned_from)
                 self._file_ticks, new_ticks = old_ticks, self._file_ticks
+            _step("switched")
             self._write_event_list(old_journal, events)
+            self._carry_window(window, carried)
+            _step("carried")
             self._write_frames(old_file, ready, infos)
             try:
-                published = self._publish(old_file, old_journal)
+                published = self._publish(old_file, old_journal, end=owned_from)
             finally:
                 self._file_ticks = new_ticks
-                self._carry_window(window, carried)
+            _step("published")
             return published
 
     def _carry_window(self, window: list[TickFrame], carried: list[SeriesInfo]) -> None:
         # The frames as taken (the journal writes the first in full, then what changed) and
-        # their fixes, which replay applies on top.
-        assert self._journal is not None
-        series = ((i.sid, i.kind, i.name, i.labels) for i in carried)  # batched
+        # their fixes, which replay applies on top; then fsynced, before the old journal goes.
+        journal = self._journal
+        assert journal is not None
         fixes = [
             (frame.tick, sid, value)
             for frame in window
             for sid, value in dict(frame.fixes).items()  # a copy: fixes may be added meanwhile
         ]
         try:
-            self._journal.write(series=series, frames=window, fixes=fixes)
+            journal.write(series=((i.sid, i.kind, i.name, i.labels) for i in carried))  # batched
+            _step("carry_series")
+            journal.write(frames=window)
+            _step("carry_frames")
+            journal.write(fixes=fixes)
+            journal.sync()
         except (OSError, pa.ArrowException) as exc:
             self._error("journal", exc)
 
-    def _publish(self, file: ParquetFile, journal: JournalWriter) -> PublishedFile:
+    def _keep(self, journal: JournalWriter, end: int | None) -> None:
+        """Close ``journal`` for recovery; it owns the ticks below ``end`` (None: all)."""
+        if end is not None:
+            try:
+                journal.end(end)
+            except (OSError, pa.ArrowException) as exc:
+                self._error("journal", exc)
+        journal.close(delete=False)
+
+    def _publish(
+        self, file: ParquetFile, journal: JournalWriter, end: int | None
+    ) -> PublishedFile | None:
+        """Publish ``file`` (its ticks below ``end``: the next file holds the later ones) and
+        delete its journal; None, and nothing published, when it holds no row."""
         if file.failed:
             file.abandon()
-            journal.close(delete=False)
-            report = recover(file.final.parent)
-            for path, reason in report.failed:
-                log.error("capture: could not rebuild %s: %s", path, reason)
-            rebuilt = [r for r in report.recovered if r.path == file.final]
-            if not rebuilt:
-                raise CaptureWriteError(f"{file.final}: not published; journal kept for recovery")
+            self._keep(journal, end)
+            try:
+                rebuilt = recover_journal(journal.path, end)
+            except (JournalError, OSError, pa.ArrowException, ValueError, KeyError) as exc:
+                log.error("capture: could not rebuild %s: %s", journal.path, exc)
+                raise CaptureWriteError(
+                    f"{file.final}: not published; journal kept for recovery"
+                ) from exc
+            if rebuilt is None:
+                return None
             size = file.final.stat().st_size
             ticks = self._file_ticks
             published = PublishedFile(
                 file.final,
-                rebuilt[0].rows,
+                rebuilt.rows,
                 1,
                 size,
                 min(ticks) if ticks else None,
                 max(ticks) if ticks else None,
             )
+        elif file.rows == 0:
+            file.abandon()
+            journal.close(delete=True)
+            return None
         else:
             try:
                 if file.metric_names and len(self.recorder.descriptions):
@@ -359,7 +412,7 @@ class CaptureManager:
                     )
                 path = file.finalize()
             except OSError as exc:
-                journal.close(delete=False)
+                self._keep(journal, end)
                 self._error("finalize", exc)
                 raise CaptureWriteError(
                     f"{file.final}: not published ({exc}); journal kept for recovery"
@@ -385,7 +438,7 @@ class CaptureManager:
         the last one it sampled. With ``drain=False`` (a second signal: hurry) nothing more is
         written: the file is left to recovery from its journal, which every taken tick already
         reached. Uninstalls the recorder if it is still the installed one. Returns the published
-        file.
+        file, or None when nothing was published (no row to write, or ``drain=False``).
         """
         if self._closed:
             return None
@@ -408,7 +461,7 @@ class CaptureManager:
                     self._write_events(journal)
                     frames, infos = self.recorder.pop_ready()
                     self._write_frames(file, frames, infos)
-                    published = self._publish(file, journal)
+                    published = self._publish(file, journal, end=None)
                 else:
                     self._write_events(journal)
                     try:

@@ -137,7 +137,8 @@ class FileCycle:
             self._on_write_error(f"rotation failed: {type(exc).__name__}: {exc}")
         else:
             self.seq = seq
-            self._on_published(published, "rotated")
+            if published is not None:  # None: the old file held no row, nothing was published
+                self._on_published(published, "rotated")
         self._after_rotation(self)
         allocator.release_free_memory()  # the old file's buffers, freed in this thread's arena
 

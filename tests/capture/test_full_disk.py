@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import errno
+import logging
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -60,3 +64,58 @@ def test_failed_rotations_on_a_full_disk_leave_nothing_behind(small_disk: SmallD
     finally:
         small_disk.free()
         manager.close()
+
+
+#: Starts a manager (its journal's header written), prints "started", then on the line "tick"
+#: takes a tick of 2,000 gauges (a journal batch far larger than a page) and prints "ticked".
+CUT_BY_A_FULL_DISK = textwrap.dedent(
+    """
+    import sys, time
+    import capture
+    m = capture.CaptureManager(sys.argv[1], auto_tick=False)
+    m.start()
+    gauges = [capture.gauge("g", {"i": str(i)}) for i in range(2000)]
+    print("started", flush=True)
+    sys.stdin.readline()
+    for i, g in enumerate(gauges):
+        g.set(float(i))
+    m.take_tick()
+    time.sleep(0.5)  # the tick thread tries to journal it
+    print("ticked", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_a_journal_cut_short_by_a_full_disk_publishes_no_empty_file(
+    small_disk: SmallDisk, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = small_disk.root / "out"
+    out.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CUT_BY_A_FULL_DISK, str(out / "f.parquet")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "started"
+        journal = out / ".f.parquet.journal"
+        header_bytes = journal.stat().st_size
+        small_disk.fill()
+        proc.stdin.write("tick\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "ticked"
+    finally:
+        proc.kill()
+        proc.wait()
+    # The tick did not fit: the journal ends after its header, short of the tick.
+    assert header_bytes <= journal.stat().st_size < header_bytes + 2000 * 8
+    small_disk.free()
+    with caplog.at_level(logging.INFO, logger="capture"):
+        report = capture.recover(out)
+    assert report.recovered == () and report.failed == ()
+    assert journal in report.removed
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert list(out.iterdir()) == []  # no 0-row file, no .corrupt, no leftovers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -99,11 +100,12 @@ def test_live_files_are_the_hidden_file_and_journal_being_written(tmp_path: Path
             ".b.parquet.partial",
             ".b.parquet.journal",
         ]
-        assert not any(p.exists() for p in live)  # published: the old ones are gone
+        assert not any(p.exists() for p in live)  # the old ones are gone
     finally:
         manager.close()
     assert manager.live_files() == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "b.parquet"]
+    # Neither file held a row: nothing was published, nothing is left.
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_rotation_neither_loses_nor_duplicates_a_tick(tmp_path: Path) -> None:
@@ -323,13 +325,13 @@ KILLED_WRITER = textwrap.dedent(
     out, ticks = sys.argv[1], int(sys.argv[2])
     m = capture.CaptureManager(out, tick_seconds=0.05, window_ticks=40, flush_seconds=0.2,
                                auto_tick=False, run_id="killed-run")
-    m.start()
+    m.start(first_tick=0)
     g = capture.gauge("g", {"k": "v"})
     c = capture.counter("c")
     for i in range(ticks):
         g.set(float(i))
         c.increment(1)
-        m.take_tick()
+        m.take_tick(i)
         time.sleep(0.05)
     print("done", flush=True)
     time.sleep(60)
@@ -359,15 +361,210 @@ def test_sigkill_loses_nothing_that_was_journaled(tmp_path: Path) -> None:
     table = pq.read_table(out).to_pylist()
     gauge = sorted((r["fetch_index"], r["value_float"]) for r in table if r["metric_name"] == "g")
     counter = sorted((r["fetch_index"], r["value_int"]) for r in table if r["metric_name"] == "c")
-    # all 30 sampled values are there, ticks still inside the 40-tick window included (a late
-    # loop iteration may repeat a value in a caught-up tick, never lose one)
-    assert sorted(set(v for _, v in gauge)) == [float(i) for i in range(30)]
-    assert [v for _, v in gauge] == sorted(v for _, v in gauge)
-    assert sorted(set(v for _, v in counter)) == list(range(1, 31))
-    assert [i for i, _ in gauge] == list(range(gauge[0][0], gauge[-1][0] + 1))
+    # all 30 ticks are there, those still inside the 40-tick window included
+    assert gauge == [(i, float(i)) for i in range(30)]
+    assert counter == [(i, i + 1) for i in range(30)]
     assert {r["run_id"] for r in table} == {"killed-run"}
     # a manager started on the directory recovers automatically too (nothing left here)
     assert capture.recover(tmp_path).recovered == ()
+
+
+#: Takes ticks 0..TICKS-1 of three gauges and a counter (with a first rotation at ROTATE_AT and a
+#: delayed write into the window), lets the tick thread journal them, then rotates with the
+#: process killing itself at the rotation's step KILL_AT.
+KILLED_IN_ROTATION = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    import capture, capture.historical, capture.manager
+    out, ticks, rotate_at, kill_at = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    m = capture.CaptureManager(f"{out}/f0.parquet", tick_seconds=0.05, window_ticks=8,
+                               flush_seconds=0.1, auto_tick=False, run_id="killed-run")
+    m.start(first_tick=0)
+    gauges = [capture.gauge("g", {"s": str(i)}) for i in range(3)]
+    counter = capture.counter("c")
+    for tick in range(ticks):
+        for i, g in enumerate(gauges):
+            g.set(tick * 10 + i)
+        counter.absolute(tick)
+        m.take_tick(tick)
+        if tick == rotate_at:
+            m.rotate(f"{out}/f1.parquet")
+    capture.historical.gauge_set("late", None, 99.0, (ticks - 3 + 0.5) * 0.05)
+    time.sleep(0.3)  # the tick thread journals every tick taken and the delayed write
+
+    def kill(step):
+        if step == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    capture.manager.step_hook = kill
+    m.rotate(f"{out}/f2.parquet")
+    print("not killed", flush=True)
+    """
+)
+ROTATION_STEPS = [
+    "journal_created",
+    "switched",
+    "carry_series",
+    "carry_frames",
+    "carried",
+    "published",
+]
+
+
+Row = tuple[str, tuple[tuple[str, str], ...], int, object]
+
+
+def recorded_values(path: Path) -> list[Row]:
+    """(metric, labels, tick, value) of every row of a published file, which has rows."""
+    table = pq.read_table(path)
+    assert table.num_rows > 0, f"{path.name} has no row"
+    found = []
+    for r in table.to_pylist():
+        value = r["value_float"] if r["metric_kind"] == "gauge" else r["value_int"]
+        found.append((r["metric_name"], tuple(sorted(r["labels"])), r["fetch_index"], value))
+    return found
+
+
+@pytest.mark.parametrize("step", ROTATION_STEPS)
+def test_a_kill_at_any_step_of_a_rotation_loses_no_tick_and_doubles_none(
+    tmp_path: Path, step: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    ticks = 30
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_IN_ROTATION, str(tmp_path), str(ticks), "12", step],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    with caplog.at_level(logging.INFO, logger="capture"):
+        report = capture.recover(tmp_path)
+    assert not report.failed
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    found = [row for path in tmp_path.glob("*.parquet") for row in recorded_values(path)]
+    keys = [row[:3] for row in found]
+    assert len(keys) == len(set(keys)), "a tick is in two files"
+    expected = {
+        ("g", (("s", str(i)),), t, float(t * 10 + i)) for t in range(ticks) for i in range(3)
+    }
+    expected |= {("c", (), t, t) for t in range(ticks)}
+    expected |= {("late", (), t, 99.0) for t in range(ticks - 3, ticks)}
+    assert set(found) == expected
+    # The first rotation's file holds the ticks that had left the 8-tick window by then.
+    assert {t for _, _, t, _ in recorded_values(tmp_path / "f0.parquet")} == set(range(5))
+
+
+#: finemon's way: ticks every 20 ms while a thread rotates after tick 20, the process killing
+#: itself at the rotation's step KILL_AT; prints each tick once taken.
+KILLED_IN_ROTATION_THREAD = textwrap.dedent(
+    """
+    import os, signal, sys, threading, time
+    import capture, capture.manager
+    out, kill_at = sys.argv[1], sys.argv[2]
+    m = capture.CaptureManager(f"{out}/f0.parquet", tick_seconds=0.05, window_ticks=8,
+                               flush_seconds=0.1, auto_tick=False)
+    m.start(first_tick=0)
+    g = capture.gauge("g")
+
+    def kill(step):
+        if step == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    capture.manager.step_hook = kill
+    for tick in range(1000):
+        g.set(tick)
+        m.take_tick(tick)
+        print(tick, flush=True)
+        if tick == 20:
+            threading.Thread(target=m.rotate, args=(f"{out}/f1.parquet",)).start()
+        time.sleep(0.02)
+    """
+)
+
+
+@pytest.mark.parametrize("step", ROTATION_STEPS)
+def test_a_kill_in_a_rotation_while_ticks_go_on_keeps_every_tick_taken_before_it(
+    tmp_path: Path, step: str
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_IN_ROTATION_THREAD, str(tmp_path), step],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    last_taken = int(proc.stdout.split()[-1])
+    report = capture.recover(tmp_path)
+    assert not report.failed
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    found = [row for path in tmp_path.glob("*.parquet") for row in recorded_values(path)]
+    ticks = sorted(t for name, _, t, _ in found if name == "g")
+    assert all(value == float(t) for name, _, t, value in found if name == "g")
+    # Every tick once, from the first on: at most the ticks taken while the rotation wrote (not
+    # yet journaled) are missing at the end, never one taken before rotate() was called.
+    assert ticks == list(range(len(ticks)))
+    assert 20 <= ticks[-1] <= last_taken
+
+
+#: Starts a manager, writes a gauge and is killed before taking a tick; with KILL_AT
+#: ``journal_created`` it kills itself before the journal's header is written.
+KILLED_AT_START = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    import capture, capture.manager
+    if sys.argv[2] == "journal_created":
+        capture.manager.step_hook = lambda step: os.kill(os.getpid(), signal.SIGKILL)
+    m = capture.CaptureManager(sys.argv[1], auto_tick=False)
+    m.start()
+    capture.gauge("g").set(1.0)
+    print("started", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+@pytest.mark.parametrize("kill_at", ["journal_created", "started"])
+def test_a_kill_at_start_leaves_nothing_and_no_error(
+    tmp_path: Path, kill_at: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "run.parquet"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_AT_START, str(out), kill_at],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    if kill_at == "started":
+        assert proc.stdout.readline().strip() == "started"
+        time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    journal = tmp_path / ".run.parquet.journal"
+    assert journal.exists()
+    if kill_at == "journal_created":
+        assert journal.stat().st_size == 0  # the header never reached it
+    with caplog.at_level(logging.INFO, logger="capture"):
+        report = capture.recover(tmp_path)
+    assert report.recovered == () and report.failed == ()
+    assert journal in report.removed
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert list(tmp_path.iterdir()) == []  # no 0-row file, no .corrupt, no leftovers
+
+
+def test_close_right_after_start_publishes_nothing(tmp_path: Path) -> None:
+    # A SIGTERM within a second of the start, before the owner's first tick: no file.
+    published: list[capture.PublishedFile] = []
+    manager = capture.CaptureManager(
+        tmp_path / "a.parquet", auto_tick=False, on_publish=published.append
+    )
+    manager.start()
+    capture.gauge("g").set(1.0)
+    assert manager.close() is None
+    assert published == []
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_recovery_skips_a_live_journal_and_survives_garbage(tmp_path: Path) -> None:
@@ -396,12 +593,13 @@ def test_truncated_journal_recovers_what_is_complete(tmp_path: Path) -> None:
     proc.wait()
     journal = next(tmp_path.glob(".*.journal"))
     data = journal.read_bytes()
-    journal.write_bytes(data[: len(data) - 50])  # a torn last write
+    journal.write_bytes(data[: len(data) - 50])  # a torn last write: the last tick's
     report = capture.recover(tmp_path)
     (rec,) = report.recovered
     assert not rec.complete
-    values = [r["value_float"] for r in pq.read_table(out).to_pylist() if r["metric_name"] == "g"]
-    assert 0 < len(values) < 21 or values[-1] < 19.0
+    rows = pq.read_table(out).to_pylist()
+    gauge = sorted((r["fetch_index"], r["value_float"]) for r in rows if r["metric_name"] == "g")
+    assert gauge == [(i, float(i)) for i in range(19)]  # every tick before the torn one
 
 
 @pytest.mark.root
