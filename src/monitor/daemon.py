@@ -57,9 +57,9 @@ from typing import Any, NoReturn
 import pyarrow as pa
 
 import capture
+from common.contract import GLOBAL_LABEL_COLUMNS, LABEL_COLUMNS
 from monitor import __version__, allocator, diskspace
 from monitor.config import Config
-from monitor.contract import GLOBAL_LABEL_COLUMNS, LABEL_COLUMNS
 from monitor.layout import OutputLayout
 from monitor.manifest import SessionManifest, git_revision, host_info, iso_utc, read_manifest
 from monitor.observer import (

@@ -16,7 +16,7 @@ directory of a finemon that has stopped. It works from the output directory, the
   uploaded again, so restarts never duplicate anything. The uploader asks the store what it holds
   (one LIST per local partition) when it starts and after every failure, so a store that lost
   objects gets them again; in between it remembers what it verified.
-- Each upload is verified (see :mod:`monitor.objectstore`: Content-MD5 on every PUT, then a HEAD
+- Each upload is verified (see :mod:`common.objectstore`: Content-MD5 on every PUT, then a HEAD
   that checks size and MD5) before, with ``--delete``, the local file is removed; the file is
   removed only if it is still the very file that was hashed (same inode, size and mtime). Only
   data files are deleted; the small run manifests stay.
@@ -47,10 +47,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from monitor.contract import FILE_SUFFIX, SESSIONS_DIR
-from monitor.layout import PARTITION_PREFIX
-from monitor.manifest import iso_utc, write_json_atomically
-from monitor.objectstore import (
+from common.contract import FILE_SUFFIX, SESSIONS_DIR
+from common.objectstore import (
     DEFAULT_PART_SIZE_BYTES,
     MIN_PART_SIZE_BYTES,
     ObjectStore,
@@ -61,6 +59,8 @@ from monitor.objectstore import (
     digest_of,
     parse_s3_url,
 )
+from monitor.layout import PARTITION_PREFIX
+from monitor.manifest import iso_utc, write_json_atomically
 from monitor.selfstats import SelfUsage
 from monitor.signals import SignalWatch
 

@@ -29,7 +29,7 @@ def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
 @pytest.fixture
 def uploaded(small_dir: Path, tmp_path: Path, s3: MotoServer) -> Path:
     """``small_dir`` shipped to ``URL`` by the uploader, as finemon run --upload does."""
-    from monitor.objectstore import ObjectStore, StoreSettings, parse_s3_url
+    from common.objectstore import ObjectStore, StoreSettings, parse_s3_url
     from monitor.upload import Uploader
 
     copy = tmp_path / "node"

@@ -34,7 +34,7 @@ import pytest
 import yaml
 from podman_pod import PodInputs, capability_names, podman_run_command, quantity_bytes
 
-from monitor.contract import LABEL_COLUMNS
+from common.contract import LABEL_COLUMNS
 from monitor.sandbox import KubeletSandbox, SandboxContainer, sandbox_unavailable
 from observers.hierarchy import find_hierarchy
 

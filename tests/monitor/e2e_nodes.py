@@ -28,7 +28,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from finemon_process import Finemon, finemon_env, parquet_files, read_all, wait_for
 
-from monitor.contract import LABEL_COLUMNS
+from common.contract import LABEL_COLUMNS
 
 # layouts.py lives beside the observer tests, which are not a package: this is the one place
 # that makes it importable from here.

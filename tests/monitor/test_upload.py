@@ -238,7 +238,7 @@ def test_server_killed_mid_multipart_upload(tmp_path: Path, s3: MotoServer) -> N
 def test_upload_delete_keeps_what_the_store_does_not_verifiably_hold(
     tmp_path: Path, s3: MotoServer
 ) -> None:
-    from monitor.objectstore import LocalDigest, ObjectStore, S3Location, StoreError
+    from common.objectstore import LocalDigest, ObjectStore, S3Location, StoreError
     from monitor.upload import Uploader
 
     out = tmp_path / "out"
@@ -255,7 +255,7 @@ def test_upload_delete_keeps_what_the_store_does_not_verifiably_hold(
         def put(self, f: Any, key: str, local: LocalDigest) -> None:
             self.client.put_object(Bucket=BUCKET, Key=key, Body=b"not the file")
 
-    from monitor.objectstore import StoreSettings
+    from common.objectstore import StoreSettings
 
     settings = StoreSettings(endpoint_url=s3.endpoint)
     with pytest.raises(StoreError, match="differs"):

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from monitor.contract import FILE_SUFFIX, PARTITION_KEYS, SESSIONS_DIR
+from common.contract import FILE_SUFFIX, PARTITION_KEYS, SESSIONS_DIR
 
 #: User metadata key holding the MD5 (hex) of the whole file.
 MD5_METADATA = "finemon-md5"
