@@ -27,7 +27,7 @@ from analysis.cli import (
 from analysis.mcp_server import MCP_DESCRIPTION, add_mcp_arguments
 from analysis.view_cli import VIEW_DESCRIPTION, add_view_arguments
 from common.objectstore import S3_INSTALL_HINT
-from monitor import __version__
+from common.version import __version__
 from monitor.config import Config, ConfigError, Environment, add_run_arguments, build_config
 from monitor.demo import add_demo_arguments
 from monitor.signals import SignalWatch

@@ -58,7 +58,8 @@ import pyarrow as pa
 
 import capture
 from common.contract import GLOBAL_LABEL_COLUMNS, LABEL_COLUMNS
-from monitor import __version__, allocator, diskspace
+from common.version import __version__
+from monitor import allocator, diskspace
 from monitor.config import Config
 from monitor.layout import OutputLayout
 from monitor.manifest import SessionManifest, git_revision, host_info, iso_utc, read_manifest

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from finemon_process import run_cli
 
-from monitor import __version__
+from common.version import __version__
 from monitor.cli import build_parser
 from monitor.config import (
     Config,
