@@ -28,8 +28,8 @@ from analysis.mcp_server import MCP_DESCRIPTION, add_mcp_arguments
 from analysis.view_cli import VIEW_DESCRIPTION, add_view_arguments
 from common.objectstore import S3_INSTALL_HINT
 from common.version import __version__
+from finemon.demo import add_demo_arguments
 from monitor.config import Config, ConfigError, Environment, add_run_arguments, build_config
-from monitor.demo import add_demo_arguments
 from monitor.signals import SignalWatch
 from monitor.supervisor import UploaderSupervisor
 
@@ -136,7 +136,7 @@ def _start_uploader(config: Config) -> UploaderSupervisor | None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from monitor.demo import run_demo  # noqa: PLC0415 - pulls in pyarrow
+    from finemon.demo import run_demo  # noqa: PLC0415 - pulls in pyarrow
 
     configure_logging("WARNING")
     return run_demo(args)

@@ -19,7 +19,7 @@ from finemon_process import finemon_env, hidden_leftovers, parquet_files
 from tests.analysis.synthetic import MIB as SYNTHETIC_MIB
 from tests.analysis.synthetic import _Rows, write_file
 
-from monitor.demo import burner_warning, print_summary, query_hint
+from finemon.demo import burner_warning, print_summary, query_hint
 from monitor.sandbox import sandbox_unavailable
 from observers.hierarchy import find_hierarchy
 
