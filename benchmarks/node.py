@@ -480,7 +480,7 @@ class Finemon:
         argv = [
             sys.executable,
             "-m",
-            "monitor.cli",
+            "finemon",
             "run",
             "--output-dir",
             str(output_dir),

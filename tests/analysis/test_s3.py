@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.cli import main
+from finemon.cli import main
 from tests.s3_server import MotoServer, free_port, running_server
 
 URL = "s3://fleet/clusters/prod"

@@ -667,7 +667,14 @@ def dockerignore_excludes(path: str) -> bool:
 
 
 @pytest.mark.parametrize(
-    "path", ["pyproject.toml", "README.md", "src/monitor/cli.py", "src/monitor/__init__.py"]
+    "path",
+    [
+        "pyproject.toml",
+        "README.md",
+        "src/finemon/cli.py",
+        "src/monitor/__init__.py",
+        "src/common/version.py",
+    ],
 )
 def test_dockerignore_keeps_what_the_wheel_needs(path: str) -> None:
     assert not dockerignore_excludes(path)

@@ -65,7 +65,7 @@ def test_demo_records_summarizes_and_cleans_up(tmp_path: Path) -> None:
         pytest.skip(f"cannot build real cgroups: {reason}")
     out = tmp_path / "out"
     demo = subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "demo", "--seconds", "6", "--output-dir", str(out)],
+        [sys.executable, "-m", "finemon", "demo", "--seconds", "6", "--output-dir", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -123,7 +123,7 @@ def test_demo_records_summarizes_and_cleans_up(tmp_path: Path) -> None:
 
 def run_demo(out: Path, seconds: str = "4") -> str:
     demo = subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "demo", "--seconds", seconds, "--output-dir",
+        [sys.executable, "-m", "finemon", "demo", "--seconds", seconds, "--output-dir",
          str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -281,7 +281,7 @@ def test_the_printed_query_runs_and_answers(tmp_path: Path) -> None:
     argv = shlex.split(line)
     assert argv[:3] == ["finemon", "query", str(root)]
     done = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", *argv[1:]],
+        [sys.executable, "-m", "finemon", *argv[1:]],
         capture_output=True, text=True, env=finemon_env(), check=False, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -9,7 +9,7 @@ import pytest
 from finemon_process import run_cli
 
 from common.version import __version__
-from monitor.cli import build_parser
+from finemon.cli import build_parser
 from monitor.config import (
     Config,
     ConfigError,
