@@ -18,8 +18,8 @@ import time
 
 from common.objectstore import S3_INSTALL_HINT
 from monitor.config import Config, ConfigError, Environment, build_config
+from monitor.shipping.supervisor import UploaderSupervisor
 from monitor.signals import SignalWatch
-from monitor.supervisor import UploaderSupervisor
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -85,11 +85,12 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _start_uploader(config: Config) -> UploaderSupervisor | None:
-    """Start ``python -m monitor.upload`` for ``--upload`` (see :mod:`monitor.supervisor`);
-    None, with the reason on stderr, when it cannot run here."""
+    """Start ``python -m monitor.shipping.ship`` for ``--upload`` (see
+    :mod:`monitor.shipping.supervisor`); None, with the reason on stderr, when it cannot run
+    here."""
     import importlib.util  # noqa: PLC0415
 
-    from monitor.upload import uploader_command  # noqa: PLC0415
+    from monitor.shipping.ship import uploader_command  # noqa: PLC0415
 
     assert config.upload is not None
     if importlib.util.find_spec("boto3") is None:

@@ -30,7 +30,7 @@ def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
 def uploaded(small_dir: Path, tmp_path: Path, s3: MotoServer) -> Path:
     """``small_dir`` shipped to ``URL`` by the uploader, as finemon run --upload does."""
     from common.objectstore import ObjectStore, StoreSettings, parse_s3_url
-    from monitor.upload import Uploader
+    from monitor.shipping.ship import Uploader
 
     copy = tmp_path / "node"
     shutil.copytree(small_dir, copy)

@@ -28,7 +28,7 @@ from finemon_process import (
 )
 from tests.s3_server import MotoServer, free_port, running_server, use_fake_aws
 
-from monitor.upload import STATUS_FILE
+from monitor.shipping.ship import STATUS_FILE
 
 BUCKET = "fleet"
 PREFIX = "clusters/test"
@@ -78,7 +78,7 @@ def uploader(out: Path, endpoint: str, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "monitor.upload",
+        "monitor.shipping.ship",
         "--output-dir",
         str(out),
         "--to",
@@ -239,7 +239,7 @@ def test_upload_delete_keeps_what_the_store_does_not_verifiably_hold(
     tmp_path: Path, s3: MotoServer
 ) -> None:
     from common.objectstore import LocalDigest, ObjectStore, S3Location, StoreError
-    from monitor.upload import Uploader
+    from monitor.shipping.ship import Uploader
 
     out = tmp_path / "out"
     part = out / "dt=2026-01-01" / "identifier=n"

@@ -1,8 +1,9 @@
-"""The uploader: ``python -m monitor.upload`` ships finished files to object storage.
+"""The uploader: ``python -m monitor.shipping.ship`` ships finished files to object storage.
 
 ``finemon run --upload s3://bucket/prefix`` starts it as a child process
-(:mod:`monitor.supervisor`); it can also be run on its own, e.g. once (``--once``) over the output
-directory of a finemon that has stopped. It works from the output directory, the source of truth:
+(:mod:`monitor.shipping.supervisor`); it can also be run on its own, e.g. once (``--once``) over
+the output directory of a finemon that has stopped. It works from the output directory, the
+source of truth:
 
 - Every pass (each ``--interval`` seconds) lists the published data files
   (``dt=*/identifier=*/finemon-*.parquet``; never the hidden ``.partial`` and ``.journal`` files of
@@ -187,7 +188,7 @@ def uploader_command(config: UploadConfig, output_dir: Path, parent_pid: int) ->
     command = [
         sys.executable,
         "-m",
-        "monitor.upload",
+        "monitor.shipping.ship",
         "--output-dir",
         str(output_dir),
         "--to",
@@ -606,9 +607,9 @@ def _configure_logging(level: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Flags of ``python -m monitor.upload``."""
+    """Flags of ``python -m monitor.shipping.ship``."""
     parser = argparse.ArgumentParser(
-        prog="python -m monitor.upload",
+        prog="python -m monitor.shipping.ship",
         description="Upload finemon's published Parquet files and run manifests from an output "
         "directory to s3://BUCKET/PREFIX under the same layout, verified; see finemon run "
         "--upload (which starts this process itself).",

@@ -1,0 +1,1 @@
+"""Shipping finished files to object storage: ``finemon run --upload s3://bucket/prefix``."""
