@@ -61,7 +61,7 @@ RUN python3 -m venv /opt/finemon \
     && rm -rf /tmp/wheels /root/.cache \
     && /opt/finemon/bin/finemon --help > /dev/null \
     && /opt/finemon/bin/python -c "import finemon.cli" \
-    && /opt/finemon/bin/python -c "import boto3, monitor.shipping.ship"
+    && /opt/finemon/bin/python -c "import boto3, monitor.shipping.cli"
 
 ENV PATH=/opt/finemon/bin:$PATH \
     VIRTUAL_ENV=/opt/finemon

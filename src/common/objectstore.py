@@ -8,7 +8,7 @@ and mirroring a bucket prefix into a local folder for ``finemon query/summary/re
 
 boto3 is imported only when a client is made (the ``s3`` extra): importing this module costs
 nothing, and ``finemon run`` itself never imports boto3 at all (the uploader is a separate
-process, :mod:`monitor.shipping.ship`).
+process, :mod:`monitor.shipping`).
 
 Verification: a single PUT carries ``Content-MD5``, so the store refuses bytes that differ from
 the file's; a multipart upload sends ``Content-MD5`` with every part. Every object also carries

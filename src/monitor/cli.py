@@ -85,12 +85,12 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _start_uploader(config: Config) -> UploaderSupervisor | None:
-    """Start ``python -m monitor.shipping.ship`` for ``--upload`` (see
+    """Start ``python -m monitor.shipping`` for ``--upload`` (see
     :mod:`monitor.shipping.supervisor`); None, with the reason on stderr, when it cannot run
     here."""
     import importlib.util  # noqa: PLC0415
 
-    from monitor.shipping.ship import uploader_command  # noqa: PLC0415
+    from monitor.shipping.flags import uploader_command  # noqa: PLC0415
 
     assert config.upload is not None
     if importlib.util.find_spec("boto3") is None:

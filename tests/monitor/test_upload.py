@@ -28,7 +28,7 @@ from finemon_process import (
 )
 from tests.s3_server import MotoServer, free_port, running_server, use_fake_aws
 
-from monitor.shipping.ship import STATUS_FILE
+from monitor.shipping.loop import STATUS_FILE
 
 BUCKET = "fleet"
 PREFIX = "clusters/test"
@@ -78,7 +78,7 @@ def uploader(out: Path, endpoint: str, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "monitor.shipping.ship",
+        "monitor.shipping",
         "--output-dir",
         str(out),
         "--to",
