@@ -202,7 +202,7 @@ def in_child(function: Callable[..., _Result], *args: object) -> _Result:
 
     What uses pyarrow, numpy or the observers runs there, so this process never maps those
     libraries: the kernel hands back no page another process maps, and finemon's release of the
-    library pages it touched only while starting (monitor.allocator) would not show in its RSS
+    library pages it touched only while starting (monitor.memory_policy) would not show in its RSS
     while the benchmark maps the same files.
     """
     context = multiprocessing.get_context("spawn")

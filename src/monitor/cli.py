@@ -55,7 +55,7 @@ def run_command(args: argparse.Namespace) -> int:
     signals.install()
     uploader = None
     try:
-        from monitor import allocator  # noqa: PLC0415
+        from monitor import memory_policy  # noqa: PLC0415
 
         configure_logging(config.log_level)
         if config.upload is not None:
@@ -64,8 +64,8 @@ def run_command(args: argparse.Namespace) -> int:
                 return EXIT_FAILURE
         # From before pyarrow is imported: Arrow's C++ code allocates from the C library's
         # allocator (trimmed after each flush), and pandas (~45 MB of RSS) is never loaded.
-        allocator.arrow_pool_from_c_library()
-        with allocator.pandas_kept_out():
+        memory_policy.arrow_pool_from_c_library()
+        with memory_policy.pandas_kept_out():
             from monitor.daemon import StartupError, run  # noqa: PLC0415 - pulls in pyarrow
 
             try:

@@ -59,7 +59,7 @@ import pyarrow as pa
 import capture
 from common.contract import GLOBAL_LABEL_COLUMNS, LABEL_COLUMNS
 from common.version import __version__
-from monitor import allocator, diskspace
+from monitor import diskspace, memory_policy
 from monitor.config import Config
 from monitor.layout import OutputLayout
 from monitor.manifest import SessionManifest, git_revision, host_info, iso_utc, read_manifest
@@ -243,7 +243,7 @@ class Daemon:
         # The size-limit accounting and the manifest, shared with the rotation thread.
         self._state_lock = threading.Lock()
         #: Whether the library pages touched only while starting were handed back after the
-        #: first rotation (monitor.allocator.release_idle_file_pages; once before the first tick
+        #: first rotation (monitor.memory_policy.release_idle_file_pages; once before the first tick
         #: too).
         self._idle_pages_released = False
 
@@ -256,11 +256,11 @@ class Daemon:
         self.start_time = time.time()
         # Arrow's default pool (mimalloc or jemalloc) keeps freed pages for reuse: at each flush
         # that is tens of MB of RSS that never goes back. The C library's allocator, with few
-        # arenas and trimmed after each flush and rotation (monitor.allocator), returns them.
+        # arenas and trimmed after each flush and rotation (monitor.memory_policy), returns them.
         # (This reaches pyarrow's functions; finemon run sets ARROW_DEFAULT_MEMORY_POOL before
         # pyarrow is imported, so that Arrow's C++ code uses it too.)
         pa.set_memory_pool(pa.system_memory_pool())
-        allocator.limit_arenas()
+        memory_policy.limit_arenas()
         describe_daemon_metrics()
         if self.config.duration_seconds is not None:
             self.end_at = self.start_time + self.config.duration_seconds
@@ -458,7 +458,7 @@ class Daemon:
             label_columns=LABEL_COLUMNS,
             run_id=self.run_id,
             auto_tick=False,
-            on_flush=allocator.release_free_memory,
+            on_flush=memory_policy.release_free_memory,
             metadata={
                 "finemon.version": __version__,
                 "finemon.identifier": config.identifier,
@@ -522,7 +522,7 @@ class Daemon:
         # The library pages touched only by the imports (Arrow's and numpy's initialisers, about
         # 20 MB) go back before it: the pages sampling uses come back during this untimed sample,
         # not during the first ticks; the writer's one-time pages go at the first rotation.
-        allocator.release_idle_file_pages()
+        memory_policy.release_idle_file_pages()
         capture.set_recorder(manager.recorder)
         started = time.monotonic()
         try:
@@ -532,7 +532,7 @@ class Daemon:
         log.debug("priming sample took %.3fs", time.monotonic() - started)
         gc.collect()
         gc.freeze()
-        allocator.release_free_memory()
+        memory_policy.release_free_memory()
 
     # ------------------------------------------------------------------ the loop
     def _record(self) -> int:
@@ -630,7 +630,7 @@ class Daemon:
             # Flushes, a rotation and a publication have run once too: what the first flush or
             # a recovery touched once can go as well.
             self._idle_pages_released = True
-            advised = allocator.release_idle_file_pages()
+            advised = memory_policy.release_idle_file_pages()
             log.debug("idle library pages handed back: %d bytes of mappings advised", advised)
 
     def _published(self, published: capture.PublishedFile | None, what: str) -> None:

@@ -1,4 +1,4 @@
-"""monitor.allocator: glibc's free pages really go back to the kernel."""
+"""monitor.memory_policy: glibc's free pages really go back to the kernel."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor import allocator
+from monitor import memory_policy
 
 
 def rss_bytes() -> int:
@@ -21,7 +21,7 @@ def rss_bytes() -> int:
     raise AssertionError("no VmRSS")
 
 
-@pytest.mark.skipif(allocator._LIBC is None, reason="the C library is not glibc")
+@pytest.mark.skipif(memory_policy._LIBC is None, reason="the C library is not glibc")
 def test_freed_memory_of_a_thread_arena_is_returned() -> None:
     # Like finemon's writer: a thread allocates and frees a lot while one late allocation stays,
     # so the arena cannot shrink from its top and keeps the pages until malloc_trim.
@@ -36,14 +36,14 @@ def test_freed_memory_of_a_thread_arena_is_returned() -> None:
     thread.start()
     thread.join()
     before = rss_bytes()
-    assert allocator.release_free_memory()
+    assert memory_policy.release_free_memory()
     after = rss_bytes()
     assert before - after > 40 * 1024 * 1024, (before, after)
 
 
-@pytest.mark.skipif(allocator._LIBC is None, reason="the C library is not glibc")
+@pytest.mark.skipif(memory_policy._LIBC is None, reason="the C library is not glibc")
 def test_arena_limit_is_accepted() -> None:
-    assert allocator.limit_arenas(8)
+    assert memory_policy.limit_arenas(8)
 
 
 def test_pandas_is_kept_out_within_the_block_only() -> None:
@@ -51,7 +51,7 @@ def test_pandas_is_kept_out_within_the_block_only() -> None:
     script = """
 import sys
 import pyarrow as pa
-from monitor.allocator import pandas_kept_out
+from monitor.memory_policy import pandas_kept_out
 with pandas_kept_out():
     pa.array([1, 2])  # pyarrow's one look for pandas happens here
     try:
@@ -72,9 +72,9 @@ print(type(pa.table({"a": [1]}).to_pandas()).__name__)
 
 ARROW_WRITES = """
 import os, sys
-from monitor import allocator
+from monitor import memory_policy
 if sys.argv[1] == "helper":
-    print(allocator.arrow_pool_from_c_library())
+    print(memory_policy.arrow_pool_from_c_library())
 import pyarrow as pa
 import pyarrow.ipc
 # The journal's way of writing: an IPC stream with ZSTD, which allocates in Arrow's C++ code.
@@ -87,9 +87,9 @@ print(pa.mimalloc_memory_pool().max_memory(), pa.system_memory_pool().max_memory
 
 
 def arrow_pool_peaks(mode: str, pool: str | None) -> list[str]:
-    env = {k: v for k, v in os.environ.items() if k != allocator.ARROW_POOL_VARIABLE}
+    env = {k: v for k, v in os.environ.items() if k != memory_policy.ARROW_POOL_VARIABLE}
     if pool is not None:
-        env[allocator.ARROW_POOL_VARIABLE] = pool
+        env[memory_policy.ARROW_POOL_VARIABLE] = pool
     done = subprocess.run(
         [sys.executable, "-c", ARROW_WRITES, mode],
         capture_output=True,
@@ -138,7 +138,7 @@ garbage line
 
 
 def test_only_private_read_only_file_mappings_are_chosen() -> None:
-    assert allocator.read_only_file_mappings(MAPS) == [
+    assert memory_policy.read_only_file_mappings(MAPS) == [
         (0x00400000, 0x00452000),
         (0x00651000, 0x00652000),
         (0x35B1800000, 0x35B1820000),
@@ -161,7 +161,7 @@ def test_idle_pages_of_read_only_file_mappings_go_back_and_come_back_on_use(
 import mmap, os, sys
 import numpy as np
 import pyarrow as pa
-from monitor import allocator
+from monitor import memory_policy
 
 def rss_file():
     for line in open("/proc/self/status"):
@@ -173,7 +173,7 @@ with open(sys.argv[1], "rb") as f:
     mapped = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
 total = sum(mapped[i] for i in range(0, len(mapped), 4096))
 before = rss_file()
-advised = allocator.release_idle_file_pages()
+advised = memory_policy.release_idle_file_pages()
 after = rss_file()
 total_again = sum(mapped[i] for i in range(0, len(mapped), 4096))
 again = rss_file()
