@@ -113,7 +113,7 @@ def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit code."""
     from monitor import memory_policy  # noqa: PLC0415
 
-    memory_policy.arrow_pool_from_c_library()  # as finemon run does, before pyarrow is imported
+    memory_policy.before_imports(allow_pandas=True)  # the analysis may want pandas afterwards
     from monitor.daemon import StartupError, run  # noqa: PLC0415 - pulls in pyarrow
     from monitor.signals import SignalWatch  # noqa: PLC0415
 

@@ -62,22 +62,19 @@ def run_command(args: argparse.Namespace) -> int:
             uploader = _start_uploader(config)
             if uploader is None:
                 return EXIT_FAILURE
-        # From before pyarrow is imported: Arrow's C++ code allocates from the C library's
-        # allocator (trimmed after each flush), and pandas (~45 MB of RSS) is never loaded.
-        memory_policy.arrow_pool_from_c_library()
-        with memory_policy.pandas_kept_out():
-            from monitor.daemon import StartupError, run  # noqa: PLC0415 - pulls in pyarrow
+        memory_policy.before_imports()
+        from monitor.daemon import StartupError, run  # noqa: PLC0415 - pulls in pyarrow
 
-            try:
-                code = run(config, signals=signals)
-            except StartupError as exc:
-                print(f"finemon: error: {exc}", file=sys.stderr)
-                if uploader is not None:
-                    uploader.kill()
-                return EXIT_FAILURE
-            if uploader is not None and config.upload is not None:
-                uploader.stop(config.upload.final_seconds)
-            return code
+        try:
+            code = run(config, signals=signals)
+        except StartupError as exc:
+            print(f"finemon: error: {exc}", file=sys.stderr)
+            if uploader is not None:
+                uploader.kill()
+            return EXIT_FAILURE
+        if uploader is not None and config.upload is not None:
+            uploader.stop(config.upload.final_seconds)
+        return code
     finally:
         if uploader is not None:
             uploader.kill()  # no-op after stop(); an exception must not leave it running

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 import capture
-from monitor import diskspace, memory_policy
+from monitor import diskspace
 from monitor.layout import OutputLayout
 from monitor.signals import SignalWatch
 
@@ -139,7 +139,6 @@ class FileCycle:
             self.seq = seq
             self._on_published(published, "rotated")
         self._after_rotation(self)
-        memory_policy.release_free_memory()  # the old file's buffers, freed in this thread's arena
 
     def _note_disk_full(self, exc: OSError) -> None:
         if diskspace.is_disk_full(exc):

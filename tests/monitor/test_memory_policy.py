@@ -1,7 +1,9 @@
-"""monitor.memory_policy: glibc's free pages really go back to the kernel."""
+"""monitor.memory_policy: its phases, and glibc's free pages really going back to the kernel."""
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import subprocess
 import sys
@@ -46,28 +48,75 @@ def test_arena_limit_is_accepted() -> None:
     assert memory_policy.limit_arenas(8)
 
 
-def test_pandas_is_kept_out_within_the_block_only() -> None:
-    pytest.importorskip("pandas", reason="pandas is not installed: nothing to keep out")
-    script = """
-import sys
+PHASE_BEFORE_IMPORTS = """
+import os, sys
+from monitor import memory_policy
+memory_policy.before_imports(allow_pandas=sys.argv[1] == "allow")
+memory_policy.before_imports(allow_pandas=sys.argv[1] == "allow")  # twice: no second hook
 import pyarrow as pa
-from monitor.memory_policy import pandas_kept_out
-with pandas_kept_out():
-    pa.array([1, 2])  # pyarrow's one look for pandas happens here
-    try:
-        import pandas
-    except ModuleNotFoundError:
-        print("refused")
-    print("loaded" if "pandas" in sys.modules else "absent")
-pa.array([3])
+pa.array([1, 2])  # pyarrow's one look for pandas happens here
+print(os.environ["ARROW_DEFAULT_MEMORY_POOL"], pa.default_memory_pool().backend_name)
+try:
+    import pandas
+except ModuleNotFoundError:
+    print("refused")
 print("loaded" if "pandas" in sys.modules else "absent")
-import pandas
-print(type(pa.table({"a": [1]}).to_pandas()).__name__)
+print(sum(type(f).__name__ == "_RefusePandas" for f in sys.meta_path), "hooks")
 """
+
+
+def run_before_imports(mode: str) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k != memory_policy.ARROW_POOL_VARIABLE}
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", PHASE_BEFORE_IMPORTS, mode],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=True,
     )
-    assert done.stdout.split() == ["refused", "absent", "absent", "DataFrame"], done.stderr
+    return done.stdout.split()
+
+
+def test_before_imports_puts_arrow_on_the_c_library_and_keeps_pandas_out() -> None:
+    pytest.importorskip("pandas", reason="pandas is not installed: nothing to keep out")
+    assert run_before_imports("run") == [
+        "system",
+        "system",
+        "refused",
+        "absent",
+        "1",
+        "hooks",
+    ]
+
+
+def test_before_imports_for_the_demo_lets_pandas_in() -> None:
+    pytest.importorskip("pandas", reason="pandas is not installed: nothing to let in")
+    assert run_before_imports("allow") == ["system", "system", "loaded", "0", "hooks"]
+
+
+def test_the_priming_sample_freezes_the_startup_objects_until_the_run_ends() -> None:
+    gc.unfreeze()  # a daemon run in this process before (an in-process test) froze its objects
+    assert gc.get_freeze_count() == 0
+    memory = memory_policy.DaemonMemory()
+    try:
+        memory.after_priming_sample()
+        assert gc.get_freeze_count() > 0
+        memory.after_run()
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()
+
+
+def test_idle_library_pages_go_back_after_the_first_rotation_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    memory = memory_policy.DaemonMemory()
+    with caplog.at_level(logging.DEBUG, logger="finemon"):
+        for _ in range(3):
+            memory.after_rotation()
+    handed_back = [r for r in caplog.records if "idle library pages" in r.getMessage()]
+    assert len(handed_back) == 1
 
 
 ARROW_WRITES = """
