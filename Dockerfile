@@ -60,8 +60,8 @@ RUN python3 -m venv /opt/finemon \
         -prune -exec rm -rf {} + \
     && rm -rf /tmp/wheels /root/.cache \
     && /opt/finemon/bin/finemon --help > /dev/null \
-    && /opt/finemon/bin/python -c "import monitor.cli" \
-    && /opt/finemon/bin/python -c "import boto3, monitor.upload"
+    && /opt/finemon/bin/python -c "import finemon.cli" \
+    && /opt/finemon/bin/python -c "import boto3, monitor.shipping.cli"
 
 ENV PATH=/opt/finemon/bin:$PATH \
     VIRTUAL_ENV=/opt/finemon

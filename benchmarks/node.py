@@ -202,7 +202,7 @@ def in_child(function: Callable[..., _Result], *args: object) -> _Result:
 
     What uses pyarrow, numpy or the observers runs there, so this process never maps those
     libraries: the kernel hands back no page another process maps, and finemon's release of the
-    library pages it touched only while starting (monitor.allocator) would not show in its RSS
+    library pages it touched only while starting (monitor.memory_policy) would not show in its RSS
     while the benchmark maps the same files.
     """
     context = multiprocessing.get_context("spawn")
@@ -480,7 +480,7 @@ class Finemon:
         argv = [
             sys.executable,
             "-m",
-            "monitor.cli",
+            "finemon",
             "run",
             "--output-dir",
             str(output_dir),
@@ -613,7 +613,7 @@ class UploadTarget:
 
 
 def uploader_pid(finemon_pid: int, timeout_seconds: float = 10.0) -> int:
-    """The pid of finemon's uploader child (``python -m monitor.upload``)."""
+    """The pid of finemon's uploader child (``python -m monitor.shipping``)."""
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
         for entry in os.listdir("/proc"):
@@ -625,7 +625,7 @@ def uploader_pid(finemon_pid: int, timeout_seconds: float = 10.0) -> int:
             except OSError:
                 continue
             ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == finemon_pid and b"monitor.upload" in cmdline:
+            if ppid == finemon_pid and b"monitor.shipping" in cmdline:
                 return int(entry)
         time.sleep(0.2)
     raise RuntimeError("finemon's uploader process was not found")
@@ -1189,7 +1189,7 @@ def build_table(results: Sequence[PhaseResult], churn: ChurnResult | None) -> li
         ],
     )
     if any(r.uploader_rss_bytes for r in results):
-        # The uploader is a process of its own (python -m monitor.upload): its memory is not
+        # The uploader is a process of its own (python -m monitor.shipping): its memory is not
         # finemon's sampler's, and is shown apart, measured after its first upload.
         row(
             "uploader VmRSS / VmHWM",

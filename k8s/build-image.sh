@@ -2,7 +2,7 @@
 # Build finemon's image with podman from a base that needs no registry: a Debian root
 # filesystem made with mmdebstrap from the package mirror and imported with `podman import`.
 #
-#   k8s/build-image.sh [TAG]        (default TAG: finemon:<version in pyproject.toml>)
+#   k8s/build-image.sh [TAG]        (default TAG: finemon:<version in src/common/version.py>)
 #
 # Needs root and Debian's podman, runc and mmdebstrap (apt-get install podman runc mmdebstrap).
 # podman runs with k8s/podman/containers.conf (runc, the cgroupfs manager, no default ulimits;
@@ -20,7 +20,7 @@ mirror=${FINEMON_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 security=${FINEMON_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/k8s/podman/containers.conf}
 
-version=$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+version=$(PYTHONPATH=src python3 -c 'from common.version import __version__; print(__version__)')
 tag=${1:-finemon:$version}
 
 # python3 and its venv module are all the Dockerfile needs from its base. Merged /usr without

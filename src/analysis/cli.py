@@ -1,6 +1,6 @@
 """The ``finemon query``, ``summary`` and ``report`` commands: flags, help and what they run.
 
-Importing this module is cheap (no duckdb, no plotly): ``monitor.cli`` builds its parser from it
+Importing this module is cheap (no duckdb, no plotly): ``finemon.cli`` builds its parser from it
 for every command. The run functions return the exit code: 0 success, 1 a failure reported as
 one line on stderr (``finemon query: error: ...``), including a missing ``analysis`` extra.
 """

@@ -48,8 +48,8 @@ from typing import TYPE_CHECKING
 from analysis.errors import AnalysisError, UnreadableFilesWarning, one_line, require
 
 # The columns as ``finemon run`` writes them: its output contract.
-from monitor.contract import FIXED_COLUMNS
-from monitor.contract import LABEL_COLUMNS as STANDARD_LABEL_COLUMNS
+from common.contract import FIXED_COLUMNS
+from common.contract import LABEL_COLUMNS as STANDARD_LABEL_COLUMNS
 
 if TYPE_CHECKING:
     import duckdb

@@ -172,7 +172,7 @@ def build_server(explorer: Explorer, *, name: str = "finemon") -> MCPServer:
         raise MissingExtraError(
             f"the mcp package is not installed (it comes with the mcp extra: {MCP_INSTALL_HINT})"
         ) from exc
-    from monitor import __version__  # noqa: PLC0415
+    from common.version import __version__  # noqa: PLC0415
 
     server: MCPServer = MCPServer(
         name, instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"

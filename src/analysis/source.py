@@ -65,7 +65,7 @@ def mirror_sync(source: str, args: argparse.Namespace) -> Callable[[], tuple[Pat
     Raises :class:`AnalysisError` for a malformed URL; the function raises it (one line) when
     the store cannot be read, holds no finemon files, or the mirror cannot be written.
     """
-    from monitor.objectstore import (  # noqa: PLC0415 - boto3 only for s3:// sources
+    from common.objectstore import (  # noqa: PLC0415 - boto3 only for s3:// sources
         ObjectStore,
         StoreError,
         StoreSettings,

@@ -1,6 +1,6 @@
 """The ``finemon view`` command: flags, help and what it runs.
 
-Importing this module is cheap (no duckdb, no web server): ``monitor.cli`` builds its parser from
+Importing this module is cheap (no duckdb, no web server): ``finemon.cli`` builds its parser from
 it for every command.
 """
 

@@ -1,3 +1,5 @@
 """The ``finemon`` daemon: configuration, scheduling, rotation, partitions, manifest, limits."""
 
-__version__ = "0.1.0"
+from common.version import __version__
+
+__all__ = ["__version__"]

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from monitor.upload import UploadConfig, add_upload_arguments, upload_config
+from monitor.shipping.flags import UploadConfig, add_upload_arguments, upload_config
 
 #: Smallest ``--interval``: below 10 ms a Python sampler cannot keep the grid.
 MIN_INTERVAL_SECONDS = 0.01

@@ -41,7 +41,6 @@ Life cycle:
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import os
@@ -54,12 +53,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-import pyarrow as pa
-
 import capture
-from monitor import __version__, allocator, diskspace
+from common.contract import GLOBAL_LABEL_COLUMNS, LABEL_COLUMNS
+from common.version import __version__
+from monitor import diskspace, memory_policy
 from monitor.config import Config
-from monitor.contract import GLOBAL_LABEL_COLUMNS, LABEL_COLUMNS
 from monitor.layout import OutputLayout
 from monitor.manifest import SessionManifest, git_revision, host_info, iso_utc, read_manifest
 from monitor.observer import (
@@ -241,10 +239,8 @@ class Daemon:
         self._manifest_failed: set[Path] = set()
         # The size-limit accounting and the manifest, shared with the rotation thread.
         self._state_lock = threading.Lock()
-        #: Whether the library pages touched only while starting were handed back after the
-        #: first rotation (monitor.allocator.release_idle_file_pages; once before the first tick
-        #: too).
-        self._idle_pages_released = False
+        #: The memory policy's phases in this run.
+        self.memory = memory_policy.DaemonMemory()
 
     # ------------------------------------------------------------------ entry
     def run(self) -> int:
@@ -253,13 +249,7 @@ class Daemon:
         Raises StartupError (nothing started, nothing written) when finemon cannot start.
         """
         self.start_time = time.time()
-        # Arrow's default pool (mimalloc or jemalloc) keeps freed pages for reuse: at each flush
-        # that is tens of MB of RSS that never goes back. The C library's allocator, with few
-        # arenas and trimmed after each flush and rotation (monitor.allocator), returns them.
-        # (This reaches pyarrow's functions; finemon run sets ARROW_DEFAULT_MEMORY_POOL before
-        # pyarrow is imported, so that Arrow's C++ code uses it too.)
-        pa.set_memory_pool(pa.system_memory_pool())
-        allocator.limit_arenas()
+        self.memory.at_start()
         describe_daemon_metrics()
         if self.config.duration_seconds is not None:
             self.end_at = self.start_time + self.config.duration_seconds
@@ -457,7 +447,7 @@ class Daemon:
             label_columns=LABEL_COLUMNS,
             run_id=self.run_id,
             auto_tick=False,
-            on_flush=allocator.release_free_memory,
+            on_flush=self.memory.after_flush,
             metadata={
                 "finemon.version": __version__,
                 "finemon.identifier": config.identifier,
@@ -518,10 +508,7 @@ class Daemon:
         """
         observer = self._observer
         assert observer is not None
-        # The library pages touched only by the imports (Arrow's and numpy's initialisers, about
-        # 20 MB) go back before it: the pages sampling uses come back during this untimed sample,
-        # not during the first ticks; the writer's one-time pages go at the first rotation.
-        allocator.release_idle_file_pages()
+        self.memory.before_priming_sample()
         capture.set_recorder(manager.recorder)
         started = time.monotonic()
         try:
@@ -529,9 +516,7 @@ class Daemon:
         except Exception:  # the loop's samples count and log a failing observer
             log.debug("the priming sample raised", exc_info=True)
         log.debug("priming sample took %.3fs", time.monotonic() - started)
-        gc.collect()
-        gc.freeze()
-        allocator.release_free_memory()
+        self.memory.after_priming_sample()
 
     # ------------------------------------------------------------------ the loop
     def _record(self) -> int:
@@ -625,12 +610,7 @@ class Daemon:
         with self._state_lock:
             self._write_manifest()
             self.size_limit.rescan(files.live_files())
-        if not self._idle_pages_released:
-            # Flushes, a rotation and a publication have run once too: what the first flush or
-            # a recovery touched once can go as well.
-            self._idle_pages_released = True
-            advised = allocator.release_idle_file_pages()
-            log.debug("idle library pages handed back: %d bytes of mappings advised", advised)
+        self.memory.after_rotation()
 
     def _published(self, published: capture.PublishedFile | None, what: str) -> None:
         if published is None:
@@ -926,6 +906,4 @@ def run(
         code = daemon.run()
         if not daemon.resume:
             return code
-        # The finished run's objects (frozen after its priming sample) can go now.
-        gc.unfreeze()
-        gc.collect()
+        daemon.memory.after_run()

@@ -1,7 +1,7 @@
 """Where one run of finemon puts its files in the output directory.
 
 The names themselves (partitions, manifests, file names) are the output contract, in
-:mod:`monitor.contract`. ``dt`` is the UTC date of the file's first tick, so a run that crosses
+:mod:`common.contract`. ``dt`` is the UTC date of the file's first tick, so a run that crosses
 midnight starts a new partition at its first rotation after it. File names sort by time and stay
 unique across restarts: the UTC time of the first tick, the first 8 characters of the run id, a
 sequence number.
@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from monitor.contract import (
+from common.contract import (
     FILE_PREFIX,
     FILE_SUFFIX,
     PARTITION_KEYS,

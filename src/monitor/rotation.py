@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 import capture
-from monitor import allocator, diskspace
+from monitor import diskspace
 from monitor.layout import OutputLayout
 from monitor.signals import SignalWatch
 
@@ -140,7 +140,6 @@ class FileCycle:
             if published is not None:  # None: the old file held no row, nothing was published
                 self._on_published(published, "rotated")
         self._after_rotation(self)
-        allocator.release_free_memory()  # the old file's buffers, freed in this thread's arena
 
     def _note_disk_full(self, exc: OSError) -> None:
         if diskspace.is_disk_full(exc):

@@ -45,7 +45,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from monitor.contract import FILE_SUFFIX, HIDDEN_SUFFIXES, SESSION_MANIFEST, SESSIONS_DIR
+from common.contract import FILE_SUFFIX, HIDDEN_SUFFIXES, SESSION_MANIFEST, SESSIONS_DIR
 from monitor.layout import PARTITION_PREFIX
 
 _DATA_SUFFIXES = (FILE_SUFFIX, *(FILE_SUFFIX + suffix for suffix in HIDDEN_SUFFIXES))

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from capture.schema import capture_schema
-from monitor.contract import LABEL_COLUMNS
+from common.contract import LABEL_COLUMNS
 
 MIB = 1024 * 1024
 SCHEMA = capture_schema(LABEL_COLUMNS)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from analysis.cli import report_after_demo
-from monitor.cli import main
+from finemon.cli import main
 from tests.analysis.synthetic import write_small
 
 

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import capture
-from monitor.contract import LABEL_COLUMNS
+from common.contract import LABEL_COLUMNS
 from monitor.layout import OutputLayout
 
 START_SECONDS = 1_706_745_597.0  # 2024-01-31 23:59:57 UTC: the run crosses midnight

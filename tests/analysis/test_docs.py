@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from monitor.cli import main
+from finemon.cli import main
 from tests.analysis.synthetic import (
     BATCH_ID,
     DB_ID,

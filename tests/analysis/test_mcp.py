@@ -186,7 +186,7 @@ def _environment() -> dict[str, str]:
 def test_stdio_server_subprocess(small_dir: Path) -> None:
     parameters = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "monitor.cli", "mcp", str(small_dir)],
+        args=["-m", "finemon", "mcp", str(small_dir)],
         env=_environment(),
     )
 
@@ -208,7 +208,7 @@ def _http_server_process(directory: Path) -> Iterator[tuple[str, subprocess.Pope
     """``finemon mcp DIR --transport http`` running: its URL and its process."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "mcp", str(directory), "--transport", "http",
+        [sys.executable, "-m", "finemon", "mcp", str(directory), "--transport", "http",
          "--port", str(port)],
         env=_environment(),
         stdout=subprocess.PIPE,

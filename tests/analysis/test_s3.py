@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.cli import main
+from finemon.cli import main
 from tests.s3_server import MotoServer, free_port, running_server
 
 URL = "s3://fleet/clusters/prod"
@@ -29,8 +29,8 @@ def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
 @pytest.fixture
 def uploaded(small_dir: Path, tmp_path: Path, s3: MotoServer) -> Path:
     """``small_dir`` shipped to ``URL`` by the uploader, as finemon run --upload does."""
-    from monitor.objectstore import ObjectStore, StoreSettings, parse_s3_url
-    from monitor.upload import Uploader
+    from common.objectstore import ObjectStore, StoreSettings, parse_s3_url
+    from monitor.shipping.ship import Uploader
 
     copy = tmp_path / "node"
     shutil.copytree(small_dir, copy)

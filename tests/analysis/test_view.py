@@ -192,7 +192,7 @@ def test_the_static_files_are_package_data() -> None:
 
 def _start(directory: Path, *flags: str) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "view", str(directory), "--port", "0", *flags],
+        [sys.executable, "-m", "finemon", "view", str(directory), "--port", "0", *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -236,7 +236,7 @@ def test_finemon_view_warns_off_loopback_and_fails_in_one_line(
     empty = tmp_path / "empty"
     empty.mkdir()
     done = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "view", str(empty), "--port", "0"],
+        [sys.executable, "-m", "finemon", "view", str(empty), "--port", "0"],
         check=False,
         capture_output=True,
         text=True,

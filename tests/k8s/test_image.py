@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import time
-import tomllib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +33,8 @@ import pytest
 import yaml
 from podman_pod import PodInputs, capability_names, podman_run_command, quantity_bytes
 
-from monitor.contract import LABEL_COLUMNS
+from common.contract import LABEL_COLUMNS
+from common.version import __version__
 from monitor.sandbox import KubeletSandbox, SandboxContainer, sandbox_unavailable
 from observers.hierarchy import find_hierarchy
 
@@ -115,11 +115,6 @@ def config_map_values() -> dict[tuple[str, str], str]:
     return values
 
 
-def package_version() -> str:
-    version: str = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
-    return version
-
-
 @dataclass(frozen=True)
 class Image:
     tag: str
@@ -132,7 +127,7 @@ def image() -> Iterator[Image]:
     if reason is not None:
         pytest.skip(reason)
     # A tag of its own: a build beside this one (another checkout's test) cannot replace it.
-    tag = f"localhost/finemon-test:{package_version()}-{uuid.uuid4().hex[:8]}"
+    tag = f"localhost/finemon-test:{__version__}-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
     build = subprocess.run(
         ["bash", str(BUILD_SCRIPT), tag],
@@ -185,7 +180,7 @@ def test_image_holds_finemon_and_no_build_leftovers(image: Image) -> None:
         ).stdout
     )
     assert found["finemon"] == "/opt/finemon/bin/finemon"
-    assert found["version"].split() == ["finemon", package_version()]
+    assert found["version"].split() == ["finemon", __version__]
     # No pip or build tool, no cache in /root (the base's dot files only), nothing in /tmp,
     # only the virtual environment in /opt, and the dependencies without their test suites
     # and C headers.

@@ -13,7 +13,6 @@ import re
 import shutil
 import socket
 import subprocess
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,8 @@ import yaml
 from kubernetes_validate import utils as kv_utils
 from kubernetes_validate import validate as kv_validate
 from packaging.version import Version
+
+from common.version import __version__
 
 REPO = Path(__file__).resolve().parents[2]
 K8S_DIR = REPO / "k8s"
@@ -583,9 +584,8 @@ def test_build_script_passes_the_base_and_tags_the_deployed_version() -> None:
     script = (K8S_DIR / "build-image.sh").read_text()
     assert '--build-arg "BASE_IMAGE=' in script
     assert "tag=${1:-finemon:$version}" in script
-    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     image = next(img for img in kustomization()["images"] if img["name"] == "finemon")
-    assert (image.get("newName", "finemon"), image["newTag"]) == ("finemon", version)
+    assert (image.get("newName", "finemon"), image["newTag"]) == ("finemon", __version__)
 
 
 def test_dockerfile_builds_a_wheel_and_installs_it() -> None:
@@ -667,7 +667,14 @@ def dockerignore_excludes(path: str) -> bool:
 
 
 @pytest.mark.parametrize(
-    "path", ["pyproject.toml", "README.md", "src/monitor/cli.py", "src/monitor/__init__.py"]
+    "path",
+    [
+        "pyproject.toml",
+        "README.md",
+        "src/finemon/cli.py",
+        "src/monitor/__init__.py",
+        "src/common/version.py",
+    ],
 )
 def test_dockerignore_keeps_what_the_wheel_needs(path: str) -> None:
     assert not dockerignore_excludes(path)

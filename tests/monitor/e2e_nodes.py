@@ -1,6 +1,6 @@
 """Helpers for the end-to-end tests of ``finemon run`` with the real observer.
 
-:class:`RealFinemon` runs ``python -m monitor.cli run`` as on a node, without the tests' hidden
+:class:`RealFinemon` runs ``python -m finemon run`` as on a node, without the tests' hidden
 ``--observer`` flag, so ``observers.node.NodeObserver`` reads the cgroup, ``/proc`` and log roots
 it is given. :func:`fixture_node` builds such roots from ``tests/observers/layouts.py`` (kubelet's
 systemd layout with the kernel's real file formats); the dataset checks below are what every run
@@ -28,7 +28,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from finemon_process import Finemon, finemon_env, parquet_files, read_all, wait_for
 
-from monitor.contract import LABEL_COLUMNS
+from common.contract import LABEL_COLUMNS
 
 # layouts.py lives beside the observer tests, which are not a package: this is the one place
 # that makes it importable from here.
@@ -64,7 +64,7 @@ class RealFinemon(Finemon):
         command = [
             sys.executable,
             "-m",
-            "monitor.cli",
+            "finemon",
             "run",
             "--output-dir",
             str(output_dir),

@@ -35,7 +35,7 @@ def finemon_env() -> dict[str, str]:
 
 
 class Finemon:
-    """A running ``python -m monitor.cli run ...`` whose stderr goes to a file."""
+    """A running ``python -m finemon run ...`` whose stderr goes to a file."""
 
     def __init__(
         self,
@@ -49,7 +49,7 @@ class Finemon:
         command = [
             sys.executable,
             "-m",
-            "monitor.cli",
+            "finemon",
             "run",
             "--output-dir",
             str(output_dir),
@@ -110,9 +110,9 @@ def run_finemon(output_dir: Path, *args: str, timeout: float = 20.0, **kw: Any) 
 
 
 def run_cli(*args: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
-    """``python -m monitor.cli ARGS`` with captured output."""
+    """``python -m finemon ARGS`` with captured output."""
     return subprocess.run(
-        [sys.executable, "-m", "monitor.cli", *args],
+        [sys.executable, "-m", "finemon", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

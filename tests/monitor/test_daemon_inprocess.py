@@ -14,7 +14,7 @@ import pytest
 from finemon_process import FAST, hidden_leftovers, manifest, parquet_files, read_all
 
 import monitor.daemon as daemon_module
-from monitor.cli import build_parser
+from finemon.cli import build_parser
 from monitor.config import Config, Environment, build_config
 from monitor.daemon import Daemon
 from monitor.selfstats import SelfUsage

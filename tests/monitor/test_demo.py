@@ -22,7 +22,7 @@ from finemon_process import finemon_env, hidden_leftovers, parquet_files
 from tests.analysis.synthetic import MIB as SYNTHETIC_MIB
 from tests.analysis.synthetic import _Rows, write_file, write_restarts
 
-from monitor.demo import burner_warning, print_summary, query_hint
+from finemon.demo import burner_warning, print_summary, query_hint
 from monitor.sandbox import KubeletSandbox, sandbox_unavailable
 from observers.hierarchy import find_hierarchy
 
@@ -70,7 +70,7 @@ def test_demo_records_summarizes_and_cleans_up(tmp_path: Path) -> None:
         pytest.skip(f"cannot build real cgroups: {reason}")
     out = tmp_path / "out"
     demo = subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "demo", "--seconds", "6", "--output-dir", str(out)],
+        [sys.executable, "-m", "finemon", "demo", "--seconds", "6", "--output-dir", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -128,7 +128,7 @@ def test_demo_records_summarizes_and_cleans_up(tmp_path: Path) -> None:
 
 def run_demo(out: Path, seconds: str = "4") -> str:
     demo = subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "demo", "--seconds", seconds, "--output-dir",
+        [sys.executable, "-m", "finemon", "demo", "--seconds", seconds, "--output-dir",
          str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -349,7 +349,7 @@ def test_the_printed_query_runs_and_answers(tmp_path: Path) -> None:
     argv = shlex.split(line)
     assert argv[:3] == ["finemon", "query", str(root)]
     done = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", *argv[1:]],
+        [sys.executable, "-m", "finemon", *argv[1:]],
         capture_output=True, text=True, env=finemon_env(), check=False, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

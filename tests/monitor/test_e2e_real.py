@@ -45,7 +45,7 @@ from finemon_process import (
     wait_for,
 )
 
-from monitor.contract import LABEL_COLUMNS
+from common.contract import LABEL_COLUMNS
 from monitor.sandbox import KubeletSandbox, SandboxContainer, sandbox_unavailable
 from monitor.sizelimit import finemon_files, used_bytes
 from observers.hierarchy import find_hierarchy

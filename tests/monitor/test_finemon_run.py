@@ -35,7 +35,7 @@ from finemon_process import (
 )
 
 from analysis.dataset import connect
-from monitor.contract import LABEL_COLUMNS
+from common.contract import LABEL_COLUMNS
 from monitor.sizelimit import used_bytes
 
 TICK_MS = 100

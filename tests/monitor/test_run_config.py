@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from finemon_process import run_cli
 
-from monitor import __version__
-from monitor.cli import build_parser
+from common.version import __version__
+from finemon.cli import build_parser
 from monitor.config import (
     Config,
     ConfigError,

@@ -28,7 +28,7 @@ from finemon_process import (
 )
 from tests.s3_server import MotoServer, free_port, running_server, use_fake_aws
 
-from monitor.upload import STATUS_FILE
+from monitor.shipping.loop import STATUS_FILE
 
 BUCKET = "fleet"
 PREFIX = "clusters/test"
@@ -78,7 +78,7 @@ def uploader(out: Path, endpoint: str, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "monitor.upload",
+        "monitor.shipping",
         "--output-dir",
         str(out),
         "--to",
@@ -238,8 +238,8 @@ def test_server_killed_mid_multipart_upload(tmp_path: Path, s3: MotoServer) -> N
 def test_upload_delete_keeps_what_the_store_does_not_verifiably_hold(
     tmp_path: Path, s3: MotoServer
 ) -> None:
-    from monitor.objectstore import LocalDigest, ObjectStore, S3Location, StoreError
-    from monitor.upload import Uploader
+    from common.objectstore import LocalDigest, ObjectStore, S3Location, StoreError
+    from monitor.shipping.ship import Uploader
 
     out = tmp_path / "out"
     part = out / "dt=2026-01-01" / "identifier=n"
@@ -255,7 +255,7 @@ def test_upload_delete_keeps_what_the_store_does_not_verifiably_hold(
         def put(self, f: Any, key: str, local: LocalDigest) -> None:
             self.client.put_object(Bucket=BUCKET, Key=key, Body=b"not the file")
 
-    from monitor.objectstore import StoreSettings
+    from common.objectstore import StoreSettings
 
     settings = StoreSettings(endpoint_url=s3.endpoint)
     with pytest.raises(StoreError, match="differs"):

@@ -8,7 +8,7 @@ and mirroring a bucket prefix into a local folder for ``finemon query/summary/re
 
 boto3 is imported only when a client is made (the ``s3`` extra): importing this module costs
 nothing, and ``finemon run`` itself never imports boto3 at all (the uploader is a separate
-process, :mod:`monitor.upload`).
+process, :mod:`monitor.shipping`).
 
 Verification: a single PUT carries ``Content-MD5``, so the store refuses bytes that differ from
 the file's; a multipart upload sends ``Content-MD5`` with every part. Every object also carries
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from monitor.contract import FILE_SUFFIX, PARTITION_KEYS, SESSIONS_DIR
+from common.contract import FILE_SUFFIX, PARTITION_KEYS, SESSIONS_DIR
 
 #: User metadata key holding the MD5 (hex) of the whole file.
 MD5_METADATA = "finemon-md5"

@@ -1,7 +1,9 @@
-"""monitor.allocator: glibc's free pages really go back to the kernel."""
+"""monitor.memory_policy: its phases, and glibc's free pages really going back to the kernel."""
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import subprocess
 import sys
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor import allocator
+from monitor import memory_policy
 
 
 def rss_bytes() -> int:
@@ -21,7 +23,7 @@ def rss_bytes() -> int:
     raise AssertionError("no VmRSS")
 
 
-@pytest.mark.skipif(allocator._LIBC is None, reason="the C library is not glibc")
+@pytest.mark.skipif(memory_policy._LIBC is None, reason="the C library is not glibc")
 def test_freed_memory_of_a_thread_arena_is_returned() -> None:
     # Like finemon's writer: a thread allocates and frees a lot while one late allocation stays,
     # so the arena cannot shrink from its top and keeps the pages until malloc_trim.
@@ -36,45 +38,92 @@ def test_freed_memory_of_a_thread_arena_is_returned() -> None:
     thread.start()
     thread.join()
     before = rss_bytes()
-    assert allocator.release_free_memory()
+    assert memory_policy.release_free_memory()
     after = rss_bytes()
     assert before - after > 40 * 1024 * 1024, (before, after)
 
 
-@pytest.mark.skipif(allocator._LIBC is None, reason="the C library is not glibc")
+@pytest.mark.skipif(memory_policy._LIBC is None, reason="the C library is not glibc")
 def test_arena_limit_is_accepted() -> None:
-    assert allocator.limit_arenas(8)
+    assert memory_policy.limit_arenas(8)
 
 
-def test_pandas_is_kept_out_within_the_block_only() -> None:
-    pytest.importorskip("pandas", reason="pandas is not installed: nothing to keep out")
-    script = """
-import sys
+PHASE_BEFORE_IMPORTS = """
+import os, sys
+from monitor import memory_policy
+memory_policy.before_imports(allow_pandas=sys.argv[1] == "allow")
+memory_policy.before_imports(allow_pandas=sys.argv[1] == "allow")  # twice: no second hook
 import pyarrow as pa
-from monitor.allocator import pandas_kept_out
-with pandas_kept_out():
-    pa.array([1, 2])  # pyarrow's one look for pandas happens here
-    try:
-        import pandas
-    except ModuleNotFoundError:
-        print("refused")
-    print("loaded" if "pandas" in sys.modules else "absent")
-pa.array([3])
+pa.array([1, 2])  # pyarrow's one look for pandas happens here
+print(os.environ["ARROW_DEFAULT_MEMORY_POOL"], pa.default_memory_pool().backend_name)
+try:
+    import pandas
+except ModuleNotFoundError:
+    print("refused")
 print("loaded" if "pandas" in sys.modules else "absent")
-import pandas
-print(type(pa.table({"a": [1]}).to_pandas()).__name__)
+print(sum(type(f).__name__ == "_RefusePandas" for f in sys.meta_path), "hooks")
 """
+
+
+def run_before_imports(mode: str) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k != memory_policy.ARROW_POOL_VARIABLE}
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", PHASE_BEFORE_IMPORTS, mode],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=True,
     )
-    assert done.stdout.split() == ["refused", "absent", "absent", "DataFrame"], done.stderr
+    return done.stdout.split()
+
+
+def test_before_imports_puts_arrow_on_the_c_library_and_keeps_pandas_out() -> None:
+    pytest.importorskip("pandas", reason="pandas is not installed: nothing to keep out")
+    assert run_before_imports("run") == [
+        "system",
+        "system",
+        "refused",
+        "absent",
+        "1",
+        "hooks",
+    ]
+
+
+def test_before_imports_for_the_demo_lets_pandas_in() -> None:
+    pytest.importorskip("pandas", reason="pandas is not installed: nothing to let in")
+    assert run_before_imports("allow") == ["system", "system", "loaded", "0", "hooks"]
+
+
+def test_the_priming_sample_freezes_the_startup_objects_until_the_run_ends() -> None:
+    gc.unfreeze()  # a daemon run in this process before (an in-process test) froze its objects
+    assert gc.get_freeze_count() == 0
+    memory = memory_policy.DaemonMemory()
+    try:
+        memory.after_priming_sample()
+        assert gc.get_freeze_count() > 0
+        memory.after_run()
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()
+
+
+def test_idle_library_pages_go_back_after_the_first_rotation_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    memory = memory_policy.DaemonMemory()
+    with caplog.at_level(logging.DEBUG, logger="finemon"):
+        for _ in range(3):
+            memory.after_rotation()
+    handed_back = [r for r in caplog.records if "idle library pages" in r.getMessage()]
+    assert len(handed_back) == 1
 
 
 ARROW_WRITES = """
 import os, sys
-from monitor import allocator
+from monitor import memory_policy
 if sys.argv[1] == "helper":
-    print(allocator.arrow_pool_from_c_library())
+    print(memory_policy.arrow_pool_from_c_library())
 import pyarrow as pa
 import pyarrow.ipc
 # The journal's way of writing: an IPC stream with ZSTD, which allocates in Arrow's C++ code.
@@ -87,9 +136,9 @@ print(pa.mimalloc_memory_pool().max_memory(), pa.system_memory_pool().max_memory
 
 
 def arrow_pool_peaks(mode: str, pool: str | None) -> list[str]:
-    env = {k: v for k, v in os.environ.items() if k != allocator.ARROW_POOL_VARIABLE}
+    env = {k: v for k, v in os.environ.items() if k != memory_policy.ARROW_POOL_VARIABLE}
     if pool is not None:
-        env[allocator.ARROW_POOL_VARIABLE] = pool
+        env[memory_policy.ARROW_POOL_VARIABLE] = pool
     done = subprocess.run(
         [sys.executable, "-c", ARROW_WRITES, mode],
         capture_output=True,
@@ -138,7 +187,7 @@ garbage line
 
 
 def test_only_private_read_only_file_mappings_are_chosen() -> None:
-    assert allocator.read_only_file_mappings(MAPS) == [
+    assert memory_policy.read_only_file_mappings(MAPS) == [
         (0x00400000, 0x00452000),
         (0x00651000, 0x00652000),
         (0x35B1800000, 0x35B1820000),
@@ -161,7 +210,7 @@ def test_idle_pages_of_read_only_file_mappings_go_back_and_come_back_on_use(
 import mmap, os, sys
 import numpy as np
 import pyarrow as pa
-from monitor import allocator
+from monitor import memory_policy
 
 def rss_file():
     for line in open("/proc/self/status"):
@@ -173,7 +222,7 @@ with open(sys.argv[1], "rb") as f:
     mapped = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
 total = sum(mapped[i] for i in range(0, len(mapped), 4096))
 before = rss_file()
-advised = allocator.release_idle_file_pages()
+advised = memory_policy.release_idle_file_pages()
 after = rss_file()
 total_again = sum(mapped[i] for i in range(0, len(mapped), 4096))
 again = rss_file()

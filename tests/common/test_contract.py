@@ -7,7 +7,7 @@ from pathlib import Path
 import capture
 from analysis import dataset
 from capture import files
-from monitor import contract
+from common import contract
 from monitor.config import Config
 from monitor.daemon import global_labels
 from monitor.layout import OutputLayout

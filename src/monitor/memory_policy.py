@@ -1,4 +1,19 @@
-"""Keeping finemon's resident memory to what it uses: the C allocator's free pages go back.
+"""finemon's memory policy: its resident memory stays what it uses.
+
+The policy is applied in named phases, each called once at its point of the process's life:
+
+- :func:`before_imports` (``finemon run`` and ``finemon demo``, before pyarrow is imported):
+  Arrow's C++ code allocates from the C library too, and, for ``finemon run``, pandas is kept
+  out of the process;
+- :class:`DaemonMemory`, one per run of the daemon: :meth:`~DaemonMemory.at_start` (Arrow's
+  Python-side pool, the arena limit), :meth:`~DaemonMemory.before_priming_sample` and
+  :meth:`~DaemonMemory.after_priming_sample` (idle library pages handed back; the startup
+  objects frozen out of the garbage collector's sight; a trim), :meth:`~DaemonMemory.after_flush`
+  and :meth:`~DaemonMemory.after_rotation` (a trim; after the first rotation the idle library
+  pages again) and :meth:`~DaemonMemory.after_run` (the frozen objects released before the next
+  run).
+
+The mechanisms the phases use follow.
 
 finemon's writer thread builds Arrow arrays and Parquet row groups every few seconds and frees
 them again. With glibc, memory freed in a thread's arena is kept by that arena for reuse and
@@ -6,7 +21,7 @@ only the top of the main heap is ever returned by itself: under container churn 
 different set of series) the arenas fragment and the process's RSS climbs by hundreds of MB
 although the live data stays the same. :func:`limit_arenas` caps the number of arenas (fewer
 places for free memory to hide) and :func:`release_free_memory` (``malloc_trim``) hands the free
-pages of every arena back to the kernel; the daemon calls it after each rotation.
+pages of every arena back to the kernel; the daemon calls it after each flush and rotation.
 
 Both are no-ops, returning False, where the C library is not glibc.
 
@@ -23,7 +38,7 @@ C++ too (before pyarrow is imported): ``pyarrow.set_memory_pool`` reaches only t
 Python functions use, and Arrow's own C++ code (the journal's IPC writer, parts of the Parquet
 writer) kept allocating from mimalloc, which held about 30 MB of freed pages at 500 containers.
 
-:func:`pandas_kept_out` keeps pandas out of the daemon: pyarrow imports it, when installed, on
+:func:`keep_pandas_out` keeps pandas out of the daemon: pyarrow imports it, when installed, on
 its first conversion of a Python value (``pa.scalar``, ``pa.array``), only to look for pandas
 types; pandas and what it imports cost about 45 MB of RSS that the daemon never uses.
 """
@@ -33,12 +48,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import gc
 import importlib.abc
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 log = logging.getLogger("finemon")
 
@@ -156,19 +170,77 @@ class _RefusePandas(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"No module named {fullname!r} (kept out of finemon run)")
 
 
-@contextmanager
-def pandas_kept_out() -> Iterator[None]:
-    """Within the block, ``import pandas`` fails as if pandas were not installed.
-
-    For the daemon's process only (``finemon run``): pyarrow then skips its pandas checks for
-    the rest of the process. Nothing is done when pandas is already imported.
-    """
-    if "pandas" in sys.modules:
-        yield
+def keep_pandas_out() -> None:
+    """From now on, for the rest of the process, ``import pandas`` fails as if pandas were not
+    installed; pyarrow then skips its pandas checks. For the daemon's process only (``finemon
+    run``). Nothing is done when pandas is already imported, or kept out already."""
+    if "pandas" in sys.modules or any(isinstance(f, _RefusePandas) for f in sys.meta_path):
         return
-    finder = _RefusePandas()
-    sys.meta_path.insert(0, finder)
-    try:
-        yield
-    finally:
-        sys.meta_path.remove(finder)
+    sys.meta_path.insert(0, _RefusePandas())
+
+
+# ---------------------------------------------------------------------- the phases
+def before_imports(*, allow_pandas: bool = False) -> None:
+    """The process's first phase, before pyarrow is imported: Arrow's C++ code allocates from
+    the C library's allocator (unless ``ARROW_DEFAULT_MEMORY_POOL`` chose another) and, unless
+    ``allow_pandas``, pandas is kept out of the process (:func:`keep_pandas_out`). ``finemon
+    run`` keeps it out; ``finemon demo``, which goes on to the analysis, allows it."""
+    arrow_pool_from_c_library()
+    if not allow_pandas:
+        keep_pandas_out()
+
+
+class DaemonMemory:
+    """The memory policy's phases within one run of the daemon (one instance per run).
+
+    The C library's allocator (with few arenas, trimmed after each flush and rotation) returns
+    the pages a flush frees; Arrow's default pool (mimalloc or jemalloc) would keep them, tens
+    of MB of RSS at each flush that never go back.
+    """
+
+    def __init__(self) -> None:
+        #: Whether the library pages touched only while starting were handed back after the
+        #: first rotation (once before the priming sample too).
+        self._idle_pages_released = False
+
+    def at_start(self) -> None:
+        """When the run starts, before its threads: pyarrow's functions allocate from the C
+        library (:func:`before_imports` covers Arrow's C++ code), with few arenas."""
+        import pyarrow as pa  # noqa: PLC0415 - the daemon has imported it already
+
+        pa.set_memory_pool(pa.system_memory_pool())
+        limit_arenas()
+
+    def before_priming_sample(self) -> None:
+        """Before the sample that precedes the first tick: the library pages touched only by
+        the imports (Arrow's and numpy's initialisers) go back, so that the pages sampling uses
+        come back during that untimed sample, not during the first ticks."""
+        release_idle_file_pages()
+
+    def after_priming_sample(self) -> None:
+        """After the priming sample: the objects made so far (nearly all live for the whole
+        run) are moved out of the garbage collector's sight (``gc.freeze``), so that full
+        collections do not walk them, and the free pages go back."""
+        gc.collect()
+        gc.freeze()
+        release_free_memory()
+
+    def after_flush(self) -> None:
+        """After each flush (in the writer thread): the flush's freed buffers go back."""
+        release_free_memory()
+
+    def after_rotation(self) -> None:
+        """After each rotation (in the rotation thread). After the first, when flushes, a
+        rotation and a publication have each run once, the library pages only they touched
+        go back too; after every one, the old file's buffers."""
+        if not self._idle_pages_released:
+            self._idle_pages_released = True
+            advised = release_idle_file_pages()
+            log.debug("idle library pages handed back: %d bytes of mappings advised", advised)
+        release_free_memory()
+
+    def after_run(self) -> None:
+        """After a run, before the next one in the same process: the finished run's objects,
+        frozen after its priming sample, can be collected."""
+        gc.unfreeze()
+        gc.collect()

@@ -121,9 +121,9 @@ def _demo_run_id(output: Path, before: set[str]) -> str | None:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit code."""
-    from monitor import allocator  # noqa: PLC0415
+    from monitor import memory_policy  # noqa: PLC0415
 
-    allocator.arrow_pool_from_c_library()  # as finemon run does, before pyarrow is imported
+    memory_policy.before_imports(allow_pandas=True)  # the analysis may want pandas afterwards
     from monitor.daemon import StartupError, run  # noqa: PLC0415 - pulls in pyarrow
     from monitor.signals import SignalWatch  # noqa: PLC0415
 

@@ -1,0 +1,196 @@
+"""The ``finemon`` command: one parser over every subcommand, each run by its own layer.
+
+Subcommands are looked up in :data:`COMMANDS` (name -> :class:`Command`); adding one is adding an
+entry. ``finemon run`` is the daemon's (:mod:`monitor.cli`), ``demo`` this package's
+(:mod:`finemon.demo`), ``query``, ``summary``, ``report``, ``mcp`` and ``view`` the analysis's;
+building the parser imports none of their heavy dependencies. Exit codes: 0 success (including a
+stop by SIGINT/SIGTERM), 1 finemon could not start or failed while running, 2 bad command-line
+flags. Errors are one line on stderr. ``python -m finemon`` is the same command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NoReturn
+
+from analysis.cli import (
+    QUERY_DESCRIPTION,
+    REPORT_DESCRIPTION,
+    SUMMARY_DESCRIPTION,
+    add_query_arguments,
+    add_report_arguments,
+    add_summary_arguments,
+)
+from analysis.mcp_server import MCP_DESCRIPTION, add_mcp_arguments
+from analysis.view_cli import VIEW_DESCRIPTION, add_view_arguments
+from common.version import __version__
+from finemon.demo import add_demo_arguments
+from monitor.cli import (
+    EXIT_OK,
+    EXIT_USAGE,
+    RUN_DESCRIPTION,
+    UsageError,
+    configure_logging,
+    run_command,
+)
+from monitor.config import add_run_arguments
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are a single line (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A ``finemon`` subcommand: its one-line help, its flags and what it runs."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    description: str = ""
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from finemon.demo import run_demo  # noqa: PLC0415 - pulls in pyarrow
+
+    configure_logging("WARNING")
+    return run_demo(args)
+
+
+def _query(args: argparse.Namespace) -> int:
+    from analysis.cli import run_query  # noqa: PLC0415 - duckdb, from the analysis extra
+
+    return run_query(args)
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from analysis.cli import run_summary  # noqa: PLC0415 - duckdb, from the analysis extra
+
+    return run_summary(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from analysis.cli import run_report  # noqa: PLC0415 - duckdb and plotly (analysis extra)
+
+    return run_report(args)
+
+
+def _view(args: argparse.Namespace) -> int:
+    from analysis.view_cli import run_view  # noqa: PLC0415 - the web server (view extra)
+
+    return run_view(args)
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    from analysis.mcp_server import run_mcp  # noqa: PLC0415 - duckdb and the mcp SDK (extras)
+
+    return run_mcp(args)
+
+
+def _version(args: argparse.Namespace) -> int:
+    print(f"finemon {__version__}")
+    return EXIT_OK
+
+
+DEMO_DESCRIPTION = """\
+Build a kubelet-shaped tree of real cgroups with three small real workloads (one burning a CPU,
+one growing its memory, one idle) and the log files kubelet would write, record them with
+finemon run for --seconds, print a summary per container (CPU, memory, PSS) and remove
+everything it created. Needs root and a writable cgroup hierarchy; without them it records the
+host's own cgroups instead and says why.
+"""
+
+#: The subcommands of ``finemon``, by name.
+COMMANDS: dict[str, Command] = {
+    "run": Command(
+        help="record container metrics into Parquet until stopped",
+        add_arguments=add_run_arguments,
+        run=run_command,
+        description=RUN_DESCRIPTION,
+    ),
+    "demo": Command(
+        help="record a small demo node (real cgroups and workloads) for a minute and summarize",
+        add_arguments=add_demo_arguments,
+        run=_demo,
+        description=DEMO_DESCRIPTION,
+    ),
+    "query": Command(
+        help="run SQL (DuckDB) over an output directory: metrics view, rate() and increase()",
+        add_arguments=add_query_arguments,
+        run=_query,
+        description=QUERY_DESCRIPTION,
+    ),
+    "summary": Command(
+        help="print CPU, throttling, memory, PSS and OOM kills per run and container",
+        add_arguments=add_summary_arguments,
+        run=_summary,
+        description=SUMMARY_DESCRIPTION,
+    ),
+    "report": Command(
+        help="write a self-contained HTML report with interactive charts",
+        add_arguments=add_report_arguments,
+        run=_report,
+        description=REPORT_DESCRIPTION,
+    ),
+    "mcp": Command(
+        help="serve a dataset to AI agents over MCP (stdio or HTTP): series, analysis, SQL",
+        add_arguments=add_mcp_arguments,
+        run=_mcp,
+        description=MCP_DESCRIPTION,
+    ),
+    "view": Command(
+        help="serve a live web viewer of an output directory (search, panels, studies)",
+        add_arguments=add_view_arguments,
+        run=_view,
+        description=VIEW_DESCRIPTION,
+    ),
+    "version": Command(
+        help="print the version",
+        add_arguments=lambda parser: None,
+        run=_version,
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``finemon`` parser with every command of :data:`COMMANDS`."""
+    parser = _Parser(
+        prog="finemon",
+        description="finemon: high-resolution container monitor (cgroup and /proc metrics into "
+        "Parquet).",
+    )
+    parser.add_argument("--version", action="version", version=f"finemon {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        sub = subparsers.add_parser(
+            name,
+            help=command.help,
+            description=command.description or command.help,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.add_arguments(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``finemon`` command; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command].run(args)
+    except UsageError as exc:
+        print(f"finemon {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,210 @@
+"""One shipping pass: the published files of an output directory, uploaded and verified.
+
+:class:`Uploader` lists what to ship (:func:`shippable_files`), skips what the store already
+holds, uploads the rest, verifies each object (size and MD5) and, with ``delete``, removes each
+verified data file if it is still the file that was hashed. A store failure ends the pass with
+:class:`~common.objectstore.StoreError`; local file problems are logged once per file and the
+pass goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.contract import FILE_SUFFIX, SESSIONS_DIR
+from common.objectstore import ObjectStore, RemoteObject, StoreError, digest_of
+from monitor.layout import PARTITION_PREFIX
+
+log = logging.getLogger("finemon.upload")
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFile:
+    """A file to ship: its path and its key relative to the prefix."""
+
+    path: Path
+    relative: str
+    is_data: bool
+
+
+def shippable_files(output_dir: Path) -> list[LocalFile]:
+    """Published data files (oldest partition and name first), then the run manifests.
+
+    Hidden (``.``) and ``_`` names are skipped at every level except ``_sessions`` itself: the
+    file being written, journals, set-aside journals, temporary manifests, status files.
+    """
+    data: list[LocalFile] = []
+    manifests: list[LocalFile] = []
+    try:
+        entries = sorted(os.scandir(output_dir), key=lambda e: e.name)
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        if entry.name.startswith(PARTITION_PREFIX):
+            for dirpath, dirnames, filenames in os.walk(entry.path):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+                for name in sorted(filenames):
+                    if name.endswith(FILE_SUFFIX) and not name.startswith((".", "_")):
+                        path = Path(dirpath, name)
+                        relative = path.relative_to(output_dir).as_posix()
+                        data.append(LocalFile(path, relative, is_data=True))
+        elif entry.name == SESSIONS_DIR:
+            for name in sorted(os.listdir(entry.path)):
+                if name.endswith(".json") and not name.startswith((".", "_")):
+                    path = Path(entry.path, name)
+                    manifests.append(LocalFile(path, f"{SESSIONS_DIR}/{name}", is_data=False))
+    return data + manifests
+
+
+@dataclass(slots=True)
+class UploadCounters:
+    """What the uploader did since it started (``pending_*``: at the end of the last pass)."""
+
+    uploaded_files: int = 0
+    uploaded_bytes: int = 0
+    already_present: int = 0
+    deleted_files: int = 0
+    deleted_bytes: int = 0
+    failures: int = 0
+    pending_files: int = 0
+    pending_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    inode: int
+    size: int
+    mtime_ns: int
+
+
+@dataclass(slots=True)
+class Uploader:
+    """Ships the files of ``output_dir`` to ``store``; :meth:`run_pass` does one pass."""
+
+    output_dir: Path
+    store: ObjectStore
+    delete: bool = False
+    counters: UploadCounters = field(default_factory=UploadCounters)
+    #: Relative paths the store was seen to hold, with the local file's identity then.
+    _verified: dict[str, _Verified] = field(default_factory=dict)
+    #: Whether the next pass first asks the store what it holds.
+    _reconcile: bool = True
+    _bad_files: set[str] = field(default_factory=set)
+
+    def run_pass(self, deadline: float | None = None) -> bool:
+        """Ship every file not yet verified; True when nothing is left pending. ``deadline``
+        (``time.monotonic()``) stops the pass early. Raises StoreError at the first store
+        failure (what is not uploaded stays pending; the next pass asks the store again)."""
+        files = shippable_files(self.output_dir)
+        try:
+            remote = self._listing(files) if self._reconcile else None
+            self._reconcile = False
+            for local in files:
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+                self._ship(local, remote)
+        except StoreError:
+            self._reconcile = True
+            raise
+        finally:
+            self._count_pending(files)
+        return self.counters.pending_files == 0
+
+    def _listing(self, files: Sequence[LocalFile]) -> dict[str, RemoteObject]:
+        """What the store holds under each folder that has local files (one LIST each)."""
+        folders = sorted({local.relative.rsplit("/", 1)[0] for local in files})
+        return {
+            obj.key: obj
+            for folder in folders
+            for obj in self.store.list_objects(under=f"{folder}/")
+        }
+
+    def _is_verified(self, relative: str, st: os.stat_result) -> bool:
+        known = self._verified.get(relative)
+        return known is not None and known == _Verified(st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _ship(self, local: LocalFile, remote: dict[str, RemoteObject] | None) -> None:
+        try:
+            if self._is_verified(local.relative, os.stat(local.path, follow_symlinks=False)):
+                return  # the common case: a stat, no open
+            f = open(local.path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            return  # deleted or replaced since the listing: the next pass sees it
+        except OSError as exc:
+            self._local_failure(local, exc)
+            return
+        with f:
+            if self._is_verified(local.relative, os.fstat(f.fileno())):
+                return
+            try:
+                digest = digest_of(f)
+            except OSError as exc:
+                self._local_failure(local, exc)
+                return
+            key = self.store.location.key(local.relative)
+            listed = None if remote is None else remote.get(key)
+            if listed is not None and self.store.matches(listed, digest):
+                self.counters.already_present += 1
+                log.debug("already present key=%s bytes=%d", key, digest.size)
+            else:
+                started = time.monotonic()
+                self.store.put(f, key, digest)
+                if not self.store.verify(key, digest):
+                    raise StoreError(f"{key}: the stored object differs from the file after PUT")
+                self.counters.uploaded_files += 1
+                self.counters.uploaded_bytes += digest.size
+                log.info(
+                    "uploaded key=%s bytes=%d seconds=%.2f",
+                    key,
+                    digest.size,
+                    time.monotonic() - started,
+                )
+            self._verified[local.relative] = _Verified(digest.inode, digest.size, digest.mtime_ns)
+            self._bad_files.discard(local.relative)
+        if self.delete and local.is_data:
+            self._delete(local)
+
+    def _delete(self, local: LocalFile) -> None:
+        """Remove ``local`` if it is still the file that was verified."""
+        try:
+            st = os.stat(local.path, follow_symlinks=False)
+        except FileNotFoundError:
+            self._verified.pop(local.relative, None)
+            return
+        if not self._is_verified(local.relative, st):
+            return  # replaced since: the next pass uploads the new one first
+        try:
+            local.path.unlink()
+        except OSError as exc:
+            self._local_failure(local, exc)
+            return
+        self._verified.pop(local.relative, None)
+        self.counters.deleted_files += 1
+        self.counters.deleted_bytes += st.st_size
+        log.debug("deleted local file=%s bytes=%d", local.path, st.st_size)
+
+    def _local_failure(self, local: LocalFile, exc: OSError) -> None:
+        # Once per file: the others go on (this is not the store's fault).
+        if local.relative not in self._bad_files:
+            self._bad_files.add(local.relative)
+            log.warning("cannot read or delete %s: %s", local.path, exc)
+
+    def _count_pending(self, files: Sequence[LocalFile]) -> None:
+        pending = pending_bytes = 0
+        for local in files:
+            try:
+                st = os.stat(local.path, follow_symlinks=False)
+            except OSError:
+                continue
+            if not self._is_verified(local.relative, st):
+                pending += 1
+                pending_bytes += st.st_size
+        self.counters.pending_files = pending
+        self.counters.pending_bytes = pending_bytes
