@@ -18,7 +18,9 @@ import duckdb
 import pandas as pd
 import pytest
 
+from capture.schema import capture_schema
 from monitor.cli import main
+from monitor.contract import LABEL_COLUMNS, PARTITION_KEYS
 from tests.analysis.synthetic import (
     BATCH_ID,
     DB_ID,
@@ -204,3 +206,30 @@ def test_the_pandas_examples_answer_right(host: bool) -> None:
     assert killed == (key(DB_ID), OOM_AT)
     assert len(minute) == 61
     assert minute["value_float"].max() == (100 + OOM_TICK - 1) * MIB
+
+
+#: The Trino type of each Arrow type of finemon's files (the Hive connector reads Parquet).
+TRINO_TYPES = {
+    "string": "VARCHAR",
+    "timestamp[ms, tz=UTC]": "TIMESTAMP(3)",
+    "int64": "BIGINT",
+    "double": "DOUBLE",
+    "map<string, string>": "MAP(VARCHAR, VARCHAR)",
+}
+
+
+def test_the_trino_table_has_every_column_of_the_files() -> None:
+    (ddl,) = blocks(QUERYING, "## A bucket: Spark and Trino", "sql trino")
+    create = re.search(r"CREATE TABLE \S+ \((.*?)\n\)\nWITH \((.*?)\n\);", ddl, re.S)
+    assert create, ddl
+    declared = [
+        tuple(line.split("--")[0].strip().rstrip(",").split(" ", 1))
+        for line in create.group(1).strip().splitlines()
+    ]
+    schema = capture_schema(LABEL_COLUMNS)
+    expected = [(field.name, TRINO_TYPES[str(field.type)]) for field in schema]
+    # Partition columns come last in the Hive connector's DDL, as strings.
+    expected += [(key, "VARCHAR") for key in PARTITION_KEYS]
+    assert declared == expected
+    keys = ", ".join(f"'{key}'" for key in PARTITION_KEYS)
+    assert f"partitioned_by = ARRAY[{keys}]" in create.group(2)
