@@ -9,6 +9,7 @@ everywhere; the Trino table is checked against the files' schema."""
 from __future__ import annotations
 
 import ast
+import datetime
 import os
 import re
 import shlex
@@ -32,6 +33,7 @@ from tests.analysis.synthetic import (
     DB_ID,
     HOST_CGROUPS,
     MIB,
+    NODE,
     OOM_TICK,
     RUN_A_START_MS,
     WEB_ID,
@@ -157,6 +159,7 @@ def test_the_docs_have_the_examples_they_promise() -> None:
     assert len(blocks(README, "## A first query", "python")) == 1
     assert len(blocks(QUERYING, "## DuckDB", "sql")) == 3
     assert len(blocks(QUERYING, "## pandas", "python")) == 4
+    assert len(blocks(QUERYING, "## polars", "python polars")) == 1
     assert len(blocks(QUERYING, "## Spark", "python spark")) == 1
     assert len(blocks(QUERYING, "## A bucket: Spark and Trino", "python spark")) == 1
     assert [argv[1] for argv in finemon_commands(CLI, "## The analysis commands")] == [
@@ -272,6 +275,20 @@ def test_the_pandas_examples_answer_right(layout: Layout) -> None:
     assert killed == (key(DB_ID), OOM_AT)
     assert len(minute) == 61
     assert minute["value_float"].max() == (100 + OOM_TICK - 1) * MIB
+
+
+def test_the_polars_example_answers_right(layout: Layout) -> None:
+    (code,) = blocks(QUERYING, "## polars", "python polars")
+    namespace: dict[str, Any] = {}
+    exec(compile(code, str(QUERYING), "exec"), namespace)  # our own docs
+    key = layout.key
+    millicores = dict(namespace["millicores"].iter_rows())
+    assert millicores == pytest.approx(
+        {key(WEB_ID): 500.0, key(DB_ID): 100.0, key(BATCH_ID): 1000.0}
+    )
+    partitions = namespace["df"].select("dt", "identifier").unique().collect()
+    assert sorted(partitions.iter_rows()) == [
+        (datetime.date(2024, 1, 31), NODE), (datetime.date(2024, 2, 1), NODE)]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
