@@ -77,11 +77,18 @@ def finemon_commands(doc: Path, title: str) -> list[list[str]]:
     ]
 
 
+#: An identifier of digits only (a node named 42): DuckDB, pyarrow, pandas and polars would
+#: read it as the number 42 unless told its type.
+DIGITS_IDENTIFIER = "42"
+
+
 @dataclass(frozen=True)
 class Layout:
     """How the synthetic dataset was recorded: ``kubernetes``, ``host`` (not a Kubernetes node:
-    the ``cgroup`` label names each container), or ``nameless`` (a Kubernetes node whose kubelet
-    names are not on disk yet: ``container_id``, ``pod_uid`` and ``qos_class`` only)."""
+    the ``cgroup`` label names each container), ``nameless`` (a Kubernetes node whose kubelet
+    names are not on disk yet: ``container_id``, ``pod_uid`` and ``qos_class`` only) or
+    ``digits`` (a Kubernetes node whose ``identifier`` is made of digits only, which readers
+    that guess partition types take for a number)."""
 
     name: str
 
@@ -92,7 +99,12 @@ class Layout:
     @property
     def named(self) -> bool:
         """Whether the rows carry kubelet's names (namespace, pod_name, container_name)."""
-        return self.name == "kubernetes"
+        return self.name in ("kubernetes", "digits")
+
+    @property
+    def identifier(self) -> str:
+        """The ``identifier=`` partition of every file."""
+        return DIGITS_IDENTIFIER if self.name == "digits" else NODE
 
     def key(self, container_id: str) -> str:
         """The container as the docs group it: ``coalesce(container_id, labels['cgroup'])``."""
@@ -124,10 +136,12 @@ def make_dataset(directory: Path, layout: Layout) -> None:
     write_small(directory / "finemon-data", host=layout.host)
     if layout.name == "nameless":
         forget_names(directory / "finemon-data")
+    for folder in list((directory / "finemon-data").glob("dt=*/identifier=*")):
+        folder.rename(folder.with_name(f"identifier={layout.identifier}"))
     (directory / "finemon-demo").symlink_to("finemon-data")
 
 
-@pytest.fixture(params=["kubernetes", "host", "nameless"])
+@pytest.fixture(params=["kubernetes", "host", "nameless", "digits"])
 def layout(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Layout]:
     """The working directory holds the dataset, recorded in each :class:`Layout`."""
     chosen = Layout(request.param)
@@ -159,6 +173,7 @@ def test_the_docs_have_the_examples_they_promise() -> None:
     assert len(blocks(README, "## A first query", "python")) == 1
     assert len(blocks(QUERYING, "## DuckDB", "sql")) == 3
     assert len(blocks(QUERYING, "## pandas", "python")) == 4
+    assert len(blocks(QUERYING, "## pyarrow", "python pyarrow")) == 1
     assert len(blocks(QUERYING, "## polars", "python polars")) == 1
     assert len(blocks(QUERYING, "## Spark", "python spark")) == 1
     assert len(blocks(QUERYING, "## A bucket: Spark and Trino", "python spark")) == 1
@@ -276,6 +291,47 @@ def test_the_pandas_examples_answer_right(layout: Layout) -> None:
     assert len(minute) == 61
     assert minute["value_float"].max() == (100 + OOM_TICK - 1) * MIB
 
+    # The folders' columns, as text: an identifier of digits stays what it was.
+    df = namespace["df"]
+    assert list(df["identifier"].unique()) == [layout.identifier]
+    assert sorted(df["dt"].unique()) == ["2024-01-31", "2024-02-01"]
+
+
+#: Every ``read_parquet(...)`` of a DuckDB example.
+DUCKDB_READ = re.compile(r"read_parquet\([^)]*\)")
+
+
+def test_every_duckdb_example_reads_the_folders_typed(layout: Layout) -> None:
+    sources = [
+        *blocks(README, "## A first query", "python"),
+        *blocks(QUERYING, "## DuckDB", "sql"),
+    ]
+    reads = [read for code in sources for read in DUCKDB_READ.findall(code)]
+    assert len(reads) == 4
+    for read in reads:
+        source = read.replace("finemon-demo", "finemon-data")
+        partitions = run_sql(f"SELECT DISTINCT dt, identifier FROM {source} ORDER BY dt")
+        assert partitions == [
+            (datetime.date(2024, 1, 31), layout.identifier),
+            (datetime.date(2024, 2, 1), layout.identifier),
+        ], read
+
+
+def test_the_pyarrow_example_answers_right(layout: Layout) -> None:
+    (code,) = blocks(QUERYING, "## pyarrow", "python pyarrow")
+    namespace: dict[str, Any] = {}
+    exec(compile(code, str(QUERYING), "exec"), namespace)  # our own docs
+    key, name = layout.key, layout.container_name
+    peaks = {
+        row["container"]: (row["identifier"], row["container_name_max"], row["value_float_max"])
+        for row in namespace["peaks"].to_pylist()
+    }
+    assert peaks == {  # db: 100 + 199 MiB before its OOM kill
+        key(WEB_ID): (layout.identifier, name("nginx"), 100.0 * MIB),
+        key(DB_ID): (layout.identifier, name("postgres"), 299.0 * MIB),
+        key(BATCH_ID): (layout.identifier, name("job"), 10.0 * MIB),
+    }
+
 
 def test_the_polars_example_answers_right(layout: Layout) -> None:
     (code,) = blocks(QUERYING, "## polars", "python polars")
@@ -288,7 +344,9 @@ def test_the_polars_example_answers_right(layout: Layout) -> None:
     )
     partitions = namespace["df"].select("dt", "identifier").unique().collect()
     assert sorted(partitions.iter_rows()) == [
-        (datetime.date(2024, 1, 31), NODE), (datetime.date(2024, 2, 1), NODE)]  # fmt: skip
+        (datetime.date(2024, 1, 31), layout.identifier),
+        (datetime.date(2024, 2, 1), layout.identifier),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -334,9 +392,9 @@ def test_the_spark_examples_answer_right(spark_available: None, layout: Layout) 
     }
     name = layout.container_name
     assert peaks == {  # db's peak before midnight: 100 + 119 MiB
-        key(WEB_ID): ("node-1", name("nginx"), 100.0 * MIB),
-        key(DB_ID): ("node-1", name("postgres"), 219.0 * MIB),
-        key(BATCH_ID): ("node-1", name("job"), 10.0 * MIB),
+        key(WEB_ID): (layout.identifier, name("nginx"), 100.0 * MIB),
+        key(DB_ID): (layout.identifier, name("postgres"), 219.0 * MIB),
+        key(BATCH_ID): (layout.identifier, name("job"), 10.0 * MIB),
     }
 
 
