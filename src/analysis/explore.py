@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from analysis.dataset import connect, parquet_files, sql_string
 from analysis.errors import AnalysisError, one_line, require
+from analysis.names import ContainerLabels, ContainerName, container_names
 from analysis.report import bucket_ms
 from analysis.studies import Changepoint, Peak, Periodicity, changepoints, peaks, periodicity
 
@@ -125,7 +126,10 @@ class ContainerInfo:
     ``key`` is stable (the container id, else the cgroup path, else the pod uid) and is what the
     other methods take; ``name`` a short display name unique in the dataset (the container name,
     else pod/container, else namespace/pod/container, else the shortest unique end of the cgroup
-    path); ``full_name`` is ``namespace/pod/container`` or the cgroup path.
+    path; a restarted container's lives followed by their first tick, ``api (since 14:02:11)``:
+    :func:`analysis.names.container_names`); ``full_name`` is ``namespace/pod/container`` (else
+    the short container id, else the cgroup path), the same for every life of a restarted
+    container.
     """
 
     key: str
@@ -389,24 +393,6 @@ def has_series_labels(name: str) -> bool:
 def _partition_sql(metric: str) -> str:
     """The columns that tell one series of ``metric`` from another (for window functions)."""
     return "series" if has_series_labels(metric) else "run_id, container_key"
-
-
-def _short_cgroup_names(paths: Sequence[str]) -> dict[str, str]:
-    """The shortest end of each cgroup path (whole components) that no other path ends with."""
-    parts = {path: [p for p in path.split("/") if p] for path in paths}
-    names: dict[str, str] = {}
-    for path, components in parts.items():
-        for length in range(1, len(components) + 1):
-            tail = components[-length:]
-            clash = any(
-                other != path and others[-length:] == tail for other, others in parts.items()
-            )
-            if not clash:
-                names[path] = "/".join(tail)
-                break
-        else:
-            names[path] = path
-    return names
 
 
 def _matches(words: Sequence[str], texts: Iterable[str | None]) -> bool:
@@ -713,8 +699,8 @@ class Explorer:
         self._containers = {
             key: ContainerInfo(
                 key=key,
-                name=display[key][0],
-                full_name=display[key][1],
+                name=display[key].name,
+                full_name=display[key].full_name,
                 namespace=entry.get("namespace"),
                 pod_name=entry.get("pod_name"),
                 container_name=entry.get("container_name"),
@@ -734,45 +720,22 @@ class Explorer:
         return self._containers
 
     @staticmethod
-    def _display_names(merged: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
-        """(short unique name, full name) of each container key."""
-        full: dict[str, str] = {}
-        for key, entry in merged.items():
-            ns, pod, name = (
-                entry.get("namespace"),
-                entry.get("pod_name"),
-                entry.get("container_name"),
+    def _display_names(merged: Mapping[str, Mapping[str, Any]]) -> dict[str, ContainerName]:
+        """The names of each container key (:func:`container_names`)."""
+        keys = list(merged)
+        labels = [
+            ContainerLabels(
+                key=key,
+                namespace=merged[key].get("namespace"),
+                pod_name=merged[key].get("pod_name"),
+                container_name=merged[key].get("container_name"),
+                container_id=merged[key].get("container_id"),
+                cgroup=merged[key].get("cgroup"),
+                first_ms=int(merged[key]["first"]),
             )
-            if pod and name:
-                full[key] = f"{ns}/{pod}/{name}" if ns else f"{pod}/{name}"
-            elif entry.get("cgroup"):
-                full[key] = str(entry["cgroup"])
-            elif entry.get("container_id"):
-                full[key] = str(entry["container_id"])[:12]
-            else:
-                full[key] = key
-        short_cgroups = _short_cgroup_names(
-            [
-                full[key]
-                for key, entry in merged.items()
-                if not entry.get("pod_name") and entry.get("cgroup")
-            ]
-        )
-        candidates: dict[str, list[str]] = {}
-        for key, entry in merged.items():
-            pod, name = entry.get("pod_name"), entry.get("container_name")
-            options = [n for n in (name, f"{pod}/{name}" if pod and name else None) if n]
-            options += [short_cgroups.get(full[key], full[key]), full[key], key]
-            candidates[key] = options
-        names: dict[str, tuple[str, str]] = {}
-        for key, options in candidates.items():
-            chosen = options[-1]
-            for option in options:
-                if sum(option in other for other in candidates.values()) == 1:
-                    chosen = option
-                    break
-            names[key] = (chosen, full[key])
-        return names
+            for key in keys
+        ]
+        return dict(zip(keys, container_names(labels), strict=True))
 
     def containers(
         self,
@@ -803,7 +766,7 @@ class Explorer:
                      info.pod_uid, info.qos_class, info.key)  # fmt: skip
             if _matches(words, texts):
                 found.append(info)
-        return sorted(found, key=lambda c: (c.full_name, c.key))
+        return sorted(found, key=lambda c: (c.full_name, c.first_time, c.key))
 
     def _key_filter(self, keys: Sequence[str]) -> str:
         """SQL true for the rows of containers ``keys``: ``container_id IN (...)`` where the

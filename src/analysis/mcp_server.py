@@ -130,25 +130,27 @@ def _time(text: str | None, name: str) -> datetime | None:
 
 
 def resolve_container(explorer: Explorer, reference: str) -> ContainerInfo:
-    """The container ``reference`` names: its key, its display or full name, its container id
-    or a prefix of it (at least 8 characters), else the single container a search finds.
+    """The container ``reference`` names: its key, its display name, its full name when no
+    other container has it (a restarted container's lives share theirs), its container id or
+    a prefix of it (at least 8 characters), else the single container a search finds.
 
-    Raises :class:`AnalysisError` naming the candidates when there are none or several.
+    Raises :class:`AnalysisError` naming the candidates (by display name, which tells a
+    restarted container's lives apart) when there are none or several.
     """
     listed = explorer.containers()
     for info in listed:
-        if reference in (info.key, info.name, info.full_name):
+        if reference in (info.key, info.name):
             return info
-    if len(reference) >= 8:
-        by_id = [c for c in listed if (c.container_id or "").startswith(reference)]
-        if len(by_id) == 1:
-            return by_id[0]
-    found = explorer.containers(reference)
+    found = [c for c in listed if c.full_name == reference]
+    if len(reference) >= 8 and not found:
+        found = [c for c in listed if (c.container_id or "").startswith(reference)]
+    if not found:
+        found = explorer.containers(reference)
     if len(found) == 1:
         return found[0]
     if not found:
         raise AnalysisError(f"no container matches {reference!r} (see list_containers)")
-    names = ", ".join(c.full_name for c in found[:10])
+    names = ", ".join(c.name for c in found[:10])
     more = f" and {len(found) - 10} more" if len(found) > 10 else ""
     raise AnalysisError(f"{reference!r} matches {len(found)} containers: {names}{more}")
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from analysis.dataset import connect, label_sql
 from analysis.errors import AnalysisError, one_line, require
-from analysis.names import short_labels
+from analysis.names import ContainerLabels, container_names
 from analysis.report_page import PAGE_SCRIPT, PAGE_STYLE
 
 if TYPE_CHECKING:
@@ -287,14 +287,20 @@ class _ReportBuilder:
         return sorted(found, key=lambda event: (event["t"], event["kind"]))
 
     def container_table(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        described = {
-            (node, key): (name, qos, namespace, pod, container_id, cgroup)
-            for node, key, name, qos, namespace, pod, container_id, cgroup in self.con.execute(
-                """SELECT coalesce(node_name, ''), container_key, max(name), max(qos_class),
-                    max(namespace), max(pod_name), max(container_id), max(cgroup)
-                FROM report_containers GROUP BY ALL"""
-            ).fetchall()
-        }
+        rows = self.con.execute(
+            """SELECT coalesce(node_name, ''), container_key, max(qos_class), max(namespace),
+                max(pod_name), max(container_name), max(container_id), max(cgroup),
+                min(epoch_ms(first_time))
+            FROM report_containers GROUP BY ALL"""
+        ).fetchall()
+        qos_classes = {(row[0], row[1]): row[2] for row in rows}
+        described = {(row[0], row[1]): ContainerLabels(row[1], *row[3:]) for row in rows}
+        # (A container with series but no container.* row is named by its key.)
+        page = [
+            described.get(slot, ContainerLabels(slot[1], None, None, None, None, None, 0))
+            for slot in self.containers
+        ]
+        names = container_names(page)
         peaks: dict[tuple[int, str], float] = defaultdict(float)
         for series in self.series:
             top = max((v for v in series["values"] if v is not None), default=0.0)
@@ -305,25 +311,23 @@ class _ReportBuilder:
             if event["kind"] == "oom":
                 kills[event["c"]] += 1
         table: list[dict[str, Any]] = [{} for _ in self.containers]
-        for (node, key), index in self.containers.items():
-            name, qos, namespace, pod, container_id, cgroup = described.get(
-                (node, key), (key[:12], None, None, None, None, None)
-            )
+        for ((node, key), index), labels, name in zip(
+            self.containers.items(), page, names, strict=True
+        ):
             table[index] = {
                 "key": key,
-                "name": name or key[:12],
+                "name": name.long_name,
+                "label": name.name,
                 "node": node,
-                "qos": qos,
-                "namespace": namespace,
-                "pod": pod,
-                "id": (container_id or "")[:12],
-                "cgroup": cgroup,
+                "qos": qos_classes.get((node, key)),
+                "namespace": labels.namespace,
+                "pod": labels.pod_name,
+                "id": (labels.container_id or "")[:12],
+                "cgroup": labels.cgroup,
                 "cpu_peak": peaks[(index, "cpu:usage")],
                 "memory_peak": peaks[(index, "memory:working set")],
                 "oom_kills": kills[index],
             }
-        for entry, label in zip(table, legend_labels(table), strict=True):
-            entry["label"] = label
         return table
 
     def build(self, title: str, source: str) -> dict[str, Any]:
@@ -347,15 +351,6 @@ class _ReportBuilder:
             "series": self.series,
             "events": events,
         }
-
-
-def legend_labels(containers: Sequence[dict[str, Any]]) -> list[str]:
-    """The legend label of each container of the page: its name when it has Kubernetes names
-    (``namespace/pod/container``), else the short label of its cgroup path
-    (:func:`short_labels`, over every such container of the page)."""
-    paths = [c["name"] for c in containers if c.get("cgroup") and c["name"] == c["cgroup"]]
-    short = dict(zip(paths, short_labels(paths), strict=True))
-    return [short.get(c["name"], c["name"]) for c in containers]
 
 
 def default_selection(containers: list[dict[str, Any]], size: int = DEFAULT_SELECTION) -> list[int]:

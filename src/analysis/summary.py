@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from analysis.dataset import connect, label_sql
 from analysis.errors import AnalysisError, one_line, require
+from analysis.names import ContainerLabels, container_names
 
 if TYPE_CHECKING:
     import duckdb
@@ -50,7 +51,9 @@ class Stats:
 
 @dataclass(frozen=True, slots=True)
 class ContainerSummary:
-    """One container in one run; a field is None when the run has no such metric for it."""
+    """One container in one run; a field is None when the run has no such metric for it.
+    ``name`` is its full name, a restarted container's lives told apart by their start time
+    (:attr:`analysis.names.ContainerName.long_name`)."""
 
     container_key: str
     name: str
@@ -153,9 +156,16 @@ def summarize(
             GROUP BY run_id ORDER BY min(time), run_id"""
         ).fetchall()
         containers = con.execute(
-            "SELECT run_id, container_key, name, first_time, last_time FROM containers "
-            "ORDER BY run_id, name, container_key"
+            "SELECT run_id, container_key, first_time, last_time FROM containers"
         ).fetchall()
+        labels = [
+            ContainerLabels(*row)
+            for row in con.execute(
+                """SELECT container_key, max(namespace), max(pod_name), max(container_name),
+                    max(container_id), max(cgroup), min(epoch_ms(first_time))
+                FROM containers GROUP BY container_key ORDER BY container_key"""
+            ).fetchall()
+        ]
         stats = _gauge_stats(con)
         increases = _counter_increases(con)
         processes = _top_processes(con, top_processes)
@@ -164,15 +174,16 @@ def summarize(
     finally:
         con.close()
 
+    names = dict(zip((c.key for c in labels), container_names(labels), strict=True))
     by_run: dict[str, list[ContainerSummary]] = defaultdict(list)
-    names: dict[tuple[str, str], str] = {}
-    for run, key, name, first, last in containers:
-        names[(run, key)] = name
+    # By name, a restarted container's lives in the order they started.
+    by_name = sorted(containers, key=lambda row: (row[0], names[row[1]].full_name, row[2], row[1]))
+    for run, key, first, last in by_name:
         throttled_usec = increases.get((run, key, THROTTLED_USEC))
         by_run[run].append(
             ContainerSummary(
                 container_key=key,
-                name=name,
+                name=names[key].long_name,
                 first_time=first,
                 last_time=last,
                 cpu_millicores=stats.get((run, key, CPU)),
@@ -192,7 +203,9 @@ def summarize(
             last_time=last,
             containers=tuple(by_run.get(run, [])),
             top_processes=tuple(
-                ProcessSummary(names.get((run, key), key[:12]), pid, comm, mean, peak)
+                ProcessSummary(
+                    names[key].long_name if key in names else key[:12], pid, comm, mean, peak
+                )
                 for key, pid, comm, mean, peak in processes.get(run, [])
             ),
         )

@@ -170,6 +170,9 @@ class Config:
     observer: str | None = None
     #: ``--upload`` and its settings (None: the data stays local).
     upload: UploadConfig | None = None
+    #: Record only the cgroups below this path (relative to the hierarchy roots); empty: the
+    #: whole tree. No flag sets it: ``finemon demo`` records its sandbox alone with it.
+    cgroup_subtree: str = ""
 
     @property
     def window_ticks(self) -> int:

@@ -3,9 +3,10 @@
 Where it runs as root with a writable cgroup hierarchy, the demo builds a kubelet-shaped tree of
 real cgroups (:mod:`monitor.sandbox`) with three small real workloads (one burning a CPU, one
 growing its memory, one idle) and the log files kubelet would write for their pods, records
-them with ``finemon run`` for ``--seconds``, prints a summary table per container (CPU, memory,
-PSS) and removes everything it created. Where it cannot create cgroups it records the host's
-own cgroups instead and says why.
+them (and nothing else on the host: ``finemon run`` limited to the sandbox's cgroup subtree)
+for ``--seconds``, prints a summary table per container (CPU, memory, PSS) and removes
+everything it created. Where it cannot create cgroups it records the host's own cgroups
+instead and says why.
 
 The summary and the report cover only the run the demo just made (its ``run_id``, from the
 manifest it left in ``_sessions/``) and, with the sandbox, only its three containers: a second
@@ -23,13 +24,22 @@ import os
 import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from analysis.names import short_labels
+from analysis.names import ContainerLabels, container_names
 from monitor.config import Environment, add_run_arguments, build_config
 from monitor.sandbox import KubeletSandbox, sandbox_unavailable
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 log = logging.getLogger("finemon.demo")
+
+#: The columns that name a container (:mod:`analysis.names`), besides the labels' cgroup.
+_NAME_COLUMNS = ("namespace", "pod_name", "container_name", "container_id", "pod_uid")
 
 DEFAULT_SECONDS = 60.0
 GROW_STEP_BYTES = 8 * 1024 * 1024
@@ -156,6 +166,8 @@ def run_demo(args: argparse.Namespace) -> int:
                     config = build_config(
                         parser.parse_args(_run_config_argv(args, log_root)), Environment.from_os()
                     )
+                    # Its own containers only, whatever else runs on the host.
+                    config = replace(config, cgroup_subtree=box.prefix)
                     code = run(config, signals=signals)
         else:
             print(
@@ -221,6 +233,39 @@ def query_hint(output: Path, run_id: str | None, duckdb_installed: bool) -> list
     ]
 
 
+def _container_labels(table: pa.Table) -> tuple[list[ContainerLabels], dict[int, str]]:
+    """The containers of ``table`` (rows of the dataset), each with its most complete names
+    and first tick, and the container key of each row (keyed as analysis.dataset keys them:
+    the container id, else the cgroup label, else the pod uid)."""
+    names: dict[str, dict[str, str | None]] = {}
+    first: dict[str, datetime] = {}
+    row_keys: dict[int, str] = {}
+    for index, row in enumerate(table.select(["time", *_NAME_COLUMNS, "labels"]).to_pylist()):
+        cgroup = dict(row["labels"] or []).get("cgroup")
+        key = row["container_id"] or cgroup or row["pod_uid"]
+        if key is None:
+            continue
+        row_keys[index] = key
+        first[key] = min(first.get(key, row["time"]), row["time"])
+        known = names.setdefault(key, {"cgroup": cgroup})
+        for column in _NAME_COLUMNS:
+            if known.get(column) is None:  # kubelet's names may appear after the first tick
+                known[column] = row[column]
+    containers = [
+        ContainerLabels(
+            key,
+            known["namespace"],
+            known["pod_name"],
+            known["container_name"],
+            known["container_id"],
+            known["cgroup"],
+            round(first[key].timestamp() * 1000),
+        )
+        for key, known in sorted(names.items())
+    ]
+    return containers, row_keys
+
+
 def print_summary(
     output: Path,
     namespace: str | None = None,
@@ -230,7 +275,8 @@ def print_summary(
 ) -> None:
     """Print CPU, memory and PSS per container of the dataset at ``output``: only those of
     ``namespace``, of run ``run_id`` and with ``container_id`` in ``container_keys`` when given.
-    Reads with pyarrow alone (the base install has no duckdb)."""
+    Containers are named as everywhere else (:func:`analysis.names.container_names`). Reads
+    with pyarrow alone (the base install has no duckdb)."""
     import pyarrow.dataset as ds  # noqa: PLC0415 - the CLI starts without pyarrow
 
     selection = ds.scalar(True)
@@ -243,7 +289,7 @@ def print_summary(
     try:
         dataset = ds.dataset(output, format="parquet", partitioning="hive")
         table = dataset.to_table(
-            columns=["metric_name", "value_float", "container_name", "container_id", "labels"],
+            columns=["time", "metric_name", "value_float", *_NAME_COLUMNS, "labels"],
             filter=selection
             & ds.field("metric_name").isin(
                 [
@@ -260,30 +306,24 @@ def print_summary(
     except (OSError, ValueError) as exc:
         print(f"no data to summarize in {output}: {exc}")
         return
+    containers, row_keys = _container_labels(table)
     values: dict[tuple[str, str], list[float]] = defaultdict(list)
-    cgroups: set[str] = set()
-    for name, value, container, container_id, labels in zip(
-        table["metric_name"].to_pylist(),
-        table["value_float"].to_pylist(),
-        table["container_name"].to_pylist(),
-        table["container_id"].to_pylist(),
-        table["labels"].to_pylist(),
-        strict=True,
+    for index, (metric, value) in enumerate(
+        zip(table["metric_name"].to_pylist(), table["value_float"].to_pylist(), strict=True)
     ):
-        cgroup = dict(labels or []).get("cgroup")
-        key = container or cgroup or (container_id or "?")[:12]
-        if key == cgroup:
-            cgroups.add(key)
-        if value is not None:
-            values[(key, name)].append(value)
-    containers = sorted({c for c, _ in values})
+        if index in row_keys and value is not None:
+            values[(row_keys[index], metric)].append(value)
+    containers = [c for c in containers if any(k == c.key for k, _ in values)]
     if not containers:
         print(f"no container metrics in {output}")
         return
-    # Host cgroup paths share long prefixes: show the shortest distinct tails.
-    paths = sorted(cgroups)
-    shown = dict(zip(paths, short_labels(paths), strict=True))
-    width = max(28, *(len(shown.get(c, c)) for c in containers))
+    named = dict(zip((c.key for c in containers), container_names(containers), strict=True))
+    names = {key: n.name for key, n in named.items()}
+    # By name, a restarted container's lives in the order they started.
+    containers.sort(
+        key=lambda c: (named[c.key].name.removesuffix(named[c.key].life), c.first_ms, c.key)
+    )
+    width = max(28, *(len(name) for name in names.values()))
     header = (
         f"{'container':<{width}} {'cpu mean':>9} {'cpu max':>9} {'wset max':>10} "
         f"{'mem max':>10} {'pss max':>10}"
@@ -301,16 +341,24 @@ def print_summary(
         return f"{value / scale:.0f}"
 
     for container in containers:
-        cpu = values.get((container, "container.cpu.usage_millicores"), [])
-        wset = values.get((container, "container.memory.working_set_bytes"), [])
-        mem = values.get((container, "container.memory.usage_bytes"), [])
-        pss = values.get((container, "container.memory.pss_bytes"), [])
+        key = container.key
+        cpu = values.get((key, "container.cpu.usage_millicores"), [])
+        wset = values.get((key, "container.memory.working_set_bytes"), [])
+        mem = values.get((key, "container.memory.usage_bytes"), [])
+        pss = values.get((key, "container.memory.pss_bytes"), [])
         print(
-            f"{shown.get(container, container):<{width}} {fmt(cpu, agg='mean'):>9} {fmt(cpu):>9} "
+            f"{names[key]:<{width}} {fmt(cpu, agg='mean'):>9} {fmt(cpu):>9} "
             f"{fmt(wset, mib):>10} {fmt(mem, mib):>10} {fmt(pss, mib):>10}"
         )
     if container_keys is not None:  # the sandbox: the burner is there
-        burner = values.get(("burner", "container.cpu.usage_millicores"))
+        burner = next(
+            (
+                values.get((c.key, "container.cpu.usage_millicores"))
+                for c in containers
+                if c.container_name == "burner"
+            ),
+            None,
+        )
         warning = burner_warning(
             sum(burner) / len(burner) if burner else None,
             os.cpu_count() or 1,

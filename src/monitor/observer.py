@@ -62,6 +62,7 @@ def observer_config(config: Config) -> ObserverConfig:
         raise ObserverUnavailableError(f"cannot load observers.node: {exc}") from exc
     return ObserverConfig(
         cgroup_root=config.cgroup_root,
+        cgroup_subtree=config.cgroup_subtree,
         proc_root=config.proc_root,
         log_root=config.log_root,
         node_name=config.node_name,

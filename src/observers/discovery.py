@@ -412,13 +412,19 @@ class _Scan:
                 gone.append(child)
         return gone
 
-    def host(self) -> None:
+    def host(self, subtree: str) -> None:
         # (absolute dir, relpath, whether it is a container cgroup)
-        stack: list[tuple[str, str, bool]] = [(self.root, "", False)]
+        top = f"{self.root}/{subtree}" if subtree else self.root
+        stack: list[tuple[str, str, bool]] = [(top, subtree, False)]
+        if subtree:  # a cgroup below the root: its own processes count too
+            container = container_id_from_name(subtree.rsplit("/", 1)[-1])
+            pids = self.live_pids(top, subtree, is_container=container is not None)
+            if pids is not None:
+                self.add(subtree, pids, container, None, None)
         while stack:
             abs_dir, rel, parent_is_container = stack.pop()
             # A child that vanished was counted when its cgroup.procs was read.
-            for name in self.subdirs(abs_dir, count_vanished=not rel):
+            for name in self.subdirs(abs_dir, count_vanished=rel == subtree):
                 if parent_is_container and name == _CRUN_LEAF:
                     continue  # its processes were reported as the container's
                 child_abs = f"{abs_dir}/{name}"
@@ -443,13 +449,16 @@ def discover(
     proc_root: str | os.PathLike[str] = "/proc",
     previous: Discovery | None = None,
     max_search_depth: int = 4,
+    subtree: str = "",
 ) -> Discovery:
     """Scan the cgroup tree for containers.
 
-    Walks ``hierarchy.scan_root`` (the unified hierarchy on v2, the memory one on v1/hybrid)
-    and maps each container's relative path into the other controllers. When kubepods
-    directories exist (searched up to ``max_search_depth`` levels down), returns kubelet's
-    containers ("kubernetes" mode); otherwise every non-root cgroup with processes ("host").
+    Walks ``hierarchy.scan_root`` (the unified hierarchy on v2, the memory one on v1/hybrid),
+    or only the cgroup ``subtree`` below it (a path relative to the hierarchy roots, e.g. the
+    demo's sandbox: nothing outside it is found), and maps each container's relative path into
+    the other controllers. When kubepods directories exist (searched up to
+    ``max_search_depth`` levels down), returns kubelet's containers ("kubernetes" mode);
+    otherwise every non-root cgroup with processes ("host").
     ``proc_root`` is read for ``<pid>/comm`` to recognise pause containers. ``previous``, the
     last result, lets the scan reuse the kubepods locations and the controller directories of
     containers it already knew (one ``cgroup.procs`` read each instead of several stats).
@@ -458,16 +467,20 @@ def discover(
     :class:`~observers.hierarchy.NoCgroupMountError` if the hierarchy has nothing to walk.
     """
     scan = _Scan(hierarchy, os.fspath(proc_root), previous)
+    subtree = subtree.strip("/")
     kubepods: tuple[str, ...] = ()
     if previous is not None and _still_there(scan.root, previous.kubepods_relpaths):
         kubepods = previous.kubepods_relpaths
+    elif subtree:
+        found = find_kubepods(f"{scan.root}/{subtree}", max_search_depth)
+        kubepods = tuple(f"{subtree}/{rel}" for rel in found)
     else:
         kubepods = find_kubepods(scan.root, max_search_depth)
     if kubepods:
         for kubepods_rel in kubepods:
             scan.kubepods(kubepods_rel)
     else:
-        scan.host()
+        scan.host(subtree)
     scan.containers.sort(key=lambda c: c.relpath)
     return Discovery(
         mode="kubernetes" if kubepods else "host",

@@ -45,12 +45,15 @@ log = logging.getLogger("finemon.observers")
 class ObserverConfig:
     """Where to read and what to sample.
 
-    ``cgroup_root`` None means found from ``/proc/self/mountinfo``. PSS (``smaps_rollup``) is read
+    ``cgroup_root`` None means found from ``/proc/self/mountinfo``; ``cgroup_subtree``, a cgroup
+    path relative to the hierarchy roots, limits what is found to the cgroups below it (the
+    demo's sandbox; empty: the whole tree). PSS (``smaps_rollup``) is read
     every ``pss_interval_seconds`` within ``pss_budget_seconds`` per tick; the per-region
     ``smaps`` breakdown is opt-in (``smaps``) every ``smaps_interval_seconds``.
     """
 
     cgroup_root: Path | None = None
+    cgroup_subtree: str = ""
     proc_root: Path = Path("/proc")
     log_root: Path = Path("/var/log")
     node_name: str = ""
@@ -101,7 +104,10 @@ class NodeObserver:
             if config.proc_root != Path("/proc")
             else find_hierarchy()
         )
-        self.hierarchy.scan_root  # noqa: B018 - raises NoCgroupMountError now, not mid-run
+        scan_root = self.hierarchy.scan_root  # raises NoCgroupMountError now, not mid-run
+        self._subtree = config.cgroup_subtree.strip("/")
+        if self._subtree and not (scan_root / self._subtree).is_dir():
+            raise NoCgroupMountError(f"no cgroup {self._subtree} under {scan_root}")
         self._proc_root = str(config.proc_root)
         self._podmeta = PodMetadataCache(config.log_root)
         self._budget = FdBudget()
@@ -120,7 +126,9 @@ class NodeObserver:
         self._logged_errors: set[str] = set()
         # Scan once now, so that describe() names the layout found before the first sample.
         try:
-            self._previous = discover(self.hierarchy, proc_root=self._proc_root)
+            self._previous = discover(
+                self.hierarchy, proc_root=self._proc_root, subtree=self._subtree
+            )
             self.mode = self._previous.mode
         except OSError as exc:
             log.warning("first discovery failed: %s", exc)
@@ -148,7 +156,12 @@ class NodeObserver:
         started = time.perf_counter()
         errors = ReadErrors()
         try:
-            discovery = discover(self.hierarchy, proc_root=self._proc_root, previous=self._previous)
+            discovery = discover(
+                self.hierarchy,
+                proc_root=self._proc_root,
+                previous=self._previous,
+                subtree=self._subtree,
+            )
         except (NoCgroupMountError, OSError) as exc:
             log.error("discovery failed: %s", exc)
             errors.other += 1
@@ -368,6 +381,7 @@ class NodeObserver:
             "cgroup_unified_mount": None if h.unified is None else str(h.unified),
             "cgroup_v1_mounts": {k: str(v) for k, v in sorted(h.v1.items())},
             "layout": self.mode,
+            "cgroup_subtree": self._subtree or None,
             "kubepods": list(self._previous.kubepods_relpaths) if self._previous else [],
         }
 

@@ -259,6 +259,53 @@ def write_small(root: Path, host: bool = False) -> Path:
 
 
 # ------------------------------------------------------------------------------------------
+# A container restarted: the same namespace, pod and container name under new container ids.
+
+#: The api container's three lives (two restarts, the first one an OOM kill), in ticks of one
+#: run from :data:`RUN_A_START_MS`: each a new container id, the same shop/api-6c8/api.
+API_LIVES = (
+    Container("9a" * 32, "shop", "api-6c8", "api"),
+    Container("9b" * 32, "shop", "api-6c8", "api"),
+    Container("9c" * 32, "shop", "api-6c8", "api"),
+)
+API_LIFE_TICKS = (range(0, 80), range(80, 160), range(160, 240))
+#: Containers that run beside it the whole time (six containers with the api's lives), each
+#: called "server": their pods tell them apart (long names, as a Deployment's pods have).
+RESTARTS_NEIGHBOURS = (
+    Container("1e" * 32, "shop", "checkout-5d4f8b7c9-x2x7q", "server"),
+    Container("2e" * 32, "shop", "frontend-7f9c6d5b8-kq2lp", "server"),
+    Container("3e" * 32, "payments", "ledger-writer-6b7d9c4f5-p8m2z", "server"),
+)
+RESTARTS_RUN = "d5" * 16
+
+
+def write_restarts(root: Path) -> Path:
+    """One run of 240 ticks from :data:`RUN_A_START_MS`: the api container's three lives
+    (:data:`API_LIVES`, :data:`API_LIFE_TICKS`; its working set grows 1 MiB a tick from 50 MiB
+    in each life, an OOM kill ends the first) and three neighbours at a steady 10, 20 and
+    30 MiB. Returns ``root``."""
+    rows = _Rows()
+    for tick in range(240):
+        at = RUN_A_START_MS + tick * 1000
+        for life, ticks in zip(API_LIVES, API_LIFE_TICKS, strict=True):
+            if tick in ticks:
+                wset = (50 + tick - ticks.start) * MIB
+                rows.add(RESTARTS_RUN, at, tick, "container.memory.working_set_bytes",
+                         float(wset), life.columns())  # fmt: skip
+                oom = 1 if life is API_LIVES[0] and tick == ticks[-1] else 0
+                rows.add(RESTARTS_RUN, at, tick, "container.memory.oom_kills", oom,
+                         life.columns())  # fmt: skip
+        for n, neighbour in enumerate(RESTARTS_NEIGHBOURS, start=1):
+            rows.add(RESTARTS_RUN, at, tick, "container.memory.working_set_bytes",
+                     10.0 * n * MIB, neighbour.columns())  # fmt: skip
+            rows.add(RESTARTS_RUN, at, tick, "container.memory.oom_kills", 0,
+                     neighbour.columns())  # fmt: skip
+    write_file(root, rows.table(), RESTARTS_RUN, 1)
+    write_manifests(root, [RESTARTS_RUN])
+    return root
+
+
+# ------------------------------------------------------------------------------------------
 # The large dataset: column-wise, one file per hour of data.
 
 #: The container gauges the report reads: metric -> (kind, base value, per-container step).

@@ -82,6 +82,21 @@ def test_display_names_are_unique(tmp_path: Path) -> None:
     ]
 
 
+def test_a_restarted_container_is_named_by_its_start_time(tmp_path: Path) -> None:
+    explorer = Explorer(syn.write_restarts(tmp_path / "out"))
+    lives = [c.container_id for c in syn.API_LIVES]
+    listed = [c for c in explorer.containers("api") if c.key in lives]
+    # Listed in the order they started, each life by its first tick (UTC).
+    assert [(c.key, c.name, c.full_name) for c in listed] == [
+        (lives[0], "api (since 23:58:00)", "shop/api-6c8/api"),
+        (lives[1], "api (since 23:59:20)", "shop/api-6c8/api"),
+        (lives[2], "api (since 00:00:40)", "shop/api-6c8/api"),
+    ]
+    # The legends take the same names.
+    found = explorer.series("container.memory.working_set_bytes", lives)
+    assert [s.label for s in found] == [c.name for c in listed]
+
+
 def test_metrics_kinds_units_descriptions(small: Explorer) -> None:
     by_name = {m.name: m for m in small.metrics()}
     usage = by_name["container.cpu.usage_usec"]

@@ -151,6 +151,33 @@ def test_analyze_finds_planted_patterns(patterns_dir: Path) -> None:
     asyncio.run(run())
 
 
+def test_a_restarted_containers_lives_are_named_and_resolved_apart(tmp_path: Path) -> None:
+    """Three lives of shop/api-6c8/api: listed by their start times (the viewer's names),
+    each one reachable by its name, the shared full name refused as ambiguous."""
+
+    async def run() -> None:
+        explorer = Explorer(syn.write_restarts(tmp_path / "out"))
+        async with Client(build_server(explorer)) as client:
+            listed = await _call(client, "list_containers", search="api")
+            assert [(c["name"], c["full_name"]) for c in listed["containers"]] == [
+                ("api (since 23:58:00)", "shop/api-6c8/api"),
+                ("api (since 23:59:20)", "shop/api-6c8/api"),
+                ("api (since 00:00:40)", "shop/api-6c8/api"),
+            ]
+            first = await _call(client, "analyze_container", container="api (since 23:58:00)")
+            assert first["container"]["key"] == syn.API_LIVES[0].container_id
+            assert first["oom_kills"] == 1
+            message = await _error(client, "analyze_container", container="shop/api-6c8/api")
+            assert "matches 3 containers: api (since 23:58:00), api (since 23:59:20)" in message
+            series = await _call(
+                client, "get_series", metric="container.memory.working_set_bytes",
+                containers=["api (since 00:00:40)"], max_points=10,
+            )  # fmt: skip
+            assert [s["container_key"] for s in series["series"]] == [syn.API_LIVES[2].container_id]
+
+    asyncio.run(run())
+
+
 def _environment() -> dict[str, str]:
     # The spawned server must import this worktree's code: PYTHONPATH passes through.
     return dict(os.environ)

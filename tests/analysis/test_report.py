@@ -13,13 +13,16 @@ import pytest
 from analysis import build_report_data, write_report
 from analysis.report import bucket_ms, default_selection
 from tests.analysis.synthetic import (
+    API_LIVES,
     BATCH_TICKS,
     LARGE_PROCESSES,
     OOM_TICK,
+    RESTARTS_NEIGHBOURS,
     RUN_A_START_MS,
     RUN_A_TICKS,
     RUN_B,
     WEB_ID,
+    write_restarts,
     write_small,
 )
 
@@ -162,14 +165,30 @@ def test_host_cgroups_get_short_distinct_legend_labels(tmp_path: Path) -> None:
     }
 
 
-def test_kubernetes_names_are_their_own_labels(small_dir: Path) -> None:
+def test_kubernetes_containers_are_labelled_as_in_the_viewer(small_dir: Path) -> None:
     data = build_report_data(small_dir)
-    assert all(c["label"] == c["name"] for c in data["containers"])
-    assert {c["name"] for c in data["containers"]} == {
-        "shop/web-7d9/nginx",
-        "shop/db-0/postgres",
-        "jobs/batch-x/job",
+    assert {c["label"]: c["name"] for c in data["containers"]} == {
+        "nginx": "shop/web-7d9/nginx",
+        "postgres": "shop/db-0/postgres",
+        "job": "jobs/batch-x/job",
     }
+
+
+def test_a_restarted_container_is_named_by_its_start_time(tmp_path: Path) -> None:
+    data = build_report_data(write_restarts(tmp_path / "out"))
+    by_id = {c["key"]: c for c in data["containers"]}
+    lives = [by_id[life.container_id] for life in API_LIVES]
+    assert [(c["label"], c["name"]) for c in lives] == [
+        ("api (since 23:58:00)", "shop/api-6c8/api (since 23:58:00)"),
+        ("api (since 23:59:20)", "shop/api-6c8/api (since 23:59:20)"),
+        ("api (since 00:00:40)", "shop/api-6c8/api (since 00:00:40)"),
+    ]
+    assert by_id[RESTARTS_NEIGHBOURS[0].container_id]["label"] == "checkout-5d4f8b7c9-x2x7q/server"
+    # The OOM kill is the first life's, which the events name.
+    ooms = [e for e in data["events"] if e["kind"] == "oom"]
+    assert [data["containers"][e["c"]]["key"] for e in ooms] == [API_LIVES[0].container_id]
+    shown = json.dumps([[c["label"], c["name"]] for c in data["containers"]])
+    assert not re.search("[0-9a-f]{13,}", shown)
 
 
 def test_one_run_and_some_containers_only(tmp_path: Path, small_dir: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 from analysis import format_summary, summarize
 from analysis.summary import ContainerSummary, Stats
 from tests.analysis.synthetic import (
+    API_LIVES,
     MIB,
     OOM_TICK,
     RUN_A,
@@ -17,6 +18,7 @@ from tests.analysis.synthetic import (
     RUN_A_TICKS,
     RUN_B,
     RUN_B_TICKS,
+    write_restarts,
 )
 
 
@@ -89,3 +91,17 @@ def test_the_text_has_a_block_per_run(small_dir: Path) -> None:
         "0",
     ]  # fmt: skip
     assert "top processes by PSS" in text
+
+
+def test_a_restarted_containers_lives_are_told_apart_by_their_start_time(tmp_path: Path) -> None:
+    (run,) = summarize(write_restarts(tmp_path / "out"))
+    lives = {life.container_id for life in API_LIVES}
+    named = [(c.name, c.oom_kills) for c in run.containers if c.container_key in lives]
+    # In the order they started; the OOM kill ended the first.
+    assert named == [
+        ("shop/api-6c8/api (since 23:58:00)", 1),
+        ("shop/api-6c8/api (since 23:59:20)", 0),
+        ("shop/api-6c8/api (since 00:00:40)", 0),
+    ]
+    rows = format_summary([run]).splitlines()
+    assert sum(row.startswith("shop/api-6c8/api (since ") for row in rows) == 3

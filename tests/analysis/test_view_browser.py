@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,10 +20,12 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from tests.analysis.synthetic import (
+    API_LIVES,
     DB_ID,
     MIB,
     NODE,
     OOM_TICK,
+    RESTARTS_NEIGHBOURS,
     RUN_A_START_MS,
     RUN_B,
     WEB,
@@ -30,6 +33,7 @@ from tests.analysis.synthetic import (
     Container,
     _Rows,
     write_file,
+    write_restarts,
     write_small,
 )
 
@@ -57,6 +61,8 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 XSS_COMM = "<img src=x onerror=window.__xss=1>"
+#: The browser's time zone: UTC-5 in January, so a local time differs from UTC by hours.
+BROWSER_ZONE = "America/New_York"
 WORKING_SET = "container.memory.working_set_bytes"
 MILLICORES = "container.cpu.usage_millicores"
 
@@ -139,8 +145,12 @@ def _page_on(browser: Any, dataset: Path) -> Iterator[Page]:
     with running_view(dataset) as base:
         # Playwright's wait_for_function evaluates a string: allowed past the page's CSP
         # (script-src 'self', checked in test_view.py) for the tests only.
+        # In a zone other than the machine's (UTC on CI): the page must show UTC regardless.
         context = browser.new_context(
-            accept_downloads=True, bypass_csp=True, viewport={"width": 1400, "height": 1000}
+            accept_downloads=True,
+            bypass_csp=True,
+            viewport={"width": 1400, "height": 1000},
+            timezone_id=BROWSER_ZONE,
         )
         opened = Page(context.new_page(), base)
         opened.page.on("console", lambda m: m.type in ("error", "assert") and
@@ -246,6 +256,76 @@ def test_zoom_on_one_panel_zooms_the_other(page: Page) -> None:
     scales = page.js("finemonView.panels.map(p => [p.plot.scales.x.min, p.plot.scales.x.max])")
     assert scales[0] == scales[1]
     assert start < scales[0][0] < scales[0][1] < end
+    assert page.problems == []
+
+
+def _overview_lines(page: Page) -> list[list[float | None]]:
+    """The strip's series (x aside), as drawn."""
+    return list(page.js("finemonView.overview.data.slice(1).map(a => Array.from(a))"))
+
+
+def test_the_overview_strip_draws_a_panel_added_without_a_reload(page: Page) -> None:
+    page.open()
+    pick(page, "postgres", DB_ID)
+    assert all(v is None for line in _overview_lines(page) for v in line)  # no panel yet
+    add_metric(page, "working", WORKING_SET)
+    drawn = _overview_lines(page)
+    assert len(drawn) == 1
+    assert max(v for v in drawn[0] if v is not None) > 100 * MIB
+    assert page.js("finemonView.overview.series[1].label") == "postgres"
+    # Its canvas holds the line: pixels in the series' colour, not a blank strip.
+    coloured = page.js("""(() => {
+        const u = finemonView.overview, ctx = u.ctx;
+        const px = ctx.getImageData(0, 0, u.ctx.canvas.width, u.ctx.canvas.height).data;
+        let n = 0;
+        for (let i = 0; i < px.length; i += 4) if (px[i + 2] > 200 && px[i] < 100) n += 1;
+        return n; })()""")
+    assert coloured > 50
+    # The strip follows the first metric panel: removed, it is blank again.
+    page.page.click(".panel button.remove")
+    page.settle()
+    assert all(v is None for line in _overview_lines(page) for v in line)
+    assert page.problems == []
+
+
+def _tick_labels(page: Page, plot: str = "finemonView.panels[0].plot") -> list[str]:
+    """The time axis' tick labels as drawn (uPlot keeps the texts it drew)."""
+    return list(page.js(f"{plot}.axes[0]._values"))
+
+
+def test_chart_times_are_utc_24_hour_and_labelled(page: Page) -> None:
+    page.open()
+    assert page.js("new Intl.DateTimeFormat().resolvedOptions().timeZone") == BROWSER_ZONE
+    pick(page, "postgres", DB_ID)
+    add_metric(page, "working", WORKING_SET)
+    # db's data: 23:58:00 to 00:01:59 UTC (18:58 to 19:01 in New York).
+    for plot in ("finemonView.panels[0].plot", "finemonView.overview"):
+        labels = _tick_labels(page, plot)
+        text = " ".join(labels)
+        assert "2024-01-31 23:58" in text and "00:00" in text and "00:01" in text, labels
+        assert not re.search(r"am|pm|18:5|19:0", text, re.IGNORECASE), labels
+        assert page.js(f"{plot}.axes[0].label") == "UTC"
+    # The hover's time row and the header say UTC too.
+    at = (RUN_A_START_MS + 90_000) / 1000  # 23:59:30 UTC
+    page.js(f"(() => {{ const u = finemonView.panels[0].plot;"
+            f" u.setCursor({{left: u.valToPos({at}, 'x'), top: 10}}); }})()")  # fmt: skip
+    row = page.js("document.querySelector('.panel .u-legend tr.u-series').textContent")
+    assert re.fullmatch(r"time \(UTC\)2024-01-31 23:59:(29|30|31)(\.\d+)?", row), row
+    header = page.js("document.getElementById('range-text').textContent")
+    assert header.startswith("2024-01-31 23:58:00 \N{EN DASH} 2024-02-01 "), header
+    assert "UTC" in header, header
+
+    # The local-time box: the browser's zone, named, kept in the URL.
+    page.page.check("#local-time")
+    page.settle()
+    labels = _tick_labels(page)
+    text = " ".join(labels)
+    assert "2024-01-31 18:58" in text and "19:00" in text and "19:01" in text, labels
+    assert not re.search(r"am|pm|23:5|00:0", text, re.IGNORECASE), labels
+    assert page.js("finemonView.panels[0].plot.axes[0].label") == BROWSER_ZONE
+    assert page.js("finemonView.overview.axes[0].label") == BROWSER_ZONE
+    assert BROWSER_ZONE in page.js("document.getElementById('range-text').textContent")
+    assert page.state()["localTime"] is True
     assert page.problems == []
 
 
@@ -461,7 +541,7 @@ def test_a_one_second_peak_shows_as_the_band_of_a_zoomed_out_chart(spiky_page: P
     rows = page.js("Array.from(document.querySelectorAll('.panel .u-legend tr.u-series'))"
                    ".filter(r => getComputedStyle(r).display !== 'none')"
                    ".map(r => r.querySelector('.u-label').textContent)")  # fmt: skip
-    assert rows == ["Time", "spiky", "calm"]
+    assert rows == ["time (UTC)", "spiky", "calm"]
     # Hovering the spike's bucket: the mean, then the bucket's range.
     page.js(f"(() => {{ const u = finemonView.panels[0].plot;"
             f" u.setCursor({{left: u.valToPos({drawn[0][at]}, 'x'), top: 10}}); }})()")  # fmt: skip
@@ -474,4 +554,81 @@ def test_a_one_second_peak_shows_as_the_band_of_a_zoomed_out_chart(spiky_page: P
     assert shown == [True, False, True, False, True, False, True]
     page.page.locator(".panel .u-legend tr.u-series").nth(1).locator("th").click()
     assert all(page.js("finemonView.panels[0].plot.series.map(s => s.show)"))
+    assert page.problems == []
+
+
+# ------------------------------------------------------------------------------------------
+# A container restarted twice (three container ids, one namespace/pod/container) and three
+# neighbours: six containers.
+LONG_HEX = re.compile("[0-9a-f]{13,}")
+LIVES = [life.container_id for life in API_LIVES]
+SIX = [*LIVES, *(c.container_id for c in RESTARTS_NEIGHBOURS)]
+
+
+@pytest.fixture
+def restarts_page(browser: Any, tmp_path: Path) -> Iterator[Page]:
+    with _page_on(browser, write_restarts(tmp_path / "finemon-out")) as opened:
+        yield opened
+
+
+def _legend_labels(page: Page, panel: int = 0) -> list[str]:
+    return list(
+        page.js(f"""Array.from(document.querySelectorAll('.panel')[{panel}]
+        .querySelectorAll('.u-legend tr.u-series'))
+        .filter(r => getComputedStyle(r).display !== 'none')
+        .map(r => r.querySelector('.u-label').textContent)""")
+    )
+
+
+def test_a_restarted_container_is_named_by_its_start_time_not_its_id(
+    restarts_page: Page,
+) -> None:
+    page = restarts_page
+    page.open()
+    listed = page.js("Array.from(document.querySelectorAll('#containers li')).map(li =>"
+                     " [li.dataset.key, li.querySelector('.who .name').textContent])")  # fmt: skip
+    names = dict(listed)
+    assert [names[key] for key in LIVES] == [
+        "api (since 23:58:00)",
+        "api (since 23:59:20)",
+        "api (since 00:00:40)",
+    ]
+    # The lives are listed together, in the order they started.
+    keys = [key for key, _ in listed]
+    assert keys.index(LIVES[0]) + 1 == keys.index(LIVES[1]) == keys.index(LIVES[2]) - 1
+    page.page.fill("#container-search", "api")
+    page.settle()
+    page.page.click("#pick-shown")
+    page.settle()
+    add_metric(page, "working", WORKING_SET)
+    assert _legend_labels(page)[1:] == [names[key] for key in LIVES]
+    # No 64-hex id anywhere on the page: list, legend, events (the OOM kill, the starts).
+    text = page.js("document.body.innerText")
+    assert "api (since 23:59:20)" in page.js("document.querySelector('#markers').textContent")
+    assert not LONG_HEX.search(text), LONG_HEX.search(text)
+    assert page.problems == []
+
+
+def test_the_legend_shows_every_one_of_six_series(restarts_page: Page) -> None:
+    page = restarts_page
+    page.page.set_viewport_size({"width": 1000, "height": 900})  # a laptop's browser window
+    state = {"containers": SIX, "panels": [{"metric": WORKING_SET}]}
+    page.open(page.base + "#view=" + quote(json.dumps(state)))
+    # Hovered, so every row holds a value too.
+    box = page.page.locator(".panel .u-over").bounding_box()
+    page.page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + 40)
+    page.page.wait_for_timeout(100)
+    rows = page.js("""(() => {
+        const legend = document.querySelector('.panel .u-legend');
+        const shown = legend.getBoundingClientRect();
+        return Array.from(legend.querySelectorAll('tr.u-series'))
+            .filter(r => getComputedStyle(r).display !== 'none')
+            .map(r => { const b = r.getBoundingClientRect();
+                        return [r.querySelector('.u-label').textContent,
+                                b.height > 0 && b.top >= shown.top && b.bottom <= shown.bottom
+                                && b.left >= shown.left && b.right <= shown.right]; }); })()""")
+    assert len(rows) == 1 + 6  # the time, then the six containers
+    assert [label for label, visible in rows if not visible] == []
+    assert page.js("(() => { const l = document.querySelector('.panel .u-legend');"
+                   " return l.scrollHeight <= l.clientHeight; })()")  # fmt: skip
     assert page.problems == []

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -17,13 +20,15 @@ import pyarrow.parquet as pq
 import pytest
 from finemon_process import finemon_env, hidden_leftovers, parquet_files
 from tests.analysis.synthetic import MIB as SYNTHETIC_MIB
-from tests.analysis.synthetic import _Rows, write_file
+from tests.analysis.synthetic import _Rows, write_file, write_restarts
 
 from monitor.demo import burner_warning, print_summary, query_hint
-from monitor.sandbox import sandbox_unavailable
+from monitor.sandbox import KubeletSandbox, sandbox_unavailable
 from observers.hierarchy import find_hierarchy
 
 MIB = 1024 * 1024
+#: The v1 controllers a demo's sandbox makes its cgroups in.
+V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "blkio")
 
 
 def summary(stdout: str) -> dict[str, list[float]]:
@@ -180,6 +185,69 @@ def test_a_second_demo_summarizes_only_its_own_run(tmp_path: Path) -> None:
     assert runs and all(second_run[:8] in text for text in runs), runs
 
 
+@contextmanager
+def bare_cgroup_with_a_process() -> Iterator[str]:
+    """A real cgroup at the top of every hierarchy with a ``sleep`` in it; yields its name."""
+    hierarchy = find_hierarchy()
+    roots = list(dict.fromkeys(
+        path for path in (hierarchy.unified, *(hierarchy.v1.get(c) for c in V1_CONTROLLERS))
+        if path is not None
+    ))  # fmt: skip
+    name = f"finemon-extra-{os.getpid()}-{os.urandom(3).hex()}"
+    made = []
+    sleeper = None
+    try:
+        for root in roots:
+            (root / name).mkdir()
+            made.append(root / name)
+        procs = [str(directory / "cgroup.procs") for directory in made]
+
+        def enter() -> None:  # in the child, before exec
+            for path in procs:
+                with open(path, "w") as f:
+                    f.write(str(os.getpid()))
+
+        sleeper = subprocess.Popen(["sleep", "infinity"], preexec_fn=enter)  # noqa: PLW1509
+        yield name
+    finally:
+        if sleeper is not None:
+            sleeper.kill()
+            sleeper.wait()
+        for directory in made:
+            directory.rmdir()
+
+
+@pytest.mark.root
+def test_the_demo_records_its_own_containers_only(tmp_path: Path) -> None:
+    """Another kubelet-shaped sandbox with a running container and a bare cgroup with a
+    process exist while the demo records: its dataset holds its three containers alone."""
+    reason = sandbox_unavailable()
+    if reason is not None:
+        pytest.skip(f"cannot build real cgroups: {reason}")
+    out = tmp_path / "out"
+    with (
+        KubeletSandbox(log_root=tmp_path / "other-logs") as other,
+        bare_cgroup_with_a_process() as bare,
+    ):
+        intruder = other.add_container("someone-else", "intruder", [("sleep", [])])
+        run_demo(out)
+        assert intruder.processes[0].poll() is None  # it ran the whole time
+    table = ds.dataset(out, format="parquet", partitioning="hive").to_table(
+        columns=["container_id", "container_name", "labels"]
+    )
+    ids = set(table["container_id"].to_pylist()) - {None}
+    names = set(table["container_name"].to_pylist()) - {None}
+    cgroups = {dict(labels or []).get("cgroup") for labels in table["labels"].to_pylist()}
+    assert intruder.container_id not in ids
+    assert len(ids) == 3 and names == {"burner", "grower", "idle"}, (ids, names)
+    assert not any(bare in (cgroup or "") for cgroup in cgroups)
+    (manifest,) = (out / "_sessions").glob("*.json")
+    observer = json.loads(manifest.read_text())["host"]["observer"]
+    assert observer["layout"] == "kubernetes"
+    assert observer["cgroup_subtree"].startswith("finemon-sandbox-")
+    assert observer["kubepods"] == [f"{observer['cgroup_subtree']}/kubepods.slice"]
+
+
 def write_two_demo_runs(root: Path) -> tuple[str, str]:
     """Two demo-like runs into one directory: the same three workload names, new container ids
     and other values in the second, and a container of someone else's beside them."""
@@ -286,3 +354,24 @@ def test_the_printed_query_runs_and_answers(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[2].split() == ["demo/pod-burner/burner", "400"], done.stdout
+
+
+def test_the_summary_names_containers_as_everywhere_else(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A restarted container's lives by their start times, in order, and the neighbours all
+    called "server" by their pods: the names of the viewer and the report."""
+    print_summary(write_restarts(tmp_path / "out"))
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("container "))
+    names = [line.rsplit(maxsplit=5)[0] for line in lines[header + 2 : header + 8]]
+    assert names == [
+        "api (since 23:58:00)",
+        "api (since 23:59:20)",
+        "api (since 00:00:40)",
+        "checkout-5d4f8b7c9-x2x7q/server",
+        "frontend-7f9c6d5b8-kq2lp/server",
+        "ledger-writer-6b7d9c4f5-p8m2z/server",
+    ], out
+    assert not lines[header + 8].strip(), out

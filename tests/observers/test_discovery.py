@@ -606,6 +606,44 @@ def test_host_crun_leaf_is_reported_once(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("mode", ["v2", "v1"])
+def test_a_subtree_limits_what_is_found_to_the_cgroups_below_it(tmp_path: Path, mode: str) -> None:
+    """The demo's sandbox beside another sandbox, a node's kubepods and host services: with
+    ``subtree`` only the sandbox's containers, in kubernetes mode; a host subtree gives its
+    own cgroups, itself included when it holds processes."""
+    layout = Layout(CgroupFixture(tmp_path, mode))  # type: ignore[arg-type]
+    for prefix in ("demo.slice", "other.slice", ""):
+        add_pod(
+            layout, driver="systemd", runtime="cri-containerd",
+            kubepods=f"{prefix}/kubepods.slice".lstrip("/"), qos="besteffort", label=prefix,
+        )  # fmt: skip
+    fx = layout.fixture
+    fx.cgroup("system.slice/sshd.service", fx.pids(1))
+    everything = _run(layout)
+    assert len(everything.kubepods_relpaths) == 3
+    mine = _run(layout, subtree="/demo.slice/")
+    assert mine.mode == "kubernetes"
+    assert mine.kubepods_relpaths == ("demo.slice/kubepods.slice",)
+    assert [c.relpath for c in mine.containers] == [
+        e.relpath for e in layout.expected if e.relpath.startswith("demo.slice/")
+    ]
+    assert mine.containers and all(c.container_id for c in mine.containers)
+    # Reused from the previous scan, the kubepods stay the subtree's.
+    again = _run(layout, subtree="demo.slice", previous=mine)
+    assert again.containers == mine.containers
+
+    service_pids = fx.pids(2)
+    fx.cgroup("system.slice/app.service", service_pids)
+    child_pids = fx.pids(1)
+    fx.cgroup("system.slice/app.service/worker", child_pids)
+    host = _run(layout, subtree="system.slice/app.service")
+    assert host.mode == "host"
+    assert [(c.relpath, c.pids) for c in host.containers] == [
+        ("system.slice/app.service", service_pids),
+        ("system.slice/app.service/worker", child_pids),
+    ]
+
+
 def test_find_kubepods_ignores_missing_root(tmp_path: Path) -> None:
     assert find_kubepods(tmp_path / "missing") == ()
 

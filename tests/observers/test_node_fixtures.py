@@ -38,6 +38,7 @@ from layouts import (
 
 import capture
 from capture.registry import CaptureRecorder
+from observers.hierarchy import NoCgroupMountError
 from observers.node import NodeObserver, ObserverConfig, SampleReport
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -424,6 +425,22 @@ RATES = (
     "process.cpu.user_percent",
     "process.cpu.system_percent",
 )
+
+
+def test_a_cgroup_subtree_is_checked_at_start_and_named_in_the_manifest(
+    tmp_path: Path, recorder: CaptureRecorder
+) -> None:
+    layout = systemd_v2(tmp_path / "tree")
+    with pytest.raises(NoCgroupMountError, match=r"no cgroup missing\.slice under "):
+        observer(layout, tmp_path / "logs", cgroup_subtree="missing.slice")
+    node = observer(layout, tmp_path / "logs", cgroup_subtree="kubepods.slice/")
+    try:
+        described = node.describe()
+        assert described["cgroup_subtree"] == "kubepods.slice"
+        assert described["layout"] == "host"  # no kubepods directory below it
+        assert node.sample().containers > 0
+    finally:
+        node.close()
 
 
 def test_first_sample_is_only_a_baseline(tmp_path: Path, recorder: CaptureRecorder) -> None:

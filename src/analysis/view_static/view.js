@@ -10,12 +10,14 @@
     "#65a30d", "#4b5563", "#ea580c", "#0d9488", "#9333ea"];
   const MARKER_COLORS = { oom: "#dc2626", start: "#16a34a", stop: "#6b7280" };
   const DASHBOARD_FORMAT = "finemon-view-dashboard";
+  const Y_AXIS_PX = 96; // the width of a panel's value axis
   const FILTERS = ["namespace", "pod", "qos", "node"];
 
   const view = {
     state: defaultState(),
     panels: [], // {spec, element, plot, series, data, study}
     overview: null,
+    overviewMetric: null, // the metric the strip draws
     markers: [],
     version: null,
     dataRange: null, // [start, end] of the whole dataset, epoch seconds
@@ -28,7 +30,7 @@
 
   function defaultState() {
     return {
-      containers: [], panels: [], range: null, live: false,
+      containers: [], panels: [], range: null, live: false, localTime: false,
       search: "", metricSearch: "",
       filters: { namespace: "", pod: "", qos: "", node: "" },
     };
@@ -80,9 +82,53 @@
     return c.name || c.display_name || c.key;
   }
 
+  // Times are shown in UTC, as the report and the dataset's partitions have them, unless the
+  // "local time" box is ticked: then in the browser's own zone. Either way 24-hour, and the
+  // zone is named (the axes' label, the header, the hover's "time" row).
+  const LOCAL_ZONE = new Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+
+  function timeZoneName() {
+    return view.state.localTime ? LOCAL_ZONE : "UTC";
+  }
+
+  // A Date whose local fields (getHours...) are those of the shown zone: what uPlot's tzDate
+  // option takes, for its ticks and their labels.
+  function zoned(seconds) {
+    const date = new Date(seconds * 1000);
+    return view.state.localTime ? date : uPlot.tzDate(date, "Etc/UTC");
+  }
+
+  const pad = (n, width = 2) => String(n).padStart(width, "0");
+
+  // "2024-02-01 14:02:11" (".250" when the time has milliseconds), in the shown zone.
   function formatTime(seconds) {
     if (seconds === null || seconds === undefined) return "";
-    return new Date(seconds * 1000).toISOString().replace("T", " ").replace(".000Z", "Z");
+    const d = zoned(seconds);
+    const ms = d.getMilliseconds();
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} `
+      + `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+      + (ms ? "." + pad(ms, 3) : "");
+  }
+
+  // The time axis' tick labels, 24-hour: for each tick spacing (seconds) the label, then what
+  // is added below it where the year, month, day, hour, minute or second changes (uPlot's
+  // axis.values table; mode 1: added to the label).
+  const TIME_TICKS = [
+    [365 * 86400, "{YYYY}", null, null, null, null, null, null, 1],
+    [28 * 86400, "{MMM}", "\n{YYYY}", null, null, null, null, null, 1],
+    [86400, "{MM}-{DD}", "\n{YYYY}", null, null, null, null, null, 1],
+    [3600, "{HH}:{mm}", "\n{YYYY}-{MM}-{DD}", null, "\n{MM}-{DD}", null, null, null, 1],
+    [60, "{HH}:{mm}", "\n{YYYY}-{MM}-{DD}", null, "\n{MM}-{DD}", null, null, null, 1],
+    [1, ":{ss}", "\n{YYYY}-{MM}-{DD} {HH}:{mm}", null, "\n{MM}-{DD} {HH}:{mm}", null,
+      "\n{HH}:{mm}", null, 1],
+    [0.001, ":{ss}.{fff}", "\n{YYYY}-{MM}-{DD} {HH}:{mm}", null, "\n{MM}-{DD} {HH}:{mm}", null,
+      "\n{HH}:{mm}", null, 1],
+  ];
+
+  // The options every chart's time axis shares: the shown zone and its name as the label.
+  function timeAxis() {
+    return { values: TIME_TICKS, label: timeZoneName(), labelSize: 16, labelGap: 0,
+      labelFont: "11px system-ui, sans-serif" };
   }
 
   function formatDuration(seconds) {
@@ -146,6 +192,7 @@
       state.range = [raw.range[0], raw.range[1]];
     }
     state.live = raw.live === true;
+    state.localTime = raw.localTime === true;
     state.search = typeof raw.search === "string" ? raw.search : "";
     state.metricSearch = typeof raw.metricSearch === "string" ? raw.metricSearch : "";
     for (const name of FILTERS) {
@@ -244,11 +291,12 @@
     return `process.memory.pss_bytes of ${c ? containerName(c) : spec.processes}`;
   }
 
-  function addPanel(spec) {
+  async function addPanel(spec) {
     view.state.panels.push(spec);
     saveUrl();
     const panel = createPanel(spec);
-    return loadPanel(panel);
+    await loadPanel(panel);
+    await updateOverview();
   }
 
   function removePanel(panel) {
@@ -260,6 +308,7 @@
     panel.element.remove();
     saveUrl();
     updateHint();
+    updateOverview();
   }
 
   function createPanel(spec) {
@@ -401,9 +450,10 @@
     const opts = {
       width: chartWidth(),
       height: 240,
+      tzDate: zoned,
       scales: { x: { time: true } },
       series: [
-        { value: (u, v) => (v === null ? "--" : formatTime(v)) },
+        { label: `time (${timeZoneName()})`, value: (u, v) => (v === null ? "--" : formatTime(v)) },
         ...series.map((s, i) => ({
           label: s.label, stroke: COLORS[i % COLORS.length], width: 1, spanGaps: false,
           value: hover(s, i),
@@ -415,7 +465,8 @@
       bands: banded ? series.map((s, i) => ({
         series: [1 + n + i, 1 + 2 * n + i], fill: COLORS[i % COLORS.length] + "2e",
       })) : [],
-      axes: [{}, { size: 96, values: (u, ticks) => ticks.map((v) => formatValue(v, axisUnit(unit))) }],
+      axes: [timeAxis(),
+        { size: Y_AXIS_PX, values: (u, ticks) => ticks.map((v) => formatValue(v, axisUnit(unit))) }],
       cursor: {
         sync: { key: "finemon", setSeries: false },
         drag: { x: true, y: false, setScale: true },
@@ -495,7 +546,8 @@
   function updateRangeText() {
     const range = currentRange();
     $("range-text").textContent = range
-      ? `${formatTime(range[0])} – ${formatTime(range[1])}${view.state.range ? "" : " (all)"}`
+      ? `${formatTime(range[0])} – ${formatTime(range[1])} ${timeZoneName()}`
+        + (view.state.range ? "" : " (all)")
       : "no data";
   }
 
@@ -576,10 +628,25 @@
   }
 
   // ---------------------------------------------------------------------------- overview
+  // The strip draws the first metric panel's metric.
+  function overviewMetric() {
+    const spec = view.state.panels.find((p) => p.metric);
+    return spec ? spec.metric : null;
+  }
+
+  // Redraw the strip when the panel it draws was added or removed.
+  async function updateOverview() {
+    if (overviewMetric() === view.overviewMetric) return;
+    try {
+      await loadOverview();
+    } catch (e) {
+      say(e.message);
+    }
+  }
+
   async function loadOverview() {
     const box = $("overview");
-    const spec = view.state.panels.find((p) => p.metric);
-    const metric = spec ? spec.metric : null;
+    const metric = overviewMetric();
     let series = [];
     if (metric && view.state.containers.length) {
       // The means only (half the bytes): a strip to pick a range from, not to read peaks on.
@@ -588,16 +655,20 @@
       series = body.series;
     }
     if (view.overview) { view.overview.destroy(); view.overview = null; }
+    view.overviewMetric = metric;
     const data = series.length ? align(series)
       : [view.dataRange ? [view.dataRange[0], view.dataRange[1]] : [], [null, null]];
     const opts = {
       width: chartWidth(),
-      height: 70,
+      height: 86,
+      // Its plot area lined up with the panels' (their value axis is 96 px wide).
+      padding: [null, null, null, Y_AXIS_PX],
+      tzDate: zoned,
       scales: { x: { time: true, range: () => view.dataRange || [0, 1] } },
       series: [{}, ...(series.length ? series : [{ label: "" }]).map((s, i) => ({
         label: s.label, stroke: COLORS[i % COLORS.length], width: 1,
       }))],
-      axes: [{}, { show: false }],
+      axes: [timeAxis(), { show: false }],
       legend: { show: false },
       cursor: {
         drag: { x: true, y: false, setScale: false },
@@ -673,6 +744,14 @@
     }
   }
 
+  // The times shown in another zone: every chart drawn again from the data it has.
+  function redrawTimes() {
+    updateRangeText();
+    renderMarkers();
+    for (const panel of view.panels) if (panel.plot) drawPanel(panel, panel.series);
+    loadOverview().catch((e) => say(e.message));
+  }
+
   // Rebuild the whole page from view.state (first load, a link, a dashboard).
   async function applyState(state) {
     view.state = state;
@@ -680,6 +759,7 @@
     $("container-search").value = state.search;
     $("metric-search").value = state.metricSearch;
     $("live").checked = state.live;
+    $("local-time").checked = state.localTime;
     for (const panel of view.panels) if (panel.plot) panel.plot.destroy();
     view.panels = [];
     $("panels").replaceChildren();
@@ -784,6 +864,11 @@
       saveUrl();
       scheduleLive();
     });
+    $("local-time").addEventListener("change", () => {
+      view.state.localTime = $("local-time").checked;
+      saveUrl();
+      redrawTimes();
+    });
     $("reset-zoom").addEventListener("click", () => setRange(null));
     $("save-dashboard").addEventListener("click", saveDashboard);
     $("load-dashboard").addEventListener("click", () => $("dashboard-file").click());
@@ -800,7 +885,7 @@
       for (const panel of view.panels) {
         if (panel.plot) panel.plot.setSize({ width: chartWidth(), height: 240 });
       }
-      if (view.overview) view.overview.setSize({ width: chartWidth(), height: 70 });
+      if (view.overview) view.overview.setSize({ width: chartWidth(), height: 86 });
     }, 200));
   }
 
