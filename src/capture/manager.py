@@ -545,8 +545,8 @@ class CaptureManager:
         # steady node's file gets a few large row groups, not one small group (its dictionaries
         # and footer entry repeated) every flush. Until then they wait in the recorder, as
         # deltas; the journal holds them already. When series came or went meanwhile they are
-        # written at once (the series that ended are then forgotten: measured, waiting under
-        # churn let the RSS grow). A rotation or close writes them whatever their size.
+        # written at once (the series that ended are then forgotten: waiting under churn would
+        # keep their memory). A rotation or close writes them whatever their size.
         rows, changed = self.recorder.ready_rows()
         if changed or rows >= self.row_group_rows:
             frames, infos = self.recorder.pop_ready()

@@ -36,7 +36,7 @@ RSS and in its container's memory.
 :func:`arrow_pool_from_c_library` makes the C library's allocator Arrow's default memory pool in
 C++ too (before pyarrow is imported): ``pyarrow.set_memory_pool`` reaches only the pool pyarrow's
 Python functions use, and Arrow's own C++ code (the journal's IPC writer, parts of the Parquet
-writer) kept allocating from mimalloc, which held about 30 MB of freed pages at 500 containers.
+writer) kept allocating from mimalloc, which keeps the pages it frees for reuse.
 
 :func:`keep_pandas_out` keeps pandas out of the daemon: pyarrow imports it, when installed, on
 its first conversion of a Python value (``pa.scalar``, ``pa.array``), only to look for pandas
