@@ -85,6 +85,15 @@ def sanitize_label_name(name: str) -> str:
     return f"x{clean}" if clean.startswith("__") else clean
 
 
+def exposed_sample_name(kind: str, name: str) -> str:
+    """The name metric ``name`` of ``kind`` has on the exposition's sample lines: sanitized, and a
+    counter's with the ``_total`` suffix."""
+    clean = sanitize_metric_name(name)
+    if kind == "counter":
+        return f"{clean.removesuffix('_total') or clean}_total"
+    return clean
+
+
 def help_and_unit(kind: str, name: str, description: Description | None) -> tuple[str, str]:
     """The HELP text and the OpenMetrics unit ('' for none) of metric ``name`` of ``kind``."""
     if description is None:
@@ -495,12 +504,9 @@ class Exposition:
         (excluded, or their exposed name is another metric's)."""
         if self._include is not None and not self._include(name):
             return None
-        clean = sanitize_metric_name(name)
-        if kind == "counter":
-            family_name = clean.removesuffix("_total") or clean
-            exposed = _Name(family_name, f"{family_name}_total", kind)
-        else:
-            exposed = _Name(clean, clean, kind)
+        sample = exposed_sample_name(kind, name)
+        family_name = sample.removesuffix("_total") if kind == "counter" else sample
+        exposed = _Name(family_name, sample, kind)
         family = self._families.get(exposed.family)
         if family is not None and family.name == exposed:
             return family  # another name that sanitizes to the same (x.y and x_y)
