@@ -11,11 +11,12 @@
   says why; it never renders metrics (a probe costs nothing). Default: the last tick of the
   installed recorder is younger than 3 ticks (:func:`tick_health`); the owner may pass its own.
 
+Connections are HTTP/1.1 and kept open between requests (``Connection: close`` closes one).
 ``HEAD`` answers as ``GET`` without the body; any other path is 404 and any other method 501.
 A request the server cannot parse (a request line or a header over 64 KiB, more than 100
-headers) gets the standard library's 4xx answer; a client that sends nothing for 10 s is
-dropped; beyond 16 connections at once a new one is closed at once. None of these, nor a client
-that goes away mid-answer, stops the server.
+headers) gets the standard library's 4xx answer; a client that sends nothing for 10 s (an idle
+kept connection too) is dropped; beyond 16 connections at once a new one is closed at once.
+None of these, nor a client that goes away mid-answer, stops the server.
 
 :class:`CaptureCollector` exposes a recorder through prometheus_client instead (for a program
 that already serves a prometheus_client registry; it needs prometheus_client installed).
@@ -126,6 +127,9 @@ def _refused(params: list[str]) -> bool:
 
 class _Handler(BaseHTTPRequestHandler):
     server: Endpoint
+    # Persistent connections, as Prometheus keeps them: a scrape needs no new connection (nor
+    # thread) while the scraper comes back within the timeout.
+    protocol_version = "HTTP/1.1"
     timeout = CLIENT_TIMEOUT_SECONDS
     server_version = "capture"
     sys_version = ""

@@ -4,6 +4,7 @@ again, the same bytes to every scraper, and the same samples prometheus_client s
 from __future__ import annotations
 
 import gzip
+import http.client
 import math
 import random
 import socket
@@ -237,3 +238,34 @@ def test_healthz_says_whether_ticks_are_being_taken_and_never_renders(
     rec.take_tick()
     assert get(f"{url}/healthz")[0] == 200
     assert get(f"{url}/nothing")[0] == 404
+
+
+def test_a_kept_connection_serves_one_scrape_after_another(
+    served: tuple[CaptureRecorder, Endpoint, str], clock: FakeClock
+) -> None:
+    """HTTP/1.1: a scraper that keeps its connection (Prometheus does) needs no new one, nor a
+    new thread of the server, per scrape."""
+    rec, _server, url = served
+    rec.gauge("g").set(1)
+    clock.now += 1
+    rec.take_tick()
+    connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=5)
+    try:
+        bodies = []
+        for path in ("/metrics", "/healthz", "/metrics", "/nothing", "/metrics"):
+            connection.request("GET", path, headers={"Accept-Encoding": "gzip"})
+            response = connection.getresponse()
+            bodies.append((response.status, response.read()))
+            assert response.version == 11 and not response.will_close
+        local = connection.sock.getsockname()  # still the first connection
+        connection.request("HEAD", "/metrics")
+        head = connection.getresponse()
+        assert head.read() == b"" and int(head.headers["Content-Length"]) == len(
+            Exposition(rec).body()
+        )
+        assert connection.sock.getsockname() == local
+    finally:
+        connection.close()
+    assert [status for status, _ in bodies] == [200, 200, 200, 404, 200]
+    assert bodies[0] == bodies[2] == bodies[4]
+    assert gzip.decompress(bodies[0][1]) == b"# HELP g capture gauge g\n# TYPE g gauge\ng 1.0\n"
