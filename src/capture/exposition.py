@@ -5,12 +5,13 @@ text format (0.0.4) or OpenMetrics 1.0, plain or gzip-compressed, and keeps the 
 request between two ticks gets the same bytes, and the first one after a tick renders again.
 A render costs little beyond what changed since the previous one:
 
-- each series' line prefix (its name and labels, sanitized and escaped) is built once, when the
-  series first appears, and kept while it lives;
+- each label set's text (sanitized and escaped) is built once, when its first series appears,
+  and shared by the series of one container; a line is the family's name, that text and the
+  value;
 - the values are read from the handles in one pass and compared, in numpy, with those of the
   previous render: only the lines whose value changed are formatted again;
 - the lines are kept in chunks (a few dozen lines of one metric family, cut where a line's
-  prefix says so, so a series that comes or goes moves no other chunk's boundary), and each
+  labels say so, so a series that comes or goes moves no other chunk's boundary), and each
   chunk's gzip form is a deflate segment that ends in a full flush and so refers to nothing
   before it: the gzip body is the kept segments end to end (a chunk is compressed again only
   when its text changed), with the CRC and length of the whole.
@@ -37,7 +38,7 @@ import threading
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, repeat
 from operator import attrgetter
 from typing import Final
 
@@ -54,7 +55,8 @@ log = logging.getLogger("capture")
 TEXT_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE: Final = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
-#: A chunk ends after a line whose prefix's CRC has these low bits all zero (1 in 64 lines).
+#: A chunk ends after a line whose label text's CRC has these low bits all zero (1 in 64 label
+#: sets).
 _CHUNK_CUT_MASK: Final = 63
 #: zlib level of the gzip form: the fastest (the text is very repetitive anyway).
 GZIP_LEVEL: Final = 1
@@ -136,16 +138,25 @@ class _Name:
     kind: str
 
 
+class _Labels:
+    """The text of one label set on a sample line (``{a="x",b="y"} ``, shared by the series of
+    one container) and whether a chunk ends after its lines."""
+
+    __slots__ = ("cut", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.cut = zlib.crc32(text.encode("utf-8")) & _CHUNK_CUT_MASK == 0
+
+
 class _Line:
-    """One exposed series: its handle, line prefix, and the value text last rendered."""
+    """One exposed series: its handle, its labels, and the value text last rendered."""
 
-    __slots__ = ("cut", "handle", "prefix", "shown", "text")
+    __slots__ = ("handle", "labels", "shown", "text")
 
-    def __init__(self, handle: SeriesInfo, prefix: str) -> None:
+    def __init__(self, handle: SeriesInfo, labels: _Labels) -> None:
         self.handle = handle
-        self.prefix = prefix
-        #: Whether a chunk ends after this line (decided by the prefix: stable while it lives).
-        self.cut = zlib.crc32(prefix.encode("utf-8")) & _CHUNK_CUT_MASK == 0
+        self.labels = labels
         self.text = ""
         self.shown: float | int | None = None
 
@@ -173,7 +184,7 @@ class _Layout:
         self.families = families
         lines = [line for family in families for line in family.members.values()]
         self.lines = lines
-        self.prefixes = [line.prefix for line in lines]
+        self.label_texts = [line.labels.text for line in lines]
         self.values = [line.text for line in lines]
         sizes = [len(family.members) for family in families]
         is_gauge = np.repeat([family.name.kind == "gauge" for family in families], sizes)
@@ -190,16 +201,19 @@ class _Layout:
         # A chunk starts at each family's first line and after each line that cuts.
         starts = np.zeros(len(lines), dtype=bool)
         if lines:
-            starts[1:] = np.fromiter((line.cut for line in lines), bool, len(lines))[:-1]
+            starts[1:] = np.fromiter((line.labels.cut for line in lines), bool, len(lines))[:-1]
             firsts = np.cumsum([0, *sizes[:-1]])
             starts[firsts[np.array(sizes) > 0]] = True
         self.chunk_of_line = np.cumsum(starts) - 1
         bounds = np.flatnonzero(starts).tolist()
         self.chunk_bounds = list(zip(bounds, [*bounds[1:], len(lines)], strict=True))
+        #: The sample name of each chunk's lines (a chunk holds lines of one family).
+        self.chunk_name: list[str] = []
         position = 0
         for family, size in zip(families, sizes, strict=True):
             first = int(self.chunk_of_line[position])
             family.chunks = range(first, int(self.chunk_of_line[position + size - 1]) + 1)
+            self.chunk_name += [family.name.sample] * len(family.chunks)
             position += size
         self.chunk_text: list[bytes] = [b""] * len(self.chunk_bounds)
         self.chunk_gzip: list[bytes | None] = [None] * len(self.chunk_bounds)
@@ -258,11 +272,12 @@ class _Layout:
             marked[self.chunk_of_line[gauge_lines[changed_g]]] = True
             marked[self.chunk_of_line[counter_lines[changed_c]]] = True
             dirty = np.flatnonzero(marked).tolist()
-        prefixes, segments = self.prefixes, self._segments
+        label_texts, segments = self.label_texts, self._segments
         for c in dirty:
             start, end = self.chunk_bounds[c]
-            pairs = zip(prefixes[start:end], values[start:end], strict=True)
-            data = "".join(chain.from_iterable(pairs)).encode("utf-8")
+            name = repeat(self.chunk_name[c], end - start)
+            triples = zip(name, label_texts[start:end], values[start:end], strict=True)
+            data = "".join(chain.from_iterable(triples)).encode("utf-8")
             self.chunk_text[c] = data
             self.chunk_gzip[c] = segments.get(data)
         self._segments = {}
@@ -372,7 +387,7 @@ class Exposition:
         self._families: dict[str, _Family] = {}
         self._samples: dict[str, str] = {}  # sample name -> family name
         self._family_of: dict[tuple[str, str], _Family | None] = {}
-        self._label_texts: dict[LabelTuple, str] = {}
+        self._label_texts: dict[LabelTuple, _Labels] = {}
         self._headers_gzip: dict[bytes, bytes] = {}
         self._generation: int | None = None
         self._layout: _Layout | None = None
@@ -473,8 +488,7 @@ class Exposition:
         except KeyError:
             family = self._family_of[key] = self._new_family(recorder, handle.kind, handle.name)
         if family is not None:
-            prefix = f"{family.name.sample}{self._label_text(recorder, handle.labels)} "
-            family.members[handle.sid] = _Line(handle, prefix)
+            family.members[handle.sid] = _Line(handle, self._labels(recorder, handle.labels))
 
     def _relayout(self) -> None:
         """The series changed: a new layout at the next render (it keeps what it can)."""
@@ -488,16 +502,16 @@ class Exposition:
         segments, self._segments = self._segments, {}
         return _Layout(families, segments)
 
-    def _label_text(self, recorder: CaptureRecorder, labels: LabelTuple) -> str:
-        text = self._label_texts.get(labels)
-        if text is None:
+    def _labels(self, recorder: CaptureRecorder, labels: LabelTuple) -> _Labels:
+        known = self._label_texts.get(labels)
+        if known is None:
             if len(self._label_texts) > _MAX_LABEL_TEXTS:
                 self._label_texts.clear()  # (label sets of series long gone)
             merged = {sanitize_label_name(k): v for k, v in recorder.global_labels}
             merged.update((sanitize_label_name(k), v) for k, v in labels)
             pairs = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in sorted(merged.items()))
-            text = self._label_texts[labels] = f"{{{pairs}}}" if pairs else ""
-        return text
+            known = self._label_texts[labels] = _Labels(f"{{{pairs}}} " if pairs else " ")
+        return known
 
     def _new_family(self, recorder: CaptureRecorder, kind: str, name: str) -> _Family | None:
         """The family series of metric ``name`` join (created), None when they are not exposed
