@@ -279,7 +279,8 @@ class _Layout:
             triples = zip(name, label_texts[start:end], values[start:end], strict=True)
             data = "".join(chain.from_iterable(triples)).encode("utf-8")
             self.chunk_text[c] = data
-            self.chunk_gzip[c] = segments.get(data)
+            # (Looked up only after a relayout: hashing a chunk's bytes costs as much as a copy.)
+            self.chunk_gzip[c] = segments.get(data) if segments else None
         self._segments = {}
 
     def pieces(self, openmetrics: bool) -> list[bytes]:
