@@ -15,12 +15,14 @@ import capture
 from capture.exposition import Exposition
 from capture.registry import CaptureRecorder
 from monitor.selfstats import describe_daemon_metrics
+from observers import catalogue
 from observers.catalogue import (
     ENTRIES,
     PROMETHEUS_DEFAULT_ENTRIES,
     PROMETHEUS_DEFAULT_TABLES,
     TABLES,
     in_prometheus_default,
+    prometheus_default_markdown,
 )
 from observers.node import NodeObserver, ObserverConfig
 
@@ -119,3 +121,25 @@ def test_the_default_set_serves_each_containers_headline_and_no_process(
     everything = _served(layout, tmp_path / "log", include=False)
     assert "process_memory_pss_bytes{" in everything and "cgroup_" in everything
     assert len(everything) > 4 * len(text)
+
+
+def test_the_docs_list_the_default_set_as_the_catalogue_has_it(tmp_path: Path) -> None:
+    """docs/prometheus.md (a page of lists, no tables) and docs/metrics.md hold the generated
+    list; the command line rewrites and checks a page without tables too."""
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    listed = prometheus_default_markdown()
+    for page in ("prometheus.md", "metrics.md"):
+        text = (docs / page).read_text(encoding="utf-8")
+        assert f"<!-- catalogue-list: prometheus-default -->\n{listed}<!-- /catalogue-list -->" in (
+            text
+        ), f"run python -m observers.catalogue --write docs/{page}"
+    assert "`container_memory_working_set_bytes` | gauge | bytes" in listed
+    assert "`process_" not in listed
+    page = tmp_path / "prometheus.md"
+    current = (docs / "prometheus.md").read_text(encoding="utf-8")
+    page.write_text(current.replace("container_memory_working_set_bytes", "stale"), "utf-8")
+    assert catalogue.main(["--check", str(page)]) == 1
+    assert catalogue.main(["--write", str(page)]) == 0
+    assert page.read_text(encoding="utf-8") == current
+    page.write_text("<!-- catalogue-list: nothing -->\n<!-- /catalogue-list -->\n", "utf-8")
+    assert catalogue.main(["--check", str(page)]) == 2  # an unknown list
