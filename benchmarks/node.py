@@ -956,7 +956,14 @@ def run_churn(
     output = work / "finemon-churn"
     started = time.monotonic()
     finemon = Finemon(
-        output, box.log_root, 1.0, 1.0, seconds + 300, cgroup_root, prometheus_port=port
+        output,
+        box.log_root,
+        1.0,
+        1.0,
+        seconds + 300,
+        cgroup_root,
+        prometheus_port=port,
+        extra_args=("--prometheus-series", "all"),  # every series, as the files hold them
     )
     #: container, monotonic time it was up, monotonic time it is due to go.
     live: list[tuple[SandboxContainer, float, float]] = []

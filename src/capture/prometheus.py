@@ -1,76 +1,287 @@
-"""A live Prometheus view of a recorder's current values.
+"""The live view over HTTP: ``/metrics`` (the Prometheus exposition) and ``/healthz``.
 
-``CaptureCollector`` is a prometheus_client collector: each scrape reads the live value of every
-series of the recorder (no copy is kept between scrapes, so series that come and go simply
-appear and disappear). Names are sanitized to Prometheus rules (``container.cpu.usage_millicores``
-becomes ``container_cpu_usage_millicores``); counters are exposed with the ``_total`` suffix.
+:func:`start_http_endpoint` serves, from a small threaded server of the standard library:
 
-A metric's HELP text is its description (:func:`capture.describe`), else a generic
-``capture <kind> <name>``. Its unit is exposed as ``# UNIT`` in the OpenMetrics format (served
-to scrapers that ask for it, as Prometheus does) when the metric's name ends with it
-(``container_memory_usage_bytes``: ``bytes``), as OpenMetrics requires; the unit of a name
-that does not end with it is only in the description and the files' metadata, so that no
-metric is renamed.
+- ``GET /metrics``: the live values of the recorder (default: the installed one), rendered by
+  :class:`capture.exposition.Exposition` at most once per tick and the same bytes for every
+  request until the next: the Prometheus text format, or OpenMetrics 1.0 when the ``Accept``
+  header asks for ``application/openmetrics-text`` (as Prometheus does), gzip-compressed when
+  ``Accept-Encoding`` allows it. ``include`` chooses the metrics exposed (by name).
+- ``GET /healthz``: 200 while ticks are being taken, 503 otherwise, with one line of text that
+  says why; it never renders metrics (a probe costs nothing). Default: the last tick of the
+  installed recorder is younger than 3 ticks (:func:`tick_health`); the owner may pass its own.
+
+Connections are HTTP/1.1 and kept open between requests (``Connection: close`` closes one).
+``HEAD`` answers as ``GET`` without the body; any other path is 404 and any other method 501.
+A request the server cannot parse (a request line or a header over 64 KiB, more than 100
+headers) gets the standard library's 4xx answer; a client that sends nothing for 10 s (an idle
+kept connection too) is dropped; beyond 16 connections at once a new one is closed at once.
+None of these, nor a client that goes away mid-answer, stops the server.
+
+:class:`CaptureCollector` exposes a recorder through prometheus_client instead (for a program
+that already serves a prometheus_client registry; it needs prometheus_client installed).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from threading import Thread
-from typing import Any
-
-from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 from capture import facade
-from capture.descriptions import Description
+from capture.exposition import (
+    OPENMETRICS_CONTENT_TYPE,
+    TEXT_CONTENT_TYPE,
+    Exposition,
+    help_and_unit,
+    sanitize_label_name,
+    sanitize_metric_name,
+)
 from capture.registry import CaptureRecorder, SeriesInfo
 
-_INVALID_NAME = re.compile(r"[^a-zA-Z0-9_:]")
-_INVALID_LABEL = re.compile(r"[^a-zA-Z0-9_]")
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
+log = logging.getLogger("capture")
+
+__all__ = [
+    "CaptureCollector",
+    "Endpoint",
+    "Health",
+    "help_and_unit",
+    "sanitize_label_name",
+    "sanitize_metric_name",
+    "start_http_endpoint",
+    "tick_health",
+]
+
+#: Ticks after which the live values count as stale (``/healthz`` answers 503).
+HEALTHY_TICKS: Final = 3.0
+#: Connections served at once; more are closed as they come.
+MAX_CONNECTIONS: Final = 16
+#: Seconds a client may stay silent before its connection is dropped.
+CLIENT_TIMEOUT_SECONDS: Final = 10.0
 
 
-def sanitize_metric_name(name: str) -> str:
-    """``name`` with every character outside ``[a-zA-Z0-9_:]`` replaced by ``_``."""
-    clean = _INVALID_NAME.sub("_", name)
-    return clean if not clean[:1].isdigit() else f"_{clean}"
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What ``/healthz`` answers: ``ok`` (200, else 503) and one line saying why."""
+
+    ok: bool
+    detail: str
 
 
-def sanitize_label_name(name: str) -> str:
-    """``name`` with every character outside ``[a-zA-Z0-9_]`` replaced by ``_``."""
-    clean = _INVALID_LABEL.sub("_", name)
-    if clean[:1].isdigit():
-        clean = f"_{clean}"
-    return f"x{clean}" if clean.startswith("__") else clean
+def tick_health(recorder: CaptureRecorder | None, max_ticks: float = HEALTHY_TICKS) -> Health:
+    """Healthy while ``recorder``'s last tick began less than ``max_ticks`` ticks ago."""
+    if recorder is None:
+        return Health(False, "no recorder installed")
+    age = recorder.seconds_since_last_tick()
+    if age is None:
+        return Health(False, "no tick taken yet")
+    limit = max_ticks * recorder.tick_seconds
+    if age < limit:
+        return Health(True, f"last tick {age:.3g} s ago")
+    return Health(False, f"stale: last tick {age:.3g} s ago (limit {limit:.3g} s)")
 
 
-def help_and_unit(kind: str, name: str, description: Description | None) -> tuple[str, str]:
-    """The HELP text and the OpenMetrics unit ('' for none) of metric ``name`` of ``kind``."""
-    if description is None:
-        return f"capture {kind} {name}", ""
-    unit = sanitize_label_name(description.unit) if description.unit else ""
-    # prometheus_client appends a unit the name does not end with: that would rename the metric.
-    if unit and not sanitize_metric_name(name).endswith(f"_{unit}"):
-        unit = ""
-    return description.description, unit
+def _installed() -> CaptureRecorder | None:
+    installed = facade.get_recorder()
+    return installed if isinstance(installed, CaptureRecorder) else None
 
 
-class CaptureCollector(Collector):
-    """Exposes the live values of ``recorder`` (default: the installed one) on each scrape."""
+def wants_openmetrics(accept: str) -> bool:
+    """Whether an ``Accept`` header asks for OpenMetrics (any range of that type, q > 0)."""
+    for media_range in accept.split(","):
+        kind, *params = (part.strip() for part in media_range.split(";"))
+        if kind.lower() == "application/openmetrics-text" and not _refused(params):
+            return True
+    return False
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` header allows gzip (``gzip`` or ``*``, q > 0)."""
+    for coding in accept_encoding.split(","):
+        name, *params = (part.strip() for part in coding.split(";"))
+        if name.lower() in ("gzip", "x-gzip", "*") and not _refused(params):
+            return True
+    return False
+
+
+def _refused(params: list[str]) -> bool:
+    """Whether media or coding parameters hold ``q=0``."""
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "q":
+            try:
+                return float(value) <= 0
+            except ValueError:
+                return False
+    return False
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Endpoint
+    # Persistent connections, as Prometheus keeps them: a scrape needs no new connection (nor
+    # thread) while the scraper comes back within the timeout.
+    protocol_version = "HTTP/1.1"
+    # The headers and the body are two writes: without this the body of a kept connection
+    # waits for the client's delayed ACK of the headers (40 ms on Linux).
+    disable_nagle_algorithm = True
+    timeout = CLIENT_TIMEOUT_SECONDS
+    server_version = "capture"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        self._answer(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._answer(send_body=False)
+
+    def _answer(self, send_body: bool) -> None:
+        path = urlsplit(self.path).path
+        headers: dict[str, str] = {}
+        if path == "/metrics":
+            openmetrics = wants_openmetrics(self.headers.get("Accept", ""))
+            compressed = accepts_gzip(self.headers.get("Accept-Encoding", ""))
+            try:
+                body = self.server.exposition.body(openmetrics, compressed)
+            except Exception:  # a render bug must not take the server down
+                self.server.render_failed()
+                status, body = HTTPStatus.INTERNAL_SERVER_ERROR, b"render failed\n"
+                headers["Content-Type"] = "text/plain; charset=utf-8"
+            else:
+                status = HTTPStatus.OK
+                headers["Content-Type"] = (
+                    OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
+                )
+                if compressed:
+                    headers["Content-Encoding"] = "gzip"
+                headers["Vary"] = "Accept, Accept-Encoding"
+        elif path == "/healthz":
+            health = self.server.health()
+            status = HTTPStatus.OK if health.ok else HTTPStatus.SERVICE_UNAVAILABLE
+            body = f"{'ok' if health.ok else 'unhealthy'}: {health.detail}\n".encode()
+            headers["Content-Type"] = "text/plain; charset=utf-8"
+        else:
+            status, body = HTTPStatus.NOT_FOUND, b"not found: try /metrics or /healthz\n"
+            headers["Content-Type"] = "text/plain; charset=utf-8"
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http %s: " + format, self.address_string(), *args)
+
+
+class Endpoint(ThreadingHTTPServer):
+    """The server :func:`start_http_endpoint` runs; stop it with ``shutdown()`` then
+    ``server_close()``."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        exposition: Exposition,
+        health: Callable[[], Health],
+        family: socket.AddressFamily,
+    ) -> None:
+        self.address_family = family
+        self.exposition = exposition
+        self.health = health
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._failures = 0
+        #: Connections closed unanswered because MAX_CONNECTIONS were being served.
+        self.refused_connections = 0
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.refused_connections += 1
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client gone mid-answer (broken pipe, reset) or a protocol error: the next
+        # request is served as usual.
+        log.debug("http %s: request failed", client_address, exc_info=True)
+
+    def render_failed(self) -> None:
+        self._failures += 1
+        if self._failures == 1:
+            log.exception("capture: rendering /metrics failed (further failures are not logged)")
+
+
+def start_http_endpoint(
+    port: int,
+    addr: str = "0.0.0.0",
+    recorder: CaptureRecorder | None = None,
+    *,
+    include: Callable[[str], bool] | None = None,
+    health: Callable[[], Health] | None = None,
+) -> tuple[Endpoint, threading.Thread]:
+    """Serve ``/metrics`` and ``/healthz`` on ``addr:port`` in a daemon thread; returns
+    (server, thread).
+
+    ``recorder``: the one to expose (default: the one installed at each request);
+    ``include(name)``: whether metric ``name`` is exposed (default: every one); ``health``: what
+    ``/healthz`` answers (default: :func:`tick_health` of the recorder). Raises OSError when
+    the address cannot be bound. Stop it with ``server.shutdown()`` and ``server.server_close()``.
+    """
+    family = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)[0][0]
+    if health is None:
+
+        def health() -> Health:
+            return tick_health(recorder if recorder is not None else _installed())
+
+    server = Endpoint((addr, port), Exposition(recorder, include), health, family)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.5}, daemon=True
+    )
+    thread.name = f"capture-http-{port}"
+    thread.start()
+    return server, thread
+
+
+class CaptureCollector:
+    """A prometheus_client collector of the live values of ``recorder`` (default: the installed
+    one), read at each collection: for a program that serves its own prometheus_client
+    registry (``registry.register(CaptureCollector())``). It renders through prometheus_client,
+    series by series, at every scrape: :func:`start_http_endpoint` is far cheaper."""
 
     def __init__(self, recorder: CaptureRecorder | None = None) -> None:
         self._recorder = recorder
 
-    def _current(self) -> CaptureRecorder | None:
-        if self._recorder is not None:
-            return self._recorder
-        installed = facade.get_recorder()
-        return installed if isinstance(installed, CaptureRecorder) else None
-
     def collect(self) -> Iterator[Metric]:
-        recorder = self._current()
+        from prometheus_client.core import (  # noqa: PLC0415 - an optional dependency
+            CounterMetricFamily,
+            GaugeMetricFamily,
+        )
+
+        recorder = self._recorder if self._recorder is not None else _installed()
         if recorder is None:
             return
         global_labels = dict(recorder.global_labels)
@@ -99,16 +310,3 @@ class CaptureCollector(Collector):
             for labels, value in rows:
                 family.add_metric([labels.get(k, "") for k in label_names], value)
             yield family
-
-
-def start_http_endpoint(
-    port: int, addr: str = "0.0.0.0", recorder: CaptureRecorder | None = None
-) -> tuple[Any, Thread]:
-    """Serve ``/metrics`` with the live values on ``addr:port``; returns (server, thread).
-
-    Raises OSError when the port cannot be bound. Stop it with ``server.shutdown()``.
-    """
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(CaptureCollector(recorder))
-    server, thread = start_http_server(port, addr=addr, registry=registry)
-    return server, thread

@@ -52,6 +52,9 @@ MISSED_TICKS_DESCRIPTION = Description(
 )
 
 
+#: Generations of the live series whose changes are kept for a live view (live_changes).
+LIVE_LOG_GENERATIONS = 32
+
 #: What the writer needs to know about a series, by its id: its handle (``kind``, ``name``,
 #: ``labels``, ``removed``). One object per series, not two.
 SeriesInfo = GaugeSeries | CounterSeries
@@ -123,6 +126,15 @@ class CaptureRecorder:
         self._g_live: list[GaugeSeries] = []
         self._c_live: list[CounterSeries] = []
         self._live_dirty = False
+        # Bumped each time the live lists above change (see live_series), and what changed:
+        # kept only once a live view asked (live_changes), for the last LIVE_LOG generations.
+        self._live_generation = 0
+        self._live_watched = False
+        self._came: list[SeriesInfo] = []
+        self._gone: list[Series] = []
+        self._live_log: deque[tuple[int, list[SeriesInfo], list[Series]]] = deque(
+            maxlen=LIVE_LOG_GENERATIONS
+        )
         self._g_series = SeriesSet(array("q"))
         self._c_series = SeriesSet(array("q"))
         # Ids of live series whose value a delayed write changed since the last tick (no write
@@ -249,6 +261,8 @@ class CaptureRecorder:
 
     def _retire(self, handle: Series) -> None:
         handle.owner = None  # (removed)
+        if self._live_watched:
+            self._gone.append(handle)
         table: dict[Any, dict[str, Any]] = (
             self._gauges if handle.kind == "gauge" else self._counters
         )
@@ -279,6 +293,44 @@ class CaptureRecorder:
         """Handles of every series that is not removed and has a value (for a live scrape)."""
         with self._lock:
             return [h for h in self._infos.values() if not h.removed and h.current is not None]
+
+    @property
+    def live_generation(self) -> int:
+        """A number that changes whenever the series a tick takes change (one came or went):
+        while it holds, :meth:`live_series` returns the same series. Read without the lock."""
+        return self._live_generation
+
+    def live_series(self) -> tuple[int, list[GaugeSeries], list[CounterSeries]]:
+        """(:attr:`live_generation`, gauges, counters): the series the last taken tick holds,
+        in the recorder's stable order (copies; empty before the first tick). Their ``current``
+        is their live value, never None. From the first call on the recorder also keeps what
+        changes, for :meth:`live_changes`."""
+        with self._lock:
+            self._live_watched = True
+            return self._live_generation, list(self._g_live), list(self._c_live)
+
+    def live_changes(self, since: int) -> tuple[int, list[SeriesInfo], list[Series]] | None:
+        """What changed in :meth:`live_series` after generation ``since`` (one it returned):
+        (the generation now, series that came, series that went). A series may be in both
+        (apply the ones that went first, and skip those of the ones that came that are
+        ``removed`` by now). None when that is no longer known (more than
+        :data:`LIVE_LOG_GENERATIONS` generations ago): call :meth:`live_series` again."""
+        with self._lock:
+            generation = self._live_generation
+            if since == generation:
+                return generation, [], []
+            log = [entry for entry in self._live_log if entry[0] > since]
+            if not self._live_watched or not log or log[0][0] != since + 1:
+                return None
+            came = [h for _, added, _ in log for h in added]
+            gone = [h for _, _, removed in log for h in removed]
+            return generation, came, gone
+
+    def seconds_since_last_tick(self) -> float | None:
+        """Seconds from the start of the last taken tick to now (the recorder's clock), None
+        before the first tick: how stale the live values may be."""
+        last = self.last_taken
+        return None if last is None else self._clock() - last * self.tick_seconds
 
     # ------------------------------------------------------------------ ticks
     def tick_of(self, timestamp: float) -> int:
@@ -337,12 +389,14 @@ class CaptureRecorder:
                     continue
                 if handle.current is None:
                     still.append(handle)
-                elif isinstance(handle, GaugeSeries):
+                    continue
+                if isinstance(handle, GaugeSeries):
                     self._g_live.append(handle)
-                    self._live_dirty = True
                 else:
                     self._c_live.append(handle)
-                    self._live_dirty = True
+                self._live_dirty = True
+                if self._live_watched:
+                    self._came.append(handle)
             self._fresh = still
         if self._live_dirty:
             self._g_live = [h for h in self._g_live if not h.removed]
@@ -350,6 +404,10 @@ class CaptureRecorder:
             self._g_series = SeriesSet(array("q", [h.sid for h in self._g_live]))
             self._c_series = SeriesSet(array("q", [h.sid for h in self._c_live]))
             self._live_dirty = False
+            self._live_generation += 1
+            if self._live_watched:
+                self._live_log.append((self._live_generation, self._came, self._gone))
+                self._came, self._gone = [], []
 
     def _snapshot(self, tick: int) -> None:
         self._refresh_live()

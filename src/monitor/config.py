@@ -27,6 +27,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from monitor.shipping.flags import UploadConfig, add_upload_arguments, upload_config
 
@@ -41,6 +42,9 @@ DEFAULT_OUTPUT_DIR = "./finemon-data"
 DEFAULT_SIZE_LIMIT = "1GiB"
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: ``--prometheus-series``: the series the live endpoint serves.
+PrometheusSeries = Literal["default", "all"]
+PROMETHEUS_SERIES: tuple[str, ...] = get_args(PrometheusSeries)
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*$")
 _UNITS: Mapping[str, int] = {
@@ -166,6 +170,9 @@ class Config:
     smaps_interval_seconds: float
     log_level: str
     git_revision: str | None
+    #: Which series the Prometheus endpoint serves: ``default`` (the headline series of each
+    #: container, see ``observers.catalogue.PROMETHEUS_DEFAULT_ENTRIES``) or ``all``.
+    prometheus_series: PrometheusSeries = "default"
     #: ``module:callable`` building the observer instead of the real one (tests only).
     observer: str | None = None
     #: ``--upload`` and its settings (None: the data stays local).
@@ -428,6 +435,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="address the Prometheus endpoint binds (default: %(default)s)",
     )
     ops.add_argument(
+        "--prometheus-series",
+        choices=PROMETHEUS_SERIES,
+        default="default",
+        help="the series the endpoint serves: default, each container's headline series (at "
+        "most 30, see docs/prometheus.md), or all, every series the files hold (default: "
+        "%(default)s)",
+    )
+    ops.add_argument(
         "--log-level",
         type=log_level,
         default="INFO",
@@ -486,6 +501,7 @@ def build_config(args: argparse.Namespace, env: Environment) -> Config:
         window_seconds=float(args.window_seconds),
         prometheus_port=args.prometheus_port,
         prometheus_address=args.prometheus_address,
+        prometheus_series=args.prometheus_series,
         cgroup_root=cgroup_root,
         proc_root=_directory("--proc-root", args.proc_root),
         log_root=Path(args.log_root),

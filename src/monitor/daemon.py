@@ -51,7 +51,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import capture
 from common.contract import GLOBAL_LABEL_COLUMNS, LABEL_COLUMNS
@@ -71,6 +71,9 @@ from monitor.rotation import FileCycle
 from monitor.selfstats import SelfUsage, describe_daemon_metrics
 from monitor.signals import SignalWatch
 from monitor.sizelimit import SizeLimit
+
+if TYPE_CHECKING:
+    from capture.prometheus import Health
 
 log = logging.getLogger("finemon")
 
@@ -231,6 +234,8 @@ class Daemon:
         self._skipped_gauges: dict[str, capture.Gauge] = {}
         #: Set when the run idled (size limit, full disk) and space was freed: record again.
         self.resume = False
+        #: Why the run idles now (None: it does not), for /healthz.
+        self._idle_reason: str | None = None
         #: The full disk's error of the preflight probe (None: the output dir took data).
         self._probe_error: OSError | None = None
         #: Whether the run recorded, and so has a manifest (a run that only idles has none).
@@ -398,13 +403,37 @@ class Daemon:
     def _start_prometheus(self, port: int, address: str) -> None:
         from capture.prometheus import start_http_endpoint  # noqa: PLC0415 - only when asked
 
+        include: Callable[[str], bool] | None = None
+        if self.config.prometheus_series == "default":
+            from observers.catalogue import in_prometheus_default  # noqa: PLC0415
+
+            include = in_prometheus_default
         try:
-            self._server, _thread = start_http_endpoint(port, address)
+            self._server, _thread = start_http_endpoint(
+                port, address, include=include, health=self._health
+            )
         except OSError as exc:
             raise StartupError(
                 f"cannot serve Prometheus on {address}:{port}: {exc.strerror or exc}"
             ) from exc
-        log.info("prometheus serving http://%s:%d/metrics", address, port)
+        log.info(
+            "prometheus serving http://%s:%d/metrics series=%s, health at /healthz",
+            address,
+            port,
+            self.config.prometheus_series,
+        )
+
+    def _health(self) -> Health:
+        """What ``/healthz`` answers (from the endpoint's thread): healthy while ticks are taken
+        (the last one began under 3 intervals ago), and while idle on purpose (size limit, full
+        disk: restarting would not help, and a DaemonSet pod must not crash-loop over it)."""
+        from capture.prometheus import Health, tick_health  # noqa: PLC0415 - as above
+
+        idle = self._idle_reason
+        if idle is not None:
+            return Health(True, f"idle reason={idle}: not recording on purpose")
+        recorder = capture.get_recorder()
+        return tick_health(recorder if isinstance(recorder, capture.CaptureRecorder) else None)
 
     def _manifest_document(
         self, description: Mapping[str, object], report: capture.RecoveryReport
@@ -784,6 +813,7 @@ class Daemon:
         status = capture.CaptureRecorder(global_labels=global_labels(self.config))
         self._show_idle(status, blocked)
         capture.set_recorder(status)
+        self._idle_reason = blocked.reason
         assert self._manifest is not None
         if self._has_manifest:
             self._manifest.update(**{blocked.reason: dict(blocked.marker)})
@@ -791,6 +821,7 @@ class Daemon:
         try:
             self.resume = self._wait_for_space(blocked, status)
         finally:
+            self._idle_reason = None
             capture.set_recorder(None)
         if self.resume:
             exit_reason = REASON_SPACE_FREED

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 import capture
+from capture.exposition import exposed_sample_name
 from capture.manager import WRITE_ERRORS_DESCRIPTION
 from capture.registry import DROPPED_DESCRIPTION, MISSED_TICKS_DESCRIPTION
 
@@ -76,6 +77,9 @@ _HEADER = (
     "| --- | --- | --- | --- | --- | --- | --- |\n"
 )
 _MARKED = re.compile(r"(<!-- catalogue: ([a-z0-9-]+) -->\n)(.*?)(<!-- /catalogue -->)", re.DOTALL)
+_LISTED = re.compile(
+    r"(<!-- catalogue-list: ([a-z0-9-]+) -->\n)(.*?)(<!-- /catalogue-list -->)", re.DOTALL
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1269,6 +1273,86 @@ def describe_observer_metrics() -> None:
     describe(entry for entry in ENTRIES if entry.table in OBSERVER_TABLES)
 
 
+#: The entries ``finemon run --prometheus-series default`` serves (``all`` serves every metric):
+#: per container the headline series a dashboard charts (CPU and throttling, memory with the
+#: working set, RSS and PSS summed over its processes, OOM kills, PSI, IO, pids), at most 30;
+#: never a process's series nor a raw ``cgroup.*``/``proc.*`` key.
+PROMETHEUS_DEFAULT_ENTRIES = frozenset(
+    {
+        "container.cpu.usage_usec",
+        "container.cpu.usage_millicores",
+        "container.cpu.limit_millicores",
+        "container.cpu.periods",
+        "container.cpu.throttled_periods",
+        "container.cpu.throttled_usec",
+        "container.memory.usage_bytes",
+        "container.memory.working_set_bytes",
+        "container.memory.rss_bytes",
+        "container.memory.cache_bytes",
+        "container.memory.swap_bytes",
+        "container.memory.limit_bytes",
+        "container.memory.pss_bytes",
+        "container.memory.oom_kills",
+        "container.memory.oom_events",
+        "container.io.read_bytes",
+        "container.io.write_bytes",
+        "container.io.read_ops",
+        "container.io.write_ops",
+        "container.{cpu,memory,io}.psi.{some,full}.stall_usec",
+        "container.pids.current",
+        "container.processes",
+    }
+)
+#: The tables whose every entry is in the default set too: finemon's own health, per node.
+PROMETHEUS_DEFAULT_TABLES = frozenset({"observer-health", DAEMON_TABLE, CAPTURE_TABLE})
+
+
+def in_prometheus_default(name: str) -> bool:
+    """Whether metric ``name`` is in ``--prometheus-series default`` (an uncatalogued name is
+    not)."""
+    entry = entry_for(name)
+    return entry is not None and (
+        entry.name in PROMETHEUS_DEFAULT_ENTRIES or entry.table in PROMETHEUS_DEFAULT_TABLES
+    )
+
+
+def prometheus_default_markdown() -> str:
+    """The docs list of the default series set: each name as Prometheus sees it and as stored."""
+    rows = [
+        "| Prometheus name | Kind | Unit | Name in the files |\n",
+        "| --- | --- | --- | --- |\n",
+    ]
+    per_container = 0
+    for entry in ENTRIES:
+        if entry.name not in PROMETHEUS_DEFAULT_ENTRIES:
+            continue
+        for name in entry.names():
+            per_container += 1
+            exposed = exposed_sample_name(entry.kind_of(name), name)
+            rows.append(f"| `{exposed}` | {entry.kind} | {entry.unit} | `{name}` |\n")
+    rows.append(
+        f"\n{per_container} series per container and, once per node, finemon's own health: "
+        "every metric of the tables [finemon health "
+        "(observer)](metrics.md#finemon-health-observer), [finemon daemon]"
+        "(metrics.md#finemon-daemon) and [capture](metrics.md#capture).\n"
+    )
+    return "".join(rows)
+
+
+#: Generated lists besides the tables, by marker name (``<!-- catalogue-list: NAME -->``, in
+#: any docs page).
+LISTS = {"prometheus-default": prometheus_default_markdown}
+
+
+def render_lists(text: str) -> str:
+    """``text`` with each marked list replaced by the catalogue's; ValueError for an unknown
+    list."""
+    unknown = sorted({m.group(2) for m in _LISTED.finditer(text)} - set(LISTS))
+    if unknown:
+        raise ValueError(f"unknown lists: {unknown}")
+    return _LISTED.sub(lambda m: m.group(1) + LISTS[m.group(2)]() + m.group(4), text)
+
+
 def markdown_table(table: str) -> str:
     """The docs table ``table`` (header and one row per entry, each line ending in a newline).
 
@@ -1291,9 +1375,11 @@ def render_markdown(text: str) -> str:
     unknown = sorted(set(found) - set(TABLES))
     if missing or unknown:
         raise ValueError(f"tables not marked exactly once: {missing}; unknown tables: {unknown}")
-    return _MARKED.sub(
-        lambda m: m.group(1) + markdown_table(m.group(2)) + m.group(4),
-        text,
+    return render_lists(
+        _MARKED.sub(
+            lambda m: m.group(1) + markdown_table(m.group(2)) + m.group(4),
+            text,
+        )
     )
 
 
@@ -1320,7 +1406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     path: Path = args.write or args.check
     try:
         text = path.read_text(encoding="utf-8")
-        rendered = render_markdown(text)
+        # A page without tables (docs/prometheus.md) may hold lists.
+        rendered = render_markdown(text) if _MARKED.search(text) else render_lists(text)
     except (OSError, ValueError) as exc:
         print(f"{path}: {exc}", file=sys.stderr)
         return 2

@@ -52,6 +52,7 @@ FINEMON_FLAGS = frozenset(
         "--duration",
         "--window-seconds",
         "--prometheus-port",
+        "--prometheus-series",
         "--cgroup-root",
         "--proc-root",
         "--log-root",
@@ -484,16 +485,18 @@ def test_args_match_the_intended_sampling_settings(container: dict[str, Any]) ->
 # --------------------------------------------------------------------------- probes, resources
 
 
-def test_metrics_port_and_readiness_probe(container: dict[str, Any]) -> None:
+def test_metrics_port_series_and_probes(container: dict[str, Any]) -> None:
     ports = {port["name"]: port for port in container["ports"]}
     assert ports["metrics"]["containerPort"] == 9090
     flags = parse_flags(finemon_args(container))
     assert int(flags["--prometheus-port"]) == ports["metrics"]["containerPort"]
-    probe = container["readinessProbe"]["httpGet"]
-    assert probe["path"] == "/metrics"
-    assert probe["port"] in ("metrics", 9090)
-    if "livenessProbe" in container:
-        assert container["livenessProbe"]["httpGet"]["path"] == "/metrics"
+    # The probes ask /healthz, which never renders the metrics.
+    for kind in ("readinessProbe", "livenessProbe"):
+        probe = container[kind]["httpGet"]
+        assert probe["path"] == "/healthz", kind
+        assert probe["port"] in ("metrics", 9090), kind
+    # A cluster Prometheus scrapes the default series set.
+    assert flags["--prometheus-series"] == "default"
 
 
 def test_resources_requests_and_memory_limit_without_cpu_limit(container: dict[str, Any]) -> None:

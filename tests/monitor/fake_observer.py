@@ -104,3 +104,18 @@ class ManyObserver(FakeObserver):
 
 def make_many(config: Any) -> FakeObserver:
     return ManyObserver(config)
+
+
+class StallingObserver(FakeObserver):
+    """Hangs in ``sample()`` while the file ``stall`` exists in the log root (a stuck sampler:
+    no tick is taken, the endpoint's thread still answers)."""
+
+    def sample(self) -> FakeReport:
+        stall = self.config.log_root / "stall"
+        while stall.exists():
+            time.sleep(0.01)
+        return super().sample()
+
+
+def make_stalling(config: Any) -> FakeObserver:
+    return StallingObserver(config)

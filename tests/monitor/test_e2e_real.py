@@ -9,6 +9,7 @@ and stopped by the size limit across a restart.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import random
@@ -44,6 +45,7 @@ from finemon_process import (
     parquet_files,
     wait_for,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 from common.contract import LABEL_COLUMNS
 from monitor.sandbox import KubeletSandbox, SandboxContainer, sandbox_unavailable
@@ -386,6 +388,23 @@ def test_real_cgroups_prometheus_serves_the_live_values(sigterm_run: SigtermRun)
         if labels.get("container_id") == node.holder.container_id
     ]
     assert held == [] or held[0] >= HELD_BYTES  # PSS is read once a second
+
+
+@pytest.mark.root
+def test_real_cgroups_prometheus_serves_the_default_series_set(sigterm_run: SigtermRun) -> None:
+    """The default set: each container's headline series (at most 30), none of its processes'
+    nor a raw cgroup key; valid for prometheus_client's parser."""
+    node = sigterm_run.node
+    per_container: collections.Counter[str] = collections.Counter()
+    for family in text_string_to_metric_families(sigterm_run.scraped):
+        for sample in family.samples:
+            assert "pid" not in sample.labels, sample
+            assert not sample.name.startswith(("process_", "cgroup_", "proc_")), sample
+            if sample.labels.get("container_id"):
+                per_container[sample.labels["container_id"]] += 1
+    for container in (node.burner, node.holder):
+        assert 15 <= per_container[container.container_id] <= 30, per_container
+    assert max(per_container.values()) <= 30
 
 
 @pytest.mark.root

@@ -484,7 +484,16 @@ def test_observer_failures_are_counted_not_fatal(tmp_path: Path) -> None:
 def test_prometheus_endpoint_serves_live_values(tmp_path: Path) -> None:
     out = tmp_path / "out"
     port = free_port()
-    proc = Finemon(out, *FAST, "--prometheus-port", str(port), "--prometheus-address", "127.0.0.1")
+    proc = Finemon(
+        out,
+        *FAST,
+        "--prometheus-port",
+        str(port),
+        "--prometheus-address",
+        "127.0.0.1",
+        "--prometheus-series",
+        "all",  # the fake observer's metrics are not in the default set
+    )
     try:
         proc.wait_log("recording run_id=")
         url = f"http://127.0.0.1:{port}/metrics"

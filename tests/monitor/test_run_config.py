@@ -47,6 +47,7 @@ def test_defaults() -> None:
     assert config.rotation_ticks == 90
     assert config.prometheus_port is None
     assert config.prometheus_address == "0.0.0.0"
+    assert config.prometheus_series == "default"
     assert config.cgroup_root is None
     assert config.proc_root == Path("/proc")
     assert config.log_root == Path("/var/log")
@@ -91,6 +92,8 @@ def test_every_flag_is_parsed(tmp_path: Path) -> None:
         "9100",
         "--prometheus-address",
         "127.0.0.1",
+        "--prometheus-series",
+        "all",
         "--cgroup-root",
         str(cgroup),
         "--proc-root",
@@ -125,6 +128,7 @@ def test_every_flag_is_parsed(tmp_path: Path) -> None:
         window_seconds=20.0,
         prometheus_port=9100,
         prometheus_address="127.0.0.1",
+        prometheus_series="all",
         cgroup_root=cgroup,
         proc_root=tmp_path,
         log_root=logs,
@@ -270,6 +274,7 @@ def test_missing_proc_root_is_refused(tmp_path: Path) -> None:
         (["--rotation-seconds", "30"], "--rotation-seconds"),
         (["--compression-level", "30"], "--compression-level"),
         (["--prometheus-port", "70000"], "--prometheus-port"),
+        (["--prometheus-series", "most"], "--prometheus-series"),
         (["--flush-seconds", "-1"], "--flush-seconds"),
         (["--duration", "inf"], "--duration"),
         (["--log-level", "loud"], "--log-level"),
@@ -310,6 +315,7 @@ def test_help_documents_every_flag_and_the_size_limit() -> None:
         "--duration",
         "--window-seconds",
         "--prometheus-port",
+        "--prometheus-series",
         "--cgroup-root",
         "--proc-root",
         "--log-root",
