@@ -387,7 +387,7 @@ def test_enodev_from_a_removed_cgroup(tmp_path: Path, monkeypatch: pytest.Monkey
     layout = systemd_v2(tmp_path)
     victim = f"{layout.fixture.root}/{layout.expected[0].relpath}/cgroup.procs"
     victim_fds: set[int] = set()
-    real_open, real_read = os.open, os.read
+    real_open, real_pread = os.open, os.pread
 
     def tracking_open(path: str, flags: int, *args: int) -> int:
         fd = real_open(path, flags, *args)
@@ -395,14 +395,14 @@ def test_enodev_from_a_removed_cgroup(tmp_path: Path, monkeypatch: pytest.Monkey
             victim_fds.add(fd)
         return fd
 
-    def failing_read(fd: int, size: int) -> bytes:
+    def failing_pread(fd: int, size: int, offset: int) -> bytes:
         if fd in victim_fds:
             victim_fds.discard(fd)
             raise OSError(errno.ENODEV, "No such device")
-        return real_read(fd, size)
+        return real_pread(fd, size, offset)
 
     monkeypatch.setattr(os, "open", tracking_open)
-    monkeypatch.setattr(os, "read", failing_read)
+    monkeypatch.setattr(os, "pread", failing_pread)
     result = _run(layout)
     assert layout.expected[0].relpath not in {c.relpath for c in result.containers}
     assert len(result.containers) == len(layout.expected) - 1
