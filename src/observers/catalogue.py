@@ -1129,8 +1129,9 @@ ENTRIES: tuple[Entry, ...] = (
             "Reasons: `empty` (no processes), `pause` (pod sandbox), `conmon` (CRI-O/Podman "
             "monitor), "
             "`not_container` (an unexpected directory where a pod or container was expected), "
-            "`vanished` (removed during the scan), `access_denied`, `unreadable` (a "
-            "`cgroup.procs` that is not one pid per line, or fails with another errno)"
+            "`vanished` (removed during the scan), `access_denied`, `unreadable` (its "
+            "`cgroup.procs` fails with another errno). A `cgroup.procs` line that is no pid is "
+            "skipped, the cgroup kept with its other pids, and counted in `finemon.read_errors`"
         ),
     ),
     Entry(

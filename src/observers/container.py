@@ -23,7 +23,7 @@ from observers.rates import RateTracker
 from observers.readers import cgroup_v1 as v1
 from observers.readers import cgroup_v2 as v2
 from observers.readers.errors import (
-    AccessDeniedError,
+    REASONS_COUNTED,
     MalformedFileError,
     ReaderError,
     UnsupportedError,
@@ -54,31 +54,32 @@ def _first_known(preferred: int | None, fallback: int | None) -> int | None:
     return fallback if preferred is None else preferred
 
 
+def log_key(error: ReaderError) -> str:
+    """What an error is logged once per: its class and its file's name (``OutOfRangeError:``
+    ``memory.current``), the same for every container and process."""
+    return f"{type(error).__name__}:{error.path.rpartition('/')[2]}"
+
+
 @dataclass(slots=True)
 class ReadErrors:
-    """Read failures of one sample, by reason (vanished, access_denied, malformed, other)."""
+    """Read failures and refused values of one sample, by reason.
 
-    vanished: int = 0
-    access_denied: int = 0
-    malformed: int = 0
-    other: int = 0
-    #: The first few errors of the sample, for the log.
-    examples: list[ReaderError] = field(default_factory=list)
+    ``by_reason`` counts by :attr:`~observers.readers.errors.ReaderError.reason_counted` (every
+    reason of :data:`~observers.readers.errors.REASONS_COUNTED`, 0 when none); ``first`` holds
+    the first error of each :func:`log_key`, for the log (bounded by the kinds of error and
+    file names, however many containers fail).
+    """
 
-    def count(self, error: ReaderError) -> None:
-        if len(self.examples) < 8:
-            self.examples.append(error)
-        if isinstance(error, VanishedError):
-            self.vanished += 1
-        elif isinstance(error, AccessDeniedError):
-            self.access_denied += 1
-        elif isinstance(error, MalformedFileError):
-            self.malformed += 1
-        else:
-            self.other += 1
+    by_reason: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS_COUNTED, 0))
+    first: dict[str, ReaderError] = field(default_factory=dict)
+
+    def count(self, error: ReaderError, n: int = 1) -> None:
+        """Count ``n`` failures (lines, values) described by ``error``."""
+        self.first.setdefault(log_key(error), error)
+        self.by_reason[error.reason_counted] += n
 
     def total(self) -> int:
-        return self.vanished + self.access_denied + self.malformed + self.other
+        return sum(self.by_reason.values())
 
 
 class ContainerSampler:

@@ -249,7 +249,7 @@ def test_blkio_malformed(data: bytes, line: int) -> None:
 def test_pids_and_procs() -> None:
     assert v1.read_pids_current(CONTAINER) == 12
     assert v1.read_pids_max(CONTAINER) is None
-    assert v1.read_cgroup_procs(CONTAINER) == (2359, 2380, 10529, 10530, 10553)
+    assert v1.read_cgroup_procs(CONTAINER).pids == (2359, 2380, 10529, 10530, 10553)
 
 
 # --- vanished -------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from observers.readers import cgroup_v2 as v2
 from observers.readers.errors import (
     AccessDeniedError,
     MalformedFileError,
+    OutOfRangeError,
     ReaderError,
     UnsupportedError,
     VanishedError,
@@ -372,7 +373,7 @@ def test_io_stat_malformed(data: bytes, line: int) -> None:
 
 
 def test_cgroup_procs() -> None:
-    assert v2.read_cgroup_procs(CONTAINER) == (1287, 1301, 1302, 1455)
+    assert v2.read_cgroup_procs(CONTAINER) == v2.CgroupProcs((1287, 1301, 1302, 1455))
 
 
 @pytest.mark.parametrize(
@@ -381,22 +382,61 @@ def test_cgroup_procs() -> None:
         (b"", ()),
         (b"\n", ()),
         (b"42", (42,)),
-        (b"1\n\n2\n", (1, 2)),
         # A process outside the reader's pid namespace is printed as 0.
         (b"0\n0\n17\n", (0, 0, 17)),
+        (b"4194303\n", (4194303,)),
     ],
 )
 def test_cgroup_procs_edge_cases(data: bytes, expected: tuple[int, ...]) -> None:
-    assert v2.parse_cgroup_procs(data, "cgroup.procs") == expected
+    assert v2.parse_cgroup_procs(data, "cgroup.procs") == v2.CgroupProcs(expected)
 
 
 @pytest.mark.parametrize(
-    ("data", "line"), [(b"1\n2 3\n", 2), (b"1\nabc\n", 2), (b"-5\n", 1), (b"1\n2\n+\n", 3)]
+    ("data", "pids", "line", "kind"),
+    [
+        (b"1\n2 3\n", (1,), 2, MalformedFileError),
+        (b"1\nabc\n7\n", (1, 7), 2, MalformedFileError),
+        (b"1\n\n2\n", (1, 2), 2, MalformedFileError),
+        (b" 5\n6\n", (6,), 1, MalformedFileError),
+        (b"1\n2\n+\n", (1, 2), 3, MalformedFileError),
+        (b"+9\n4\n", (4,), 1, MalformedFileError),
+        (b"4\n1_0\n", (4,), 2, MalformedFileError),
+        (b"-5\n", (), 1, OutOfRangeError),
+        (b"8\n-1\n", (8,), 2, OutOfRangeError),
+        (b"8\n4294967297\n9\n", (8, 9), 2, OutOfRangeError),
+        (b"4194304\n", (), 1, OutOfRangeError),
+        (b"1\n" + b"9" * 100_000 + b"\n", (1,), 2, OutOfRangeError),
+    ],
 )
-def test_cgroup_procs_malformed(data: bytes, line: int) -> None:
-    with pytest.raises(MalformedFileError) as info:
-        v2.parse_cgroup_procs(data, "cgroup.procs")
-    assert info.value.line_number == line
+def test_cgroup_procs_bad_line_is_skipped_and_the_rest_kept(
+    data: bytes, pids: tuple[int, ...], line: int, kind: type[MalformedFileError]
+) -> None:
+    procs = v2.parse_cgroup_procs(data, "/cg/cgroup.procs")
+    assert procs.pids == pids
+    [skipped] = procs.skipped
+    assert type(skipped.first) is kind
+    assert skipped.count == 1
+    assert skipped.first.path == "/cg/cgroup.procs"
+    assert isinstance(skipped.first, MalformedFileError)
+    assert skipped.first.line_number == line
+    assert str(skipped.first).startswith(f"/cg/cgroup.procs:{line}: ")
+    assert len(str(skipped.first)) < 300
+
+
+def test_cgroup_procs_counts_bad_lines_by_kind_with_the_first_of_each() -> None:
+    data = b"1\nabc\n-2\n\n3\n99999999999\nx\n4\n"
+    procs = v2.parse_cgroup_procs(data, "cgroup.procs")
+    assert procs.pids == (1, 3, 4)
+    by_kind = {type(s.first): (s.first.line_number, s.count) for s in procs.skipped}  # type: ignore[attr-defined]
+    assert by_kind == {MalformedFileError: (2, 3), OutOfRangeError: (3, 2)}
+
+
+def test_cgroup_procs_of_garbage_only_keeps_a_bounded_summary() -> None:
+    """A megabyte of empty lines is two numbers, not 500,000 errors."""
+    procs = v2.parse_cgroup_procs(b"\n" * (1 << 20), "cgroup.procs")
+    assert procs.pids == ()
+    [skipped] = procs.skipped
+    assert skipped.count == 1 << 20
 
 
 # --- errors: vanished, denied, other --------------------------------------------------------------
@@ -560,7 +600,7 @@ def test_read_file_bytes_reads_past_the_first_chunk(tmp_path: Path) -> None:
         assert read_file_bytes(str(big), fd) == payload
     finally:
         os.close(fd)
-    assert v2.read_cgroup_procs(tmp_path) == tuple(range(1, 20000))
+    assert v2.read_cgroup_procs(tmp_path).pids == tuple(range(1, 20000))
 
 
 # --- this machine ---------------------------------------------------------------------------------
@@ -579,8 +619,9 @@ def test_live_cpu_stat() -> None:
 @needs_live_v2
 def test_live_cgroup_procs() -> None:
     assert LIVE_V2 is not None
-    pids = v2.read_cgroup_procs(LIVE_V2)
-    assert all(pid >= 0 for pid in pids)
+    procs = v2.read_cgroup_procs(LIVE_V2)
+    assert procs.skipped == ()
+    assert all(0 <= pid < 2**22 for pid in procs.pids)
 
 
 @needs_live_v2

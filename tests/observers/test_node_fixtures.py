@@ -965,6 +965,9 @@ def test_bad_cgroup_file_is_a_counted_error_and_the_rest_is_sampled(
         "vanished": 0,
         "access_denied": 0,
         "malformed": 1,
+        "out_of_range": 0,
+        "too_large": 0,
+        "too_many_series": 0,
         "other": 0,
     }
     assert report.containers == len(layout.expected)
@@ -1061,3 +1064,49 @@ def test_fixture_values_are_what_the_tests_assume() -> None:
     assert single(v2 / "memory.current") > flat(v2 / "memory.stat")["inactive_file"]
     assert flat(v1 / "memory.stat")["total_inactive_file"] > 0
     assert proc_stat(PROC_FILES / "stat")["utime"] > 0
+
+
+# ------------------------------------------------------------------------------------------
+# bad input: bad cgroup.procs lines
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "reason"),
+    [
+        (b"abc", "malformed"),
+        (b"-1", "out_of_range"),
+        (b"", "malformed"),
+        (b"4294967297", "out_of_range"),
+    ],
+)
+def test_a_bad_cgroup_procs_line_keeps_the_container_and_its_other_processes(
+    tmp_path: Path,
+    recorder: CaptureRecorder,
+    caplog: pytest.LogCaptureFixture,
+    bad_line: bytes,
+    reason: str,
+) -> None:
+    layout = tree(tmp_path, "v2")
+    target = layout.expected[0]
+    assert len(target.pids) >= 2
+    first, *rest = target.pids
+    procs = layout.fixture.root / target.relpath / "cgroup.procs"
+    procs.write_bytes(b"".join(b"%d\n" % pid for pid in [first]) + bad_line + b"\n")
+    procs.write_bytes(procs.read_bytes() + b"".join(b"%d\n" % pid for pid in rest))
+    obs = observer(layout, tmp_path / "log")
+    with caplog.at_level("WARNING", logger="finemon.observers"):
+        reports = [obs.sample() for _ in range(2)]
+    cid = str(target.container_id)
+    for report in reports:
+        assert report.containers == len(layout.expected)
+        assert report.skipped["unreadable"] == 0
+        assert report.errors_by_reason[reason] == 1, report.errors_by_reason
+        assert report.read_errors == 1
+    assert value(recorder, "container.processes", container_id=cid) == len(target.pids)
+    assert {
+        dict(h.labels)["pid"] for h in handles(recorder, "process.threads", container_id=cid)
+    } == {str(pid) for pid in target.pids}
+    logged = [r.getMessage() for r in caplog.records if "cgroup.procs" in r.getMessage()]
+    assert len(logged) == 1, logged
+    assert f"{procs}:2: " in logged[0]

@@ -96,7 +96,7 @@ EMPTY_OUTCOMES: dict[str, object] = {
     "v2.flat_keyed": {},
     "v2.single_int": None,
     "v2.int_or_max": None,
-    "v2.cgroup_procs": (),
+    "v2.cgroup_procs": v2.CgroupProcs(()),
     "v2.cpu_stat": v2.CpuStat({}),
     "v2.cpu_max": None,
     "v2.memory_stat": v2.MemoryStat({}),
@@ -189,6 +189,28 @@ def test_garbage(case: Case, data: bytes) -> None:
 @given(data=format_soup)
 def test_format_soup(case: Case, data: bytes) -> None:
     parse_or_malformed(case, data)
+
+
+@FUZZ
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.integers(min_value=0, max_value=2**22 - 1).map(lambda n: b"%d" % n),
+            st.sampled_from([b"", b"abc", b"-1", b"4294967297", b"+5", b" 7", b"1_0", b"\xff"]),
+            st.binary(max_size=6),
+        ),
+        max_size=40,
+    )
+)
+def test_cgroup_procs_keeps_every_pid_and_skips_every_other_line(lines: list[bytes]) -> None:
+    data = b"".join(line + b"\n" for line in lines if b"\n" not in line)
+    kept = [line for line in lines if b"\n" not in line]
+    pids = [int(line) for line in kept if line.isdigit() and int(line) < 2**22]
+    procs = v2.parse_cgroup_procs(data, PATH)
+    assert list(procs.pids) == pids
+    bad = len(kept) - len(pids) if data != b"\n" else 0
+    assert sum(s.count for s in procs.skipped) == bad
+    assert len(procs.skipped) <= 2  # one summary per kind of error, not one per line
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)

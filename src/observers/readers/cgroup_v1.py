@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from observers.readers.cgroup_v2 import (
+    CgroupProcs,
     parse_cgroup_procs,
     parse_flat_keyed,
     parse_int_or_max,
@@ -35,6 +36,7 @@ __all__ = [
     "UNLIMITED_THRESHOLD_BYTES",
     "BlkioDeviceStat",
     "BlkioStat",
+    "CgroupProcs",
     "CpuStat",
     "CpuacctStat",
     "MemoryStat",
@@ -420,7 +422,7 @@ def read_pids_max(cgroup_dir: StrPath) -> int | None:
     return parse_int_or_max(read_file_bytes(path), path)
 
 
-def read_cgroup_procs(cgroup_dir: StrPath) -> tuple[int, ...]:
+def read_cgroup_procs(cgroup_dir: StrPath) -> CgroupProcs:
     """Read ``<cgroup_dir>/cgroup.procs`` (any v1 hierarchy); see
     :func:`observers.readers.cgroup_v2.parse_cgroup_procs`."""
     path = _path(cgroup_dir, "cgroup.procs")

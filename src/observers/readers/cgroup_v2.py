@@ -27,8 +27,9 @@ Failure behaviour, common to every function here (errors of :mod:`observers.read
   PSI disabled), and a plain :class:`~.errors.ReaderError` for any other OS error.
 
 Empty input: the flat keyed and nested keyed parsers return an all-``None`` value (``io.stat`` an
-empty tuple, ``cgroup.procs`` an empty tuple); the single-value parsers raise
-``MalformedFileError`` because those files always hold a value.
+empty tuple, ``cgroup.procs`` no pids); the single-value parsers raise ``MalformedFileError``
+because those files always hold a value. ``cgroup.procs`` is the one file whose bad lines are
+skipped, the rest kept (:class:`CgroupProcs`).
 """
 
 from __future__ import annotations
@@ -38,10 +39,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from observers.readers.errors import MalformedFileError, quote_line, read_file_bytes
+from observers.readers.errors import (
+    MalformedFileError,
+    OutOfRangeError,
+    ReaderError,
+    Skipped,
+    quote_line,
+    read_file_bytes,
+)
 from observers.readers.keyed import Key, KeyedFile
+from observers.readers.numbers import PID, PID_MAX_LIMIT, all_digits, parse_int
 
 __all__ = [
+    "CgroupProcs",
     "CpuMax",
     "CpuStat",
     "IoDeviceStat",
@@ -175,47 +185,75 @@ def parse_int_or_max(data: bytes, path: str) -> int | None:
         raise _single_value_error(data, path, "an integer or 'max'") from None
 
 
-def parse_cgroup_procs(data: bytes, path: str) -> tuple[int, ...]:
+@dataclass(frozen=True, slots=True)
+class CgroupProcs:
+    """``cgroup.procs`` (or ``tasks``): the pids of the cgroup's processes, in file order.
+
+    ``skipped``: the lines that were no pid (not a decimal integer, an empty line, a number
+    outside 0..``PID_MAX_LIMIT``-1), one :class:`~observers.readers.errors.Skipped` per kind of
+    error (:class:`~observers.readers.errors.MalformedFileError`, or
+    :class:`~observers.readers.errors.OutOfRangeError`), its first line's error and how many
+    lines had it. Compared by both.
+    """
+
+    pids: tuple[int, ...]
+    skipped: tuple[Skipped, ...] = ()
+
+
+_NO_PROCS = CgroupProcs(())
+
+
+def parse_cgroup_procs(data: bytes, path: str) -> CgroupProcs:
     """Parse ``cgroup.procs`` (or ``tasks``): one pid per line.
 
-    Empty input (no processes) is a valid empty tuple. Pids are as seen from the reader's pid
-    namespace: the kernel prints 0 for a process outside it, and such zeros are kept.
-
-    Raises:
-        MalformedFileError: a line that is not a single non-negative integer.
+    Empty input (no processes) gives no pids. Pids are as seen from the reader's pid namespace:
+    the kernel prints 0 for a process outside it, and such zeros are kept. A line that is no
+    pid is skipped and reported in :attr:`CgroupProcs.skipped`, the others kept: one bad line
+    must not hide the container's processes. Never raises.
     """
+    if data in (b"", b"\n"):
+        return _NO_PROCS
     lines = data.split(b"\n")
     if lines[-1] == b"":
         lines.pop()
     try:
         pids = tuple(map(int, lines))
     except ValueError:
-        return _parse_cgroup_procs_slow(data, path)
-    if pids and min(pids) < 0:
-        return _parse_cgroup_procs_slow(data, path)
-    return pids
+        return _parse_cgroup_procs_slow(lines, path)
+    if all_digits(lines) and max(pids) < PID_MAX_LIMIT:
+        return CgroupProcs(pids)
+    return _parse_cgroup_procs_slow(lines, path)
 
 
-def _parse_cgroup_procs_slow(data: bytes, path: str) -> tuple[int, ...]:
+def _parse_cgroup_procs_slow(lines: list[bytes], path: str) -> CgroupProcs:
     pids: list[int] = []
-    for number, line in enumerate(data.split(b"\n"), 1):
-        parts = line.split()
-        if not parts:
-            continue
+    first: dict[type[ReaderError], ReaderError] = {}
+    counts: dict[type[ReaderError], int] = {}
+    for number, line in enumerate(lines, 1):
+        error: ReaderError
         try:
-            pid = int(parts[0]) if len(parts) == 1 else -1
-        except ValueError:
-            pid = -1
-        if pid < 0:
-            raise MalformedFileError(path, number, f"expected a pid, got {quote_line(line)}")
-        pids.append(pid)
-    return tuple(pids)
+            pid = parse_int(line, PID, path, number)
+        except OutOfRangeError as exc:
+            error = exc
+        else:
+            if pid is not None:
+                pids.append(pid)
+                continue
+            error = MalformedFileError(path, number, f"expected a pid, got {quote_line(line)}")
+        kind = type(error)
+        if kind in counts:
+            counts[kind] += 1
+        else:
+            first[kind], counts[kind] = error, 1
+    skipped = tuple(Skipped(error, counts[kind]) for kind, error in first.items())
+    return CgroupProcs(tuple(pids), skipped)
 
 
-def read_cgroup_procs(cgroup_dir: StrPath) -> tuple[int, ...]:
+def read_cgroup_procs(cgroup_dir: StrPath) -> CgroupProcs:
     """Read ``<cgroup_dir>/cgroup.procs``: the pids of the processes in the cgroup.
 
-    See :func:`parse_cgroup_procs`; raises the ``read_*`` errors described in the module doc.
+    See :func:`parse_cgroup_procs`; raises the ``read_*`` errors described in the module doc
+    (a file longer than its cap raises FileTooLargeError; discovery keeps the pids within it).
     """
     path = _path(cgroup_dir, "cgroup.procs")
     return parse_cgroup_procs(read_file_bytes(path), path)
