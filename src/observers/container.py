@@ -7,7 +7,9 @@ nothing the kernel reports is thrown away. Derived, version-independent metrics 
 
 Each container has a plan: the files to read every tick and the settings files (limits) to read
 every ``config_every`` ticks, each with the method that parses and emits it. A file the kernel
-does not provide (its directory exists, the file does not) leaves the plan for good.
+does not provide (its directory exists, the file does not) leaves the plan for good. A file
+that fails to read or parse (a value out of its range ...) is counted in
+the sample's :class:`ReadErrors` by reason and skipped this tick.
 """
 
 from __future__ import annotations
@@ -145,27 +147,27 @@ class ContainerSampler:
         every: list[tuple[object, str, Handler]]
         config: list[tuple[object, str, Handler]]
         if d.v2 is not None:
-            v2 = d.v2
+            unified = d.v2
             every = [
-                (v2, "cpu.stat", self._v2_cpu_stat),
-                (v2, "memory.current", self._v2_memory_current),
-                (v2, "memory.stat", self._v2_memory_stat),
-                (v2, "memory.events", self._v2_memory_events),
-                (v2, "memory.swap.current", self._v2_swap_current),
-                (v2, "memory.peak", self._raw_single("memory.peak")),
-                (v2, "pids.current", self._pids_current),
-                (v2, "io.stat", self._v2_io_stat),
+                (unified, "cpu.stat", self._v2_cpu_stat),
+                (unified, "memory.current", self._v2_memory_current),
+                (unified, "memory.stat", self._v2_memory_stat),
+                (unified, "memory.events", self._v2_memory_events),
+                (unified, "memory.swap.current", self._v2_swap_current),
+                (unified, "memory.peak", self._raw_single("memory.peak")),
+                (unified, "pids.current", self._pids_current),
+                (unified, "io.stat", self._v2_io_stat),
             ]
             config = [
-                (v2, "cpu.max", self._v2_cpu_max),
-                (v2, "cpu.weight", self._raw_single("cpu.weight")),
-                (v2, "memory.max", self._v2_memory_max),
+                (unified, "cpu.max", self._v2_cpu_max),
+                (unified, "cpu.weight", self._raw_single("cpu.weight", parse=v2.parse_cpu_weight)),
+                (unified, "memory.max", self._v2_memory_max),
             ]
             config += [
-                (v2, name, self._raw_limit(name))
+                (unified, name, self._raw_limit(name))
                 for name in ("memory.high", "memory.low", "memory.min", "memory.swap.max")
             ]
-            config.append((v2, "pids.max", self._raw_limit("pids.max")))
+            config.append((unified, "pids.max", self._raw_limit("pids.max")))
         else:
             every = [
                 (d.cpuacct, "cpuacct.usage", self._v1_cpuacct_usage),
@@ -187,7 +189,7 @@ class ContainerSampler:
             config = [
                 (d.cpu, "cpu.cfs_quota_us", self._v1_cfs_quota),
                 (d.cpu, "cpu.cfs_period_us", self._v1_cfs_period),
-                (d.cpu, "cpu.shares", self._raw_single("cpu.shares")),
+                (d.cpu, "cpu.shares", self._raw_single("cpu.shares", parse=v1.parse_cpu_shares)),
                 (d.memory, "memory.limit_in_bytes", self._v1_memory_limit),
                 (d.pids, "pids.max", self._raw_limit("pids.max")),
             ]
@@ -309,11 +311,16 @@ class ContainerSampler:
             else:
                 series.gauge(name, value)
 
-    def _raw_single(self, file: str, counter: bool = False) -> Handler:
+    def _raw_single(
+        self,
+        file: str,
+        counter: bool = False,
+        parse: Callable[[bytes, str], int] = v2.parse_single_int,
+    ) -> Handler:
         name = f"cgroup.{file}"
 
         def handle(data: bytes, path: str) -> None:
-            self._set(name, v2.parse_single_int(data, path), counter)
+            self._set(name, parse(data, path), counter)
 
         return handle
 
@@ -427,7 +434,7 @@ class ContainerSampler:
         self.series.gauge("cgroup.cpu.cfs_quota_us", -1 if quota is None else quota)
 
     def _v1_cfs_period(self, data: bytes, path: str) -> None:
-        period = v2.parse_single_int(data, path)
+        period = v1.parse_cfs_period_usec(data, path)
         self.series.gauge("cgroup.cpu.cfs_period_us", period)
         quota = self._quota_usec
         self.limit_millicores = None if quota is None or period <= 0 else quota / period * 1000.0

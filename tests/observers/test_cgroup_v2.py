@@ -193,6 +193,89 @@ def test_single_int_rejects_max() -> None:
         v2.parse_single_int(b"max\n", "memory.current")
 
 
+# --- values no kernel writes ----------------------------------------------------------------------
+
+MEMORY_STAT = (CONTAINER / "memory.stat").read_bytes()
+
+#: (parser, content, line, what the message says): a number in the kernel's syntax that the
+#: kernel never prints in that file.
+OUT_OF_RANGE: list[tuple[Callable[[bytes, str], object], bytes, int, str]] = [
+    (v2.parse_single_int, b"18446744073709551617\n", 1, "above 2**64-1"),
+    (v2.parse_single_int, b"18446744073709551615\n", 1, "int64"),
+    (v2.parse_single_int, b"9223372036854775808\n", 1, "int64"),
+    (v2.parse_single_int, b"-7\n", 1, "negative"),
+    (v2.parse_single_int, b"-0\n", 1, "negative"),
+    (v2.parse_single_int, b"9" * 5000 + b"\n", 1, "above 2**64-1"),
+    (v2.parse_int_or_max, b"-1\n", 1, "negative"),
+    (v2.parse_int_or_max, b"18446744073709551617\n", 1, "above 2**64-1"),
+    (v2.parse_cpu_weight, b"10001\n", 1, "cpu.weight (0..10000)"),
+    (v2.parse_cpu_max, b"-1 100000\n", 1, "negative"),
+    (v2.parse_cpu_max, b"max 999\n", 1, "CFS period"),
+    (v2.parse_cpu_max, b"50000 1000001\n", 1, "CFS period"),
+    (v2.parse_cpu_stat, b"usage_usec 1\nuser_usec -5\n", 2, "negative"),
+    (v2.parse_memory_stat, MEMORY_STAT + b"anon_new 18446744073709551617\n", 59, "2**64-1"),
+    (v2.parse_memory_events, b"low 0\nhigh 0\nmax -1\n", 3, "negative"),
+    (v2.parse_pressure, b"some avg10=100.01 avg60=0.00 avg300=0.00 total=0\n", 1, "PSI"),
+    (v2.parse_pressure, b"some avg10=0.00 avg60=0.00 avg300=0.00 total=-1\n", 1, "negative"),
+    (v2.parse_pressure, b"full avg10=-1.00 avg60=0.00 avg300=0.00 total=0\n", 1, "PSI"),
+    (v2.parse_io_stat, b"8:0 rbytes=1 wbytes=-2 rios=0 wios=0 dbytes=0 dios=0\n", 1, "negative"),
+    (v2.parse_io_stat, b"8:0 rbytes=1\n8:16 rios=18446744073709551617\n", 2, "2**64-1"),
+    (v2.parse_io_stat, b"4294967296:0 rbytes=1\n", 1, "device number"),
+    (v2.parse_io_stat, b"8:0 rbytes=1 cost.vrate=-3.5\n", 1, "non-negative"),
+]
+
+
+@pytest.mark.parametrize(
+    ("parse", "data", "line", "said"),
+    OUT_OF_RANGE,
+    ids=[f"{p.__name__}-{d[:24]!r}" for p, d, _, _ in OUT_OF_RANGE],
+)
+def test_a_number_no_kernel_writes_is_refused(
+    parse: Callable[[bytes, str], object], data: bytes, line: int, said: str
+) -> None:
+    with pytest.raises(OutOfRangeError) as info:
+        parse(data, "/cg/file")
+    assert info.value.path == "/cg/file"
+    assert info.value.line_number == line
+    assert str(info.value).startswith(f"/cg/file:{line}: ")
+    assert said in str(info.value)
+    assert len(str(info.value)) < 300  # a 5,000-digit value is quoted short
+    assert isinstance(info.value, MalformedFileError)  # callers that catch malformed still do
+
+
+@pytest.mark.parametrize(
+    ("parse", "data", "expected"),
+    [
+        (v2.parse_single_int, b"9223372036854775807\n", 2**63 - 1),
+        (v2.parse_single_int, b"0\n", 0),
+        (v2.parse_single_int, b" 12 \n", 12),
+        (v2.parse_int_or_max, b"9223372036854775807\n", 2**63 - 1),
+        (v2.parse_cpu_weight, b"0\n", 0),
+        (v2.parse_cpu_weight, b"10000\n", 10000),
+        (v2.parse_cpu_max, b"max 1000\n", v2.CpuMax(None, 1000)),
+        (v2.parse_cpu_max, b"0 1000000\n", v2.CpuMax(0, 1000000)),
+    ],
+)
+def test_the_bounds_of_each_range_are_accepted(
+    parse: Callable[[bytes, str], object], data: bytes, expected: object
+) -> None:
+    assert parse(data, "f") == expected
+
+
+@pytest.mark.parametrize("data", [b"+5\n", b"1_000\n", b"0x10\n", b"1e3\n", b"5.0\n"])
+def test_a_number_not_in_the_kernels_syntax_is_malformed(data: bytes) -> None:
+    with pytest.raises(MalformedFileError) as info:
+        v2.parse_single_int(data, "memory.current")
+    assert type(info.value) is MalformedFileError
+    with pytest.raises(MalformedFileError) as keyed:
+        v2.parse_memory_stat(b"anon 1\nfile " + data, "memory.stat")
+    assert type(keyed.value) is MalformedFileError and keyed.value.line_number == 2
+
+
+def test_the_fast_and_the_exact_path_agree_on_a_duplicate_key() -> None:
+    assert v2.parse_flat_keyed(b"a 1\nb 2\na 3\n", "f") == {"a": 3, "b": 2}
+
+
 # --- memory.stat ----------------------------------------------------------------------------------
 
 

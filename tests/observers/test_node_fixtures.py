@@ -1067,8 +1067,97 @@ def test_fixture_values_are_what_the_tests_assume() -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# bad input: bad cgroup.procs lines
+# bad input: values no kernel writes, bad cgroup.procs lines
 # ------------------------------------------------------------------------------------------
+
+V2_MEMORY_STAT = (FIXTURES / "cgroup_v2" / "container" / "memory.stat").read_bytes()
+
+OUT_OF_RANGE = [
+    # mode, file, content, the raw series it no longer makes, what the log line says
+    ("v2", "memory.current", b"18446744073709551617\n", "cgroup.memory.current", "2**64-1"),
+    ("v2", "memory.current", b"9223372036854775808\n", "cgroup.memory.current", "int64"),
+    ("v2", "pids.current", b"-7\n", "cgroup.pids.current", "negative"),
+    ("v2", "memory.max", b"-1\n", "cgroup.memory.max", "negative"),
+    ("v2", "cpu.weight", b"20000\n", "cgroup.cpu.weight", "cpu.weight"),
+    ("v2", "cpu.max", b"50000 0\n", "cgroup.cpu.max.period_usec", "CFS period"),
+    (
+        "v2",
+        "memory.stat",
+        V2_MEMORY_STAT.replace(b"anon 527106048\n", b"anon -527106048\n"),
+        "cgroup.memory.stat.file",
+        "negative",
+    ),
+    (
+        "v2",
+        "io.stat",
+        b"8:0 rbytes=18446744073709551617 wbytes=0 rios=0 wios=0 dbytes=0 dios=0\n",
+        "cgroup.io.stat.wbytes",
+        "2**64-1",
+    ),
+    (
+        "v2",
+        "cpu.pressure",
+        b"some avg10=101.00 avg60=0.00 avg300=0.00 total=1\n",
+        "cgroup.cpu.pressure.some.total",
+        "PSI average",
+    ),
+    ("v1", "memory.limit_in_bytes", b"-1\n", "cgroup.memory.limit_in_bytes", "negative"),
+    ("v1", "cpu.cfs_period_us", b"0\n", "cgroup.cpu.cfs_period_us", "CFS period"),
+    ("v1", "cpu.shares", b"1\n", "cgroup.cpu.shares", "cpu.shares"),
+    ("v1", "cpuacct.usage", b"-3\n", "cgroup.cpuacct.usage", "negative"),
+]
+
+
+@pytest.mark.parametrize(
+    ("mode", "file", "content", "lost", "said"),
+    OUT_OF_RANGE,
+    ids=[f"{mode}-{file}-{said}" for mode, file, _, _, said in OUT_OF_RANGE],
+)
+def test_a_value_no_kernel_writes_is_refused_counted_and_logged_once(
+    tmp_path: Path,
+    recorder: CaptureRecorder,
+    caplog: pytest.LogCaptureFixture,
+    mode: str,
+    file: str,
+    content: bytes,
+    lost: str,
+    said: str,
+) -> None:
+    layout = tree(tmp_path, mode)
+    bad = [layout.expected[0], layout.expected[2]]  # two containers with the same bad file
+    for container in bad:
+        cgroup_file(layout.fixture, container.relpath, file).write_bytes(content)
+    obs = observer(layout, tmp_path / "log")
+    with caplog.at_level("WARNING", logger="finemon.observers"):
+        # 11 samples: the settings files are read on the first and the 11th.
+        reports = [obs.sample() for _ in range(11)]
+    assert reports[0].errors_by_reason["out_of_range"] == 2, reports[0].errors_by_reason
+    assert sum(r.errors_by_reason["out_of_range"] for r in reports) >= 4
+    for report in reports:
+        assert report.read_errors == report.errors_by_reason["out_of_range"] in (0, 2)
+        assert report.containers == len(layout.expected)
+    for container in bad:
+        assert lost not in names_of(recorder, container_id=str(container.container_id))
+    assert lost in names_of(recorder, container_id=str(layout.expected[3].container_id))
+    logged = [r.getMessage() for r in caplog.records if file in r.getMessage()]
+    assert len(logged) == 1, logged  # once for the file and reason, not per container or tick
+    assert f"/{file}:1: " in logged[0] and said in logged[0]
+
+
+def test_a_refused_value_is_written_again_once_the_kernel_file_is_good(
+    tmp_path: Path, recorder: CaptureRecorder
+) -> None:
+    layout = tree(tmp_path, "v2")
+    cid = str(layout.expected[0].container_id)
+    path = cgroup_file(layout.fixture, layout.expected[0].relpath, "memory.current")
+    good = path.read_bytes()
+    path.write_bytes(b"-7\n")
+    obs = observer(layout, tmp_path / "log")
+    assert obs.sample().errors_by_reason["out_of_range"] == 1
+    assert value(recorder, "cgroup.memory.current", container_id=cid) is None
+    path.write_bytes(good)
+    clean(obs.sample())
+    assert value(recorder, "cgroup.memory.current", container_id=cid) == int(good)
 
 
 @pytest.mark.parametrize(
