@@ -8,8 +8,9 @@ nothing the kernel reports is thrown away. Derived, version-independent metrics 
 Each container has a plan: the files to read every tick and the settings files (limits) to read
 every ``config_every`` ticks, each with the method that parses and emits it. A file the kernel
 does not provide (its directory exists, the file does not) leaves the plan for good. A file
-that fails to read or parse (a value out of its range ...) is counted in
-the sample's :class:`ReadErrors` by reason and skipped this tick.
+that fails to read or parse (a value out of its range, longer than its cap ...) is counted in
+the sample's :class:`ReadErrors` by reason and skipped this tick; a file makes at most its cap
+of series (:mod:`observers.readers.limits`), the values past it counted ``too_many_series``.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class ContainerSampler:
     directory for pressure on a hybrid host). Files are read through kept descriptors. Limits
     and other settings are re-read every ``config_every`` samples. A file that fails is counted
     in the sample's :class:`ReadErrors` (by reason) and skipped; a vanished cgroup ends the
-    sample early and sets :attr:`gone`.
+    sample early and sets :attr:`gone`. Each file's values make at most its cap of series.
     """
 
     def __init__(
@@ -260,6 +261,20 @@ class ContainerSampler:
 
     def _run(self, plan: list[tuple[KeptFile, Handler]], errors: ReadErrors) -> None:
         dropped: list[KeptFile] = []
+        series = self.series
+        try:
+            self._run_plan(plan, errors, dropped)
+        finally:
+            series.source = ""
+        if dropped:
+            plan[:] = [(k, h) for k, h in plan if k not in dropped]
+            for kept in dropped:
+                kept.close()
+
+    def _run_plan(
+        self, plan: list[tuple[KeptFile, Handler]], errors: ReadErrors, dropped: list[KeptFile]
+    ) -> None:
+        series = self.series
         for kept, handler in plan:
             try:
                 data = kept.read()
@@ -278,6 +293,7 @@ class ContainerSampler:
                 continue
             if data == kept.last:
                 continue
+            series.source = kept.name  # its new series count against the file's cap
             try:
                 handler(data, kept.path)
             except ReaderError as exc:
@@ -286,12 +302,12 @@ class ContainerSampler:
             except (ValueError, OverflowError) as exc:  # a number a handler refused
                 errors.count(MalformedFileError(kept.path, 1, str(exc)))
                 continue
+            finally:
+                refused = series.take_refused(kept.path)
+                if refused is not None:
+                    errors.count(refused, refused.dropped)
             kept.last = data
             self._changed = True
-        if dropped:
-            plan[:] = [(k, h) for k, h in plan if k not in dropped]
-            for kept in dropped:
-                kept.close()
 
     # ------------------------------------------------------------------ raw pass-through
     def _raw(self, prefix: str, values: Mapping[str, int], counter: Callable[[str], bool]) -> None:

@@ -304,7 +304,9 @@ class NodeObserver:
                 deferred = len(due) - index
                 break
             try:
-                process.read_pss()
+                refused = process.read_pss()
+                if refused is not None:
+                    errors.count(refused, refused.dropped)
                 reads += 1
                 # A little early, so that an interval equal to the tick reads every tick.
                 process.next_pss_due = now + interval * 0.9
@@ -329,7 +331,9 @@ class NodeObserver:
                     continue
                 process.next_smaps_due = now + self.config.smaps_interval_seconds
                 try:
-                    process.read_smaps()
+                    refused = process.read_smaps()
+                    if refused is not None:
+                        errors.count(refused, refused.dropped)
                 except VanishedError:
                     self._close_process(state, process.pid)
                 except ReaderError as exc:

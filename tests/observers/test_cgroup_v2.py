@@ -13,6 +13,7 @@ import pytest
 from observers.readers import cgroup_v2 as v2
 from observers.readers.errors import (
     AccessDeniedError,
+    FileTooLargeError,
     MalformedFileError,
     OutOfRangeError,
     ReaderError,
@@ -22,6 +23,7 @@ from observers.readers.errors import (
     read_file_bytes,
     reader_error_from_oserror,
 )
+from observers.readers.limits import DEFAULT_MAX_BYTES, max_bytes_for
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cgroup_v2"
 CONTAINER = FIXTURES / "container"
@@ -684,6 +686,57 @@ def test_read_file_bytes_reads_past_the_first_chunk(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert v2.read_cgroup_procs(tmp_path).pids == tuple(range(1, 20000))
+
+
+# --- bytes read per file -------------------------------------------------------------------------
+
+
+def test_a_file_longer_than_its_cap_is_refused_with_the_lines_within_it(tmp_path: Path) -> None:
+    big = tmp_path / "memory.stat"
+    big.write_bytes(MEMORY_STAT * (DEFAULT_MAX_BYTES // len(MEMORY_STAT) + 1))
+    for fd in (None, os.open(big, os.O_RDONLY)):
+        with pytest.raises(FileTooLargeError) as info:
+            read_file_bytes(str(big), fd)
+        if fd is not None:
+            os.close(fd)
+        assert info.value.max_bytes == DEFAULT_MAX_BYTES == max_bytes_for(str(big))
+        assert info.value.path == str(big)
+        head = info.value.head
+        assert head.endswith(b"\n") and len(head) <= DEFAULT_MAX_BYTES
+        assert big.read_bytes().startswith(head) and len(head) > DEFAULT_MAX_BYTES - 100
+    with pytest.raises(FileTooLargeError):
+        v2.read_memory_stat(tmp_path)
+
+
+def test_a_file_of_exactly_its_cap_is_read_whole(tmp_path: Path) -> None:
+    line = b"x 1\n"
+    exact = tmp_path / "memory.stat"
+    exact.write_bytes(line * (DEFAULT_MAX_BYTES // len(line)))
+    assert len(exact.read_bytes()) == DEFAULT_MAX_BYTES
+    assert read_file_bytes(str(exact)) == exact.read_bytes()
+
+
+def test_a_huge_file_costs_no_memory_past_its_cap(tmp_path: Path) -> None:
+    """A 256 MiB (sparse) memory.stat: read_file_bytes stops one byte past the 64 KiB cap."""
+    import tracemalloc
+
+    huge = tmp_path / "memory.stat"
+    with huge.open("wb") as f:
+        f.truncate(256 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(FileTooLargeError):
+            read_file_bytes(str(huge))
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak_bytes < 4 * DEFAULT_MAX_BYTES
+
+
+def test_per_device_files_and_cgroup_procs_have_larger_caps() -> None:
+    assert max_bytes_for("/cg/io.stat") == max_bytes_for("cgroup.procs") == 1 << 20
+    assert max_bytes_for("/proc/1/smaps") == 16 << 20
+    assert max_bytes_for("/cg/memory.current") == DEFAULT_MAX_BYTES
 
 
 # --- this machine ---------------------------------------------------------------------------------

@@ -1067,7 +1067,7 @@ def test_fixture_values_are_what_the_tests_assume() -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# bad input: values no kernel writes, bad cgroup.procs lines
+# bad input: values no kernel writes, bad cgroup.procs lines, oversized files
 # ------------------------------------------------------------------------------------------
 
 V2_MEMORY_STAT = (FIXTURES / "cgroup_v2" / "container" / "memory.stat").read_bytes()
@@ -1199,3 +1199,90 @@ def test_a_bad_cgroup_procs_line_keeps_the_container_and_its_other_processes(
     logged = [r.getMessage() for r in caplog.records if "cgroup.procs" in r.getMessage()]
     assert len(logged) == 1, logged
     assert f"{procs}:2: " in logged[0]
+
+
+def test_an_oversized_cgroup_file_is_not_read_past_its_cap(
+    tmp_path: Path, recorder: CaptureRecorder
+) -> None:
+    """A 10 MB memory.stat: refused as too large after reading 64 KiB of it, counted; the
+    container's other files are sampled, and sampling takes no memory for the file's bulk."""
+    import tracemalloc
+
+    layout = tree(tmp_path, "v2")
+    target = layout.expected[0]
+    huge = V2_MEMORY_STAT + b"".join(b"key_%07d 1\n" % i for i in range(10_000_000 // 14))
+    assert len(huge) > 10_000_000
+    cgroup_file(layout.fixture, target.relpath, "memory.stat").write_bytes(huge)
+    obs = observer(layout, tmp_path / "log")
+    tracemalloc.start()
+    try:
+        report = obs.sample()
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.errors_by_reason["too_large"] == 1, report.errors_by_reason
+    assert report.read_errors == 1
+    assert peak_bytes < 4_000_000  # the file alone is 10 MB
+    names = names_of(recorder, container_id=str(target.container_id))
+    assert not {n for n in names if n.startswith("cgroup.memory.stat.")}
+    assert "container.memory.usage_bytes" in names and "container.cpu.usage_usec" in names
+
+
+def test_a_keyed_file_makes_at_most_its_cap_of_series(
+    tmp_path: Path, recorder: CaptureRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A memory.stat with 1,000 keys more than the kernel's (within the byte cap) makes 256
+    series; the values past the cap are counted, each reading that has them."""
+    layout = tree(tmp_path, "v2")
+    target = layout.expected[0]
+    cid = str(target.container_id)
+    path = cgroup_file(layout.fixture, target.relpath, "memory.stat")
+    extra = b"".join(b"future_%04d 1\n" % i for i in range(1000))
+    path.write_bytes(V2_MEMORY_STAT + extra)
+    keys = V2_MEMORY_STAT.count(b"\n") + 1000
+    obs = observer(layout, tmp_path / "log")
+    with caplog.at_level("WARNING", logger="finemon.observers"):
+        first = obs.sample()
+        unchanged = obs.sample()
+        path.write_bytes(V2_MEMORY_STAT.replace(b"anon 527106048", b"anon 527106049") + extra)
+        changed = obs.sample()
+    made = {n for n in names_of(recorder, container_id=cid) if n.startswith("cgroup.memory.stat.")}
+    assert len(made) == 256
+    # The kernel's keys come first in the file, so they all have their series.
+    assert {
+        f"cgroup.memory.stat.{line.split()[0].decode()}" for line in V2_MEMORY_STAT.splitlines()
+    } <= made
+    assert first.errors_by_reason["too_many_series"] == keys - 256
+    assert unchanged.read_errors == 0  # the same bytes are not parsed again
+    assert changed.errors_by_reason["too_many_series"] == keys - 256
+    assert value(recorder, "container.memory.rss_bytes", container_id=cid) == 527106049
+    logged = [r.getMessage() for r in caplog.records if "memory.stat" in r.getMessage()]
+    assert len(logged) == 1 and "past the cap of 256 series" in logged[0], logged
+
+
+def test_a_process_file_makes_at_most_its_cap_of_series(
+    tmp_path: Path, recorder: CaptureRecorder
+) -> None:
+    layout = tree(tmp_path, "v2")
+    pid = layout.expected[0].pids[0]
+    rollup = PROC_FILES / "smaps_rollup"
+    extra = b"".join(b"Future%04d:   1 kB\n" % i for i in range(1000))
+    (layout.fixture.proc_root / str(pid) / "smaps_rollup").write_bytes(rollup.read_bytes() + extra)
+    regions = b"".join(
+        b"7f%010x-7f%010x r--p 00000000 fe:00 1   /lib/mapped-%d.so\nRss:  4 kB\nPss:  4 kB\n"
+        % (i * 2, i * 2 + 1, i)
+        for i in range(3000)
+    )
+    (layout.fixture.proc_root / str(pid) / "smaps").write_bytes(regions)
+    report = observer(layout, tmp_path / "log", smaps=True).sample()
+    keys = len(rollup_bytes(rollup)) + 1000
+    assert report.errors_by_reason["too_many_series"] == (keys - 256) + (6000 - 4096)
+    assert report.read_errors == report.errors_by_reason["too_many_series"]
+    made = {n for n in names_of(recorder, pid=str(pid)) if n.startswith("proc.smaps_rollup.")}
+    assert len(made) == 256
+    assert (
+        len(handles(recorder, "process.memory.region.pss_bytes", pid=str(pid)))
+        + len(handles(recorder, "process.memory.region.rss_bytes", pid=str(pid)))
+        == 4096
+    )
+    assert value(recorder, "process.memory.pss_bytes", pid=str(pid), comm="python3") is not None
