@@ -1,16 +1,20 @@
 # finemon container image. Two stages: build a wheel from the source tree, then
 # install only that wheel (plus its runtime dependencies, as binary wheels from
-# PyPI) into a clean python:3.11-slim. No source tree and no pip cache end up
-# in the final image.
+# PyPI) into a virtual environment on a clean base. No source tree, no build
+# tools, no pip and no pip cache end up in the final image.
 #
 #   docker build -t finemon:0.1.0 .
 #
-# The Kubernetes deployment is in k8s/ (see k8s/README.md, which also shows an
-# equivalent `docker run`). This file has not been built on the development
-# machines (they have no Docker engine); tests/k8s checks its key lines.
+# BASE_IMAGE is any Debian-like image with python3 (3.11 or later) and its venv
+# module: the official python:3.11-slim by default, or, where no registry is
+# reachable, a Debian bookworm root filesystem made with mmdebstrap and imported
+# (k8s/build-image.sh does that and builds with podman; tests/k8s/test_image.py
+# runs the result the way k8s/daemonset.yaml does). Sizes: k8s/README.md.
+
+ARG BASE_IMAGE=python:3.11-slim
 
 # ---- build stage: source tree -> wheel ---------------------------------------
-FROM python:3.11-slim AS build
+FROM ${BASE_IMAGE} AS build
 
 ENV DEBIAN_FRONTEND=noninteractive \
     PIP_NO_CACHE_DIR=1 \
@@ -24,10 +28,11 @@ WORKDIR /src
 COPY . .
 # --no-deps: build finemon's own (pure-Python) wheel only; its dependencies are
 # installed as binary wheels from PyPI when the wheel is installed below.
-RUN pip wheel --no-deps --wheel-dir /wheels .
+RUN python3 -m venv /opt/build \
+    && /opt/build/bin/pip wheel --no-deps --wheel-dir /wheels .
 
 # ---- runtime stage -------------------------------------------------------------
-FROM python:3.11-slim
+FROM ${BASE_IMAGE}
 
 LABEL org.opencontainers.image.title="finemon" \
       org.opencontainers.image.description="High-resolution container monitor: cgroup and /proc metrics at 1 Hz into Parquet" \
@@ -40,16 +45,26 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1
 
 COPY --from=build /wheels /tmp/wheels
-# pip byte-compiles the installed modules here, at build time, so nothing has
-# to be written next to them at run time. The s3 extra (boto3) is for
-# `finemon run --upload s3://...`: only the uploader process loads it. The
-# last three commands are a smoke test: the console script exists and the
-# packages import.
-RUN pip install --no-cache-dir "$(ls /tmp/wheels/*.whl)[s3]" \
-    && rm -rf /tmp/wheels \
-    && command -v finemon \
-    && python -c "import monitor.cli" \
-    && python -c "import boto3, monitor.upload"
+# finemon and its dependencies live in the virtual environment /opt/finemon
+# (Debian's python3 refuses `pip install` outside one). pip byte-compiles the
+# installed modules here, at build time, so nothing has to be written next to
+# them at run time. The s3 extra (boto3) is for `finemon run --upload s3://...`:
+# only the uploader process loads it. pip and setuptools are removed once they
+# have done their work, and so are the dependencies' test suites and C headers
+# (about 30 MB of numpy's and pyarrow's). The last three commands are a smoke
+# test: the console script exists and the packages import.
+RUN python3 -m venv /opt/finemon \
+    && /opt/finemon/bin/pip install --no-cache-dir "$(ls /tmp/wheels/*.whl)[s3]" \
+    && /opt/finemon/bin/pip uninstall --yes pip setuptools \
+    && find /opt/finemon/lib/python3*/site-packages -type d \( -name tests -o -name include \) \
+        -prune -exec rm -rf {} + \
+    && rm -rf /tmp/wheels /root/.cache \
+    && /opt/finemon/bin/finemon --help > /dev/null \
+    && /opt/finemon/bin/python -c "import monitor.cli" \
+    && /opt/finemon/bin/python -c "import boto3, monitor.upload"
+
+ENV PATH=/opt/finemon/bin:$PATH \
+    VIRTUAL_ENV=/opt/finemon
 
 # The DaemonSet runs with readOnlyRootFilesystem: never try to write .pyc files
 # at run time (set only after the install, so that the install precompiles).

@@ -1,11 +1,14 @@
-"""Suite-wide rules: in CI, as root, a real-kernel test may not skip."""
+"""Suite-wide rules (in CI, as root, a real-kernel test may not skip) and fixtures."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Generator
+from pathlib import Path
 
 import pytest
+
+from tests.small_disk import SmallDisk, mounted
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -22,3 +25,13 @@ def pytest_runtest_makereport(
     ):
         report.outcome = "failed"
         report.longrepr = f"real-kernel test skipped in CI as root: {report.longrepr}"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Generator[SmallDisk, None, None]:
+    """A real 8 MiB tmpfs mounted in the test's tmp dir, to fill up (tests/small_disk.py);
+    skips without root (a test using it is marked ``root``: in CI it must run)."""
+    with mounted(tmp_path / "disk") as disk:
+        if isinstance(disk, str):
+            pytest.skip(disk)
+        yield disk

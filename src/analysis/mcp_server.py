@@ -15,7 +15,9 @@ Built on the ``mcp`` SDK (the ``mcp`` extra: ``pip install 'finemon[mcp]'``) and
     CPU and memory peaks, changepoints and periodicity, throttling, OOM kills, starts/stops.
 ``run_sql``
     One read-only DuckDB ``SELECT`` over the ``metrics``/``containers`` views, with a row
-    limit and a timeout; anything else is refused and no file outside the dataset is read.
+    limit, a timeout, a cap on the result's size and DuckDB's memory bounded (see
+    :meth:`analysis.explore.Explorer.sql`); anything else is refused and no file outside the
+    dataset is read.
 
 Every result is JSON (structured content): times as ISO 8601 UTC strings, except the points of
 series (epoch seconds). Each call first picks up files published since the last one, so the
@@ -61,12 +63,12 @@ MAX_SQL_TIMEOUT_SECONDS = 60.0
 MCP_DESCRIPTION = f"""\
 Serve the dataset in DIR to AI agents over the Model Context Protocol: tools to list nodes,
 runs, containers and metrics, fetch a downsampled series, analyze a container (CPU and memory
-peaks, throttling, OOM kills, changepoints, periodicity) and run read-only SQL (one SELECT,
-row limit, timeout, no file access outside DIR). --transport stdio (the default) is for an MCP
-client that starts the server itself, e.g. in a client's config: "command": "finemon", "args":
-["mcp", "/path/to/finemon-out"]. --transport http serves streamable HTTP at
-http://ADDRESS:PORT{HTTP_PATH}, on 127.0.0.1 unless --address says otherwise. New files are
-picked up on every call. Needs the mcp extra ({MCP_INSTALL_HINT}).
+peaks, throttling, OOM kills, changepoints, periodicity) and run read-only SQL (one SELECT, row
+limit, timeout, bounded result size and memory, no file access outside DIR). --transport stdio
+(the default) is for an MCP client that starts the server itself, e.g. in a client's config:
+"command": "finemon", "args": ["mcp", "/path/to/finemon-out"]. --transport http serves
+streamable HTTP at http://ADDRESS:PORT{HTTP_PATH}, on 127.0.0.1 unless --address says
+otherwise. New files are picked up on every call. Needs the mcp extra ({MCP_INSTALL_HINT}).
 """
 
 INSTRUCTIONS = """\
@@ -310,14 +312,8 @@ def build_server(explorer: Explorer, *, name: str = "finemon") -> MCPServer:
         result: dict[str, Any] = jsonable(analysis)
         return result
 
-    @server.tool(annotations=read_only)
+    @server.tool(annotations=read_only, description=_run_sql_description())
     def run_sql(query: str, limit: int = 200, timeout_seconds: float = 10.0) -> dict[str, Any]:
-        """Run one read-only DuckDB SELECT (or WITH ... SELECT) over the view `metrics` (one
-        row per series per tick), the view `containers` and the macros rate('name') (per-row
-        delta and per_second of a counter) and increase('name') (per-series increase).
-        Writes, COPY, ATTACH, SET, PRAGMA, INSTALL/LOAD and file reads outside the dataset
-        are refused. At most `limit` rows (max 10000) are returned, `truncated` says whether
-        there were more; the query is stopped after `timeout_seconds` (max 60)."""
         try:
             result = fresh().sql(
                 query,
@@ -335,6 +331,28 @@ def build_server(explorer: Explorer, *, name: str = "finemon") -> MCPServer:
         }
 
     return server
+
+
+def _run_sql_description() -> str:
+    """What ``run_sql`` tells an agent, with the bounds it keeps."""
+    from analysis.explore import (  # noqa: PLC0415 - duckdb, from the analysis extra
+        DEFAULT_SQL_RESULT_BYTES,
+        SQL_MEMORY_LIMIT_BYTES,
+    )
+
+    mib = 1024 * 1024
+    return (
+        "Run one read-only DuckDB SELECT (or WITH ... SELECT) over the view `metrics` (one "
+        "row per series per tick), the view `containers` and the macros rate('name') (per-row "
+        "delta and per_second of a counter) and increase('name') (per-series increase). "
+        "Writes, COPY, ATTACH, SET, PRAGMA, INSTALL/LOAD and file reads outside the dataset "
+        f"are refused. At most `limit` rows (max {MAX_SQL_ROWS}) are returned, `truncated` "
+        "says whether there were more; the query is stopped after `timeout_seconds` (max "
+        f"{MAX_SQL_TIMEOUT_SECONDS:g}), and with a message when its rows would exceed "
+        f"{DEFAULT_SQL_RESULT_BYTES // mib} MiB of JSON or it needs more than "
+        f"{SQL_MEMORY_LIMIT_BYTES // mib} MiB of memory: aggregate in SQL rather than fetch "
+        "raw rows."
+    )
 
 
 # ------------------------------------------------------------------------------------------

@@ -94,7 +94,8 @@ class ParquetFile:
     """A Parquet file written under a hidden temporary name and published by rename.
 
     Nothing is ever visible under ``final`` until :meth:`finalize` has written the footer and
-    synced the data. Construction raises OSError when the directory is not writable.
+    synced the data. Construction raises OSError when the directory is not writable or the disk
+    is full, and then leaves no temporary file behind.
     """
 
     def __init__(
@@ -115,15 +116,20 @@ class ParquetFile:
         self.metric_names: set[str] = set()
         #: Set when a write failed: the file is then rebuilt from its journal.
         self.failed = False
-        self._writer: ParquetWriter | None = ParquetWriter(
-            str(self.partial),
-            schema,
-            # What pyarrow.parquet.ParquetWriter passes by default.
-            version="2.6",
-            data_page_version="1.0",
-            writer_engine_version="V2",
-            **parquet_options(schema, compression_level),
-        )
+        try:
+            self._writer: ParquetWriter | None = ParquetWriter(
+                str(self.partial),
+                schema,
+                # What pyarrow.parquet.ParquetWriter passes by default.
+                version="2.6",
+                data_page_version="1.0",
+                writer_engine_version="V2",
+                **parquet_options(schema, compression_level),
+            )
+        except BaseException:
+            # Created, but its first bytes could not be written (a full disk): not left behind.
+            self.partial.unlink(missing_ok=True)
+            raise
         if metadata:
             self._writer.add_key_value_metadata(metadata)
 

@@ -155,6 +155,7 @@ class JournalWriter:
             self._labels_json: dict[LabelTuple, str] = {}
         except BaseException:
             self._file.close()
+            path.unlink(missing_ok=True)  # created here: not left behind
             raise
 
     def begin(self, header: dict[str, Any]) -> None:
@@ -217,12 +218,18 @@ class JournalWriter:
         os.fsync(self._file.fileno())
 
     def close(self, delete: bool) -> None:
-        """Close the journal; delete it when its file has been published."""
+        """Close the journal; delete it when its file has been published (or it could not be
+        begun). Raises OSError when a kept journal's last bytes cannot be written; a deleted
+        one's are not needed (on a full disk they cannot be written, and it goes anyway)."""
         try:
             self._stream.close()
         except (OSError, pa.ArrowException):
             pass
-        self._file.close()
+        try:
+            self._file.close()  # closes the descriptor even when flushing the buffer fails
+        except OSError:
+            if not delete:
+                raise
         if delete:
             try:
                 self.path.unlink()

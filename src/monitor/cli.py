@@ -184,8 +184,9 @@ pyarrow, DuckDB and Spark as a Hive-partitioned dataset), with a session manifes
 DIR/_session.json and DIR/_sessions/RUN_ID.json.
 
 SIGINT/SIGTERM stop cleanly (the last file is finalized, exit 0); a second signal cuts the drain
-short and leaves the journal for the next start, which recovers it. Reaching --size-limit stops
-recording but keeps finemon up, idle, until it is signalled. Env: POD_NAME, NODE_NAME and
+short and leaves the journal for the next start, which recovers it. Reaching --size-limit or a
+full disk stops recording but keeps finemon up, idle, until it is signalled or space is freed
+(then it records again as a new run). Env: POD_NAME, NODE_NAME and
 CLUSTER_NAME (Kubernetes downward API) give the defaults of --identifier, --node-name and
 --cluster-name; FINEMON_GIT_REV is recorded in the manifest.
 """

@@ -314,9 +314,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop recording once every file finemon wrote under --output-dir (Parquet files, "
         "journals, manifests, across restarts) adds up to SIZE, e.g. 1GiB, 500MB, 2G, 123456. "
         "The current file is finalized, the manifest records reason size_limit, and finemon "
-        "stays up idle (serving --prometheus-port if given) until it is signalled; a restart "
-        "that finds the limit reached writes no data and idles too, so a DaemonSet pod never "
-        "crash-loops (default: %(default)s)",
+        "stays up idle (serving --prometheus-port if given) until it is signalled or space is "
+        "freed; a restart that finds the limit reached writes nothing and idles too, so a "
+        "DaemonSet pod never crash-loops. A full disk idles the same way (default: %(default)s)",
     )
 
     timing = parser.add_argument_group("timing")

@@ -3,15 +3,17 @@ signals and the session manifest.
 
 Life cycle:
 
-1. Preflight, before anything starts: the output directory must be writable (a temporary file is
-   created, written, fsynced and removed in it), the observer must come up (no cgroup mount is an
-   error) and the Prometheus port, if asked for, must bind. A failure is one line on stderr and
-   exit code 1.
+1. Preflight, before anything starts: the output directory must be a directory and writable (a
+   temporary file is created, written, fsynced and removed in it; a full disk is not an error,
+   see 3), the observer must come up (no cgroup mount is an error) and the Prometheus port, if
+   asked for, must bind. A failure is one line on stderr and exit code 1, and the folders the
+   preflight created for the output directory are removed again while they are empty.
 2. ``capture.recover(output_dir)`` rebuilds what a killed predecessor left (journals of files it
    had not finished) and the result is logged.
-3. If the size limit is already reached, finemon records nothing and idles (see
-   :mod:`monitor.sizelimit`). Otherwise a :class:`capture.CaptureManager` is started on the first
-   file, driven by this loop (``auto_tick=False``).
+3. If the size limit is already reached (:mod:`monitor.sizelimit`) or the disk is full
+   (:mod:`monitor.diskspace`), finemon records nothing and idles (:meth:`Daemon._idle`), writing
+   no manifest. Otherwise a :class:`capture.CaptureManager` is started on the first file, driven
+   by this loop (``auto_tick=False``), and the run's manifest is written.
 4. One priming sample, before the first tick is chosen, registers every series and opens every
    file (the costly first sample of a large node cannot make the first ticks late). Then every
    ``interval`` the loop wakes on the next whole multiple of the interval in Unix time,
@@ -26,11 +28,15 @@ Life cycle:
    goes on (:class:`monitor.rotation.FileCycle`); the log gets one line per rotation and a health
    line every minute, never a line per sample. A rotation that fails is logged and counted in
    ``finemon.write_errors`` and the current file goes on.
-6. SIGINT/SIGTERM, ``--duration`` or the size limit stop sampling; the manager drains its window
-   and publishes the file, the manifest gets the end time and reason, exit code 0. A second
-   signal during the drain (or a drain longer than 45 s) cuts it short: the file's journal is
-   left for the next start to recover, and no ``.parquet`` is ever left unreadable
-   (:meth:`monitor.rotation.FileCycle.finish`).
+6. SIGINT/SIGTERM, ``--duration``, the size limit or a full disk (both checked every tick) stop
+   sampling; the manager drains its window and publishes the file, the manifest gets the end
+   time and reason, exit code 0. A file that cannot be finished on a full disk keeps its journal
+   for the next run to recover (still exit code 0). A second signal during the drain (or a drain
+   longer than 45 s) cuts it short: the file's journal is left for the next start to recover,
+   and no ``.parquet`` is ever left unreadable (:meth:`monitor.rotation.FileCycle.finish`).
+7. After the size limit or a full disk, finemon stays up idle (one log line, then a health line
+   a minute, the Prometheus endpoint still served) until a signal, or until space is freed: it
+   looks every few seconds, and then :func:`run` records again as a new run.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -51,7 +57,7 @@ from typing import Any, NoReturn
 import pyarrow as pa
 
 import capture
-from monitor import __version__, allocator
+from monitor import __version__, allocator, diskspace
 from monitor.config import Config
 from monitor.contract import GLOBAL_LABEL_COLUMNS, LABEL_COLUMNS
 from monitor.layout import OutputLayout
@@ -76,17 +82,17 @@ HEALTH_SECONDS = 60.0
 DRAIN_TIMEOUT_SECONDS = 45.0
 #: Time allowed for opening the first file before the first tick is due.
 STARTUP_SECONDS = 0.5
-#: Bytes written to the output directory by the preflight check.
-_PROBE_BYTES = 64 * 1024
 
 # Reasons recorded in the manifest.
 REASON_DURATION = "duration"
 REASON_SIGNAL = "signal"
 REASON_SIZE_LIMIT = "size_limit"
+#: The output directory's filesystem is full (see monitor.diskspace).
+REASON_DISK_FULL = "disk_full"
 REASON_ERROR = "error"
-#: ``exit_reason`` of a run that idled at the size limit until space was freed.
+#: ``exit_reason`` of a run that idled (size limit, full disk) until space was freed.
 REASON_SPACE_FREED = "space_freed"
-#: Seconds between rescans of the output directory while idling at the size limit.
+#: Seconds between looks at the output directory (its size, its free space) while idling.
 RESUME_CHECK_SECONDS = 2.0
 
 
@@ -147,32 +153,46 @@ def global_labels(config: Config) -> dict[str, str]:
     return {name: value for name in GLOBAL_LABEL_COLUMNS if (value := configured[name])}
 
 
-def check_output_dir(output_dir: Path) -> None:
-    """Create ``output_dir`` and prove it takes data (create, write, fsync, remove a hidden file).
+def prepare_output_dir(output_dir: Path) -> list[Path]:
+    """Create ``output_dir`` and its missing parents; returns the folders it created, deepest
+    first (:func:`remove_created` takes them away again after a failed start).
 
-    Raises StartupError with a one-line reason (unwritable, read-only, full disk, not a folder).
+    Raises StartupError with a one-line reason (not a directory, cannot be created).
     """
+    created: list[Path] = []
+    folder = output_dir
+    while not os.path.lexists(folder) and folder != folder.parent:
+        created.append(folder)
+        folder = folder.parent
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file, or a link to nothing
+        raise StartupError(f"output dir {output_dir} is not a directory") from None
     except OSError as exc:
         raise StartupError(f"cannot create output dir {output_dir}: {exc.strerror or exc}") from exc
-    probe = output_dir / f".finemon-write-check-{os.getpid()}"
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if not output_dir.is_dir():
+        raise StartupError(f"output dir {output_dir} is not a directory")
+    return created
+
+
+def remove_created(folders: Iterable[Path]) -> None:
+    """Remove ``folders`` (deepest first) while they are empty: what a failed start made."""
+    for folder in folders:
         try:
-            os.write(fd, b"\0" * _PROBE_BYTES)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise StartupError(
-            f"output dir {output_dir} is not writable: {exc.strerror or exc}"
-        ) from exc
-    finally:
-        try:
-            probe.unlink()
-        except OSError:
-            pass
+            folder.rmdir()
+        except OSError:  # not empty (or gone): leave it and its parents
+            return
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """Why finemon does not record: ``reason`` (the manifest's, :data:`REASON_SIZE_LIMIT` or
+    :data:`REASON_DISK_FULL`), what was counted (``counted``, for the log) and what the manifest
+    records under the reason's name (``marker``)."""
+
+    reason: str
+    counted: str
+    marker: Mapping[str, int]
 
 
 class Daemon:
@@ -211,8 +231,14 @@ class Daemon:
         self._self = SelfUsage()
         self._metrics: OwnMetrics | None = None
         self._skipped_gauges: dict[str, capture.Gauge] = {}
-        #: Set when the run stopped at the size limit and space was freed: record again.
+        #: Set when the run idled (size limit, full disk) and space was freed: record again.
         self.resume = False
+        #: The full disk's error of the preflight probe (None: the output dir took data).
+        self._probe_error: OSError | None = None
+        #: Whether the run recorded, and so has a manifest (a run that only idles has none).
+        self._has_manifest = False
+        #: The manifest files that could not be written (each is warned about once).
+        self._manifest_failed: set[Path] = set()
         # The size-limit accounting and the manifest, shared with the rotation thread.
         self._state_lock = threading.Lock()
         #: Whether the library pages touched only while starting were handed back after the
@@ -239,8 +265,10 @@ class Daemon:
             self.end_at = self.start_time + self.config.duration_seconds
         if self._own_signals:
             self.signals.install()
+        created: list[Path] = []
         try:
-            check_output_dir(self.config.output_dir)
+            created = prepare_output_dir(self.config.output_dir)
+            self._probe_error = self._probe_output_dir()
             self._observer = self._make_observer()
             try:
                 config = self.config
@@ -249,9 +277,24 @@ class Daemon:
                 return self._run_installed(self._describe())
             finally:
                 self._shutdown()
+        except StartupError:
+            remove_created(created)
+            raise
         finally:
             if self._own_signals:
                 self.signals.close()
+
+    def _probe_output_dir(self) -> OSError | None:
+        """Whether the output dir takes data: None, or the full disk's error (it then idles).
+
+        Raises StartupError when it cannot be written for another reason (read-only...).
+        """
+        error = diskspace.probe(self.config.output_dir)
+        if error is not None and not diskspace.is_disk_full(error):
+            raise StartupError(
+                f"output dir {self.config.output_dir} is not writable: {error.strerror or error}"
+            )
+        return error
 
     def _make_observer(self) -> NodeObserverLike:
         try:
@@ -290,14 +333,54 @@ class Daemon:
             return 0
         previous = read_manifest(self.layout.session_manifest)
         self._manifest = SessionManifest(self.layout, self._manifest_document(description, report))
-        used = self.size_limit.rescan()
-        if self.size_limit.reached(used) or self.size_limit.still_reached(previous, used):
-            self._manifest.update(
-                end_time=iso_utc(self.start_time), duration_seconds=0.0, reason=REASON_SIZE_LIMIT
-            )
-            return self._idle(used)
-        self._start_recording()
+        blocked = self._blocked_at_start(previous, lambda: self._probe_error)
+        if blocked is None:
+            blocked = self._start_recording()
+        if blocked is not None:
+            return self._idle(blocked)
         return self._record()
+
+    def _blocked_at_start(
+        self, previous: Mapping[str, Any] | None, probe: Callable[[], OSError | None]
+    ) -> Blocked | None:
+        """What keeps a run from recording now (None: nothing): the size limit reached, or
+        still reached since the run of manifest ``previous`` stopped at it, or a full disk
+        (under ``diskspace.START_FREE_BYTES`` free, or the error ``probe`` returns)."""
+        limit = self.size_limit
+        output_dir = self.config.output_dir
+        used = limit.rescan()
+        if limit.reached(used):
+            return Blocked(
+                REASON_SIZE_LIMIT,
+                f"finemon's files under {output_dir} total {used} bytes, at or over the size "
+                f"limit of {limit.limit_bytes} bytes",
+                limit.marker(used),
+            )
+        if limit.still_reached(previous, used):
+            return Blocked(
+                REASON_SIZE_LIMIT,
+                f"the last run stopped at the size limit of {limit.limit_bytes} bytes and no "
+                f"space was freed since: finemon's files under {output_dir} total {used} bytes, "
+                f"at least the {limit.left_bytes(previous)} bytes it left",
+                limit.marker(used),
+            )
+        free = diskspace.free_bytes(output_dir)
+        needed = diskspace.START_FREE_BYTES
+        if free is not None and free < needed:
+            return Blocked(
+                REASON_DISK_FULL,
+                f"the filesystem of {output_dir} has {free} bytes free, under the {needed} "
+                "bytes needed to start recording",
+                {"free_bytes": free, "needed_bytes": needed},
+            )
+        error = probe()
+        if error is not None:
+            return Blocked(
+                REASON_DISK_FULL,
+                f"{output_dir} takes no data: {error.strerror or error}",
+                {"free_bytes": -1 if free is None else free, "needed_bytes": needed},
+            )
+        return None
 
     # ------------------------------------------------------------------ start
     def _log_recovery(self, report: capture.RecoveryReport) -> None:
@@ -359,7 +442,10 @@ class Daemon:
             "stats": asdict(self.stats),
         }
 
-    def _start_recording(self) -> None:
+    def _start_recording(self) -> Blocked | None:
+        """Start the manager on the run's first file and write the run's first manifest;
+        returns why not (the disk filled since the preflight) instead, or raises StartupError.
+        """
         config = self.config
         manager = capture.CaptureManager(
             config.output_dir,  # a placeholder: start() gets the first file's path
@@ -387,6 +473,13 @@ class Daemon:
             manager.start(first_tick, path)
         except OSError as exc:
             capture.set_recorder(None)
+            if diskspace.is_disk_full(exc):
+                free = diskspace.free_bytes(config.output_dir)
+                return Blocked(
+                    REASON_DISK_FULL,
+                    f"the first file {path} cannot be created: {exc.strerror or exc}",
+                    {"free_bytes": -1 if free is None else free},
+                )
             raise StartupError(f"cannot start recording into {path}: {exc}") from exc
         self._files = FileCycle(
             manager,
@@ -400,6 +493,7 @@ class Daemon:
         self._metrics = OwnMetrics.register()
         assert self._manifest is not None
         self._manifest.update(first_file=str(path))
+        self._has_manifest = True
         self._write_manifest()
         log.info(
             "recording run_id=%s file=%s interval=%gs rotation=%gs window=%gs",
@@ -409,6 +503,7 @@ class Daemon:
             config.rotation_seconds,
             config.window_seconds,
         )
+        return None
 
     def _prime(self, manager: capture.CaptureManager) -> None:
         """Sample once before the tick grid starts, into the recorder that will record.
@@ -448,6 +543,7 @@ class Daemon:
         next_health = tick + health_every
         health_cpu = SelfUsage()
         reason = REASON_SIGNAL
+        blocked: Blocked | None = None
         skipped = 0
         try:
             while True:
@@ -467,8 +563,10 @@ class Daemon:
                 if tick + 1 - file_start >= rotation_ticks:
                     files.rotate()  # in the background
                     file_start = tick + 1  # after a failed rotation: retry a period later
-                if self._size_limit_reached(files):
-                    reason = REASON_SIZE_LIMIT
+                blocked = self._blocked_while_recording(files)
+                if blocked is not None:
+                    log.warning("%s: finishing the current file, then idling", blocked.counted)
+                    reason = blocked.reason
                     break
                 if tick >= next_health:
                     next_health = tick + health_every
@@ -481,8 +579,8 @@ class Daemon:
             self._finish(REASON_ERROR, error=f"{type(exc).__name__}: {exc}")
             return 1
         ok = self._finish(reason)
-        if reason == REASON_SIZE_LIMIT and not self.signals.count:
-            return self._idle(self.size_limit.rescan())
+        if blocked is not None and not self.signals.count:
+            return self._idle(self._blocked_after_stop(blocked))
         return 0 if ok else 1
 
     def _wait_for(self, tick: int) -> bool:
@@ -550,22 +648,68 @@ class Daemon:
         )
 
     def _write_error(self, message: str) -> None:
+        self._count_write_error()
+        log.error("write error: %s", message)
+
+    def _count_write_error(self) -> None:
         self.stats.write_errors += 1
         if self._metrics is not None:
             self._metrics.write_errors.increment()
-        log.error("write error: %s", message)
 
-    def _size_limit_reached(self, files: FileCycle) -> bool:
+    def _blocked_while_recording(self, files: FileCycle) -> Blocked | None:
+        """Whether recording must stop at this tick: the size limit reached, or too little free
+        space left to finish the file being written (or a rotation failed on a full disk)."""
+        live = files.live_files()
+        live_bytes = self.size_limit.live_bytes(live)
         with self._state_lock:
-            used = self.size_limit.used(files.live_files())
-        if not self.size_limit.reached(used):
-            return False
-        log.warning(
-            "size limit reached used_bytes=%d limit_bytes=%d: finalizing the current file",
-            used,
-            self.size_limit.limit_bytes,
+            settled = self.size_limit.settled_bytes
+        limit = self.size_limit.limit_bytes
+        if self.size_limit.reached(settled + live_bytes):
+            return Blocked(
+                REASON_SIZE_LIMIT,
+                f"size limit reached: finished files {settled} bytes + the file being written "
+                f"{live_bytes} bytes (its Parquet part and journal) >= limit {limit} bytes",
+                self.size_limit.marker(settled + live_bytes),
+            )
+        output_dir = self.config.output_dir
+        free = diskspace.free_bytes(output_dir)
+        reserve = diskspace.reserve_bytes(live_bytes)
+        if free is not None and free < reserve:
+            return Blocked(
+                REASON_DISK_FULL,
+                f"disk full: the filesystem of {output_dir} has {free} bytes free, under the "
+                f"{reserve} bytes kept to finish the file being written",
+                {"free_bytes": free, "reserve_bytes": reserve},
+            )
+        if files.disk_full is not None:
+            return Blocked(
+                REASON_DISK_FULL,
+                f"disk full: a rotation failed: {files.disk_full.strerror or files.disk_full}",
+                {"free_bytes": -1 if free is None else free, "reserve_bytes": reserve},
+            )
+        return None
+
+    def _blocked_after_stop(self, stopped: Blocked) -> Blocked:
+        """What the idle after a stop waits on: at the size limit, the total with the last file
+        finished (its journal deleted); on a full disk, the free space now."""
+        output_dir = self.config.output_dir
+        if stopped.reason == REASON_SIZE_LIMIT:
+            used = self.size_limit.rescan()
+            return Blocked(
+                REASON_SIZE_LIMIT,
+                f"stopped at the size limit of {self.size_limit.limit_bytes} bytes; with the "
+                f"last file finished (its journal deleted) finemon's files under {output_dir} "
+                f"total {used} bytes",
+                self.size_limit.marker(used),
+            )
+        free = diskspace.free_bytes(output_dir)
+        return Blocked(
+            REASON_DISK_FULL,
+            f"stopped on a full disk: the filesystem of {output_dir} has "
+            f"{'?' if free is None else free} bytes free (recording again needs "
+            f"{diskspace.START_FREE_BYTES})",
+            stopped.marker,
         )
-        return True
 
     def _log_health(self, cpu_millicores: float) -> None:
         stats = self.stats
@@ -613,12 +757,29 @@ class Daemon:
             self._write_manifest()
             log.warning("drain cut short: journal left for recovery at the next start")
             self._hard_exit(0)
-        if finished.failure is not None:
+        kept = finished.failure is not None and self._disk_is_full(finished.failure)
+        if kept:
+            # Not a failure of finemon's: the journal holds the file, the next run recovers it.
+            self._count_write_error()
+            log.warning(
+                "the last file could not be finished on the full disk (%s): its journal is "
+                "kept, and the next run recovers it",
+                finished.failure,
+            )
+            fields["last_file"] = "journal kept for recovery"
+        elif finished.failure is not None:
             self._write_error(f"final file not published: {finished.failure}")
         self._published(finished.published, "closed")
         self._manifest.update(stats=asdict(self.stats), **fields)
         self._write_manifest()
-        return finished.failure is None
+        return finished.failure is None or kept
+
+    def _disk_is_full(self, error: OSError) -> bool:
+        """Whether ``error`` came from a full disk (or the disk is full now)."""
+        if diskspace.is_disk_full(error):
+            return True
+        free = diskspace.free_bytes(self.config.output_dir)
+        return free is not None and free < diskspace.MIN_FREE_BYTES
 
     def _hard_exit(self, code: int) -> NoReturn:
         logging.shutdown()
@@ -626,48 +787,75 @@ class Daemon:
         sys.stderr.flush()
         os._exit(code)
 
-    def _idle(self, used: int) -> int:
-        """Stay up without recording until a signal (or the end of ``--duration``), or until
-        space is freed (then :attr:`resume` is set and :func:`run` records again); returns 0."""
-        limit = self.size_limit.limit_bytes
+    def _idle(self, blocked: Blocked) -> int:
+        """Stay up without recording, for the reason ``blocked`` gives, until a signal (or the
+        end of ``--duration``), or until space is freed (then :attr:`resume` is set and
+        :func:`run` records again as a new run); returns 0.
+
+        A run that recorded adds the reason's marker to its manifest, and ``exit_time`` and
+        ``exit_reason`` when it stops idling; a run that never recorded writes no manifest.
+        """
         log.warning(
-            "size limit reached used_bytes=%d limit_bytes=%d: not recording; staying up idle "
-            "until SIGINT/SIGTERM or until space is freed under %s (a higher --size-limit needs a "
-            "restart)",
-            used,
-            limit,
-            self.config.output_dir,
+            "idle reason=%s: %s; not recording, staying up until SIGINT/SIGTERM or until %s",
+            blocked.reason,
+            blocked.counted,
+            self._resume_condition(blocked),
         )
         status = capture.CaptureRecorder(global_labels=global_labels(self.config))
-        status.gauge("finemon.size_limit.reached").set(1)
-        status.gauge("finemon.size_limit.used_bytes").set(used)
-        status.gauge("finemon.size_limit.limit_bytes").set(limit)
+        self._show_idle(status, blocked)
         capture.set_recorder(status)
         assert self._manifest is not None
-        self._manifest.update(size_limit=self.size_limit.marker(used))
-        self._write_manifest()
+        if self._has_manifest:
+            self._manifest.update(**{blocked.reason: dict(blocked.marker)})
+            self._write_manifest()
         try:
-            self.resume = self._wait_for_space(used)
+            self.resume = self._wait_for_space(blocked, status)
         finally:
             capture.set_recorder(None)
-        assert self._manifest is not None
         if self.resume:
             exit_reason = REASON_SPACE_FREED
         else:
             exit_reason = REASON_SIGNAL if self.signals.count else REASON_DURATION
-        self._manifest.update(exit_time=iso_utc(time.time()), exit_reason=exit_reason)
-        if self.signals.count:
-            self._manifest.update(signal=self.signals.last_name)
-        self._write_manifest()
+        if self._has_manifest:
+            self._manifest.update(exit_time=iso_utc(time.time()), exit_reason=exit_reason)
+            if self.signals.count:
+                self._manifest.update(signal=self.signals.last_name)
+            self._write_manifest()
         if not self.resume:
-            log.info("exiting after idling at the size limit")
+            log.info("exiting after idling reason=%s", blocked.reason)
         return 0
 
-    # ---- size limit: resume when space is freed (e.g. by finemon run --upload-delete)
-    def _wait_for_space(self, used: int) -> bool:
-        """Idle until a signal or the end of ``--duration`` (False), or until space was freed
-        under the output directory (True): a rescan every few seconds finds the total below
-        both the limit and the ``used`` bytes that stopped the recording."""
+    def _resume_condition(self, blocked: Blocked) -> str:
+        output_dir = self.config.output_dir
+        if blocked.reason == REASON_SIZE_LIMIT:
+            return (
+                f"space is freed under {output_dir} (its total below "
+                f"{blocked.marker['used_bytes']} bytes and the limit; a higher --size-limit "
+                "needs a restart)"
+            )
+        return f"the filesystem of {output_dir} has {diskspace.START_FREE_BYTES} bytes free again"
+
+    @staticmethod
+    def _show_idle(status: capture.CaptureRecorder, blocked: Blocked) -> None:
+        """The live view's gauges of why finemon idles (only while idle)."""
+        marker = blocked.marker
+        if blocked.reason == REASON_SIZE_LIMIT:
+            status.gauge("finemon.size_limit.reached").set(1)
+            status.gauge("finemon.size_limit.used_bytes").set(marker["used_bytes"])
+            status.gauge("finemon.size_limit.limit_bytes").set(marker["limit_bytes"])
+        else:
+            status.gauge("finemon.disk_full.reached").set(1)
+            status.gauge("finemon.disk_full.free_bytes").set(marker.get("free_bytes", -1))
+
+    # ---- idle: record again when space is freed (e.g. by finemon run --upload-delete)
+    def _wait_for_space(self, blocked: Blocked, status: capture.CaptureRecorder) -> bool:
+        """Idle until a signal or the end of ``--duration`` (False), or until nothing blocks
+        recording any more (True). Every few seconds it looks again (:meth:`_blocked_at_start`:
+        at the size limit, the total must also be below the bytes it stopped at), and logs a
+        health line every minute and a line when the reason changes."""
+        stopped = {"reason": blocked.reason, blocked.reason: dict(blocked.marker)}
+        output_dir = self.config.output_dir
+        next_health = time.monotonic() + HEALTH_SECONDS
         while True:
             wake = time.time() + RESUME_CHECK_SECONDS
             if self.end_at is not None:
@@ -675,22 +863,49 @@ class Daemon:
             self.signals.sleep_until(wake, seen=0)
             if self.signals.count or (self.end_at is not None and time.time() >= self.end_at):
                 return False
-            now_used = self.size_limit.rescan()
-            if now_used < used and not self.size_limit.reached(now_used):
+            now = self._blocked_at_start(stopped, lambda: diskspace.probe(output_dir))
+            if now is None:
                 log.info(
-                    "space freed used_bytes=%d limit_bytes=%d: recording again as a new run",
-                    now_used,
+                    "space freed: finemon's files under %s total %d bytes (limit %d bytes), "
+                    "%s bytes free on its filesystem: recording again as a new run",
+                    output_dir,
+                    self.size_limit.rescan(),
                     self.size_limit.limit_bytes,
+                    diskspace.free_bytes(output_dir),
                 )
                 return True
+            if now.reason != blocked.reason:
+                log.warning("still idle, now reason=%s: %s", now.reason, now.counted)
+                blocked = now
+                self._show_idle(status, blocked)
+            if time.monotonic() >= next_health:
+                next_health = time.monotonic() + HEALTH_SECONDS
+                log.info("health idle reason=%s: %s", now.reason, now.counted)
 
     def _write_manifest(self) -> None:
-        assert self._manifest is not None
-        self._manifest.update(stats=asdict(self.stats))
-        try:
-            self._manifest.write(time.time())
-        except OSError as exc:
-            self._write_error(f"manifest not written: {exc}")
+        """Write the run's manifest; a file that cannot be written is counted as a write error
+        and logged the first time (saying where the manifest is then)."""
+        manifest = self._manifest
+        assert manifest is not None
+        manifest.update(stats=asdict(self.stats))
+        failed = manifest.write(time.time())
+        written = [path for path in manifest.paths if path not in dict(failed)]
+        for path, exc in failed:
+            self._count_write_error()
+            if path in self._manifest_failed:
+                continue
+            self._manifest_failed.add(path)
+            where = (
+                f"the run's manifest is in {written[0]} only"
+                if written
+                else "the run has no manifest on disk"
+            )
+            log.warning(
+                "manifest not written to %s: %s; %s (further failures are only counted)",
+                path,
+                exc.strerror or exc,
+                where,
+            )
 
 
 def run(

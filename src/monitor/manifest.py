@@ -2,7 +2,16 @@
 
 Written as ``_session.json`` at the output root (the current or last run) and as
 ``_sessions/<run_id>.json`` (kept for every run; a restart never overwrites an earlier run's).
-Both are written atomically: a hidden temporary file in the same folder, fsynced, renamed.
+Each is written atomically (a hidden temporary file in the same folder, fsynced, renamed), and
+each on its own: when ``_sessions/`` cannot be written the run's manifest is still in
+``_session.json`` (the daemon logs a warning saying so). On a full disk, where not even a
+temporary file fits, an existing manifest is overwritten in place in the blocks it already has,
+so that a run stopped by a full disk still records its end.
+
+Which runs have one: every run that records. A run that never records (a restart that finds
+the size limit reached or the disk full, and idles) writes none: ``_session.json`` keeps saying
+why the last run stopped, and restarts while idle do not add manifests (nor bytes to the size
+limit's total).
 
 Fields: ``run_id`` (the same as the Parquet rows' ``run_id``), ``identifier``, ``node_name``,
 ``cluster_name``, ``pod_name``, ``start_time`` (ISO 8601 UTC), ``config`` (every setting),
@@ -11,15 +20,19 @@ source tree, else null), ``host`` (kernel release, host name, CPU count, memory 
 the observer found: cgroup version, mounts, layout), ``recovered`` (files rebuilt at start),
 ``stats`` (ticks, skipped ticks, files, rows, bytes; updated at each rotation), ``updated_time``,
 and once recording stops ``end_time``, ``duration_seconds`` and ``reason``: ``duration``,
-``signal`` (with ``signal`` naming it), ``size_limit`` or ``error`` (with ``error``). A process
-that stops at the size limit also records ``size_limit`` (``limit_bytes`` and the ``used_bytes``
-it left; a restart reads them, see :mod:`monitor.sizelimit`), and stays up idle, adding
+``signal`` (with ``signal`` naming it), ``size_limit``, ``disk_full`` or ``error`` (with
+``error``); ``last_file: "journal kept for recovery"`` when the last file could not be finished
+on a full disk. A process that stops at the size limit also records ``size_limit``
+(``limit_bytes`` and the ``used_bytes`` it left; a restart reads them, see
+:mod:`monitor.sizelimit`), one stopped by a full disk ``disk_full`` (``free_bytes`` then and the
+``reserve_bytes`` it keeps, see :mod:`monitor.diskspace`); either stays up idle, adding
 ``exit_time`` and ``exit_reason`` (``signal``, ``duration``, or ``space_freed`` when it records
 again as a new run) when it stops idling.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -82,13 +95,17 @@ def host_info(observer_description: Mapping[str, object]) -> dict[str, object]:
     }
 
 
+def _json_bytes(document: Mapping[str, Any]) -> bytes:
+    return (json.dumps(document, indent=2, sort_keys=True, default=str) + "\n").encode()
+
+
 def write_json_atomically(path: Path, document: Mapping[str, Any]) -> None:
     """Write ``document`` to ``path`` through a hidden temporary file, fsync and rename.
 
     Raises OSError (the earlier content of ``path`` stays intact) when it cannot be written.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = (json.dumps(document, indent=2, sort_keys=True, default=str) + "\n").encode()
+    data = _json_bytes(document)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -102,6 +119,45 @@ def write_json_atomically(path: Path, document: Mapping[str, Any]) -> None:
         except OSError:
             pass
         raise
+
+
+def overwrite_json_in_place(path: Path, document: Mapping[str, Any]) -> None:
+    """Write ``document`` over the existing file ``path`` in the blocks it already has (on a
+    full disk, where a new file cannot be made), padded with spaces (valid JSON) to the old
+    length, and fsync.
+
+    Not atomic: a crash during the write can leave the file torn. Raises OSError when the
+    document does not fit the blocks of ``path`` (or ``path`` is missing, or the filesystem
+    needs new blocks even to overwrite, as copy-on-write ones do).
+    """
+    data = _json_bytes(document)
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        stat = os.fstat(fd)
+        if len(data) > stat.st_blocks * 512:
+            raise OSError(errno.ENOSPC, f"{len(data)} bytes do not fit its blocks", str(path))
+        view = memoryview(data.ljust(stat.st_size, b" "))
+        offset = 0
+        while offset < len(view):
+            offset += os.pwrite(fd, view[offset:], offset)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json(path: Path, document: Mapping[str, Any]) -> None:
+    """:func:`write_json_atomically`, or on a full disk (``ENOSPC``/``EDQUOT``) and when
+    ``path`` exists, :func:`overwrite_json_in_place`: a manifest that can no longer be replaced
+    still gets its end. Raises OSError (the first error) when neither works."""
+    try:
+        write_json_atomically(path, document)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not path.is_file():
+            raise
+        try:
+            overwrite_json_in_place(path, document)
+        except OSError:
+            raise exc from None
 
 
 def read_manifest(path: Path) -> dict[str, Any] | None:
@@ -124,8 +180,22 @@ class SessionManifest:
         """Change top-level fields (written by the next :meth:`write`)."""
         self.document.update(fields)
 
-    def write(self, now: float) -> None:
-        """Write ``_sessions/<run_id>.json`` and then ``_session.json``; raises OSError."""
+    @property
+    def paths(self) -> tuple[Path, Path]:
+        """Where :meth:`write` writes, in its order: ``_sessions/<run_id>.json``,
+        ``_session.json``."""
+        return self.layout.run_manifest, self.layout.session_manifest
+
+    def write(self, now: float) -> list[tuple[Path, OSError]]:
+        """Write ``_sessions/<run_id>.json`` and then ``_session.json`` (:func:`write_json`),
+        each whatever became of the other (an unwritable ``_sessions/`` leaves the run's
+        manifest in ``_session.json`` alone). Returns the paths that could not be written, with
+        their errors; never raises OSError."""
         self.document["updated_time"] = iso_utc(now)
-        write_json_atomically(self.layout.run_manifest, self.document)
-        write_json_atomically(self.layout.session_manifest, self.document)
+        failed: list[tuple[Path, OSError]] = []
+        for path in self.paths:
+            try:
+                write_json(path, self.document)
+            except OSError as exc:
+                failed.append((path, exc))
+        return failed

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 import capture
-from monitor import allocator
+from monitor import allocator, diskspace
 from monitor.layout import OutputLayout
 from monitor.signals import SignalWatch
 
@@ -86,6 +86,8 @@ class FileCycle:
         self._on_write_error = on_write_error
         self._after_rotation = after_rotation
         self._rotation: threading.Thread | None = None
+        #: The error of the last rotation that failed on a full disk (``ENOSPC``, ``EDQUOT``).
+        self.disk_full: OSError | None = None
 
     def live_files(self) -> list[Path]:
         """The files still growing (the current file's hidden Parquet file and journal)."""
@@ -122,9 +124,11 @@ class FileCycle:
             published = manager.rotate(path_for)
         except capture.CaptureWriteError as exc:
             self.seq = seq  # the new file is open; the old one waits for recovery
+            self._note_disk_full(exc)
             self._on_write_error(f"rotation could not publish the previous file: {exc}")
         except OSError as exc:
             target = paths[-1] if paths else "a new file"
+            self._note_disk_full(exc)
             self._on_write_error(
                 f"rotation to {target} failed, still writing {manager.current_path}: {exc}"
             )
@@ -136,6 +140,10 @@ class FileCycle:
             self._on_published(published, "rotated")
         self._after_rotation(self)
         allocator.release_free_memory()  # the old file's buffers, freed in this thread's arena
+
+    def _note_disk_full(self, exc: OSError) -> None:
+        if diskspace.is_disk_full(exc):
+            self.disk_full = exc
 
     # ------------------------------------------------------------------ the end
     def finish(self, signals: SignalWatch, timeout_seconds: float) -> Finished:

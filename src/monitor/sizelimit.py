@@ -13,12 +13,17 @@ then shrinks: the journal is deleted), records reason ``size_limit`` in the mani
 ``size_limit: {limit_bytes, used_bytes}`` and stops recording. The total therefore never exceeds
 the limit by more than one rotation's file.
 
+What the log says: at the stop, what was counted (``size limit reached: finished files N bytes
++ the file being written M bytes (its Parquet part and journal) >= limit L bytes``), then, going
+idle, the total once that file is finished (smaller: its journal is deleted).
+
 Why it does not exit: in a DaemonSet an exiting container is restarted at once, and a restarted
 finemon that exited again on finding the limit reached would crash-loop. So both the process that
-reaches the limit and a restarted process that finds it reached stay up idle: no sampling, no
-data written (a restart only writes its small session manifest, saying why it records nothing),
-the Prometheus endpoint still served if enabled (with ``finemon.size_limit.*`` gauges), one log
-line, until SIGINT/SIGTERM (or the end of ``--duration``) makes them exit 0.
+reaches the limit and a restarted process that finds it reached stay up idle: no sampling,
+nothing written (a restart writes no manifest either: restarts never creep past the limit), the
+Prometheus endpoint still served if enabled (with ``finemon.size_limit.*`` gauges), one log line
+and a health line a minute, until SIGINT/SIGTERM (or the end of ``--duration``) makes them exit
+0. A full disk idles the same way (:mod:`monitor.diskspace`).
 
 When a restart counts as "reached": the total is at the limit, or the previous run stopped at the
 limit (its ``_session.json`` says ``reason: size_limit``) and since then neither was space freed
@@ -110,7 +115,18 @@ class SizeLimit:
 
     def used(self, live: Iterable[Path] = ()) -> int:
         """Bytes used: the last scan's settled files plus the current size of ``live`` files."""
-        return self._settled_bytes + sum(_file_size(p) for p in live)
+        return self._settled_bytes + self.live_bytes(live)
+
+    @property
+    def settled_bytes(self) -> int:
+        """The last scan's total of the files that were not growing (finished files,
+        manifests, earlier runs' leftovers)."""
+        return self._settled_bytes
+
+    @staticmethod
+    def live_bytes(live: Iterable[Path]) -> int:
+        """The current size of the ``live`` files (a ``stat`` each; 0 for one that is gone)."""
+        return sum(_file_size(p) for p in live)
 
     def reached(self, used_bytes: int) -> bool:
         """Whether ``used_bytes`` reaches the limit."""
@@ -124,12 +140,28 @@ class SizeLimit:
         """Whether the run that wrote manifest ``previous`` stopped at the limit and nothing has
         changed since: no space freed (``used_bytes`` at least what it left) and no higher limit.
         """
-        if previous is None or previous.get("reason") != "size_limit":
+        stopped = _stopped_at(previous)
+        if stopped is None:
             return False
-        marker = previous.get("size_limit")
-        if not isinstance(marker, Mapping):
-            return False
-        limit, left = marker.get("limit_bytes"), marker.get("used_bytes")
-        if not isinstance(limit, int) or not isinstance(left, int):
-            return False
+        limit, left = stopped
         return self.limit_bytes <= limit and used_bytes >= left
+
+    @staticmethod
+    def left_bytes(previous: Mapping[str, Any] | None) -> int | None:
+        """The bytes used that the run of manifest ``previous`` left when it stopped at the
+        limit (None: it did not stop there)."""
+        stopped = _stopped_at(previous)
+        return None if stopped is None else stopped[1]
+
+
+def _stopped_at(previous: Mapping[str, Any] | None) -> tuple[int, int] | None:
+    """``(limit_bytes, used_bytes)`` of manifest ``previous`` if its run stopped at the limit."""
+    if previous is None or previous.get("reason") != "size_limit":
+        return None
+    marker = previous.get("size_limit")
+    if not isinstance(marker, Mapping):
+        return None
+    limit, left = marker.get("limit_bytes"), marker.get("used_bytes")
+    if not isinstance(limit, int) or not isinstance(left, int):
+        return None
+    return limit, left

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -254,6 +255,10 @@ def test_sql_reads_with_a_row_limit(small: Explorer) -> None:
         "pragma version",
         "set threads = 1",
         "select 1; drop view metrics",
+        "select 1; -- a note\nselect 2",
+        "select ';' as s; select 2 -- ;",
+        "select 1 /* ; */; drop view metrics",
+        "-- only a comment",
         "drop view metrics",
         "export database '/tmp/finemon-explore-export'",
     ],
@@ -291,4 +296,60 @@ def test_sql_cannot_change_its_settings(small: Explorer) -> None:
 def test_sql_timeout(small: Explorer) -> None:
     with pytest.raises(AnalysisError, match="longer than"):
         small.sql("select count(*) from range(1000000000000) a", timeout_seconds=0.2)
+    assert small.sql("select 42").rows == [(42,)]
+
+
+@pytest.mark.parametrize(
+    ("query", "rows"),
+    [
+        ("select 42 -- the answer", [(42,)]),
+        ("select 42; -- the answer", [(42,)]),
+        ("-- a note\nselect 42\n-- the end", [(42,)]),
+        ("select 42 /* a ; b */ ; /* the end */", [(42,)]),
+        ("select ';' as s -- ; select 2", [(";",)]),
+        ("select '-- not a comment' as s", [("-- not a comment",)]),
+        ('select 42 as "a;--b" -- c', [(42,)]),
+        ("select 42 -- ) as q; drop view metrics", [(42,)]),
+        ("from range(3) -- from", [(0,), (1,), (2,)]),
+        ("select 'été' as s; -- ü", [("été",)]),
+    ],
+)
+def test_sql_takes_comments_and_semicolons(
+    small: Explorer, query: str, rows: list[tuple[object]]
+) -> None:
+    """A trailing ``--`` comment once swallowed the row-limit wrapper (a parser error)."""
+    assert small.sql(query).rows == rows
+    assert small.sql("select count(*) from metrics").rows[0][0] > 0
+
+
+def test_sql_connection_is_bounded(small_dir: Path) -> None:
+    """Memory, threads and spill are set before the configuration is locked; the spill goes
+    to a private folder (not the current directory) that closing the explorer removes."""
+    explorer = Explorer(small_dir)
+    settings = "memory_limit", "threads", "temp_directory", "max_temp_directory_size"
+    [values] = explorer.sql(
+        "select " + ", ".join(f"current_setting('{name}')" for name in settings)
+    ).rows
+    memory, threads, spill, spill_limit = map(str, values)
+    assert memory == "512.0 MiB" and threads == "2" and spill_limit == "1.0 GiB"
+    folder = Path(spill)
+    assert folder.is_absolute() and folder.is_dir() and Path.cwd() not in folder.parents
+    with pytest.raises(RefusedQueryError):
+        explorer.sql("set memory_limit = '8GB'")
+    explorer.close()
+    assert not folder.exists()
+
+
+def test_sql_stops_at_the_byte_cap(small: Explorer) -> None:
+    query = "select repeat('x', 100) from range(10)"
+    rows = small.sql(query, max_bytes=2000).rows
+    assert len(rows) == 10
+    cap = len(json.dumps(rows, separators=(",", ":"))) - 1  # one byte short of the 10 rows
+    with pytest.raises(AnalysisError, match=rf"larger than {cap} bytes of JSON \(after 9 rows\)"):
+        small.sql(query, max_bytes=cap)
+    # A value too large for any result stops the query in DuckDB, before Python converts it.
+    for query in ("select repeat('x', 5000)", "select list(range) from range(1000)",
+                  "select 1 a, {'b': [repeat('y', 5000)]} c"):  # fmt: skip
+        with pytest.raises(AnalysisError, match=r"larger than 2000 bytes .*a single value is"):
+            small.sql(query, max_bytes=2000)
     assert small.sql("select 42").rows == [(42,)]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,8 @@ async def _exercise(client: Client) -> None:
     assert [row[0] for row in rows["rows"]] == ["job", "nginx", "postgres"]
     limited = await _call(client, "run_sql", query="select * from range(50)", limit=5)
     assert len(limited["rows"]) == 5 and limited["truncated"]
+    noted = await _call(client, "run_sql", query="select 42 as answer -- the answer")
+    assert noted["rows"] == [[42]]
 
     for query in (
         "insert into metrics values (1)",
@@ -173,11 +176,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def http_server(small_dir: Path) -> Iterator[str]:
+@contextmanager
+def _http_server_process(directory: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``finemon mcp DIR --transport http`` running: its URL and its process."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "mcp", str(small_dir), "--transport", "http",
+        [sys.executable, "-m", "monitor.cli", "mcp", str(directory), "--transport", "http",
          "--port", str(port)],
         env=_environment(),
         stdout=subprocess.PIPE,
@@ -196,7 +200,7 @@ def http_server(small_dir: Path) -> Iterator[str]:
         process.kill()
         raise AssertionError("finemon mcp --transport http did not listen within 30 s")
     try:
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield f"http://127.0.0.1:{port}/mcp", process
     finally:
         process.terminate()
         try:
@@ -204,6 +208,12 @@ def http_server(small_dir: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def http_server(small_dir: Path) -> Iterator[str]:
+    with _http_server_process(small_dir) as (url, _process):
+        yield url
 
 
 def test_http_server_subprocess(http_server: str) -> None:
@@ -248,3 +258,51 @@ def test_http_server_rejects_a_foreign_host_header(http_server: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=10)
     assert caught.value.code in (403, 421)
+
+
+#: Queries that once took the server to gigabytes (a 200 MB result; string and list
+#: aggregations to 8 GB), and the start of what each says now.
+SQL_BOMBS = {
+    "SELECT repeat('x', 1000000) FROM range(200)": "the result is larger than 1 MiB",
+    "SELECT string_agg(repeat('x', 1000), '') FROM range(1000000)": "the query needs more memory",
+    "SELECT list(range) FROM range(100000000)": "the query needs more memory",
+    "SELECT list(range) FROM range(1000000)": "the result is larger than 1 MiB",
+}
+#: What the server process may reach at its peak (VmHWM), bombs included.
+SERVER_PEAK_BYTES = 1024 * 1024 * 1024
+
+
+def _peak_rss_bytes(pid: int) -> int:
+    """The process's peak resident set (VmHWM in /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM in /proc/{pid}/status")
+
+
+def test_run_sql_bombs_fail_fast_in_bounded_memory(small_dir: Path) -> None:
+    """Each bomb fails well within its timeout with its own message, not a timeout, and the
+    server's peak RSS stays under 1 GiB; a query past its timeout is stopped near it."""
+    timeout_seconds = 5.0
+
+    async def run(url: str) -> None:
+        async with Client(url, read_timeout_seconds=120) as client:
+            for query, message in SQL_BOMBS.items():
+                said = await _error(
+                    client, "run_sql", query=query, limit=10_000, timeout_seconds=timeout_seconds
+                )
+                assert message in said, (query, said)
+            began = time.monotonic()
+            said = await _error(
+                client, "run_sql", query="select count(*) from range(1000000000000)",
+                timeout_seconds=timeout_seconds,
+            )  # fmt: skip
+            assert "longer than 5 s" in said
+            assert time.monotonic() - began < 3 * timeout_seconds
+            rows = await _call(client, "run_sql", query="select 42 -- still answers")
+            assert rows["rows"] == [[42]]
+
+    with _http_server_process(small_dir) as (url, process):
+        asyncio.run(run(url))
+        peak_bytes = _peak_rss_bytes(process.pid)
+    assert peak_bytes < SERVER_PEAK_BYTES, f"peak RSS {peak_bytes / 2**20:.0f} MiB"

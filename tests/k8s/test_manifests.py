@@ -13,6 +13,7 @@ import re
 import shutil
 import socket
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -566,10 +567,25 @@ def final_stage(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return instructions[last_from:]
 
 
-def test_dockerfile_is_multi_stage_on_python_311_slim() -> None:
-    bases = [args.split()[0] for keyword, args in dockerfile_instructions() if keyword == "FROM"]
+def test_dockerfile_is_multi_stage_on_python_311_slim_by_default() -> None:
+    instructions = dockerfile_instructions()
+    bases = [args.split()[0] for keyword, args in instructions if keyword == "FROM"]
     assert len(bases) >= 2
-    assert all(base == "python:3.11-slim" for base in bases)
+    # Every stage on the base the build argument names; python:3.11-slim unless it is given.
+    assert set(bases) == {"${BASE_IMAGE}"}
+    first_from = next(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
+    assert ("ARG", "BASE_IMAGE=python:3.11-slim") in instructions[:first_from]
+
+
+def test_build_script_passes_the_base_and_tags_the_deployed_version() -> None:
+    """k8s/build-image.sh builds with the Dockerfile's build argument, and its default tag
+    (finemon:<package version>) is the image kustomize deploys."""
+    script = (K8S_DIR / "build-image.sh").read_text()
+    assert '--build-arg "BASE_IMAGE=' in script
+    assert "tag=${1:-finemon:$version}" in script
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    image = next(img for img in kustomization()["images"] if img["name"] == "finemon")
+    assert (image.get("newName", "finemon"), image["newTag"]) == ("finemon", version)
 
 
 def test_dockerfile_builds_a_wheel_and_installs_it() -> None:

@@ -8,6 +8,7 @@ import random
 import re
 import signal
 import socket
+import subprocess
 import time
 import urllib.request
 from collections import defaultdict
@@ -311,32 +312,42 @@ def test_size_limit_holds_across_a_restart(tmp_path: Path) -> None:
     largest_file = max(p.stat().st_size for p in parquet_files(out))
     assert used_bytes(out) <= limit + largest_file
     assert highest <= limit + largest_file + 2_000  # within a tick while running
-    data = {p: p.stat().st_size for p in out.rglob("*") if p.is_file() and "_session" not in str(p)}
     proc.signal(signal.SIGTERM)
     assert proc.wait(10) == 0, proc.log
-    assert proc.log.count("size limit reached") == 2  # once when reached, once going idle
+    # The stop says what it counted: the finished files and the file being written.
+    (stop,) = re.findall(
+        r"size limit reached: finished files (\d+) bytes \+ the file being written (\d+) bytes "
+        r"\(its Parquet part and journal\) >= limit (\d+) bytes: finishing the current file",
+        proc.log,
+    )
+    finished, writing, said_limit = map(int, stop)
+    assert finished + writing >= said_limit == limit
+    # Then the idle: the total once the last file is finished (its journal deleted).
+    (idle,) = re.findall(
+        rf"idle reason=size_limit: stopped at the size limit of {limit} bytes; with the last "
+        r"file finished \(its journal deleted\) finemon's files under \S+ total (\d+) bytes; "
+        "not recording",
+        proc.log,
+    )
     first = manifest(out)
     assert first["reason"] == "size_limit"
     assert first["exit_reason"] == "signal" and first["exit_time"]
-    assert first["size_limit"]["limit_bytes"] == limit
+    assert first["size_limit"] == {"limit_bytes": limit, "used_bytes": int(idle)}
 
-    # A restart finds the limit reached: it stays up, writes no data, exits 0 when told.
-    again = Finemon(out, *FAST, "--size-limit", str(limit))
-    again.wait_log("not recording")
-    time.sleep(1.0)
-    assert again.alive(), again.log
-    after = {
-        p: p.stat().st_size for p in out.rglob("*") if p.is_file() and "_session" not in str(p)
-    }
-    assert after == data
-    again.signal(signal.SIGTERM)
-    assert again.wait(10) == 0, again.log
-    second = manifest(out)
-    assert second["run_id"] != first["run_id"]
-    assert second["reason"] == "size_limit"
-    assert second["stats"]["files"] == 0
+    # Restarts find the limit reached: each stays up, writes nothing (no data, no manifest:
+    # restarts do not creep past the limit), exits 0 when told.
+    everything = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    for _ in range(3):
+        again = Finemon(out, *FAST, "--size-limit", str(limit))
+        again.wait_log("not recording")
+        assert "idle reason=size_limit: the last run stopped at the size limit" in again.log
+        time.sleep(0.5)
+        assert again.alive(), again.log
+        again.signal(signal.SIGTERM)
+        assert again.wait(10) == 0, again.log
+        assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == everything
     assert used_bytes(out) <= limit + largest_file
-    assert len(list((out / "_sessions").iterdir())) == 2
+    assert [p.stem for p in (out / "_sessions").iterdir()] == [first["run_id"]]
 
 
 def test_unwritable_output_dir_fails_before_starting(tmp_path: Path) -> None:
@@ -347,6 +358,15 @@ def test_unwritable_output_dir_fails_before_starting(tmp_path: Path) -> None:
     lines = log.strip().splitlines()
     assert len(lines) == 1, log
     assert lines[0].startswith("finemon: error: cannot create output dir")
+
+
+def test_output_dir_that_is_a_file_is_not_a_directory(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code, log = run_finemon(blocker, log_path=tmp_path / "finemon.log")
+    assert code == 1
+    assert log.strip().splitlines() == [f"finemon: error: output dir {blocker} is not a directory"]
+    assert blocker.read_text() == "not a directory"
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod 0500")
@@ -372,7 +392,34 @@ def test_missing_cgroup_mount_fails_before_starting(tmp_path: Path) -> None:
     lines = log.strip().splitlines()
     assert len(lines) == 1, log
     assert "no cgroup mount" in lines[0] and lines[0].startswith("finemon: error:")
-    assert not list(out.iterdir())
+    assert not out.exists()  # created for the run, removed with it
+
+
+def test_bad_cgroup_root_fails_and_removes_the_output_dir_it_made(tmp_path: Path) -> None:
+    not_cgroups = tmp_path / "not-cgroups"
+    not_cgroups.mkdir()
+    out = tmp_path / "new" / "deeper" / "out"
+    code, log = run_finemon(
+        out,
+        "--cgroup-root",
+        str(not_cgroups),
+        observer="observers.node:NodeObserver",
+        log_path=tmp_path / "finemon.log",
+    )
+    assert code == 1
+    lines = log.strip().splitlines()
+    assert len(lines) == 1, log
+    assert lines[0].startswith("finemon: error: cannot start the observer:")
+    assert f"{not_cgroups} is not a cgroup root" in lines[0]
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "finemon.log", not_cgroups]
+
+    # An output dir that was there already is left, empty as it was.
+    out.mkdir(parents=True)
+    code, log = run_finemon(
+        out, "--cgroup-root", str(not_cgroups), observer="observers.node:NodeObserver"
+    )
+    assert code == 1, log
+    assert out.is_dir() and not list(out.iterdir())
 
 
 def test_overrunning_samples_are_skipped_and_the_grid_holds(tmp_path: Path) -> None:
@@ -473,4 +520,34 @@ def test_busy_prometheus_port_fails_before_starting(tmp_path: Path) -> None:
     lines = log.strip().splitlines()
     assert len(lines) == 1, log
     assert lines[0].startswith(f"finemon: error: cannot serve Prometheus on 127.0.0.1:{port}")
-    assert not list(out.iterdir())
+    assert not out.exists()  # created for the run, removed with it
+
+
+@pytest.mark.root
+def test_unwritable_sessions_dir_still_leaves_the_runs_manifest(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    sessions = out / "_sessions"
+    sessions.mkdir(parents=True)
+    # Read-only even for root: a read-only bind mount of the folder onto itself.
+    for command in (
+        ["mount", "--bind", str(sessions), str(sessions)],
+        ["mount", "-o", "remount,bind,ro", str(sessions)],
+    ):
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode:
+            subprocess.run(["umount", str(sessions)], capture_output=True, check=False)
+            pytest.skip(f"cannot make a read-only bind mount: {done.stderr.strip()}")
+    try:
+        code, log = run_finemon(out, *FAST, "--duration", "4")
+    finally:
+        subprocess.run(["umount", str(sessions)], check=True)
+    assert code == 0, log
+    assert list(sessions.iterdir()) == []
+    session = manifest(out)
+    assert session["reason"] == "duration" and session["end_time"], session
+    assert session["stats"]["files"] == len(parquet_files(out)) >= 2
+    # Said once (not at every rotation), saying where the manifest is.
+    run_manifest = sessions / f"{session['run_id']}.json"
+    (warning,) = [line for line in log.splitlines() if "manifest not written" in line]
+    assert f"manifest not written to {run_manifest}: Read-only file system" in warning
+    assert f"the run's manifest is in {out / '_session.json'} only" in warning

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from tests.small_disk import SmallDisk
 
 from monitor.layout import OutputLayout
 from monitor.manifest import (
@@ -79,3 +80,42 @@ def test_git_revision(tmp_path: Path) -> None:
 
 def test_iso_utc() -> None:
     assert iso_utc(1_700_000_000.1234) == "2023-11-14T22:13:20.123Z"
+
+
+def test_an_unwritable_runs_folder_leaves_the_manifest_in_session_json(tmp_path: Path) -> None:
+    (tmp_path / "_sessions").write_text("a file where the folder should be")
+    manifest = SessionManifest(OutputLayout(tmp_path, "n", "run1"), {"run_id": "run1"})
+    failed = manifest.write(0.0)
+    assert [path for path, _ in failed] == [tmp_path / "_sessions" / "run1.json"]
+    assert json.loads((tmp_path / "_session.json").read_text())["run_id"] == "run1"
+
+
+@pytest.mark.root
+def test_on_a_full_disk_a_manifest_is_overwritten_in_place(small_disk: SmallDisk) -> None:
+    layout = OutputLayout(small_disk.root, "n", "run1")
+    manifest = SessionManifest(layout, {"run_id": "run1", "end_time": None, "reason": None})
+    assert manifest.write(0.0) == []
+    small_disk.fill()
+    with pytest.raises(OSError, match="No space"):
+        write_json_atomically(small_disk.root / "probe.json", {"a": 1})
+    manifest.update(end_time="2024-01-31T23:59:30.125Z", reason="disk_full")
+    assert manifest.write(1.0) == []
+    for path in manifest.paths:
+        document = json.loads(path.read_text())  # valid JSON (padded with spaces at most)
+        assert document["end_time"] == "2024-01-31T23:59:30.125Z"
+        assert document["reason"] == "disk_full"
+    assert sorted(p.name for p in small_disk.root.rglob("*")) == [
+        "_session.json",
+        "_sessions",
+        "filler",
+        "run1.json",
+    ]
+    # A shorter document is padded to the old length: no stale tail of the longer one.
+    manifest.document.pop("end_time")
+    assert manifest.write(2.0) == []
+    assert "end_time" not in json.loads(layout.session_manifest.read_text())
+    # A new run's manifest has no blocks to be written in: reported, not raised.
+    other = SessionManifest(OutputLayout(small_disk.root, "n", "run2"), {"run_id": "run2"})
+    failed = other.write(3.0)
+    assert [path for path, _ in failed] == [layout.root / "_sessions" / "run2.json"]
+    assert json.loads(layout.session_manifest.read_text())["run_id"] == "run2"
