@@ -1133,8 +1133,9 @@ ENTRIES: tuple[Entry, ...] = (
             "Reasons: `empty` (no processes), `pause` (pod sandbox), `conmon` (CRI-O/Podman "
             "monitor), "
             "`not_container` (an unexpected directory where a pod or container was expected), "
-            "`vanished` (removed during the scan), `access_denied`, `unreadable` (a "
-            "`cgroup.procs` that is not one pid per line, or fails with another errno)"
+            "`vanished` (removed during the scan), `access_denied`, `unreadable` (its "
+            "`cgroup.procs` fails with another errno). A `cgroup.procs` line that is no pid is "
+            "skipped, the cgroup kept with its other pids, and counted in `finemon.read_errors`"
         ),
     ),
     Entry(
@@ -1144,12 +1145,17 @@ ENTRIES: tuple[Entry, ...] = (
         "count",
         labels=("reason",),
         source="every file read",
-        description="Failed reads since finemon started, by reason",
+        description="Failed reads and refused values since finemon started, by reason",
         derivation=(
             "Reasons: `vanished`, `access_denied`, `malformed` (content not in the kernel's "
-            "format), "
-            "`other` (any other errno, or a failed discovery). A series appears with its first "
-            "error; the first error of each kind and file is also logged once"
+            "format), `out_of_range` (a number no kernel writes in that file: negative where it "
+            "prints an unsigned value, above 2^63-1, outside the file's range), `too_large` (a "
+            "file longer than its cap of bytes, not parsed), `too_many_series` (values past a "
+            "file's cap of series, not written), "
+            "`other` (any other errno, or a failed discovery). A bad file counts 1 per reading, "
+            "a bad `cgroup.procs` line 1 per line, a value past the series cap 1 per value. A "
+            "series appears with its first error; the first error of each reason and file name "
+            "is also logged once. See [Bad input](#bad-input)"
         ),
     ),
     Entry(

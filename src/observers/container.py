@@ -7,7 +7,10 @@ nothing the kernel reports is thrown away. Derived, version-independent metrics 
 
 Each container has a plan: the files to read every tick and the settings files (limits) to read
 every ``config_every`` ticks, each with the method that parses and emits it. A file the kernel
-does not provide (its directory exists, the file does not) leaves the plan for good.
+does not provide (its directory exists, the file does not) leaves the plan for good. A file
+that fails to read or parse (a value out of its range, longer than its cap ...) is counted in
+the sample's :class:`ReadErrors` by reason and skipped this tick; a file makes at most its cap
+of series (:mod:`observers.readers.limits`), the values past it counted ``too_many_series``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from observers.rates import RateTracker
 from observers.readers import cgroup_v1 as v1
 from observers.readers import cgroup_v2 as v2
 from observers.readers.errors import (
-    AccessDeniedError,
+    REASONS_COUNTED,
     MalformedFileError,
     ReaderError,
     UnsupportedError,
@@ -54,31 +57,32 @@ def _first_known(preferred: int | None, fallback: int | None) -> int | None:
     return fallback if preferred is None else preferred
 
 
+def log_key(error: ReaderError) -> str:
+    """What an error is logged once per: its class and its file's name (``OutOfRangeError:``
+    ``memory.current``), the same for every container and process."""
+    return f"{type(error).__name__}:{error.path.rpartition('/')[2]}"
+
+
 @dataclass(slots=True)
 class ReadErrors:
-    """Read failures of one sample, by reason (vanished, access_denied, malformed, other)."""
+    """Read failures and refused values of one sample, by reason.
 
-    vanished: int = 0
-    access_denied: int = 0
-    malformed: int = 0
-    other: int = 0
-    #: The first few errors of the sample, for the log.
-    examples: list[ReaderError] = field(default_factory=list)
+    ``by_reason`` counts by :attr:`~observers.readers.errors.ReaderError.reason_counted` (every
+    reason of :data:`~observers.readers.errors.REASONS_COUNTED`, 0 when none); ``first`` holds
+    the first error of each :func:`log_key`, for the log (bounded by the kinds of error and
+    file names, however many containers fail).
+    """
 
-    def count(self, error: ReaderError) -> None:
-        if len(self.examples) < 8:
-            self.examples.append(error)
-        if isinstance(error, VanishedError):
-            self.vanished += 1
-        elif isinstance(error, AccessDeniedError):
-            self.access_denied += 1
-        elif isinstance(error, MalformedFileError):
-            self.malformed += 1
-        else:
-            self.other += 1
+    by_reason: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS_COUNTED, 0))
+    first: dict[str, ReaderError] = field(default_factory=dict)
+
+    def count(self, error: ReaderError, n: int = 1) -> None:
+        """Count ``n`` failures (lines, values) described by ``error``."""
+        self.first.setdefault(log_key(error), error)
+        self.by_reason[error.reason_counted] += n
 
     def total(self) -> int:
-        return self.vanished + self.access_denied + self.malformed + self.other
+        return sum(self.by_reason.values())
 
 
 class ContainerSampler:
@@ -88,7 +92,7 @@ class ContainerSampler:
     directory for pressure on a hybrid host). Files are read through kept descriptors. Limits
     and other settings are re-read every ``config_every`` samples. A file that fails is counted
     in the sample's :class:`ReadErrors` (by reason) and skipped; a vanished cgroup ends the
-    sample early and sets :attr:`gone`.
+    sample early and sets :attr:`gone`. Each file's values make at most its cap of series.
     """
 
     def __init__(
@@ -144,27 +148,27 @@ class ContainerSampler:
         every: list[tuple[object, str, Handler]]
         config: list[tuple[object, str, Handler]]
         if d.v2 is not None:
-            v2 = d.v2
+            unified = d.v2
             every = [
-                (v2, "cpu.stat", self._v2_cpu_stat),
-                (v2, "memory.current", self._v2_memory_current),
-                (v2, "memory.stat", self._v2_memory_stat),
-                (v2, "memory.events", self._v2_memory_events),
-                (v2, "memory.swap.current", self._v2_swap_current),
-                (v2, "memory.peak", self._raw_single("memory.peak")),
-                (v2, "pids.current", self._pids_current),
-                (v2, "io.stat", self._v2_io_stat),
+                (unified, "cpu.stat", self._v2_cpu_stat),
+                (unified, "memory.current", self._v2_memory_current),
+                (unified, "memory.stat", self._v2_memory_stat),
+                (unified, "memory.events", self._v2_memory_events),
+                (unified, "memory.swap.current", self._v2_swap_current),
+                (unified, "memory.peak", self._raw_single("memory.peak")),
+                (unified, "pids.current", self._pids_current),
+                (unified, "io.stat", self._v2_io_stat),
             ]
             config = [
-                (v2, "cpu.max", self._v2_cpu_max),
-                (v2, "cpu.weight", self._raw_single("cpu.weight")),
-                (v2, "memory.max", self._v2_memory_max),
+                (unified, "cpu.max", self._v2_cpu_max),
+                (unified, "cpu.weight", self._raw_single("cpu.weight", parse=v2.parse_cpu_weight)),
+                (unified, "memory.max", self._v2_memory_max),
             ]
             config += [
-                (v2, name, self._raw_limit(name))
+                (unified, name, self._raw_limit(name))
                 for name in ("memory.high", "memory.low", "memory.min", "memory.swap.max")
             ]
-            config.append((v2, "pids.max", self._raw_limit("pids.max")))
+            config.append((unified, "pids.max", self._raw_limit("pids.max")))
         else:
             every = [
                 (d.cpuacct, "cpuacct.usage", self._v1_cpuacct_usage),
@@ -186,7 +190,7 @@ class ContainerSampler:
             config = [
                 (d.cpu, "cpu.cfs_quota_us", self._v1_cfs_quota),
                 (d.cpu, "cpu.cfs_period_us", self._v1_cfs_period),
-                (d.cpu, "cpu.shares", self._raw_single("cpu.shares")),
+                (d.cpu, "cpu.shares", self._raw_single("cpu.shares", parse=v1.parse_cpu_shares)),
                 (d.memory, "memory.limit_in_bytes", self._v1_memory_limit),
                 (d.pids, "pids.max", self._raw_limit("pids.max")),
             ]
@@ -257,6 +261,20 @@ class ContainerSampler:
 
     def _run(self, plan: list[tuple[KeptFile, Handler]], errors: ReadErrors) -> None:
         dropped: list[KeptFile] = []
+        series = self.series
+        try:
+            self._run_plan(plan, errors, dropped)
+        finally:
+            series.source = ""
+        if dropped:
+            plan[:] = [(k, h) for k, h in plan if k not in dropped]
+            for kept in dropped:
+                kept.close()
+
+    def _run_plan(
+        self, plan: list[tuple[KeptFile, Handler]], errors: ReadErrors, dropped: list[KeptFile]
+    ) -> None:
+        series = self.series
         for kept, handler in plan:
             try:
                 data = kept.read()
@@ -275,6 +293,7 @@ class ContainerSampler:
                 continue
             if data == kept.last:
                 continue
+            series.source = kept.name  # its new series count against the file's cap
             try:
                 handler(data, kept.path)
             except ReaderError as exc:
@@ -283,12 +302,12 @@ class ContainerSampler:
             except (ValueError, OverflowError) as exc:  # a number a handler refused
                 errors.count(MalformedFileError(kept.path, 1, str(exc)))
                 continue
+            finally:
+                refused = series.take_refused(kept.path)
+                if refused is not None:
+                    errors.count(refused, refused.dropped)
             kept.last = data
             self._changed = True
-        if dropped:
-            plan[:] = [(k, h) for k, h in plan if k not in dropped]
-            for kept in dropped:
-                kept.close()
 
     # ------------------------------------------------------------------ raw pass-through
     def _raw(self, prefix: str, values: Mapping[str, int], counter: Callable[[str], bool]) -> None:
@@ -308,11 +327,16 @@ class ContainerSampler:
             else:
                 series.gauge(name, value)
 
-    def _raw_single(self, file: str, counter: bool = False) -> Handler:
+    def _raw_single(
+        self,
+        file: str,
+        counter: bool = False,
+        parse: Callable[[bytes, str], int] = v2.parse_single_int,
+    ) -> Handler:
         name = f"cgroup.{file}"
 
         def handle(data: bytes, path: str) -> None:
-            self._set(name, v2.parse_single_int(data, path), counter)
+            self._set(name, parse(data, path), counter)
 
         return handle
 
@@ -426,7 +450,7 @@ class ContainerSampler:
         self.series.gauge("cgroup.cpu.cfs_quota_us", -1 if quota is None else quota)
 
     def _v1_cfs_period(self, data: bytes, path: str) -> None:
-        period = v2.parse_single_int(data, path)
+        period = v1.parse_cfs_period_usec(data, path)
         self.series.gauge("cgroup.cpu.cfs_period_us", period)
         quota = self._quota_usec
         self.limit_millicores = None if quota is None or period <= 0 else quota / period * 1000.0

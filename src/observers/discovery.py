@@ -35,12 +35,14 @@ from types import MappingProxyType
 from typing import Literal
 
 from observers.hierarchy import CgroupDirs, CgroupHierarchy
-from observers.readers.cgroup_v2 import parse_cgroup_procs
+from observers.readers.cgroup_v2 import CgroupProcs, parse_cgroup_procs
 from observers.readers.errors import (
     ACCESS_DENIED,
     VANISHED,
     AccessDeniedError,
+    FileTooLargeError,
     ReaderError,
+    Skipped,
     VanishedError,
     oserror_outcome,
     read_file_bytes,
@@ -132,12 +134,16 @@ class Discovery:
     ``skipped`` counts the cgroups left out, by reason: ``empty`` (no processes), ``pause``
     (pod sandbox), ``conmon`` (CRI-O/Podman monitor), ``not_container`` (a directory that is
     not a pod or container where one was expected), ``vanished`` (removed during the scan),
-    ``access_denied``, ``unreadable`` (garbage ``cgroup.procs`` or another errno).
+    ``access_denied``, ``unreadable`` (``cgroup.procs`` failed with another errno).
     ``kubepods_relpaths`` are the kubepods directories found,
     ``pause_pids`` the sandboxes recognised (relpath -> pid) and ``pod_listings`` each pod
     cgroup's subdirectories with the directory's link count when they were listed and the
     scans that reused them since (absolute path -> (st_nlink, names, reuses)); pass the whole
     result as ``previous`` to the next :func:`discover` so it need not find them again.
+    ``procs_skipped`` are the ``cgroup.procs`` lines that were no pid (each file's first error
+    of each kind, and how many lines had it; the cgroup was kept with its other pids) and the
+    ``cgroup.procs`` files longer than their cap (a FileTooLargeError; the pids within the cap
+    were kept): the caller counts and logs them.
     """
 
     mode: DiscoveryMode
@@ -148,6 +154,7 @@ class Discovery:
     pod_listings: Mapping[str, tuple[int, tuple[str, ...], int]] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    procs_skipped: tuple[Skipped, ...] = ()
 
 
 def container_id_from_name(name: str) -> tuple[str, Runtime | None] | None:
@@ -195,15 +202,20 @@ def _subdirs(path: str) -> list[str] | None:
         raise
 
 
-def _read_pids(procs_path: str) -> tuple[int, ...] | None:
+def _read_pids(procs_path: str) -> CgroupProcs | None:
     """The pids in a ``cgroup.procs`` file; ``None`` if the cgroup is gone.
 
-    Raises AccessDeniedError, MalformedFileError or ReaderError (another errno).
+    Lines that are no pid are skipped (in ``skipped``). A file longer than its cap keeps the
+    pids of its complete lines within the cap, its FileTooLargeError added to ``skipped``.
+    Raises AccessDeniedError or ReaderError (another errno).
     """
     try:
         return parse_cgroup_procs(read_file_bytes(procs_path), procs_path)
     except VanishedError:
         return None
+    except FileTooLargeError as exc:
+        procs = parse_cgroup_procs(exc.head, procs_path)
+        return CgroupProcs(procs.pids, (*procs.skipped, Skipped(exc, 1)))
 
 
 def _is_pause(proc_root: str, pid: int) -> bool:
@@ -262,6 +274,16 @@ class _Scan:
         self.pod_listings: dict[str, tuple[int, tuple[str, ...], int]] = {}
         self.containers: list[ContainerCgroup] = []
         self.skipped = dict.fromkeys(SKIP_REASONS, 0)
+        self.procs_skipped: list[Skipped] = []
+
+    def read_pids(self, procs_path: str) -> tuple[int, ...] | None:
+        """:func:`_read_pids`, its skipped lines noted in :attr:`procs_skipped`."""
+        procs = _read_pids(procs_path)
+        if procs is None:
+            return None
+        if procs.skipped:
+            self.procs_skipped += procs.skipped
+        return procs.pids
 
     def subdirs(self, abs_dir: str, *, count_vanished: bool = True) -> list[str]:
         try:
@@ -285,9 +307,9 @@ class _Scan:
         Only a container cgroup is checked for a pause process and a crun leaf.
         """
         try:
-            pids = _read_pids(f"{abs_dir}/cgroup.procs")
+            pids = self.read_pids(f"{abs_dir}/cgroup.procs")
             if pids == () and is_container:
-                pids = _read_pids(f"{abs_dir}/{_CRUN_LEAF}/cgroup.procs") or ()
+                pids = self.read_pids(f"{abs_dir}/{_CRUN_LEAF}/cgroup.procs") or ()
             if pids is None:
                 self.skipped[SKIP_VANISHED] += 1
                 return None
@@ -303,7 +325,7 @@ class _Scan:
         except AccessDeniedError:
             self.skipped[SKIP_ACCESS_DENIED] += 1
             return None
-        except ReaderError:  # garbage, or an errno that does not mean gone
+        except ReaderError:  # an errno that does not mean gone
             self.skipped[SKIP_UNREADABLE] += 1
             return None
         return pids
@@ -489,4 +511,5 @@ def discover(
         kubepods_relpaths=kubepods,
         pause_pids=MappingProxyType(scan.pause_pids),
         pod_listings=MappingProxyType(scan.pod_listings),
+        procs_skipped=tuple(scan.procs_skipped),
     )

@@ -4,7 +4,8 @@ cgroup files and ``/proc/PID/{stat,smaps_rollup}`` are regenerated on every read
 so a descriptor kept across ticks returns fresh values and saves the open and close (most of
 the kernel time of a sample). A descriptor of a removed cgroup or an exited process fails with
 ENODEV/ESRCH, which maps to :class:`~observers.readers.errors.VanishedError`; a reused PID never
-reads through an old descriptor. How many descriptors are kept is bounded by :class:`FdBudget`.
+reads through an old descriptor. How many descriptors are kept is bounded by :class:`FdBudget`,
+and how much of a file is read by its cap (:mod:`observers.readers.limits`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from __future__ import annotations
 import os
 import resource
 
-from observers.readers.errors import reader_error_from_oserror
+from observers.readers.errors import FileTooLargeError, read_rest, reader_error_from_oserror
+from observers.readers.limits import DEFAULT_MAX_BYTES
 
-#: One read covers every file finemon keeps (the largest, memory.stat, is about 1.5 KiB).
-_READ_SIZE = 65536
+#: One read covers every file finemon keeps (the largest, memory.stat, is a few KiB); it is the
+#: smallest cap, so a longer file is checked against its own cap only past it.
+_READ_SIZE = DEFAULT_MAX_BYTES
 
 
 class FdBudget:
@@ -47,8 +50,8 @@ class FdBudget:
 class KeptFile:
     """A kernel file read repeatedly through one kept descriptor.
 
-    :meth:`read` raises VanishedError, AccessDeniedError or ReaderError like
-    :func:`observers.readers.errors.read_file_bytes`.
+    :meth:`read` raises FileTooLargeError (past the file's cap), VanishedError,
+    AccessDeniedError or ReaderError like :func:`observers.readers.errors.read_file_bytes`.
     """
 
     __slots__ = ("_budget", "directory", "fd", "last", "name")
@@ -72,17 +75,16 @@ class KeptFile:
         """The whole current content of the file."""
         fd = self.fd
         opened_here = fd < 0
+        too_large: FileTooLargeError | None = None
         try:
             if opened_here:
                 fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
             data = os.pread(fd, _READ_SIZE, 0)
-            if len(data) == _READ_SIZE:  # larger than expected: read the rest
-                chunks = [data]
-                offset = len(data)
-                while chunk := os.pread(fd, _READ_SIZE, offset):
-                    chunks.append(chunk)
-                    offset += len(chunk)
-                data = b"".join(chunks)
+            if len(data) == _READ_SIZE:  # larger than expected: the rest, up to the cap
+                try:
+                    data = read_rest(fd, data, self.path)
+                except FileTooLargeError as exc:  # the descriptor is fine: kept as usual
+                    too_large = exc
         except OSError as err:
             if not opened_here:
                 self.close()
@@ -94,6 +96,8 @@ class KeptFile:
                 self.fd = fd
             else:
                 os.close(fd)
+        if too_large is not None:
+            raise too_large
         return data
 
     def close(self) -> None:

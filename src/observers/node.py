@@ -3,7 +3,8 @@
 Each :meth:`NodeObserver.sample` discovers the containers (cgroup filesystem only), reads every
 container's cgroup files and every process's ``/proc`` files, and emits the metrics through the
 capture facade. Containers and processes that are gone have their series ended. One slow or
-failing container never stops the others: read errors are counted by reason, and the PSS reads
+failing container never stops the others: read errors are counted by reason (and the first of each
+kind and file name logged once), and the PSS reads
 (``smaps_rollup``, whose cost grows with process size) run at their own cadence within a per-tick
 time budget, oldest reading first, so a tick that runs out of budget defers the rest to the next.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import capture
 from observers.catalogue import describe_observer_metrics
-from observers.container import ContainerSampler, ReadErrors
+from observers.container import ContainerSampler, ReadErrors, log_key
 from observers.discovery import ContainerCgroup, Discovery, discover
 from observers.hierarchy import (
     CgroupHierarchy,
@@ -164,10 +165,12 @@ class NodeObserver:
             )
         except (NoCgroupMountError, OSError) as exc:
             log.error("discovery failed: %s", exc)
-            errors.other += 1
+            errors.by_reason["other"] += 1
             return self._report(started, errors, {}, 0, 0, 0)
         self._previous = discovery
         self.mode = discovery.mode
+        for skipped in discovery.procs_skipped:  # bad cgroup.procs lines; the cgroups were kept
+            errors.count(skipped.first, skipped.count)
         discovered = time.perf_counter()
         self._health_discovery.set(discovered - started)
         if discovery.mode == "kubernetes":
@@ -189,13 +192,13 @@ class NodeObserver:
             processes += self._sample_processes(state, cgroup.pids, errors)
         for relpath in [r for r in self._containers if r not in current]:
             self._close(relpath)
-        for example in errors.examples:
-            self._log_once(example)
         pss_reads = pss_deferred = 0
         if self.config.pss:
             pss_reads, pss_deferred = self._sample_pss(errors)
         if self.config.smaps:
             self._sample_smaps(errors)
+        for key, first in errors.first.items():
+            self._log_once(first, key)
         for state in self._containers.values():
             known = [p.pss_bytes for p in state.processes.values() if p.pss_bytes is not None]
             if known:
@@ -213,12 +216,7 @@ class NodeObserver:
         pss_reads: int,
         pss_deferred: int,
     ) -> SampleReport:
-        by_reason = {
-            "vanished": errors.vanished,
-            "access_denied": errors.access_denied,
-            "malformed": errors.malformed,
-            "other": errors.other,
-        }
+        by_reason = dict(errors.by_reason)
         if pss_deferred:
             self._health_deferred.increment(pss_deferred)
         if pss_reads:
@@ -277,7 +275,6 @@ class NodeObserver:
                 continue
             except ReaderError as exc:
                 errors.count(exc)
-                self._log_once(exc)
                 continue
             if stat is None:  # unchanged since the last tick
                 process.idle(time.monotonic())
@@ -320,7 +317,9 @@ class NodeObserver:
                 deferred = len(due) - index
                 break
             try:
-                process.read_pss()
+                refused = process.read_pss()
+                if refused is not None:
+                    errors.count(refused, refused.dropped)
                 reads += 1
                 # A little early, so that an interval equal to the tick reads every tick.
                 process.next_pss_due = now + interval * 0.9
@@ -331,11 +330,9 @@ class NodeObserver:
                 process.next_pss_due = now + interval
             except AccessDeniedError as exc:
                 errors.count(exc)
-                self._log_once(exc)
                 process.next_pss_due = now + max(interval, 1.0) * 10
             except ReaderError as exc:
                 errors.count(exc)
-                self._log_once(exc)
                 process.next_pss_due = now + interval
         return reads, deferred
 
@@ -347,15 +344,16 @@ class NodeObserver:
                     continue
                 process.next_smaps_due = now + self.config.smaps_interval_seconds
                 try:
-                    process.read_smaps()
+                    refused = process.read_smaps()
+                    if refused is not None:
+                        errors.count(refused, refused.dropped)
                 except VanishedError:
                     self._close_process(state, process.pid)
                 except ReaderError as exc:
                     errors.count(exc)
-                    self._log_once(exc)
 
-    def _log_once(self, exc: ReaderError) -> None:
-        kind = f"{type(exc).__name__}:{exc.path.rsplit('/', 1)[-1]}"
+    def _log_once(self, exc: ReaderError, key: str | None = None) -> None:
+        kind = log_key(exc) if key is None else key
         if kind not in self._logged_errors:
             self._logged_errors.add(kind)
             log.warning("read error (logged once per kind and file): %s", exc)

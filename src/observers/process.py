@@ -6,7 +6,12 @@ from __future__ import annotations
 import os
 
 from observers.kept import FdBudget, KeptFile
-from observers.readers.errors import ReaderError, VanishedError, read_file_bytes
+from observers.readers.errors import (
+    ReaderError,
+    TooManySeriesError,
+    VanishedError,
+    read_file_bytes,
+)
 from observers.readers.procfs import ProcStat, parse_smaps, parse_smaps_rollup, parse_stat
 from observers.series import SeriesSet
 
@@ -126,18 +131,27 @@ class ProcessSampler:
         if stat.vsize_bytes is not None:
             self._set("process.memory.virtual_bytes", stat.vsize_bytes)
 
-    def read_pss(self) -> None:
+    def read_pss(self) -> TooManySeriesError | None:
         """Read ``smaps_rollup`` and emit PSS (total, anon, file, shmem), swap and every field.
 
         An unchanged file (an idle process) is not parsed again: its gauges hold their values.
+        Returns the values of the file's keys that got no series, past its cap
+        (:mod:`observers.readers.limits`), as an error to count; None when there were none.
         """
         data = self._rollup.read()
         if data == self._rollup.last and self._generation == self.series.generation:
-            return
-        rollup = parse_smaps_rollup(data, self._rollup.path)
+            return None
+        path = self._rollup.path
+        rollup = parse_smaps_rollup(data, path)
         self.pss_bytes = rollup.pss_bytes
-        for key, value in rollup.values.items():
-            self._set(f"proc.smaps_rollup.{key.lower()}_bytes", value)
+        series = self.series
+        series.source = "smaps_rollup"
+        try:
+            for key, value in rollup.values.items():
+                self._set(f"proc.smaps_rollup.{key.lower()}_bytes", value)
+            refused = series.take_refused(path)
+        finally:
+            series.source = ""
         derived: tuple[tuple[str, int | None], ...] = (
             ("process.memory.pss_bytes", rollup.pss_bytes),
             ("process.memory.pss_anon_bytes", rollup.pss_anon_bytes),
@@ -150,21 +164,28 @@ class ProcessSampler:
             if maybe is not None:
                 self._set(name, maybe)
         self._rollup.last = data
+        return refused
 
-    def read_smaps(self) -> int:
-        """Read ``smaps`` and emit PSS and RSS per mapping path; returns the regions seen."""
+    def read_smaps(self) -> TooManySeriesError | None:
+        """Read ``smaps`` and emit PSS and RSS per mapping path (two series per path, at most
+        the file's cap of series in all: :mod:`observers.readers.limits`). Returns the values
+        that got no series past the cap, as an error to count; None when there were none."""
         data = read_file_bytes(self._smaps)
         if not data:
             raise VanishedError(self._smaps, f"{self._smaps}: empty (exited, or a kernel thread)")
         regions = parse_smaps(data, self._smaps)
         s = self.series
-        for region_path, region in regions.items():
-            label = ("region", region_path)
-            if region.pss_bytes is not None:
-                s.gauge("process.memory.region.pss_bytes", region.pss_bytes, label)
-            if region.rss_bytes is not None:
-                s.gauge("process.memory.region.rss_bytes", region.rss_bytes, label)
-        return len(regions)
+        s.source = "smaps"
+        try:
+            for region_path, region in regions.items():
+                label = ("region", region_path)
+                if region.pss_bytes is not None:
+                    s.gauge("process.memory.region.pss_bytes", region.pss_bytes, label)
+                if region.rss_bytes is not None:
+                    s.gauge("process.memory.region.rss_bytes", region.rss_bytes, label)
+            return s.take_refused(self._smaps)
+        finally:
+            s.source = ""
 
     def close(self) -> None:
         """Close kept descriptors and end every series of the process."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from observers.readers import cgroup_v1 as v1
-from observers.readers.errors import MalformedFileError, VanishedError
+from observers.readers.errors import MalformedFileError, OutOfRangeError, VanishedError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cgroup_v1"
 HOST_ROOT = FIXTURES / "host_root"
@@ -249,7 +249,48 @@ def test_blkio_malformed(data: bytes, line: int) -> None:
 def test_pids_and_procs() -> None:
     assert v1.read_pids_current(CONTAINER) == 12
     assert v1.read_pids_max(CONTAINER) is None
-    assert v1.read_cgroup_procs(CONTAINER) == (2359, 2380, 10529, 10530, 10553)
+    assert v1.read_cgroup_procs(CONTAINER).pids == (2359, 2380, 10529, 10530, 10553)
+
+
+# --- values no kernel writes ----------------------------------------------------------------------
+
+MEMORY_STAT = (CONTAINER / "memory.stat").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("parse", "data", "line", "said"),
+    [
+        (v1.parse_cfs_quota_usec, b"-2\n", 1, "-1 (-1.."),
+        (v1.parse_cfs_quota_usec, b"9223372036854775808\n", 1, "int64"),
+        (v1.parse_cfs_period_usec, b"0\n", 1, "CFS period"),
+        (v1.parse_cfs_period_usec, b"1000001\n", 1, "CFS period"),
+        (v1.parse_cpu_shares, b"1\n", 1, "cpu.shares"),
+        (v1.parse_cpu_shares, b"262145\n", 1, "cpu.shares"),
+        (v1.parse_memory_stat, MEMORY_STAT.replace(b"rss 1945600", b"rss -1945600"), 2, "negative"),
+        (v1.parse_cpuacct_stat, b"user 1\nsystem 18446744073709551617\n", 2, "2**64-1"),
+        (v1.parse_cpu_stat, b"nr_periods -1\n", 1, "negative"),
+        (v1.parse_memory_oom_control, b"oom_kill_disable 0\noom_kill -4\n", 2, "negative"),
+        (v1.parse_blkio_rwstat, b"8:0 Read -1\nTotal 0\n", 1, "negative"),
+        (v1.parse_blkio_rwstat, b"8:0 Read 1\nTotal 9223372036854775808\n", 2, "int64"),
+        (v1.parse_blkio_rwstat, b"8:4294967296 Read 1\nTotal 1\n", 1, "device number"),
+    ],
+)
+def test_a_number_no_kernel_writes_is_refused(
+    parse: Callable[[bytes, str], object], data: bytes, line: int, said: str
+) -> None:
+    with pytest.raises(OutOfRangeError) as info:
+        parse(data, "/cg/file")
+    assert info.value.line_number == line
+    assert str(info.value).startswith(f"/cg/file:{line}: ") and said in str(info.value)
+
+
+def test_the_bounds_of_the_v1_ranges_are_accepted() -> None:
+    assert v1.parse_cfs_quota_usec(b"-1\n", "q") is None
+    assert v1.parse_cfs_quota_usec(b"1000\n", "q") == 1000
+    assert v1.parse_cfs_period_usec(b"1000\n", "p") == 1000
+    assert v1.parse_cfs_period_usec(b"1000000\n", "p") == 1000000
+    assert v1.parse_cpu_shares(b"2\n", "s") == 2
+    assert v1.parse_cpu_shares(b"262144\n", "s") == 262144
 
 
 # --- vanished -------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ import pytest
 from observers.readers import cgroup_v2 as v2
 from observers.readers.errors import (
     AccessDeniedError,
+    FileTooLargeError,
     MalformedFileError,
+    OutOfRangeError,
     ReaderError,
     UnsupportedError,
     VanishedError,
@@ -21,6 +23,7 @@ from observers.readers.errors import (
     read_file_bytes,
     reader_error_from_oserror,
 )
+from observers.readers.limits import DEFAULT_MAX_BYTES, max_bytes_for
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cgroup_v2"
 CONTAINER = FIXTURES / "container"
@@ -190,6 +193,89 @@ def test_int_or_max_malformed(data: bytes, line: int) -> None:
 def test_single_int_rejects_max() -> None:
     with pytest.raises(MalformedFileError, match=r"^memory\.current:1: expected an integer"):
         v2.parse_single_int(b"max\n", "memory.current")
+
+
+# --- values no kernel writes ----------------------------------------------------------------------
+
+MEMORY_STAT = (CONTAINER / "memory.stat").read_bytes()
+
+#: (parser, content, line, what the message says): a number in the kernel's syntax that the
+#: kernel never prints in that file.
+OUT_OF_RANGE: list[tuple[Callable[[bytes, str], object], bytes, int, str]] = [
+    (v2.parse_single_int, b"18446744073709551617\n", 1, "above 2**64-1"),
+    (v2.parse_single_int, b"18446744073709551615\n", 1, "int64"),
+    (v2.parse_single_int, b"9223372036854775808\n", 1, "int64"),
+    (v2.parse_single_int, b"-7\n", 1, "negative"),
+    (v2.parse_single_int, b"-0\n", 1, "negative"),
+    (v2.parse_single_int, b"9" * 5000 + b"\n", 1, "above 2**64-1"),
+    (v2.parse_int_or_max, b"-1\n", 1, "negative"),
+    (v2.parse_int_or_max, b"18446744073709551617\n", 1, "above 2**64-1"),
+    (v2.parse_cpu_weight, b"10001\n", 1, "cpu.weight (0..10000)"),
+    (v2.parse_cpu_max, b"-1 100000\n", 1, "negative"),
+    (v2.parse_cpu_max, b"max 999\n", 1, "CFS period"),
+    (v2.parse_cpu_max, b"50000 1000001\n", 1, "CFS period"),
+    (v2.parse_cpu_stat, b"usage_usec 1\nuser_usec -5\n", 2, "negative"),
+    (v2.parse_memory_stat, MEMORY_STAT + b"anon_new 18446744073709551617\n", 59, "2**64-1"),
+    (v2.parse_memory_events, b"low 0\nhigh 0\nmax -1\n", 3, "negative"),
+    (v2.parse_pressure, b"some avg10=100.01 avg60=0.00 avg300=0.00 total=0\n", 1, "PSI"),
+    (v2.parse_pressure, b"some avg10=0.00 avg60=0.00 avg300=0.00 total=-1\n", 1, "negative"),
+    (v2.parse_pressure, b"full avg10=-1.00 avg60=0.00 avg300=0.00 total=0\n", 1, "PSI"),
+    (v2.parse_io_stat, b"8:0 rbytes=1 wbytes=-2 rios=0 wios=0 dbytes=0 dios=0\n", 1, "negative"),
+    (v2.parse_io_stat, b"8:0 rbytes=1\n8:16 rios=18446744073709551617\n", 2, "2**64-1"),
+    (v2.parse_io_stat, b"4294967296:0 rbytes=1\n", 1, "device number"),
+    (v2.parse_io_stat, b"8:0 rbytes=1 cost.vrate=-3.5\n", 1, "non-negative"),
+]
+
+
+@pytest.mark.parametrize(
+    ("parse", "data", "line", "said"),
+    OUT_OF_RANGE,
+    ids=[f"{p.__name__}-{d[:24]!r}" for p, d, _, _ in OUT_OF_RANGE],
+)
+def test_a_number_no_kernel_writes_is_refused(
+    parse: Callable[[bytes, str], object], data: bytes, line: int, said: str
+) -> None:
+    with pytest.raises(OutOfRangeError) as info:
+        parse(data, "/cg/file")
+    assert info.value.path == "/cg/file"
+    assert info.value.line_number == line
+    assert str(info.value).startswith(f"/cg/file:{line}: ")
+    assert said in str(info.value)
+    assert len(str(info.value)) < 300  # a 5,000-digit value is quoted short
+    assert isinstance(info.value, MalformedFileError)  # callers that catch malformed still do
+
+
+@pytest.mark.parametrize(
+    ("parse", "data", "expected"),
+    [
+        (v2.parse_single_int, b"9223372036854775807\n", 2**63 - 1),
+        (v2.parse_single_int, b"0\n", 0),
+        (v2.parse_single_int, b" 12 \n", 12),
+        (v2.parse_int_or_max, b"9223372036854775807\n", 2**63 - 1),
+        (v2.parse_cpu_weight, b"0\n", 0),
+        (v2.parse_cpu_weight, b"10000\n", 10000),
+        (v2.parse_cpu_max, b"max 1000\n", v2.CpuMax(None, 1000)),
+        (v2.parse_cpu_max, b"0 1000000\n", v2.CpuMax(0, 1000000)),
+    ],
+)
+def test_the_bounds_of_each_range_are_accepted(
+    parse: Callable[[bytes, str], object], data: bytes, expected: object
+) -> None:
+    assert parse(data, "f") == expected
+
+
+@pytest.mark.parametrize("data", [b"+5\n", b"1_000\n", b"0x10\n", b"1e3\n", b"5.0\n"])
+def test_a_number_not_in_the_kernels_syntax_is_malformed(data: bytes) -> None:
+    with pytest.raises(MalformedFileError) as info:
+        v2.parse_single_int(data, "memory.current")
+    assert type(info.value) is MalformedFileError
+    with pytest.raises(MalformedFileError) as keyed:
+        v2.parse_memory_stat(b"anon 1\nfile " + data, "memory.stat")
+    assert type(keyed.value) is MalformedFileError and keyed.value.line_number == 2
+
+
+def test_the_fast_and_the_exact_path_agree_on_a_duplicate_key() -> None:
+    assert v2.parse_flat_keyed(b"a 1\nb 2\na 3\n", "f") == {"a": 3, "b": 2}
 
 
 # --- memory.stat ----------------------------------------------------------------------------------
@@ -372,7 +458,7 @@ def test_io_stat_malformed(data: bytes, line: int) -> None:
 
 
 def test_cgroup_procs() -> None:
-    assert v2.read_cgroup_procs(CONTAINER) == (1287, 1301, 1302, 1455)
+    assert v2.read_cgroup_procs(CONTAINER) == v2.CgroupProcs((1287, 1301, 1302, 1455))
 
 
 @pytest.mark.parametrize(
@@ -381,22 +467,61 @@ def test_cgroup_procs() -> None:
         (b"", ()),
         (b"\n", ()),
         (b"42", (42,)),
-        (b"1\n\n2\n", (1, 2)),
         # A process outside the reader's pid namespace is printed as 0.
         (b"0\n0\n17\n", (0, 0, 17)),
+        (b"4194303\n", (4194303,)),
     ],
 )
 def test_cgroup_procs_edge_cases(data: bytes, expected: tuple[int, ...]) -> None:
-    assert v2.parse_cgroup_procs(data, "cgroup.procs") == expected
+    assert v2.parse_cgroup_procs(data, "cgroup.procs") == v2.CgroupProcs(expected)
 
 
 @pytest.mark.parametrize(
-    ("data", "line"), [(b"1\n2 3\n", 2), (b"1\nabc\n", 2), (b"-5\n", 1), (b"1\n2\n+\n", 3)]
+    ("data", "pids", "line", "kind"),
+    [
+        (b"1\n2 3\n", (1,), 2, MalformedFileError),
+        (b"1\nabc\n7\n", (1, 7), 2, MalformedFileError),
+        (b"1\n\n2\n", (1, 2), 2, MalformedFileError),
+        (b" 5\n6\n", (6,), 1, MalformedFileError),
+        (b"1\n2\n+\n", (1, 2), 3, MalformedFileError),
+        (b"+9\n4\n", (4,), 1, MalformedFileError),
+        (b"4\n1_0\n", (4,), 2, MalformedFileError),
+        (b"-5\n", (), 1, OutOfRangeError),
+        (b"8\n-1\n", (8,), 2, OutOfRangeError),
+        (b"8\n4294967297\n9\n", (8, 9), 2, OutOfRangeError),
+        (b"4194304\n", (), 1, OutOfRangeError),
+        (b"1\n" + b"9" * 100_000 + b"\n", (1,), 2, OutOfRangeError),
+    ],
 )
-def test_cgroup_procs_malformed(data: bytes, line: int) -> None:
-    with pytest.raises(MalformedFileError) as info:
-        v2.parse_cgroup_procs(data, "cgroup.procs")
-    assert info.value.line_number == line
+def test_cgroup_procs_bad_line_is_skipped_and_the_rest_kept(
+    data: bytes, pids: tuple[int, ...], line: int, kind: type[MalformedFileError]
+) -> None:
+    procs = v2.parse_cgroup_procs(data, "/cg/cgroup.procs")
+    assert procs.pids == pids
+    [skipped] = procs.skipped
+    assert type(skipped.first) is kind
+    assert skipped.count == 1
+    assert skipped.first.path == "/cg/cgroup.procs"
+    assert isinstance(skipped.first, MalformedFileError)
+    assert skipped.first.line_number == line
+    assert str(skipped.first).startswith(f"/cg/cgroup.procs:{line}: ")
+    assert len(str(skipped.first)) < 300
+
+
+def test_cgroup_procs_counts_bad_lines_by_kind_with_the_first_of_each() -> None:
+    data = b"1\nabc\n-2\n\n3\n99999999999\nx\n4\n"
+    procs = v2.parse_cgroup_procs(data, "cgroup.procs")
+    assert procs.pids == (1, 3, 4)
+    by_kind = {type(s.first): (s.first.line_number, s.count) for s in procs.skipped}  # type: ignore[attr-defined]
+    assert by_kind == {MalformedFileError: (2, 3), OutOfRangeError: (3, 2)}
+
+
+def test_cgroup_procs_of_garbage_only_keeps_a_bounded_summary() -> None:
+    """A megabyte of empty lines is two numbers, not 500,000 errors."""
+    procs = v2.parse_cgroup_procs(b"\n" * (1 << 20), "cgroup.procs")
+    assert procs.pids == ()
+    [skipped] = procs.skipped
+    assert skipped.count == 1 << 20
 
 
 # --- errors: vanished, denied, other --------------------------------------------------------------
@@ -560,7 +685,58 @@ def test_read_file_bytes_reads_past_the_first_chunk(tmp_path: Path) -> None:
         assert read_file_bytes(str(big), fd) == payload
     finally:
         os.close(fd)
-    assert v2.read_cgroup_procs(tmp_path) == tuple(range(1, 20000))
+    assert v2.read_cgroup_procs(tmp_path).pids == tuple(range(1, 20000))
+
+
+# --- bytes read per file -------------------------------------------------------------------------
+
+
+def test_a_file_longer_than_its_cap_is_refused_with_the_lines_within_it(tmp_path: Path) -> None:
+    big = tmp_path / "memory.stat"
+    big.write_bytes(MEMORY_STAT * (DEFAULT_MAX_BYTES // len(MEMORY_STAT) + 1))
+    for fd in (None, os.open(big, os.O_RDONLY)):
+        with pytest.raises(FileTooLargeError) as info:
+            read_file_bytes(str(big), fd)
+        if fd is not None:
+            os.close(fd)
+        assert info.value.max_bytes == DEFAULT_MAX_BYTES == max_bytes_for(str(big))
+        assert info.value.path == str(big)
+        head = info.value.head
+        assert head.endswith(b"\n") and len(head) <= DEFAULT_MAX_BYTES
+        assert big.read_bytes().startswith(head) and len(head) > DEFAULT_MAX_BYTES - 100
+    with pytest.raises(FileTooLargeError):
+        v2.read_memory_stat(tmp_path)
+
+
+def test_a_file_of_exactly_its_cap_is_read_whole(tmp_path: Path) -> None:
+    line = b"x 1\n"
+    exact = tmp_path / "memory.stat"
+    exact.write_bytes(line * (DEFAULT_MAX_BYTES // len(line)))
+    assert len(exact.read_bytes()) == DEFAULT_MAX_BYTES
+    assert read_file_bytes(str(exact)) == exact.read_bytes()
+
+
+def test_a_huge_file_costs_no_memory_past_its_cap(tmp_path: Path) -> None:
+    """A 256 MiB (sparse) memory.stat: read_file_bytes stops one byte past the 64 KiB cap."""
+    import tracemalloc
+
+    huge = tmp_path / "memory.stat"
+    with huge.open("wb") as f:
+        f.truncate(256 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(FileTooLargeError):
+            read_file_bytes(str(huge))
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak_bytes < 4 * DEFAULT_MAX_BYTES
+
+
+def test_per_device_files_and_cgroup_procs_have_larger_caps() -> None:
+    assert max_bytes_for("/cg/io.stat") == max_bytes_for("cgroup.procs") == 1 << 20
+    assert max_bytes_for("/proc/1/smaps") == 16 << 20
+    assert max_bytes_for("/cg/memory.current") == DEFAULT_MAX_BYTES
 
 
 # --- this machine ---------------------------------------------------------------------------------
@@ -579,8 +755,9 @@ def test_live_cpu_stat() -> None:
 @needs_live_v2
 def test_live_cgroup_procs() -> None:
     assert LIVE_V2 is not None
-    pids = v2.read_cgroup_procs(LIVE_V2)
-    assert all(pid >= 0 for pid in pids)
+    procs = v2.read_cgroup_procs(LIVE_V2)
+    assert procs.skipped == ()
+    assert all(0 <= pid < 2**22 for pid in procs.pids)
 
 
 @needs_live_v2

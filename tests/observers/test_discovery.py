@@ -48,7 +48,14 @@ from observers.hierarchy import (
     find_hierarchy,
     hierarchy_from_root,
 )
-from observers.readers.errors import AccessDeniedError
+from observers.readers.cgroup_v2 import CgroupProcs
+from observers.readers.errors import (
+    AccessDeniedError,
+    FileTooLargeError,
+    MalformedFileError,
+    OutOfRangeError,
+)
+from observers.readers.limits import max_bytes_for
 
 CID = container_id("example")
 UID = "7b1c9a4e-2f3d-4c5b-8a6e-0d9f8e7c6b5a"
@@ -387,7 +394,7 @@ def test_enodev_from_a_removed_cgroup(tmp_path: Path, monkeypatch: pytest.Monkey
     layout = systemd_v2(tmp_path)
     victim = f"{layout.fixture.root}/{layout.expected[0].relpath}/cgroup.procs"
     victim_fds: set[int] = set()
-    real_open, real_read = os.open, os.read
+    real_open, real_pread = os.open, os.pread
 
     def tracking_open(path: str, flags: int, *args: int) -> int:
         fd = real_open(path, flags, *args)
@@ -395,14 +402,14 @@ def test_enodev_from_a_removed_cgroup(tmp_path: Path, monkeypatch: pytest.Monkey
             victim_fds.add(fd)
         return fd
 
-    def failing_read(fd: int, size: int) -> bytes:
+    def failing_pread(fd: int, size: int, offset: int) -> bytes:
         if fd in victim_fds:
             victim_fds.discard(fd)
             raise OSError(errno.ENODEV, "No such device")
-        return real_read(fd, size)
+        return real_pread(fd, size, offset)
 
     monkeypatch.setattr(os, "open", tracking_open)
-    monkeypatch.setattr(os, "read", failing_read)
+    monkeypatch.setattr(os, "pread", failing_pread)
     result = _run(layout)
     assert layout.expected[0].relpath not in {c.relpath for c in result.containers}
     assert len(result.containers) == len(layout.expected) - 1
@@ -414,7 +421,7 @@ def test_access_denied_is_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     victim = f"{layout.fixture.root}/{layout.expected[0].relpath}/cgroup.procs"
     real_read_pids = discovery._read_pids
 
-    def denying(path: str) -> tuple[int, ...] | None:
+    def denying(path: str) -> CgroupProcs | None:
         if path == victim:  # what read_file_bytes turns EACCES into
             raise AccessDeniedError(path, f"{path}: access denied", errno.EACCES)
         return real_read_pids(path)
@@ -425,14 +432,49 @@ def test_access_denied_is_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert result.skipped["access_denied"] == 1
 
 
-def test_garbage_cgroup_procs_is_counted_unreadable(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("bad_line", "kind"),
+    [
+        (b"abc", MalformedFileError),
+        (b"-1", OutOfRangeError),
+        (b"", MalformedFileError),
+        (b"4294967297", OutOfRangeError),
+    ],
+)
+def test_a_bad_cgroup_procs_line_is_skipped_and_the_container_kept(
+    tmp_path: Path, bad_line: bytes, kind: type[MalformedFileError]
+) -> None:
     layout = systemd_v2(tmp_path)
-    procs = Path(f"{layout.fixture.root}/{layout.expected[0].relpath}/cgroup.procs")
-    procs.write_bytes(b"12\nnot-a-pid\n")
+    target = layout.expected[0]
+    procs = Path(f"{layout.fixture.root}/{target.relpath}/cgroup.procs")
+    procs.write_bytes(b"12\n" + bad_line + b"\n13\n")
     result = _run(layout)
-    assert layout.expected[0].relpath not in {c.relpath for c in result.containers}
-    assert len(result.containers) == len(layout.expected) - 1
-    assert result.skipped["unreadable"] == 1
+    assert {c.relpath for c in result.containers} == {e.relpath for e in layout.expected}
+    [kept] = [c for c in result.containers if c.relpath == target.relpath]
+    assert kept.pids == (12, 13)
+    assert result.skipped["unreadable"] == 0
+    [skipped] = result.procs_skipped
+    assert type(skipped.first) is kind
+    assert skipped.count == 1
+    assert skipped.first.path == str(procs)
+    assert isinstance(skipped.first, MalformedFileError) and skipped.first.line_number == 2
+
+
+def test_a_cgroup_procs_longer_than_its_cap_keeps_the_pids_within_it(tmp_path: Path) -> None:
+    layout = systemd_v2(tmp_path)
+    target = layout.expected[0]
+    procs = Path(f"{layout.fixture.root}/{target.relpath}/cgroup.procs")
+    cap = max_bytes_for("cgroup.procs")
+    lines = b"".join(b"%d\n" % (100_000 + i % 4_000_000) for i in range(cap // 7 + 10))
+    assert len(lines) > cap
+    procs.write_bytes(lines)
+    result = _run(layout)
+    [kept] = [c for c in result.containers if c.relpath == target.relpath]
+    assert kept.pids and len(kept.pids) == cap // 7  # every line is 6 digits and a newline
+    assert kept.pids[:2] == (100_000, 100_001)
+    [skipped] = result.procs_skipped
+    assert isinstance(skipped.first, FileTooLargeError)
+    assert skipped.first.max_bytes == cap
 
 
 def test_pids_follow_cgroup_procs(tmp_path: Path) -> None:

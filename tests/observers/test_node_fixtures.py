@@ -982,6 +982,9 @@ def test_bad_cgroup_file_is_a_counted_error_and_the_rest_is_sampled(
         "vanished": 0,
         "access_denied": 0,
         "malformed": 1,
+        "out_of_range": 0,
+        "too_large": 0,
+        "too_many_series": 0,
         "other": 0,
     }
     assert report.containers == len(layout.expected)
@@ -1078,3 +1081,225 @@ def test_fixture_values_are_what_the_tests_assume() -> None:
     assert single(v2 / "memory.current") > flat(v2 / "memory.stat")["inactive_file"]
     assert flat(v1 / "memory.stat")["total_inactive_file"] > 0
     assert proc_stat(PROC_FILES / "stat")["utime"] > 0
+
+
+# ------------------------------------------------------------------------------------------
+# bad input: values no kernel writes, bad cgroup.procs lines, oversized files
+# ------------------------------------------------------------------------------------------
+
+V2_MEMORY_STAT = (FIXTURES / "cgroup_v2" / "container" / "memory.stat").read_bytes()
+
+OUT_OF_RANGE = [
+    # mode, file, content, the raw series it no longer makes, what the log line says
+    ("v2", "memory.current", b"18446744073709551617\n", "cgroup.memory.current", "2**64-1"),
+    ("v2", "memory.current", b"9223372036854775808\n", "cgroup.memory.current", "int64"),
+    ("v2", "pids.current", b"-7\n", "cgroup.pids.current", "negative"),
+    ("v2", "memory.max", b"-1\n", "cgroup.memory.max", "negative"),
+    ("v2", "cpu.weight", b"20000\n", "cgroup.cpu.weight", "cpu.weight"),
+    ("v2", "cpu.max", b"50000 0\n", "cgroup.cpu.max.period_usec", "CFS period"),
+    (
+        "v2",
+        "memory.stat",
+        V2_MEMORY_STAT.replace(b"anon 527106048\n", b"anon -527106048\n"),
+        "cgroup.memory.stat.file",
+        "negative",
+    ),
+    (
+        "v2",
+        "io.stat",
+        b"8:0 rbytes=18446744073709551617 wbytes=0 rios=0 wios=0 dbytes=0 dios=0\n",
+        "cgroup.io.stat.wbytes",
+        "2**64-1",
+    ),
+    (
+        "v2",
+        "cpu.pressure",
+        b"some avg10=101.00 avg60=0.00 avg300=0.00 total=1\n",
+        "cgroup.cpu.pressure.some.total",
+        "PSI average",
+    ),
+    ("v1", "memory.limit_in_bytes", b"-1\n", "cgroup.memory.limit_in_bytes", "negative"),
+    ("v1", "cpu.cfs_period_us", b"0\n", "cgroup.cpu.cfs_period_us", "CFS period"),
+    ("v1", "cpu.shares", b"1\n", "cgroup.cpu.shares", "cpu.shares"),
+    ("v1", "cpuacct.usage", b"-3\n", "cgroup.cpuacct.usage", "negative"),
+]
+
+
+@pytest.mark.parametrize(
+    ("mode", "file", "content", "lost", "said"),
+    OUT_OF_RANGE,
+    ids=[f"{mode}-{file}-{said}" for mode, file, _, _, said in OUT_OF_RANGE],
+)
+def test_a_value_no_kernel_writes_is_refused_counted_and_logged_once(
+    tmp_path: Path,
+    recorder: CaptureRecorder,
+    caplog: pytest.LogCaptureFixture,
+    mode: str,
+    file: str,
+    content: bytes,
+    lost: str,
+    said: str,
+) -> None:
+    layout = tree(tmp_path, mode)
+    bad = [layout.expected[0], layout.expected[2]]  # two containers with the same bad file
+    for container in bad:
+        cgroup_file(layout.fixture, container.relpath, file).write_bytes(content)
+    obs = observer(layout, tmp_path / "log")
+    with caplog.at_level("WARNING", logger="finemon.observers"):
+        # 11 samples: the settings files are read on the first and the 11th.
+        reports = [obs.sample() for _ in range(11)]
+    assert reports[0].errors_by_reason["out_of_range"] == 2, reports[0].errors_by_reason
+    assert sum(r.errors_by_reason["out_of_range"] for r in reports) >= 4
+    for report in reports:
+        assert report.read_errors == report.errors_by_reason["out_of_range"] in (0, 2)
+        assert report.containers == len(layout.expected)
+    for container in bad:
+        assert lost not in names_of(recorder, container_id=str(container.container_id))
+    assert lost in names_of(recorder, container_id=str(layout.expected[3].container_id))
+    logged = [r.getMessage() for r in caplog.records if file in r.getMessage()]
+    assert len(logged) == 1, logged  # once for the file and reason, not per container or tick
+    assert f"/{file}:1: " in logged[0] and said in logged[0]
+
+
+def test_a_refused_value_is_written_again_once_the_kernel_file_is_good(
+    tmp_path: Path, recorder: CaptureRecorder
+) -> None:
+    layout = tree(tmp_path, "v2")
+    cid = str(layout.expected[0].container_id)
+    path = cgroup_file(layout.fixture, layout.expected[0].relpath, "memory.current")
+    good = path.read_bytes()
+    path.write_bytes(b"-7\n")
+    obs = observer(layout, tmp_path / "log")
+    assert obs.sample().errors_by_reason["out_of_range"] == 1
+    assert value(recorder, "cgroup.memory.current", container_id=cid) is None
+    path.write_bytes(good)
+    clean(obs.sample())
+    assert value(recorder, "cgroup.memory.current", container_id=cid) == int(good)
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "reason"),
+    [
+        (b"abc", "malformed"),
+        (b"-1", "out_of_range"),
+        (b"", "malformed"),
+        (b"4294967297", "out_of_range"),
+    ],
+)
+def test_a_bad_cgroup_procs_line_keeps_the_container_and_its_other_processes(
+    tmp_path: Path,
+    recorder: CaptureRecorder,
+    caplog: pytest.LogCaptureFixture,
+    bad_line: bytes,
+    reason: str,
+) -> None:
+    layout = tree(tmp_path, "v2")
+    target = layout.expected[0]
+    assert len(target.pids) >= 2
+    first, *rest = target.pids
+    procs = layout.fixture.root / target.relpath / "cgroup.procs"
+    procs.write_bytes(b"".join(b"%d\n" % pid for pid in [first]) + bad_line + b"\n")
+    procs.write_bytes(procs.read_bytes() + b"".join(b"%d\n" % pid for pid in rest))
+    obs = observer(layout, tmp_path / "log")
+    with caplog.at_level("WARNING", logger="finemon.observers"):
+        reports = [obs.sample() for _ in range(2)]
+    cid = str(target.container_id)
+    for report in reports:
+        assert report.containers == len(layout.expected)
+        assert report.skipped["unreadable"] == 0
+        assert report.errors_by_reason[reason] == 1, report.errors_by_reason
+        assert report.read_errors == 1
+    assert value(recorder, "container.processes", container_id=cid) == len(target.pids)
+    assert {
+        dict(h.labels)["pid"] for h in handles(recorder, "process.threads", container_id=cid)
+    } == {str(pid) for pid in target.pids}
+    logged = [r.getMessage() for r in caplog.records if "cgroup.procs" in r.getMessage()]
+    assert len(logged) == 1, logged
+    assert f"{procs}:2: " in logged[0]
+
+
+def test_an_oversized_cgroup_file_is_not_read_past_its_cap(
+    tmp_path: Path, recorder: CaptureRecorder
+) -> None:
+    """A 10 MB memory.stat: refused as too large after reading 64 KiB of it, counted; the
+    container's other files are sampled, and sampling takes no memory for the file's bulk."""
+    import tracemalloc
+
+    layout = tree(tmp_path, "v2")
+    target = layout.expected[0]
+    huge = V2_MEMORY_STAT + b"".join(b"key_%07d 1\n" % i for i in range(10_000_000 // 14))
+    assert len(huge) > 10_000_000
+    cgroup_file(layout.fixture, target.relpath, "memory.stat").write_bytes(huge)
+    obs = observer(layout, tmp_path / "log")
+    tracemalloc.start()
+    try:
+        report = obs.sample()
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.errors_by_reason["too_large"] == 1, report.errors_by_reason
+    assert report.read_errors == 1
+    assert peak_bytes < 4_000_000  # the file alone is 10 MB
+    names = names_of(recorder, container_id=str(target.container_id))
+    assert not {n for n in names if n.startswith("cgroup.memory.stat.")}
+    assert "container.memory.usage_bytes" in names and "container.cpu.usage_usec" in names
+
+
+def test_a_keyed_file_makes_at_most_its_cap_of_series(
+    tmp_path: Path, recorder: CaptureRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A memory.stat with 1,000 keys more than the kernel's (within the byte cap) makes 256
+    series; the values past the cap are counted, each reading that has them."""
+    layout = tree(tmp_path, "v2")
+    target = layout.expected[0]
+    cid = str(target.container_id)
+    path = cgroup_file(layout.fixture, target.relpath, "memory.stat")
+    extra = b"".join(b"future_%04d 1\n" % i for i in range(1000))
+    path.write_bytes(V2_MEMORY_STAT + extra)
+    keys = V2_MEMORY_STAT.count(b"\n") + 1000
+    obs = observer(layout, tmp_path / "log")
+    with caplog.at_level("WARNING", logger="finemon.observers"):
+        first = obs.sample()
+        unchanged = obs.sample()
+        path.write_bytes(V2_MEMORY_STAT.replace(b"anon 527106048", b"anon 527106049") + extra)
+        changed = obs.sample()
+    made = {n for n in names_of(recorder, container_id=cid) if n.startswith("cgroup.memory.stat.")}
+    assert len(made) == 256
+    # The kernel's keys come first in the file, so they all have their series.
+    assert {
+        f"cgroup.memory.stat.{line.split()[0].decode()}" for line in V2_MEMORY_STAT.splitlines()
+    } <= made
+    assert first.errors_by_reason["too_many_series"] == keys - 256
+    assert unchanged.read_errors == 0  # the same bytes are not parsed again
+    assert changed.errors_by_reason["too_many_series"] == keys - 256
+    assert value(recorder, "container.memory.rss_bytes", container_id=cid) == 527106049
+    logged = [r.getMessage() for r in caplog.records if "memory.stat" in r.getMessage()]
+    assert len(logged) == 1 and "past the cap of 256 series" in logged[0], logged
+
+
+def test_a_process_file_makes_at_most_its_cap_of_series(
+    tmp_path: Path, recorder: CaptureRecorder
+) -> None:
+    layout = tree(tmp_path, "v2")
+    pid = layout.expected[0].pids[0]
+    rollup = PROC_FILES / "smaps_rollup"
+    extra = b"".join(b"Future%04d:   1 kB\n" % i for i in range(1000))
+    (layout.fixture.proc_root / str(pid) / "smaps_rollup").write_bytes(rollup.read_bytes() + extra)
+    regions = b"".join(
+        b"7f%010x-7f%010x r--p 00000000 fe:00 1   /lib/mapped-%d.so\nRss:  4 kB\nPss:  4 kB\n"
+        % (i * 2, i * 2 + 1, i)
+        for i in range(3000)
+    )
+    (layout.fixture.proc_root / str(pid) / "smaps").write_bytes(regions)
+    report = observer(layout, tmp_path / "log", smaps=True).sample()
+    keys = len(rollup_bytes(rollup)) + 1000
+    assert report.errors_by_reason["too_many_series"] == (keys - 256) + (6000 - 4096)
+    assert report.read_errors == report.errors_by_reason["too_many_series"]
+    made = {n for n in names_of(recorder, pid=str(pid)) if n.startswith("proc.smaps_rollup.")}
+    assert len(made) == 256
+    assert (
+        len(handles(recorder, "process.memory.region.pss_bytes", pid=str(pid)))
+        + len(handles(recorder, "process.memory.region.rss_bytes", pid=str(pid)))
+        == 4096
+    )
+    assert value(recorder, "process.memory.pss_bytes", pid=str(pid), comm="python3") is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -186,3 +187,92 @@ def test_user_system_percent_and_virtual_size_of_real_processes(
         observer.close()
     finally:
         capture.set_recorder(None)
+
+
+def bind_mount(content: bytes, target: Path, tmp_path: Path, mounted: list[Path]) -> None:
+    """Hide the kernel file ``target`` of a real cgroup behind a regular file holding
+    ``content`` (a bind mount, undone by the caller): what a corrupted or fake cgroup tree
+    would show, in a real cgroup with real processes."""
+    source = tmp_path / f"bad-{len(mounted)}-{target.name}"
+    source.write_bytes(content)
+    command = ["mount", "--bind", str(source), str(target)]
+    done = subprocess.run(command, check=False, capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot bind-mount over a cgroup file: {done.stderr.decode().strip()}")
+    mounted.append(target)
+
+
+def test_real_cgroups_keep_what_the_kernel_writes_and_refuse_what_it_never_writes(
+    sandbox: KubeletSandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Real cgroups at the edges of their ranges (the kernel clamps cpu.shares to 2, a 1 ms CFS
+    period, no memory limit) are recorded exactly; in a real cgroup whose files are hidden behind
+    garbage (pids.current -7, a memory usage of 2**64+1, a cgroup.procs line "abc", a 10 MB
+    memory.stat) each file is refused and counted, the container and its process kept."""
+    victim = sandbox.add_container("bad-pod", "victim", [("sleep", [])])
+    witness = sandbox.add_container("good-pod", "witness", [("sleep", [])])
+    (victim_pid,) = victim.pids
+    for entry in (victim, witness):
+        dirs = sandbox.hierarchy.dirs_for(entry.relpath)
+        if dirs.v2 is not None:
+            (dirs.v2 / "cpu.weight").write_text("10000\n")
+            (dirs.v2 / "cpu.max").write_text("max 1000\n")
+        else:
+            assert dirs.cpu is not None
+            (dirs.cpu / "cpu.shares").write_text("1\n")  # the kernel keeps 2
+            (dirs.cpu / "cpu.cfs_period_us").write_text("1000\n")
+    dirs = sandbox.hierarchy.dirs_for(victim.relpath)
+    memory_dir = dirs.v2 if dirs.v2 is not None else dirs.memory
+    pids_dir = dirs.v2 if dirs.v2 is not None else dirs.pids
+    assert memory_dir is not None and pids_dir is not None
+    usage_file = "memory.current" if dirs.v2 is not None else "memory.usage_in_bytes"
+    scan_dir = sandbox.hierarchy.scan_root / victim.relpath
+    mounted: list[Path] = []
+    recorder = CaptureRecorder(global_labels={"node_name": "test-node"})
+    capture.set_recorder(recorder)
+    observer: NodeObserver | None = None
+    try:
+        bind_mount(b"-7\n", pids_dir / "pids.current", tmp_path, mounted)
+        bind_mount(b"18446744073709551617\n", memory_dir / usage_file, tmp_path, mounted)
+        bind_mount(b"%d\nabc\n" % victim_pid, scan_dir / "cgroup.procs", tmp_path, mounted)
+        stat = (memory_dir / "memory.stat").read_bytes()
+        bind_mount(
+            stat * (10_000_000 // len(stat) + 1), memory_dir / "memory.stat", tmp_path, mounted
+        )
+        observer = NodeObserver(ObserverConfig(log_root=tmp_path / "log", node_name="test-node"))
+        with caplog.at_level("WARNING", logger="finemon.observers"):
+            reports = [observer.sample() for _ in range(2)]
+        for report in reports:  # the victim's four files, each tick; every other file is good
+            assert report.errors_by_reason["out_of_range"] == 2, report.errors_by_reason
+            assert report.errors_by_reason["malformed"] == 1, report.errors_by_reason
+            assert report.errors_by_reason["too_large"] == 1, report.errors_by_reason
+        victim_labels = {"container_name": "victim"}
+        witness_labels = {"container_name": "witness"}
+        # The victim is kept with its process; the refused files wrote nothing.
+        assert labelled(recorder, "container.processes", **victim_labels) == 1
+        assert labelled(recorder, "process.threads", pid=str(victim_pid)) is not None
+        assert labelled(recorder, "cgroup.pids.current", **victim_labels) is None
+        assert labelled(recorder, f"cgroup.{usage_file}", **victim_labels) is None
+        assert labelled(recorder, "cgroup.memory.stat.anon", **victim_labels) is None
+        assert labelled(recorder, "cgroup.pids.current", **witness_labels) == 1
+        # What the kernel writes at the edges of its ranges is kept, exactly.
+        for labels in (victim_labels, witness_labels):
+            if dirs.v2 is not None:
+                assert labelled(recorder, "cgroup.cpu.weight", **labels) == 10000
+                assert labelled(recorder, "cgroup.cpu.max.period_usec", **labels) == 1000
+            else:
+                assert labelled(recorder, "cgroup.cpu.shares", **labels) == 2
+                assert labelled(recorder, "cgroup.cpu.cfs_period_us", **labels) == 1000
+                assert labelled(recorder, "cgroup.cpu.cfs_quota_us", **labels) == -1
+                limit = int((memory_dir / "memory.limit_in_bytes").read_bytes())
+                assert labelled(recorder, "cgroup.memory.limit_in_bytes", **labels) == limit
+        logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("read error")]
+        assert len(logged) == 4, logged  # once each, not once per tick
+    finally:
+        if observer is not None:
+            observer.close()  # its kept descriptors would keep the mounts busy
+        capture.set_recorder(None)
+        for target in reversed(mounted):
+            # Lazily: detached from the tree at once even if still busy, so that the sandbox
+            # can remove its cgroups (a mount left on a removed cgroup's file cannot be undone).
+            subprocess.run(["umount", "--lazy", str(target)], check=True)

@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from observers.readers import procfs
-from observers.readers.errors import MalformedFileError, VanishedError, read_file_bytes
+from observers.readers.errors import (
+    MalformedFileError,
+    OutOfRangeError,
+    VanishedError,
+    read_file_bytes,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "proc"
 SELF = FIXTURES / "self"
@@ -326,6 +331,81 @@ def test_smaps_malformed(data: bytes, line: int) -> None:
     with pytest.raises(MalformedFileError) as info:
         procfs.parse_smaps(data, "/proc/1/smaps")
     assert info.value.line_number == line
+
+
+# --- values no kernel writes ----------------------------------------------------------------------
+
+STAT = (SELF / "stat").read_bytes()
+
+
+def stat_with(field: int, value: bytes) -> bytes:
+    """``/proc/self/stat``'s fixture with field number ``field`` (1-based, as in proc(5))."""
+    head, rest = STAT.rsplit(b")", 1)
+    fields = rest.split(b" ")  # fields[1] is field 3
+    fields[field - 2] = value
+    return head + b")" + b" ".join(fields)
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        (stat_with(14, b"-4"), "negative"),  # utime
+        (stat_with(14, b"18446744073709551617"), "2**64-1"),
+        (stat_with(23, b"9223372036854775808"), "int64"),  # vsize
+        (stat_with(4, b"4194304"), "a pid"),  # ppid
+        (stat_with(18, b"40"), "scheduling priority"),
+        (stat_with(18, b"-101"), "scheduling priority"),
+        (stat_with(19, b"20"), "nice"),
+        (stat_with(19, b"-21"), "nice"),
+        (b"-3 (x) S 1 2 3\n", "a pid"),
+    ],
+)
+def test_stat_number_no_kernel_writes_is_refused(data: bytes, said: str) -> None:
+    with pytest.raises(OutOfRangeError) as info:
+        procfs.parse_stat(data, "/proc/12/stat")
+    assert str(info.value).startswith("/proc/12/stat:1: ") and said in str(info.value)
+
+
+def test_stat_signed_fields_within_their_range() -> None:
+    """A real-time task's priority is negative, a niced task's nice; an untyped field may be
+    negative too (tpgid is -1 without a terminal, as in the fixture)."""
+    assert STAT.split(b") ", 1)[1].split()[5] == b"-1"  # field 8, tpgid
+    stat = procfs.parse_stat(stat_with(18, b"-100"), "s")
+    assert (stat.priority, stat.nice) == (-100, 0)
+    assert procfs.parse_stat(stat_with(19, b"-20"), "s").nice == -20
+    assert procfs.parse_stat(STAT, "s").utime_ticks == 4
+
+
+@pytest.mark.parametrize(
+    ("parse", "data", "line", "said"),
+    [
+        (procfs.parse_status, b"Name:\tx\nVmRSS:\t-5 kB\n", 2, "negative"),
+        (procfs.parse_status, b"Name:\tx\nVmRSS:\t9007199254740992 kB\n", 2, "a size in kB"),
+        (procfs.parse_status, b"Name:\tx\nPid:\t4194304\n", 2, "a pid"),
+        (procfs.parse_status, b"Name:\tx\nThreads:\t-1\n", 2, "negative"),
+        (procfs.parse_smaps_rollup, b"[rollup]\nRss: 1 kB\nPss: -1 kB\n", 3, "negative"),
+        (procfs.parse_smaps_rollup, b"[rollup]\nRss: 9007199254740992 kB\n", 2, "a size in kB"),
+        (
+            procfs.parse_smaps,
+            b"00400000-00452000 r-xp 00000000 08:02 1 /bin/x\nRss: 9007199254740992 kB\n",
+            2,
+            "a size in kB",
+        ),
+    ],
+)
+def test_a_size_or_count_no_kernel_writes_is_refused(
+    parse: Callable[[bytes, str], object], data: bytes, line: int, said: str
+) -> None:
+    with pytest.raises(OutOfRangeError) as info:
+        parse(data, "/proc/1/file")
+    assert info.value.line_number == line
+    assert str(info.value).startswith(f"/proc/1/file:{line}: ") and said in str(info.value)
+
+
+def test_the_largest_size_in_kb_is_accepted() -> None:
+    largest = (2**63 - 1) >> 10
+    rollup = procfs.parse_smaps_rollup(b"[rollup]\nRss: %d kB\n" % largest, "r")
+    assert rollup.values["Rss"] == largest << 10 <= 2**63 - 1
 
 
 # --- vanished processes ---------------------------------------------------------------------------

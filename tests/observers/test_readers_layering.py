@@ -12,7 +12,9 @@ READER_MODULES = (
     "observers.readers.cgroup_v2",
     "observers.readers.errors",
     "observers.readers.keyed",
+    "observers.readers.limits",
     "observers.readers.mountinfo",
+    "observers.readers.numbers",
     "observers.readers.procfs",
 )
 

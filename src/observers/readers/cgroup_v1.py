@@ -10,8 +10,10 @@ file*: ``read_cpuacct_stat("/sys/fs/cgroup/cpuacct/<path>")``,
 are co-mounted, the same directory serves both).
 
 The parse/read split, the optional typed fields, ``values`` and the failure behaviour are those of
-:mod:`observers.readers.cgroup_v2`: ``parse_*`` raise :class:`~.errors.MalformedFileError`;
-``read_*`` also raise :class:`~.errors.VanishedError`, :class:`~.errors.AccessDeniedError` or
+:mod:`observers.readers.cgroup_v2`: ``parse_*`` raise :class:`~.errors.MalformedFileError`
+(:class:`~.errors.OutOfRangeError` for a number outside its file's range, see
+:mod:`observers.readers.numbers`); ``read_*`` also raise :class:`~.errors.FileTooLargeError`,
+:class:`~.errors.VanishedError`, :class:`~.errors.AccessDeniedError` or
 :class:`~.errors.ReaderError` for OS errors. Empty input gives all-None values for keyed files and
 ``MalformedFileError`` for single-value files.
 """
@@ -23,26 +25,39 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from observers.readers.cgroup_v2 import (
+    CgroupProcs,
     parse_cgroup_procs,
+    parse_device,
     parse_flat_keyed,
     parse_int_or_max,
     parse_single_int,
+    parse_single_value,
 )
 from observers.readers.errors import MalformedFileError, quote_line, read_file_bytes
 from observers.readers.keyed import Key, KeyedFile
+from observers.readers.numbers import (
+    CFS_PERIOD_USEC,
+    CFS_QUOTA_USEC,
+    CPU_SHARES,
+    U64,
+    parse_int,
+)
 
 __all__ = [
     "UNLIMITED_THRESHOLD_BYTES",
     "BlkioDeviceStat",
     "BlkioStat",
+    "CgroupProcs",
     "CpuStat",
     "CpuacctStat",
     "MemoryStat",
     "OomControl",
     "is_unlimited_bytes",
     "parse_blkio_rwstat",
+    "parse_cfs_period_usec",
     "parse_cfs_quota_usec",
     "parse_cgroup_procs",
+    "parse_cpu_shares",
     "parse_cpu_stat",
     "parse_cpuacct_stat",
     "parse_memory_oom_control",
@@ -157,15 +172,31 @@ def parse_cfs_quota_usec(data: bytes, path: str) -> int | None:
     """Parse ``cpu.cfs_quota_us``: microseconds per period, None for ``-1`` (no limit).
 
     Raises:
-        MalformedFileError: not a single integer, or negative other than -1.
+        OutOfRangeError: negative other than -1, or above 2**63-1.
+        MalformedFileError: not a single integer.
     """
-    quota = parse_single_int(data, path)
-    if quota == -1:
-        return None
-    if quota < 0:
-        first = data.split(b"\n", 1)[0]
-        raise MalformedFileError(path, 1, f"expected a quota or -1, got {quote_line(first)}")
-    return quota
+    quota = parse_single_value(data, path, CFS_QUOTA_USEC, "a quota or -1")
+    return None if quota == -1 else quota
+
+
+def parse_cfs_period_usec(data: bytes, path: str) -> int:
+    """Parse ``cpu.cfs_period_us``: the CFS period, 1000..1000000 microseconds.
+
+    Raises:
+        OutOfRangeError: outside 1000..1000000 (the kernel refuses such a period).
+        MalformedFileError: not a single integer.
+    """
+    return parse_single_value(data, path, CFS_PERIOD_USEC, "a period")
+
+
+def parse_cpu_shares(data: bytes, path: str) -> int:
+    """Parse ``cpu.shares``: the relative weight, 2..262144 (the kernel clamps to that).
+
+    Raises:
+        OutOfRangeError: outside 2..262144.
+        MalformedFileError: not a single integer.
+    """
+    return parse_single_value(data, path, CPU_SHARES, "a weight")
 
 
 def read_cpu_cfs_quota_usec(cgroup_dir: StrPath) -> int | None:
@@ -175,13 +206,16 @@ def read_cpu_cfs_quota_usec(cgroup_dir: StrPath) -> int | None:
 
 
 def read_cpu_cfs_period_usec(cgroup_dir: StrPath) -> int:
-    """Read ``cpu.cfs_period_us``: the CFS bandwidth period, microseconds."""
-    return _read_int(cgroup_dir, "cpu.cfs_period_us")
+    """Read ``cpu.cfs_period_us``: the CFS bandwidth period, microseconds; see
+    :func:`parse_cfs_period_usec`."""
+    path = _path(cgroup_dir, "cpu.cfs_period_us")
+    return parse_cfs_period_usec(read_file_bytes(path), path)
 
 
 def read_cpu_shares(cgroup_dir: StrPath) -> int:
-    """Read ``cpu.shares``: the relative CPU weight (default 1024, range 2..262144)."""
-    return _read_int(cgroup_dir, "cpu.shares")
+    """Read ``cpu.shares``: the relative CPU weight (default 1024); see :func:`parse_cpu_shares`."""
+    path = _path(cgroup_dir, "cpu.shares")
+    return parse_cpu_shares(read_file_bytes(path), path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -353,7 +387,10 @@ def parse_blkio_rwstat(data: bytes, path: str) -> BlkioStat:
     Lines are ``MAJ:MIN Op value`` per device and operation, then one ``Total value``. Empty
     input -> ``BlkioStat((), None)``; a cgroup that has done no I/O reads just ``Total 0``.
 
+    Values are within 0..2**63-1, device numbers within 0..2**32-1.
+
     Raises:
+        OutOfRangeError: a value or device number outside those ranges.
         MalformedFileError: a line that is neither ``MAJ:MIN Op value`` nor ``Total value``, or a
             value or device number that is not an integer.
     """
@@ -363,22 +400,24 @@ def parse_blkio_rwstat(data: bytes, path: str) -> BlkioStat:
         parts = line.split()
         if not parts:
             continue
-        try:
-            if len(parts) == 3:
-                device, op, raw = parts
-                entry = devices.get(device)
-                if entry is None:
-                    major, sep, minor = device.partition(b":")
-                    if not sep:
-                        raise ValueError(device)
-                    entry = devices[device] = (int(major), int(minor), {})
-                entry[2][op.decode()] = int(raw)
+        if len(parts) == 3:
+            device, op, raw = parts
+            value = parse_int(raw, U64, path, number)
+            entry = devices.get(device)
+            if entry is None and value is not None:
+                pair = parse_device(device, path, number)
+                if pair is not None:
+                    entry = devices[device] = (*pair, {})
+            if entry is not None and value is not None:
+                try:
+                    entry[2][op.decode()] = value
+                    continue
+                except UnicodeDecodeError:
+                    pass
+        elif len(parts) == 2 and parts[0] == b"Total":
+            total = parse_int(parts[1], U64, path, number)
+            if total is not None:
                 continue
-            if len(parts) == 2 and parts[0] == b"Total":
-                total = int(parts[1])
-                continue
-        except ValueError:
-            pass
         raise MalformedFileError(
             path, number, f"expected 'MAJ:MIN Op value' or 'Total value', got {quote_line(line)}"
         )
@@ -420,7 +459,7 @@ def read_pids_max(cgroup_dir: StrPath) -> int | None:
     return parse_int_or_max(read_file_bytes(path), path)
 
 
-def read_cgroup_procs(cgroup_dir: StrPath) -> tuple[int, ...]:
+def read_cgroup_procs(cgroup_dir: StrPath) -> CgroupProcs:
     """Read ``<cgroup_dir>/cgroup.procs`` (any v1 hierarchy); see
     :func:`observers.readers.cgroup_v2.parse_cgroup_procs`."""
     path = _path(cgroup_dir, "cgroup.procs")

@@ -20,15 +20,20 @@ kernel reports is thrown away; their typed fields are looked up in ``values`` wh
 Failure behaviour, common to every function here (errors of :mod:`observers.readers.errors`):
 
 * :class:`~.errors.MalformedFileError` (a ``ValueError``) when the content does not match the
-  format; the message names the file and the 1-based line.
-* ``read_*`` only: :class:`~.errors.VanishedError` when the cgroup was removed (ENOENT,
-  ENODEV), :class:`~.errors.AccessDeniedError` on EACCES/EPERM,
+  format; the message names the file and the 1-based line. Every number is checked against its
+  file's range (:mod:`observers.readers.numbers`: unsigned 64-bit values that fit int64 unless
+  a reader says otherwise); one outside it raises :class:`~.errors.OutOfRangeError`, a
+  ``MalformedFileError``, and the whole file is refused, as for any malformed line. Only
+  ``cgroup.procs`` skips its bad lines and keeps the rest (:class:`CgroupProcs`).
+* ``read_*`` only: :class:`~.errors.FileTooLargeError` when the file is longer than its cap
+  (:mod:`observers.readers.limits`), :class:`~.errors.VanishedError` when the cgroup was removed
+  (ENOENT, ENODEV), :class:`~.errors.AccessDeniedError` on EACCES/EPERM,
   :class:`~.errors.UnsupportedError` on EOPNOTSUPP (a pressure file when the kernel runs with
   PSI disabled), and a plain :class:`~.errors.ReaderError` for any other OS error.
 
 Empty input: the flat keyed and nested keyed parsers return an all-``None`` value (``io.stat`` an
-empty tuple, ``cgroup.procs`` an empty tuple); the single-value parsers raise
-``MalformedFileError`` because those files always hold a value.
+empty tuple, ``cgroup.procs`` no pids); the single-value parsers raise ``MalformedFileError``
+because those files always hold a value.
 """
 
 from __future__ import annotations
@@ -38,10 +43,32 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from observers.readers.errors import MalformedFileError, quote_line, read_file_bytes
+from observers.readers.errors import (
+    MalformedFileError,
+    OutOfRangeError,
+    ReaderError,
+    Skipped,
+    quote_line,
+    read_file_bytes,
+)
 from observers.readers.keyed import Key, KeyedFile
+from observers.readers.numbers import (
+    CFS_PERIOD_USEC,
+    CPU_WEIGHT,
+    DEVICE_NUMBER,
+    NON_NEGATIVE,
+    PID,
+    PID_MAX_LIMIT,
+    PSI_PERCENT,
+    U64,
+    IntRange,
+    all_digits,
+    parse_decimal,
+    parse_int,
+)
 
 __all__ = [
+    "CgroupProcs",
     "CpuMax",
     "CpuStat",
     "IoDeviceStat",
@@ -52,6 +79,8 @@ __all__ = [
     "parse_cgroup_procs",
     "parse_cpu_max",
     "parse_cpu_stat",
+    "parse_cpu_weight",
+    "parse_device",
     "parse_flat_keyed",
     "parse_int_or_max",
     "parse_io_stat",
@@ -59,6 +88,7 @@ __all__ = [
     "parse_memory_stat",
     "parse_pressure",
     "parse_single_int",
+    "parse_single_value",
     "read_cgroup_procs",
     "read_cpu_max",
     "read_cpu_pressure",
@@ -93,25 +123,38 @@ def _path(cgroup_dir: StrPath, name: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def parse_flat_keyed(data: bytes, path: str) -> dict[str, int]:
-    """Parse a flat keyed file (``key value`` per line, integer values) into a dict.
+_isdigit = bytes.isdigit
 
-    Keys are decoded as UTF-8; values are Python ints (any size the kernel prints). Blank lines
-    are skipped; a later duplicate key wins. Empty input gives an empty dict.
+
+def parse_flat_keyed(data: bytes, path: str) -> dict[str, int]:
+    """Parse a flat keyed file (``key value`` per line, unsigned integer values) into a dict.
+
+    Keys are decoded as UTF-8; values are ints within :data:`~observers.readers.numbers.U64`
+    (0..2**63-1). Blank lines are skipped; a later duplicate key wins. Empty input gives an
+    empty dict.
 
     Raises:
-        MalformedFileError: a line that is not exactly two fields, or whose value is not an
-            integer, naming ``path`` and the line.
+        OutOfRangeError: a value outside 0..2**63-1 (negative, or more than int64 holds).
+        MalformedFileError: a line that is not exactly two fields, or whose value is not a
+            decimal integer, naming ``path`` and the line.
     """
+    if not data:
+        return {}
     lines = data.split(b"\n")
     if lines[-1] == b"":
         lines.pop()
     try:
         # Fast path: one comprehension, no per-line branches. Anything odd (a blank line, three
-        # fields, a non-integer) raises ValueError and falls through to the slow, exact scan.
-        return {key.decode(): int(value) for key, value in map(bytes.split, lines)}
+        # fields, a value that is not plain digits, a duplicate key: one entry short) falls
+        # through to the slow, exact scan, as does a value above the range.
+        values = {
+            key.decode(): int(value) for key, value in map(bytes.split, lines) if _isdigit(value)
+        }
     except ValueError:
         return _parse_flat_keyed_slow(data, path)
+    if len(values) == len(lines) and (not values or max(values.values()) <= U64.high):
+        return values
+    return _parse_flat_keyed_slow(data, path)
 
 
 def _parse_flat_keyed_slow(data: bytes, path: str) -> dict[str, int]:
@@ -128,27 +171,56 @@ def _parse_flat_keyed_slow(data: bytes, path: str) -> dict[str, int]:
         except UnicodeDecodeError:
             reason = f"key is not UTF-8: {quote_line(line)}"
             raise MalformedFileError(path, number, reason) from None
-        try:
-            values[name] = int(raw)
-        except ValueError:
-            raise MalformedFileError(
-                path, number, f"value is not an integer: {quote_line(line)}"
-            ) from None
+        value = parse_int(raw, U64, path, number)
+        if value is None:
+            raise MalformedFileError(path, number, f"value is not an integer: {quote_line(line)}")
+        values[name] = value
     return values
 
 
 def parse_single_int(data: bytes, path: str) -> int:
-    """Parse a single-value file holding one integer (e.g. ``memory.current``).
+    """Parse a single-value file holding one unsigned integer (e.g. ``memory.current``).
 
-    Surrounding whitespace and the trailing newline are ignored.
+    Surrounding whitespace and the trailing newline are ignored. The value is within
+    :data:`~observers.readers.numbers.U64` (0..2**63-1).
 
     Raises:
+        OutOfRangeError: negative, or above 2**63-1.
         MalformedFileError: empty input, a non-integer, or more than one line.
     """
-    try:
-        return int(data)
-    except ValueError:
-        raise _single_value_error(data, path, "an integer") from None
+    raw = data[:-1] if data[-1:] == b"\n" else data
+    # Up to 18 digits is within 0..2**63-1 whatever they are: the common case, cheaply.
+    if _isdigit(raw) and len(raw) <= 18:
+        return int(raw)
+    return parse_single_value(data, path, U64)
+
+
+def parse_cpu_weight(data: bytes, path: str) -> int:
+    """Parse ``cpu.weight``: 1..10000 (0 for a cgroup with ``cpu.idle`` set).
+
+    Raises:
+        OutOfRangeError: outside 0..10000.
+        MalformedFileError: as :func:`parse_single_int`.
+    """
+    return parse_single_value(data, path, CPU_WEIGHT)
+
+
+def parse_single_value(data: bytes, path: str, kind: IntRange, expected: str = "an integer") -> int:
+    """Parse a single-value file holding one integer within ``kind`` (the readers of such
+    files pass their file's range; surrounding whitespace is ignored).
+
+    Raises:
+        OutOfRangeError: an integer outside ``kind``.
+        MalformedFileError: empty input, more than one line, or not an integer (the message
+            says ``expected <expected>``).
+    """
+    raw = data[:-1] if data[-1:] == b"\n" else data
+    value = parse_int(raw, kind, path, 1)
+    if value is None:
+        value = parse_int(data.strip(), kind, path, 1)
+        if value is None:
+            raise _single_value_error(data, path, expected)
+    return value
 
 
 def _single_value_error(data: bytes, path: str, expected: str) -> MalformedFileError:
@@ -162,60 +234,90 @@ def _single_value_error(data: bytes, path: str, expected: str) -> MalformedFileE
 def parse_int_or_max(data: bytes, path: str) -> int | None:
     """Parse a single-value file holding an integer or ``max`` (e.g. ``memory.max``, ``pids.max``).
 
-    Returns None for ``max`` (no limit), else the integer.
+    Returns None for ``max`` (no limit), else the integer, within 0..2**63-1 (``-1`` is no
+    limit the kernel prints: it prints ``max``).
 
     Raises:
+        OutOfRangeError: negative, or above 2**63-1.
         MalformedFileError: empty input, neither an integer nor ``max``, or more than one line.
     """
-    if data == b"max\n" or data.strip() == b"max":
+    raw = data[:-1] if data[-1:] == b"\n" else data
+    if _isdigit(raw) and len(raw) <= 18:
+        return int(raw)
+    if raw == b"max" or data.strip() == b"max":
         return None
-    try:
-        return int(data)
-    except ValueError:
-        raise _single_value_error(data, path, "an integer or 'max'") from None
+    return parse_single_value(data, path, U64, "an integer or 'max'")
 
 
-def parse_cgroup_procs(data: bytes, path: str) -> tuple[int, ...]:
+@dataclass(frozen=True, slots=True)
+class CgroupProcs:
+    """``cgroup.procs`` (or ``tasks``): the pids of the cgroup's processes, in file order.
+
+    ``skipped``: the lines that were no pid (not a decimal integer, an empty line, a number
+    outside 0..``PID_MAX_LIMIT``-1), one :class:`~observers.readers.errors.Skipped` per kind of
+    error (:class:`~observers.readers.errors.MalformedFileError`, or
+    :class:`~observers.readers.errors.OutOfRangeError`), its first line's error and how many
+    lines had it. Compared by both.
+    """
+
+    pids: tuple[int, ...]
+    skipped: tuple[Skipped, ...] = ()
+
+
+_NO_PROCS = CgroupProcs(())
+
+
+def parse_cgroup_procs(data: bytes, path: str) -> CgroupProcs:
     """Parse ``cgroup.procs`` (or ``tasks``): one pid per line.
 
-    Empty input (no processes) is a valid empty tuple. Pids are as seen from the reader's pid
-    namespace: the kernel prints 0 for a process outside it, and such zeros are kept.
-
-    Raises:
-        MalformedFileError: a line that is not a single non-negative integer.
+    Empty input (no processes) gives no pids. Pids are as seen from the reader's pid namespace:
+    the kernel prints 0 for a process outside it, and such zeros are kept. A line that is no
+    pid is skipped and reported in :attr:`CgroupProcs.skipped`, the others kept: one bad line
+    must not hide the container's processes. Never raises.
     """
+    if data in (b"", b"\n"):
+        return _NO_PROCS
     lines = data.split(b"\n")
     if lines[-1] == b"":
         lines.pop()
     try:
         pids = tuple(map(int, lines))
     except ValueError:
-        return _parse_cgroup_procs_slow(data, path)
-    if pids and min(pids) < 0:
-        return _parse_cgroup_procs_slow(data, path)
-    return pids
+        return _parse_cgroup_procs_slow(lines, path)
+    if all_digits(lines) and max(pids) < PID_MAX_LIMIT:
+        return CgroupProcs(pids)
+    return _parse_cgroup_procs_slow(lines, path)
 
 
-def _parse_cgroup_procs_slow(data: bytes, path: str) -> tuple[int, ...]:
+def _parse_cgroup_procs_slow(lines: list[bytes], path: str) -> CgroupProcs:
     pids: list[int] = []
-    for number, line in enumerate(data.split(b"\n"), 1):
-        parts = line.split()
-        if not parts:
-            continue
+    first: dict[type[ReaderError], ReaderError] = {}
+    counts: dict[type[ReaderError], int] = {}
+    for number, line in enumerate(lines, 1):
+        error: ReaderError
         try:
-            pid = int(parts[0]) if len(parts) == 1 else -1
-        except ValueError:
-            pid = -1
-        if pid < 0:
-            raise MalformedFileError(path, number, f"expected a pid, got {quote_line(line)}")
-        pids.append(pid)
-    return tuple(pids)
+            pid = parse_int(line, PID, path, number)
+        except OutOfRangeError as exc:
+            error = exc
+        else:
+            if pid is not None:
+                pids.append(pid)
+                continue
+            error = MalformedFileError(path, number, f"expected a pid, got {quote_line(line)}")
+        kind = type(error)
+        if kind in counts:
+            counts[kind] += 1
+        else:
+            first[kind], counts[kind] = error, 1
+    skipped = tuple(Skipped(error, counts[kind]) for kind, error in first.items())
+    return CgroupProcs(tuple(pids), skipped)
 
 
-def read_cgroup_procs(cgroup_dir: StrPath) -> tuple[int, ...]:
+def read_cgroup_procs(cgroup_dir: StrPath) -> CgroupProcs:
     """Read ``<cgroup_dir>/cgroup.procs``: the pids of the processes in the cgroup.
 
-    See :func:`parse_cgroup_procs`; raises the ``read_*`` errors described in the module doc.
+    See :func:`parse_cgroup_procs`; raises the ``read_*`` errors described in the module doc
+    (a file longer than its cap raises FileTooLargeError; discovery keeps the pids within it).
     """
     path = _path(cgroup_dir, "cgroup.procs")
     return parse_cgroup_procs(read_file_bytes(path), path)
@@ -271,17 +373,21 @@ class CpuMax:
 def parse_cpu_max(data: bytes, path: str) -> CpuMax:
     """Parse ``cpu.max`` (``"max 100000"`` or ``"50000 100000"``, microseconds).
 
+    The quota is ``max`` or within 0..2**63-1, the period within 1000..1000000 (the kernel
+    refuses a period outside 1 ms..1 s).
+
     Raises:
+        OutOfRangeError: a quota or period outside those ranges.
         MalformedFileError: not exactly two fields, or a field that is not an integer (the first
             may also be ``max``). Empty input is malformed.
     """
     parts = data.split()
     if len(parts) == 2:
-        quota, period = parts
-        try:
-            return CpuMax(None if quota == b"max" else int(quota), int(period))
-        except ValueError:
-            pass
+        raw_quota, raw_period = parts
+        quota = None if raw_quota == b"max" else parse_int(raw_quota, U64, path, 1)
+        period = parse_int(raw_period, CFS_PERIOD_USEC, path, 1)
+        if period is not None and (quota is not None or raw_quota == b"max"):
+            return CpuMax(quota, period)
     first = data.split(b"\n", 1)[0]
     raise MalformedFileError(path, 1, f"expected '$MAX $PERIOD', got {quote_line(first)}")
 
@@ -295,10 +401,11 @@ def read_cpu_max(cgroup_dir: StrPath) -> CpuMax:
 def read_cpu_weight(cgroup_dir: StrPath) -> int:
     """Read ``<cgroup_dir>/cpu.weight``: the relative weight, 1..10000 (0 if cpu.idle is set).
 
-    Absent on the root cgroup and when the cpu controller is not enabled.
+    Absent on the root cgroup and when the cpu controller is not enabled. See
+    :func:`parse_cpu_weight`.
     """
     path = _path(cgroup_dir, "cpu.weight")
-    return parse_single_int(read_file_bytes(path), path)
+    return parse_cpu_weight(read_file_bytes(path), path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -501,14 +608,6 @@ class Pressure:
     full: PressureLine | None = None
 
 
-def _percent(raw: bytes) -> float:
-    # float() also takes "nan" and "inf", which the kernel never prints (it prints "%lu.%02lu").
-    value = float(raw)
-    if not math.isfinite(value):
-        raise ValueError(raw)
-    return value
-
-
 def _parse_pressure_line(line: bytes, number: int, path: str) -> PressureLine:
     avg10 = avg60 = avg300 = None
     total = None
@@ -518,19 +617,20 @@ def _parse_pressure_line(line: bytes, number: int, path: str) -> PressureLine:
             raise MalformedFileError(
                 path, number, f"expected 'key=value' fields, got {quote_line(line)}"
             )
-        try:
-            if key == b"avg10":
-                avg10 = _percent(raw)
-            elif key == b"avg60":
-                avg60 = _percent(raw)
-            elif key == b"avg300":
-                avg300 = _percent(raw)
-            elif key == b"total":
-                total = int(raw)
-        except ValueError:
-            raise MalformedFileError(
-                path, number, f"{key!r} is not a number: {quote_line(line)}"
-            ) from None
+        # The kernel prints the averages as "%lu.%02lu" (never nan or inf) and total as %llu.
+        value: float | None
+        if key == b"avg10":
+            value = avg10 = parse_decimal(raw, PSI_PERCENT, path, number)
+        elif key == b"avg60":
+            value = avg60 = parse_decimal(raw, PSI_PERCENT, path, number)
+        elif key == b"avg300":
+            value = avg300 = parse_decimal(raw, PSI_PERCENT, path, number)
+        elif key == b"total":
+            value = total = parse_int(raw, U64, path, number)
+        else:
+            continue
+        if value is None:
+            raise MalformedFileError(path, number, f"{key!r} is not a number: {quote_line(line)}")
     return PressureLine(avg10, avg60, avg300, total)
 
 
@@ -541,8 +641,9 @@ def parse_pressure(data: bytes, path: str) -> Pressure:
     None (empty input -> ``Pressure(None, None)``).
 
     Raises:
+        OutOfRangeError: an average outside 0..100 or a total outside 0..2**63-1.
         MalformedFileError: a field that is not ``key=value``, or a known key whose value is not
-            a (finite) number.
+            a number as the kernel prints it (``nan``, ``inf``, ``1e3`` are not).
     """
     some = full = None
     for number, line in enumerate(data.split(b"\n"), 1):
@@ -607,41 +708,52 @@ class IoDeviceStat:
 _IO_STAT_KEYS = ("rbytes", "wbytes", "rios", "wios", "dbytes", "dios")
 
 
-def _io_number(raw: bytes) -> int | float:
-    # Only reached for values int() rejects: iocost's "cost.vrate=100.00" and iolatency's
-    # "depth=max" (debug stats). Anything else is malformed.
+def _io_number(raw: bytes, path: str, number: int) -> int | float | None:
+    # Only reached for values that are not plain short digits: a long or negative integer
+    # (checked against U64), iocost's "cost.vrate=100.00" and iolatency's "depth=max" (debug
+    # stats). None for anything else (malformed).
+    value = parse_int(raw, U64, path, number)
+    if value is not None:
+        return value
     if raw == b"max":
         return math.inf
-    number = float(raw)
-    if math.isnan(number):
-        raise ValueError(raw)
-    return number
+    return parse_decimal(raw, NON_NEGATIVE, path, number)
+
+
+def parse_device(device: bytes, path: str, number: int) -> tuple[int, int] | None:
+    """``MAJ:MIN`` as (major, minor), each within 0..2**32-1; None when it is no such pair.
+
+    Raises:
+        OutOfRangeError: a major or minor number outside 0..2**32-1.
+    """
+    major_raw, sep, minor_raw = device.partition(b":")
+    if not sep:
+        return None
+    major = parse_int(major_raw, DEVICE_NUMBER, path, number)
+    minor = parse_int(minor_raw, DEVICE_NUMBER, path, number)
+    return None if major is None or minor is None else (major, minor)
 
 
 def _parse_io_line(line: bytes, number: int, path: str) -> IoDeviceStat:
     tokens = line.split()
-    major_raw, sep, minor_raw = tokens[0].partition(b":")
-    try:
-        if not sep:
-            raise ValueError(tokens[0])
-        major = int(major_raw)
-        minor = int(minor_raw)
-    except ValueError:
-        raise MalformedFileError(
-            path, number, f"expected a MAJ:MIN device, got {quote_line(line)}"
-        ) from None
+    device = parse_device(tokens[0], path, number)
+    if device is None:
+        raise MalformedFileError(path, number, f"expected a MAJ:MIN device, got {quote_line(line)}")
+    major, minor = device
     values: dict[str, int | float] = {}
     for token in tokens[1:]:
         key, sep, raw = token.partition(b"=")
+        value: int | float | None = None
+        if sep and key:
+            # Up to 18 digits is within 0..2**63-1 whatever they are: the common case, cheaply.
+            value = int(raw) if raw.isdigit() and len(raw) <= 18 else _io_number(raw, path, number)
+        if value is None:
+            raise MalformedFileError(
+                path, number, f"expected 'key=number' fields, got {quote_line(line)}"
+            )
         try:
-            if not sep or not key:
-                raise ValueError(token)
-            name = key.decode()
-            try:
-                values[name] = int(raw)
-            except ValueError:
-                values[name] = _io_number(raw)
-        except ValueError:
+            values[key.decode()] = value
+        except UnicodeDecodeError:
             raise MalformedFileError(
                 path, number, f"expected 'key=number' fields, got {quote_line(line)}"
             ) from None
@@ -662,7 +774,10 @@ def parse_io_stat(data: bytes, path: str) -> tuple[IoDeviceStat, ...]:
     nothing else when it has no I/O and no controller stats); it gives an all-None entry.
     Empty input (no device seen I/O) -> empty tuple.
 
+    Integers are within 0..2**63-1, decimals non-negative, device numbers within 0..2**32-1.
+
     Raises:
+        OutOfRangeError: a number outside those ranges.
         MalformedFileError: a bad device number, a field that is not ``key=number``, or one of the
             six byte/count keys with a non-integer value.
     """

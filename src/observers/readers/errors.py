@@ -12,9 +12,17 @@ Hierarchy::
 
     ReaderError                      base; .path is the file that failed
     ├── MalformedFileError (also ValueError)   content did not match the kernel format
+    │   └── OutOfRangeError                    a number no kernel writes in that file
     ├── VanishedError                          the cgroup or process disappeared mid-read
     ├── AccessDeniedError                      EACCES / EPERM
-    └── UnsupportedError                       EOPNOTSUPP: this kernel does not offer the file
+    ├── UnsupportedError                       EOPNOTSUPP: this kernel does not offer the file
+    ├── FileTooLargeError                      longer than its cap (observers.readers.limits)
+    └── TooManySeriesError                     more entries than the samplers keep series for
+
+Each class names the reason it is counted under (:attr:`ReaderError.reason_counted`:
+``vanished``, ``access_denied``, ``malformed``, ``out_of_range``, ``too_large``,
+``too_many_series``, ``other``): the samplers count by it and log the first error of each class
+and file name once.
 
 An ``OSError`` whose errno means none of those (``EIO``, ``EINVAL`` from a write-only file, ...)
 becomes a plain :class:`ReaderError` carrying the errno, with the original ``OSError`` chained as
@@ -26,22 +34,31 @@ from __future__ import annotations
 import errno as _errno
 import os
 from collections.abc import Mapping
-from typing import Literal
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from observers.readers.limits import DEFAULT_MAX_BYTES, max_bytes_for
 
 __all__ = [
     "ACCESS_DENIED",
     "OTHER",
+    "REASONS_COUNTED",
     "UNSUPPORTED",
     "VANISHED",
     "AccessDeniedError",
+    "FileTooLargeError",
     "MalformedFileError",
+    "OutOfRangeError",
     "Outcome",
     "ReaderError",
+    "Skipped",
+    "TooManySeriesError",
     "UnsupportedError",
     "VanishedError",
     "oserror_outcome",
     "quote_line",
     "read_file_bytes",
+    "read_rest",
     "reader_error_from_oserror",
 ]
 
@@ -49,8 +66,21 @@ __all__ = [
 # become a 1 MB log line.
 _QUOTE_LIMIT = 80
 
-# First read size. Every cgroup file and most /proc/PID files fit; larger ones (smaps) loop.
-_READ_SIZE = 16384
+# Read size: one read covers every cgroup file and /proc/PID file but smaps, which loops. It is
+# also the smallest cap of observers.readers.limits, so a first read never overshoots a cap.
+_READ_SIZE = DEFAULT_MAX_BYTES
+
+#: The reasons read errors are counted under (:attr:`ReaderError.reason_counted` of each class),
+#: the ``reason`` label of ``finemon.read_errors``.
+REASONS_COUNTED = (
+    "vanished",
+    "access_denied",
+    "malformed",
+    "out_of_range",
+    "too_large",
+    "too_many_series",
+    "other",
+)
 
 #: What an ``OSError`` means for the thing read: see :func:`oserror_outcome`.
 Outcome = Literal["vanished", "access_denied", "unsupported", "other"]
@@ -82,7 +112,10 @@ class ReaderError(Exception):
     Attributes:
         path: the file that failed.
         errno: the OS errno when the failure came from a system call, else None.
+        reason_counted: the reason the samplers count it under (``finemon.read_errors``).
     """
+
+    reason_counted: ClassVar[str] = "other"
 
     def __init__(self, path: str, message: str, errno: int | None = None) -> None:
         super().__init__(message)
@@ -101,10 +134,22 @@ class MalformedFileError(ReaderError, ValueError):
         reason: what was wrong, without the path and line prefix.
     """
 
+    reason_counted: ClassVar[str] = "malformed"
+
     def __init__(self, path: str, line_number: int, reason: str) -> None:
         super().__init__(path, f"{path}:{line_number}: {reason}")
         self.line_number = line_number
         self.reason = reason
+
+
+class OutOfRangeError(MalformedFileError):
+    """A number in the kernel's syntax that no kernel writes in that file: negative where the
+    kernel prints an unsigned value, above 2**64-1, above 2**63-1 (see
+    :mod:`observers.readers.numbers`), or outside the file's documented range (a pid above
+    ``PID_MAX_LIMIT``, a PSI average above 100 %). Raised or reported like any malformed line,
+    counted apart as ``out_of_range``."""
+
+    reason_counted: ClassVar[str] = "out_of_range"
 
 
 class VanishedError(ReaderError):
@@ -115,14 +160,69 @@ class VanishedError(ReaderError):
     (``stat``, ``status``, ``comm``, ``smaps_rollup``) reads empty.
     """
 
+    reason_counted: ClassVar[str] = "vanished"
+
 
 class AccessDeniedError(ReaderError):
     """The file exists but this process may not read it (EACCES or EPERM)."""
+
+    reason_counted: ClassVar[str] = "access_denied"
 
 
 class UnsupportedError(ReaderError):
     """The running kernel does not offer this file's content (EOPNOTSUPP), e.g. the pressure
     files of a kernel booted with ``psi=0``; reading it again will not help."""
+
+
+class FileTooLargeError(ReaderError):
+    """The file is longer than its cap (:func:`observers.readers.limits.max_bytes_for`), far
+    above anything the kernel writes in it; it was not read past the cap, and not parsed.
+
+    Attributes:
+        max_bytes: the cap.
+        head: the file's first ``max_bytes`` bytes cut after their last newline (``b""`` when
+            there is none): the complete lines within the cap, for a line-per-value file
+            (``cgroup.procs``) whose caller chooses to keep what fitted.
+    """
+
+    reason_counted: ClassVar[str] = "too_large"
+
+    def __init__(self, path: str, max_bytes: int, head: bytes) -> None:
+        super().__init__(path, f"{path}: longer than {max_bytes} bytes, not read past them")
+        self.max_bytes = max_bytes
+        self.head = head
+
+
+class TooManySeriesError(ReaderError):
+    """A file held more entries (keys; devices times keys) than the samplers keep series for
+    (``max_series`` of :func:`observers.readers.limits.limits_for`); the entries past the cap
+    got no series.
+
+    Attributes:
+        dropped: how many values of this reading got no series.
+        max_series: the cap.
+    """
+
+    reason_counted: ClassVar[str] = "too_many_series"
+
+    def __init__(self, path: str, dropped: int, max_series: int) -> None:
+        super().__init__(
+            path, f"{path}: {dropped} values not written, past the cap of {max_series} series"
+        )
+        self.dropped = dropped
+        self.max_series = max_series
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """Lines of one file that a reader skipped for one reason, the rest of the file being kept.
+
+    ``first`` is the error of the first such line (it names the file, the line and what was
+    wrong); ``count`` how many lines had that kind of error.
+    """
+
+    first: ReaderError
+    count: int
 
 
 def oserror_outcome(err: OSError) -> Outcome:
@@ -163,14 +263,18 @@ def reader_error_from_oserror(err: OSError, path: str) -> ReaderError:
 
 
 def read_file_bytes(path: str, fd: int | None = None) -> bytes:
-    """Read a whole kernel file as bytes.
+    """Read a whole kernel file as bytes, never more than one byte past its cap.
 
     With ``fd`` None, opens ``path`` read-only, reads to end of file and closes it. With a kept
     ``fd`` (opened earlier on ``path``), re-reads it from offset 0 with ``os.pread`` and leaves
     it open; ``path`` is then used only in error messages. seq_file-backed files may return
-    short reads before the end, so both forms read until a read returns no bytes.
+    short reads before the end, so both forms read until a read returns no bytes. The cap is
+    that of the file's name (:func:`observers.readers.limits.max_bytes_for`), far above
+    anything the kernel writes there: memory stays bounded however long the file is.
 
     Raises:
+        FileTooLargeError: the file is longer than its cap (its ``head`` holds the complete
+            lines within the cap).
         VanishedError: ENOENT, ENOTDIR, ESRCH or ENODEV (cgroup removed, process exited).
         AccessDeniedError: EACCES or EPERM.
         UnsupportedError: EOPNOTSUPP.
@@ -180,23 +284,46 @@ def read_file_bytes(path: str, fd: int | None = None) -> bytes:
         if fd is None:
             own = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                chunk = os.read(own, _READ_SIZE)
-                if not chunk:
-                    return chunk
-                chunks = [chunk]
-                while chunk := os.read(own, _READ_SIZE):
-                    chunks.append(chunk)
+                return read_rest(own, os.pread(own, _READ_SIZE, 0), path)
             finally:
                 os.close(own)
-        else:
-            chunk = os.pread(fd, _READ_SIZE, 0)
-            if not chunk:
-                return chunk
-            chunks = [chunk]
-            offset = len(chunk)
-            while chunk := os.pread(fd, _READ_SIZE, offset):
-                chunks.append(chunk)
-                offset += len(chunk)
+        return read_rest(fd, os.pread(fd, _READ_SIZE, 0), path)
     except OSError as err:
         raise reader_error_from_oserror(err, path) from err
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def read_rest(fd: int, first: bytes, path: str) -> bytes:
+    """The whole file ``fd`` whose first bytes, ``first``, were read already from offset 0.
+
+    Reads on with ``os.pread`` until a read returns nothing (an empty ``first`` is the whole
+    file), never more than one byte past the cap of ``path``'s file name (looked up only once
+    the file is longer than the smallest cap, :data:`~observers.readers.limits.DEFAULT_MAX_BYTES`).
+
+    Raises:
+        FileTooLargeError: the file is longer than its cap.
+        OSError: as ``os.pread`` does (the callers map it with
+            :func:`reader_error_from_oserror`).
+    """
+    if not first:
+        return first
+    chunks = [first]
+    offset = len(first)
+    cap = DEFAULT_MAX_BYTES  # the smallest cap; the file's own once past it
+    looked_up = False
+    while True:
+        if offset > cap:
+            if looked_up:
+                break
+            cap, looked_up = max_bytes_for(path), True
+            if offset > cap:
+                break
+        chunk = os.pread(fd, min(_READ_SIZE, cap + 1 - offset), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    data = first if len(chunks) == 1 else b"".join(chunks)
+    if offset > cap:
+        within = data[:cap]
+        raise FileTooLargeError(path, cap, within[: within.rfind(b"\n") + 1])
+    return data

@@ -6,12 +6,15 @@ Formats follow the kernel's Documentation/filesystems/proc.rst and ``man 5 proc`
 ``/proc/self`` or a fixture directory; :func:`proc_pid_dir` builds one).
 
 A process can exit at any moment, so besides :class:`~.errors.MalformedFileError` (errors are
-those of :mod:`observers.readers.errors`):
+those of :mod:`observers.readers.errors`; a number outside its field's range, see
+:mod:`observers.readers.numbers`, raises :class:`~.errors.OutOfRangeError`, one of them, and the
+file is refused):
 
-* ``read_*`` raise :class:`~.errors.VanishedError` when the process is gone (ENOENT at open,
-  ESRCH at read, including re-reads of a kept descriptor after the process was reaped),
-  :class:`~.errors.AccessDeniedError` on EACCES/EPERM (another user's ``smaps`` without ptrace
-  rights) and :class:`~.errors.ReaderError` for other OS errors.
+* ``read_*`` raise :class:`~.errors.FileTooLargeError` for a file longer than its cap
+  (:mod:`observers.readers.limits`), :class:`~.errors.VanishedError` when the process is gone
+  (ENOENT at open, ESRCH at read, including re-reads of a kept descriptor after the process was
+  reaped), :class:`~.errors.AccessDeniedError` on EACCES/EPERM (another user's ``smaps``
+  without ptrace rights) and :class:`~.errors.ReaderError` for other OS errors.
 * Parsers raise :class:`~.errors.VanishedError` for empty input where a live or zombie process
   never produces it (``stat``, ``status``, ``comm``, ``smaps_rollup``): an empty read means the
   process went away.
@@ -29,9 +32,22 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 
 from observers.readers.errors import MalformedFileError, VanishedError, quote_line, read_file_bytes
 from observers.readers.keyed import Key, KeyedFile
+from observers.readers.numbers import (
+    INT64_MAX,
+    KIB,
+    NICE,
+    PID,
+    PID_MAX_LIMIT,
+    PRIORITY,
+    U64,
+    IntRange,
+    all_digits,
+    parse_int,
+)
 
 __all__ = [
     "ANON_REGION",
@@ -110,8 +126,17 @@ class ProcStat:
 
 
 # Index into the fields after "(comm)" (field 3, state, is index 0) of each typed field after
-# ``state``, in ProcStat order.
-_STAT_INDEXES = (1, 2, 3, 7, 9, 11, 12, 13, 14, 15, 16, 17, 19, 20, 21, 36, 39)
+# ``state``, in ProcStat order, and the range of its values: ppid, pgrp and session are pids,
+# priority (-100..39) and nice (-20..19) the only signed ones, the rest unsigned.
+_STAT_FIELDS: tuple[tuple[int, IntRange], ...] = (
+    *((index, PID) for index in (1, 2, 3)),
+    *((index, U64) for index in (7, 9, 11, 12, 13, 14)),
+    (15, PRIORITY),
+    (16, NICE),
+    *((index, U64) for index in (17, 19, 20, 21, 36, 39)),
+)
+_STAT_INDEXES = tuple(index for index, _ in _STAT_FIELDS)
+_stat_numbers = itemgetter(*_STAT_INDEXES)
 
 
 def parse_stat(data: bytes, path: str) -> ProcStat:
@@ -120,8 +145,12 @@ def parse_stat(data: bytes, path: str) -> ProcStat:
     ``comm`` is taken between the first ``(`` and the *last* ``)``, since it may itself contain
     spaces and parentheses; it is decoded as UTF-8 with invalid bytes replaced.
 
+    Every number is checked against its field's range (pids below ``PID_MAX_LIMIT``, priority
+    -100..39, nice -20..19, the others 0..2**63-1).
+
     Raises:
         VanishedError: empty input (the process is gone).
+        OutOfRangeError: a typed number outside its range.
         MalformedFileError: no ``(comm)``, a non-integer pid, or a non-integer numeric field.
     """
     _vanished_if_empty(data, path)
@@ -129,18 +158,50 @@ def parse_stat(data: bytes, path: str) -> ProcStat:
     close_paren = data.rfind(b")")
     if open_paren < 0 or close_paren < open_paren:
         raise MalformedFileError(path, 1, f"expected 'pid (comm) state ...', got {_first(data)}")
-    fields = data[close_paren + 1 :].split()
-    try:
-        pid = int(data[:open_paren])
-        state = fields[0].decode()
-        count = len(fields)
-        numbers = [int(fields[i]) if i < count else None for i in _STAT_INDEXES]
-    except (ValueError, IndexError):
-        raise MalformedFileError(
-            path, 1, f"expected 'pid (comm) state ...', got {_first(data)}"
-        ) from None
+    rest = data[close_paren + 1 :]
+    fields = rest.split()
+    pid = parse_int(data[:open_paren].rstrip(b" "), PID, path, 1)
+    if pid is None or not fields:
+        raise MalformedFileError(path, 1, f"expected 'pid (comm) state ...', got {_first(data)}")
+    state = fields[0].decode(errors="replace")
+    numbers: list[int | None] | None = None
+    if len(fields) > _STAT_INDEXES[-1]:
+        # Fast path, every typed field present (kernels >= 2.6.18): all plain digits (none
+        # negative, so priority and nice are within 0..39 and 0..19 if at most their highs),
+        # pids below the limit, the rest within int64.
+        typed = _stat_numbers(fields)
+        if all_digits(typed):
+            try:
+                values = list(map(int, typed))
+            except ValueError:  # more digits than int() takes: the slow path says which
+                values = [INT64_MAX + 1]
+            if (
+                max(values) <= INT64_MAX
+                and max(values[:3]) < PID_MAX_LIMIT
+                and values[9] <= PRIORITY.high
+                and values[10] <= NICE.high
+            ):
+                numbers = list(values)
+    if numbers is None:
+        numbers = _stat_fields(fields, data, path)
     comm = data[open_paren + 1 : close_paren].decode(errors="replace")
     return ProcStat(pid, comm, state, *numbers)
+
+
+def _stat_fields(fields: list[bytes], data: bytes, path: str) -> list[int | None]:
+    numbers: list[int | None] = []
+    count = len(fields)
+    for index, kind in _STAT_FIELDS:
+        if index >= count:
+            numbers.append(None)
+            continue
+        value = parse_int(fields[index], kind, path, 1)
+        if value is None:
+            raise MalformedFileError(
+                path, 1, f"expected 'pid (comm) state ...', got {_first(data)}"
+            )
+        numbers.append(value)
+    return numbers
 
 
 def _first(data: bytes) -> str:
@@ -192,7 +253,9 @@ class ProcStatus:
     nonvoluntary_ctxt_switches: int | None = None
 
 
-# status key -> (position among ProcStatus's integer fields, value is in kB)
+# status key -> (position among ProcStatus's integer fields, value is in kB); the range of a kB
+# value is KIB, of a count U64 (Tgid, Pid and PPid are pids).
+_STATUS_PIDS = frozenset({b"Tgid", b"Pid", b"PPid"})
 _STATUS_INT_KEYS: dict[bytes, tuple[int, bool]] = {
     key: (position, in_kb)
     for position, (key, in_kb) in enumerate(
@@ -228,6 +291,8 @@ def parse_status(data: bytes, path: str) -> ProcStatus:
 
     Raises:
         VanishedError: empty input (the process is gone).
+        OutOfRangeError: a typed number outside its range (a pid below ``PID_MAX_LIMIT``, a
+            size in kB whose bytes fit in int64, a count within 0..2**63-1).
         MalformedFileError: a non-blank line without ``:``, a typed integer line whose value is
             not an integer, or a size line whose unit is not ``kB``.
     """
@@ -246,17 +311,18 @@ def parse_status(data: bytes, path: str) -> ProcStatus:
         if slot is not None:
             position, in_kb = slot
             parts = rest.split()
-            try:
-                if in_kb:
-                    if len(parts) != 2 or parts[1] != b"kB":
-                        raise ValueError(rest)
-                    numbers[position] = int(parts[0]) * 1024
-                else:
-                    numbers[position] = int(rest)
-            except ValueError:
+            value = None
+            if in_kb:
+                if len(parts) == 2 and parts[1] == b"kB":
+                    value = parse_int(parts[0], KIB, path, number)
+                    value = None if value is None else value << 10
+            elif len(parts) == 1:
+                value = parse_int(parts[0], PID if key in _STATUS_PIDS else U64, path, number)
+            if value is None:
                 raise MalformedFileError(
                     path, number, f"expected a number for {key!r}, got {quote_line(line)}"
-                ) from None
+                )
+            numbers[position] = value
         elif key == b"Name":
             # The kernel escapes control characters; the name itself may contain spaces.
             raw_name = rest[1:] if rest.startswith(b"\t") else rest.strip()
@@ -358,8 +424,11 @@ class SmapsRollup(KeyedFile):
 def parse_smaps_rollup(data: bytes, path: str) -> SmapsRollup:
     """Parse ``/proc/<pid>/smaps_rollup``: a ``[rollup]`` header line, then ``Key: N kB`` lines.
 
+    Sizes in kB must fit in int64 once in bytes; a line without a unit, 0..2**63-1.
+
     Raises:
         VanishedError: empty input (no address space left: the process is gone).
+        OutOfRangeError: a size outside its range.
         MalformedFileError: the header is missing, or a line is not ``Key: number [kB]``.
     """
     _vanished_if_empty(data, path)
@@ -372,17 +441,21 @@ def parse_smaps_rollup(data: bytes, path: str) -> SmapsRollup:
             path, 1, f"expected the '[rollup]' header line, got {quote_line(lines[0])}"
         )
     try:
-        # Fast path: every line is exactly "Key: N kB".
+        # Fast path: every line is exactly "Key: N kB", N plain digits, its bytes within int64
+        # (a line short, or one N too large, and the exact scan says which line).
         values = {
             key[:-1].decode(): int(value) << 10
             for key, value, unit in map(bytes.split, lines[1:])
-            if unit == b"kB" and key[-1:] == b":"
+            if unit == b"kB" and key[-1:] == b":" and _isdigit(value)
         }
     except ValueError:
         values = {}
-    if len(values) != len(lines) - 1:
+    if len(values) != len(lines) - 1 or (values and max(values.values()) > INT64_MAX):
         values = _parse_size_lines(lines, 2, path)
     return SmapsRollup(values)
+
+
+_isdigit = bytes.isdigit
 
 
 def _parse_size_lines(lines: list[bytes], first_number: int, path: str) -> dict[str, int]:
@@ -391,17 +464,20 @@ def _parse_size_lines(lines: list[bytes], first_number: int, path: str) -> dict[
         parts = line.split()
         if not parts:
             continue
-        try:
-            if len(parts) in (2, 3) and parts[0].endswith(b":"):
-                key = parts[0][:-1].decode()
-                if len(parts) == 2:
-                    values[key] = int(parts[1])
+        if len(parts) in (2, 3) and parts[0].endswith(b":"):
+            if len(parts) == 2:
+                value = parse_int(parts[1], U64, path, number)
+            elif parts[2] == b"kB":
+                value = parse_int(parts[1], KIB, path, number)
+                value = None if value is None else value << 10
+            else:
+                value = None
+            if value is not None:
+                try:
+                    values[parts[0][:-1].decode()] = value
                     continue
-                if parts[2] == b"kB":
-                    values[key] = int(parts[1]) << 10
-                    continue
-        except ValueError:
-            pass
+                except UnicodeDecodeError:
+                    pass
         raise MalformedFileError(path, number, f"expected 'Key: N kB', got {quote_line(line)}")
     return values
 
@@ -476,6 +552,7 @@ def parse_smaps(data: bytes, path: str) -> Mapping[str, SmapsRegion]:
     not for every tick.
 
     Raises:
+        OutOfRangeError: a summed size whose bytes do not fit in int64.
         MalformedFileError: a field line before the first mapping header, a malformed header, or
             a summed size that is not ``N kB``.
     """
@@ -493,15 +570,13 @@ def parse_smaps(data: bytes, path: str) -> Mapping[str, SmapsRegion]:
                     path, number, f"field before the first mapping: {quote_line(line)}"
                 )
             parts = rest.split()
-            try:
-                if len(parts) != 2 or parts[1] != b"kB":
-                    raise ValueError(rest)
-                size = int(parts[0]) << 10
-                if size < 0:
-                    raise ValueError(rest)
-            except ValueError:
+            kib = None
+            if len(parts) == 2 and parts[1] == b"kB":
+                kib = parse_int(parts[0], KIB, path, number)
+            if kib is None:
                 reason = f"expected 'Key: N kB', got {quote_line(line)}"
-                raise MalformedFileError(path, number, reason) from None
+                raise MalformedFileError(path, number, reason)
+            size = kib << 10
             previous = current[position]
             current[position] = size if previous is None else previous + size
         elif line:
