@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from capture.schema import capture_schema
-from finemon.cli import main
 from common.contract import LABEL_COLUMNS, PARTITION_KEYS
+from finemon.cli import main
 from tests.analysis.synthetic import (
     BATCH_ID,
     DB_ID,
