@@ -310,6 +310,9 @@ class CaptureManager:
             old_file, old_journal = self._file, self._journal
             if old_file is None or old_journal is None:
                 raise RuntimeError("CaptureManager is not started")
+            # Every tick taken before this call reaches the old journal first, so a kill at any
+            # later step can lose only ticks taken while the rotation runs.
+            self._write_events(old_journal)
             recorder = self.recorder
             with recorder.lock:
                 window = recorder.window()
