@@ -16,7 +16,9 @@ A render costs little beyond what changed since the previous one:
   before it: the gzip body is the kept segments end to end (a chunk is compressed again only
   when its text changed), with the CRC and length of the whole.
 
-Which series are exposed is the owner's choice (``include``, a predicate on the metric name).
+Which series are exposed is the owner's choice (``include``, a predicate on the metric name), and
+so are the labels they are exposed with (``exposed_labels``, from a series' label set; every
+label by default).
 The values are the handles' live values when the render runs (the last tick's, or already the
 next one's for a series the sampler wrote since). A recorder that has never taken a tick (a
 program that only uses the live view) is rendered from all its series at every request.
@@ -38,7 +40,6 @@ import threading
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import chain, repeat
 from operator import attrgetter
 from typing import Final
 
@@ -184,9 +185,15 @@ class _Layout:
         self.families = families
         lines = [line for family in families for line in family.members.values()]
         self.lines = lines
-        self.label_texts = [line.labels.text for line in lines]
-        self.values = [line.text for line in lines]
         sizes = [len(family.members) for family in families]
+        #: Each line's start (its sample name and label text), and each line in full: the start
+        #: and the value text last rendered (a chunk is its lines joined).
+        self.starts = [
+            family.name.sample + line.labels.text
+            for family in families
+            for line in family.members.values()
+        ]
+        self.full = [start + line.text for start, line in zip(self.starts, lines, strict=True)]
         is_gauge = np.repeat([family.name.kind == "gauge" for family in families], sizes)
         self.gauge_lines = np.flatnonzero(is_gauge)
         self.counter_lines = np.flatnonzero(~is_gauge)
@@ -207,13 +214,10 @@ class _Layout:
         self.chunk_of_line = np.cumsum(starts) - 1
         bounds = np.flatnonzero(starts).tolist()
         self.chunk_bounds = list(zip(bounds, [*bounds[1:], len(lines)], strict=True))
-        #: The sample name of each chunk's lines (a chunk holds lines of one family).
-        self.chunk_name: list[str] = []
         position = 0
         for family, size in zip(families, sizes, strict=True):
             first = int(self.chunk_of_line[position])
             family.chunks = range(first, int(self.chunk_of_line[position + size - 1]) + 1)
-            self.chunk_name += [family.name.sample] * len(family.chunks)
             position += size
         self.chunk_text: list[bytes] = [b""] * len(self.chunk_bounds)
         self.chunk_gzip: list[bytes | None] = [None] * len(self.chunk_bounds)
@@ -232,15 +236,16 @@ class _Layout:
     def store(self) -> None:
         """Keep the rendered value texts in the lines (for the layout that replaces this one)."""
         lines = self.lines
-        for line, text in zip(lines, self.values, strict=True):
-            line.text = text
+        for line, start, full in zip(lines, self.starts, self.full, strict=True):
+            line.text = full[len(start) :]
         for i, value in zip(self.gauge_lines.tolist(), self.shown_gauges.tolist(), strict=True):
             lines[i].shown = value
         for i, count in zip(self.counter_lines.tolist(), self.shown_counters.tolist(), strict=True):
             lines[i].shown = count
 
-    def update(self) -> None:
-        """Read every value, format the changed ones, rebuild the chunks they are in."""
+    def update(self) -> int:
+        """Read every value, format the changed ones, rebuild the chunks they are in; returns
+        how many values were formatted."""
         gauges = list(map(_CURRENT, self.gauges))
         counters = list(map(_CURRENT, self.counters))
         try:
@@ -256,12 +261,21 @@ class _Layout:
         except (TypeError, ValueError, OverflowError):  # beyond int64: every one again
             now_c = np.full(len(counters), -1, dtype=np.int64)
             changed_c = np.arange(len(counters))
-        values = self.values
+        full, starts = self.full, self.starts
         gauge_lines, counter_lines = self.gauge_lines, self.counter_lines
-        for j, i in zip(changed_g.tolist(), gauge_lines[changed_g].tolist(), strict=True):
-            values[i] = gauge_text(gauges[j]) + "\n"
+        # Formatted from the array's Python floats: a numpy scalar written to a gauge has a
+        # repr of its own ("np.float64(1.5)").
+        gauges = now_g.tolist()
+        # A finite value's text is its repr (the shortest that reads back); inf and NaN are
+        # spelled as the formats want (gauge_text).
+        finite = np.isfinite(now_g[changed_g])
+        plain, special = changed_g[finite], changed_g[~finite]
+        for j, i in zip(plain.tolist(), gauge_lines[plain].tolist(), strict=True):
+            full[i] = f"{starts[i]}{gauges[j]!r}\n"
+        for j, i in zip(special.tolist(), gauge_lines[special].tolist(), strict=True):
+            full[i] = f"{starts[i]}{gauge_text(gauges[j])}\n"
         for j, i in zip(changed_c.tolist(), counter_lines[changed_c].tolist(), strict=True):
-            values[i] = f"{counters[j]}\n"
+            full[i] = f"{starts[i]}{counters[j]}\n"
         self.shown_gauges, self.shown_counters = now_g, now_c
         dirty: Sequence[int]
         if self._fresh:
@@ -272,16 +286,15 @@ class _Layout:
             marked[self.chunk_of_line[gauge_lines[changed_g]]] = True
             marked[self.chunk_of_line[counter_lines[changed_c]]] = True
             dirty = np.flatnonzero(marked).tolist()
-        label_texts, segments = self.label_texts, self._segments
+        segments = self._segments
         for c in dirty:
             start, end = self.chunk_bounds[c]
-            name = repeat(self.chunk_name[c], end - start)
-            triples = zip(name, label_texts[start:end], values[start:end], strict=True)
-            data = "".join(chain.from_iterable(triples)).encode("utf-8")
+            data = "".join(full[start:end]).encode("utf-8")
             self.chunk_text[c] = data
             # (Looked up only after a relayout: hashing a chunk's bytes costs as much as a copy.)
             self.chunk_gzip[c] = segments.get(data) if segments else None
         self._segments = {}
+        return len(changed_g) + len(changed_c)
 
     def pieces(self, openmetrics: bool) -> list[bytes]:
         """The body's parts in order: each family's header and chunks (and # EOF)."""
@@ -365,21 +378,26 @@ class Exposition:
     """The exposition of ``recorder`` (default: the one installed when a request comes).
 
     ``include(name)`` says whether metric ``name`` is exposed (default: all); it is asked once
-    per name. :meth:`body` is thread-safe: concurrent requests wait for one render and get its
-    bytes.
+    per name. ``exposed_labels(labels)`` gives the labels a series of label set ``labels`` is
+    exposed with (default: all of them); it is asked once per label set, and must keep two live
+    label sets apart (dropping only labels that others determine, say). :meth:`body` is
+    thread-safe: concurrent requests wait for one render and get its bytes.
     """
 
     def __init__(
         self,
         recorder: CaptureRecorder | None = None,
         include: Callable[[str], bool] | None = None,
+        exposed_labels: Callable[[LabelTuple], LabelTuple] | None = None,
     ) -> None:
         self._recorder = recorder
         self._include = include
+        self._exposed_labels = exposed_labels
         self._lock = threading.Lock()
         self._refused: set[str] = set()
-        #: Renders done (a test and benchmark aid).
+        #: Renders done, and value texts formatted by them (test and benchmark aids).
         self.renders = 0
+        self.formatted = 0
         self._forget(None)
 
     def _forget(self, recorder: CaptureRecorder | None) -> None:
@@ -442,7 +460,7 @@ class Exposition:
         layout = self._layout
         if layout is None:
             layout = self._layout = self._lay_out()
-        layout.update()
+        self.formatted += layout.update()
         self._tick = tick
         self._bodies = {}
         self.renders += 1
@@ -509,7 +527,8 @@ class Exposition:
             if len(self._label_texts) > _MAX_LABEL_TEXTS:
                 self._label_texts.clear()  # (label sets of series long gone)
             merged = {sanitize_label_name(k): v for k, v in recorder.global_labels}
-            merged.update((sanitize_label_name(k), v) for k, v in labels)
+            shown = labels if self._exposed_labels is None else self._exposed_labels(labels)
+            merged.update((sanitize_label_name(k), v) for k, v in shown)
             pairs = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in sorted(merged.items()))
             known = self._label_texts[labels] = _Labels(f"{{{pairs}}} " if pairs else " ")
         return known

@@ -43,6 +43,7 @@ from capture.exposition import (
     sanitize_label_name,
     sanitize_metric_name,
 )
+from capture.keys import LabelTuple
 from capture.registry import CaptureRecorder, SeriesInfo
 
 if TYPE_CHECKING:
@@ -241,13 +242,16 @@ def start_http_endpoint(
     recorder: CaptureRecorder | None = None,
     *,
     include: Callable[[str], bool] | None = None,
+    exposed_labels: Callable[[LabelTuple], LabelTuple] | None = None,
     health: Callable[[], Health] | None = None,
 ) -> tuple[Endpoint, threading.Thread]:
     """Serve ``/metrics`` and ``/healthz`` on ``addr:port`` in a daemon thread; returns
     (server, thread).
 
     ``recorder``: the one to expose (default: the one installed at each request);
-    ``include(name)``: whether metric ``name`` is exposed (default: every one); ``health``: what
+    ``include(name)``: whether metric ``name`` is exposed (default: every one);
+    ``exposed_labels(labels)``: the labels a series is exposed with (default: all its labels, see
+    :class:`~capture.exposition.Exposition`); ``health``: what
     ``/healthz`` answers (default: :func:`tick_health` of the recorder). Raises OSError when
     the address cannot be bound. Stop it with ``server.shutdown()`` and ``server.server_close()``.
     """
@@ -257,7 +261,7 @@ def start_http_endpoint(
         def health() -> Health:
             return tick_health(recorder if recorder is not None else _installed())
 
-    server = Endpoint((addr, port), Exposition(recorder, include), health, family)
+    server = Endpoint((addr, port), Exposition(recorder, include, exposed_labels), health, family)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.5}, daemon=True
     )

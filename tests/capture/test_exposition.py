@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.parser import (
@@ -119,7 +120,6 @@ class Counting:
 def test_a_render_formats_only_the_values_that_changed(
     clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    formatted = Counting(monkeypatch, "gauge_text")
     escaped = Counting(monkeypatch, "escape_label_value")
     rec = CaptureRecorder(clock=clock)
     handles = [rec.gauge("g", {"container_id": str(i)}) for i in range(1000)]
@@ -129,7 +129,7 @@ def test_a_render_formats_only_the_values_that_changed(
     rec.take_tick()
     exposition = Exposition(rec)
     exposition.body()
-    assert formatted.calls == 1000
+    assert exposition.formatted == 1000
     assert escaped.calls == 1000
     for handle in handles[:3]:
         handle.set(2.5)
@@ -137,10 +137,50 @@ def test_a_render_formats_only_the_values_that_changed(
     clock.now += 1
     rec.take_tick()
     body = exposition.body().decode()
-    assert formatted.calls == 1000 + 3 + 1
+    assert exposition.formatted == 1000 + 3 + 1
     assert escaped.calls == 1000 + 1  # a label set is escaped once, when its series appears
     assert body.count(" 2.5\n") == 3 and body.count(" 1.5\n") == 997
     assert 'g{container_id="new"} 9.0' in body
+
+
+def test_values_are_written_as_the_formats_spell_them(clock: FakeClock) -> None:
+    # A numpy scalar has a repr of its own ("np.float64(1.5)"); inf and NaN have fixed spellings.
+    rec = CaptureRecorder(clock=clock)
+    values = {"a": np.float64(1.5), "b": math.inf, "c": -math.inf, "d": math.nan, "e": 7}
+    for key, value in values.items():
+        rec.gauge("g", {"k": key}).set(value)  # type: ignore[arg-type]
+    rec.counter("n", {"k": "a"}).increment(np.int64(3))  # type: ignore[arg-type]
+    clock.now += 1
+    rec.take_tick()
+    body = Exposition(rec).body().decode()
+    for line in ('g{k="a"} 1.5', 'g{k="b"} +Inf', 'g{k="c"} -Inf', 'g{k="d"} NaN', 'g{k="e"} 7.0'):
+        assert f"{line}\n" in body
+    assert 'n_total{k="a"} 3\n' in body
+    assert same(samples(body), samples(Exposition(rec).body().decode()))
+
+
+def test_exposed_labels_choose_what_a_series_is_served_with(clock: FakeClock) -> None:
+    rec = CaptureRecorder(clock=clock, global_labels={"node_name": "n1"})
+    rec.gauge("g", {"container_id": "c1", "pod_uid": "u1"}).set(1)
+    rec.gauge("g", {"pod_uid": "u2"}).set(2)
+    clock.now += 1
+    rec.take_tick()
+    asked: list[tuple[tuple[str, str], ...]] = []
+
+    def without_uid(labels: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        asked.append(labels)
+        return tuple((k, v) for k, v in labels if k != "pod_uid" or labels[0][0] != "container_id")
+
+    exposition = Exposition(rec, exposed_labels=without_uid)
+    got = samples(exposition.body().decode())
+    assert got == {
+        ("g", (("container_id", "c1"), ("node_name", "n1"))): 1.0,
+        ("g", (("node_name", "n1"), ("pod_uid", "u2"))): 2.0,
+    }
+    clock.now += 1
+    rec.take_tick()
+    exposition.body()
+    assert len(asked) == 2  # once per label set, not per render
 
 
 def test_a_label_value_that_is_not_text_is_served_readable(clock: FakeClock) -> None:

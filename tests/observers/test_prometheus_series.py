@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import capture
 from capture.exposition import Exposition
 from capture.registry import CaptureRecorder
+from monitor.daemon import prometheus_default_labels
 from monitor.selfstats import describe_daemon_metrics
 from observers import catalogue
 from observers.catalogue import (
@@ -79,7 +80,11 @@ def _served(layout: Layout, log_root: Path, include: bool) -> str:
         time.sleep(0.02)
         observer.sample()
         recorder.take_tick()
-        exposition = Exposition(recorder, in_prometheus_default if include else None)
+        exposition = (
+            Exposition(recorder, in_prometheus_default, prometheus_default_labels)
+            if include
+            else Exposition(recorder)
+        )
         return exposition.body().decode()
     finally:
         observer.close()
@@ -100,6 +105,7 @@ def test_the_default_set_serves_each_containers_headline_and_no_process(
             assert not sample.name.startswith(("process_", "cgroup_", "proc_")), sample
             container = sample.labels.get("container_id")
             if container:
+                assert "pod_uid" not in sample.labels, sample  # container_id tells them apart
                 per_container[container] += 1
                 names.setdefault(container, set()).add(sample.name)
     assert len(per_container) == len(layout.expected)
@@ -120,6 +126,7 @@ def test_the_default_set_serves_each_containers_headline_and_no_process(
     # --prometheus-series all: every series, the processes' too.
     everything = _served(layout, tmp_path / "log", include=False)
     assert "process_memory_pss_bytes{" in everything and "cgroup_" in everything
+    assert 'pod_uid="' in everything
     assert len(everything) > 4 * len(text)
 
 
