@@ -13,6 +13,7 @@ import timeit
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from prometheus_client import CollectorRegistry
@@ -20,6 +21,7 @@ from prometheus_client import Gauge as PromGauge
 from pytest_benchmark.fixture import BenchmarkFixture
 
 import capture
+import capture.files
 from capture.files import ParquetFile
 from capture.registry import CaptureRecorder
 from capture.tables import RowLayout, TableBuilder, frames_to_tables
@@ -184,3 +186,56 @@ def test_bench_take_tick_5000_series(benchmark: BenchmarkFixture) -> None:
         recorder.pop_ready()
 
     benchmark(one_tick)
+
+
+def test_what_statistics_on_every_column_cost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Footer bytes and flush CPU with min/max statistics on every column but the label maps
+    (the writer's rule) against statistics on time, fetch_index, run_id and labels columns only
+    (without metric_name, metric_kind, value_int, value_float): the same frames, written
+    alternately, best of 9 each."""
+    n_series, ticks = 20_000, 60
+    recorder = CaptureRecorder(window_ticks=10)
+    writers = _fill(recorder, n_series, random_floats=False)
+    t0 = recorder.begin()
+    for t in range(ticks):
+        for w in writers:
+            w(t)
+        recorder.take_tick(t0 + t)
+    recorder.drain()
+    frames, infos = recorder.pop_ready()
+    layout = RowLayout("run", 1.0, t0, ("container_id", "pod_name"))
+    tables = [
+        table
+        for i in range(0, ticks, 10)
+        for table in frames_to_tables(frames[i : i + 10], infos, layout, TableBuilder())
+    ]
+    every = capture.files.statistics_columns
+    skipped = {"metric_name", "metric_kind", "value_int", "value_float"}
+
+    def fewer(schema: pa.Schema) -> list[str]:
+        return [name for name in every(schema) if name not in skipped]
+
+    def write(rule: Callable[[pa.Schema], list[str]], name: str) -> tuple[float, int]:
+        monkeypatch.setattr(capture.files, "statistics_columns", rule)
+        start = time.process_time()
+        out = ParquetFile(tmp_path / name, layout.schema, 3)
+        for table in tables:
+            out.write(table)
+        path = out.finalize()
+        return time.process_time() - start, pq.read_metadata(path).serialized_size
+
+    results: dict[str, list[tuple[float, int]]] = {"every": [], "fewer": []}
+    for n in range(9):
+        results["every"].append(write(every, f"every{n}.parquet"))
+        results["fewer"].append(write(fewer, f"fewer{n}.parquet"))
+    cpu = {k: min(r[0] for r in v) for k, v in results.items()}
+    footer = {k: v[0][1] for k, v in results.items()}
+    print(
+        f"\nstatistics, 20,000 series x 60 ticks ({len(tables)} row groups): write CPU "
+        f"{cpu['every'] * 1e3:.0f} ms (every column) vs {cpu['fewer'] * 1e3:.0f} ms (without "
+        f"the four) -> {cpu['every'] / cpu['fewer']:.3f}x; footer {footer['every']} vs "
+        f"{footer['fewer']} bytes -> {footer['every'] / footer['fewer']:.3f}x"
+    )
+    assert footer["every"] > footer["fewer"]  # the statistics are there

@@ -54,16 +54,16 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-#: Columns whose row-group statistics (min/max) cannot narrow a read: a row group holds a
-#: range of series, so every metric name, kind and value of those series, and label maps.
-_NO_STATISTICS = frozenset({"metric_name", "metric_kind", "value_int", "value_float"})
-
-
 def statistics_columns(schema: pa.Schema) -> list[str]:
-    """The columns given min/max statistics: time and fetch_index (a file or row group is
-    skipped by time), run_id and the label columns (by run, node, pod...). Leaving out the
-    others took 4 % off a flush's CPU and 10 % off the footer (114,000 series, harness)."""
-    return [f.name for f in schema if f.name not in _NO_STATISTICS and not pa.types.is_map(f.type)]
+    """The columns given min/max statistics: every column but the label maps (whose keys and
+    values no reader prunes by).
+
+    Readers filter on all of them, and some trust their absence: deltalake's pyarrow path turns
+    a column without statistics into a filter that skips every file (``metric_name = '...'``
+    returned no row). A row group holds a range of series sorted by name, so ``metric_name``'s
+    range also prunes. What they cost: docs/benchmarks.md (Parquet statistics).
+    """
+    return [f.name for f in schema if not pa.types.is_map(f.type)]
 
 
 def parquet_options(schema: pa.Schema, compression_level: int) -> dict[str, Any]:
