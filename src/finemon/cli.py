@@ -27,6 +27,7 @@ from analysis.cli import (
 from analysis.mcp_server import MCP_DESCRIPTION, add_mcp_arguments
 from analysis.view_cli import VIEW_DESCRIPTION, add_view_arguments
 from common.version import __version__
+from finemon.catalog import CATALOG_DESCRIPTION, add_catalog_arguments, run_catalog
 from finemon.demo import add_demo_arguments
 from monitor.cli import (
     EXIT_OK,
@@ -93,6 +94,11 @@ def _mcp(args: argparse.Namespace) -> int:
     return run_mcp(args)
 
 
+def _catalog(args: argparse.Namespace) -> int:
+    configure_logging("WARNING")
+    return run_catalog(args)
+
+
 def _version(args: argparse.Namespace) -> int:
     print(f"finemon {__version__}")
     return EXIT_OK
@@ -149,6 +155,12 @@ COMMANDS: dict[str, Command] = {
         add_arguments=add_view_arguments,
         run=_view,
         description=VIEW_DESCRIPTION,
+    ),
+    "catalog": Command(
+        help="register an output directory's files in an Apache Iceberg table (in place)",
+        add_arguments=add_catalog_arguments,
+        run=_catalog,
+        description=CATALOG_DESCRIPTION,
     ),
     "version": Command(
         help="print the version",

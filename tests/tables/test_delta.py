@@ -13,31 +13,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-import capture
-from common.contract import LABEL_COLUMNS
 from tests.analysis.test_docs import QUERYING, blocks
+from tests.tables.recorded import CPU, record
 
 deltalake = pytest.importorskip("deltalake", reason="deltalake is in the dev extra")
 
 
-def record(root: Path) -> None:
-    """Two files in finemon's partitions and columns, written by the capture library: a gauge
-    and a counter of two containers over ten ticks each."""
-    for n, identifier in enumerate(("node-1", "node-2")):
-        folder = root / "dt=2026-12-07" / f"identifier={identifier}"
-        manager = capture.CaptureManager(
-            folder / f"f{n}.parquet", auto_tick=False, label_columns=LABEL_COLUMNS
-        )
-        manager.start(first_tick=100 * n)
-        for tick in range(100 * n, 100 * n + 10):
-            labels = {"container_id": f"c{n}"}
-            capture.gauge("container.memory.usage_bytes", labels).set(1.5e6 + tick)
-            capture.counter(CPU, labels).increment(1000 * (n + 1))
-            manager.take_tick(tick)
-        manager.close()
-
-
-CPU = "container.cpu.usage_usec"
 FILTERS = [
     (f"metric_name = '{CPU}'", pc.field("metric_name") == CPU),
     ("metric_kind = 'counter'", pc.field("metric_kind") == "counter"),
