@@ -368,7 +368,7 @@ def _keys_sql(keys: Iterable[str]) -> str:
 @lru_cache(maxsize=4096)
 def _catalogued(name: str) -> tuple[str | None, str | None]:
     """(unit, description) of ``name`` in the metric catalogue."""
-    from observers.catalogue import entry_for  # noqa: PLC0415 - only when a name is unknown
+    from common.catalogue import entry_for  # noqa: PLC0415 - only when a name is unknown
 
     entry = entry_for(name)
     if entry is None:
@@ -382,7 +382,7 @@ def has_series_labels(name: str) -> bool:
     container's, such as ``pid`` or ``device``): true for ``process.*`` metrics and for what the
     catalogue lists with labels or does not know. The labels map is the costly column to
     read, so queries group by it only for these."""
-    from observers.catalogue import entry_for  # noqa: PLC0415
+    from common.catalogue import entry_for  # noqa: PLC0415
 
     if name.startswith("process."):
         return True

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import capture
-from observers.catalogue import describe_observer_metrics
+from common.catalogue import describe_observer_metrics
 from observers.container import ContainerSampler, ReadErrors, log_key
 from observers.discovery import ContainerCgroup, Discovery, discover
 from observers.hierarchy import (

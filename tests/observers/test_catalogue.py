@@ -1,4 +1,4 @@
-"""The metric catalogue (src/observers/catalogue.py) against what finemon really emits, and
+"""The metric catalogue (src/common/catalogue/) against what finemon really emits, and
 docs/metrics.md against the catalogue.
 
 NodeObserver samples a cgroup v2, a v1 and a hybrid fixture tree (kubelet's systemd layout, the
@@ -41,17 +41,17 @@ from capture.registry import (
     MISSED_TICKS_METRIC,
     CaptureRecorder,
 )
-from monitor.selfstats import describe_daemon_metrics
-from observers import catalogue
-from observers.catalogue import (
+from common.catalogue import (
     ENTRIES,
     STANDARD_LABELS,
     TABLES,
     UNITS,
     Entry,
     entry_for,
-    render_markdown,
 )
+from common.catalogue import docs as catalogue_docs
+from common.catalogue.docs import render_markdown
+from monitor.selfstats import describe_daemon_metrics
 from observers.node import NodeObserver, ObserverConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -175,8 +175,8 @@ def test_catalogue_entries_are_well_formed() -> None:
 def test_the_docs_tables_are_the_catalogues() -> None:
     text = DOCS.read_text(encoding="utf-8")
     assert render_markdown(text) == text, (
-        "docs/metrics.md differs from src/observers/catalogue.py: run "
-        "python -m observers.catalogue --write docs/metrics.md"
+        "docs/metrics.md differs from src/common/catalogue/: run "
+        "python -m common.catalogue --write docs/metrics.md"
     )
     rows = [line for line in text.splitlines() if line.startswith("| `")]
     catalogued = [line for line in rows if line.split("`")[1] in {e.name for e in ENTRIES}]
@@ -191,12 +191,12 @@ def test_the_docs_are_checked_and_rewritten_from_the_command_line(tmp_path: Path
     current = DOCS.read_text(encoding="utf-8")
     row = ENTRIES[0].markdown_row()
     docs.write_text(current.replace(row, row.replace(ENTRIES[0].kind, "gauge?")), "utf-8")
-    assert catalogue.main(["--check", str(docs)]) == 1
-    assert catalogue.main(["--write", str(docs)]) == 0
+    assert catalogue_docs.main(["--check", str(docs)]) == 1
+    assert catalogue_docs.main(["--write", str(docs)]) == 0
     assert docs.read_text(encoding="utf-8") == current
-    assert catalogue.main(["--check", str(docs)]) == 0
+    assert catalogue_docs.main(["--check", str(docs)]) == 0
     docs.write_text(current.replace("<!-- catalogue: process -->", ""), "utf-8")
-    assert catalogue.main(["--check", str(docs)]) == 2  # a table no longer marked
+    assert catalogue_docs.main(["--check", str(docs)]) == 2  # a table no longer marked
 
 
 def test_a_familys_kind_follows_the_documented_rule() -> None:
