@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from common.catalogue import IO_COUNTER_KEYS, is_memory_event_key
 from observers.hierarchy import CgroupDirs
 from observers.kept import FdBudget, KeptFile
 from observers.rates import RateTracker
@@ -34,19 +35,12 @@ from observers.readers.errors import (
 )
 from observers.series import SeriesSet
 
-#: memory.stat keys (v1 and v2) that count events rather than hold bytes.
-_MEMORY_EVENT_PREFIXES = ("pg", "workingset_", "thp_", "zswp", "pswp", "numa_", "swpin", "swpout")
-_MEMORY_EVENT_PREFIXES_V1_TOTAL = tuple(f"total_{p}" for p in _MEMORY_EVENT_PREFIXES)
 #: The fields of a pressure line, as the kernel names them (total is in microseconds).
 _PSI_KEYS = ("avg10", "avg60", "avg300", "total")
-_IO_COUNTER_KEYS = frozenset({"rbytes", "wbytes", "rios", "wios", "dbytes", "dios"})
+_IO_COUNTER_KEYS = frozenset(IO_COUNTER_KEYS)
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 Handler = Callable[[bytes, str], None]
-
-
-def _is_memory_event(key: str) -> bool:
-    return key.startswith(_MEMORY_EVENT_PREFIXES) or key.startswith(_MEMORY_EVENT_PREFIXES_V1_TOTAL)
 
 
 def _always(_key: str) -> bool:
@@ -386,7 +380,7 @@ class ContainerSampler:
 
     def _v2_memory_stat(self, data: bytes, path: str) -> None:
         stat = v2.parse_memory_stat(data, path)
-        self._raw("cgroup.memory.stat.", stat.values, _is_memory_event)
+        self._raw("cgroup.memory.stat.", stat.values, is_memory_event_key)
         self._rss_bytes = stat.anon
         self._cache_bytes = stat.file
         self._inactive_file_bytes = stat.inactive_file
@@ -466,7 +460,7 @@ class ContainerSampler:
 
     def _v1_memory_stat(self, data: bytes, path: str) -> None:
         stat = v1.parse_memory_stat(data, path)
-        self._raw("cgroup.memory.stat.", stat.values, _is_memory_event)
+        self._raw("cgroup.memory.stat.", stat.values, is_memory_event_key)
         # The total_ keys include the descendants (a container with child cgroups, crun's).
         self._rss_bytes = _first_known(stat.total_rss, stat.rss)
         self._cache_bytes = _first_known(stat.total_cache, stat.cache)

@@ -43,6 +43,7 @@ from capture.registry import (
 )
 from common.catalogue import (
     ENTRIES,
+    MEMORY_EVENT_PREFIXES,
     STANDARD_LABELS,
     TABLES,
     UNITS,
@@ -75,6 +76,9 @@ def _v2_tree(base: Path) -> Layout:
     relpath = containers[2].relpath
     cgroup_file(fx, relpath, "memory.high").write_text("805306368\n")
     cgroup_file(fx, relpath, "memory.swap.max").write_text("0\n")
+    # memory.stat of a kernel with NUMA balancing, zero-page swap counters and zswap_incomp.
+    numa_swap = (FIXTURES / "cgroup_v2" / "numa_swap" / "memory.stat").read_bytes()
+    cgroup_file(fx, relpath, "memory.stat").write_bytes(numa_swap)
     # io.stat with iocost and iolatency keys (gauges), and a device without any key.
     iocost = (FIXTURES / "cgroup_v2" / "iocost_root" / "io.stat").read_bytes()
     cgroup_file(fx, containers[3].relpath, "io.stat").write_bytes(iocost)
@@ -206,11 +210,28 @@ def test_a_familys_kind_follows_the_documented_rule() -> None:
     assert stat.kind_of("cgroup.memory.stat.total_workingset_refault_anon") == "counter"
     assert stat.kind_of("cgroup.memory.stat.inactive_file") == "gauge"
     assert stat.kind_of("cgroup.memory.stat.zswap") == "gauge"
+    for counter in (
+        "numa_pages_migrated",
+        "swpin_zero",
+        "swpout_zero",
+        "zswpout",
+        "pgdemote_kswapd",
+    ):
+        assert stat.kind_of(f"cgroup.memory.stat.{counter}") == "counter", counter
+    for gauge in ("zswapped", "zswap_incomp", "swapcached", "anon_thp", "hugetlb"):
+        assert stat.kind_of(f"cgroup.memory.stat.{gauge}") == "gauge", gauge
     io = entry_for("cgroup.io.stat.rbytes")
     assert io is not None and io.kind == "counter" and io.exact
     other = entry_for("cgroup.io.stat.cost.vrate")
     assert other is not None and other.kind == "gauge" and not other.exact
     assert entry_for("container.cpu.usage_millicore") is None
+
+
+def test_the_docs_kind_rule_names_the_memory_event_prefixes() -> None:
+    rule = DOCS.read_text(encoding="utf-8").split("**Kind rule.**", 1)[1]
+    line = rule.split("\n- `memory.stat`: ", 1)[1].split("\n- ", 1)[0]
+    named = re.findall(r"`([a-z_]+)`", line.split("are counters", 1)[0])
+    assert tuple(named[: named.index("total_")]) == MEMORY_EVENT_PREFIXES
 
 
 def test_capture_entries_take_captures_own_descriptions() -> None:
@@ -234,7 +255,7 @@ def test_every_emitted_metric_is_catalogued(emitted: list[Emitted]) -> None:
             continue
         kind = entry.kind_of(metric.name)
         if metric.kind != kind:
-            problems.add(f"{metric.name}: emitted as a {metric.kind}, catalogued as {entry.kind}")
+            problems.add(f"{metric.name}: emitted as a {metric.kind}, catalogued as {kind}")
         extra = metric.label_keys - STANDARD_LABELS
         if extra != set(entry.labels):
             problems.add(

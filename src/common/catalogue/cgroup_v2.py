@@ -3,7 +3,7 @@ with them (``cpu.stat``, ``memory.stat``, ``pids.*``)."""
 
 from __future__ import annotations
 
-from common.catalogue.entry import Entry
+from common.catalogue.entry import IO_COUNTER_KEYS, Entry
 
 #: In the order of the docs tables.
 ENTRIES: tuple[Entry, ...] = (
@@ -157,7 +157,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "cgroup-v2",
-        "cgroup.io.stat.{rbytes,wbytes,rios,wios,dbytes,dios}",
+        "cgroup.io.stat.{" + ",".join(IO_COUNTER_KEYS) + "}",
         "counter",
         "bytes (`*bytes`), count (`*ios`)",
         labels=("device",),

@@ -17,8 +17,16 @@ UNITS = frozenset({"bytes", "usec", "ns", "ticks", "millicores", "percent", "sec
 STANDARD_LABELS = frozenset(
     {"namespace", "pod_name", "pod_uid", "container_id", "container_name", "qos_class", "cgroup"}
 )
-#: ``memory.stat`` keys (also in their v1 ``total_`` form) that count events: counters.
-MEMORY_EVENT_PREFIXES = ("pg", "workingset_", "thp_", "zswp", "pswp")
+#: The beginnings of the ``memory.stat`` keys that count events (pages or occurrences since the
+#: cgroup was created): counters. Every other key is an amount of bytes: a gauge. From the keys
+#: Documentation/admin-guide/cgroup-v2.rst lists: ``pg*`` (faults, scans, steals, demotions,
+#: promotions), ``workingset_*``, ``thp_*`` (the ``*_thp`` amounts end, not begin, with it),
+#: ``zswpin``/``zswpout``/``zswpwb`` (not the ``zswap``/``zswapped`` amounts nor the
+#: ``zswap_incomp`` page count), ``pswpin``/``pswpout``, ``swpin_zero``/``swpout_zero`` and
+#: ``numa_pages_migrated``/``numa_pte_updates``/``numa_hint_faults`` (NUMA balancing;
+#: memory.stat has no ``numa_`` amount). On v1 the same keys also come in their hierarchical
+#: ``total_`` form.
+MEMORY_EVENT_PREFIXES = ("pg", "workingset_", "thp_", "zswp", "pswp", "swpin", "swpout", "numa_")
 #: The ``io.stat`` keys that count bytes and operations (counters, in this order); every other
 #: key of a device line is an I/O controller's statistic (a gauge).
 IO_COUNTER_KEYS = ("rbytes", "wbytes", "rios", "wios", "dbytes", "dios")
