@@ -7,11 +7,61 @@ from __future__ import annotations
 
 from common.catalogue.entry import Entry
 
+#: The names of its metrics.
+CONTAINER_CPU_USAGE_USEC = "container.cpu.usage_usec"
+CONTAINER_CPU_USAGE_MILLICORES = "container.cpu.usage_millicores"
+CONTAINER_CPU_USAGE_PERCENT = "container.cpu.usage_percent"
+CONTAINER_CPU_USER_MILLICORES = "container.cpu.user_millicores"
+CONTAINER_CPU_SYSTEM_MILLICORES = "container.cpu.system_millicores"
+CONTAINER_CPU_USER_PERCENT = "container.cpu.user_percent"
+CONTAINER_CPU_SYSTEM_PERCENT = "container.cpu.system_percent"
+CONTAINER_CPU_LIMIT_MILLICORES = "container.cpu.limit_millicores"
+CONTAINER_CPU_PERIODS = "container.cpu.periods"
+CONTAINER_CPU_THROTTLED_PERIODS = "container.cpu.throttled_periods"
+CONTAINER_CPU_THROTTLED_USEC = "container.cpu.throttled_usec"
+CONTAINER_MEMORY_USAGE_BYTES = "container.memory.usage_bytes"
+CONTAINER_MEMORY_WORKING_SET_BYTES = "container.memory.working_set_bytes"
+CONTAINER_MEMORY_RSS_BYTES = "container.memory.rss_bytes"
+CONTAINER_MEMORY_CACHE_BYTES = "container.memory.cache_bytes"
+CONTAINER_MEMORY_SWAP_BYTES = "container.memory.swap_bytes"
+CONTAINER_MEMORY_LIMIT_BYTES = "container.memory.limit_bytes"
+CONTAINER_MEMORY_OOM_KILLS = "container.memory.oom_kills"
+CONTAINER_MEMORY_OOM_EVENTS = "container.memory.oom_events"
+CONTAINER_MEMORY_PSS_BYTES = "container.memory.pss_bytes"
+CONTAINER_IO_READ_BYTES = "container.io.read_bytes"
+CONTAINER_IO_WRITE_BYTES = "container.io.write_bytes"
+CONTAINER_IO_READ_OPS = "container.io.read_ops"
+CONTAINER_IO_WRITE_OPS = "container.io.write_ops"
+CONTAINER_PIDS_CURRENT = "container.pids.current"
+CONTAINER_PROCESSES = "container.processes"
+#: The pressure families (the names of their members: :func:`container_psi_stall_usec` and
+#: :func:`container_psi_avg10_percent`).
+CONTAINER_PSI_STALL_USEC_FAMILY = "container.{cpu,memory,io}.psi.{some,full}.stall_usec"
+CONTAINER_PSI_AVG10_PERCENT_FAMILY = "container.{cpu,memory,io}.psi.{some,full}.avg10_percent"
+
+#: The resources of the pressure files, and the lines of each (``full`` is absent for ``cpu``
+#: before Linux 5.13).
+PSI_RESOURCES = ("cpu", "memory", "io")
+PSI_LINES = ("some", "full")
+
+
+def container_psi_avg10_percent(resource: str, line: str) -> str:
+    """The name of the container's 10-second pressure average (percent) of ``resource`` (one of
+    :data:`PSI_RESOURCES`) and ``line`` (``some`` or ``full``)."""
+    return f"container.{resource}.psi.{line}.avg10_percent"
+
+
+def container_psi_stall_usec(resource: str, line: str) -> str:
+    """The name of the container's total stall time (microseconds) of ``resource`` and
+    ``line``."""
+    return f"container.{resource}.psi.{line}.stall_usec"
+
+
 #: In the order of the docs tables.
 ENTRIES: tuple[Entry, ...] = (
     Entry(
         "container-cpu",
-        "container.cpu.usage_usec",
+        CONTAINER_CPU_USAGE_USEC,
         "counter",
         "usec",
         standard=True,
@@ -22,7 +72,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-cpu",
-        "container.cpu.usage_millicores",
+        CONTAINER_CPU_USAGE_MILLICORES,
         "gauge",
         "millicores",
         standard=True,
@@ -41,7 +91,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-cpu",
-        "container.cpu.usage_percent",
+        CONTAINER_CPU_USAGE_PERCENT,
         "gauge",
         "percent",
         standard=True,
@@ -59,7 +109,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-cpu",
-        "container.cpu.user_millicores",
+        CONTAINER_CPU_USER_MILLICORES,
         "gauge",
         "millicores",
         standard=True,
@@ -70,7 +120,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-cpu",
-        "container.cpu.system_millicores",
+        CONTAINER_CPU_SYSTEM_MILLICORES,
         "gauge",
         "millicores",
         standard=True,
@@ -81,7 +131,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-cpu",
-        "container.cpu.user_percent",
+        CONTAINER_CPU_USER_PERCENT,
         "gauge",
         "percent",
         standard=True,
@@ -100,7 +150,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-cpu",
-        "container.cpu.system_percent",
+        CONTAINER_CPU_SYSTEM_PERCENT,
         "gauge",
         "percent",
         standard=True,
@@ -116,7 +166,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-cpu",
-        "container.cpu.limit_millicores",
+        CONTAINER_CPU_LIMIT_MILLICORES,
         "gauge",
         "millicores",
         standard=True,
@@ -130,7 +180,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-cpu",
-        "container.cpu.periods",
+        CONTAINER_CPU_PERIODS,
         "counter",
         "count",
         standard=True,
@@ -140,7 +190,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-cpu",
-        "container.cpu.throttled_periods",
+        CONTAINER_CPU_THROTTLED_PERIODS,
         "counter",
         "count",
         standard=True,
@@ -150,7 +200,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-cpu",
-        "container.cpu.throttled_usec",
+        CONTAINER_CPU_THROTTLED_USEC,
         "counter",
         "usec",
         standard=True,
@@ -161,7 +211,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-memory",
-        "container.memory.usage_bytes",
+        CONTAINER_MEMORY_USAGE_BYTES,
         "gauge",
         "bytes",
         standard=True,
@@ -171,7 +221,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-memory",
-        "container.memory.working_set_bytes",
+        CONTAINER_MEMORY_WORKING_SET_BYTES,
         "gauge",
         "bytes",
         standard=True,
@@ -188,7 +238,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-memory",
-        "container.memory.rss_bytes",
+        CONTAINER_MEMORY_RSS_BYTES,
         "gauge",
         "bytes",
         standard=True,
@@ -199,7 +249,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-memory",
-        "container.memory.cache_bytes",
+        CONTAINER_MEMORY_CACHE_BYTES,
         "gauge",
         "bytes",
         standard=True,
@@ -210,7 +260,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-memory",
-        "container.memory.swap_bytes",
+        CONTAINER_MEMORY_SWAP_BYTES,
         "gauge",
         "bytes",
         standard=True,
@@ -221,7 +271,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-memory",
-        "container.memory.limit_bytes",
+        CONTAINER_MEMORY_LIMIT_BYTES,
         "gauge",
         "bytes",
         standard=True,
@@ -236,7 +286,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-memory",
-        "container.memory.oom_kills",
+        CONTAINER_MEMORY_OOM_KILLS,
         "counter",
         "count",
         standard=True,
@@ -247,7 +297,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-memory",
-        "container.memory.oom_events",
+        CONTAINER_MEMORY_OOM_EVENTS,
         "counter",
         "count",
         standard=True,
@@ -257,7 +307,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-memory",
-        "container.memory.pss_bytes",
+        CONTAINER_MEMORY_PSS_BYTES,
         "gauge",
         "bytes",
         standard=True,
@@ -271,7 +321,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-io",
-        "container.io.read_bytes",
+        CONTAINER_IO_READ_BYTES,
         "counter",
         "bytes",
         standard=True,
@@ -282,7 +332,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-io",
-        "container.io.write_bytes",
+        CONTAINER_IO_WRITE_BYTES,
         "counter",
         "bytes",
         standard=True,
@@ -296,7 +346,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-io",
-        "container.io.read_ops",
+        CONTAINER_IO_READ_OPS,
         "counter",
         "count",
         standard=True,
@@ -307,7 +357,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-io",
-        "container.io.write_ops",
+        CONTAINER_IO_WRITE_OPS,
         "counter",
         "count",
         standard=True,
@@ -318,7 +368,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-psi",
-        "container.{cpu,memory,io}.psi.{some,full}.stall_usec",
+        CONTAINER_PSI_STALL_USEC_FAMILY,
         "counter",
         "usec",
         standard=True,
@@ -331,7 +381,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-psi",
-        "container.{cpu,memory,io}.psi.{some,full}.avg10_percent",
+        CONTAINER_PSI_AVG10_PERCENT_FAMILY,
         "gauge",
         "percent",
         standard=True,
@@ -345,7 +395,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-pids",
-        "container.pids.current",
+        CONTAINER_PIDS_CURRENT,
         "gauge",
         "count",
         standard=True,
@@ -356,7 +406,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "container-pids",
-        "container.processes",
+        CONTAINER_PROCESSES,
         "gauge",
         "count",
         standard=True,

@@ -6,11 +6,29 @@ from __future__ import annotations
 
 from common.catalogue.entry import Entry
 
+#: The names of its metrics.
+PROCESS_CPU_TIME_USEC = "process.cpu.time_usec"
+PROCESS_CPU_USAGE_MILLICORES = "process.cpu.usage_millicores"
+PROCESS_CPU_USAGE_PERCENT = "process.cpu.usage_percent"
+PROCESS_CPU_USER_PERCENT = "process.cpu.user_percent"
+PROCESS_CPU_SYSTEM_PERCENT = "process.cpu.system_percent"
+PROCESS_THREADS = "process.threads"
+PROCESS_MEMORY_RSS_BYTES = "process.memory.rss_bytes"
+PROCESS_MEMORY_VIRTUAL_BYTES = "process.memory.virtual_bytes"
+PROCESS_MEMORY_PSS_BYTES = "process.memory.pss_bytes"
+PROCESS_MEMORY_PSS_ANON_BYTES = "process.memory.pss_anon_bytes"
+PROCESS_MEMORY_PSS_FILE_BYTES = "process.memory.pss_file_bytes"
+PROCESS_MEMORY_PSS_SHMEM_BYTES = "process.memory.pss_shmem_bytes"
+PROCESS_MEMORY_SWAP_BYTES = "process.memory.swap_bytes"
+PROCESS_MEMORY_SWAP_PSS_BYTES = "process.memory.swap_pss_bytes"
+PROCESS_MEMORY_REGION_PSS_BYTES = "process.memory.region.pss_bytes"
+PROCESS_MEMORY_REGION_RSS_BYTES = "process.memory.region.rss_bytes"
+
 #: In the order of the docs tables.
 ENTRIES: tuple[Entry, ...] = (
     Entry(
         "process",
-        "process.cpu.time_usec",
+        PROCESS_CPU_TIME_USEC,
         "counter",
         "usec",
         labels=("pid", "comm"),
@@ -21,7 +39,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "process",
-        "process.cpu.usage_millicores",
+        PROCESS_CPU_USAGE_MILLICORES,
         "gauge",
         "millicores",
         labels=("pid", "comm"),
@@ -35,7 +53,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "process",
-        "process.cpu.usage_percent",
+        PROCESS_CPU_USAGE_PERCENT,
         "gauge",
         "percent",
         labels=("pid", "comm"),
@@ -54,7 +72,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "process",
-        "process.cpu.user_percent",
+        PROCESS_CPU_USER_PERCENT,
         "gauge",
         "percent",
         labels=("pid", "comm"),
@@ -65,7 +83,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "process",
-        "process.cpu.system_percent",
+        PROCESS_CPU_SYSTEM_PERCENT,
         "gauge",
         "percent",
         labels=("pid", "comm"),
@@ -78,7 +96,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "process",
-        "process.threads",
+        PROCESS_THREADS,
         "gauge",
         "count",
         labels=("pid", "comm"),
@@ -88,7 +106,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "process",
-        "process.memory.rss_bytes",
+        PROCESS_MEMORY_RSS_BYTES,
         "gauge",
         "bytes",
         labels=("pid", "comm"),
@@ -99,7 +117,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "process",
-        "process.memory.virtual_bytes",
+        PROCESS_MEMORY_VIRTUAL_BYTES,
         "gauge",
         "bytes",
         labels=("pid", "comm"),
@@ -113,7 +131,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "process",
-        "process.memory.pss_bytes",
+        PROCESS_MEMORY_PSS_BYTES,
         "gauge",
         "bytes",
         labels=("pid", "comm"),
@@ -127,7 +145,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "process",
-        "process.memory.pss_anon_bytes",
+        PROCESS_MEMORY_PSS_ANON_BYTES,
         "gauge",
         "bytes",
         labels=("pid", "comm"),
@@ -138,7 +156,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "process",
-        "process.memory.pss_file_bytes",
+        PROCESS_MEMORY_PSS_FILE_BYTES,
         "gauge",
         "bytes",
         labels=("pid", "comm"),
@@ -149,7 +167,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "process",
-        "process.memory.pss_shmem_bytes",
+        PROCESS_MEMORY_PSS_SHMEM_BYTES,
         "gauge",
         "bytes",
         labels=("pid", "comm"),
@@ -160,7 +178,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "process",
-        "process.memory.swap_bytes",
+        PROCESS_MEMORY_SWAP_BYTES,
         "gauge",
         "bytes",
         labels=("pid", "comm"),
@@ -171,7 +189,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "process",
-        "process.memory.swap_pss_bytes",
+        PROCESS_MEMORY_SWAP_PSS_BYTES,
         "gauge",
         "bytes",
         labels=("pid", "comm"),
@@ -182,7 +200,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "process",
-        "process.memory.region.pss_bytes",
+        PROCESS_MEMORY_REGION_PSS_BYTES,
         "gauge",
         "bytes",
         labels=("pid", "comm", "region"),
@@ -193,7 +211,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "process",
-        "process.memory.region.rss_bytes",
+        PROCESS_MEMORY_REGION_RSS_BYTES,
         "gauge",
         "bytes",
         labels=("pid", "comm", "region"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from capture.exposition import exposed_sample_name
+from common.catalogue import container
 from common.catalogue.health import CAPTURE_TABLE, DAEMON_TABLE
 from common.catalogue.index import ENTRIES, entry_for
 
@@ -12,28 +13,28 @@ from common.catalogue.index import ENTRIES, entry_for
 #: never a process's series nor a raw ``cgroup.*``/``proc.*`` key.
 PROMETHEUS_DEFAULT_ENTRIES = frozenset(
     {
-        "container.cpu.usage_usec",
-        "container.cpu.usage_millicores",
-        "container.cpu.limit_millicores",
-        "container.cpu.periods",
-        "container.cpu.throttled_periods",
-        "container.cpu.throttled_usec",
-        "container.memory.usage_bytes",
-        "container.memory.working_set_bytes",
-        "container.memory.rss_bytes",
-        "container.memory.cache_bytes",
-        "container.memory.swap_bytes",
-        "container.memory.limit_bytes",
-        "container.memory.pss_bytes",
-        "container.memory.oom_kills",
-        "container.memory.oom_events",
-        "container.io.read_bytes",
-        "container.io.write_bytes",
-        "container.io.read_ops",
-        "container.io.write_ops",
-        "container.{cpu,memory,io}.psi.{some,full}.stall_usec",
-        "container.pids.current",
-        "container.processes",
+        container.CONTAINER_CPU_USAGE_USEC,
+        container.CONTAINER_CPU_USAGE_MILLICORES,
+        container.CONTAINER_CPU_LIMIT_MILLICORES,
+        container.CONTAINER_CPU_PERIODS,
+        container.CONTAINER_CPU_THROTTLED_PERIODS,
+        container.CONTAINER_CPU_THROTTLED_USEC,
+        container.CONTAINER_MEMORY_USAGE_BYTES,
+        container.CONTAINER_MEMORY_WORKING_SET_BYTES,
+        container.CONTAINER_MEMORY_RSS_BYTES,
+        container.CONTAINER_MEMORY_CACHE_BYTES,
+        container.CONTAINER_MEMORY_SWAP_BYTES,
+        container.CONTAINER_MEMORY_LIMIT_BYTES,
+        container.CONTAINER_MEMORY_PSS_BYTES,
+        container.CONTAINER_MEMORY_OOM_KILLS,
+        container.CONTAINER_MEMORY_OOM_EVENTS,
+        container.CONTAINER_IO_READ_BYTES,
+        container.CONTAINER_IO_WRITE_BYTES,
+        container.CONTAINER_IO_READ_OPS,
+        container.CONTAINER_IO_WRITE_OPS,
+        container.CONTAINER_PSI_STALL_USEC_FAMILY,
+        container.CONTAINER_PIDS_CURRENT,
+        container.CONTAINER_PROCESSES,
     }
 )
 #: The tables whose every entry is in the default set too: finemon's own health, per node.
