@@ -127,7 +127,8 @@ class ProcessSampler:
             self._ticks, self._ticks_time = (utime, stime), now
             self.series.counter(PROCESS_CPU_TIME_USEC, (utime + stime) * 1_000_000 // CLK_TCK)
             # The first reading is only a baseline; a lower one is a reset (a new baseline), as
-            # in RateTracker; ticks per second -> millicores -> percent of the capacity.
+            # in observers.derive.rate_per_second; ticks per second -> millicores -> percent
+            # of the capacity.
             if last is not None and now > last_time and utime >= last[0] and stime >= last[1]:
                 elapsed = now - last_time
                 rate = (utime + stime - last[0] - last[1]) / elapsed
