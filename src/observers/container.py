@@ -56,8 +56,8 @@ from observers.derive import (
     capacity_millicores,
     derive_container,
 )
+from observers.file_descriptors import FdBudget, KeptFile
 from observers.hierarchy import CgroupDirs
-from observers.kept import FdBudget, KeptFile
 from observers.readers import cgroup_v1 as v1
 from observers.readers import cgroup_v2 as v2
 from observers.readers.errors import (

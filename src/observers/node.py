@@ -23,13 +23,13 @@ from common.catalogue import describe_observer_metrics
 from common.catalogue.container import CONTAINER_MEMORY_PSS_BYTES, CONTAINER_PROCESSES
 from observers.container import ContainerSampler, ReadErrors, log_key
 from observers.discovery import ContainerCgroup, Discovery, discover
+from observers.file_descriptors import FdBudget
 from observers.hierarchy import (
     CgroupHierarchy,
     NoCgroupMountError,
     find_hierarchy,
     hierarchy_from_root,
 )
-from observers.kept import FdBudget
 from observers.podmeta import ContainerMeta, PodMetadataCache
 from observers.process import ProcessSampler
 from observers.readers.errors import (

@@ -23,7 +23,7 @@ from common.catalogue.process import (
     PROCESS_MEMORY_VIRTUAL_BYTES,
     PROCESS_THREADS,
 )
-from observers.kept import FdBudget, KeptFile
+from observers.file_descriptors import FdBudget, KeptFile
 from observers.readers.errors import (
     ReaderError,
     TooManySeriesError,
