@@ -39,6 +39,16 @@ from analysis.errors import AnalysisError, one_line, require
 from analysis.names import ContainerLabels, ContainerName, container_names
 from analysis.report import bucket_ms
 from analysis.studies import Changepoint, Peak, Periodicity, changepoints, peaks, periodicity
+from common.catalogue.container import CONTAINER_CPU_LIMIT_MILLICORES as CPU_LIMIT
+from common.catalogue.container import CONTAINER_CPU_PERIODS as CPU_PERIODS
+from common.catalogue.container import CONTAINER_CPU_THROTTLED_PERIODS as THROTTLED_PERIODS
+from common.catalogue.container import CONTAINER_CPU_THROTTLED_USEC as THROTTLED_USEC
+from common.catalogue.container import CONTAINER_CPU_USAGE_MILLICORES as CPU_MILLICORES
+from common.catalogue.container import CONTAINER_CPU_USAGE_USEC
+from common.catalogue.container import CONTAINER_MEMORY_LIMIT_BYTES as MEMORY_LIMIT
+from common.catalogue.container import CONTAINER_MEMORY_OOM_KILLS as OOM_KILLS
+from common.catalogue.container import CONTAINER_MEMORY_WORKING_SET_BYTES as WORKING_SET
+from common.catalogue.process import PROCESS_MEMORY_PSS_BYTES as PROCESS_PSS
 
 if TYPE_CHECKING:
     import duckdb
@@ -46,19 +56,7 @@ if TYPE_CHECKING:
 #: Default bound on the points of one series.
 DEFAULT_MAX_POINTS = 1200
 #: Container metrics every container has on every tick: the container list scans only these.
-PRESENCE_METRICS = (
-    "container.cpu.usage_usec",
-    "container.memory.working_set_bytes",
-)
-CPU_MILLICORES = "container.cpu.usage_millicores"
-WORKING_SET = "container.memory.working_set_bytes"
-MEMORY_LIMIT = "container.memory.limit_bytes"
-CPU_LIMIT = "container.cpu.limit_millicores"
-OOM_KILLS = "container.memory.oom_kills"
-PROCESS_PSS = "process.memory.pss_bytes"
-CPU_PERIODS = "container.cpu.periods"
-THROTTLED_PERIODS = "container.cpu.throttled_periods"
-THROTTLED_USEC = "container.cpu.throttled_usec"
+PRESENCE_METRICS = (CONTAINER_CPU_USAGE_USEC, WORKING_SET)
 #: Row limit and timeout of :meth:`Explorer.sql` by default, and their ceilings.
 DEFAULT_SQL_LIMIT = 1000
 MAX_SQL_LIMIT = 100_000
@@ -368,7 +366,7 @@ def _keys_sql(keys: Iterable[str]) -> str:
 @lru_cache(maxsize=4096)
 def _catalogued(name: str) -> tuple[str | None, str | None]:
     """(unit, description) of ``name`` in the metric catalogue."""
-    from observers.catalogue import entry_for  # noqa: PLC0415 - only when a name is unknown
+    from common.catalogue import entry_for  # noqa: PLC0415 - only when a name is unknown
 
     entry = entry_for(name)
     if entry is None:
@@ -382,7 +380,7 @@ def has_series_labels(name: str) -> bool:
     container's, such as ``pid`` or ``device``): true for ``process.*`` metrics and for what the
     catalogue lists with labels or does not know. The labels map is the costly column to
     read, so queries group by it only for these."""
-    from observers.catalogue import entry_for  # noqa: PLC0415
+    from common.catalogue import entry_for  # noqa: PLC0415
 
     if name.startswith("process."):
         return True

@@ -33,6 +33,10 @@ from analysis.dataset import connect, label_sql
 from analysis.errors import AnalysisError, one_line, require
 from analysis.names import ContainerLabels, container_names
 from analysis.report_page import PAGE_SCRIPT, PAGE_STYLE
+from common.catalogue import container as metrics
+from common.catalogue.container import CONTAINER_CPU_THROTTLED_USEC as THROTTLED_USEC
+from common.catalogue.container import CONTAINER_MEMORY_OOM_KILLS as OOM_KILLS
+from common.catalogue.process import PROCESS_MEMORY_PSS_BYTES as PROCESS_PSS
 
 if TYPE_CHECKING:
     import duckdb
@@ -72,18 +76,24 @@ class GaugeSeries:
 
 #: The container gauges of the report.
 GAUGES = (
-    GaugeSeries("container.cpu.usage_millicores", "cpu", "usage", "avg", 1.0, 1),
-    GaugeSeries("container.cpu.limit_millicores", "cpu", "limit", "max", 1.0, 1, gap_ticks=25),
-    GaugeSeries("container.memory.working_set_bytes", "memory", "working set", "max", _MIB, 2),
-    GaugeSeries("container.memory.usage_bytes", "memory", "usage", "max", _MIB, 2),
-    GaugeSeries("container.memory.limit_bytes", "memory", "limit", "max", _MIB, 2, gap_ticks=25),
-    GaugeSeries("container.cpu.psi.some.avg10_percent", "psi", "cpu", "avg", 1.0, 2),
-    GaugeSeries("container.memory.psi.some.avg10_percent", "psi", "memory", "avg", 1.0, 2),
-    GaugeSeries("container.io.psi.some.avg10_percent", "psi", "io", "avg", 1.0, 2),
+    GaugeSeries(metrics.CONTAINER_CPU_USAGE_MILLICORES, "cpu", "usage", "avg", 1.0, 1),
+    GaugeSeries(
+        metrics.CONTAINER_CPU_LIMIT_MILLICORES, "cpu", "limit", "max", 1.0, 1, gap_ticks=25
+    ),
+    GaugeSeries(
+        metrics.CONTAINER_MEMORY_WORKING_SET_BYTES, "memory", "working set", "max", _MIB, 2
+    ),
+    GaugeSeries(metrics.CONTAINER_MEMORY_USAGE_BYTES, "memory", "usage", "max", _MIB, 2),
+    GaugeSeries(
+        metrics.CONTAINER_MEMORY_LIMIT_BYTES, "memory", "limit", "max", _MIB, 2, gap_ticks=25
+    ),
+    *(
+        GaugeSeries(
+            metrics.container_psi_avg10_percent(resource, "some"), "psi", resource, "avg", 1.0, 2
+        )
+        for resource in ("cpu", "memory", "io")
+    ),
 )
-THROTTLED_USEC = "container.cpu.throttled_usec"
-PROCESS_PSS = "process.memory.pss_bytes"
-OOM_KILLS = "container.memory.oom_kills"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,18 +20,18 @@ from typing import TYPE_CHECKING
 from analysis.dataset import connect, label_sql
 from analysis.errors import AnalysisError, one_line, require
 from analysis.names import ContainerLabels, container_names
+from common.catalogue.container import CONTAINER_CPU_PERIODS as PERIODS
+from common.catalogue.container import CONTAINER_CPU_THROTTLED_PERIODS as THROTTLED_PERIODS
+from common.catalogue.container import CONTAINER_CPU_THROTTLED_USEC as THROTTLED_USEC
+from common.catalogue.container import CONTAINER_CPU_USAGE_MILLICORES as CPU
+from common.catalogue.container import CONTAINER_MEMORY_OOM_KILLS as OOM_KILLS
+from common.catalogue.container import CONTAINER_MEMORY_PSS_BYTES as PSS
+from common.catalogue.container import CONTAINER_MEMORY_WORKING_SET_BYTES as WORKING_SET
+from common.catalogue.process import PROCESS_MEMORY_PSS_BYTES as PROCESS_PSS
 
 if TYPE_CHECKING:
     import duckdb
 
-CPU = "container.cpu.usage_millicores"
-WORKING_SET = "container.memory.working_set_bytes"
-PSS = "container.memory.pss_bytes"
-PROCESS_PSS = "process.memory.pss_bytes"
-THROTTLED_PERIODS = "container.cpu.throttled_periods"
-PERIODS = "container.cpu.periods"
-THROTTLED_USEC = "container.cpu.throttled_usec"
-OOM_KILLS = "container.memory.oom_kills"
 
 _MIB = 1024 * 1024
 LEGEND = (

@@ -30,6 +30,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analysis.names import ContainerLabels, container_names
+from common.catalogue.container import (
+    CONTAINER_CPU_USAGE_MILLICORES,
+    CONTAINER_MEMORY_PSS_BYTES,
+    CONTAINER_MEMORY_USAGE_BYTES,
+    CONTAINER_MEMORY_WORKING_SET_BYTES,
+)
 from monitor.config import Environment, add_run_arguments, build_config
 from monitor.sandbox import KubeletSandbox, sandbox_unavailable
 
@@ -293,10 +299,10 @@ def print_summary(
             filter=selection
             & ds.field("metric_name").isin(
                 [
-                    "container.cpu.usage_millicores",
-                    "container.memory.working_set_bytes",
-                    "container.memory.usage_bytes",
-                    "container.memory.pss_bytes",
+                    CONTAINER_CPU_USAGE_MILLICORES,
+                    CONTAINER_MEMORY_WORKING_SET_BYTES,
+                    CONTAINER_MEMORY_USAGE_BYTES,
+                    CONTAINER_MEMORY_PSS_BYTES,
                 ]
             ),
         )
@@ -342,10 +348,10 @@ def print_summary(
 
     for container in containers:
         key = container.key
-        cpu = values.get((key, "container.cpu.usage_millicores"), [])
-        wset = values.get((key, "container.memory.working_set_bytes"), [])
-        mem = values.get((key, "container.memory.usage_bytes"), [])
-        pss = values.get((key, "container.memory.pss_bytes"), [])
+        cpu = values.get((key, CONTAINER_CPU_USAGE_MILLICORES), [])
+        wset = values.get((key, CONTAINER_MEMORY_WORKING_SET_BYTES), [])
+        mem = values.get((key, CONTAINER_MEMORY_USAGE_BYTES), [])
+        pss = values.get((key, CONTAINER_MEMORY_PSS_BYTES), [])
         print(
             f"{names[key]:<{width}} {fmt(cpu, agg='mean'):>9} {fmt(cpu):>9} "
             f"{fmt(wset, mib):>10} {fmt(mem, mib):>10} {fmt(pss, mib):>10}"
@@ -353,7 +359,7 @@ def print_summary(
     if container_keys is not None:  # the sandbox: the burner is there
         burner = next(
             (
-                values.get((c.key, "container.cpu.usage_millicores"))
+                values.get((c.key, CONTAINER_CPU_USAGE_MILLICORES))
                 for c in containers
                 if c.container_name == "burner"
             ),

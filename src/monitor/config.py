@@ -171,7 +171,7 @@ class Config:
     log_level: str
     git_revision: str | None
     #: Which series the Prometheus endpoint serves: ``default`` (the headline series of each
-    #: container, see ``observers.catalogue.PROMETHEUS_DEFAULT_ENTRIES``) or ``all``.
+    #: container, see ``common.catalogue.PROMETHEUS_DEFAULT_ENTRIES``) or ``all``.
     prometheus_series: PrometheusSeries = "default"
     #: ``module:callable`` building the observer instead of the real one (tests only).
     observer: str | None = None

@@ -422,7 +422,7 @@ class Daemon:
         include: Callable[[str], bool] | None = None
         exposed_labels: Callable[[Labels], Labels] | None = None
         if self.config.prometheus_series == "default":
-            from observers.catalogue import in_prometheus_default  # noqa: PLC0415
+            from common.catalogue import in_prometheus_default  # noqa: PLC0415
 
             include, exposed_labels = in_prometheus_default, prometheus_default_labels
         try:

@@ -18,8 +18,8 @@ The mechanisms the phases use follow.
 finemon's writer thread builds Arrow arrays and Parquet row groups every few seconds and frees
 them again. With glibc, memory freed in a thread's arena is kept by that arena for reuse and
 only the top of the main heap is ever returned by itself: under container churn (every tick a
-different set of series) the arenas fragment and the process's RSS climbs by hundreds of MB
-although the live data stays the same. :func:`limit_arenas` caps the number of arenas (fewer
+different set of series) the arenas fragment and the process's RSS keeps climbing although the
+live data stays the same. :func:`limit_arenas` caps the number of arenas (fewer
 places for free memory to hide) and :func:`release_free_memory` (``malloc_trim``) hands the free
 pages of every arena back to the kernel; the daemon calls it after each flush and rotation.
 
@@ -27,20 +27,21 @@ Both are no-ops, returning False, where the C library is not glibc.
 
 :func:`release_idle_file_pages` asks the kernel to drop the resident pages of the read-only
 file mappings (the shared libraries' code and constants): pyarrow loads every Arrow library
-(compute, dataset, acero, substrait) and each runs its initialisers, numpy too, so about 20 MB of
-library pages are touched once at import and never again. The daemon calls it before its first
-tick (after a priming sample) and after its first rotation, when every path it keeps using has
-run: the pages it does use come back at their next use and stay; the others stop counting in its
-RSS and in its container's memory.
+(compute, dataset, acero, substrait) and each runs its initialisers, numpy too, so library pages
+are touched once at import and never again (docs/benchmarks.md has what this saves). The
+daemon calls it before its first tick (after a priming sample) and after its first rotation,
+when every path it keeps using has run: the pages it does use come back at their next use and
+stay; the others stop counting in its RSS and in its container's memory.
 
 :func:`arrow_pool_from_c_library` makes the C library's allocator Arrow's default memory pool in
 C++ too (before pyarrow is imported): ``pyarrow.set_memory_pool`` reaches only the pool pyarrow's
 Python functions use, and Arrow's own C++ code (the journal's IPC writer, parts of the Parquet
-writer) kept allocating from mimalloc, which keeps the pages it frees for reuse.
+writer) would otherwise allocate from mimalloc, which keeps the pages it frees for reuse.
 
 :func:`keep_pandas_out` keeps pandas out of the daemon: pyarrow imports it, when installed, on
 its first conversion of a Python value (``pa.scalar``, ``pa.array``), only to look for pandas
-types; pandas and what it imports cost about 45 MB of RSS that the daemon never uses.
+types; pandas and what it imports are resident memory the daemon never uses (docs/benchmarks.md
+has the figure).
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from common.catalogue import DAEMON_TABLE, ENTRIES, describe
+
 _STATM = Path("/proc/self/statm")
 
 
@@ -44,12 +46,6 @@ class SelfUsage:
 
 def describe_daemon_metrics() -> None:
     """Describe the metrics ``finemon run`` writes itself (its own CPU, RSS, tick duration,
-    errors, size limit; the daemon table of :mod:`observers.catalogue`) to
-    :func:`capture.describe`. Without the observers package (see :mod:`monitor.observer`) the
-    metrics stay undescribed."""
-    try:
-        # Imported here: monitor imports without loading the observers (monitor.observer).
-        from observers.catalogue import DAEMON_TABLE, ENTRIES, describe  # noqa: PLC0415
-    except ImportError:
-        return
+    errors, size limit; the daemon table of :mod:`common.catalogue`) to
+    :func:`capture.describe`."""
     describe(entry for entry in ENTRIES if entry.table == DAEMON_TABLE)

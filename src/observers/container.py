@@ -20,9 +20,44 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from common.catalogue import IO_COUNTER_KEYS, is_memory_event_key
+from common.catalogue.container import (
+    CONTAINER_CPU_LIMIT_MILLICORES,
+    CONTAINER_CPU_PERIODS,
+    CONTAINER_CPU_SYSTEM_MILLICORES,
+    CONTAINER_CPU_SYSTEM_PERCENT,
+    CONTAINER_CPU_THROTTLED_PERIODS,
+    CONTAINER_CPU_THROTTLED_USEC,
+    CONTAINER_CPU_USAGE_MILLICORES,
+    CONTAINER_CPU_USAGE_PERCENT,
+    CONTAINER_CPU_USAGE_USEC,
+    CONTAINER_CPU_USER_MILLICORES,
+    CONTAINER_CPU_USER_PERCENT,
+    CONTAINER_IO_READ_BYTES,
+    CONTAINER_IO_READ_OPS,
+    CONTAINER_IO_WRITE_BYTES,
+    CONTAINER_IO_WRITE_OPS,
+    CONTAINER_MEMORY_CACHE_BYTES,
+    CONTAINER_MEMORY_LIMIT_BYTES,
+    CONTAINER_MEMORY_OOM_EVENTS,
+    CONTAINER_MEMORY_OOM_KILLS,
+    CONTAINER_MEMORY_RSS_BYTES,
+    CONTAINER_MEMORY_SWAP_BYTES,
+    CONTAINER_MEMORY_USAGE_BYTES,
+    CONTAINER_MEMORY_WORKING_SET_BYTES,
+    CONTAINER_PIDS_CURRENT,
+    container_psi_avg10_percent,
+    container_psi_stall_usec,
+)
+from observers.derive import (
+    ContainerReading,
+    ContainerValues,
+    PressureReading,
+    capacity_millicores,
+    derive_container,
+)
+from observers.file_descriptors import FdBudget, KeptFile
 from observers.hierarchy import CgroupDirs
-from observers.kept import FdBudget, KeptFile
-from observers.rates import RateTracker
 from observers.readers import cgroup_v1 as v1
 from observers.readers import cgroup_v2 as v2
 from observers.readers.errors import (
@@ -34,27 +69,22 @@ from observers.readers.errors import (
 )
 from observers.series import SeriesSet
 
-#: memory.stat keys (v1 and v2) that count events rather than hold bytes.
-_MEMORY_EVENT_PREFIXES = ("pg", "workingset_", "thp_", "zswp", "pswp", "numa_", "swpin", "swpout")
-_MEMORY_EVENT_PREFIXES_V1_TOTAL = tuple(f"total_{p}" for p in _MEMORY_EVENT_PREFIXES)
 #: The fields of a pressure line, as the kernel names them (total is in microseconds).
 _PSI_KEYS = ("avg10", "avg60", "avg300", "total")
-_IO_COUNTER_KEYS = frozenset({"rbytes", "wbytes", "rios", "wios", "dbytes", "dios"})
+_IO_COUNTER_KEYS = frozenset(IO_COUNTER_KEYS)
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 Handler = Callable[[bytes, str], None]
-
-
-def _is_memory_event(key: str) -> bool:
-    return key.startswith(_MEMORY_EVENT_PREFIXES) or key.startswith(_MEMORY_EVENT_PREFIXES_V1_TOTAL)
 
 
 def _always(_key: str) -> bool:
     return True
 
 
-def _first_known(preferred: int | None, fallback: int | None) -> int | None:
-    return fallback if preferred is None else preferred
+def _hierarchical_else_local(total: int | None, local: int | None) -> int | None:
+    """A v1 ``memory.stat`` amount: its hierarchical ``total_`` key when the kernel prints it,
+    else the cgroup's own key."""
+    return local if total is None else total
 
 
 def log_key(error: ReaderError) -> str:
@@ -109,9 +139,9 @@ class ContainerSampler:
         self._node_millicores = node_millicores
         self._config_every = config_every
         self._samples = 0
-        self._cpu_usage = RateTracker()
-        self._cpu_user = RateTracker()
-        self._cpu_system = RateTracker()
+        # The reading the last derivation started from, and its monotonic time.
+        self._previous: ContainerReading | None = None
+        self._previous_seconds = 0.0
         self._generation = series.generation
         self.limit_millicores: float | None = None
         self.memory_limit_bytes: int | None = None
@@ -132,9 +162,9 @@ class ContainerSampler:
         self._oom_kills: int | None = None
         self._oom_events: int | None = None
         self._quota_usec: int | None = None
-        self._io: list[int] | None = None
+        self._io: tuple[int, int, int, int] | None = None
         self._blkio: dict[str, tuple[int, int]] = {}
-        self._psi: dict[tuple[str, str], tuple[float | None, int | None]] = {}
+        self._psi: dict[tuple[str, str], PressureReading] = {}
         self._changed = False
         self._rates_nonzero = False
         self._rates_known = False  # a rate has been emitted (from the second reading on)
@@ -216,7 +246,7 @@ class ContainerSampler:
     def capacity_millicores(self) -> float:
         """What the container's (and its processes') CPU percentages are of: the CPU limit when
         one is set, else all the node's CPUs."""
-        return self.limit_millicores or self._node_millicores
+        return capacity_millicores(self.limit_millicores, self._node_millicores)
 
     def close(self) -> None:
         """Close kept descriptors and end every series."""
@@ -249,15 +279,8 @@ class ContainerSampler:
             self._derive()
         else:
             # Nothing changed since the last tick (an idle container): every derived value
-            # holds, the CPU rates stay 0; only the rates' clocks move on.
-            now = self._now
-            for tracker, usec in (
-                (self._cpu_usage, self._usage_usec),
-                (self._cpu_user, self._user_usec),
-                (self._cpu_system, self._system_usec),
-            ):
-                if usec is not None:
-                    tracker.update(usec, now)
+            # holds, the CPU rates stay 0; the next rates start from now.
+            self._previous_seconds = self._now
 
     def _run(self, plan: list[tuple[KeptFile, Handler]], errors: ReadErrors) -> None:
         dropped: list[KeptFile] = []
@@ -386,7 +409,7 @@ class ContainerSampler:
 
     def _v2_memory_stat(self, data: bytes, path: str) -> None:
         stat = v2.parse_memory_stat(data, path)
-        self._raw("cgroup.memory.stat.", stat.values, _is_memory_event)
+        self._raw("cgroup.memory.stat.", stat.values, is_memory_event_key)
         self._rss_bytes = stat.anon
         self._cache_bytes = stat.file
         self._inactive_file_bytes = stat.inactive_file
@@ -418,7 +441,7 @@ class ContainerSampler:
                         totals[index[key]] += value
                 elif math.isfinite(value):
                     s.gauge(f"cgroup.io.stat.{key}", value, label)
-        self._io = totals
+        self._io = (totals[0], totals[1], totals[2], totals[3])
 
     # ------------------------------------------------------------------ v1
     def _v1_cpuacct_usage(self, data: bytes, path: str) -> None:
@@ -466,12 +489,14 @@ class ContainerSampler:
 
     def _v1_memory_stat(self, data: bytes, path: str) -> None:
         stat = v1.parse_memory_stat(data, path)
-        self._raw("cgroup.memory.stat.", stat.values, _is_memory_event)
+        self._raw("cgroup.memory.stat.", stat.values, is_memory_event_key)
         # The total_ keys include the descendants (a container with child cgroups, crun's).
-        self._rss_bytes = _first_known(stat.total_rss, stat.rss)
-        self._cache_bytes = _first_known(stat.total_cache, stat.cache)
-        self._inactive_file_bytes = _first_known(stat.total_inactive_file, stat.inactive_file)
-        self._swap_bytes = _first_known(stat.total_swap, stat.swap)
+        self._rss_bytes = _hierarchical_else_local(stat.total_rss, stat.rss)
+        self._cache_bytes = _hierarchical_else_local(stat.total_cache, stat.cache)
+        self._inactive_file_bytes = _hierarchical_else_local(
+            stat.total_inactive_file, stat.inactive_file
+        )
+        self._swap_bytes = _hierarchical_else_local(stat.total_swap, stat.swap)
 
     def _v1_oom_control(self, data: bytes, path: str) -> None:
         for key, value in v1.parse_memory_oom_control(data, path).values.items():
@@ -499,90 +524,100 @@ class ContainerSampler:
         else:
             self.series.gauge(name, value)
 
-    def _derive(self) -> None:
-        """Emit the version-independent metrics from the latest inputs."""
-        s = self.series
-        if self.limit_millicores is not None:
-            self._set("container.cpu.limit_millicores", self.limit_millicores)
-        else:
-            s.drop("container.cpu.limit_millicores")
-        if self.memory_limit_bytes is not None:
-            self._set("container.memory.limit_bytes", self.memory_limit_bytes)
-        else:
-            s.drop("container.memory.limit_bytes")
-        now = self._now
-        self._rates_nonzero = False
-        capacity = self.capacity_millicores
-        if self._usage_usec is not None:
-            self._set("container.cpu.usage_usec", self._usage_usec, counter=True)
-            rate = self._cpu_usage.update(self._usage_usec, now)
-            self._rates_nonzero |= bool(rate)
-            self._rates_known |= rate is not None
-            if rate is not None:
-                millicores = rate / 1000.0
-                self._set("container.cpu.usage_millicores", millicores)
-                self._set("container.cpu.usage_percent", millicores / capacity * 100.0)
-        if self._user_usec is not None:
-            rate = self._cpu_user.update(self._user_usec, now)
-            self._rates_nonzero |= bool(rate)
-            if rate is not None:
-                millicores = rate / 1000.0
-                self._set("container.cpu.user_millicores", millicores)
-                self._set("container.cpu.user_percent", millicores / capacity * 100.0)
-        if self._system_usec is not None:
-            rate = self._cpu_system.update(self._system_usec, now)
-            self._rates_nonzero |= bool(rate)
-            if rate is not None:
-                millicores = rate / 1000.0
-                self._set("container.cpu.system_millicores", millicores)
-                self._set("container.cpu.system_percent", millicores / capacity * 100.0)
+    def _reading(self) -> ContainerReading:
+        """The latest value of each input of the derived metrics."""
         periods, throttled, throttled_usec = self._throttling
+        blkio = self._blkio
+        return ContainerReading(
+            cpu_usage_usec=self._usage_usec,
+            cpu_user_usec=self._user_usec,
+            cpu_system_usec=self._system_usec,
+            cpu_periods=periods,
+            cpu_throttled_periods=throttled,
+            cpu_throttled_usec=throttled_usec,
+            cpu_limit_millicores=self.limit_millicores,
+            memory_usage_bytes=self._usage_bytes,
+            memory_rss_bytes=self._rss_bytes,
+            memory_cache_bytes=self._cache_bytes,
+            memory_inactive_file_bytes=self._inactive_file_bytes,
+            memory_swap_bytes=self._swap_bytes,
+            memory_limit_bytes=self.memory_limit_bytes,
+            memory_oom_kills=self._oom_kills,
+            memory_oom_events=self._oom_events,
+            pids_current=self._pids,
+            io=self._io,
+            blkio_service_bytes=blkio.get("blkio.throttle.io_service_bytes"),
+            blkio_serviced=blkio.get("blkio.throttle.io_serviced"),
+            pressure=tuple(self._psi.values()),
+        )
+
+    def _derive(self) -> None:
+        """Derive the version-independent metrics from the latest inputs, and emit them."""
+        current = self._reading()
+        now = self._now
+        values = derive_container(
+            self._previous, current, now - self._previous_seconds, self._node_millicores
+        )
+        self._previous, self._previous_seconds = current, now
+        self._rates_nonzero = values.cpu_rates_nonzero
+        self._rates_known |= values.cpu_usage_millicores is not None
+        self._emit(values)
+
+    def _emit(self, values: ContainerValues) -> None:
+        s = self.series
+        gauge, counter = s.gauge, s.counter
+        for name, limit in (
+            (CONTAINER_CPU_LIMIT_MILLICORES, values.cpu_limit_millicores),
+            (CONTAINER_MEMORY_LIMIT_BYTES, values.memory_limit_bytes),
+        ):
+            if limit is None:
+                s.drop(name)
+            else:
+                gauge(name, limit)
+        if values.cpu_usage_usec is not None:
+            counter(CONTAINER_CPU_USAGE_USEC, values.cpu_usage_usec)
+        for name, rate in (
+            (CONTAINER_CPU_USAGE_MILLICORES, values.cpu_usage_millicores),
+            (CONTAINER_CPU_USAGE_PERCENT, values.cpu_usage_percent),
+            (CONTAINER_CPU_USER_MILLICORES, values.cpu_user_millicores),
+            (CONTAINER_CPU_USER_PERCENT, values.cpu_user_percent),
+            (CONTAINER_CPU_SYSTEM_MILLICORES, values.cpu_system_millicores),
+            (CONTAINER_CPU_SYSTEM_PERCENT, values.cpu_system_percent),
+        ):
+            if rate is not None:
+                gauge(name, rate)
         for name, count in (
-            ("container.cpu.periods", periods),
-            ("container.cpu.throttled_periods", throttled),
-            ("container.cpu.throttled_usec", throttled_usec),
-            ("container.memory.oom_kills", self._oom_kills),
-            ("container.memory.oom_events", self._oom_events),
+            (CONTAINER_CPU_PERIODS, values.cpu_periods),
+            (CONTAINER_CPU_THROTTLED_PERIODS, values.cpu_throttled_periods),
+            (CONTAINER_CPU_THROTTLED_USEC, values.cpu_throttled_usec),
+            (CONTAINER_MEMORY_OOM_KILLS, values.memory_oom_kills),
+            (CONTAINER_MEMORY_OOM_EVENTS, values.memory_oom_events),
         ):
             if count is not None:
-                self._set(name, count, counter=True)
-        usage = self._usage_bytes
-        for name, gauge in (
-            ("container.memory.usage_bytes", usage),
-            ("container.memory.rss_bytes", self._rss_bytes),
-            ("container.memory.cache_bytes", self._cache_bytes),
-            ("container.memory.swap_bytes", self._swap_bytes),
-            ("container.pids.current", self._pids),
+                counter(name, count)
+        for name, amount in (
+            (CONTAINER_MEMORY_USAGE_BYTES, values.memory_usage_bytes),
+            (CONTAINER_MEMORY_RSS_BYTES, values.memory_rss_bytes),
+            (CONTAINER_MEMORY_CACHE_BYTES, values.memory_cache_bytes),
+            (CONTAINER_MEMORY_SWAP_BYTES, values.memory_swap_bytes),
+            (CONTAINER_PIDS_CURRENT, values.pids_current),
+            (CONTAINER_MEMORY_WORKING_SET_BYTES, values.memory_working_set_bytes),
         ):
-            if gauge is not None:
-                self._set(name, gauge)
-        if usage is not None and self._inactive_file_bytes is not None:
-            self._set(
-                "container.memory.working_set_bytes",
-                max(0, usage - self._inactive_file_bytes),
-            )
-        io = self._io
-        if io is None and self._blkio:
-            service = self._blkio.get("blkio.throttle.io_service_bytes", (0, 0))
-            serviced = self._blkio.get("blkio.throttle.io_serviced", (0, 0))
-            io = [service[0], service[1], serviced[0], serviced[1]]
-        if io is not None:
-            for name, total in zip(
-                (
-                    "container.io.read_bytes",
-                    "container.io.write_bytes",
-                    "container.io.read_ops",
-                    "container.io.write_ops",
-                ),
-                io,
-                strict=True,
-            ):
-                self._set(name, total, counter=True)
-        for (resource, kind), (avg10, total_usec) in self._psi.items():
-            if avg10 is not None:
-                self._set(f"container.{resource}.psi.{kind}.avg10_percent", avg10)
-            if total_usec is not None:
-                self._set(f"container.{resource}.psi.{kind}.stall_usec", total_usec, counter=True)
+            if amount is not None:
+                gauge(name, amount)
+        if values.io is not None:
+            read_bytes, write_bytes, read_ops, write_ops = values.io
+            counter(CONTAINER_IO_READ_BYTES, read_bytes)
+            counter(CONTAINER_IO_WRITE_BYTES, write_bytes)
+            counter(CONTAINER_IO_READ_OPS, read_ops)
+            counter(CONTAINER_IO_WRITE_OPS, write_ops)
+        for pressure in values.pressure:
+            if pressure.avg10_percent is not None:
+                name = container_psi_avg10_percent(pressure.resource, pressure.line)
+                gauge(name, pressure.avg10_percent)
+            if pressure.total_usec is not None:
+                name = container_psi_stall_usec(pressure.resource, pressure.line)
+                counter(name, pressure.total_usec)
 
     def _pressure(self, resource: str) -> Handler:
         # The series names of each line, made once per container and file, not per tick.
@@ -606,6 +641,8 @@ class ContainerSampler:
                         self.series.gauge(name, value)
                 if line.total_usec is not None:
                     self.series.counter(total_name, line.total_usec)
-                self._psi[(resource, kind)] = (line.avg10, line.total_usec)
+                self._psi[(resource, kind)] = PressureReading(
+                    resource, kind, line.avg10, line.total_usec
+                )
 
         return handle

@@ -19,16 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import capture
-from observers.catalogue import describe_observer_metrics
+from common.catalogue import describe_observer_metrics
+from common.catalogue.container import CONTAINER_MEMORY_PSS_BYTES, CONTAINER_PROCESSES
 from observers.container import ContainerSampler, ReadErrors, log_key
 from observers.discovery import ContainerCgroup, Discovery, discover
+from observers.file_descriptors import FdBudget
 from observers.hierarchy import (
     CgroupHierarchy,
     NoCgroupMountError,
     find_hierarchy,
     hierarchy_from_root,
 )
-from observers.kept import FdBudget
 from observers.podmeta import ContainerMeta, PodMetadataCache
 from observers.process import ProcessSampler
 from observers.readers.errors import (
@@ -202,8 +203,8 @@ class NodeObserver:
         for state in self._containers.values():
             known = [p.pss_bytes for p in state.processes.values() if p.pss_bytes is not None]
             if known:
-                state.sampler.series.gauge("container.memory.pss_bytes", sum(known))
-            state.sampler.series.gauge("container.processes", len(state.processes))
+                state.sampler.series.gauge(CONTAINER_MEMORY_PSS_BYTES, sum(known))
+            state.sampler.series.gauge(CONTAINER_PROCESSES, len(state.processes))
         self._health_processes.set(processes)
         return self._report(started, errors, discovery.skipped, processes, pss_reads, pss_deferred)
 

@@ -5,7 +5,25 @@ from __future__ import annotations
 
 import os
 
-from observers.kept import FdBudget, KeptFile
+from common.catalogue.process import (
+    PROCESS_CPU_SYSTEM_PERCENT,
+    PROCESS_CPU_TIME_USEC,
+    PROCESS_CPU_USAGE_MILLICORES,
+    PROCESS_CPU_USAGE_PERCENT,
+    PROCESS_CPU_USER_PERCENT,
+    PROCESS_MEMORY_PSS_ANON_BYTES,
+    PROCESS_MEMORY_PSS_BYTES,
+    PROCESS_MEMORY_PSS_FILE_BYTES,
+    PROCESS_MEMORY_PSS_SHMEM_BYTES,
+    PROCESS_MEMORY_REGION_PSS_BYTES,
+    PROCESS_MEMORY_REGION_RSS_BYTES,
+    PROCESS_MEMORY_RSS_BYTES,
+    PROCESS_MEMORY_SWAP_BYTES,
+    PROCESS_MEMORY_SWAP_PSS_BYTES,
+    PROCESS_MEMORY_VIRTUAL_BYTES,
+    PROCESS_THREADS,
+)
+from observers.file_descriptors import FdBudget, KeptFile
 from observers.readers.errors import (
     ReaderError,
     TooManySeriesError,
@@ -19,10 +37,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 #: The CPU rates, set to 0 together when the process stops running.
 _CPU_RATES = (
-    "process.cpu.usage_millicores",
-    "process.cpu.usage_percent",
-    "process.cpu.user_percent",
-    "process.cpu.system_percent",
+    PROCESS_CPU_USAGE_MILLICORES,
+    PROCESS_CPU_USAGE_PERCENT,
+    PROCESS_CPU_USER_PERCENT,
+    PROCESS_CPU_SYSTEM_PERCENT,
 )
 
 
@@ -107,29 +125,30 @@ class ProcessSampler:
         if utime is not None and stime is not None:
             last, last_time = self._ticks, self._ticks_time
             self._ticks, self._ticks_time = (utime, stime), now
-            self.series.counter("process.cpu.time_usec", (utime + stime) * 1_000_000 // CLK_TCK)
+            self.series.counter(PROCESS_CPU_TIME_USEC, (utime + stime) * 1_000_000 // CLK_TCK)
             # The first reading is only a baseline; a lower one is a reset (a new baseline), as
-            # in RateTracker; ticks per second -> millicores -> percent of the capacity.
+            # in observers.derive.rate_per_second; ticks per second -> millicores -> percent
+            # of the capacity.
             if last is not None and now > last_time and utime >= last[0] and stime >= last[1]:
                 elapsed = now - last_time
                 rate = (utime + stime - last[0] - last[1]) / elapsed
                 millicores = rate / CLK_TCK * 1000.0
-                self._set("process.cpu.usage_millicores", millicores)
-                self._set("process.cpu.usage_percent", millicores / capacity_millicores * 100.0)
+                self._set(PROCESS_CPU_USAGE_MILLICORES, millicores)
+                self._set(PROCESS_CPU_USAGE_PERCENT, millicores / capacity_millicores * 100.0)
                 self._rate_nonzero = rate != 0
                 for name, delta in (
-                    ("process.cpu.user_percent", utime - last[0]),
-                    ("process.cpu.system_percent", stime - last[1]),
+                    (PROCESS_CPU_USER_PERCENT, utime - last[0]),
+                    (PROCESS_CPU_SYSTEM_PERCENT, stime - last[1]),
                 ):
                     self._set(
                         name, delta / elapsed / CLK_TCK * 1000.0 / capacity_millicores * 100.0
                     )
         if stat.num_threads is not None:
-            self._set("process.threads", stat.num_threads)
+            self._set(PROCESS_THREADS, stat.num_threads)
         if stat.rss_pages is not None:
-            self._set("process.memory.rss_bytes", stat.rss_pages * PAGE_SIZE)
+            self._set(PROCESS_MEMORY_RSS_BYTES, stat.rss_pages * PAGE_SIZE)
         if stat.vsize_bytes is not None:
-            self._set("process.memory.virtual_bytes", stat.vsize_bytes)
+            self._set(PROCESS_MEMORY_VIRTUAL_BYTES, stat.vsize_bytes)
 
     def read_pss(self) -> TooManySeriesError | None:
         """Read ``smaps_rollup`` and emit PSS (total, anon, file, shmem), swap and every field.
@@ -153,12 +172,12 @@ class ProcessSampler:
         finally:
             series.source = ""
         derived: tuple[tuple[str, int | None], ...] = (
-            ("process.memory.pss_bytes", rollup.pss_bytes),
-            ("process.memory.pss_anon_bytes", rollup.pss_anon_bytes),
-            ("process.memory.pss_file_bytes", rollup.pss_file_bytes),
-            ("process.memory.pss_shmem_bytes", rollup.pss_shmem_bytes),
-            ("process.memory.swap_bytes", rollup.swap_bytes),
-            ("process.memory.swap_pss_bytes", rollup.swap_pss_bytes),
+            (PROCESS_MEMORY_PSS_BYTES, rollup.pss_bytes),
+            (PROCESS_MEMORY_PSS_ANON_BYTES, rollup.pss_anon_bytes),
+            (PROCESS_MEMORY_PSS_FILE_BYTES, rollup.pss_file_bytes),
+            (PROCESS_MEMORY_PSS_SHMEM_BYTES, rollup.pss_shmem_bytes),
+            (PROCESS_MEMORY_SWAP_BYTES, rollup.swap_bytes),
+            (PROCESS_MEMORY_SWAP_PSS_BYTES, rollup.swap_pss_bytes),
         )
         for name, maybe in derived:
             if maybe is not None:
@@ -180,9 +199,9 @@ class ProcessSampler:
             for region_path, region in regions.items():
                 label = ("region", region_path)
                 if region.pss_bytes is not None:
-                    s.gauge("process.memory.region.pss_bytes", region.pss_bytes, label)
+                    s.gauge(PROCESS_MEMORY_REGION_PSS_BYTES, region.pss_bytes, label)
                 if region.rss_bytes is not None:
-                    s.gauge("process.memory.region.rss_bytes", region.rss_bytes, label)
+                    s.gauge(PROCESS_MEMORY_REGION_RSS_BYTES, region.rss_bytes, label)
             return s.take_refused(self._smaps)
         finally:
             s.source = ""

@@ -1,4 +1,4 @@
-"""The metric catalogue (src/observers/catalogue.py) against what finemon really emits, and
+"""The metric catalogue (src/common/catalogue/) against what finemon really emits, and
 docs/metrics.md against the catalogue.
 
 NodeObserver samples a cgroup v2, a v1 and a hybrid fixture tree (kubelet's systemd layout, the
@@ -41,17 +41,18 @@ from capture.registry import (
     MISSED_TICKS_METRIC,
     CaptureRecorder,
 )
-from monitor.selfstats import describe_daemon_metrics
-from observers import catalogue
-from observers.catalogue import (
+from common.catalogue import (
     ENTRIES,
+    MEMORY_EVENT_PREFIXES,
     STANDARD_LABELS,
     TABLES,
     UNITS,
     Entry,
     entry_for,
-    render_markdown,
 )
+from common.catalogue import docs as catalogue_docs
+from common.catalogue.docs import render_markdown
+from monitor.selfstats import describe_daemon_metrics
 from observers.node import NodeObserver, ObserverConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,6 +76,9 @@ def _v2_tree(base: Path) -> Layout:
     relpath = containers[2].relpath
     cgroup_file(fx, relpath, "memory.high").write_text("805306368\n")
     cgroup_file(fx, relpath, "memory.swap.max").write_text("0\n")
+    # memory.stat of a kernel with NUMA balancing, zero-page swap counters and zswap_incomp.
+    numa_swap = (FIXTURES / "cgroup_v2" / "numa_swap" / "memory.stat").read_bytes()
+    cgroup_file(fx, relpath, "memory.stat").write_bytes(numa_swap)
     # io.stat with iocost and iolatency keys (gauges), and a device without any key.
     iocost = (FIXTURES / "cgroup_v2" / "iocost_root" / "io.stat").read_bytes()
     cgroup_file(fx, containers[3].relpath, "io.stat").write_bytes(iocost)
@@ -175,8 +179,8 @@ def test_catalogue_entries_are_well_formed() -> None:
 def test_the_docs_tables_are_the_catalogues() -> None:
     text = DOCS.read_text(encoding="utf-8")
     assert render_markdown(text) == text, (
-        "docs/metrics.md differs from src/observers/catalogue.py: run "
-        "python -m observers.catalogue --write docs/metrics.md"
+        "docs/metrics.md differs from src/common/catalogue/: run "
+        "python -m common.catalogue --write docs/metrics.md"
     )
     rows = [line for line in text.splitlines() if line.startswith("| `")]
     catalogued = [line for line in rows if line.split("`")[1] in {e.name for e in ENTRIES}]
@@ -191,12 +195,12 @@ def test_the_docs_are_checked_and_rewritten_from_the_command_line(tmp_path: Path
     current = DOCS.read_text(encoding="utf-8")
     row = ENTRIES[0].markdown_row()
     docs.write_text(current.replace(row, row.replace(ENTRIES[0].kind, "gauge?")), "utf-8")
-    assert catalogue.main(["--check", str(docs)]) == 1
-    assert catalogue.main(["--write", str(docs)]) == 0
+    assert catalogue_docs.main(["--check", str(docs)]) == 1
+    assert catalogue_docs.main(["--write", str(docs)]) == 0
     assert docs.read_text(encoding="utf-8") == current
-    assert catalogue.main(["--check", str(docs)]) == 0
+    assert catalogue_docs.main(["--check", str(docs)]) == 0
     docs.write_text(current.replace("<!-- catalogue: process -->", ""), "utf-8")
-    assert catalogue.main(["--check", str(docs)]) == 2  # a table no longer marked
+    assert catalogue_docs.main(["--check", str(docs)]) == 2  # a table no longer marked
 
 
 def test_a_familys_kind_follows_the_documented_rule() -> None:
@@ -206,11 +210,28 @@ def test_a_familys_kind_follows_the_documented_rule() -> None:
     assert stat.kind_of("cgroup.memory.stat.total_workingset_refault_anon") == "counter"
     assert stat.kind_of("cgroup.memory.stat.inactive_file") == "gauge"
     assert stat.kind_of("cgroup.memory.stat.zswap") == "gauge"
+    for counter in (
+        "numa_pages_migrated",
+        "swpin_zero",
+        "swpout_zero",
+        "zswpout",
+        "pgdemote_kswapd",
+    ):
+        assert stat.kind_of(f"cgroup.memory.stat.{counter}") == "counter", counter
+    for gauge in ("zswapped", "zswap_incomp", "swapcached", "anon_thp", "hugetlb"):
+        assert stat.kind_of(f"cgroup.memory.stat.{gauge}") == "gauge", gauge
     io = entry_for("cgroup.io.stat.rbytes")
     assert io is not None and io.kind == "counter" and io.exact
     other = entry_for("cgroup.io.stat.cost.vrate")
     assert other is not None and other.kind == "gauge" and not other.exact
     assert entry_for("container.cpu.usage_millicore") is None
+
+
+def test_the_docs_kind_rule_names_the_memory_event_prefixes() -> None:
+    rule = DOCS.read_text(encoding="utf-8").split("**Kind rule.**", 1)[1]
+    line = rule.split("\n- `memory.stat`: ", 1)[1].split("\n- ", 1)[0]
+    named = re.findall(r"`([a-z_]+)`", line.split("are counters", 1)[0])
+    assert tuple(named[: named.index("total_")]) == MEMORY_EVENT_PREFIXES
 
 
 def test_capture_entries_take_captures_own_descriptions() -> None:
@@ -234,7 +255,7 @@ def test_every_emitted_metric_is_catalogued(emitted: list[Emitted]) -> None:
             continue
         kind = entry.kind_of(metric.name)
         if metric.kind != kind:
-            problems.add(f"{metric.name}: emitted as a {metric.kind}, catalogued as {entry.kind}")
+            problems.add(f"{metric.name}: emitted as a {metric.kind}, catalogued as {kind}")
         extra = metric.label_keys - STANDARD_LABELS
         if extra != set(entry.labels):
             problems.add(

@@ -14,17 +14,17 @@ from prometheus_client.parser import text_string_to_metric_families
 import capture
 from capture.exposition import Exposition
 from capture.registry import CaptureRecorder
-from monitor.daemon import prometheus_default_labels
-from monitor.selfstats import describe_daemon_metrics
-from observers import catalogue
-from observers.catalogue import (
+from common.catalogue import (
     ENTRIES,
     PROMETHEUS_DEFAULT_ENTRIES,
     PROMETHEUS_DEFAULT_TABLES,
     TABLES,
     in_prometheus_default,
-    prometheus_default_markdown,
 )
+from common.catalogue import docs as catalogue_docs
+from common.catalogue.prometheus import prometheus_default_markdown
+from monitor.daemon import prometheus_default_labels
+from monitor.selfstats import describe_daemon_metrics
 from observers.node import NodeObserver, ObserverConfig
 
 #: What issue 19 allows a container in the default set.
@@ -139,14 +139,14 @@ def test_the_docs_list_the_default_set_as_the_catalogue_has_it(tmp_path: Path) -
         text = (docs / page).read_text(encoding="utf-8")
         assert f"<!-- catalogue-list: prometheus-default -->\n{listed}<!-- /catalogue-list -->" in (
             text
-        ), f"run python -m observers.catalogue --write docs/{page}"
+        ), f"run python -m common.catalogue --write docs/{page}"
     assert "`container_memory_working_set_bytes` | gauge | bytes" in listed
     assert "`process_" not in listed
     page = tmp_path / "prometheus.md"
     current = (docs / "prometheus.md").read_text(encoding="utf-8")
     page.write_text(current.replace("container_memory_working_set_bytes", "stale"), "utf-8")
-    assert catalogue.main(["--check", str(page)]) == 1
-    assert catalogue.main(["--write", str(page)]) == 0
+    assert catalogue_docs.main(["--check", str(page)]) == 1
+    assert catalogue_docs.main(["--write", str(page)]) == 0
     assert page.read_text(encoding="utf-8") == current
     page.write_text("<!-- catalogue-list: nothing -->\n<!-- /catalogue-list -->\n", "utf-8")
-    assert catalogue.main(["--check", str(page)]) == 2  # an unknown list
+    assert catalogue_docs.main(["--check", str(page)]) == 2  # an unknown list

@@ -1,8 +1,8 @@
 """``finemon run``'s side of the uploader: start it as a child process and keep it running.
 
 Why a separate process (``python -m monitor.shipping``): the sampling process never blocks on
-the network, never holds the AWS SDK's memory (boto3 and botocore add about 30 MB), and an
-uploader that crashes or hangs cannot stop the recording. This module imports nothing of boto3.
+the network, never holds the AWS SDK's memory (boto3 and botocore: see docs/benchmarks.md), and
+an uploader that crashes or hangs cannot stop the recording. This module imports nothing of boto3.
 
 The supervisor is a thread of the daemon's process. The child runs in a session of its own, so a
 Ctrl-C in a terminal reaches only finemon: the uploader's last pass must come after the daemon

@@ -482,9 +482,10 @@ class MemoryStat(KeyedFile):
     """``memory.stat`` (v2). Field names are the kernel's keys.
 
     Amounts (``anon`` ... ``slab``, ``zswap``, ``zswapped``) are bytes; ``workingset_*``,
-    ``pg*``, ``pswp*`` and ``thp_*`` are event counts (pages or occurrences) since cgroup
-    creation. ``kernel`` appeared in 5.18, ``workingset_refault_anon/file`` in 5.9 (before that
-    a single ``workingset_refault``, kept in ``values``).
+    ``pg*``, ``pswp*``, ``thp_*``, ``numa_*`` ... are event counts (pages or occurrences) since
+    cgroup creation (the whole rule: ``common.catalogue.MEMORY_EVENT_PREFIXES``). ``kernel``
+    appeared in 5.18, ``workingset_refault_anon/file`` in 5.9 (before that a single
+    ``workingset_refault``, kept in ``values``).
     """
 
     __slots__ = ()

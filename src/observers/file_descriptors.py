@@ -1,4 +1,5 @@
-"""Kept file descriptors: re-read a kernel file with one ``pread`` instead of open/read/close.
+"""Kernel files kept open between ticks (:class:`KeptFile`) and the budget of descriptors they
+may hold (:class:`FdBudget`): a file is re-read with one ``pread`` instead of open/read/close.
 
 cgroup files and ``/proc/PID/{stat,smaps_rollup}`` are regenerated on every read from offset 0,
 so a descriptor kept across ticks returns fresh values and saves the open and close (most of
