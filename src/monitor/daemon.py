@@ -51,7 +51,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import capture
 from common.contract import GLOBAL_LABEL_COLUMNS, LABEL_COLUMNS
@@ -71,9 +71,6 @@ from monitor.rotation import FileCycle
 from monitor.selfstats import SelfUsage, describe_daemon_metrics
 from monitor.signals import SignalWatch
 from monitor.sizelimit import SizeLimit
-
-#: A series' labels as capture keeps them: (key, value) pairs sorted by key.
-Labels = tuple[tuple[str, str], ...]
 
 if TYPE_CHECKING:
     from capture.prometheus import Health
@@ -148,19 +145,6 @@ class OwnMetrics:
         ):
             counter.absolute(0)
         return metrics
-
-
-#: Labels the default Prometheus set leaves out of a series that has a ``container_id`` (which
-#: tells containers apart on its own): the pod's UID, as cAdvisor's container series do.
-PROMETHEUS_DEFAULT_DROPPED_LABELS: Final = frozenset({"pod_uid"})
-
-
-def prometheus_default_labels(labels: Labels) -> Labels:
-    """The labels a series of ``labels`` has in ``--prometheus-series default``: all, but those of
-    :data:`PROMETHEUS_DEFAULT_DROPPED_LABELS` when a ``container_id`` is among them."""
-    if not any(key == "container_id" for key, _ in labels):
-        return labels
-    return tuple((k, v) for k, v in labels if k not in PROMETHEUS_DEFAULT_DROPPED_LABELS)
 
 
 def global_labels(config: Config) -> dict[str, str]:
@@ -420,9 +404,14 @@ class Daemon:
         from capture.prometheus import start_http_endpoint  # noqa: PLC0415 - only when asked
 
         include: Callable[[str], bool] | None = None
-        exposed_labels: Callable[[Labels], Labels] | None = None
+        exposed_labels: (
+            Callable[[tuple[tuple[str, str], ...]], tuple[tuple[str, str], ...]] | None
+        ) = None
         if self.config.prometheus_series == "default":
-            from common.catalogue import in_prometheus_default  # noqa: PLC0415
+            from common.catalogue import (  # noqa: PLC0415
+                in_prometheus_default,
+                prometheus_default_labels,
+            )
 
             include, exposed_labels = in_prometheus_default, prometheus_default_labels
         try:

@@ -20,10 +20,10 @@ from common.catalogue import (
     PROMETHEUS_DEFAULT_TABLES,
     TABLES,
     in_prometheus_default,
+    prometheus_default_labels,
 )
 from common.catalogue import docs as catalogue_docs
 from common.catalogue.prometheus import prometheus_default_markdown
-from monitor.daemon import prometheus_default_labels
 from monitor.selfstats import describe_daemon_metrics
 from observers.node import NodeObserver, ObserverConfig
 

@@ -47,6 +47,7 @@ from common.catalogue.prometheus import (
     PROMETHEUS_DEFAULT_ENTRIES,
     PROMETHEUS_DEFAULT_TABLES,
     in_prometheus_default,
+    prometheus_default_labels,
 )
 
 __all__ = [
@@ -67,5 +68,6 @@ __all__ = [
     "describe_observer_metrics",
     "entry_for",
     "in_prometheus_default",
+    "prometheus_default_labels",
     "is_memory_event_key",
 ]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from capture.exposition import exposed_sample_name
+from capture.keys import LabelTuple
 from common.catalogue import container
 from common.catalogue.health import CAPTURE_TABLE, DAEMON_TABLE
 from common.catalogue.index import ENTRIES, entry_for
@@ -39,6 +42,19 @@ PROMETHEUS_DEFAULT_ENTRIES = frozenset(
 )
 #: The tables whose every entry is in the default set too: finemon's own health, per node.
 PROMETHEUS_DEFAULT_TABLES = frozenset({"observer-health", DAEMON_TABLE, CAPTURE_TABLE})
+
+
+#: Labels the default Prometheus set leaves out of a series that has a ``container_id`` (which
+#: tells containers apart on its own): the pod's UID, as cAdvisor's container series do.
+PROMETHEUS_DEFAULT_DROPPED_LABELS: Final = frozenset({"pod_uid"})
+
+
+def prometheus_default_labels(labels: LabelTuple) -> LabelTuple:
+    """The labels a series of ``labels`` has in ``--prometheus-series default``: all, but those of
+    :data:`PROMETHEUS_DEFAULT_DROPPED_LABELS` when a ``container_id`` is among them."""
+    if not any(key == "container_id" for key, _ in labels):
+        return labels
+    return tuple((k, v) for k, v in labels if k not in PROMETHEUS_DEFAULT_DROPPED_LABELS)
 
 
 def in_prometheus_default(name: str) -> bool:
