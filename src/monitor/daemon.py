@@ -23,8 +23,9 @@ Life cycle:
    ``finemon.ticks_skipped``) and resume on the grid, which never drifts. In the files the
    skipped ticks repeat the last sampled values, up to one accumulator window of them; a stall
    longer than the window leaves the older ticks out, counted in ``capture.missed_ticks``.
-5. Every ``--rotation-seconds`` (on a tick boundary) a new file is started, in a new ``dt=``
-   partition after midnight, and the old one is published in a background thread while sampling
+5. Every ``--rotation-seconds`` (on a tick boundary), and at each UTC midnight, a new file is
+   started (from midnight on in the next day's ``dt=`` partition: no file holds two days), and
+   the old one is published in a background thread while sampling
    goes on (:class:`monitor.rotation.FileCycle`); the log gets one line per rotation and a health
    line every minute, never a line per sample. A rotation that fails is logged and counted in
    ``finemon.write_errors`` and the current file goes on.
@@ -67,7 +68,7 @@ from monitor.observer import (
     load_observer_factory,
     observer_config,
 )
-from monitor.rotation import FileCycle
+from monitor.rotation import FileCycle, midnight_rotation_tick
 from monitor.selfstats import SelfUsage, describe_daemon_metrics
 from monitor.signals import SignalWatch
 from monitor.sizelimit import SizeLimit
@@ -557,9 +558,10 @@ class Daemon:
     def _record(self) -> int:
         files, metrics = self._files, self._metrics
         assert files is not None and metrics is not None
-        rotation_ticks = self.config.rotation_ticks
+        rotation_ticks, window_ticks = self.config.rotation_ticks, self.config.window_ticks
         health_every = max(1, round(HEALTH_SECONDS / self.interval))
         file_start = tick = self._first_tick
+        midnight = midnight_rotation_tick(tick, window_ticks, self.interval)
         next_health = tick + health_every
         health_cpu = SelfUsage()
         reason = REASON_SIGNAL
@@ -580,9 +582,11 @@ class Daemon:
                 self._sample(files.manager, tick)
                 if self.signals.count:
                     break
-                if tick + 1 - file_start >= rotation_ticks:
+                if tick + 1 - file_start >= rotation_ticks or tick >= midnight:
                     files.rotate()  # in the background
                     file_start = tick + 1  # after a failed rotation: retry a period later
+                    if tick >= midnight:  # a UTC day starts a file (its rows one day's)
+                        midnight = midnight_rotation_tick(tick + 1, window_ticks, self.interval)
                 blocked = self._blocked_while_recording(files)
                 if blocked is not None:
                     log.warning("%s: finishing the current file, then idling", blocked.counted)

@@ -1,8 +1,8 @@
 """Where one run of finemon puts its files in the output directory.
 
 The names themselves (partitions, manifests, file names) are the output contract, in
-:mod:`common.contract`. ``dt`` is the UTC date of the file's first tick, so a run that crosses
-midnight starts a new partition at its first rotation after it. File names sort by time and stay
+:mod:`common.contract`. ``dt`` is the UTC date of the file's first tick; the daemon rotates at each
+UTC midnight, so it is the date of every row of the file. File names sort by time and stay
 unique across restarts: the UTC time of the first tick, the first 8 characters of the run id, a
 sequence number.
 """

@@ -21,6 +21,7 @@ passes in as callbacks, called in the rotation or drain thread.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,26 @@ from monitor.layout import OutputLayout
 from monitor.signals import SignalWatch
 
 log = logging.getLogger("finemon")
+
+#: Seconds in a UTC day.
+DAY_SECONDS = 86_400
+
+
+def midnight_rotation_tick(tick: int, window_ticks: int, interval_seconds: float) -> int:
+    """The tick after which to rotate so that the next UTC midnight after ``tick``'s window
+    starts a file: no file then holds rows of two days (its ``dt`` partition is the date of
+    every row, and a table can partition it by ``day(time)``).
+
+    A rotation hands the new file every tick still in the window (the ``window_ticks`` last
+    taken), so rotating after tick ``M + window_ticks - 1``, M the first tick of the day, leaves
+    the ticks before M to the old file and M on to the new one. (Ticks are ``interval_seconds``
+    apart from 1970.)
+    """
+    oldest = tick - window_ticks + 1
+    midnight_seconds = (math.floor(oldest * interval_seconds / DAY_SECONDS) + 1) * DAY_SECONDS
+    first_of_day = math.ceil(midnight_seconds / interval_seconds - 1e-9)
+    return first_of_day + window_ticks - 1
+
 
 #: How a recording ended: the file published (``complete``, even if publishing failed),
 #: left to recovery after a second signal (``skipped``), or a drain cut short (``interrupted``).
