@@ -6,12 +6,18 @@ Run once per new series, never on the hot path of a kept handle.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, Literal
 
+#: A series' labels in canonical form: (key, value) pairs sorted by key.
 LabelTuple = tuple[tuple[str, str], ...]
+#: The two kinds of series.
+Kind = Literal["gauge", "counter"]
+#: What identifies a series: its kind, metric name and canonical labels.
+SeriesKey = tuple[Kind, str, LabelTuple]
 
-#: Column names of the Parquet schema; a label may not reuse one of them.
-FIXED_COLUMNS: Final = frozenset(
+#: The columns of every capture file that are not label columns (see
+#: :func:`capture.capture_schema`): a label key or a label column may not take one of these names.
+RESERVED_COLUMNS: Final = frozenset(
     {
         "run_id",
         "time",
@@ -34,7 +40,7 @@ def check_name(name: object) -> str:
     return name
 
 
-def canonical_labels(labels: object, reserved: frozenset[str] = FIXED_COLUMNS) -> LabelTuple:
+def canonical_labels(labels: object, reserved: frozenset[str] = RESERVED_COLUMNS) -> LabelTuple:
     """Validate ``labels`` and return them as a tuple of (key, value) pairs sorted by key.
 
     Raises TypeError for a non-mapping, a non-str key or value; ValueError for an empty key or

@@ -20,7 +20,7 @@ from capture.descriptions import Description
 from capture.files import ParquetFile, journal_path, partial_path
 from capture.handles import Series
 from capture.journal import JournalError, JournalWriter
-from capture.keys import FIXED_COLUMNS, canonical_labels
+from capture.keys import RESERVED_COLUMNS, canonical_labels
 from capture.recover import RecoveryReport, recover, recover_journal
 from capture.registry import CaptureRecorder, SeriesInfo
 from capture.tables import ROW_GROUP_ROWS, RowLayout, TableBuilder, frames_to_tables
@@ -129,7 +129,7 @@ class CaptureManager:
         for column in columns:
             if not isinstance(column, str) or not column:
                 raise ValueError(f"label column names must be non-empty str, got {column!r}")
-            if column in FIXED_COLUMNS:
+            if column in RESERVED_COLUMNS:
                 raise ValueError(f"label column {column!r} collides with a fixed column")
         if len(set(columns)) != len(columns):
             raise ValueError(f"label columns repeat a name: {columns!r}")

@@ -20,14 +20,14 @@ from capture.accumulator import (
     FrameValues,
     HistoricalWrite,
     Number,
-    SeriesSet,
+    SeriesIds,
     TickFrame,
     raw_history,
     refold,
 )
 from capture.descriptions import Description, DescriptionTable, make_description
 from capture.handles import WRITE_NONE, CounterSeries, GaugeSeries, Series, as_count
-from capture.keys import FIXED_COLUMNS, LabelTuple, canonical_labels, check_name
+from capture.keys import RESERVED_COLUMNS, LabelTuple, canonical_labels, check_name
 from capture.recorder import HistoricalOp, Kind
 
 log = logging.getLogger("capture")
@@ -105,7 +105,7 @@ class CaptureRecorder:
         self.window_ticks = int(window_ticks)
         self.expire_after_ticks = expire_after_ticks
         self.global_labels: LabelTuple = canonical_labels(global_labels)
-        self._reserved = FIXED_COLUMNS | {k for k, _ in self.global_labels}
+        self._reserved = RESERVED_COLUMNS | {k for k, _ in self.global_labels}
         self._clock = clock
         self._lock = threading.RLock()
         # Handles by label set, then name: ``table[tuple(labels.items())][name]``. The series of
@@ -135,8 +135,8 @@ class CaptureRecorder:
         self._live_log: deque[tuple[int, list[SeriesInfo], list[Series]]] = deque(
             maxlen=LIVE_LOG_GENERATIONS
         )
-        self._g_series = SeriesSet(array("q"))
-        self._c_series = SeriesSet(array("q"))
+        self._g_series = SeriesIds(array("q"))
+        self._c_series = SeriesIds(array("q"))
         # Ids of live series whose value a delayed write changed since the last tick (no write
         # flag says so): the next delta frame must carry them.
         self._moved: set[int] = set()
@@ -401,8 +401,8 @@ class CaptureRecorder:
         if self._live_dirty:
             self._g_live = [h for h in self._g_live if not h.removed]
             self._c_live = [h for h in self._c_live if not h.removed]
-            self._g_series = SeriesSet(array("q", [h.sid for h in self._g_live]))
-            self._c_series = SeriesSet(array("q", [h.sid for h in self._c_live]))
+            self._g_series = SeriesIds(array("q", [h.sid for h in self._g_live]))
+            self._c_series = SeriesIds(array("q", [h.sid for h in self._c_live]))
             self._live_dirty = False
             self._live_generation += 1
             if self._live_watched:
@@ -451,7 +451,7 @@ class CaptureRecorder:
     def _take_values(
         self,
         live: Sequence[SeriesInfo],
-        series: SeriesSet,
+        series: SeriesIds,
         previous: FrameValues | None,
         typecode: str,
         tick: int,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 import capture
+from capture.keys import RESERVED_COLUMNS
 from capture.registry import CaptureRecorder
 from tests.capture.conftest import FakeClock
 
@@ -87,6 +89,16 @@ def test_bad_names_and_labels_are_refused(
         rec.gauge(name, labels)  # type: ignore[arg-type]
     with pytest.raises(error):
         rec.counter(name, labels)  # type: ignore[arg-type]
+
+
+def test_the_reserved_names_are_the_columns_of_a_capture_file(tmp_path: Path) -> None:
+    # A label key or label column with one of these names would collide with a column.
+    assert frozenset(capture.capture_schema().names) == RESERVED_COLUMNS
+    for column in sorted(RESERVED_COLUMNS):
+        with pytest.raises(ValueError, match="collides"):
+            capture.CaptureManager(tmp_path / "x.parquet", label_columns=(column,))
+        with pytest.raises(ValueError, match="collides"):
+            CaptureRecorder().gauge("m", {column: "v"})
 
 
 def test_one_name_cannot_be_both_kinds() -> None:

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import capture
-from capture.accumulator import FrameValues, SeriesSet, TickFrame, raw_history
+from capture.accumulator import FrameValues, SeriesIds, TickFrame, raw_history
 from capture.handles import CounterSeries, GaugeSeries, Series
 from capture.journal import JournalWriter, read_journal
 from capture.registry import CaptureRecorder
@@ -35,7 +35,7 @@ class DenseRecorder(CaptureRecorder):
     def _take_values(  # type: ignore[override]
         self,
         live: list[Series],
-        series: SeriesSet,
+        series: SeriesIds,
         previous: FrameValues | None,
         typecode: str,
         tick: int,
