@@ -28,9 +28,8 @@ from capture import historical
 from capture.descriptions import Description
 from capture.facade import counter, describe, gauge, get_recorder, set_recorder
 from capture.manager import CaptureManager, CaptureWriteError, PublishedFile
-from capture.recorder import Counter, Gauge, Recorder
+from capture.recorder import CaptureRecorder, Counter, Gauge, Recorder
 from capture.recover import RecoveryReport, recover
-from capture.registry import CaptureRecorder
 from capture.schema import capture_schema
 
 if TYPE_CHECKING:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from capture.recorder import Counter, Gauge, PendingRecorder, Recorder
+from capture.pending import PendingRecorder
+from capture.recorder import Counter, Gauge, Recorder
 
 _pending = PendingRecorder()
 _recorder: Recorder = _pending

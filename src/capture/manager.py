@@ -18,11 +18,11 @@ from capture import facade
 from capture.accumulator import TickFrame
 from capture.descriptions import Description
 from capture.files import ParquetFile, journal_path, partial_path
-from capture.handles import Series
+from capture.handles import Series, SeriesInfo
 from capture.journal import JournalError, JournalWriter
 from capture.keys import RESERVED_COLUMNS, canonical_labels
+from capture.recorder import CaptureRecorder
 from capture.recover import RecoveryReport, recover, recover_journal
-from capture.registry import CaptureRecorder, SeriesInfo
 from capture.tables import ROW_GROUP_ROWS, RowLayout, TableBuilder, frames_to_tables
 
 log = logging.getLogger("capture")

@@ -11,7 +11,7 @@ import pytest
 
 import capture
 from capture.keys import RESERVED_COLUMNS
-from capture.registry import CaptureRecorder
+from capture.recorder import CaptureRecorder
 from tests.capture.conftest import FakeClock
 
 
@@ -159,7 +159,7 @@ def test_calls_before_a_recorder_are_counted_noops_reported_once(
 
 
 def test_warning_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    pending = capture.recorder.PendingRecorder()
+    pending = capture.pending.PendingRecorder()
     with caplog.at_level(logging.WARNING, logger="capture"):
         for _ in range(5):
             pending.gauge("x").set(1)

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from capture import tables
 from capture.accumulator import FrameValues, SeriesIds, TickFrame
 from capture.manager import CaptureManager
-from capture.registry import CaptureRecorder
+from capture.recorder import CaptureRecorder
 from capture.tables import (
     PointColumns,
     RowLayout,
