@@ -5,7 +5,7 @@ Run once per new series, never on the hot path of a kept handle.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final, Literal
 
 #: A series' labels in canonical form: (key, value) pairs sorted by key.
@@ -29,6 +29,21 @@ RESERVED_COLUMNS: Final = frozenset(
         "labels",
     }
 )
+
+
+def _in_canonical_order(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The canonical order of a series' labels: by key (keys are unique)."""
+    return sorted(pairs)
+
+
+def ordered_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """``labels`` as a dict in the order capture keeps labels in (sorted by key).
+
+    A series is filed under its labels in this order, so a mapping built once in it and passed
+    on every call is found without an alias (:mod:`capture.handle_index`). Nothing is
+    validated here; that happens when a series is registered.
+    """
+    return dict(_in_canonical_order(labels.items()))
 
 
 def check_name(name: object) -> str:
@@ -61,5 +76,4 @@ def canonical_labels(labels: object, reserved: frozenset[str] = RESERVED_COLUMNS
         if key in reserved:
             raise ValueError(f"label key {key!r} collides with a fixed column or a global label")
         pairs.append((key, value))
-    pairs.sort()
-    return tuple(pairs)
+    return tuple(_in_canonical_order(pairs))

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from capture.accumulator import TickFrame
@@ -96,6 +97,28 @@ class Recorder(Protocol):
     ) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class HandleTables:
+    """A recorder's known handles by ``tuple(labels.items())``, then metric name, one table per
+    kind: the facade finds a known series in them with one tuple and two dict lookups, no call.
+
+    The recorder keeps them up to date (a series that ends leaves them at once); readers hold
+    no lock and must not change them.
+    """
+
+    gauges: Mapping[LabelTuple, Mapping[str, Gauge]]
+    counters: Mapping[LabelTuple, Mapping[str, Counter]]
+
+
+@runtime_checkable
+class IndexedRecorder(Recorder, Protocol):
+    """A :class:`Recorder` that lets the facade find its known handles itself
+    (:class:`CaptureRecorder` is one). The handle a table gives must be the one ``gauge`` or
+    ``counter`` would return for the same name and labels."""
+
+    def handle_tables(self) -> HandleTables: ...
+
+
 class CaptureRecorder:
     """A registry of live series with a windowed accumulator of taken ticks.
 
@@ -168,15 +191,10 @@ class CaptureRecorder:
             pass
         return self._registry.counter(name, labels)
 
-    def handle_tables(
-        self,
-    ) -> tuple[
-        dict[LabelTuple, dict[str, GaugeSeries]],
-        dict[LabelTuple, dict[str, CounterSeries]],
-    ]:
-        """The lookup tables behind :meth:`gauge`/:meth:`counter` (for the facade's fast path):
-        handles by ``tuple(labels.items())``, then name."""
-        return self._gauge_table, self._counter_table
+    def handle_tables(self) -> HandleTables:
+        """The tables :meth:`gauge` and :meth:`counter` look known series up in (the facade's
+        fast path, see :class:`IndexedRecorder`)."""
+        return HandleTables(self._gauge_table, self._counter_table)
 
     def describe(self, name: str, description: str, unit: str | None = None) -> None:
         """Keep what metric ``name`` (or ``*`` pattern) means; see :func:`capture.describe`.
