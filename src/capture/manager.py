@@ -403,9 +403,9 @@ class CaptureManager:
         else:
             try:
                 if file.metric_names and len(self.recorder.descriptions):
-                    # The footer describes the metrics this file holds, not every one described
-                    # (about 150 in finemon, 22 KB: a small node's file would carry more bytes
-                    # of descriptions than of data).
+                    # The footer describes the metrics this file holds, not every one described:
+                    # a program that describes many metrics would give a small file more bytes
+                    # of descriptions than of data.
                     file.set_metadata(
                         {
                             METRICS_METADATA_KEY: self.recorder.descriptions.metadata_json(

@@ -203,7 +203,7 @@ class SeriesColumns:
 
     def _maps(self, position: Int64s) -> pa.MapArray:
         """The labels maps of rows whose series are at ``position`` (gathered with numpy: an
-        Arrow ``take`` would load pyarrow.compute, 9 MB, into every writing process)."""
+        Arrow ``take`` would load pyarrow.compute, and its memory, into every writing process)."""
         label_sets = self.label_sets[position]
         lengths = self.map_lengths[label_sets]
         offsets = np.zeros(len(position) + 1, np.int32)
