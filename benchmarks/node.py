@@ -215,7 +215,7 @@ def list_tick_files(log_root: Path, cgroup_root: Path | None) -> tuple[TickFiles
     :func:`in_child`: it imports capture and the observers)."""
     # Imported here, kept out of the benchmark's own process.
     import capture
-    from capture.registry import CaptureRecorder
+    from capture.recorder import CaptureRecorder
     from observers.node import NodeObserver, ObserverConfig
 
     recorder = CaptureRecorder()

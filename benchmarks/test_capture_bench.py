@@ -23,7 +23,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 import capture
 import capture.files
 from capture.files import ParquetFile
-from capture.registry import CaptureRecorder
+from capture.recorder import CaptureRecorder
 from capture.tables import RowLayout, TableBuilder, frames_to_tables
 
 LABELS = {"namespace": "default", "pod_name": "web-7d4b9c-x2x9k", "container_name": "nginx"}

@@ -20,7 +20,7 @@ import time
 import pytest
 
 import capture
-from capture.registry import CaptureRecorder
+from capture.recorder import CaptureRecorder
 from monitor.sandbox import KubeletSandbox, sandbox_unavailable
 from observers.node import NodeObserver, ObserverConfig
 

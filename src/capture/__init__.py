@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 from capture import historical
 from capture.descriptions import Description
 from capture.facade import counter, describe, gauge, get_recorder, set_recorder
+from capture.keys import ordered_labels
 from capture.manager import CaptureManager, CaptureWriteError, PublishedFile
-from capture.recorder import Counter, Gauge, Recorder
+from capture.recorder import CaptureRecorder, Counter, Gauge, Recorder
 from capture.recover import RecoveryReport, recover
-from capture.registry import CaptureRecorder
 from capture.schema import capture_schema
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ __all__ = [
     "gauge",
     "get_recorder",
     "historical",
+    "ordered_labels",
     "prometheus",
     "recover",
     "set_recorder",

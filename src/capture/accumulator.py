@@ -14,8 +14,8 @@ Semantics (the contract the property tests check):
 
 A :class:`TickFrame` holds one taken tick: for each kind (gauges, counters) a
 :class:`FrameValues` with the live values snapshotted from the handles, plus ``fixes``: values
-that delayed writes changed afterwards. The series ids of a kind live in a :class:`SeriesSet`
-that consecutive frames share while the set of live series does not change. Such a frame stores
+that delayed writes changed afterwards. The series ids of a kind live in a :class:`SeriesIds`
+that consecutive frames share while the live series do not change. Such a frame stores
 only a delta against the frame before it (the positions written during the tick, or whose live
 value a delayed write moved, with their values and write flags; every other position holds the
 previous tick's value and no write flag), since on an idle node most series are not written on
@@ -58,11 +58,11 @@ def fold(value: Number | None, writes: Iterable[HistoricalWrite]) -> Number | No
     return value
 
 
-class SeriesSet:
+class SeriesIds:
     """The ids of the live series of one kind, in the order of a frame's values.
 
-    Consecutive frames share one set while the live series do not change (the journal and the
-    delta frames test this by identity). The position index is built on first use.
+    Consecutive frames share one object while the live series do not change (the journal and
+    the delta frames test this by identity). The position index is built on first use.
     """
 
     __slots__ = ("_index", "sids")
@@ -113,7 +113,7 @@ class FrameValues:
 
     def __init__(
         self,
-        series: SeriesSet,
+        series: SeriesIds,
         values: array[Any],
         flags: bytes,
         positions: array[int] | None = None,
@@ -215,8 +215,8 @@ class TickFrame:
         """A dense frame from its arrays."""
         return cls(
             tick,
-            FrameValues(SeriesSet(g_sids), g_vals, g_flags),
-            FrameValues(SeriesSet(c_sids), c_vals, c_flags),
+            FrameValues(SeriesIds(g_sids), g_vals, g_flags),
+            FrameValues(SeriesIds(c_sids), c_vals, c_flags),
         )
 
     @property

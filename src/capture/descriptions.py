@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from capture.keys import check_name
 
 if TYPE_CHECKING:
-    from capture.recorder import Kind
+    from capture.keys import Kind
 
 _UNIT = re.compile(r"[A-Za-z0-9_]+")
 

@@ -47,9 +47,9 @@ import numpy as np
 
 from capture import facade
 from capture.descriptions import Description
-from capture.handles import Series
+from capture.handles import Series, SeriesInfo
 from capture.keys import LabelTuple
-from capture.registry import CaptureRecorder, SeriesInfo
+from capture.recorder import CaptureRecorder
 
 log = logging.getLogger("capture")
 

@@ -7,16 +7,17 @@ until one is installed), and the pending recorder's handles and descriptions.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
-from capture.recorder import Counter, Gauge, PendingRecorder, Recorder
+from capture.pending import PendingRecorder
+from capture.recorder import Counter, Gauge, HandleTables, IndexedRecorder, Recorder
 
 _pending = PendingRecorder()
 _recorder: Recorder = _pending
-# Handle tables of the installed recorder when it is a CaptureRecorder, so that a known series
-# costs one dict lookup and no further call (empty for other recorders).
-_gauges: dict[Any, Any] = {}
-_counters: dict[Any, Any] = {}
+# The installed recorder's known handles when it publishes them (IndexedRecorder), so that a
+# known series costs no call into the recorder; empty tables otherwise.
+_NO_HANDLES = HandleTables({}, {})
+_gauges = _NO_HANDLES.gauges
+_counters = _NO_HANDLES.counters
 
 
 def gauge(name: str, labels: Mapping[str, str] | None = None) -> Gauge:
@@ -26,16 +27,20 @@ def gauge(name: str, labels: Mapping[str, str] | None = None) -> Gauge:
     equivalent handle. Bad names or labels raise TypeError/ValueError here, once per new series.
     """
     try:
-        return _gauges[tuple(labels.items()) if labels else ()][name]  # type: ignore[no-any-return]
-    except (KeyError, TypeError, AttributeError):
+        return _gauges[tuple(labels.items()) if labels else ()][name]
+    except KeyError:  # not looked up under this name and label order before
+        return _recorder.gauge(name, labels)
+    except (TypeError, AttributeError):  # labels not a mapping of str: the recorder says why
         return _recorder.gauge(name, labels)
 
 
 def counter(name: str, labels: Mapping[str, str] | None = None) -> Counter:
     """Return the handle of counter ``name`` with ``labels`` (see :func:`gauge`)."""
     try:
-        return _counters[tuple(labels.items()) if labels else ()][name]  # type: ignore[no-any-return]
-    except (KeyError, TypeError, AttributeError):
+        return _counters[tuple(labels.items()) if labels else ()][name]
+    except KeyError:  # not looked up under this name and label order before
+        return _recorder.counter(name, labels)
+    except (TypeError, AttributeError):  # labels not a mapping of str: the recorder says why
         return _recorder.counter(name, labels)
 
 
@@ -67,8 +72,8 @@ def set_recorder(recorder: Recorder | None) -> Recorder | None:
     global _recorder, _gauges, _counters
     previous = None if _recorder is _pending else _recorder
     _recorder = _pending if recorder is None else recorder
-    tables = getattr(recorder, "handle_tables", None)
-    _gauges, _counters = tables() if tables is not None else ({}, {})
+    tables = recorder.handle_tables() if isinstance(recorder, IndexedRecorder) else _NO_HANDLES
+    _gauges, _counters = tables.gauges, tables.counters
     _pending.bind_all(recorder)
     return previous
 

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 
 # The writer class itself, not ``pyarrow.parquet``: that module imports ``pyarrow.fs`` and with it
-# the S3, GCS and Azure filesystems and OpenSSL (about 9 MB of a daemon's memory, never used).
+# the S3, GCS and Azure filesystems and OpenSSL, memory a writing process would never use.
 from pyarrow._parquet import ParquetWriter
 
 #: Suffix of a Parquet file still being written (never ``.parquet``: globs must not see it).

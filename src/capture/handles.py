@@ -198,3 +198,8 @@ class CounterSeries(Series):
 
     def __repr__(self) -> str:
         return f"Counter({self.name!r}, {dict(self.labels)!r}, value={self.current!r})"
+
+
+#: A handle of either kind: what the registry keeps per series and the writer reads (``kind``,
+#: ``name``, ``labels``, ``removed``). One object per series, not two.
+SeriesInfo = GaugeSeries | CounterSeries

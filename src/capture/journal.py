@@ -347,7 +347,7 @@ def read_journal(path: Path) -> JournalContents:
     nothing), JournalError when its header cannot be read otherwise (damage), OSError when the
     file cannot be opened.
     """
-    # The compute functions only here: a writing process never loads them (about 9 MB).
+    # The compute functions only here: a writing process never loads them (their memory).
     import pyarrow.compute as pc  # noqa: PLC0415
 
     batches: list[pa.RecordBatch] = []

@@ -5,13 +5,19 @@ Run once per new series, never on the hot path of a kept handle.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import Iterable, Mapping
+from typing import Final, Literal
 
+#: A series' labels in canonical form: (key, value) pairs sorted by key.
 LabelTuple = tuple[tuple[str, str], ...]
+#: The two kinds of series.
+Kind = Literal["gauge", "counter"]
+#: What identifies a series: its kind, metric name and canonical labels.
+SeriesKey = tuple[Kind, str, LabelTuple]
 
-#: Column names of the Parquet schema; a label may not reuse one of them.
-FIXED_COLUMNS: Final = frozenset(
+#: The columns of every capture file that are not label columns (see
+#: :func:`capture.capture_schema`): a label key or a label column may not take one of these names.
+RESERVED_COLUMNS: Final = frozenset(
     {
         "run_id",
         "time",
@@ -25,6 +31,21 @@ FIXED_COLUMNS: Final = frozenset(
 )
 
 
+def _in_canonical_order(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The canonical order of a series' labels: by key (keys are unique)."""
+    return sorted(pairs)
+
+
+def ordered_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """``labels`` as a dict in the order capture keeps labels in (sorted by key).
+
+    A series is filed under its labels in this order, so a mapping built once in it and passed
+    on every call is found without an alias (:mod:`capture.handle_index`). Nothing is
+    validated here; that happens when a series is registered.
+    """
+    return dict(_in_canonical_order(labels.items()))
+
+
 def check_name(name: object) -> str:
     """Return ``name`` if it is a non-empty str, else raise TypeError/ValueError."""
     if not isinstance(name, str):
@@ -34,7 +55,7 @@ def check_name(name: object) -> str:
     return name
 
 
-def canonical_labels(labels: object, reserved: frozenset[str] = FIXED_COLUMNS) -> LabelTuple:
+def canonical_labels(labels: object, reserved: frozenset[str] = RESERVED_COLUMNS) -> LabelTuple:
     """Validate ``labels`` and return them as a tuple of (key, value) pairs sorted by key.
 
     Raises TypeError for a non-mapping, a non-str key or value; ValueError for an empty key or
@@ -55,5 +76,4 @@ def canonical_labels(labels: object, reserved: frozenset[str] = FIXED_COLUMNS) -
         if key in reserved:
             raise ValueError(f"label key {key!r} collides with a fixed column or a global label")
         pairs.append((key, value))
-    pairs.sort()
-    return tuple(pairs)
+    return tuple(_in_canonical_order(pairs))

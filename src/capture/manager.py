@@ -18,11 +18,11 @@ from capture import facade
 from capture.accumulator import TickFrame
 from capture.descriptions import Description
 from capture.files import ParquetFile, journal_path, partial_path
-from capture.handles import Series
+from capture.handles import Series, SeriesInfo
 from capture.journal import JournalError, JournalWriter
-from capture.keys import FIXED_COLUMNS, canonical_labels
+from capture.keys import RESERVED_COLUMNS, canonical_labels
+from capture.recorder import CaptureRecorder
 from capture.recover import RecoveryReport, recover, recover_journal
-from capture.registry import CaptureRecorder, SeriesInfo
 from capture.tables import ROW_GROUP_ROWS, RowLayout, TableBuilder, frames_to_tables
 
 log = logging.getLogger("capture")
@@ -129,7 +129,7 @@ class CaptureManager:
         for column in columns:
             if not isinstance(column, str) or not column:
                 raise ValueError(f"label column names must be non-empty str, got {column!r}")
-            if column in FIXED_COLUMNS:
+            if column in RESERVED_COLUMNS:
                 raise ValueError(f"label column {column!r} collides with a fixed column")
         if len(set(columns)) != len(columns):
             raise ValueError(f"label columns repeat a name: {columns!r}")
@@ -403,9 +403,9 @@ class CaptureManager:
         else:
             try:
                 if file.metric_names and len(self.recorder.descriptions):
-                    # The footer describes the metrics this file holds, not every one described
-                    # (about 150 in finemon, 22 KB: a small node's file would carry more bytes
-                    # of descriptions than of data).
+                    # The footer describes the metrics this file holds, not every one described:
+                    # a program that describes many metrics would give a small file more bytes
+                    # of descriptions than of data.
                     file.set_metadata(
                         {
                             METRICS_METADATA_KEY: self.recorder.descriptions.metadata_json(

@@ -43,8 +43,9 @@ from capture.exposition import (
     sanitize_label_name,
     sanitize_metric_name,
 )
+from capture.handles import SeriesInfo
 from capture.keys import LabelTuple
-from capture.registry import CaptureRecorder, SeriesInfo
+from capture.recorder import CaptureRecorder
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric

@@ -1,25 +1,41 @@
-"""The handle and recorder protocols, and the pending recorder in place before one is installed.
+"""Recorders: the handle and recorder protocols, and :class:`CaptureRecorder`.
 
 :class:`Gauge` and :class:`Counter` are the one vocabulary of handles: what :func:`capture.gauge`
 and :func:`capture.counter` return whatever the recorder, and what user code types against.
+:class:`Recorder` is what the facade routes calls to. :class:`CaptureRecorder` is capture's own
+recorder, put together from the registry of series (:mod:`capture.registry`), the live series
+(:mod:`capture.live`), the tick window (:mod:`capture.window`), delta-encoded snapshots
+(:mod:`capture.delta`), delayed writes (:mod:`capture.delayed`) and the journal events
+(:mod:`capture.events`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import weakref
-from collections.abc import Mapping
-from typing import Literal, Protocol, runtime_checkable
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
-from capture.descriptions import DescriptionTable, make_description
-from capture.keys import canonical_labels, check_name
+from capture.accumulator import TickFrame
+from capture.delayed import (
+    DROPPED_DESCRIPTION,
+    DROPPED_METRIC,
+    DelayedWrites,
+    HistoricalOp,
+    delayed_operand,
+)
+from capture.delta import take_values
+from capture.descriptions import Description, DescriptionTable, make_description
+from capture.events import JournalEvent, JournalEvents
+from capture.handles import CounterSeries, GaugeSeries, Series, SeriesInfo
+from capture.keys import RESERVED_COLUMNS, Kind, LabelTuple, canonical_labels
+from capture.live import LiveChanges, LiveSeries
+from capture.registry import SeriesRegistry
+from capture.window import MISSED_TICKS_DESCRIPTION, MISSED_TICKS_METRIC, TickWindow
 
 log = logging.getLogger("capture")
-
-Kind = Literal["gauge", "counter"]
-#: Operations of a timestamped (delayed) write.
-HistoricalOp = Literal["set", "increment", "decrement", "absolute"]
 
 
 @runtime_checkable
@@ -81,128 +97,333 @@ class Recorder(Protocol):
     ) -> None: ...
 
 
-class _PendingGauge:
-    """A gauge made before any recorder was installed; forwards once one is."""
+@dataclass(frozen=True, slots=True)
+class HandleTables:
+    """A recorder's known handles by ``tuple(labels.items())``, then metric name, one table per
+    kind: the facade finds a known series in them with one tuple and two dict lookups, no call.
 
-    __slots__ = ("__weakref__", "_owner", "_target", "labels", "name")
-
-    def __init__(self, owner: PendingRecorder, name: str, labels: Mapping[str, str]) -> None:
-        self._owner = owner
-        self.name = name
-        self.labels = dict(labels)
-        self._target: Gauge | None = None
-
-    def set(self, value: float) -> None:
-        if self._target is None:
-            self._owner.dropped_call()
-        else:
-            self._target.set(value)
-
-    def increment(self, value: float = 1.0) -> None:
-        if self._target is None:
-            self._owner.dropped_call()
-        else:
-            self._target.increment(value)
-
-    def decrement(self, value: float = 1.0) -> None:
-        if self._target is None:
-            self._owner.dropped_call()
-        else:
-            self._target.decrement(value)
-
-    def remove(self) -> None:
-        if self._target is not None:
-            self._target.remove()
-            self._target = None
-
-    def bind(self, recorder: Recorder | None) -> None:
-        self._target = None if recorder is None else recorder.gauge(self.name, self.labels)
-
-
-class _PendingCounter:
-    """A counter made before any recorder was installed; forwards once one is."""
-
-    __slots__ = ("__weakref__", "_owner", "_target", "labels", "name")
-
-    def __init__(self, owner: PendingRecorder, name: str, labels: Mapping[str, str]) -> None:
-        self._owner = owner
-        self.name = name
-        self.labels = dict(labels)
-        self._target: Counter | None = None
-
-    def increment(self, n: int = 1) -> None:
-        if self._target is None:
-            self._owner.dropped_call()
-        else:
-            self._target.increment(n)
-
-    def absolute(self, n: int) -> None:
-        if self._target is None:
-            self._owner.dropped_call()
-        else:
-            self._target.absolute(n)
-
-    def remove(self) -> None:
-        if self._target is not None:
-            self._target.remove()
-            self._target = None
-
-    def bind(self, recorder: Recorder | None) -> None:
-        self._target = None if recorder is None else recorder.counter(self.name, self.labels)
-
-
-class PendingRecorder:
-    """The recorder in place while none is installed.
-
-    Calls are cheap no-ops, counted in :attr:`dropped_calls` and reported once in the log.
-    Handles it makes are remembered (weakly) and forward to every recorder installed later, so
-    module-level handles in user code start recording as soon as a recorder is installed.
-    Descriptions (:meth:`describe`) are kept for the whole process and given to every recorder
-    installed later that has a ``describe`` method.
+    The recorder keeps them up to date (a series that ends leaves them at once); readers hold
+    no lock and must not change them.
     """
 
-    def __init__(self) -> None:
-        #: Every description given to :func:`capture.describe` in this process.
+    gauges: Mapping[LabelTuple, Mapping[str, Gauge]]
+    counters: Mapping[LabelTuple, Mapping[str, Counter]]
+
+
+@runtime_checkable
+class IndexedRecorder(Recorder, Protocol):
+    """A :class:`Recorder` that lets the facade find its known handles itself
+    (:class:`CaptureRecorder` is one). The handle a table gives must be the one ``gauge`` or
+    ``counter`` would return for the same name and labels."""
+
+    def handle_tables(self) -> HandleTables: ...
+
+
+class CaptureRecorder:
+    """A registry of live series with a windowed accumulator of taken ticks.
+
+    ``gauge``/``counter`` register a series on first use (validating its name and labels once)
+    and return its kept handle. :meth:`take_tick` snapshots every live series into the window;
+    ticks that leave the window (``window_ticks`` later) are handed to the writer by
+    :meth:`pop_ready`. Delayed writes (:meth:`record_historical`) change the ticks still in the
+    window. Thread-safe: handle writes are lock-free or striped-lock, registration and ticks
+    take the recorder's lock.
+    """
+
+    def __init__(
+        self,
+        *,
+        tick_seconds: float = 1.0,
+        window_ticks: int = 60,
+        global_labels: Mapping[str, str] | None = None,
+        expire_after_ticks: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not tick_seconds > 0:
+            raise ValueError(f"tick_seconds must be positive, got {tick_seconds!r}")
+        if window_ticks < 1:
+            raise ValueError(f"window_ticks must be at least 1, got {window_ticks!r}")
+        if expire_after_ticks is not None and expire_after_ticks < 1:
+            raise ValueError(f"expire_after_ticks must be at least 1, got {expire_after_ticks!r}")
+        self.tick_seconds = float(tick_seconds)
+        self.window_ticks = int(window_ticks)
+        self.expire_after_ticks = expire_after_ticks
+        self.global_labels: LabelTuple = canonical_labels(global_labels)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._events = JournalEvents()
+        reserved = RESERVED_COLUMNS | {k for k, _ in self.global_labels}
+        self._registry = SeriesRegistry(self, reserved, self._lock, self._events)
+        # The lookup tables of the handle indexes, read by gauge()/counter() without a lock.
+        self._gauge_table = self._registry.gauges.table
+        self._counter_table = self._registry.counters.table
+        self._live = LiveSeries()
+        self._window = TickWindow(self.tick_seconds, self.window_ticks)
+        self._delayed = DelayedWrites()
+        self._dropped: dict[str, CounterSeries] = {}
+        #: What the metrics mean (:meth:`describe`), for the live view and the files' metadata.
         self.descriptions = DescriptionTable()
-        self.dropped_calls = 0
-        self._warned = False
-        self._lock = threading.Lock()
-        self._handles: weakref.WeakValueDictionary[
-            tuple[str, str, tuple[tuple[str, str], ...]], _PendingGauge | _PendingCounter
-        ] = weakref.WeakValueDictionary()
+        for own in (DROPPED_DESCRIPTION, MISSED_TICKS_DESCRIPTION):
+            self.descriptions.add(own)
 
-    def dropped_call(self) -> None:
-        self.dropped_calls += 1
-        if not self._warned:
-            self._warned = True
-            log.warning(
-                "capture: metrics written before a recorder is installed are dropped "
-                "(see capture.set_recorder / CaptureManager.start); reported once"
-            )
+    # ------------------------------------------------------------------ series
+    def gauge(self, name: str, labels: Mapping[str, str] | None = None) -> GaugeSeries:
+        """Return the handle of gauge ``name`` with ``labels``, registering it on first use.
 
-    def _handle(
-        self, kind: str, name: str, labels: Mapping[str, str] | None
-    ) -> _PendingGauge | _PendingCounter:
-        check_name(name)
-        canonical = canonical_labels(labels)
-        key = (kind, name, canonical)
+        Raises TypeError/ValueError for a bad name or labels (checked once per new series),
+        ValueError if ``name`` is a counter.
+        """
+        try:
+            return self._gauge_table[tuple(labels.items()) if labels else ()][name]
+        except KeyError:  # not filed under this name and label order yet
+            pass
+        except (TypeError, AttributeError):  # labels not a mapping of str: register says so
+            pass
+        return self._registry.gauge(name, labels)
+
+    def counter(self, name: str, labels: Mapping[str, str] | None = None) -> CounterSeries:
+        """Return the handle of counter ``name`` with ``labels``; see :meth:`gauge`."""
+        try:
+            return self._counter_table[tuple(labels.items()) if labels else ()][name]
+        except KeyError:  # not filed under this name and label order yet
+            pass
+        except (TypeError, AttributeError):  # labels not a mapping of str: register says so
+            pass
+        return self._registry.counter(name, labels)
+
+    def handle_tables(self) -> HandleTables:
+        """The tables :meth:`gauge` and :meth:`counter` look known series up in (the facade's
+        fast path, see :class:`IndexedRecorder`)."""
+        return HandleTables(self._gauge_table, self._counter_table)
+
+    def describe(self, name: str, description: str, unit: str | None = None) -> None:
+        """Keep what metric ``name`` (or ``*`` pattern) means; see :func:`capture.describe`.
+
+        Describing again replaces it. Raises TypeError/ValueError for a bad argument.
+        """
+        self.descriptions.add(make_description(name, description, unit))
+
+    def description(self, name: str) -> Description | None:
+        """The description of metric ``name`` (its own or its pattern's), None if undescribed."""
+        return self.descriptions.get(name)
+
+    def kind_of(self, name: str) -> Kind | None:
+        """Whether ``name`` was registered as a gauge or a counter (None: never registered)."""
         with self._lock:
-            handle = self._handles.get(key)
-            if handle is None:
-                cls = _PendingGauge if kind == "gauge" else _PendingCounter
-                handle = cls(self, name, dict(canonical))
-                self._handles[key] = handle
-        return handle
+            return self._registry.kind_of(name)
 
-    def gauge(self, name: str, labels: Mapping[str, str] | None = None) -> Gauge:
-        handle = self._handle("gauge", name, labels)
-        assert isinstance(handle, _PendingGauge)
-        return handle
+    @property
+    def lock(self) -> threading.RLock:
+        """The registry's re-entrant lock. While it is held no tick is taken and no series is
+        registered or removed: hold it to see one consistent state across several calls (the
+        manager switches files under it)."""
+        return self._lock
 
-    def counter(self, name: str, labels: Mapping[str, str] | None = None) -> Counter:
-        handle = self._handle("counter", name, labels)
-        assert isinstance(handle, _PendingCounter)
-        return handle
+    def remove_series(self, handle: Series) -> None:
+        """End ``handle``'s series (what ``handle.remove()`` calls): no row from the tick in
+        progress on; a no-op for a handle already removed or not of this registry."""
+        with self._lock:
+            if isinstance(handle, GaugeSeries | CounterSeries) and self._registry.is_current(
+                handle
+            ):
+                self._retire(handle)
+
+    def _retire(self, handle: SeriesInfo) -> None:
+        last = self._window.last_taken
+        self._registry.retire(handle, last if last is not None else -1)
+        self._live.went(handle)
+
+    def series_count(self) -> int:
+        """Number of registered series that are not removed."""
+        with self._lock:
+            return sum(1 for handle in self._registry.by_id.values() if not handle.removed)
+
+    def live_handles(self) -> list[SeriesInfo]:
+        """Handles of every series that is not removed and has a value (for a live scrape)."""
+        with self._lock:
+            return [
+                h for h in self._registry.by_id.values() if not h.removed and h.current is not None
+            ]
+
+    @property
+    def live_generation(self) -> int:
+        """A number that changes whenever the series a tick takes change (one came or went):
+        while it holds, :meth:`live_series` returns the same series. Read without the lock."""
+        return self._live.generation
+
+    def live_series(self) -> tuple[int, list[GaugeSeries], list[CounterSeries]]:
+        """(:attr:`live_generation`, gauges, counters): the series the last taken tick holds,
+        in the recorder's stable order (copies; empty before the first tick). Their ``current``
+        is their live value, never None. From the first call on the recorder also keeps what
+        changes, for :meth:`live_changes`."""
+        with self._lock:
+            return self._live.watch()
+
+    def live_changes(self, since: int) -> LiveChanges | None:
+        """What changed in :meth:`live_series` after generation ``since`` (one it returned):
+        (the generation now, series that came, series that went). A series may be in both
+        (apply the ones that went first, and skip those of the ones that came that are
+        ``removed`` by now). None when that is no longer known (more than
+        :data:`capture.live.LIVE_LOG_GENERATIONS` generations ago): call :meth:`live_series`
+        again."""
+        with self._lock:
+            return self._live.changes(since)
+
+    def seconds_since_last_tick(self) -> float | None:
+        """Seconds from the start of the last taken tick to now (the recorder's clock), None
+        before the first tick: how stale the live values may be."""
+        last = self._window.last_taken
+        return None if last is None else self._clock() - last * self.tick_seconds
+
+    # ------------------------------------------------------------------ ticks
+    @property
+    def first_tick(self) -> int | None:
+        """The run's first tick (``fetch_index`` 0); None until begun or a tick is taken."""
+        return self._window.first_tick
+
+    @property
+    def last_taken(self) -> int | None:
+        """The last tick taken; None before the first."""
+        return self._window.last_taken
+
+    def tick_of(self, timestamp: float) -> int:
+        """The tick that contains Unix time ``timestamp`` (seconds)."""
+        return self._window.tick_of(timestamp)
+
+    def current_tick(self) -> int:
+        """The tick in progress: the one after the last taken, or the one containing now."""
+        return self._window.current_tick(self._clock())
+
+    def begin(self, tick: int | None = None) -> int:
+        """Mark the run's first tick (default: the one containing now); ``fetch_index`` 0.
+
+        Without it, the first tick taken is the run's first tick.
+        """
+        with self._lock:
+            window = self._window
+            if window.last_taken is not None:
+                raise RuntimeError("the run has already begun taking ticks")
+            window.first_tick = window.tick_of(self._clock()) if tick is None else tick
+            return window.first_tick
+
+    def take_tick(self, tick: int | None = None) -> int:
+        """Take every tick up to ``tick`` (default: the one containing now) not yet taken.
+
+        Returns how many ticks were taken. Ticks between the last taken and ``tick`` are taken
+        too (catch-up, values repeated), at most ``window_ticks`` of them; older ones are skipped
+        and counted in ``capture.missed_ticks``.
+        """
+        with self._lock:
+            if tick is None:
+                tick = self._window.tick_of(self._clock())
+            due, skipped = self._window.due(tick)
+            if skipped:
+                self.counter(MISSED_TICKS_METRIC).increment(skipped)
+                log.warning("capture: tick loop fell behind, skipped %d ticks", skipped)
+            for t in due:
+                self._take(t)
+            return len(due)
+
+    def _take(self, tick: int) -> None:
+        registry, live = self._registry, self._live
+        registry.fresh = live.refresh(registry.fresh, registry.by_id)
+        previous = self._window.newest()
+        expire = self.expire_after_ticks
+        moved = self._delayed.moved
+        expired: list[SeriesInfo] = []
+        frame = TickFrame(
+            tick,
+            take_values(
+                live.gauges,
+                live.gauge_ids,
+                None if previous is None else previous.g,
+                "d",
+                tick,
+                expire,
+                moved,
+                expired,
+            ),
+            take_values(
+                live.counters,
+                live.counter_ids,
+                None if previous is None else previous.c,
+                "q",
+                tick,
+                expire,
+                moved,
+                expired,
+            ),
+        )
+        moved.clear()
+        for handle in expired:
+            if registry.is_current(handle):
+                self._retire(handle)
+        self._window.push(frame)
+        self._events.frame(frame)
+
+    def drain(self) -> None:
+        """Move every tick of the window to the ready list (on close)."""
+        with self._lock:
+            self._window.drain()
+
+    def pop_ready(self) -> tuple[list[TickFrame], Mapping[int, SeriesInfo]]:
+        """Take the ticks that left the window, with the series they mention.
+
+        Forgets series that were removed and no longer appear in any tick still held. The
+        mapping of series is the recorder's own when none was forgotten (a copy otherwise):
+        look series up in it before the next call, do not iterate it while others record.
+        """
+        with self._lock:
+            # The writer reads the series of ``ready`` after this returns (under the manager's
+            # I/O lock, so no other pop_ready forgets any meanwhile; new series may be added,
+            # which a lookup by id tolerates).
+            ready = self._window.pop_ready()
+            if not ready:
+                return ready, self._registry.by_id
+            horizon = ready[-1].tick
+            self._delayed.forget_through(horizon)
+            return ready, self._registry.forget_through(horizon)
+
+    @property
+    def journaling(self) -> bool:
+        """Whether journal events are kept for :meth:`pop_events` (set by the manager)."""
+        return self._events.enabled
+
+    @journaling.setter
+    def journaling(self, enabled: bool) -> None:
+        self._events.enabled = enabled
+
+    def pop_events(self) -> list[JournalEvent]:
+        """Take the journal events (new series, taken frames, fixes) since the last call."""
+        with self._lock:
+            return self._events.pop()
+
+    def ready_rows(self) -> tuple[int, bool]:
+        """About how many rows the ticks that left the window hold (their series, both kinds),
+        and whether their series changed from one tick to another (series came or went)."""
+        with self._lock:
+            return self._window.ready_rows()
+
+    def window(self) -> list[TickFrame]:
+        """The taken ticks still in the window (oldest first); for tests and inspection."""
+        with self._lock:
+            return list(self._window.frames)
+
+    def ready(self) -> list[TickFrame]:
+        """The ticks that left the window, not yet popped; for tests and inspection."""
+        with self._lock:
+            return self._window.ready()
+
+    def registered(self) -> Mapping[int, SeriesInfo]:
+        """Every series not yet forgotten, by id (the recorder's own mapping); for tests."""
+        return self._registry.by_id
+
+    # ------------------------------------------------------------------ delayed writes
+    def _drop(self, reason: str) -> None:
+        handle = self._dropped.get(reason)
+        if handle is None:
+            handle = self._dropped[reason] = self.counter(DROPPED_METRIC, {"reason": reason})
+        handle.increment()
 
     def record_historical(
         self,
@@ -213,25 +434,34 @@ class PendingRecorder:
         value: float,
         timestamp: float,
     ) -> None:
-        self.dropped_call()
+        """Apply a write with a past ``timestamp`` (Unix seconds) to the ticks it changes.
 
-    def describe(self, name: str, description: str, unit: str | None = None) -> None:
-        """Keep the description of ``name`` (see :func:`capture.describe`)."""
-        self.descriptions.add(make_description(name, description, unit))
-
-    def describe_to(self, recorder: object) -> None:
-        """Give every kept description to ``recorder`` if it has a ``describe`` method."""
-        describe = getattr(recorder, "describe", None)
-        if describe is not None and recorder is not self:
-            for kept in self.descriptions:
-                describe(kept.name, kept.description, kept.unit)
-
-    def bind_all(self, recorder: Recorder | None) -> None:
-        """Point every pending handle at ``recorder`` (None: back to dropping) and give it the
-        kept descriptions."""
+        A write older than the window, before the run's first tick or in a future tick is
+        counted in ``capture.dropped`` with its reason and otherwise ignored. Raises
+        TypeError/ValueError for a bad operation, value or timestamp (and as :meth:`gauge`
+        does for bad labels).
+        """
+        operand = delayed_operand(kind, op, name, value)
+        if not isinstance(timestamp, int | float) or isinstance(timestamp, bool):
+            raise TypeError(f"timestamp must be epoch seconds, got {type(timestamp).__name__}")
+        handle: SeriesInfo = (
+            self.gauge(name, labels) if kind == "gauge" else self.counter(name, labels)
+        )
         with self._lock:
-            handles = list(self._handles.values())
-        for handle in handles:
-            handle.bind(recorder)
-        if recorder is not None:
-            self.describe_to(recorder)
+            window = self._window
+            tick = window.tick_of(timestamp)
+            now_tick = window.tick_of(self._clock())
+            current = self.current_tick()
+            if tick > max(now_tick, current):
+                self._drop("future")
+                return
+            tick = min(tick, current)
+            oldest = current - self.window_ticks + 1
+            if window.first_tick is not None:
+                oldest = max(oldest, window.first_tick)
+            if tick < oldest:
+                self._drop("too_old")
+                return
+            write = self._delayed.write(timestamp, op, operand)
+            fixes = self._delayed.apply(handle, tick, write, window.frames, current)
+            self._events.fixes(fixes)

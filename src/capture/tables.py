@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from capture.accumulator import FrameValues, SeriesSet, TickFrame
+from capture.accumulator import FrameValues, SeriesIds, TickFrame
 from capture.keys import LabelTuple
 from capture.schema import LABELS_TYPE, capture_write_schema
 
@@ -203,7 +203,7 @@ class SeriesColumns:
 
     def _maps(self, position: Int64s) -> pa.MapArray:
         """The labels maps of rows whose series are at ``position`` (gathered with numpy: an
-        Arrow ``take`` would load pyarrow.compute, 9 MB, into every writing process)."""
+        Arrow ``take`` would load pyarrow.compute, and its memory, into every writing process)."""
         label_sets = self.label_sets[position]
         lengths = self.map_lengths[label_sets]
         offsets = np.zeros(len(position) + 1, np.int32)
@@ -275,24 +275,24 @@ class TableBuilder:
     def __init__(self) -> None:
         self._cached: SeriesColumns | None = None
         #: By ``id()`` of a series set: the set (kept, so its id is not reused) and its order.
-        self._orders: dict[int, tuple[SeriesSet, _Ascending]] = {}
+        self._orders: dict[int, tuple[SeriesIds, _Ascending]] = {}
         #: The id arrays the last flush's ids were computed from (kept), and those ids.
         self._sids_from: list[Int64s] = []
         self._sids: Int64s = np.empty(0, np.int64)
 
-    def ascending(self, series_set: SeriesSet) -> _Ascending:
-        """The ascending order of ``series_set``'s ids (computed once per set)."""
-        hit = self._orders.get(id(series_set))
-        if hit is None or hit[0] is not series_set:
-            ids, order = _ascending(series_set.sids)
+    def ascending(self, series_ids: SeriesIds) -> _Ascending:
+        """The ascending order of ``series_ids``'s ids (computed once per set)."""
+        hit = self._orders.get(id(series_ids))
+        if hit is None or hit[0] is not series_ids:
+            ids, order = _ascending(series_ids.sids)
             rank = None
             if order is not None:  # the rank of each position among the ascending ids
                 rank = np.empty_like(order)
                 rank[order] = np.arange(len(order))
-            hit = self._orders[id(series_set)] = (series_set, (ids, order, rank))
+            hit = self._orders[id(series_ids)] = (series_ids, (ids, order, rank))
         return hit[1]
 
-    def forget_orders(self, keep: Sequence[SeriesSet]) -> None:
+    def forget_orders(self, keep: Sequence[SeriesIds]) -> None:
         """Drop the orders of series sets other than ``keep`` (the sets of the last flush)."""
         kept = {id(s) for s in keep}
         self._orders = {k: v for k, v in self._orders.items() if k in kept}
@@ -440,7 +440,7 @@ def _numbers(values: array[Any], gauge: bool) -> Int64s | Floats:
 def _runs(frames: Sequence[TickFrame], builder: TableBuilder) -> list[_Run]:
     """The runs of ``frames`` (ticks ascending, no fixes), gauges' then counters'."""
     runs: list[_Run] = []
-    sets: dict[int, SeriesSet] = {}
+    sets: dict[int, SeriesIds] = {}
     for gauge in (True, False):
         run: _Run | None = None
         previous: FrameValues | None = None

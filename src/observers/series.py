@@ -32,8 +32,8 @@ class SeriesSet:
     __slots__ = ("counters", "gauges", "generation", "labels", "made", "refused", "source")
 
     def __init__(self, labels: Mapping[str, str]) -> None:
-        # Sorted by key, the order capture keeps labels in, so its lookup needs no second key.
-        self.labels = dict(sorted(labels.items()))
+        # In the order capture keeps labels in, so its lookup needs no second key.
+        self.labels = capture.ordered_labels(labels)
         self.generation = 0
         #: Handles by name (``name\0label\0value`` for a series with an extra label); read-only
         #: for callers.
@@ -73,7 +73,7 @@ class SeriesSet:
     def _labels(self, extra: tuple[str, str] | None) -> Mapping[str, str]:
         if extra is None:
             return self.labels
-        return dict(sorted({**self.labels, extra[0]: extra[1]}.items()))
+        return capture.ordered_labels({**self.labels, extra[0]: extra[1]})
 
     def gauge(self, name: str, value: float, extra: tuple[str, str] | None = None) -> None:
         """Set gauge ``name`` (with one optional extra label) to ``value``; a new series past
@@ -124,7 +124,7 @@ class SeriesSet:
     def relabel(self, labels: Mapping[str, str]) -> None:
         """End every series and continue under new base labels."""
         self.remove()
-        self.labels = dict(sorted(labels.items()))
+        self.labels = capture.ordered_labels(labels)
 
     def __len__(self) -> int:
         return len(self.gauges) + len(self.counters)

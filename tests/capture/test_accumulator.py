@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import capture
 from capture.accumulator import apply_write, refold
 from capture.handles import WRITE_ADD, WRITE_NONE, WRITE_SET
-from capture.registry import CaptureRecorder
+from capture.recorder import CaptureRecorder
 from tests.capture.conftest import FakeClock
 
 WINDOW = 4

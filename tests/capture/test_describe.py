@@ -10,12 +10,14 @@ import pyarrow.parquet as pq
 import pytest
 
 import capture
+from capture.delayed import DROPPED_METRIC, HistoricalOp
 from capture.facade import pending_recorder
 from capture.files import journal_path
 from capture.journal import read_journal
+from capture.keys import Kind
 from capture.manager import METRICS_METADATA_KEY, WRITE_ERRORS_METRIC
-from capture.recorder import Counter, Gauge, HistoricalOp, Kind
-from capture.registry import DROPPED_METRIC, MISSED_TICKS_METRIC, CaptureRecorder
+from capture.recorder import CaptureRecorder, Counter, Gauge
+from capture.window import MISSED_TICKS_METRIC
 
 
 def test_a_description_given_before_any_recorder_reaches_every_recorder_installed_later() -> None:

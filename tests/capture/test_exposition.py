@@ -22,8 +22,9 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 import capture.exposition
 from capture.exposition import Exposition
+from capture.live import LIVE_LOG_GENERATIONS
 from capture.prometheus import CaptureCollector, Endpoint, start_http_endpoint
-from capture.registry import LIVE_LOG_GENERATIONS, CaptureRecorder
+from capture.recorder import CaptureRecorder
 from tests.capture.conftest import FakeClock
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 import capture
-from capture.registry import CaptureRecorder
+from capture.delayed import HistoricalOp
+from capture.keys import RESERVED_COLUMNS, Kind
+from capture.recorder import CaptureRecorder, IndexedRecorder
 from tests.capture.conftest import FakeClock
 
 
@@ -36,6 +40,71 @@ def test_same_name_and_labels_give_the_same_series(clock: FakeClock) -> None:
     assert a is b
     assert capture.gauge("g", {"x": "1"}) is not a
     assert capture.counter("c") is capture.counter("c", {})
+
+
+class CallCounter:
+    """A recorder of another back end: no handle tables, every call reaches it."""
+
+    def __init__(self) -> None:
+        self.backing = CaptureRecorder()
+        self.calls = 0
+
+    def gauge(self, name: str, labels: Mapping[str, str] | None = None) -> capture.Gauge:
+        self.calls += 1
+        return self.backing.gauge(name, labels)
+
+    def counter(self, name: str, labels: Mapping[str, str] | None = None) -> capture.Counter:
+        self.calls += 1
+        return self.backing.counter(name, labels)
+
+    def record_historical(
+        self,
+        kind: Kind,
+        op: HistoricalOp,
+        name: str,
+        labels: Mapping[str, str] | None,
+        value: float,
+        timestamp: float,
+    ) -> None:
+        self.calls += 1
+
+
+def test_the_facade_finds_known_series_in_the_tables_a_recorder_publishes() -> None:
+    rec = CaptureRecorder()
+    assert isinstance(rec, IndexedRecorder)
+    capture.set_recorder(rec)
+    g = capture.gauge("g", {"a": "1"})
+    assert rec.handle_tables().gauges[(("a", "1"),)]["g"] is g
+    assert capture.gauge("g", {"a": "1"}) is g
+    # Bad labels still get the recorder's own error, not the lookup's.
+    with pytest.raises(TypeError, match="mapping of str to str"):
+        capture.gauge("g", ["a", "1"])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="value must be a str"):
+        capture.counter("c", {"a": ["1"]})  # type: ignore[dict-item]
+    other = CallCounter()
+    assert not isinstance(other, IndexedRecorder)
+    capture.set_recorder(other)
+    first = capture.gauge("g", {"a": "1"})
+    assert first is not g and capture.gauge("g", {"a": "1"}) is first
+    capture.counter("c")
+    assert other.calls == 3  # no tables of the recorder before: every call reaches this one
+    capture.set_recorder(None)
+    assert capture.gauge("g", {"a": "1"}) is not first
+
+
+def test_labels_in_capture_order_are_filed_once(clock: FakeClock) -> None:
+    # A mapping in capture's own label order is the series' key as it is: no alias is filed.
+    # observers.series builds its labels so, to keep one lookup entry per series.
+    rec = CaptureRecorder(clock=clock)
+    capture.set_recorder(rec)
+    given = {"pod": "p", "container": "c", "namespace": "n"}
+    labels = capture.ordered_labels(given)
+    assert labels == given and list(labels) == ["container", "namespace", "pod"]
+    g = capture.gauge("g", labels)
+    assert g.labels == tuple(labels.items())
+    assert rec._registry.gauges.table == {g.labels: {"g": g}}
+    assert capture.gauge("g", given) is g  # another order: found, and filed as an alias
+    assert rec._registry.gauges.table == {g.labels: {"g": g}, tuple(given.items()): {"g": g}}
 
 
 def test_handle_values_reach_the_tick(clock: FakeClock) -> None:
@@ -87,6 +156,16 @@ def test_bad_names_and_labels_are_refused(
         rec.gauge(name, labels)  # type: ignore[arg-type]
     with pytest.raises(error):
         rec.counter(name, labels)  # type: ignore[arg-type]
+
+
+def test_the_reserved_names_are_the_columns_of_a_capture_file(tmp_path: Path) -> None:
+    # A label key or label column with one of these names would collide with a column.
+    assert frozenset(capture.capture_schema().names) == RESERVED_COLUMNS
+    for column in sorted(RESERVED_COLUMNS):
+        with pytest.raises(ValueError, match="collides"):
+            capture.CaptureManager(tmp_path / "x.parquet", label_columns=(column,))
+        with pytest.raises(ValueError, match="collides"):
+            CaptureRecorder().gauge("m", {column: "v"})
 
 
 def test_one_name_cannot_be_both_kinds() -> None:
@@ -147,7 +226,7 @@ def test_calls_before_a_recorder_are_counted_noops_reported_once(
 
 
 def test_warning_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    pending = capture.recorder.PendingRecorder()
+    pending = capture.pending.PendingRecorder()
     with caplog.at_level(logging.WARNING, logger="capture"):
         for _ in range(5):
             pending.gauge("x").set(1)
@@ -190,8 +269,7 @@ def test_a_removed_series_is_gone_under_every_label_order(clock: FakeClock) -> N
         assert fresh is not g and not fresh.removed
         fresh.remove()
     other.remove()
-    gauges, counters = rec.handle_tables()
-    assert gauges == {} and counters == {}
+    assert rec._registry.gauges.table == {} and rec._registry.counters.table == {}
 
 
 def test_series_not_written_expire(clock: FakeClock) -> None:

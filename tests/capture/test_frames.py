@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import capture
-from capture.accumulator import FrameValues, SeriesSet, TickFrame, raw_history
+from capture.accumulator import FrameValues, SeriesIds, TickFrame, raw_history
 from capture.handles import CounterSeries, GaugeSeries, Series
 from capture.journal import JournalWriter, read_journal
-from capture.registry import CaptureRecorder
+from capture.recorder import CaptureRecorder
 from tests.capture.conftest import FakeClock
 
 T0 = 1_700_000_000
@@ -35,7 +35,7 @@ class DenseRecorder(CaptureRecorder):
     def _take_values(  # type: ignore[override]
         self,
         live: list[Series],
-        series: SeriesSet,
+        series: SeriesIds,
         previous: FrameValues | None,
         typecode: str,
         tick: int,
@@ -50,7 +50,7 @@ _names: dict[int, dict[int, str]] = {}
 
 def remember(rec: CaptureRecorder) -> None:
     known = _names.setdefault(id(rec), {})
-    known.update((sid, h.name) for sid, h in rec._infos.items())
+    known.update((sid, h.name) for sid, h in rec.registered().items())
 
 
 def final_values(frame: TickFrame, rec: CaptureRecorder) -> dict[int, float | int]:
@@ -73,7 +73,8 @@ def check_window_shape(rec: CaptureRecorder) -> None:
     window = rec.window()
     if not window:
         return
-    last_left = rec._ready[-1] if rec._ready else None
+    ready = rec.ready()
+    last_left = ready[-1] if ready else None
     for part, left in (
         (window[0].g, last_left and last_left.g),
         (window[0].c, last_left and last_left.c),

@@ -8,8 +8,9 @@ import urllib.request
 from prometheus_client import CollectorRegistry, generate_latest
 
 import capture
+from capture.delayed import DROPPED_METRIC
 from capture.prometheus import CaptureCollector, sanitize_label_name, sanitize_metric_name
-from capture.registry import DROPPED_METRIC, CaptureRecorder
+from capture.recorder import CaptureRecorder
 
 
 def test_names_are_sanitized() -> None:

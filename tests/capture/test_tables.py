@@ -20,9 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from capture import tables
-from capture.accumulator import FrameValues, SeriesSet, TickFrame
+from capture.accumulator import FrameValues, SeriesIds, TickFrame
 from capture.manager import CaptureManager
-from capture.registry import CaptureRecorder
+from capture.recorder import CaptureRecorder
 from capture.tables import (
     PointColumns,
     RowLayout,
@@ -144,10 +144,10 @@ def delta_frame_lists(draw: st.DrawFn) -> list[TickFrame]:
             g_ids = array("q", [s for s in chosen if s % 2 == 0])
             c_ids = array("q", [s for s in chosen if s % 2])
             g = FrameValues(
-                SeriesSet(g_ids), array("d", [number("d") for _ in g_ids]), bytes(len(g_ids))
+                SeriesIds(g_ids), array("d", [number("d") for _ in g_ids]), bytes(len(g_ids))
             )
             c = FrameValues(
-                SeriesSet(c_ids), array("q", [number("q") for _ in c_ids]), bytes(len(c_ids))
+                SeriesIds(c_ids), array("q", [number("q") for _ in c_ids]), bytes(len(c_ids))
             )
         else:
             g, c = delta(g, "d"), delta(c, "q")

@@ -37,7 +37,7 @@ from layouts import (
 )
 
 import capture
-from capture.registry import CaptureRecorder
+from capture.recorder import CaptureRecorder
 from observers.hierarchy import NoCgroupMountError
 from observers.node import NodeObserver, ObserverConfig, SampleReport
 

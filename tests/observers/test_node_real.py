@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import capture
-from capture.registry import CaptureRecorder
+from capture.recorder import CaptureRecorder
 from monitor.sandbox import KubeletSandbox, sandbox_unavailable
 from observers.node import NodeObserver, ObserverConfig
 
