@@ -173,7 +173,7 @@ def _fail(command: str, exc: AnalysisError) -> int:
 
 def run_query(args: argparse.Namespace) -> int:
     """``finemon query DIR SQL``."""
-    from analysis.query import format_csv, format_table, run_query  # noqa: PLC0415
+    from analysis.query_cli import format_csv, format_table, run_query  # noqa: PLC0415
 
     try:
         with _warnings_on_stderr("query"):
