@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from analysis.dataset import connect, label_sql
 from analysis.errors import AnalysisError, one_line, require
-from analysis.names import ContainerLabels, container_names
+from analysis.query.names import ContainerLabels, container_names
+from analysis.query.series import bucket_ms
 from analysis.report_page import PAGE_SCRIPT, PAGE_STYLE
 
 if TYPE_CHECKING:
@@ -47,13 +48,6 @@ DEFAULT_SELECTION = 8
 MAX_LIFECYCLE_EVENTS = 2000
 
 _MIB = 1024.0 * 1024.0
-# Round widths for the time buckets, in milliseconds.
-_NICE_STEPS_MS = (
-    1, 2, 5, 10, 20, 50, 100, 200, 250, 500,
-    1_000, 2_000, 5_000, 10_000, 15_000, 30_000,
-    60_000, 120_000, 300_000, 600_000, 900_000, 1_800_000,
-    3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000,
-)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,17 +93,6 @@ class ReportResult:
     bucket_seconds: float
     events: int
     seconds: float
-
-
-def bucket_ms(span_ms: int, tick_ms: int, max_points: int) -> int:
-    """The bucket width: the smallest round width, and at least one tick, that fits ``span_ms``
-    in ``max_points`` buckets (a span is cut into at most ``span / width + 2`` buckets)."""
-    needed = math.ceil(span_ms / max(1, max_points - 2))
-    for step in _NICE_STEPS_MS:
-        if step >= needed:
-            return max(step, tick_ms)
-    day = _NICE_STEPS_MS[-1]
-    return max(math.ceil(needed / day) * day, tick_ms)
 
 
 def _tick_ms(con: duckdb.DuckDBPyConnection) -> int:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from analysis.dataset import connect, label_sql
 from analysis.errors import AnalysisError, one_line, require
-from analysis.names import ContainerLabels, container_names
+from analysis.query.names import ContainerLabels, container_names
 
 if TYPE_CHECKING:
     import duckdb
@@ -53,7 +53,7 @@ class Stats:
 class ContainerSummary:
     """One container in one run; a field is None when the run has no such metric for it.
     ``name`` is its full name, a restarted container's lives told apart by their start time
-    (:attr:`analysis.names.ContainerName.long_name`)."""
+    (:attr:`analysis.query.names.ContainerName.long_name`)."""
 
     container_key: str
     name: str

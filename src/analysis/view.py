@@ -2,8 +2,8 @@
 
 The page (``analysis/view_static``: one HTML, one script, one style sheet and the vendored uPlot)
 is served as it is; it asks a read-only JSON API for everything it draws. Every answer comes from
-one :class:`analysis.explore.Explorer`; its DuckDB work runs in the thread pool, one call at a
-time (one lock), so the event loop keeps answering while a query runs.
+one :class:`analysis.query.explorer.Explorer`; its DuckDB work runs in the thread pool, one call at
+a time (one lock), so the event loop keeps answering while a query runs.
 
 The API (GET only; times are epoch seconds; ``container`` may repeat)::
 
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from starlette.middleware.base import RequestResponseEndpoint
     from starlette.requests import Request
 
-    from analysis.explore import Explorer
+    from analysis.query.explorer import Explorer
 
 #: How to get the web server's dependencies.
 VIEW_INSTALL_HINT = "pip install 'finemon[view]'"
@@ -321,7 +321,7 @@ class ViewService:
         return {"markers": jsonable(found)}
 
     def studies(self, request: Request) -> dict[str, Any]:
-        from analysis import studies  # noqa: PLC0415 - numpy; with the rest of the layer
+        from analysis.query import studies  # noqa: PLC0415 - numpy; with the rest of the layer
 
         metric = _text(request, "metric", required=True)
         assert metric is not None
@@ -476,7 +476,7 @@ def open_app(
     Raises :class:`AnalysisError` when the dataset cannot be opened or a dependency is missing.
     """
     require_view()
-    from analysis.explore import Explorer  # noqa: PLC0415
+    from analysis.query.explorer import Explorer  # noqa: PLC0415
 
     app = create_app(Explorer(directory), directory, allowed_hosts=allowed_hosts, resync=resync)
     app.state.service.all_containers()

@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analysis.names import ContainerLabels, container_names
+from analysis.query.names import ContainerLabels, container_names
 from monitor.config import Environment, add_run_arguments, build_config
 from monitor.sandbox import KubeletSandbox, sandbox_unavailable
 
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("finemon.demo")
 
-#: The columns that name a container (:mod:`analysis.names`), besides the labels' cgroup.
+#: The columns that name a container (:mod:`analysis.query.names`), besides the labels' cgroup.
 _NAME_COLUMNS = ("namespace", "pod_name", "container_name", "container_id", "pod_uid")
 
 DEFAULT_SECONDS = 60.0
@@ -275,7 +275,7 @@ def print_summary(
 ) -> None:
     """Print CPU, memory and PSS per container of the dataset at ``output``: only those of
     ``namespace``, of run ``run_id`` and with ``container_id`` in ``container_keys`` when given.
-    Containers are named as everywhere else (:func:`analysis.names.container_names`). Reads
+    Containers are named as everywhere else (:func:`analysis.query.names.container_names`). Reads
     with pyarrow alone (the base install has no duckdb)."""
     import pyarrow.dataset as ds  # noqa: PLC0415 - the CLI starts without pyarrow
 

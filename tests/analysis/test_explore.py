@@ -1,4 +1,4 @@
-"""The query layer (analysis.explore) on synthetic datasets whose answers are known."""
+"""The query layer (analysis.query.explorer) on synthetic datasets whose answers are known."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from analysis.errors import AnalysisError
-from analysis.explore import Explorer, RefusedQueryError
+from analysis.query.explorer import Explorer
+from analysis.query.sql import RefusedQueryError
 from tests.analysis import patterns as pat
 from tests.analysis import synthetic as syn
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from analysis import build_report_data, write_report
-from analysis.report import bucket_ms, default_selection
+from analysis.query.series import bucket_ms
+from analysis.report import default_selection
 from tests.analysis.synthetic import (
     API_LIVES,
     BATCH_TICKS,
