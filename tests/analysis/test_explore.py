@@ -171,10 +171,10 @@ def test_process_series_summed_or_split(small: Explorer) -> None:
 
 def test_markers_oom_start_stop(small: Explorer) -> None:
     found = small.markers([syn.WEB_ID, syn.DB_ID, syn.BATCH_ID])
-    assert [(m.kind, m.container_key, m.time * 1000) for m in found] == [
-        ("start", syn.BATCH_ID, syn.RUN_A_START_MS + syn.BATCH_TICKS[0] * 1000),
-        ("stop", syn.BATCH_ID, syn.RUN_A_START_MS + syn.BATCH_TICKS[-1] * 1000),
-        ("oom", syn.DB_ID, syn.RUN_A_START_MS + syn.OOM_TICK * 1000),
+    assert [(m.kind, m.container_key, m.time * 1000, m.count, m.text) for m in found] == [
+        ("start", syn.BATCH_ID, syn.RUN_A_START_MS + syn.BATCH_TICKS[0] * 1000, 1, "started"),
+        ("stop", syn.BATCH_ID, syn.RUN_A_START_MS + syn.BATCH_TICKS[-1] * 1000, 1, "stopped"),
+        ("oom", syn.DB_ID, syn.RUN_A_START_MS + syn.OOM_TICK * 1000, 1, "OOM kill"),
     ]
     # web runs from the first to the last tick of both runs: no start nor stop.
     assert small.markers([syn.WEB_ID]) == []
@@ -207,8 +207,9 @@ def test_analyze_planted_patterns(planted: Explorer) -> None:
 
     oomy = planted.analyze(pat.OOMY.container_id)
     assert oomy.oom_kills == 2
-    assert [(m.kind, m.text, m.time) for m in oomy.markers] == [
-        ("oom", "2 OOM kills", (pat.START_MS + pat.OOM_TICK * 1000) / 1000)
+    # The marker carries its number; the text is made from it.
+    assert [(m.kind, m.count, m.text, m.time) for m in oomy.markers] == [
+        ("oom", 2, "2 OOM kills", (pat.START_MS + pat.OOM_TICK * 1000) / 1000)
     ]
 
     late = planted.analyze(pat.LATE.container_id)

@@ -374,7 +374,7 @@ class Explorer:
             cpu_limit = study.highest(self._query, CPU_LIMIT, keys, first_ms, last_ms)
             memory_limit = study.highest(self._query, MEMORY_LIMIT, keys, first_ms, last_ms)
             markers = tuple(self.markers([container_key], begin, finish))
-        ooms = sum(_oom_count(m.text) for m in markers if m.kind == "oom")
+        ooms = sum(m.count for m in markers if m.kind == "oom")
         notes = []
         if cpu is None:
             notes.append(f"no {CPU_MILLICORES} in the range")
@@ -409,8 +409,3 @@ class Explorer:
             return self._sandbox.run(
                 query, limit=limit, timeout_seconds=timeout_seconds, max_bytes=max_bytes
             )
-
-
-def _oom_count(text: str) -> int:
-    head = text.split(" ", 1)[0]
-    return int(head) if head.isdigit() else 1

@@ -1,29 +1,49 @@
-"""Events to mark on a chart: OOM kills, container starts and stops."""
+"""Events to mark on a chart: OOM kills, container starts and stops, with their numbers.
+
+A :class:`Marker` carries what it counts (``count`` OOM kills at a tick); its display text is
+derived from its kind and count, never parsed back.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 from analysis.query.index import ContainerIndex, Query, key_filter
 from analysis.query.series import partition_sql
 
 #: The counter whose increases are OOM kills.
 OOM_KILLS = "container.memory.oom_kills"
+#: What a marker marks: OOM kills counted, a container's first tick of a run, its last.
+MarkerKind = Literal["oom", "start", "stop"]
 #: Markers at the same time are listed in this order.
 _ORDER = {"start": 0, "oom": 1, "stop": 2}
 
 
+def marker_text(kind: str, count: int = 1) -> str:
+    """The display text of ``count`` events of ``kind``: ``OOM kill``, ``3 OOM kills``,
+    ``started``, ``stopped``."""
+    if kind == "oom":
+        return "OOM kill" if count == 1 else f"{count} OOM kills"
+    return {"start": "started", "stop": "stopped"}.get(kind, kind)
+
+
 @dataclass(frozen=True, slots=True)
 class Marker:
-    """An event to mark on a chart at ``time`` (epoch seconds): ``oom`` (OOM kills counted),
-    ``start`` or ``stop`` (a container's first or last tick of a run, when that is not the run's
-    own first or last tick)."""
+    """An event to mark on a chart at ``time`` (epoch seconds): ``oom`` (``count`` OOM kills
+    counted at that tick), ``start`` or ``stop`` (a container's first or last tick of a run,
+    when that is not the run's own first or last tick; ``count`` 1). ``text`` is the display
+    text (:func:`marker_text`)."""
 
     time: float
-    kind: str
+    kind: MarkerKind
     container_key: str
-    text: str
+    count: int = 1
+    text: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", marker_text(self.kind, self.count))
 
 
 def find_markers(
@@ -65,10 +85,7 @@ def find_markers(
             WHERE delta > 0 AND ms >= $lo ORDER BY ms""",
             {"m": OOM_KILLS, "lo": first_ms, "hi": last_ms},
         )
-    found = [
-        Marker(ms / 1000, "oom", str(key), "OOM kill" if d == 1 else f"{d} OOM kills")
-        for key, ms, d in rows
-    ]
+    found = [Marker(ms / 1000, "oom", str(key), int(kills)) for key, ms, kills in rows]
     wanted = set(keys)
     for life in index.runs:
         if life.container_key not in wanted:
@@ -76,7 +93,7 @@ def find_markers(
         first, last = life.first_ms, life.last_ms
         run_first, run_last = run_ranges.get(life.run_id, (first, last))
         if first - run_first > tolerance_ms and first_ms <= first <= last_ms:
-            found.append(Marker(first / 1000, "start", life.container_key, "started"))
+            found.append(Marker(first / 1000, "start", life.container_key))
         if run_last - last > tolerance_ms and first_ms <= last <= last_ms:
-            found.append(Marker(last / 1000, "stop", life.container_key, "stopped"))
+            found.append(Marker(last / 1000, "stop", life.container_key))
     return sorted(found, key=lambda m: (m.time, _ORDER.get(m.kind, 3), m.container_key))
