@@ -39,8 +39,9 @@ qos_class, labels (a map: labels['pid']), dt and identifier from the folders, pl
 series). Counters are cumulative: the table macro rate('NAME') adds delta, seconds and
 per_second to each row of counter NAME (per series, resets skipped) and increase('NAME') gives
 one row per series with its increase over its range (both refuse a gauge or a name not recorded).
-The view `containers` names each container of each run (namespace/pod/container, or the cgroup
-path off Kubernetes). Times are shown in UTC. Example:
+The view `containers` names each container of each run as finemon view does (name: short and
+unique, full_name: namespace/pod/container, or the cgroup path off Kubernetes). Times are shown
+in UTC. Example:
 
   finemon query DIR "select name, round(avg(per_second) / 1000) as millicores
                      from rate('container.cpu.usage_usec')

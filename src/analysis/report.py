@@ -29,9 +29,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analysis.dataset import connect, label_sql
+from analysis.dataset import CONTAINER_ROWS, connect, container_names_of, label_sql
 from analysis.errors import AnalysisError, one_line, require
-from analysis.query.names import ContainerLabels, container_names
+from analysis.query.markers import marker_text
+from analysis.query.names import ContainerLabels, ContainerName, full_name
 from analysis.query.series import bucket_ms
 from analysis.report_page import PAGE_SCRIPT, PAGE_STYLE
 
@@ -140,7 +141,9 @@ class _ReportBuilder:
         self.t0 = self.first_ms // self.bucket_ms * self.bucket_ms
         self.params = {"t0": self.t0, "bucket": self.bucket_ms}
         # Both the events and the container list read it: scan the container rows once.
-        con.execute("CREATE OR REPLACE TEMP TABLE report_containers AS SELECT * FROM containers")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE report_containers AS SELECT * FROM {CONTAINER_ROWS}"
+        )
 
     def _bucket_sql(self) -> str:
         return "(epoch_ms(time) - $t0) // $bucket"
@@ -237,8 +240,10 @@ class _ReportBuilder:
             ORDER BY time"""
         ).fetchall():
             index = self.containers.setdefault((node, key), len(self.containers))
-            text = "OOM kill" if kills == 1 else f"{kills} OOM kills"
-            found.append({"t": at_ms, "kind": "oom", "c": index, "text": text})
+            found.append(
+                {"t": at_ms, "kind": "oom", "c": index, "count": int(kills),
+                 "text": marker_text("oom", int(kills))}
+            )  # fmt: skip
         lifecycle: list[dict[str, Any]] = []
         runs = self.con.execute(
             """SELECT run_id, max(node_name), min(epoch_ms(time)), max(epoch_ms(time))
@@ -263,27 +268,24 @@ class _ReportBuilder:
         ).fetchall():
             index = self.containers.setdefault((node, key), len(self.containers))
             if started:
-                lifecycle.append({"t": first, "kind": "start", "c": index, "text": "started"})
+                lifecycle.append(
+                    {"t": first, "kind": "start", "c": index, "text": marker_text("start")}
+                )
             if stopped:
-                lifecycle.append({"t": last, "kind": "stop", "c": index, "text": "stopped"})
+                lifecycle.append(
+                    {"t": last, "kind": "stop", "c": index, "text": marker_text("stop")}
+                )
         found += lifecycle[:MAX_LIFECYCLE_EVENTS]
         return sorted(found, key=lambda event: (event["t"], event["kind"]))
 
     def container_table(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows = self.con.execute(
             """SELECT coalesce(node_name, ''), container_key, max(qos_class), max(namespace),
-                max(pod_name), max(container_name), max(container_id), max(cgroup),
-                min(epoch_ms(first_time))
+                max(pod_name), max(container_id), max(cgroup)
             FROM report_containers GROUP BY ALL"""
         ).fetchall()
-        qos_classes = {(row[0], row[1]): row[2] for row in rows}
-        described = {(row[0], row[1]): ContainerLabels(row[1], *row[3:]) for row in rows}
-        # (A container with series but no container.* row is named by its key.)
-        page = [
-            described.get(slot, ContainerLabels(slot[1], None, None, None, None, None, 0))
-            for slot in self.containers
-        ]
-        names = container_names(page)
+        described = {(row[0], row[1]): row[2:] for row in rows}
+        names = container_names_of(self.con, "report_containers")
         peaks: dict[tuple[int, str], float] = defaultdict(float)
         for series in self.series:
             top = max((v for v in series["values"] if v is not None), default=0.0)
@@ -292,21 +294,23 @@ class _ReportBuilder:
         kills: dict[int, int] = defaultdict(int)
         for event in events:
             if event["kind"] == "oom":
-                kills[event["c"]] += 1
+                kills[event["c"]] += event["count"]
         table: list[dict[str, Any]] = [{} for _ in self.containers]
-        for ((node, key), index), labels, name in zip(
-            self.containers.items(), page, names, strict=True
-        ):
+        for (node, key), index in self.containers.items():
+            qos, namespace, pod, container_id, cgroup = described.get(
+                (node, key), (None, None, None, None, None)
+            )
+            name = names.get(key) or _named_by_key(key)
             table[index] = {
                 "key": key,
                 "name": name.long_name,
                 "label": name.name,
                 "node": node,
-                "qos": qos_classes.get((node, key)),
-                "namespace": labels.namespace,
-                "pod": labels.pod_name,
-                "id": (labels.container_id or "")[:12],
-                "cgroup": labels.cgroup,
+                "qos": qos,
+                "namespace": namespace,
+                "pod": pod,
+                "id": (container_id or "")[:12],
+                "cgroup": cgroup,
                 "cpu_peak": peaks[(index, "cpu:usage")],
                 "memory_peak": peaks[(index, "memory:working set")],
                 "oom_kills": kills[index],
@@ -334,6 +338,12 @@ class _ReportBuilder:
             "series": self.series,
             "events": events,
         }
+
+
+def _named_by_key(key: str) -> ContainerName:
+    """The name of a container with series but no ``container.*`` row: its key, shortened."""
+    name = full_name(ContainerLabels(key, None, None, None, None, None, 0))
+    return ContainerName(name, name, "")
 
 
 def default_selection(containers: list[dict[str, Any]], size: int = DEFAULT_SELECTION) -> list[int]:

@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analysis.query.names import ContainerLabels, container_names
+from analysis.query.names import ContainerLabels, container_labels, container_names
 from monitor.config import Environment, add_run_arguments, build_config
 from monitor.sandbox import KubeletSandbox, sandbox_unavailable
 
@@ -235,8 +235,9 @@ def query_hint(output: Path, run_id: str | None, duckdb_installed: bool) -> list
 
 def _container_labels(table: pa.Table) -> tuple[list[ContainerLabels], dict[int, str]]:
     """The containers of ``table`` (rows of the dataset), each with its most complete names
-    and first tick, and the container key of each row (keyed as analysis.dataset keys them:
-    the container id, else the cgroup label, else the pod uid)."""
+    and first tick (:func:`analysis.query.names.container_labels`), and the container key of
+    each row (keyed as analysis.dataset keys them: the container id, else the cgroup label,
+    else the pod uid)."""
     names: dict[str, dict[str, str | None]] = {}
     first: dict[str, datetime] = {}
     row_keys: dict[int, str] = {}
@@ -247,19 +248,19 @@ def _container_labels(table: pa.Table) -> tuple[list[ContainerLabels], dict[int,
             continue
         row_keys[index] = key
         first[key] = min(first.get(key, row["time"]), row["time"])
-        known = names.setdefault(key, {"cgroup": cgroup})
+        known = names.setdefault(key, {})
         for column in _NAME_COLUMNS:
             if known.get(column) is None:  # kubelet's names may appear after the first tick
                 known[column] = row[column]
     containers = [
-        ContainerLabels(
+        container_labels(
             key,
-            known["namespace"],
-            known["pod_name"],
-            known["container_name"],
-            known["container_id"],
-            known["cgroup"],
-            round(first[key].timestamp() * 1000),
+            namespace=known["namespace"],
+            pod_name=known["pod_name"],
+            container_name=known["container_name"],
+            container_id=known["container_id"],
+            pod_uid=known["pod_uid"],
+            first_ms=round(first[key].timestamp() * 1000),
         )
         for key, known in sorted(names.items())
     ]

@@ -370,3 +370,17 @@ def test_sql_stops_at_the_byte_cap(small: Explorer) -> None:
         with pytest.raises(AnalysisError, match=r"larger than 2000 bytes .*a single value is"):
             small.sql(query, max_bytes=2000)
     assert small.sql("select 42").rows == [(42,)]
+
+
+def test_sql_names_containers_as_the_viewer_does(tmp_path: Path) -> None:
+    """The ``containers`` view's name is the viewer's, in the sandbox and in finemon query:
+    a restarted container's three lives apart by their start times."""
+    from analysis.query_cli import run_query
+
+    root = syn.write_restarts(tmp_path / "out")
+    with Explorer(root) as explorer:
+        shown = {(c.key, c.name, c.full_name) for c in explorer.containers()}
+        assert ("9a" * 32, "api (since 23:58:00)", "shop/api-6c8/api") in shown
+        query = "SELECT DISTINCT container_key, name, full_name FROM containers"
+        assert set(explorer.sql(query).rows) == shown
+    assert set(run_query(root, query).rows) == shown

@@ -197,3 +197,13 @@ def test_one_run_and_some_containers_only(tmp_path: Path, small_dir: Path) -> No
     assert result.containers == 1
     page = (tmp_path / "r.html").read_text()
     assert "finemon run b2b2b2b2" in page and "finemon run a1a1a1a1" not in page
+
+
+def test_oom_kills_are_counted_not_their_events(patterns_dir: Path) -> None:
+    """Two OOM kills seen at one tick: one event of count 2, and the container's table says 2."""
+
+    data = build_report_data(patterns_dir)
+    [oomy] = [i for i, c in enumerate(data["containers"]) if c["label"] == "oomy"]
+    ooms = [e for e in data["events"] if e["kind"] == "oom"]
+    assert [(e["c"], e["count"], e["text"]) for e in ooms] == [(oomy, 2, "2 OOM kills")]
+    assert data["containers"][oomy]["oom_kills"] == 2

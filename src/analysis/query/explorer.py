@@ -97,7 +97,7 @@ class Explorer:
         self._lock = threading.RLock()
         self._files: dict[Path, FileFooter] = {}
         self._con: duckdb.DuckDBPyConnection | None = None
-        self._sandbox = SqlSandbox(self.directory)
+        self._sandbox = SqlSandbox(self.directory, self._container_names)
         self._index: ContainerIndex | None = None
         self._metrics: list[MetricInfo] | None = None
         self._load(parquet_files(self.directory))
@@ -217,6 +217,12 @@ class Explorer:
         return search_containers(
             index.containers.values(), search, namespace=namespace, pod=pod, qos=qos, node=node
         )
+
+    def _container_names(self) -> list[tuple[str, str, str]]:
+        """(key, name, full name) of every container, for the SQL ``containers`` view."""
+        with self._lock:
+            index = self._container_index()
+        return [(info.key, info.name, info.full_name) for info in index.containers.values()]
 
     def _key_filter(self, keys: Sequence[str]) -> str:
         return key_filter(self._container_index().containers, keys)

@@ -18,7 +18,7 @@ from typing import Any
 
 from analysis.dataset import sql_string
 from analysis.query.files import FileFooter, described
-from analysis.query.names import ContainerLabels, ContainerName, container_names
+from analysis.query.names import container_labels, container_names
 from analysis.query.times import parse_iso, utc
 
 #: Runs SQL with named parameters on the dataset's connection and returns every row; raises
@@ -254,10 +254,19 @@ def index_containers(query: Query) -> ContainerIndex:
         entry["runs"].add(str(run_id))
         entry["first"] = min(entry["first"], first)
         entry["last"] = max(entry["last"], last)
-    for key, entry in merged.items():
-        if entry.get("container_id") is None and key != entry.get("pod_uid"):
-            entry["cgroup"] = key
-    display = _display_names(merged)
+    labels = {
+        key: container_labels(
+            key,
+            namespace=entry.get("namespace"),
+            pod_name=entry.get("pod_name"),
+            container_name=entry.get("container_name"),
+            container_id=entry.get("container_id"),
+            pod_uid=entry.get("pod_uid"),
+            first_ms=entry["first"],
+        )
+        for key, entry in merged.items()
+    }
+    display = dict(zip(labels, container_names(list(labels.values())), strict=True))
     containers = {
         key: ContainerInfo(
             key=key,
@@ -271,7 +280,7 @@ def index_containers(query: Query) -> ContainerIndex:
             qos_class=entry.get("qos_class"),
             node_name=entry.get("node_name"),
             cluster_name=entry.get("cluster_name"),
-            cgroup=entry.get("cgroup"),
+            cgroup=labels[key].cgroup,
             first_time=utc(entry["first"]),
             last_time=utc(entry["last"]),
             runs=tuple(sorted(entry["runs"])),
@@ -279,24 +288,6 @@ def index_containers(query: Query) -> ContainerIndex:
         for key, entry in sorted(merged.items())
     }
     return ContainerIndex(containers, tuple(runs))
-
-
-def _display_names(merged: Mapping[str, Mapping[str, Any]]) -> dict[str, ContainerName]:
-    """The names of each container key (:func:`container_names`)."""
-    keys = list(merged)
-    labels = [
-        ContainerLabels(
-            key=key,
-            namespace=merged[key].get("namespace"),
-            pod_name=merged[key].get("pod_name"),
-            container_name=merged[key].get("container_name"),
-            container_id=merged[key].get("container_id"),
-            cgroup=merged[key].get("cgroup"),
-            first_ms=int(merged[key]["first"]),
-        )
-        for key in keys
-    ]
-    return dict(zip(keys, container_names(labels), strict=True))
 
 
 def key_filter(containers: Mapping[str, ContainerInfo], keys: Sequence[str]) -> str:

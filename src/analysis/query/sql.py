@@ -12,11 +12,12 @@ import json
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analysis.dataset import connect, sql_string
+from analysis.dataset import connect, name_containers, reads_containers, sql_string
 from analysis.errors import AnalysisError, one_line, require
 
 if TYPE_CHECKING:
@@ -59,14 +60,20 @@ class SqlSandbox:
     """User SQL over the dataset of ``directory`` (see the module's documentation).
 
     The connection is opened at the first query and again after :meth:`reset` (new files).
-    Not thread-safe: the explorer calls it holding its lock. Raises
+    ``names`` gives the containers' (key, name, full name) for the ``containers`` view, asked
+    for at the first query that reads it (the explorer's, so SQL names containers as the
+    viewer does). Not thread-safe: the explorer calls it holding its lock. Raises
     :class:`MissingExtraError` without duckdb.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self, directory: Path, names: Callable[[], Iterable[tuple[str, str, str]]]
+    ) -> None:
         self.directory = directory
         self._duckdb = require("duckdb")
+        self._names = names
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._named = False
         self._spill: tempfile.TemporaryDirectory[str] | None = None
 
     def reset(self) -> None:
@@ -74,6 +81,7 @@ class SqlSandbox:
         if self._con is not None:
             self._con.close()
             self._con = None
+        self._named = False
 
     def close(self) -> None:
         """Close the connection and remove the spill folder."""
@@ -126,6 +134,9 @@ class SqlSandbox:
         limit = max(0, min(int(limit), MAX_SQL_LIMIT))
         wrapped = self._wrapped_statement(query, limit + 1, max_bytes)
         con = self._connection()
+        if not self._named and reads_containers(query):
+            name_containers(con, self._names())
+            self._named = True
         began = time.monotonic()
         stop = threading.Event()
         interrupter = threading.Thread(
