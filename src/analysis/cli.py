@@ -21,9 +21,7 @@ from analysis.errors import (
     UnreadableFilesWarning,
 )
 from analysis.source import add_source_arguments, local_directory
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
+from common.exit_codes import EXIT_FAILURE, EXIT_OK
 
 #: Where ``finemon report DIR`` writes without ``-o``: inside DIR, named so that dataset
 #: readers (pyarrow, Spark) skip it like the manifests.

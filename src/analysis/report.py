@@ -39,8 +39,10 @@ from analysis.report_page import PAGE_SCRIPT, PAGE_STYLE
 if TYPE_CHECKING:
     import duckdb
 
-#: Default bound on the values kept per series.
-DEFAULT_MAX_POINTS = 400
+#: Default bound on the values kept per series of the report: fewer than a chart's
+#: (analysis.query.series.DEFAULT_MAX_POINTS), since every series of every container is inlined
+#: in one page.
+REPORT_MAX_POINTS = 400
 #: Default number of processes per container in the PSS chart.
 DEFAULT_TOP_PROCESSES = 5
 #: Containers selected when the page opens (the busiest by CPU and memory, and the OOM-killed).
@@ -362,7 +364,7 @@ def default_selection(containers: list[dict[str, Any]], size: int = DEFAULT_SELE
 def build_report_data(
     directory: str | Path,
     *,
-    max_points: int = DEFAULT_MAX_POINTS,
+    max_points: int = REPORT_MAX_POINTS,
     top_processes: int = DEFAULT_TOP_PROCESSES,
     title: str | None = None,
     run_id: str | None = None,
@@ -461,7 +463,7 @@ def write_report(
     directory: str | Path,
     output: str | Path,
     *,
-    max_points: int = DEFAULT_MAX_POINTS,
+    max_points: int = REPORT_MAX_POINTS,
     top_processes: int = DEFAULT_TOP_PROCESSES,
     title: str | None = None,
     run_id: str | None = None,

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from analysis.errors import AnalysisError, require
 from analysis.query.search import CONTAINER_FILTERS, search_containers, search_metrics
+from analysis.query.series import DEFAULT_MAX_POINTS
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -64,7 +65,6 @@ LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "localhost", "::1"})
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 #: Bounds of ``max_points``: a chart is at most a few thousand pixels wide.
 MAX_POINTS_LIMIT = 10_000
-DEFAULT_MAX_POINTS = 1200
 #: The live page polls /api/status every 2 s; the dataset is looked at no more often than this.
 REFRESH_INTERVAL_SECONDS = 1.0
 #: How often live mode brings an s3:// source's mirror up to date (a LIST of the prefix, then
