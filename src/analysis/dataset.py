@@ -341,8 +341,8 @@ def name_containers(
 ) -> None:
     """Fill the ``name`` and ``full_name`` columns of the ``containers`` view of ``con``:
     with ``names`` (container key, name, full name) when given, else by
-    :func:`container_names_of` (a scan of every ``container.*`` row: seconds on a day of 100
-    containers). The names already there are replaced."""
+    :func:`container_names_of` (a scan of every ``container.*`` row: docs/benchmarks.md has
+    its cost). The names already there are replaced."""
     if names is None:
         names = [(k, n.name, n.full_name) for k, n in container_names_of(con).items()]
     rows = ", ".join(

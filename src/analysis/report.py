@@ -13,7 +13,7 @@ least one tick, chosen so the whole range fits in ``max_points`` buckets) and ea
 one value per bucket: the mean for CPU, PSI and throttling rates, the maximum for memory and
 limits (so peaks survive). Every series therefore has at most ``max_points`` values, whatever
 the length of the recording; only the ``top_processes`` processes with the highest PSS of each
-container are kept. The file is plotly.js (about 4.8 MB) plus the data.
+container are kept. The file is plotly.js (its size: docs/benchmarks.md) plus the data.
 """
 
 from __future__ import annotations

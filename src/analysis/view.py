@@ -241,7 +241,7 @@ class ViewService:
 
     def all_metrics(self) -> list[MetricInfo]:
         """Every metric of the dataset, kept until new files land: listing them scans every
-        file, seconds on a day of 100 containers, and the page asks at every search."""
+        file, and the page asks at every search."""
         with self._lock:
             if self._metrics is None or self._metrics[0] != self.version:
                 self._metrics = (self.version, list(self.explorer.metrics()))
