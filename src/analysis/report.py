@@ -23,7 +23,7 @@ import json
 import math
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from analysis.dataset import CONTAINER_ROWS, connect, container_names_of, label_sql
 from analysis.errors import AnalysisError, one_line, require
-from analysis.query.markers import marker_text
+from analysis.query.index import index_containers
+from analysis.query.markers import find_markers
 from analysis.query.names import ContainerLabels, ContainerName, full_name
 from analysis.query.series import bucket_ms
 from analysis.report_page import PAGE_SCRIPT, PAGE_STYLE
@@ -80,7 +81,6 @@ GAUGES = (
 )
 THROTTLED_USEC = "container.cpu.throttled_usec"
 PROCESS_PSS = "process.memory.pss_bytes"
-OOM_KILLS = "container.memory.oom_kills"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +142,7 @@ class _ReportBuilder:
         self.bucket_ms = bucket_ms(self.last_ms - self.first_ms, self.tick_ms, max_points)
         self.t0 = self.first_ms // self.bucket_ms * self.bucket_ms
         self.params = {"t0": self.t0, "bucket": self.bucket_ms}
-        # Both the events and the container list read it: scan the container rows once.
+        # The container table reads it twice (labels, names): scan the container rows once.
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE report_containers AS SELECT * FROM {CONTAINER_ROWS}"
         )
@@ -234,19 +234,13 @@ class _ReportBuilder:
             }
             self._add(node, key, fields, buckets, values)
 
+    def _query(self, sql: str, params: Mapping[str, object] | None) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, params or {}).fetchall()
+
     def events(self) -> list[dict[str, Any]]:
+        """The finemon runs' first and last ticks, and the markers the viewer shows
+        (:func:`analysis.query.markers.find_markers`: OOM kills, starts and stops)."""
         found: list[dict[str, Any]] = []
-        for node, key, at_ms, kills in self.con.execute(
-            f"""SELECT coalesce(node_name, '') AS node, container_key, epoch_ms(time), delta
-            FROM _rate('{OOM_KILLS}') WHERE container_key IS NOT NULL AND delta > 0
-            ORDER BY time"""
-        ).fetchall():
-            index = self.containers.setdefault((node, key), len(self.containers))
-            found.append(
-                {"t": at_ms, "kind": "oom", "c": index, "count": int(kills),
-                 "text": marker_text("oom", int(kills))}
-            )  # fmt: skip
-        lifecycle: list[dict[str, Any]] = []
         runs = self.con.execute(
             """SELECT run_id, max(node_name), min(epoch_ms(time)), max(epoch_ms(time))
             FROM metrics GROUP BY run_id ORDER BY 3"""
@@ -259,25 +253,28 @@ class _ReportBuilder:
             found.append(
                 {"t": last, "kind": "run", "c": -1, "text": f"end of run {run_id[:8]}{where}"}
             )
-        for node, key, first, last, started, stopped in self.con.execute(
-            """WITH runs AS (
-                SELECT run_id, min(time) AS first_tick, max(time) AS last_tick
-                FROM metrics GROUP BY run_id)
-            SELECT coalesce(c.node_name, ''), c.container_key, epoch_ms(c.first_time),
-                epoch_ms(c.last_time), c.first_time > r.first_tick, c.last_time < r.last_tick
-            FROM report_containers c JOIN runs r USING (run_id)
-            ORDER BY c.first_time"""
-        ).fetchall():
-            index = self.containers.setdefault((node, key), len(self.containers))
-            if started:
-                lifecycle.append(
-                    {"t": first, "kind": "start", "c": index, "text": marker_text("start")}
-                )
-            if stopped:
-                lifecycle.append(
-                    {"t": last, "kind": "stop", "c": index, "text": marker_text("stop")}
-                )
-        found += lifecycle[:MAX_LIFECYCLE_EVENTS]
+        index = index_containers(self._query)
+        markers = find_markers(
+            self._query,
+            index,
+            list(index.containers),
+            self.first_ms,
+            self.last_ms,
+            run_ranges={str(run_id): (int(first), int(last)) for run_id, _, first, last in runs},
+            tick_seconds=self.tick_ms / 1000,
+        )
+        lifecycle = 0
+        for marker in markers:
+            if marker.kind != "oom":
+                lifecycle += 1
+                if lifecycle > MAX_LIFECYCLE_EVENTS:
+                    continue
+            node = index.containers[marker.container_key].node_name or ""
+            slot = self.containers.setdefault((node, marker.container_key), len(self.containers))
+            found.append(
+                {"t": round(marker.time * 1000), "kind": marker.kind, "c": slot,
+                 "count": marker.count, "text": marker.text}
+            )  # fmt: skip
         return sorted(found, key=lambda event: (event["t"], event["kind"]))
 
     def container_table(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
