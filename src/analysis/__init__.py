@@ -24,7 +24,7 @@ from analysis.errors import AnalysisError, MissingExtraError
 
 if TYPE_CHECKING:
     from analysis.dataset import connect, parquet_files
-    from analysis.query import QueryResult, format_csv, format_table, run_query
+    from analysis.query_cli import QueryResult, format_csv, format_table, run_query
     from analysis.report import ReportResult, build_report_data, write_report
     from analysis.summary import ContainerSummary, RunSummary, format_summary, summarize
 
@@ -33,10 +33,10 @@ if TYPE_CHECKING:
 _LAZY = {
     "connect": "analysis.dataset",
     "parquet_files": "analysis.dataset",
-    "QueryResult": "analysis.query",
-    "format_csv": "analysis.query",
-    "format_table": "analysis.query",
-    "run_query": "analysis.query",
+    "QueryResult": "analysis.query_cli",
+    "format_csv": "analysis.query_cli",
+    "format_table": "analysis.query_cli",
+    "run_query": "analysis.query_cli",
     "ReportResult": "analysis.report",
     "build_report_data": "analysis.report",
     "write_report": "analysis.report",

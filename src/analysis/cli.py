@@ -21,9 +21,7 @@ from analysis.errors import (
     UnreadableFilesWarning,
 )
 from analysis.source import add_source_arguments, local_directory
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
+from common.exit_codes import EXIT_FAILURE, EXIT_OK
 
 #: Where ``finemon report DIR`` writes without ``-o``: inside DIR, named so that dataset
 #: readers (pyarrow, Spark) skip it like the manifests.
@@ -39,8 +37,9 @@ qos_class, labels (a map: labels['pid']), dt and identifier from the folders, pl
 series). Counters are cumulative: the table macro rate('NAME') adds delta, seconds and
 per_second to each row of counter NAME (per series, resets skipped) and increase('NAME') gives
 one row per series with its increase over its range (both refuse a gauge or a name not recorded).
-The view `containers` names each container of each run (namespace/pod/container, or the cgroup
-path off Kubernetes). Times are shown in UTC. Example:
+The view `containers` names each container of each run as finemon view does (name: short and
+unique, full_name: namespace/pod/container, or the cgroup path off Kubernetes). Times are shown
+in UTC. Example:
 
   finemon query DIR "select name, round(avg(per_second) / 1000) as millicores
                      from rate('container.cpu.usage_usec')
@@ -173,7 +172,7 @@ def _fail(command: str, exc: AnalysisError) -> int:
 
 def run_query(args: argparse.Namespace) -> int:
     """``finemon query DIR SQL``."""
-    from analysis.query import format_csv, format_table, run_query  # noqa: PLC0415
+    from analysis.query_cli import format_csv, format_table, run_query  # noqa: PLC0415
 
     try:
         with _warnings_on_stderr("query"):

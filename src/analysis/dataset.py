@@ -31,9 +31,14 @@
 
 ``containers`` (view)
     One row per run and container: ``run_id``, ``container_key``, the standard label columns (the
-    most complete value seen), ``cgroup``, a display ``name`` (``namespace/pod/container``, else
-    the cgroup path, else the short container id) and ``first_time``/``last_time``, the first and
-    last tick with a ``container.*`` row.
+    most complete value seen), ``cgroup``, ``name`` and ``full_name`` and ``first_time``/
+    ``last_time``, the first and last tick with a ``container.*`` row. ``name`` is the
+    container's name as every view of the dataset shows it, short and unique (``nginx``,
+    ``web-7d9/nginx``, ``api (since 14:02:11)`` for one life of a restarted container);
+    ``full_name`` is ``namespace/pod/container`` (else the short container id, else the cgroup
+    path), the same for every life: :func:`analysis.query.names.container_names`, computed in
+    Python by :func:`name_containers`. Until that is called (``finemon query`` and
+    ``finemon mcp`` call it for SQL that reads ``containers``) both are null.
 """
 
 from __future__ import annotations
@@ -41,11 +46,12 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analysis.errors import AnalysisError, UnreadableFilesWarning, one_line, require
+from analysis.query.names import ContainerName, container_labels, container_names
 
 # The columns as ``finemon run`` writes them: its output contract.
 from common.contract import FIXED_COLUMNS
@@ -55,6 +61,10 @@ if TYPE_CHECKING:
     import duckdb
 
 _HIVE_SEGMENT = re.compile(r"^([^=]+)=(.*)$")
+#: The view of one row per run and container the ``containers`` view adds names to.
+CONTAINER_ROWS = "_container_rows"
+#: The names of the containers (:func:`name_containers` fills it).
+_NAMES_TABLE = "_container_names"
 #: Every Parquet file starts and ends with these bytes; the 4 bytes before the last ones are
 #: the length of the footer (the file's metadata).
 _PARQUET_MAGIC = b"PAR1"
@@ -288,21 +298,77 @@ def _view_sql(
         f"""CREATE OR REPLACE MACRO increase(name) AS TABLE
         SELECT i.* FROM (SELECT {_counter_check_sql("increase")} AS ok) AS checked
         JOIN _increase(name) AS i ON checked.ok""",
-        f"""CREATE OR REPLACE VIEW containers AS
+        f"""CREATE OR REPLACE VIEW {CONTAINER_ROWS} AS
         SELECT run_id, container_key, {most_complete},
             max({label_sql("cgroup")}) AS cgroup,
-            coalesce(
-                max(namespace) || '/' || max(pod_name) || '/' || max(container_name),
-                max({label_sql("cgroup")}),
-                max(pod_name) || '/' || left(max(container_id), 12),
-                left(max(container_id), 12),
-                max(pod_uid)
-            ) AS name,
             min(time) AS first_time, max(time) AS last_time
         FROM metrics
         WHERE container_key IS NOT NULL AND starts_with(metric_name, 'container.')
         GROUP BY run_id, container_key""",
+        f"""CREATE OR REPLACE TABLE {_NAMES_TABLE} (
+            container_key VARCHAR PRIMARY KEY, name VARCHAR, full_name VARCHAR)""",
+        f"""CREATE OR REPLACE VIEW containers AS
+        SELECT r.run_id, r.container_key, {", ".join(f"r.{n}" for n in STANDARD_LABEL_COLUMNS)},
+            r.cgroup, n.name, n.full_name, r.first_time, r.last_time
+        FROM {CONTAINER_ROWS} AS r LEFT JOIN {_NAMES_TABLE} AS n USING (container_key)""",
     ]
+
+
+def container_names_of(
+    con: duckdb.DuckDBPyConnection, rows: str = CONTAINER_ROWS
+) -> dict[str, ContainerName]:
+    """The name of every container of ``rows`` (the per-run container rows of the
+    ``containers`` view, or a table of them) by container key, by the one rule
+    (:func:`analysis.query.names.container_names`) over its most complete labels and first
+    tick."""
+    found = con.execute(
+        f"""SELECT container_key, max(namespace), max(pod_name), max(container_name),
+            max(container_id), max(pod_uid), min(epoch_ms(first_time))
+        FROM {rows} GROUP BY container_key ORDER BY container_key"""
+    ).fetchall()
+    labels = [
+        container_labels(
+            key, namespace=namespace, pod_name=pod, container_name=container,
+            container_id=container_id, pod_uid=pod_uid, first_ms=first_ms,
+        )
+        for key, namespace, pod, container, container_id, pod_uid, first_ms in found
+    ]  # fmt: skip
+    return dict(zip((c.key for c in labels), container_names(labels), strict=True))
+
+
+def name_containers(
+    con: duckdb.DuckDBPyConnection, names: Iterable[tuple[str, str, str]] | None = None
+) -> None:
+    """Fill the ``name`` and ``full_name`` columns of the ``containers`` view of ``con``:
+    with ``names`` (container key, name, full name) when given, else by
+    :func:`container_names_of` (a scan of every ``container.*`` row: docs/benchmarks.md has
+    its cost). The names already there are replaced."""
+    if names is None:
+        names = [(k, n.name, n.full_name) for k, n in container_names_of(con).items()]
+    rows = ", ".join(
+        f"({sql_string(key)}, {sql_string(name)}, {sql_string(full)})" for key, name, full in names
+    )
+    con.execute(f"DELETE FROM {_NAMES_TABLE}")
+    if rows:
+        con.execute(f"INSERT INTO {_NAMES_TABLE} VALUES {rows}")
+
+
+def reads_containers(sql: str) -> bool:
+    """Whether ``sql`` names the ``containers`` view: an identifier ``containers`` (any case,
+    quoted or not) outside strings and comments, by DuckDB's own tokenizer. A CTE of that
+    name counts too (naming the containers then is only wasted)."""
+    duckdb_module = require("duckdb")
+    text = sql.encode()  # the tokenizer's positions are offsets in UTF-8
+    try:
+        tokens = duckdb_module.tokenize(sql)
+    except duckdb_module.Error:
+        return False
+    identifier = duckdb_module.token_type.identifier
+    ends = [position for position, _ in tokens[1:]] + [len(text)]
+    return any(
+        kind == identifier and text[position:end].strip().strip(b'"').lower() == b"containers"
+        for (position, kind), end in zip(tokens, ends, strict=True)
+    )
 
 
 def connect(

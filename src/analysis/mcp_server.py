@@ -1,7 +1,7 @@
 """``finemon mcp DIR``: a Model Context Protocol server over a finemon dataset, for agents.
 
 Built on the ``mcp`` SDK (the ``mcp`` extra: ``pip install 'finemon[mcp]'``) and on
-:class:`analysis.explore.Explorer`; tools:
+:class:`analysis.query.explorer.Explorer`; tools:
 
 ``list_nodes``, ``list_runs``
     The nodes and ``finemon run`` sessions of the dataset.
@@ -16,7 +16,7 @@ Built on the ``mcp`` SDK (the ``mcp`` extra: ``pip install 'finemon[mcp]'``) and
 ``run_sql``
     One read-only DuckDB ``SELECT`` over the ``metrics``/``containers`` views, with a row
     limit, a timeout, a cap on the result's size and DuckDB's memory bounded (see
-    :meth:`analysis.explore.Explorer.sql`); anything else is refused and no file outside the
+    :meth:`analysis.query.sql.SqlSandbox.run`); anything else is refused and no file outside the
     dataset is read.
 
 Every result is JSON (structured content): times as ISO 8601 UTC strings, except the points of
@@ -46,7 +46,8 @@ from analysis.source import add_source_arguments, local_directory
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
-    from analysis.explore import ContainerInfo, Explorer
+    from analysis.query.explorer import Explorer
+    from analysis.query.index import ContainerInfo
 
 #: How to get the SDK.
 MCP_INSTALL_HINT = "pip install 'finemon[mcp]'"
@@ -337,7 +338,7 @@ def build_server(explorer: Explorer, *, name: str = "finemon") -> MCPServer:
 
 def _run_sql_description() -> str:
     """What ``run_sql`` tells an agent, with the bounds it keeps."""
-    from analysis.explore import (  # noqa: PLC0415 - duckdb, from the analysis extra
+    from analysis.query.sql import (  # noqa: PLC0415 - duckdb, from the analysis extra
         DEFAULT_SQL_RESULT_BYTES,
         SQL_MEMORY_LIMIT_BYTES,
     )
@@ -391,7 +392,7 @@ def add_mcp_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_mcp(args: argparse.Namespace) -> int:
     """``finemon mcp DIR``: serve until the client goes away (stdio) or SIGINT (HTTP)."""
-    from analysis.explore import Explorer  # noqa: PLC0415 - duckdb, from the analysis extra
+    from analysis.query.explorer import Explorer  # noqa: PLC0415 - duckdb, from the analysis extra
 
     try:
         directory: Path = local_directory(args.directory, args)

@@ -13,7 +13,7 @@ least one tick, chosen so the whole range fits in ``max_points`` buckets) and ea
 one value per bucket: the mean for CPU, PSI and throttling rates, the maximum for memory and
 limits (so peaks survive). Every series therefore has at most ``max_points`` values, whatever
 the length of the recording; only the ``top_processes`` processes with the highest PSS of each
-container are kept. The file is plotly.js (about 4.8 MB) plus the data.
+container are kept. The file is plotly.js (its size: docs/benchmarks.md) plus the data.
 """
 
 from __future__ import annotations
@@ -23,26 +23,30 @@ import json
 import math
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analysis.dataset import connect, label_sql
+from analysis.dataset import CONTAINER_ROWS, connect, container_names_of, label_sql
 from analysis.errors import AnalysisError, one_line, require
-from analysis.names import ContainerLabels, container_names
+from analysis.query.index import index_containers
+from analysis.query.markers import find_markers
+from analysis.query.names import ContainerLabels, ContainerName, full_name
+from analysis.query.series import bucket_ms
 from analysis.report_page import PAGE_SCRIPT, PAGE_STYLE
 from common.catalogue import container as metrics
 from common.catalogue.container import CONTAINER_CPU_THROTTLED_USEC as THROTTLED_USEC
-from common.catalogue.container import CONTAINER_MEMORY_OOM_KILLS as OOM_KILLS
 from common.catalogue.process import PROCESS_MEMORY_PSS_BYTES as PROCESS_PSS
 
 if TYPE_CHECKING:
     import duckdb
 
-#: Default bound on the values kept per series.
-DEFAULT_MAX_POINTS = 400
+#: Default bound on the values kept per series of the report: fewer than a chart's
+#: (analysis.query.series.DEFAULT_MAX_POINTS), since every series of every container is inlined
+#: in one page.
+REPORT_MAX_POINTS = 400
 #: Default number of processes per container in the PSS chart.
 DEFAULT_TOP_PROCESSES = 5
 #: Containers selected when the page opens (the busiest by CPU and memory, and the OOM-killed).
@@ -51,13 +55,6 @@ DEFAULT_SELECTION = 8
 MAX_LIFECYCLE_EVENTS = 2000
 
 _MIB = 1024.0 * 1024.0
-# Round widths for the time buckets, in milliseconds.
-_NICE_STEPS_MS = (
-    1, 2, 5, 10, 20, 50, 100, 200, 250, 500,
-    1_000, 2_000, 5_000, 10_000, 15_000, 30_000,
-    60_000, 120_000, 300_000, 600_000, 900_000, 1_800_000,
-    3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000,
-)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,17 +108,6 @@ class ReportResult:
     seconds: float
 
 
-def bucket_ms(span_ms: int, tick_ms: int, max_points: int) -> int:
-    """The bucket width: the smallest round width, and at least one tick, that fits ``span_ms``
-    in ``max_points`` buckets (a span is cut into at most ``span / width + 2`` buckets)."""
-    needed = math.ceil(span_ms / max(1, max_points - 2))
-    for step in _NICE_STEPS_MS:
-        if step >= needed:
-            return max(step, tick_ms)
-    day = _NICE_STEPS_MS[-1]
-    return max(math.ceil(needed / day) * day, tick_ms)
-
-
 def _tick_ms(con: duckdb.DuckDBPyConnection) -> int:
     # fetch_index counts ticks from the run's first tick and time is the tick's start, so each
     # run's tick is its time span over its index span.
@@ -166,8 +152,10 @@ class _ReportBuilder:
         self.bucket_ms = bucket_ms(self.last_ms - self.first_ms, self.tick_ms, max_points)
         self.t0 = self.first_ms // self.bucket_ms * self.bucket_ms
         self.params = {"t0": self.t0, "bucket": self.bucket_ms}
-        # Both the events and the container list read it: scan the container rows once.
-        con.execute("CREATE OR REPLACE TEMP TABLE report_containers AS SELECT * FROM containers")
+        # The container table reads it twice (labels, names): scan the container rows once.
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE report_containers AS SELECT * FROM {CONTAINER_ROWS}"
+        )
 
     def _bucket_sql(self) -> str:
         return "(epoch_ms(time) - $t0) // $bucket"
@@ -256,17 +244,13 @@ class _ReportBuilder:
             }
             self._add(node, key, fields, buckets, values)
 
+    def _query(self, sql: str, params: Mapping[str, object] | None) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, params or {}).fetchall()
+
     def events(self) -> list[dict[str, Any]]:
+        """The finemon runs' first and last ticks, and the markers the viewer shows
+        (:func:`analysis.query.markers.find_markers`: OOM kills, starts and stops)."""
         found: list[dict[str, Any]] = []
-        for node, key, at_ms, kills in self.con.execute(
-            f"""SELECT coalesce(node_name, '') AS node, container_key, epoch_ms(time), delta
-            FROM _rate('{OOM_KILLS}') WHERE container_key IS NOT NULL AND delta > 0
-            ORDER BY time"""
-        ).fetchall():
-            index = self.containers.setdefault((node, key), len(self.containers))
-            text = "OOM kill" if kills == 1 else f"{kills} OOM kills"
-            found.append({"t": at_ms, "kind": "oom", "c": index, "text": text})
-        lifecycle: list[dict[str, Any]] = []
         runs = self.con.execute(
             """SELECT run_id, max(node_name), min(epoch_ms(time)), max(epoch_ms(time))
             FROM metrics GROUP BY run_id ORDER BY 3"""
@@ -279,38 +263,38 @@ class _ReportBuilder:
             found.append(
                 {"t": last, "kind": "run", "c": -1, "text": f"end of run {run_id[:8]}{where}"}
             )
-        for node, key, first, last, started, stopped in self.con.execute(
-            """WITH runs AS (
-                SELECT run_id, min(time) AS first_tick, max(time) AS last_tick
-                FROM metrics GROUP BY run_id)
-            SELECT coalesce(c.node_name, ''), c.container_key, epoch_ms(c.first_time),
-                epoch_ms(c.last_time), c.first_time > r.first_tick, c.last_time < r.last_tick
-            FROM report_containers c JOIN runs r USING (run_id)
-            ORDER BY c.first_time"""
-        ).fetchall():
-            index = self.containers.setdefault((node, key), len(self.containers))
-            if started:
-                lifecycle.append({"t": first, "kind": "start", "c": index, "text": "started"})
-            if stopped:
-                lifecycle.append({"t": last, "kind": "stop", "c": index, "text": "stopped"})
-        found += lifecycle[:MAX_LIFECYCLE_EVENTS]
+        index = index_containers(self._query)
+        markers = find_markers(
+            self._query,
+            index,
+            list(index.containers),
+            self.first_ms,
+            self.last_ms,
+            run_ranges={str(run_id): (int(first), int(last)) for run_id, _, first, last in runs},
+            tick_seconds=self.tick_ms / 1000,
+        )
+        lifecycle = 0
+        for marker in markers:
+            if marker.kind != "oom":
+                lifecycle += 1
+                if lifecycle > MAX_LIFECYCLE_EVENTS:
+                    continue
+            node = index.containers[marker.container_key].node_name or ""
+            slot = self.containers.setdefault((node, marker.container_key), len(self.containers))
+            found.append(
+                {"t": round(marker.time * 1000), "kind": marker.kind, "c": slot,
+                 "count": marker.count, "text": marker.text}
+            )  # fmt: skip
         return sorted(found, key=lambda event: (event["t"], event["kind"]))
 
     def container_table(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows = self.con.execute(
             """SELECT coalesce(node_name, ''), container_key, max(qos_class), max(namespace),
-                max(pod_name), max(container_name), max(container_id), max(cgroup),
-                min(epoch_ms(first_time))
+                max(pod_name), max(container_id), max(cgroup)
             FROM report_containers GROUP BY ALL"""
         ).fetchall()
-        qos_classes = {(row[0], row[1]): row[2] for row in rows}
-        described = {(row[0], row[1]): ContainerLabels(row[1], *row[3:]) for row in rows}
-        # (A container with series but no container.* row is named by its key.)
-        page = [
-            described.get(slot, ContainerLabels(slot[1], None, None, None, None, None, 0))
-            for slot in self.containers
-        ]
-        names = container_names(page)
+        described = {(row[0], row[1]): row[2:] for row in rows}
+        names = container_names_of(self.con, "report_containers")
         peaks: dict[tuple[int, str], float] = defaultdict(float)
         for series in self.series:
             top = max((v for v in series["values"] if v is not None), default=0.0)
@@ -319,21 +303,23 @@ class _ReportBuilder:
         kills: dict[int, int] = defaultdict(int)
         for event in events:
             if event["kind"] == "oom":
-                kills[event["c"]] += 1
+                kills[event["c"]] += event["count"]
         table: list[dict[str, Any]] = [{} for _ in self.containers]
-        for ((node, key), index), labels, name in zip(
-            self.containers.items(), page, names, strict=True
-        ):
+        for (node, key), index in self.containers.items():
+            qos, namespace, pod, container_id, cgroup = described.get(
+                (node, key), (None, None, None, None, None)
+            )
+            name = names.get(key) or _named_by_key(key)
             table[index] = {
                 "key": key,
                 "name": name.long_name,
                 "label": name.name,
                 "node": node,
-                "qos": qos_classes.get((node, key)),
-                "namespace": labels.namespace,
-                "pod": labels.pod_name,
-                "id": (labels.container_id or "")[:12],
-                "cgroup": labels.cgroup,
+                "qos": qos,
+                "namespace": namespace,
+                "pod": pod,
+                "id": (container_id or "")[:12],
+                "cgroup": cgroup,
                 "cpu_peak": peaks[(index, "cpu:usage")],
                 "memory_peak": peaks[(index, "memory:working set")],
                 "oom_kills": kills[index],
@@ -363,6 +349,12 @@ class _ReportBuilder:
         }
 
 
+def _named_by_key(key: str) -> ContainerName:
+    """The name of a container with series but no ``container.*`` row: its key, shortened."""
+    name = full_name(ContainerLabels(key, None, None, None, None, None, 0))
+    return ContainerName(name, name, "")
+
+
 def default_selection(containers: list[dict[str, Any]], size: int = DEFAULT_SELECTION) -> list[int]:
     """The containers drawn when the page opens: every OOM-killed one, then the busiest by CPU
     and by working set in turn, ``size`` in all (more only when more were OOM-killed)."""
@@ -379,7 +371,7 @@ def default_selection(containers: list[dict[str, Any]], size: int = DEFAULT_SELE
 def build_report_data(
     directory: str | Path,
     *,
-    max_points: int = DEFAULT_MAX_POINTS,
+    max_points: int = REPORT_MAX_POINTS,
     top_processes: int = DEFAULT_TOP_PROCESSES,
     title: str | None = None,
     run_id: str | None = None,
@@ -478,7 +470,7 @@ def write_report(
     directory: str | Path,
     output: str | Path,
     *,
-    max_points: int = DEFAULT_MAX_POINTS,
+    max_points: int = REPORT_MAX_POINTS,
     top_processes: int = DEFAULT_TOP_PROCESSES,
     title: str | None = None,
     run_id: str | None = None,

@@ -3,7 +3,7 @@
 The script reads the JSON in ``<script id="finemon-data">`` (built by :mod:`analysis.report`):
 ``containers`` (one entry per container, indexed by the series' ``c``; ``label`` is the short
 unique name the legends and the side list show, ``name`` the full one of hovers, tooltips and
-events, a restarted container's lives told apart in both: :mod:`analysis.names`),
+events, a restarted container's lives told apart in both: :mod:`analysis.query.names`),
 ``series`` (``chart``, ``role``, ``c``, ``start`` bucket, ``values`` one per bucket from there,
 null where there was no data, and ``gap``, the ms of missing data past which the line breaks),
 ``events`` and the time grid ``t0 + bucket * bucket_ms`` (ms since the epoch, UTC). When every

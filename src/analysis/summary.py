@@ -17,9 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analysis.dataset import connect, label_sql
+from analysis.dataset import connect, container_names_of, label_sql
 from analysis.errors import AnalysisError, one_line, require
-from analysis.names import ContainerLabels, container_names
 from common.catalogue.container import CONTAINER_CPU_PERIODS as PERIODS
 from common.catalogue.container import CONTAINER_CPU_THROTTLED_PERIODS as THROTTLED_PERIODS
 from common.catalogue.container import CONTAINER_CPU_THROTTLED_USEC as THROTTLED_USEC
@@ -53,7 +52,7 @@ class Stats:
 class ContainerSummary:
     """One container in one run; a field is None when the run has no such metric for it.
     ``name`` is its full name, a restarted container's lives told apart by their start time
-    (:attr:`analysis.names.ContainerName.long_name`)."""
+    (:attr:`analysis.query.names.ContainerName.long_name`)."""
 
     container_key: str
     name: str
@@ -158,14 +157,7 @@ def summarize(
         containers = con.execute(
             "SELECT run_id, container_key, first_time, last_time FROM containers"
         ).fetchall()
-        labels = [
-            ContainerLabels(*row)
-            for row in con.execute(
-                """SELECT container_key, max(namespace), max(pod_name), max(container_name),
-                    max(container_id), max(cgroup), min(epoch_ms(first_time))
-                FROM containers GROUP BY container_key ORDER BY container_key"""
-            ).fetchall()
-        ]
+        names = container_names_of(con)
         stats = _gauge_stats(con)
         increases = _counter_increases(con)
         processes = _top_processes(con, top_processes)
@@ -174,7 +166,6 @@ def summarize(
     finally:
         con.close()
 
-    names = dict(zip((c.key for c in labels), container_names(labels), strict=True))
     by_run: dict[str, list[ContainerSummary]] = defaultdict(list)
     # By name, a restarted container's lives in the order they started.
     by_name = sorted(containers, key=lambda row: (row[0], names[row[1]].full_name, row[2], row[1]))

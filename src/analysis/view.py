@@ -2,16 +2,17 @@
 
 The page (``analysis/view_static``: one HTML, one script, one style sheet and the vendored uPlot)
 is served as it is; it asks a read-only JSON API for everything it draws. Every answer comes from
-one :class:`analysis.explore.Explorer`; its DuckDB work runs in the thread pool, one call at a
-time (one lock), so the event loop keeps answering while a query runs.
+one :class:`analysis.query.explorer.Explorer`; its DuckDB work runs in the thread pool, one call at
+a time (one lock), so the event loop keeps answering while a query runs.
 
 The API (GET only; times are epoch seconds; ``container`` may repeat)::
 
     /api/range                      the recorded range and the dataset's folder
     /api/status                     a version that changes when new files land (live mode)
     /api/containers?search&namespace&pod&qos&node
-                                    matching containers, and every label value to filter on
-    /api/metrics?search             metrics whose name or description holds the text
+                                    containers matching every word of the search, and every
+                                    label value to filter on
+    /api/metrics?search             metrics whose name or description holds every word
     /api/series?metric&container&start&end&max_points&envelope
                                     downsampled series (mean, min, max per time bucket;
                                     envelope=0: the means only)
@@ -43,13 +44,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from analysis.errors import AnalysisError, require
+from analysis.query.search import CONTAINER_FILTERS, search_containers, search_metrics
+from analysis.query.series import DEFAULT_MAX_POINTS
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
     from starlette.middleware.base import RequestResponseEndpoint
     from starlette.requests import Request
 
-    from analysis.explore import Explorer
+    from analysis.query.explorer import Explorer
+    from analysis.query.index import ContainerInfo, MetricInfo
 
 #: How to get the web server's dependencies.
 VIEW_INSTALL_HINT = "pip install 'finemon[view]'"
@@ -61,7 +65,6 @@ LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "localhost", "::1"})
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 #: Bounds of ``max_points``: a chart is at most a few thousand pixels wide.
 MAX_POINTS_LIMIT = 10_000
-DEFAULT_MAX_POINTS = 1200
 #: The live page polls /api/status every 2 s; the dataset is looked at no more often than this.
 REFRESH_INTERVAL_SECONDS = 1.0
 #: How often live mode brings an s3:// source's mirror up to date (a LIST of the prefix, then
@@ -69,18 +72,6 @@ REFRESH_INTERVAL_SECONDS = 1.0
 RESYNC_INTERVAL_SECONDS = 15.0
 #: Points of a series the studies run on.
 STUDY_POINTS = 2000
-#: The label filters of /api/containers and the ContainerInfo field each one compares.
-FILTER_ATTRIBUTES = {
-    "namespace": "namespace",
-    "pod": "pod_name",
-    "qos": "qos_class",
-    "node": "node_name",
-}
-#: The ContainerInfo fields a container search looks in.
-SEARCHED_ATTRIBUTES = (
-    "name", "full_name", "namespace", "pod_name", "container_name", "container_id", "cgroup",
-    "key",
-)  # fmt: skip
 #: The page may load its own files only: no script, style or image from elsewhere.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -204,8 +195,8 @@ class ViewService:
         self._resync_interval = resync_interval_seconds
         self._resynced = time.monotonic()
         self._resyncing = threading.Event()
-        self._metrics: tuple[int, list[Any]] | None = None
-        self._containers: tuple[int, list[Any]] | None = None
+        self._metrics: tuple[int, list[MetricInfo]] | None = None
+        self._containers: tuple[int, list[ContainerInfo]] | None = None
 
     def locked(self, work: Callable[[], T]) -> T:
         """Run ``work`` holding the Explorer's lock."""
@@ -248,15 +239,15 @@ class ViewService:
             span = self.explorer.time_range()
         return {"directory": str(self.directory), "version": self.version, "range": jsonable(span)}
 
-    def all_metrics(self) -> list[Any]:
+    def all_metrics(self) -> list[MetricInfo]:
         """Every metric of the dataset, kept until new files land: listing them scans every
-        file, seconds on a day of 100 containers, and the page asks at every search."""
+        file, and the page asks at every search."""
         with self._lock:
             if self._metrics is None or self._metrics[0] != self.version:
                 self._metrics = (self.version, list(self.explorer.metrics()))
             return self._metrics[1]
 
-    def all_containers(self) -> list[Any]:
+    def all_containers(self) -> list[ContainerInfo]:
         """Every container of the dataset, kept until new files land (a scan of every file)."""
         with self._lock:
             if self._containers is None or self._containers[0] != self.version:
@@ -264,32 +255,27 @@ class ViewService:
             return self._containers[1]
 
     def containers(self, request: Request) -> dict[str, Any]:
-        """Containers whose names, id or cgroup hold ``search`` (any case), with the label
-        filters applied; searched here, on the kept list, as the user types."""
-        search = (_text(request, "search") or "").lower()
-        filters = {name: _text(request, name) for name in FILTER_ATTRIBUTES}
+        """Containers matching every word of ``search`` with the label filters applied (the
+        one rule of :func:`analysis.query.search.search_containers`); searched here, on the
+        kept list, as the user types."""
         every = self.all_containers()
-        found = [
-            c for c in every
-            if all(value is None or getattr(c, FILTER_ATTRIBUTES[name], None) == value
-                   for name, value in filters.items())
-            and (not search or any(search in str(getattr(c, a, None) or "").lower()
-                                   for a in SEARCHED_ATTRIBUTES))
-        ]  # fmt: skip
+        found = search_containers(
+            every,
+            _text(request, "search") or "",
+            **{name: _text(request, name) for name in CONTAINER_FILTERS},
+        )
         facets = {
             name: sorted({v for c in every if (v := getattr(c, attribute, None))})
-            for name, attribute in FILTER_ATTRIBUTES.items()
+            for name, attribute in CONTAINER_FILTERS.items()
         }
         return {"containers": jsonable(found), "facets": facets, "total": len(every)}
 
     def metrics(self, request: Request) -> dict[str, Any]:
-        """The dataset's metrics whose name or description holds ``search`` (any case)."""
-        search = (_text(request, "search") or "").lower()
-        found = [
-            m for m in self.all_metrics()
-            if search in m.name.lower() or search in (m.description or "").lower()
-        ]  # fmt: skip
-        return {"metrics": jsonable(found)}
+        """The dataset's metrics whose name or description holds every word of ``search``
+        (:func:`analysis.query.search.search_metrics`)."""
+        return {
+            "metrics": jsonable(search_metrics(self.all_metrics(), _text(request, "search") or ""))
+        }
 
     def series(self, request: Request) -> dict[str, Any]:
         metric = _text(request, "metric", required=True)
@@ -321,7 +307,7 @@ class ViewService:
         return {"markers": jsonable(found)}
 
     def studies(self, request: Request) -> dict[str, Any]:
-        from analysis import studies  # noqa: PLC0415 - numpy; with the rest of the layer
+        from analysis.query import studies  # noqa: PLC0415 - numpy; with the rest of the layer
 
         metric = _text(request, "metric", required=True)
         assert metric is not None
@@ -476,7 +462,7 @@ def open_app(
     Raises :class:`AnalysisError` when the dataset cannot be opened or a dependency is missing.
     """
     require_view()
-    from analysis.explore import Explorer  # noqa: PLC0415
+    from analysis.query.explorer import Explorer  # noqa: PLC0415
 
     app = create_app(Explorer(directory), directory, allowed_hosts=allowed_hosts, resync=resync)
     app.state.service.all_containers()

@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from analysis.cli import DIR_HELP, EXIT_FAILURE, EXIT_OK
+from analysis.cli import DIR_HELP
 from analysis.errors import AnalysisError
 from analysis.source import add_source_arguments, local_directory, mirror_sync
+from common.exit_codes import EXIT_FAILURE, EXIT_OK
 
 VIEW_INSTALL_HINT = "pip install 'finemon[view]'"
 

@@ -8,8 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from common.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from common.objectstore import is_s3_url
-from monitor.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 CATALOG_DESCRIPTION = """\
 Register every finished Parquet file of DIR in an Apache Iceberg table, in place (no data is

@@ -26,12 +26,11 @@ from analysis.cli import (
 )
 from analysis.mcp_server import MCP_DESCRIPTION, add_mcp_arguments
 from analysis.view_cli import VIEW_DESCRIPTION, add_view_arguments
+from common.exit_codes import EXIT_OK, EXIT_USAGE
 from common.version import __version__
 from finemon.catalog import CATALOG_DESCRIPTION, add_catalog_arguments, run_catalog
 from finemon.demo import add_demo_arguments
 from monitor.cli import (
-    EXIT_OK,
-    EXIT_USAGE,
     RUN_DESCRIPTION,
     UsageError,
     configure_logging,

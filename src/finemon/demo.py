@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analysis.names import ContainerLabels, container_names
+from analysis.query.names import ContainerLabels, container_labels, container_names
 from common.catalogue.container import (
     CONTAINER_CPU_USAGE_MILLICORES,
     CONTAINER_MEMORY_PSS_BYTES,
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("finemon.demo")
 
-#: The columns that name a container (:mod:`analysis.names`), besides the labels' cgroup.
+#: The columns that name a container (:mod:`analysis.query.names`), besides the labels' cgroup.
 _NAME_COLUMNS = ("namespace", "pod_name", "container_name", "container_id", "pod_uid")
 
 DEFAULT_SECONDS = 60.0
@@ -241,8 +241,9 @@ def query_hint(output: Path, run_id: str | None, duckdb_installed: bool) -> list
 
 def _container_labels(table: pa.Table) -> tuple[list[ContainerLabels], dict[int, str]]:
     """The containers of ``table`` (rows of the dataset), each with its most complete names
-    and first tick, and the container key of each row (keyed as analysis.dataset keys them:
-    the container id, else the cgroup label, else the pod uid)."""
+    and first tick (:func:`analysis.query.names.container_labels`), and the container key of
+    each row (keyed as analysis.dataset keys them: the container id, else the cgroup label,
+    else the pod uid)."""
     names: dict[str, dict[str, str | None]] = {}
     first: dict[str, datetime] = {}
     row_keys: dict[int, str] = {}
@@ -253,19 +254,19 @@ def _container_labels(table: pa.Table) -> tuple[list[ContainerLabels], dict[int,
             continue
         row_keys[index] = key
         first[key] = min(first.get(key, row["time"]), row["time"])
-        known = names.setdefault(key, {"cgroup": cgroup})
+        known = names.setdefault(key, {})
         for column in _NAME_COLUMNS:
             if known.get(column) is None:  # kubelet's names may appear after the first tick
                 known[column] = row[column]
     containers = [
-        ContainerLabels(
+        container_labels(
             key,
-            known["namespace"],
-            known["pod_name"],
-            known["container_name"],
-            known["container_id"],
-            known["cgroup"],
-            round(first[key].timestamp() * 1000),
+            namespace=known["namespace"],
+            pod_name=known["pod_name"],
+            container_name=known["container_name"],
+            container_id=known["container_id"],
+            pod_uid=known["pod_uid"],
+            first_ms=round(first[key].timestamp() * 1000),
         )
         for key, known in sorted(names.items())
     ]
@@ -281,7 +282,7 @@ def print_summary(
 ) -> None:
     """Print CPU, memory and PSS per container of the dataset at ``output``: only those of
     ``namespace``, of run ``run_id`` and with ``container_id`` in ``container_keys`` when given.
-    Containers are named as everywhere else (:func:`analysis.names.container_names`). Reads
+    Containers are named as everywhere else (:func:`analysis.query.names.container_names`). Reads
     with pyarrow alone (the base install has no duckdb)."""
     import pyarrow.dataset as ds  # noqa: PLC0415 - the CLI starts without pyarrow
 

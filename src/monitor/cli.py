@@ -16,14 +16,11 @@ import os
 import sys
 import time
 
+from common.exit_codes import EXIT_FAILURE
 from common.objectstore import S3_INSTALL_HINT
 from monitor.config import Config, ConfigError, Environment, build_config
 from monitor.shipping.supervisor import UploaderSupervisor
 from monitor.signals import SignalWatch
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 
 
 class UsageError(Exception):

@@ -12,7 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis import AnalysisError, connect, parquet_files
-from analysis.dataset import describe_unreadable, parquet_problem
+from analysis.dataset import (
+    describe_unreadable,
+    name_containers,
+    parquet_problem,
+    reads_containers,
+)
 from analysis.errors import UnreadableFilesWarning
 from tests.analysis.synthetic import (
     BATCH_ID,
@@ -145,19 +150,33 @@ def test_increase_totals_each_series(small_dir: Path) -> None:
 
 
 def test_containers_view_names_every_container_of_every_run(small_dir: Path) -> None:
-    rows = (
-        connect(small_dir)
-        .execute(
-            "SELECT run_id, name, container_id, first_time, last_time FROM containers ORDER BY ALL"
-        )
-        .fetchall()
-    )
-    assert rows == [
-        (RUN_A, "jobs/batch-x/job", BATCH_ID, at(60), at(179)),
-        (RUN_A, "shop/db-0/postgres", DB_ID, at(0), at(RUN_A_TICKS - 1)),
-        (RUN_A, "shop/web-7d9/nginx", WEB_ID, at(0), at(RUN_A_TICKS - 1)),
-        (RUN_B, "shop/web-7d9/nginx", WEB_ID, at(420), at(479)),
+    con = connect(small_dir)
+    query = """SELECT run_id, name, full_name, container_id, first_time, last_time
+        FROM containers ORDER BY ALL"""
+    # Unnamed until asked: naming scans every container row.
+    assert {row[1:3] for row in con.execute(query).fetchall()} == {(None, None)}
+    name_containers(con)
+    assert con.execute(query).fetchall() == [
+        (RUN_A, "job", "jobs/batch-x/job", BATCH_ID, at(60), at(179)),
+        (RUN_A, "nginx", "shop/web-7d9/nginx", WEB_ID, at(0), at(RUN_A_TICKS - 1)),
+        (RUN_A, "postgres", "shop/db-0/postgres", DB_ID, at(0), at(RUN_A_TICKS - 1)),
+        (RUN_B, "nginx", "shop/web-7d9/nginx", WEB_ID, at(420), at(479)),
     ]
+
+
+@pytest.mark.parametrize(
+    ("sql", "reads"),
+    [
+        ("SELECT name FROM containers", True),
+        ('select * from metrics join "Containers" using (run_id, container_key)', True),
+        ("SELECT 1; SELECT * FROM CONTAINERS", True),
+        ("SELECT 'containers' FROM metrics -- containers", False),
+        ("SELECT container_name FROM metrics", False),
+        ("SELECT FROM WHERE (", False),
+    ],
+)
+def test_sql_that_reads_the_containers_view_is_told(sql: str, reads: bool) -> None:
+    assert reads_containers(sql) is reads
 
 
 def test_a_host_that_is_no_kubernetes_node_is_keyed_by_cgroup(tmp_path: Path) -> None:
@@ -183,7 +202,10 @@ def test_a_host_that_is_no_kubernetes_node_is_keyed_by_cgroup(tmp_path: Path) ->
     assert con.execute("SELECT DISTINCT container_key, container_id FROM metrics").fetchall() == [
         ("system.slice/cron.service", None)
     ]
-    assert con.execute("SELECT name FROM containers").fetchall() == [("system.slice/cron.service",)]
+    name_containers(con)
+    assert con.execute("SELECT name, full_name, cgroup FROM containers").fetchall() == [
+        ("cron.service", "system.slice/cron.service", "system.slice/cron.service")
+    ]
 
 
 def test_unreadable_directories_are_one_line_errors(tmp_path: Path) -> None:

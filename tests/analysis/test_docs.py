@@ -191,10 +191,11 @@ def test_the_spark_examples_are_python() -> None:
 
 
 def display_names(layout: Layout) -> tuple[str, str, str]:
-    """The display names of db, web and batch in finemon's commands."""
+    """The display names of db, web and batch in finemon's commands (the viewer's: a
+    container's name, a host cgroup path's last components)."""
     if layout.host:
-        return HOST_CGROUPS[DB_ID], HOST_CGROUPS[WEB_ID], HOST_CGROUPS[BATCH_ID]
-    return "shop/db-0/postgres", "shop/web-7d9/nginx", "jobs/batch-x/job"
+        return "postgresql.service", "nginx.service", "session-4.scope"
+    return "postgres", "nginx", "job"
 
 
 def test_the_finemon_commands_run(named_layout: Layout, capsys: pytest.CaptureFixture[str]) -> None:

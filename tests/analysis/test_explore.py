@@ -1,4 +1,4 @@
-"""The query layer (analysis.explore) on synthetic datasets whose answers are known."""
+"""The query layer (analysis.query.explorer) on synthetic datasets whose answers are known."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from analysis.errors import AnalysisError
-from analysis.explore import Explorer, RefusedQueryError
+from analysis.query.explorer import Explorer
+from analysis.query.sql import RefusedQueryError
 from tests.analysis import patterns as pat
 from tests.analysis import synthetic as syn
 
@@ -170,10 +171,10 @@ def test_process_series_summed_or_split(small: Explorer) -> None:
 
 def test_markers_oom_start_stop(small: Explorer) -> None:
     found = small.markers([syn.WEB_ID, syn.DB_ID, syn.BATCH_ID])
-    assert [(m.kind, m.container_key, m.time * 1000) for m in found] == [
-        ("start", syn.BATCH_ID, syn.RUN_A_START_MS + syn.BATCH_TICKS[0] * 1000),
-        ("stop", syn.BATCH_ID, syn.RUN_A_START_MS + syn.BATCH_TICKS[-1] * 1000),
-        ("oom", syn.DB_ID, syn.RUN_A_START_MS + syn.OOM_TICK * 1000),
+    assert [(m.kind, m.container_key, m.time * 1000, m.count, m.text) for m in found] == [
+        ("start", syn.BATCH_ID, syn.RUN_A_START_MS + syn.BATCH_TICKS[0] * 1000, 1, "started"),
+        ("stop", syn.BATCH_ID, syn.RUN_A_START_MS + syn.BATCH_TICKS[-1] * 1000, 1, "stopped"),
+        ("oom", syn.DB_ID, syn.RUN_A_START_MS + syn.OOM_TICK * 1000, 1, "OOM kill"),
     ]
     # web runs from the first to the last tick of both runs: no start nor stop.
     assert small.markers([syn.WEB_ID]) == []
@@ -206,8 +207,9 @@ def test_analyze_planted_patterns(planted: Explorer) -> None:
 
     oomy = planted.analyze(pat.OOMY.container_id)
     assert oomy.oom_kills == 2
-    assert [(m.kind, m.text, m.time) for m in oomy.markers] == [
-        ("oom", "2 OOM kills", (pat.START_MS + pat.OOM_TICK * 1000) / 1000)
+    # The marker carries its number; the text is made from it.
+    assert [(m.kind, m.count, m.text, m.time) for m in oomy.markers] == [
+        ("oom", 2, "2 OOM kills", (pat.START_MS + pat.OOM_TICK * 1000) / 1000)
     ]
 
     late = planted.analyze(pat.LATE.container_id)
@@ -368,3 +370,17 @@ def test_sql_stops_at_the_byte_cap(small: Explorer) -> None:
         with pytest.raises(AnalysisError, match=r"larger than 2000 bytes .*a single value is"):
             small.sql(query, max_bytes=2000)
     assert small.sql("select 42").rows == [(42,)]
+
+
+def test_sql_names_containers_as_the_viewer_does(tmp_path: Path) -> None:
+    """The ``containers`` view's name is the viewer's, in the sandbox and in finemon query:
+    a restarted container's three lives apart by their start times."""
+    from analysis.query_cli import run_query
+
+    root = syn.write_restarts(tmp_path / "out")
+    with Explorer(root) as explorer:
+        shown = {(c.key, c.name, c.full_name) for c in explorer.containers()}
+        assert ("9a" * 32, "api (since 23:58:00)", "shop/api-6c8/api") in shown
+        query = "SELECT DISTINCT container_key, name, full_name FROM containers"
+        assert set(explorer.sql(query).rows) == shown
+    assert set(run_query(root, query).rows) == shown

@@ -20,8 +20,8 @@ pytest.importorskip("mcp", reason="the mcp extra is not installed")
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from analysis.explore import Explorer
 from analysis.mcp_server import build_server
+from analysis.query.explorer import Explorer
 from tests.analysis import patterns as pat
 from tests.analysis import synthetic as syn
 

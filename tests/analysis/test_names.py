@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from analysis.names import ContainerLabels, ContainerName, container_names, short_labels
+from analysis.query.names import ContainerLabels, ContainerName, container_names, short_labels
 
 
 def test_the_last_component_when_it_is_distinct() -> None:

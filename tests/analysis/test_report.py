@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from analysis import build_report_data, write_report
-from analysis.report import bucket_ms, default_selection
+from analysis.query.series import bucket_ms
+from analysis.report import default_selection
+from tests.analysis import synthetic
 from tests.analysis.synthetic import (
     API_LIVES,
     BATCH_TICKS,
@@ -196,3 +198,56 @@ def test_one_run_and_some_containers_only(tmp_path: Path, small_dir: Path) -> No
     assert result.containers == 1
     page = (tmp_path / "r.html").read_text()
     assert "finemon run b2b2b2b2" in page and "finemon run a1a1a1a1" not in page
+
+
+def test_oom_kills_are_counted_not_their_events(patterns_dir: Path) -> None:
+    """Two OOM kills seen at one tick: one event of count 2, and the container's table says 2."""
+
+    data = build_report_data(patterns_dir)
+    [oomy] = [i for i, c in enumerate(data["containers"]) if c["label"] == "oomy"]
+    ooms = [e for e in data["events"] if e["kind"] == "oom"]
+    assert [(e["c"], e["count"], e["text"]) for e in ooms] == [(oomy, 2, "2 OOM kills")]
+    assert data["containers"][oomy]["oom_kills"] == 2
+
+
+def _write_late_discovery(root: Path) -> Path:
+    """web from the run's first tick; db seen from its second tick only (found one tick
+    late, as discovery does), both to the end: no container started or stopped."""
+    rows = synthetic._Rows()
+    for tick in range(20):
+        at = RUN_A_START_MS + tick * 1000
+        for container in (synthetic.WEB, synthetic.DB):
+            if container is synthetic.DB and tick == 0:
+                continue
+            rows.add(synthetic.RUN_A, at, tick, "container.memory.working_set_bytes",
+                     10.0 * synthetic.MIB, container.columns())  # fmt: skip
+    synthetic.write_file(root, rows.table(), synthetic.RUN_A, 0)
+    return root
+
+
+@pytest.mark.parametrize("dataset", ["small", "restarts", "patterns", "late discovery"])
+def test_the_events_are_the_viewers_markers(
+    dataset: str, small_dir: Path, patterns_dir: Path, tmp_path: Path
+) -> None:
+    """OOM kills, starts and stops: the same events, counts and texts as the viewer marks."""
+    from analysis.query.explorer import Explorer
+
+    root = {
+        "small": lambda: small_dir,
+        "restarts": lambda: write_restarts(tmp_path / "out"),
+        "patterns": lambda: patterns_dir,
+        "late discovery": lambda: _write_late_discovery(tmp_path / "out"),
+    }[dataset]()
+    data = build_report_data(root)
+    keys = [c["key"] for c in data["containers"]]
+    events = sorted(
+        (e["t"], e["kind"], keys[e["c"]], e.get("count", 1), e["text"])
+        for e in data["events"]
+        if e["kind"] != "run"
+    )
+    with Explorer(root) as explorer:
+        markers = explorer.markers([c.key for c in explorer.containers()])
+    assert events == sorted(
+        (round(m.time * 1000), m.kind, m.container_key, m.count, m.text) for m in markers
+    )
+    assert bool(events) is (dataset != "late discovery")

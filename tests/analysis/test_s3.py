@@ -132,7 +132,7 @@ def test_view_live_mode_follows_the_bucket(uploaded: Path, s3: MotoServer, tmp_p
     pytest.importorskip("httpx", reason="httpx (starlette's test client) is not installed")
     from starlette.testclient import TestClient
 
-    from analysis.explore import Explorer
+    from analysis.query.explorer import Explorer
     from analysis.source import mirror_sync
     from analysis.view import create_app
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from analysis.studies import changepoints, peaks, periodicity
+from analysis.query.studies import changepoints, peaks, periodicity
 
 
 def _times(n: int, step: float = 1.0) -> list[float]:

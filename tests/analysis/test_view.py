@@ -24,7 +24,7 @@ pytest.importorskip("httpx", reason="httpx (starlette's test client) is not inst
 
 from starlette.testclient import TestClient
 
-from analysis.explore import Explorer
+from analysis.query.explorer import Explorer
 from analysis.view import create_app
 
 WORKING_SET = "container.memory.working_set_bytes"

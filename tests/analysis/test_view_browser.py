@@ -48,7 +48,7 @@ pytestmark = pytest.mark.skipif(
     "chromium; or set FINEMON_CHROMIUM)",
 )
 
-from analysis.explore import Explorer  # noqa: E402
+from analysis.query.explorer import Explorer  # noqa: E402
 from tests.analysis.view_server import running_view  # noqa: E402
 
 CHROMIUM_ARGS = [

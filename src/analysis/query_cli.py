@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from analysis.dataset import connect
+from analysis.dataset import connect, name_containers, reads_containers
 from analysis.errors import AnalysisError, one_line, require
 
 #: Rows printed by default; the rest are counted as cut.
@@ -28,13 +28,16 @@ class QueryResult:
 
 def run_query(directory: str | Path, sql: str, max_rows: int | None = None) -> QueryResult:
     """Run ``sql`` (one or more statements; the last one's rows are returned) over the
-    ``metrics`` view of ``directory``, keeping at most ``max_rows`` rows.
+    ``metrics`` view of ``directory``, keeping at most ``max_rows`` rows. SQL that reads the
+    ``containers`` view gets its container names (:func:`analysis.dataset.name_containers`).
 
     Raises :class:`AnalysisError` with DuckDB's message on one line for bad SQL.
     """
     duckdb = require("duckdb")
     con = connect(directory)
     try:
+        if reads_containers(sql):
+            name_containers(con)
         cursor = con.execute(sql)
         if cursor.description is None:
             return QueryResult(columns=(), rows=[])

@@ -1,9 +1,9 @@
 """Studies of one time series: periodicity, changepoints and peaks (numpy only).
 
 Each function takes ``times`` (epoch seconds, ascending) and ``values`` of the same length, as
-:meth:`analysis.explore.Explorer.series` returns them (downsampled, so a study runs on at most a
-few thousand points). Non-finite values (gaps) are dropped first. The functions never raise for
-short or flat input: they return ``None`` or an empty list.
+:meth:`analysis.query.explorer.Explorer.series` returns them (downsampled, so a study runs on at
+most a few thousand points). Non-finite values (gaps) are dropped first. The functions never
+raise for short or flat input: they return ``None`` or an empty list.
 """
 
 from __future__ import annotations

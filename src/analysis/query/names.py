@@ -30,6 +30,25 @@ class ContainerLabels:
     first_ms: int
 
 
+def container_labels(
+    key: str,
+    *,
+    namespace: str | None,
+    pod_name: str | None,
+    container_name: str | None,
+    container_id: str | None,
+    pod_uid: str | None,
+    first_ms: int,
+) -> ContainerLabels:
+    """The labels of the container ``key`` (its ``container_key``: the container id, else the
+    cgroup path, else the pod uid): a key that is neither the container id nor the pod uid is
+    the cgroup path of a container on a host without kubelet."""
+    cgroup = key if container_id is None and key != pod_uid else None
+    return ContainerLabels(
+        key, namespace, pod_name, container_name, container_id, cgroup, int(first_ms)
+    )
+
+
 def full_name(container: ContainerLabels) -> str:
     """``namespace/pod/container`` (``pod/container`` without a namespace), else the container
     id's first 12 digits (what ``docker ps`` and ``crictl ps`` show), else the cgroup path,

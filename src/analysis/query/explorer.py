@@ -1,0 +1,414 @@
+"""The query layer's entry point: one :class:`Explorer` over a dataset.
+
+An :class:`Explorer` answers the questions an interactive viewer or an agent asks of a finemon
+output directory: which nodes, runs, containers and metrics it holds (:mod:`.index`, searched
+by the one rule of :mod:`.search`), a metric's series for some containers downsampled to a
+number of points (:mod:`.series`), the per-process PSS of a container, the OOM kills and
+container starts and stops to mark on a chart (:mod:`.markers`), a study of one container
+(peaks, throttling, OOM kills, changepoints, periodicity: :mod:`.analyze`) and read-only SQL
+with limits (:mod:`.sql`).
+
+Everything is computed by DuckDB over the Parquet files (the ``metrics`` view of
+:func:`analysis.dataset.connect`); no table is loaded whole into Python. What can be read from
+the files' footers (time range, runs, metric descriptions: :mod:`.files`) is, and the
+container list (one scan of two metrics) is cached until :meth:`Explorer.refresh` sees new
+files.
+
+All text is returned raw (container and process names come from the monitored host): escaping
+is the presenter's job. Times are UTC; in series and markers they are epoch seconds (floats).
+Methods are safe to call from several threads (they take turns on one connection).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from analysis.dataset import connect, parquet_files
+from analysis.errors import AnalysisError, one_line, require
+from analysis.query import analyze as study
+from analysis.query import files as footers
+from analysis.query.analyze import ContainerAnalysis, MetricStudy
+from analysis.query.files import FileFooter
+from analysis.query.index import (
+    ContainerIndex,
+    ContainerInfo,
+    MetricInfo,
+    NodeInfo,
+    RunInfo,
+    describe_metric,
+    has_series_labels,
+    index_containers,
+    key_filter,
+    list_metrics,
+    list_nodes,
+    list_runs,
+    metric_kind,
+)
+from analysis.query.markers import Marker, find_markers
+from analysis.query.search import Choice, search_containers, search_metrics
+from analysis.query.series import (
+    DEFAULT_MAX_POINTS,
+    SeriesData,
+    bucket_ms,
+    series_from_rows,
+    series_sql,
+)
+from analysis.query.sql import (
+    DEFAULT_SQL_LIMIT,
+    DEFAULT_SQL_RESULT_BYTES,
+    DEFAULT_SQL_TIMEOUT_SECONDS,
+    QueryResult,
+    SqlSandbox,
+)
+from analysis.query.times import as_utc, to_epoch_ms, utc
+from common.catalogue.container import CONTAINER_CPU_LIMIT_MILLICORES as CPU_LIMIT
+from common.catalogue.container import CONTAINER_CPU_PERIODS as CPU_PERIODS
+from common.catalogue.container import CONTAINER_CPU_THROTTLED_PERIODS as THROTTLED_PERIODS
+from common.catalogue.container import CONTAINER_CPU_THROTTLED_USEC as THROTTLED_USEC
+from common.catalogue.container import CONTAINER_CPU_USAGE_MILLICORES as CPU_MILLICORES
+from common.catalogue.container import CONTAINER_MEMORY_LIMIT_BYTES as MEMORY_LIMIT
+from common.catalogue.container import CONTAINER_MEMORY_WORKING_SET_BYTES as WORKING_SET
+from common.catalogue.process import PROCESS_MEMORY_PSS_BYTES as PROCESS_PSS
+
+if TYPE_CHECKING:
+    import duckdb
+
+#: The metric of :meth:`Explorer.processes`.
+
+
+class Explorer:
+    """Questions to a finemon output directory (see the module's documentation).
+
+    ``directory`` is a local folder (callers resolve ``s3://`` sources with
+    :func:`analysis.source.local_directory`). Raises :class:`AnalysisError` when it holds no
+    Parquet file or DuckDB cannot read them, :class:`MissingExtraError` without duckdb.
+    """
+
+    def __init__(self, directory: Path | str) -> None:
+        self.directory = Path(directory)
+        self._duckdb = require("duckdb")
+        self._lock = threading.RLock()
+        self._files: dict[Path, FileFooter] = {}
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._sandbox = SqlSandbox(self.directory, self._container_names)
+        self._index: ContainerIndex | None = None
+        self._metrics: list[MetricInfo] | None = None
+        self._load(parquet_files(self.directory))
+
+    # -------------------------------------------------------------- files and connection
+    def _load(self, paths: Sequence[Path]) -> None:
+        files = footers.read_footers(paths, self._files)
+        con = connect(self.directory)
+        if self._con is not None:
+            self._con.close()
+        self._sandbox.reset()
+        self._con = con
+        self._files = files
+        self._index = None
+        self._metrics = None
+
+    def _query(self, sql: str, params: Mapping[str, object] | None = None) -> list[tuple[Any, ...]]:
+        assert self._con is not None, "the explorer was closed"
+        try:
+            return self._con.execute(sql, params or {}).fetchall()
+        except self._duckdb.Error as exc:
+            raise AnalysisError(one_line(str(exc))) from None
+
+    def close(self) -> None:
+        """Close the DuckDB connections; the explorer is unusable afterwards."""
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+            self._con = None
+            self._sandbox.close()
+
+    def __enter__(self) -> Explorer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def refresh(self) -> bool:
+        """Pick up files published (or removed) since the last look; True if anything changed.
+
+        A live viewer calls it every few seconds: when nothing changed it only lists the
+        directory and stats the files.
+        """
+        with self._lock:
+            current = footers.current_signatures(self.directory)
+            known = {path: info.signature for path, info in self._files.items()}
+            if current == known or not current:
+                return False
+            self._load(sorted(current))
+            return True
+
+    # -------------------------------------------------------------- ranges, runs, nodes
+    def time_range(self) -> tuple[datetime, datetime] | None:
+        """The first and last tick of the dataset (UTC), None when it holds no rows."""
+        with self._lock:
+            span = footers.time_range_ms(self._files)
+            if span is not None:
+                return utc(span[0]), utc(span[1])
+            rows = self._query("SELECT min(epoch_ms(time)), max(epoch_ms(time)) FROM metrics")
+            if not rows or rows[0][0] is None:
+                return None
+            return utc(rows[0][0]), utc(rows[0][1])
+
+    def _range_ms(self, start: datetime | None, end: datetime | None) -> tuple[int, int] | None:
+        whole = self.time_range()
+        if whole is None:
+            return None
+        first = to_epoch_ms(start or whole[0])
+        last = to_epoch_ms(end or whole[1])
+        if last < first:
+            raise AnalysisError(f"the range ends before it starts: {start} to {end}")
+        return first, last
+
+    def _run_ranges(self) -> dict[str, tuple[int, int]]:
+        """Each run's first and last tick in the data (epoch ms), from the footers."""
+        ranges = footers.run_ranges_ms(self._files)
+        if ranges is not None:
+            return ranges
+        return {
+            str(run_id): (int(low), int(high))
+            for run_id, low, high in self._query(
+                "SELECT run_id, min(epoch_ms(time)), max(epoch_ms(time)) FROM metrics GROUP BY 1"
+            )
+        }
+
+    def runs(self) -> list[RunInfo]:
+        """Every run, from its manifest and its data files, by start time."""
+        with self._lock:
+            manifests = footers.read_manifests(self.directory)
+            return list_runs(manifests, self._files, self._run_ranges())
+
+    def nodes(self) -> list[NodeInfo]:
+        """Every node: from the containers' node names, the runs' manifests and the files."""
+        with self._lock:
+            return list_nodes(self._container_index().containers.values(), self.runs())
+
+    # -------------------------------------------------------------- containers
+    def _container_index(self) -> ContainerIndex:
+        if self._index is None:
+            self._index = index_containers(self._query)
+        return self._index
+
+    def containers(
+        self,
+        search: str = "",
+        *,
+        namespace: Choice = None,
+        pod: Choice = None,
+        qos: Choice = None,
+        node: Choice = None,
+    ) -> list[ContainerInfo]:
+        """The containers, by name, matching every word of ``search`` (the one rule of
+        :func:`analysis.query.search.search_containers`), restricted to the given label values
+        (each a value or a list of accepted values)."""
+        with self._lock:
+            index = self._container_index()
+        return search_containers(
+            index.containers.values(), search, namespace=namespace, pod=pod, qos=qos, node=node
+        )
+
+    def _container_names(self) -> list[tuple[str, str, str]]:
+        """(key, name, full name) of every container, for the SQL ``containers`` view."""
+        with self._lock:
+            index = self._container_index()
+        return [(info.key, info.name, info.full_name) for info in index.containers.values()]
+
+    def _key_filter(self, keys: Sequence[str]) -> str:
+        return key_filter(self._container_index().containers, keys)
+
+    def container(self, key: str) -> ContainerInfo:
+        """The container ``key``; raises :class:`AnalysisError` when there is none."""
+        with self._lock:
+            info = self._container_index().containers.get(key)
+        if info is None:
+            raise AnalysisError(f"no container {key!r} in {self.directory}")
+        return info
+
+    # -------------------------------------------------------------- metrics
+    def metrics(self, search: str = "", container_keys: Sequence[str] = ()) -> list[MetricInfo]:
+        """The metrics whose name or description contains every word of ``search``
+        (:func:`analysis.query.search.search_metrics`), by name; with ``container_keys``, only
+        those some of these containers have (and their series counted among them only)."""
+        with self._lock:
+            if container_keys:
+                listed = list_metrics(self._query, self._files, self._key_filter(container_keys))
+            else:
+                if self._metrics is None:
+                    self._metrics = list_metrics(self._query, self._files, "true")
+                listed = self._metrics
+        return search_metrics(listed, search)
+
+    # -------------------------------------------------------------- series
+    def series(
+        self,
+        metric: str,
+        container_keys: Sequence[str],
+        start: datetime | None = None,
+        end: datetime | None = None,
+        max_points: int = DEFAULT_MAX_POINTS,
+        process: bool = False,
+    ) -> list[SeriesData]:
+        """The series of ``metric`` for ``container_keys`` between ``start`` and ``end`` (the
+        whole range by default), each at most ``max_points`` points.
+
+        Time is cut into round buckets (at least ``(end - start) / max_points`` wide) and each
+        bucket gives the mean, minimum and maximum of its values. A counter's values are first
+        turned into per-second rates between consecutive rows of each series. Series within a
+        container are split by their labels; for ``process.*`` metrics the processes' values
+        are summed per tick unless ``process`` is true (one series per ``pid``/``comm`` then).
+        Series are ordered as ``container_keys``, then by label. An unknown metric or container
+        gives no series.
+        """
+        if max_points < 2:
+            raise AnalysisError(f"max_points must be at least 2, got {max_points}")
+        keys = list(dict.fromkeys(container_keys))
+        if not keys:
+            return []
+        with self._lock:
+            span = self._range_ms(start, end)
+            if span is None:
+                return []
+            first_ms, last_ms = span
+            width = bucket_ms(last_ms - first_ms, 1, max_points)
+            # A counter's first rate in the range needs the row before it: read a bit earlier.
+            tick_ms = round(3 * footers.tick_seconds(self._files) * 1000)
+            counter = metric_kind(self._query, self._files, self._metrics, metric) == "counter"
+            aggregate = metric.startswith("process.") and not process
+            rows = self._query(
+                series_sql(
+                    self._key_filter(keys),
+                    has_series_labels(metric),
+                    counter=counter,
+                    aggregate=aggregate,
+                ),
+                {"m": metric, "w": width, "lo": first_ms, "hi": last_ms,
+                 "lo_rows": first_ms - (max(width, tick_ms) if counter else 0)},
+            )  # fmt: skip
+            containers = self._container_index().containers
+            unit, _ = describe_metric(self._files, metric)
+        return series_from_rows(
+            rows,
+            metric=metric,
+            keys=keys,
+            containers=containers,
+            counter=counter,
+            unit=unit,
+            width_ms=width,
+        )
+
+    def processes(
+        self,
+        container_key: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        max_points: int = DEFAULT_MAX_POINTS,
+        top: int = 20,
+    ) -> list[SeriesData]:
+        """The PSS (``process.memory.pss_bytes``) of the container's processes, one series per
+        process, the ``top`` with the highest PSS first."""
+        found = self.series(PROCESS_PSS, [container_key], start, end, max_points, process=True)
+        found.sort(key=lambda s: -max((v for v in s.maxs if v is not None), default=0.0))
+        return found[:top]
+
+    # -------------------------------------------------------------- markers
+    def markers(
+        self,
+        container_keys: Sequence[str],
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[Marker]:
+        """OOM kills (the ``container.memory.oom_kills`` counter going up, at the tick it was
+        seen), container starts and stops (first or last tick of a container in a run, unless
+        it is the run's own) of ``container_keys`` within the range, by time."""
+        keys = list(dict.fromkeys(container_keys))
+        if not keys:
+            return []
+        with self._lock:
+            span = self._range_ms(start, end)
+            if span is None:
+                return []
+            return find_markers(
+                self._query,
+                self._container_index(),
+                keys,
+                *span,
+                run_ranges=self._run_ranges(),
+                tick_seconds=footers.tick_seconds(self._files),
+            )
+
+    # -------------------------------------------------------------- analysis
+    def _study(
+        self, metric: str, key: str, start: datetime | None, end: datetime | None
+    ) -> MetricStudy | None:
+        found = self.series(metric, [key], start, end, max_points=DEFAULT_MAX_POINTS)
+        return study.study(found[0]) if found else None
+
+    def analyze(
+        self, container_key: str, start: datetime | None = None, end: datetime | None = None
+    ) -> ContainerAnalysis:
+        """Study one container over the range (default: its whole life): CPU (millicores) and
+        working set (bytes) with their peaks, changepoints and periodicity, its limits (the
+        highest seen), CPU throttling and OOM kills, and its markers.
+
+        Raises :class:`AnalysisError` for an unknown container.
+        """
+        info = self.container(container_key)
+        begin = as_utc(start) if start else info.first_time
+        finish = as_utc(end) if end else info.last_time
+        with self._lock:
+            span = self._range_ms(begin, finish)
+            assert span is not None
+            first_ms, last_ms = span
+            keys = self._key_filter([container_key])
+            cpu = self._study(CPU_MILLICORES, container_key, begin, finish)
+            memory = self._study(WORKING_SET, container_key, begin, finish)
+            counters = study.increases(
+                self._query, keys, (CPU_PERIODS, THROTTLED_PERIODS, THROTTLED_USEC),
+                first_ms, last_ms,
+            )  # fmt: skip
+            cpu_limit = study.highest(self._query, CPU_LIMIT, keys, first_ms, last_ms)
+            memory_limit = study.highest(self._query, MEMORY_LIMIT, keys, first_ms, last_ms)
+            markers = tuple(self.markers([container_key], begin, finish))
+        ooms = sum(m.count for m in markers if m.kind == "oom")
+        notes = []
+        if cpu is None:
+            notes.append(f"no {CPU_MILLICORES} in the range")
+        if memory is None:
+            notes.append(f"no {WORKING_SET} in the range")
+        return ContainerAnalysis(
+            container=info,
+            start=begin,
+            end=finish,
+            cpu=cpu,
+            memory=memory,
+            cpu_limit_millicores=cpu_limit,
+            memory_limit_bytes=memory_limit,
+            throttling=study.throttling(counters),
+            oom_kills=ooms,
+            markers=markers,
+            notes=tuple(notes),
+        )
+
+    # -------------------------------------------------------------- read-only SQL
+    def sql(
+        self,
+        query: str,
+        *,
+        limit: int = DEFAULT_SQL_LIMIT,
+        timeout_seconds: float = DEFAULT_SQL_TIMEOUT_SECONDS,
+        max_bytes: int = DEFAULT_SQL_RESULT_BYTES,
+    ) -> QueryResult:
+        """Run one read-only ``SELECT`` in the sandbox (:meth:`analysis.query.sql.SqlSandbox.run`
+        says what runs, its bounds and its errors)."""
+        with self._lock:
+            return self._sandbox.run(
+                query, limit=limit, timeout_seconds=timeout_seconds, max_bytes=max_bytes
+            )
