@@ -74,6 +74,9 @@ from monitor.sizelimit import SizeLimit
 
 if TYPE_CHECKING:
     from capture.prometheus import Health
+    from monitor.intake.flags import IntakeConfig
+    from monitor.intake.scrape import TargetScraper
+    from monitor.intake.server import IntakeServer
 
 log = logging.getLogger("finemon")
 
@@ -227,6 +230,8 @@ class Daemon:
         self._files: FileCycle | None = None
         self._manifest: SessionManifest | None = None
         self._server: Any = None
+        self._intake: IntakeServer | None = None
+        self._scraper: TargetScraper | None = None
         self._first_tick = 0
         self._containers = 0
         self._self = SelfUsage()
@@ -269,6 +274,8 @@ class Daemon:
                 config = self.config
                 if config.prometheus_port is not None:
                     self._start_prometheus(config.prometheus_port, config.prometheus_address)
+                if config.intake is not None:
+                    self._start_intake(config.intake)
                 return self._run_installed(self._describe())
             finally:
                 self._shutdown()
@@ -311,6 +318,9 @@ class Daemon:
             return {"error": str(exc)}
 
     def _shutdown(self) -> None:
+        if self._intake is not None:
+            self._intake.stop()
+            self._intake = None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -423,6 +433,50 @@ class Daemon:
             self.config.prometheus_series,
         )
 
+    def _start_intake(self, intake: IntakeConfig) -> None:
+        """Bind and serve the intake (it answers 503 until recording starts)."""
+        try:
+            from monitor.intake.server import IntakeServer  # noqa: PLC0415 - only when asked
+
+            server = IntakeServer(intake)
+            server.start()
+        except ImportError as exc:
+            raise StartupError(
+                f"--intake-port needs the intake extra (pip install 'finemon[intake]'): {exc}"
+            ) from exc
+        except OSError as exc:
+            raise StartupError(
+                f"cannot serve the intake on {intake.address}:{intake.port}: "
+                f"{exc.strerror or exc}"
+            ) from exc
+        self._intake = server
+        log.info(
+            "intake serving http://%s:%d/api/v2/series max_series=%d max_bytes=%d",
+            intake.address,
+            server.bound_port,
+            intake.max_series,
+            intake.max_bytes,
+        )
+
+    def _start_reports(self) -> None:
+        """Let the intake write, and start the scrapes of ``--target-metrics``."""
+        if self._intake is not None:
+            self._intake.start_recording()
+        targets = self.config.target_metrics
+        if targets is not None:
+            from monitor.intake.scrape import TargetScraper  # noqa: PLC0415 - only when asked
+
+            self._scraper = TargetScraper(targets, self.interval)
+            self._scraper.start()
+
+    def _stop_reports(self) -> None:
+        """Write no more reported points (before the drain: what was answered 202 is in)."""
+        if self._intake is not None:
+            self._intake.stop_recording()
+        if self._scraper is not None:
+            self._scraper.stop()
+            self._scraper = None
+
     def _health(self) -> Health:
         """What ``/healthz`` answers (from the endpoint's thread): healthy while ticks are taken
         (the last one began under 3 intervals ago), and while idle on purpose (size limit, full
@@ -514,6 +568,7 @@ class Daemon:
         self._manifest.update(first_file=str(path))
         self._has_manifest = True
         self._write_manifest()
+        self._start_reports()
         log.info(
             "recording run_id=%s file=%s interval=%gs rotation=%gs window=%gs",
             self.run_id,
@@ -745,6 +800,7 @@ class Daemon:
         """
         files = self._files
         assert files is not None and self._manifest is not None
+        self._stop_reports()
         self._files = None
         end = time.time()
         fields: dict[str, Any] = {
@@ -899,6 +955,8 @@ class Daemon:
         manifest = self._manifest
         assert manifest is not None
         manifest.update(stats=asdict(self.stats))
+        if self._intake is not None:
+            manifest.update(intake=self._intake.summary())
         failed = manifest.write(time.time())
         written = [path for path in manifest.paths if path not in dict(failed)]
         for path, exc in failed:
