@@ -446,8 +446,7 @@ class Daemon:
             ) from exc
         except OSError as exc:
             raise StartupError(
-                f"cannot serve the intake on {intake.address}:{intake.port}: "
-                f"{exc.strerror or exc}"
+                f"cannot serve the intake on {intake.address}:{intake.port}: {exc.strerror or exc}"
             ) from exc
         self._intake = server
         log.info(
@@ -458,24 +457,34 @@ class Daemon:
             intake.max_bytes,
         )
 
-    def _start_reports(self) -> None:
-        """Let the intake write, and start the scrapes of ``--target-metrics``."""
+    def _start_reports(self, first_tick: int) -> None:
+        """Let the intake write, and start the scrapes of ``--target-metrics`` (the first at
+        ``first_tick``)."""
         if self._intake is not None:
             self._intake.start_recording()
         targets = self.config.target_metrics
         if targets is not None:
             from monitor.intake.scrape import TargetScraper  # noqa: PLC0415 - only when asked
 
-            self._scraper = TargetScraper(targets, self.interval)
+            self._scraper = TargetScraper(targets, self.interval, first_tick * self.interval)
             self._scraper.start()
 
-    def _stop_reports(self) -> None:
-        """Write no more reported points (before the drain: what was answered 202 is in)."""
-        if self._intake is not None:
-            self._intake.stop_recording()
+    def _stop_reports(self, manager: capture.CaptureManager) -> None:
+        """Write no more reported points, before the drain. A point answered 202 that fell in
+        the tick in progress (after the last sample) would be lost with it: that tick is then
+        taken too (the kernel's series repeat their last sample in it, as in a skipped tick)."""
         if self._scraper is not None:
             self._scraper.stop()
             self._scraper = None
+        if self._intake is None:
+            return
+        self._intake.stop_recording()
+        latest = self._intake.writer.stats.latest_timestamp
+        recorder = manager.recorder
+        if latest is not None and recorder.last_taken is not None:
+            tick = recorder.tick_of(latest)
+            if tick > recorder.last_taken:
+                manager.take_tick(tick)
 
     def _health(self) -> Health:
         """What ``/healthz`` answers (from the endpoint's thread): healthy while ticks are taken
@@ -568,7 +577,7 @@ class Daemon:
         self._manifest.update(first_file=str(path))
         self._has_manifest = True
         self._write_manifest()
-        self._start_reports()
+        self._start_reports(first_tick)
         log.info(
             "recording run_id=%s file=%s interval=%gs rotation=%gs window=%gs",
             self.run_id,
@@ -800,7 +809,7 @@ class Daemon:
         """
         files = self._files
         assert files is not None and self._manifest is not None
-        self._stop_reports()
+        self._stop_reports(files.manager)
         self._files = None
         end = time.time()
         fields: dict[str, Any] = {

@@ -96,6 +96,8 @@ class WriterStats:
     points_written: int = 0
     points_dropped: dict[str, int] = field(default_factory=dict)
     series: int = 0
+    #: The latest timestamp (Unix seconds) handed to the capture, None before the first.
+    latest_timestamp: float | None = None
 
 
 class IntakeWriter:
@@ -192,7 +194,10 @@ class IntakeWriter:
                 capture.historical.gauge_set(name, labels, value, timestamp)
         except (TypeError, ValueError, OverflowError) as exc:
             return self._drop("rejected", f"{name}: {exc}")
-        self.stats.points_written += 1
+        stats = self.stats
+        stats.points_written += 1
+        if stats.latest_timestamp is None or timestamp > stats.latest_timestamp:
+            stats.latest_timestamp = timestamp
         return 1
 
     # ------------------------------------------------------------------ counts

@@ -170,6 +170,7 @@ class _Endpoint:
         stop = self.scraper.stopped
         while True:
             wake = (math.floor(time.time() / self.interval_seconds) + 1) * self.interval_seconds
+            wake = max(wake, self.scraper.first_seconds)
             if stop.wait(max(0.0, wake - time.time())):
                 return
             self.scrape_once(time.time())
@@ -225,11 +226,15 @@ class _Endpoint:
 
 class TargetScraper:
     """Scrapes ``config.urls`` every ``config.interval_seconds`` (default ``tick_seconds``)
-    on the wall-clock grid, one thread per endpoint, writing only while recording."""
+    on the wall-clock grid from ``first_seconds`` (Unix time: the run's first tick) on, one
+    thread per endpoint, writing only while recording."""
 
-    def __init__(self, config: TargetMetricsConfig, tick_seconds: float) -> None:
+    def __init__(
+        self, config: TargetMetricsConfig, tick_seconds: float, first_seconds: float = 0.0
+    ) -> None:
         interval = config.interval_seconds or tick_seconds
         self.config = config
+        self.first_seconds = first_seconds
         self.gate = threading.Lock()
         self.recording = False
         self.stopped = threading.Event()
