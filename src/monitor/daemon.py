@@ -58,6 +58,7 @@ from common.contract import GLOBAL_LABEL_COLUMNS, LABEL_COLUMNS
 from common.version import __version__
 from monitor import diskspace, memory_policy
 from monitor.config import Config
+from monitor.intake.quiet import SampleWindow
 from monitor.layout import OutputLayout
 from monitor.manifest import SessionManifest, git_revision, host_info, iso_utc, read_manifest
 from monitor.observer import (
@@ -231,6 +232,8 @@ class Daemon:
         self._manifest: SessionManifest | None = None
         self._server: Any = None
         self._intake: IntakeServer | None = None
+        #: When the loop samples: the intake and the scrapes wait meanwhile.
+        self._window = SampleWindow()
         self._scraper: TargetScraper | None = None
         self._first_tick = 0
         self._containers = 0
@@ -438,7 +441,7 @@ class Daemon:
         try:
             from monitor.intake.server import IntakeServer  # noqa: PLC0415 - only when asked
 
-            server = IntakeServer(intake)
+            server = IntakeServer(intake, window=self._window)
             server.start()
         except ImportError as exc:
             raise StartupError(
@@ -466,7 +469,9 @@ class Daemon:
         if targets is not None:
             from monitor.intake.scrape import TargetScraper  # noqa: PLC0415 - only when asked
 
-            self._scraper = TargetScraper(targets, self.interval, first_tick * self.interval)
+            self._scraper = TargetScraper(
+                targets, self.interval, first_tick * self.interval, self._window
+            )
             self._scraper.start()
 
     def _stop_reports(self, manager: capture.CaptureManager) -> None:
@@ -635,7 +640,8 @@ class Daemon:
                     # agree (ticks skipped after the last sampled one are past the run's end).
                     self.stats.ticks_skipped += skipped
                     metrics.ticks_skipped.increment(skipped)
-                self._sample(files.manager, tick)
+                with self._window.sampling():
+                    self._sample(files.manager, tick)
                 if self.signals.count:
                     break
                 if tick + 1 - file_start >= rotation_ticks:

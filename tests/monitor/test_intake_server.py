@@ -181,3 +181,36 @@ def test_the_api_key_is_never_logged_nor_kept(
     assert SECRET not in json.dumps(intake.server.summary())
     kept = [(h.name, h.labels) for h in intake.recorder.live_handles()]
     assert SECRET not in repr(kept)
+
+
+def test_a_request_waits_while_the_tick_loop_samples(intake: Running) -> None:
+    import threading
+
+    now = int(time.time())
+    answers: list[int] = []
+    body = {"series": [{"metric": "w", "type": 3, "points": [{"timestamp": now, "value": 1}]}]}
+
+    def post() -> None:
+        answers.append(intake.client.post("/api/v2/series", json=body).status_code)
+
+    with intake.server.window.sampling():
+        sender = threading.Thread(target=post)
+        sender.start()
+        sender.join(1.0)
+        assert answers == []  # held at its first checkpoint while the sample runs
+        assert values(intake.recorder, "target.w") == {}
+    sender.join(10)
+    assert answers == [202]
+    assert values(intake.recorder, "target.w") == {(): 1.0}
+
+
+def test_decoders_and_writer_reach_a_checkpoint_every_256_series() -> None:
+    from monitor.intake.decode import decode_v2_json
+    from monitor.intake.record import IntakeWriter
+
+    calls: list[int] = []
+    series = [{"metric": f"m{i}", "type": 3, "points": []} for i in range(1000)]
+    batch = decode_v2_json(json.dumps({"series": series}).encode(), lambda: calls.append(1))
+    assert len(calls) == 3
+    IntakeWriter().write(batch, lambda: calls.append(2))
+    assert calls == [1, 1, 1, 2, 2, 2]

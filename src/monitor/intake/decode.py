@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -37,6 +37,16 @@ _PROTOBUF_KINDS: Final[Mapping[int, Kind]] = {
 _V2_JSON_KINDS: Final[Mapping[int, Kind]] = {0: "gauge", 1: "count", 2: "rate", 3: "gauge"}
 _V1_JSON_KINDS: Final[Mapping[str, Kind]] = {"gauge": "gauge", "count": "count", "rate": "rate"}
 _READ_CHUNK_BYTES: Final = 1 << 20
+#: Series decoded between two calls of a decoder's ``checkpoint``.
+CHECKPOINT_SERIES: Final = 256
+
+#: Called by a decoder every CHECKPOINT_SERIES series (the server waits there while the tick
+#: loop samples, so that a large body never holds the interpreter against the sampler).
+Checkpoint = Callable[[], None]
+
+
+def no_checkpoint() -> None:
+    """The default :data:`Checkpoint`: go on at once."""
 
 
 class MalformedBodyError(ValueError):
@@ -134,7 +144,7 @@ def _unzstd(body: bytes, max_bytes: int) -> bytes:
 
 
 # ---------------------------------------------------------------------- protobuf
-def decode_v2_protobuf(data: bytes) -> list[ReportedSeries]:
+def decode_v2_protobuf(data: bytes, checkpoint: Checkpoint = no_checkpoint) -> list[ReportedSeries]:
     """The series of a ``MetricPayload`` (``POST /api/v2/series`` as the agent sends it).
 
     Raises MalformedBodyError for bytes that are no MetricPayload, a series without a metric name
@@ -145,7 +155,9 @@ def decode_v2_protobuf(data: bytes) -> list[ReportedSeries]:
     except payload.DecodeError as exc:
         raise MalformedBodyError(f"not a MetricPayload: {exc}") from None
     out: list[ReportedSeries] = []
-    for series in message.series:
+    for index, series in enumerate(message.series):
+        if index % CHECKPOINT_SERIES == CHECKPOINT_SERIES - 1:
+            checkpoint()
         kind = _PROTOBUF_KINDS.get(series.type)
         if kind is None:
             raise MalformedBodyError(f"series {series.metric!r}: unknown type {series.type}")
@@ -185,7 +197,7 @@ class ReportedSketch:
     points: tuple[tuple[float, int, float, float, float], ...]  # (ts, count, sum, min, max)
 
 
-def decode_sketches(data: bytes) -> list[ReportedSketch]:
+def decode_sketches(data: bytes, checkpoint: Checkpoint = no_checkpoint) -> list[ReportedSketch]:
     """The sketches of a ``SketchPayload`` (``POST /api/beta/sketches``). Raises
     MalformedBodyError for bytes that are no SketchPayload or a sketch without a metric name."""
     try:
@@ -193,7 +205,9 @@ def decode_sketches(data: bytes) -> list[ReportedSketch]:
     except payload.DecodeError as exc:
         raise MalformedBodyError(f"not a SketchPayload: {exc}") from None
     out: list[ReportedSketch] = []
-    for sketch in message.sketches:
+    for index, sketch in enumerate(message.sketches):
+        if index % CHECKPOINT_SERIES == CHECKPOINT_SERIES - 1:
+            checkpoint()
         if not sketch.metric:
             raise MalformedBodyError("a sketch has no metric name")
         points = tuple(
@@ -258,7 +272,7 @@ def _metric(entry: object, index: int) -> tuple[Mapping[str, Any], str]:
     return entry, metric
 
 
-def decode_v2_json(data: bytes) -> list[ReportedSeries]:
+def decode_v2_json(data: bytes, checkpoint: Checkpoint = no_checkpoint) -> list[ReportedSeries]:
     """The series of a v2 JSON body (``POST /api/v2/series`` from Datadog's API clients):
     ``{"series": [{"metric", "type", "points": [{"timestamp", "value"}], "resources":
     [{"type", "name"}], "tags", "unit", "source_type_name", "interval"}]}``.
@@ -268,6 +282,8 @@ def decode_v2_json(data: bytes) -> list[ReportedSeries]:
     """
     out: list[ReportedSeries] = []
     for index, raw in enumerate(_json(data)["series"]):
+        if index % CHECKPOINT_SERIES == CHECKPOINT_SERIES - 1:
+            checkpoint()
         entry, metric = _metric(raw, index)
         where = f"series {metric!r}"
         number = entry.get("type", 0)
@@ -331,7 +347,7 @@ def _v1_points(points: object, where: str) -> tuple[tuple[float, float], ...]:
     return tuple(pairs)
 
 
-def decode_v1_json(data: bytes) -> list[ReportedSeries]:
+def decode_v1_json(data: bytes, checkpoint: Checkpoint = no_checkpoint) -> list[ReportedSeries]:
     """The series of a v1 JSON body (``POST /api/v1/series``): ``{"series": [{"metric",
     "points": [[ts, value], ...], "tags", "host", "type", "interval"}]}`` (also
     ``source_type_name`` and ``device``, kept as the ``device`` resource).
@@ -341,6 +357,8 @@ def decode_v1_json(data: bytes) -> list[ReportedSeries]:
     """
     out: list[ReportedSeries] = []
     for index, raw in enumerate(_json(data)["series"]):
+        if index % CHECKPOINT_SERIES == CHECKPOINT_SERIES - 1:
+            checkpoint()
         entry, metric = _metric(raw, index)
         where = f"series {metric!r}"
         name = entry.get("type") or "gauge"

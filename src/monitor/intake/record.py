@@ -36,7 +36,13 @@ from typing import Final
 
 import capture
 from common.contract import FIXED_COLUMNS, GLOBAL_LABEL_COLUMNS, LABELS_MAP_COLUMN
-from monitor.intake.decode import ReportedSeries, ReportedSketch
+from monitor.intake.decode import (
+    CHECKPOINT_SERIES,
+    Checkpoint,
+    ReportedSeries,
+    ReportedSketch,
+    no_checkpoint,
+)
 
 log = logging.getLogger("finemon.intake")
 
@@ -118,20 +124,29 @@ class IntakeWriter:
         self._logged_at: dict[str, float] = {}
 
     # ------------------------------------------------------------------ public
-    def write(self, batch: Iterable[ReportedSeries]) -> int:
+    def write(self, batch: Iterable[ReportedSeries], checkpoint: Checkpoint = no_checkpoint) -> int:
         """Write every point of ``batch``; returns how many were handed to the capture (the
-        capture may still drop some as too old or in the future)."""
-        written = 0
-        for series in batch:
+        capture may still drop some as too old or in the future). ``checkpoint`` is called
+        every CHECKPOINT_SERIES series (see :data:`monitor.intake.decode.Checkpoint`)."""
+        written = received = 0
+        for index, series in enumerate(batch):
+            if index % CHECKPOINT_SERIES == CHECKPOINT_SERIES - 1:
+                checkpoint()
+            received += len(series.points)
             written += self._write_series(series)
+        self._received(received)
         return written
 
-    def write_sketches(self, batch: Iterable[ReportedSketch]) -> int:
+    def write_sketches(
+        self, batch: Iterable[ReportedSketch], checkpoint: Checkpoint = no_checkpoint
+    ) -> int:
         """Write each sketch point's count (``target.<metric>.count``, a counter increment)
         and its sum, min and max (gauges ``.sum``, ``.min``, ``.max``); returns the points
         handed to the capture (four per sketch point)."""
         written = 0
-        for sketch in batch:
+        for index, sketch in enumerate(batch):
+            if index % CHECKPOINT_SERIES == CHECKPOINT_SERIES - 1:
+                checkpoint()
             labels = self._labels_of(sketch.tags, sketch.host, "", ())
             base = f"{TARGET_PREFIX}{sketch.metric}"
             for ts, count, total, low, high in sketch.points:
@@ -163,7 +178,6 @@ class IntakeWriter:
             series.tags, series.host, series.source_type_name, series.resources
         )
         name = TARGET_PREFIX + series.metric
-        self._received(len(series.points))
         written = 0
         for timestamp, value in series.points:
             written += self._one(series.kind, name, labels, timestamp, value)

@@ -33,7 +33,9 @@ from collections.abc import Iterator, Mapping
 from typing import Final
 
 import capture
+from monitor.intake.decode import CHECKPOINT_SERIES
 from monitor.intake.flags import SCRAPE_TIMEOUT_SHARE, TargetMetricsConfig
+from monitor.intake.quiet import SampleWindow
 from monitor.intake.record import RESERVED_KEYS, TARGET_PREFIX
 
 log = logging.getLogger("finemon.intake")
@@ -198,11 +200,15 @@ class _Endpoint:
                     exc,
                 )
             return
+        window = self.scraper.window
+        window.wait()
         with self.scraper.gate:
             if not self.scraper.recording:
                 return
             seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
-            for name, labels, value in samples:
+            for index, (name, labels, value) in enumerate(samples):
+                if index % CHECKPOINT_SERIES == CHECKPOINT_SERIES - 1:
+                    window.wait()
                 if not math.isfinite(value):
                     continue
                 full = TARGET_PREFIX + name
@@ -230,10 +236,15 @@ class TargetScraper:
     thread per endpoint, writing only while recording."""
 
     def __init__(
-        self, config: TargetMetricsConfig, tick_seconds: float, first_seconds: float = 0.0
+        self,
+        config: TargetMetricsConfig,
+        tick_seconds: float,
+        first_seconds: float = 0.0,
+        window: SampleWindow | None = None,
     ) -> None:
         interval = config.interval_seconds or tick_seconds
         self.config = config
+        self.window = window if window is not None else SampleWindow()
         self.first_seconds = first_seconds
         self.gate = threading.Lock()
         self.recording = False

@@ -19,9 +19,11 @@ counted in ``finemon.intake.requests{path}``, every refused one also in
 key (the ``DD-API-KEY`` header, or the ``api_key`` query parameter of old agents) is never
 read, stored or logged: no access log is kept, and log lines name the path alone.
 
-A point answered 202 is in the capture already (its write happened before the answer), so a
-SIGTERM never loses it: :meth:`IntakeServer.stop_recording` waits for a write in progress and
-refuses the next ones before the daemon drains its window.
+The Python work of a request (decoding, writing) waits while the tick loop samples
+(:mod:`monitor.intake.quiet`). A point answered 202 is in the capture already (its write
+happened before the answer), so a SIGTERM never loses it:
+:meth:`IntakeServer.stop_recording` waits for a write in progress and refuses the next ones
+before the daemon drains its window.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from monitor.intake.decode import (
     decompress,
 )
 from monitor.intake.flags import IntakeConfig
+from monitor.intake.quiet import SampleWindow
 from monitor.intake.record import IntakeWriter
 
 log = logging.getLogger("finemon.intake")
@@ -100,8 +103,14 @@ class IntakeServer:
     answered 503 otherwise. :meth:`stop` ends the server.
     """
 
-    def __init__(self, config: IntakeConfig, writer: IntakeWriter | None = None) -> None:
+    def __init__(
+        self,
+        config: IntakeConfig,
+        writer: IntakeWriter | None = None,
+        window: SampleWindow | None = None,
+    ) -> None:
         self.config = config
+        self.window = window if window is not None else SampleWindow()
         self.writer = writer if writer is not None else IntakeWriter(config.max_series)
         self.stats = IntakeStats()
         # Held while points are written (and while recording is switched on or off).
@@ -225,18 +234,20 @@ class IntakeServer:
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if path not in ("/api/v2/series", "/api/v1/series", "/api/beta/sketches"):
             return  # accepted, counted, not stored
+        checkpoint = self.window.wait
         try:
             data = decompress(body, headers.get("content-encoding"), self.config.max_bytes)
             series: list[ReportedSeries] = []
             sketches: list[ReportedSketch] = []
+            checkpoint()
             if path == "/api/beta/sketches":
-                sketches = decode_sketches(data)
+                sketches = decode_sketches(data, checkpoint)
             elif path == "/api/v1/series":
-                series = decode_v1_json(data)
+                series = decode_v1_json(data, checkpoint)
             elif content_type in _PROTOBUF_TYPES:
-                series = decode_v2_protobuf(data)
+                series = decode_v2_protobuf(data, checkpoint)
             else:
-                series = decode_v2_json(data)
+                series = decode_v2_json(data, checkpoint)
         except BodyTooLargeError as exc:
             raise _RefusedError(413, "too_large", str(exc)) from None
         except MalformedBodyError as exc:
@@ -244,8 +255,9 @@ class IntakeServer:
         with self._gate:
             if not self._recording:
                 raise _RefusedError(503, "not_recording", "finemon is not recording")
-            self.writer.write(series)
-            self.writer.write_sketches(sketches)
+            checkpoint()
+            self.writer.write(series, checkpoint)
+            self.writer.write_sketches(sketches, checkpoint)
 
     def _refused(self, refused: _RefusedError, path: str) -> None:
         bad = self.stats.bad_requests
