@@ -49,19 +49,22 @@ COPY --from=build /wheels /tmp/wheels
 # (Debian's python3 refuses `pip install` outside one). pip byte-compiles the
 # installed modules here, at build time, so nothing has to be written next to
 # them at run time. The s3 extra (boto3) is for `finemon run --upload s3://...`:
-# only the uploader process loads it. pip and setuptools are removed once they
-# have done their work, and so are the dependencies' test suites and C headers
-# (about 30 MB of numpy's and pyarrow's). The last three commands are a smoke
-# test: the console script exists and the packages import.
+# only the uploader process loads it; the intake extra (uvicorn, starlette,
+# protobuf, zstandard) is for `finemon run --intake-port`, loaded only then.
+# pip and setuptools are removed once they have done their work, and so are
+# the dependencies' test suites and C headers (about 30 MB of numpy's and
+# pyarrow's). The last four commands are a smoke test: the console script
+# exists and the packages import.
 RUN python3 -m venv /opt/finemon \
-    && /opt/finemon/bin/pip install --no-cache-dir "$(ls /tmp/wheels/*.whl)[s3]" \
+    && /opt/finemon/bin/pip install --no-cache-dir "$(ls /tmp/wheels/*.whl)[s3,intake]" \
     && /opt/finemon/bin/pip uninstall --yes pip setuptools \
     && find /opt/finemon/lib/python3*/site-packages -type d \( -name tests -o -name include \) \
         -prune -exec rm -rf {} + \
     && rm -rf /tmp/wheels /root/.cache \
     && /opt/finemon/bin/finemon --help > /dev/null \
     && /opt/finemon/bin/python -c "import finemon.cli" \
-    && /opt/finemon/bin/python -c "import boto3, monitor.shipping.cli"
+    && /opt/finemon/bin/python -c "import boto3, monitor.shipping.cli" \
+    && /opt/finemon/bin/python -c "import monitor.intake.server, monitor.intake.payload"
 
 ENV PATH=/opt/finemon/bin:$PATH \
     VIRTUAL_ENV=/opt/finemon

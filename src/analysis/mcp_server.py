@@ -13,6 +13,9 @@ Built on the ``mcp`` SDK (the ``mcp`` extra: ``pip install 'finemon[mcp]'``) and
     A metric's downsampled series (mean, min and max per time bucket, counters as rates).
 ``analyze_container``
     CPU and memory peaks, changepoints and periodicity, throttling, OOM kills, starts/stops.
+``compare_reported``
+    What the watched agent reported about a container (``target.*``, from ``finemon run
+    --intake-port``) beside the kernel's figures for it, bucketed, with their difference.
 ``run_sql``
     One read-only DuckDB ``SELECT`` over the ``metrics``/``containers`` views, with a row
     limit, a timeout, a cap on the result's size and DuckDB's memory bounded (see
@@ -84,6 +87,8 @@ container. run_sql runs one read-only DuckDB SELECT over the view `metrics` (run
 metric_name, metric_kind, value_int, value_float, namespace, pod_name, container_name,
 container_id, qos_class, node_name, labels map, container_key, series), the view
 `containers` and the table macros rate('counter') and increase('counter'). Times are UTC.
+Metrics named target.* are what the watched agent reported about itself (finemon run
+--intake-port); compare_reported puts one beside the kernel's figures for the same container.
 """
 
 
@@ -315,6 +320,38 @@ def build_server(explorer: Explorer, *, name: str = "finemon") -> MCPServer:
         result: dict[str, Any] = jsonable(analysis)
         return result
 
+    @server.tool(annotations=read_only)
+    def compare_reported(
+        container: str,
+        reported: str = DEFAULT_REPORTED,
+        observed: list[str] | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        max_points: int = 200,
+    ) -> dict[str, Any]:
+        """What the watched agent reported about a container (a `target.*` metric, written by
+        `finemon run --intake-port`) next to what the kernel showed (finemon's metrics) for the
+        same container (key or name), in up to `max_points` (max 2000) time buckets over the
+        reported metric's span (or `start`..`end`, ISO 8601). Each point is [epoch seconds,
+        reported mean, then each observed metric's mean]; `difference` gives, per observed
+        metric, the mean and the largest absolute value of reported minus observed over the
+        buckets that have both. Defaults: the agent's container.memory.usage against
+        container.memory.usage_bytes and container.memory.working_set_bytes."""
+        try:
+            explorer = fresh()
+            key = resolve_container(explorer, container).key
+            return reported_vs_observed(
+                explorer,
+                key,
+                reported,
+                list(observed) if observed else list(DEFAULT_OBSERVED),
+                _time(start, "start"),
+                _time(end, "end"),
+                max(2, min(max_points, MAX_SERIES_POINTS)),
+            )
+        except AnalysisError as exc:
+            raise ToolError(str(exc)) from None
+
     @server.tool(annotations=read_only, description=_run_sql_description())
     def run_sql(query: str, limit: int = 200, timeout_seconds: float = 10.0) -> dict[str, Any]:
         try:
@@ -334,6 +371,85 @@ def build_server(explorer: Explorer, *, name: str = "finemon") -> MCPServer:
         }
 
     return server
+
+
+#: ``compare_reported``'s defaults: the agent's container memory against the kernel's.
+DEFAULT_REPORTED = "target.container.memory.usage"
+DEFAULT_OBSERVED = ("container.memory.usage_bytes", "container.memory.working_set_bytes")
+#: Most observed metrics one comparison takes.
+MAX_OBSERVED = 5
+
+
+def reported_vs_observed(
+    explorer: Explorer,
+    container_key: str,
+    reported: str,
+    observed: Sequence[str],
+    start: datetime | None,
+    end: datetime | None,
+    max_points: int,
+) -> dict[str, Any]:
+    """The ``compare_reported`` answer (see the tool), from one bounded SQL query. Raises
+    AnalysisError for a bad request or when the container has no row of ``reported``."""
+    from analysis.dataset import sql_string  # noqa: PLC0415 - duckdb, from the analysis extra
+
+    if not reported.startswith("target."):
+        raise AnalysisError(f"reported must be a target.* metric (the agent's), got {reported!r}")
+    if not observed or len(observed) > MAX_OBSERVED:
+        raise AnalysisError(f"give 1 to {MAX_OBSERVED} observed metrics")
+    names = [reported, *observed]
+    where = [
+        f"container_key = {sql_string(container_key)}",
+        f"metric_name IN ({', '.join(sql_string(n) for n in names)})",
+    ]
+    if start is not None:
+        where.append(f"time >= {sql_string(start.isoformat())}::TIMESTAMPTZ")
+    if end is not None:
+        where.append(f"time <= {sql_string(end.isoformat())}::TIMESTAMPTZ")
+    means = ", ".join(
+        f"avg(value) FILTER (WHERE metric_name = {sql_string(name)})" for name in names
+    )
+    query = f"""
+        WITH m AS (
+            SELECT epoch(time) AS t, metric_name,
+                coalesce(value_float, CAST(value_int AS DOUBLE)) AS value
+            FROM metrics WHERE {" AND ".join(where)}
+        ), span AS (
+            SELECT min(t) AS t0, max(t) AS t1 FROM m WHERE metric_name = {sql_string(reported)}
+        ), b AS (
+            SELECT t0, t1, greatest(1, ceil((t1 - t0 + 1) / {int(max_points)})) AS seconds
+            FROM span
+        )
+        SELECT floor((m.t - b.t0) / b.seconds) * b.seconds + b.t0 AS bucket,
+            any_value(b.seconds) AS seconds, {means}
+        FROM m, b WHERE m.t BETWEEN b.t0 AND b.t1
+        GROUP BY bucket ORDER BY bucket"""
+    result = explorer.sql(query, limit=max_points + 1)
+    if not result.rows:
+        raise AnalysisError(f"container {container_key} has no rows of {reported}")
+    rows: list[tuple[Any, ...]] = [tuple(row) for row in result.rows]
+    points: list[list[float | None]] = [
+        [float(row[0]), *(None if v is None else float(v) for v in row[2:])] for row in rows
+    ]
+    difference: dict[str, dict[str, float | None]] = {}
+    for index, name in enumerate(observed, start=2):
+        gaps = [
+            reported_mean - observed_mean
+            for p in points
+            if (reported_mean := p[1]) is not None and (observed_mean := p[index]) is not None
+        ]
+        difference[name] = {
+            "mean": sum(gaps) / len(gaps) if gaps else None,
+            "max_abs": max((abs(g) for g in gaps), default=None),
+        }
+    return {
+        "container_key": container_key,
+        "reported": reported,
+        "observed": list(observed),
+        "bucket_seconds": float(rows[0][1]),
+        "points": jsonable(points),
+        "difference": jsonable(difference),
+    }
 
 
 def _run_sql_description() -> str:

@@ -29,6 +29,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
+from monitor.intake.flags import (
+    IntakeConfig,
+    TargetMetricsConfig,
+    add_intake_arguments,
+    intake_config,
+    target_metrics_config,
+)
 from monitor.shipping.flags import UploadConfig, add_upload_arguments, upload_config
 
 #: Smallest ``--interval``: below 10 ms a Python sampler cannot keep the grid.
@@ -180,6 +187,10 @@ class Config:
     #: Record only the cgroups below this path (relative to the hierarchy roots); empty: the
     #: whole tree. No flag sets it: ``finemon demo`` records its sandbox alone with it.
     cgroup_subtree: str = ""
+    #: ``--intake-port`` and its settings (None: no intake).
+    intake: IntakeConfig | None = None
+    #: ``--target-metrics`` and its interval (None: no scrapes).
+    target_metrics: TargetMetricsConfig | None = None
 
     @property
     def window_ticks(self) -> int:
@@ -453,6 +464,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     ops.add_argument("--observer", metavar="MODULE:CALLABLE", help=argparse.SUPPRESS)
 
     add_upload_arguments(parser)
+    add_intake_arguments(parser, port, size)
 
 
 def _directory(flag: str, text: str) -> Path:
@@ -484,6 +496,8 @@ def build_config(args: argparse.Namespace, env: Environment) -> Config:
     )
     try:
         upload = upload_config(args)
+        intake = intake_config(args)
+        target_metrics = target_metrics_config(args)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return Config(
@@ -514,4 +528,6 @@ def build_config(args: argparse.Namespace, env: Environment) -> Config:
         git_revision=env.git_revision,
         observer=args.observer,
         upload=upload,
+        intake=intake,
+        target_metrics=target_metrics,
     )

@@ -59,6 +59,7 @@ from common.contract import GLOBAL_LABEL_COLUMNS, LABEL_COLUMNS
 from common.version import __version__
 from monitor import diskspace, memory_policy
 from monitor.config import Config
+from monitor.intake.quiet import SampleWindow
 from monitor.layout import OutputLayout
 from monitor.manifest import SessionManifest, git_revision, host_info, iso_utc, read_manifest
 from monitor.observer import (
@@ -75,6 +76,9 @@ from monitor.sizelimit import SizeLimit
 
 if TYPE_CHECKING:
     from capture.prometheus import Health
+    from monitor.intake.flags import IntakeConfig
+    from monitor.intake.scrape import TargetScraper
+    from monitor.intake.server import IntakeServer
 
 log = logging.getLogger("finemon")
 
@@ -228,6 +232,10 @@ class Daemon:
         self._files: FileCycle | None = None
         self._manifest: SessionManifest | None = None
         self._server: Any = None
+        self._intake: IntakeServer | None = None
+        #: When the loop samples: the intake and the scrapes wait meanwhile.
+        self._window = SampleWindow()
+        self._scraper: TargetScraper | None = None
         self._first_tick = 0
         self._containers = 0
         self._self = SelfUsage()
@@ -270,6 +278,8 @@ class Daemon:
                 config = self.config
                 if config.prometheus_port is not None:
                     self._start_prometheus(config.prometheus_port, config.prometheus_address)
+                if config.intake is not None:
+                    self._start_intake(config.intake)
                 return self._run_installed(self._describe())
             finally:
                 self._shutdown()
@@ -312,6 +322,9 @@ class Daemon:
             return {"error": str(exc)}
 
     def _shutdown(self) -> None:
+        if self._intake is not None:
+            self._intake.stop()
+            self._intake = None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -430,6 +443,61 @@ class Daemon:
             self.config.prometheus_series,
         )
 
+    def _start_intake(self, intake: IntakeConfig) -> None:
+        """Bind and serve the intake (it answers 503 until recording starts)."""
+        try:
+            from monitor.intake.server import IntakeServer  # noqa: PLC0415 - only when asked
+
+            server = IntakeServer(intake, window=self._window)
+            server.start()
+        except ImportError as exc:
+            raise StartupError(
+                f"--intake-port needs the intake extra (pip install 'finemon[intake]'): {exc}"
+            ) from exc
+        except OSError as exc:
+            raise StartupError(
+                f"cannot serve the intake on {intake.address}:{intake.port}: {exc.strerror or exc}"
+            ) from exc
+        self._intake = server
+        log.info(
+            "intake serving http://%s:%d/api/v2/series max_series=%d max_bytes=%d",
+            intake.address,
+            server.bound_port,
+            intake.max_series,
+            intake.max_bytes,
+        )
+
+    def _start_reports(self, first_tick: int) -> None:
+        """Let the intake write, and start the scrapes of ``--target-metrics`` (the first at
+        ``first_tick``)."""
+        if self._intake is not None:
+            self._intake.start_recording()
+        targets = self.config.target_metrics
+        if targets is not None:
+            from monitor.intake.scrape import TargetScraper  # noqa: PLC0415 - only when asked
+
+            self._scraper = TargetScraper(
+                targets, self.interval, first_tick * self.interval, self._window
+            )
+            self._scraper.start()
+
+    def _stop_reports(self, manager: capture.CaptureManager) -> None:
+        """Write no more reported points, before the drain. A point answered 202 that fell in
+        the tick in progress (after the last sample) would be lost with it: that tick is then
+        taken too (the kernel's series repeat their last sample in it, as in a skipped tick)."""
+        if self._scraper is not None:
+            self._scraper.stop()
+            self._scraper = None
+        if self._intake is None:
+            return
+        self._intake.stop_recording()
+        latest = self._intake.writer.stats.latest_timestamp
+        recorder = manager.recorder
+        if latest is not None and recorder.last_taken is not None:
+            tick = recorder.tick_of(latest)
+            if tick > recorder.last_taken:
+                manager.take_tick(tick)
+
     def _health(self) -> Health:
         """What ``/healthz`` answers (from the endpoint's thread): healthy while ticks are taken
         (the last one began under 3 intervals ago), and while idle on purpose (size limit, full
@@ -521,6 +589,7 @@ class Daemon:
         self._manifest.update(first_file=str(path))
         self._has_manifest = True
         self._write_manifest()
+        self._start_reports(first_tick)
         log.info(
             "recording run_id=%s file=%s interval=%gs rotation=%gs window=%gs",
             self.run_id,
@@ -579,7 +648,8 @@ class Daemon:
                     # agree (ticks skipped after the last sampled one are past the run's end).
                     self.stats.ticks_skipped += skipped
                     metrics.ticks_skipped.increment(skipped)
-                self._sample(files.manager, tick)
+                with self._window.sampling():
+                    self._sample(files.manager, tick)
                 if self.signals.count:
                     break
                 if tick + 1 - file_start >= rotation_ticks or tick >= midnight:
@@ -755,6 +825,7 @@ class Daemon:
         """
         files = self._files
         assert files is not None and self._manifest is not None
+        self._stop_reports(files.manager)
         self._files = None
         end = time.time()
         fields: dict[str, Any] = {
@@ -909,6 +980,8 @@ class Daemon:
         manifest = self._manifest
         assert manifest is not None
         manifest.update(stats=asdict(self.stats))
+        if self._intake is not None:
+            manifest.update(intake=self._intake.summary())
         failed = manifest.write(time.time())
         written = [path for path in manifest.paths if path not in dict(failed)]
         for path, exc in failed:

@@ -424,3 +424,46 @@ def test_the_trino_table_has_every_column_of_the_files() -> None:
     assert declared == expected
     keys = ", ".join(f"'{key}'" for key in PARTITION_KEYS)
     assert f"partitioned_by = ARRAY[{keys}]" in create.group(2)
+
+
+INTAKE = REPO / "docs" / "intake.md"
+
+
+def test_the_intake_sql_puts_the_agents_report_beside_the_kernels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import capture
+
+    # A container's kernel memory every second, and the agent's report of it every 15 s at
+    # its own timestamps (delayed writes, as the intake makes them), in finemon's columns.
+    start = 1_706_745_600  # 2024-02-01T00:00:00Z
+    folder = tmp_path / "finemon-data" / "dt=2024-02-01" / "identifier=node-1"
+    folder.mkdir(parents=True)
+    manager = capture.CaptureManager(
+        folder / "f.parquet",
+        label_columns=LABEL_COLUMNS,
+        global_labels={"node_name": "node-1"},
+        auto_tick=False,
+    )
+    manager.start(start)
+    container = {"container_id": "c" * 64, "container_name": "app"}
+    agent = {"container_id": "c" * 64, "host": "node-1", "kube_namespace": "shop"}
+    for second in range(40):
+        capture.gauge("container.memory.usage_bytes", container).set((200 + second) * MIB)
+        capture.gauge("container.memory.working_set_bytes", container).set((150 + second) * MIB)
+        manager.take_tick(start + second)
+        if second % 15 == 0:
+            capture.historical.gauge_set(
+                "target.container.memory.usage", agent, (180 + second) * MIB, start + second
+            )
+    manager.close()
+
+    (code,) = blocks(INTAKE, "## Reported vs observed", "sql")
+    monkeypatch.chdir(tmp_path)
+    rows = run_sql(code)
+    assert len(rows) == 40
+    by_second = {int(row[0].timestamp()) - start: row[1:] for row in rows}
+    assert by_second[0] == ("c" * 64, 180.0, 200.0, 150.0, 30.0)
+    # The report holds between the agent's points while the working set climbs.
+    assert by_second[14] == ("c" * 64, 180.0, 214.0, 164.0, 16.0)
+    assert by_second[15] == ("c" * 64, 195.0, 215.0, 165.0, 30.0)

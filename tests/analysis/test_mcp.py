@@ -32,6 +32,7 @@ TOOLS = {
     "list_metrics",
     "get_series",
     "analyze_container",
+    "compare_reported",
     "run_sql",
 }
 
@@ -333,3 +334,65 @@ def test_run_sql_bombs_fail_fast_in_bounded_memory(small_dir: Path) -> None:
         asyncio.run(run(url))
         peak_bytes = _peak_rss_bytes(process.pid)
     assert peak_bytes < SERVER_PEAK_BYTES, f"peak RSS {peak_bytes / 2**20:.0f} MiB"
+
+
+def _reported_dataset(root: Path) -> Path:
+    """A container's kernel memory every second for 40 s and the agent's report of it every
+    15 s, written as finemon writes them (the report as delayed writes at its timestamps)."""
+    import capture
+    from common.contract import LABEL_COLUMNS
+
+    start = 1_706_745_600  # 2024-02-01T00:00:00Z
+    folder = root / "dt=2024-02-01" / "identifier=node-1"
+    folder.mkdir(parents=True)
+    manager = capture.CaptureManager(
+        folder / "finemon-20240201T000000Z-aaaaaaaa-00001.parquet",
+        label_columns=LABEL_COLUMNS,
+        global_labels={"node_name": "node-1"},
+        auto_tick=False,
+    )
+    manager.start(start)
+    kernel = {
+        "container_id": "c" * 64,
+        "namespace": "shop",
+        "pod_name": "p",
+        "container_name": "app",
+    }
+    agent = {"container_id": "c" * 64, "host": "node-1"}
+    try:
+        for second in range(40):
+            capture.gauge("container.memory.usage_bytes", kernel).set(200.0 + second)
+            capture.gauge("container.memory.working_set_bytes", kernel).set(150.0 + second)
+            manager.take_tick(start + second)
+            if second % 15 == 0:
+                capture.historical.gauge_set(
+                    "target.container.memory.usage", agent, 180.0 + second, start + second
+                )
+    finally:
+        manager.close()
+    return root
+
+
+def test_compare_reported_puts_the_agents_report_beside_the_kernels(tmp_path: Path) -> None:
+    explorer = Explorer(_reported_dataset(tmp_path / "out"))
+
+    async def run() -> None:
+        async with Client(build_server(explorer)) as client:
+            found = await _call(client, "compare_reported", container="shop/p/app", max_points=40)
+            assert found["bucket_seconds"] == 1.0
+            points = found["points"]
+            assert len(points) == 40
+            assert points[0][1:] == [180.0, 200.0, 150.0]
+            assert points[14][1:] == [180.0, 214.0, 164.0]  # the report holds, the kernel climbs
+            assert points[15][1:] == [195.0, 215.0, 165.0]
+            gaps = found["difference"]["container.memory.working_set_bytes"]
+            assert gaps["max_abs"] == 30.0
+            assert gaps["mean"] == pytest.approx(sum(30 - (s % 15) for s in range(40)) / 40)
+            coarse = await _call(client, "compare_reported", container="shop/p/app", max_points=4)
+            assert coarse["bucket_seconds"] == 10.0 and len(coarse["points"]) == 4
+            said = await _error(
+                client, "compare_reported", container="shop/p/app", reported="container.x"
+            )
+            assert "target.*" in said
+
+    asyncio.run(run())

@@ -803,8 +803,67 @@ def test_upload_overlay_renders_valid_objects_and_flags(tmp_path: Path) -> None:
     assert config.upload.delete
 
 
-def test_the_image_installs_the_s3_extra() -> None:
+def test_the_image_installs_the_s3_and_intake_extras() -> None:
     final_runs = [
         args for keyword, args in final_stage(dockerfile_instructions()) if keyword == "RUN"
     ]
-    assert any("pip install" in run and "[s3]" in run for run in final_runs)
+    extras = [
+        set(found.split(","))
+        for run in final_runs
+        if "pip install" in run
+        for found in re.findall(r"\.whl\)\[([a-z0-9,]+)\]", run)
+    ]
+    assert extras and {"s3", "intake"} <= extras[0]
+
+
+# --------------------------------------------------------------------------- intake component
+
+INTAKE_COMPONENT = K8S_DIR / "components" / "intake" / "kustomization.yaml"
+
+
+def _apply_adds(document: dict[str, Any], ops: list[dict[str, Any]]) -> None:
+    """Apply the JSON patch ``add`` operations of a component (the only kind it uses)."""
+    for op in ops:
+        assert op["op"] == "add"
+        *parents, last = op["path"].strip("/").split("/")
+        node: Any = document
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if last == "-":
+            node.append(op["value"])
+        else:
+            node[last] = op["value"]
+
+
+def test_intake_component_serves_the_intake_on_a_host_port(daemonset: dict[str, Any]) -> None:
+    import argparse
+    import copy
+
+    from monitor.config import Environment, add_run_arguments, build_config
+
+    component = yaml.safe_load(INTAKE_COMPONENT.read_text())
+    assert component["kind"] == "Component"
+    assert component["apiVersion"] == "kustomize.config.k8s.io/v1alpha1"
+    patched = copy.deepcopy(daemonset)
+    for patch in component["patches"]:
+        assert patch["target"] == {"kind": "DaemonSet", "name": "finemon"}
+        _apply_adds(patched, yaml.safe_load(patch["patch"]))
+    kv_validate(patched, schema_version(), strict=True)
+    (container,) = patched["spec"]["template"]["spec"]["containers"]
+    ports = {port["name"]: port for port in container["ports"]}
+    assert ports["intake"] == {
+        "name": "intake",
+        "containerPort": 9126,
+        "hostPort": 9126,
+        "protocol": "TCP",
+    }
+    values = {"POD_NAME": "finemon-abcde", "NODE_NAME": "node-1", "CLUSTER_NAME": "prod"}
+    args = [re.sub(r"\$\((\w+)\)", lambda m: values[m.group(1)], a) for a in container["args"]]
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    parsed = parser.parse_args(args[1:])
+    parsed.proc_root = "/proc"  # the host paths exist only in the pod
+    parsed.cgroup_root = None
+    config = build_config(parsed, Environment.from_os({}))
+    assert config.intake is not None
+    assert (config.intake.port, config.intake.address) == (9126, "0.0.0.0")

@@ -204,6 +204,112 @@ ENTRIES: tuple[Entry, ...] = (
         description="Bytes free on the output directory's filesystem when it was found full",
         derivation="Idle only; -1 when statvfs cannot read it",
     ),
+    Entry(
+        DAEMON_TABLE,
+        "finemon.intake.requests",
+        "counter",
+        "count",
+        labels=("path",),
+        source="`--intake-port`",
+        description="Requests to the intake, by path",
+        derivation=(
+            "Every request, answered or refused; paths that are not an intake's (and past 64 "
+            "distinct ones) count as `other`. See [intake.md](intake.md)"
+        ),
+    ),
+    Entry(
+        DAEMON_TABLE,
+        "finemon.intake.bad_requests",
+        "counter",
+        "count",
+        labels=("reason",),
+        source="`--intake-port`",
+        description="Intake requests refused, by reason",
+        derivation=(
+            "`malformed` (400), `too_large` (413: over `--intake-max-bytes` before or after "
+            "decompression), `not_recording` (503: before recording, while idle, during the "
+            "drain)"
+        ),
+    ),
+    Entry(
+        DAEMON_TABLE,
+        "finemon.intake.bytes_received",
+        "counter",
+        "bytes",
+        source="`--intake-port`",
+        description="Request body bytes the intake read, as sent (compressed)",
+    ),
+    Entry(
+        DAEMON_TABLE,
+        "finemon.intake.points_received",
+        "counter",
+        "count",
+        source="`--intake-port`",
+        description="Points in the series and sketches the intake decoded",
+        derivation="A sketch point counts 4 (its count, sum, min and max)",
+    ),
+    Entry(
+        DAEMON_TABLE,
+        "finemon.intake.points_dropped",
+        "counter",
+        "count",
+        labels=("reason",),
+        source="`--intake-port`",
+        description="Reported points the intake did not write, by reason",
+        derivation=(
+            "`too_many_series` (past `--intake-max-series`), `negative_count`, `non_finite`, "
+            "`rejected` (the capture refused it); late and future points are in "
+            "`capture.dropped`"
+        ),
+    ),
+    Entry(
+        DAEMON_TABLE,
+        "finemon.intake.series",
+        "gauge",
+        "count",
+        source="`--intake-port`",
+        description="Distinct reported series the intake writes (bounded by --intake-max-series)",
+    ),
+    Entry(
+        DAEMON_TABLE,
+        "finemon.target_metrics.scrapes",
+        "counter",
+        "count",
+        labels=("endpoint",),
+        source="`--target-metrics`",
+        description="Scrapes of a --target-metrics endpoint that worked",
+    ),
+    Entry(
+        DAEMON_TABLE,
+        "finemon.target_metrics.errors",
+        "counter",
+        "count",
+        labels=("endpoint", "reason"),
+        source="`--target-metrics`",
+        description="Scrapes of a --target-metrics endpoint that failed, by reason",
+        derivation=(
+            "`unreachable`, `timeout`, `http_<code>`, `malformed`, `too_large`; the "
+            "endpoint's series stop until a scrape works"
+        ),
+    ),
+    Entry(
+        DAEMON_TABLE,
+        "finemon.target_metrics.samples",
+        "gauge",
+        "count",
+        labels=("endpoint",),
+        source="`--target-metrics`",
+        description="Samples the last scrape of an endpoint wrote",
+    ),
+    Entry(
+        DAEMON_TABLE,
+        "finemon.target_metrics.duration_seconds",
+        "gauge",
+        "seconds",
+        labels=("endpoint",),
+        source="`--target-metrics`",
+        description="Time the last scrape of an endpoint took, answer and writes",
+    ),
     _entry_from_capture(CAPTURE_TABLE, DROPPED_DESCRIPTION, ("reason",)),
     _entry_from_capture(CAPTURE_TABLE, MISSED_TICKS_DESCRIPTION),
     _entry_from_capture(CAPTURE_TABLE, WRITE_ERRORS_DESCRIPTION, ("stage",)),
