@@ -1,8 +1,9 @@
 """The ``finemon`` command: one parser over every subcommand, each run by its own layer.
 
 Subcommands are looked up in :data:`COMMANDS` (name -> :class:`Command`); adding one is adding an
-entry. ``finemon run`` is the daemon's (:mod:`monitor.cli`), ``demo`` this package's
-(:mod:`finemon.demo`), ``query``, ``summary``, ``report``, ``mcp`` and ``view`` the analysis's;
+entry. ``finemon run`` is the daemon's (:mod:`monitor.cli`), ``mark`` too (:mod:`monitor.phases`),
+``demo`` this package's (:mod:`finemon.demo`), ``query``, ``summary``, ``report``, ``mcp`` and
+``view`` the analysis's;
 building the parser imports none of their heavy dependencies. Exit codes: 0 success (including a
 stop by SIGINT/SIGTERM), 1 finemon could not start or failed while running, 2 bad command-line
 flags. Errors are one line on stderr. ``python -m finemon`` is the same command.
@@ -37,6 +38,7 @@ from monitor.cli import (
     run_command,
 )
 from monitor.config import add_run_arguments
+from monitor.phases import MARK_DESCRIPTION, add_mark_arguments, run_mark
 
 
 class _Parser(argparse.ArgumentParser):
@@ -113,6 +115,12 @@ COMMANDS: dict[str, Command] = {
         add_arguments=add_run_arguments,
         run=run_command,
         description=RUN_DESCRIPTION,
+    ),
+    "mark": Command(
+        help="tell the finemon run recording into a directory that a phase starts now",
+        add_arguments=add_mark_arguments,
+        run=run_mark,
+        description=MARK_DESCRIPTION,
     ),
     "demo": Command(
         help="record a small demo node (real cgroups and workloads) for a minute and summarize",

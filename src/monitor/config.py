@@ -177,6 +177,10 @@ class Config:
     observer: str | None = None
     #: ``--upload`` and its settings (None: the data stays local).
     upload: UploadConfig | None = None
+    #: ``--experiment`` and ``--variant``: what the run is part of, for ``finemon compare``
+    #: (recorded in the manifest; None: not given).
+    experiment: str | None = None
+    variant: str | None = None
     #: Record only the cgroups below this path (relative to the hierarchy roots); empty: the
     #: whole tree. No flag sets it: ``finemon demo`` records its sandbox alone with it.
     cgroup_subtree: str = ""
@@ -368,6 +372,22 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "$CLUSTER_NAME; without either the column is null)",
     )
 
+    experiment = parser.add_argument_group("experiment")
+    experiment.add_argument(
+        "--experiment",
+        type=nonempty,
+        metavar="NAME",
+        help="the experiment this run belongs to, recorded in the manifest (finemon compare "
+        "and check select runs by it; see docs/experiments.md)",
+    )
+    experiment.add_argument(
+        "--variant",
+        type=nonempty,
+        metavar="NAME",
+        help="the variant of the experiment this run records, e.g. baseline or candidate "
+        "(finemon compare --baseline variant=NAME)",
+    )
+
     host = parser.add_argument_group("host")
     host.add_argument(
         "--cgroup-root",
@@ -514,4 +534,6 @@ def build_config(args: argparse.Namespace, env: Environment) -> Config:
         git_revision=env.git_revision,
         observer=args.observer,
         upload=upload,
+        experiment=args.experiment,
+        variant=args.variant,
     )

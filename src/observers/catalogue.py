@@ -1200,6 +1200,19 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "daemon",
+        "finemon.phase",
+        "gauge",
+        "seconds",
+        labels=("phase",),
+        source="`finemon mark`",
+        description="A phase of the run began: the Unix time of its mark, in seconds",
+        derivation=(
+            "One series per phase name (the label), from the first tick taken after the mark "
+            "on; see docs/experiments.md"
+        ),
+    ),
+    Entry(
+        "daemon",
         "finemon.sample_errors",
         "counter",
         "count",
