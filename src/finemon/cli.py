@@ -2,8 +2,8 @@
 
 Subcommands are looked up in :data:`COMMANDS` (name -> :class:`Command`); adding one is adding an
 entry. ``finemon run`` is the daemon's (:mod:`monitor.cli`), ``mark`` too (:mod:`monitor.phases`),
-``demo`` this package's (:mod:`finemon.demo`), ``query``, ``summary``, ``report``, ``mcp`` and
-``view`` the analysis's;
+``demo`` this package's (:mod:`finemon.demo`), ``query``, ``summary``, ``report``, ``compare``,
+``check``, ``mcp`` and ``view`` the analysis's;
 building the parser imports none of their heavy dependencies. Exit codes: 0 success (including a
 stop by SIGINT/SIGTERM), 1 finemon could not start or failed while running, 2 bad command-line
 flags. Errors are one line on stderr. ``python -m finemon`` is the same command.
@@ -24,6 +24,12 @@ from analysis.cli import (
     add_query_arguments,
     add_report_arguments,
     add_summary_arguments,
+)
+from analysis.experiments.cli import (
+    CHECK_DESCRIPTION,
+    COMPARE_DESCRIPTION,
+    add_check_arguments,
+    add_compare_arguments,
 )
 from analysis.mcp_server import MCP_DESCRIPTION, add_mcp_arguments
 from analysis.view_cli import VIEW_DESCRIPTION, add_view_arguments
@@ -81,6 +87,18 @@ def _report(args: argparse.Namespace) -> int:
     from analysis.cli import run_report  # noqa: PLC0415 - duckdb and plotly (analysis extra)
 
     return run_report(args)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from analysis.experiments.cli import run_compare  # noqa: PLC0415 - duckdb and numpy
+
+    return run_compare(args)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from analysis.experiments.cli import run_check  # noqa: PLC0415 - duckdb, numpy and yaml
+
+    return run_check(args)
 
 
 def _view(args: argparse.Namespace) -> int:
@@ -145,6 +163,18 @@ COMMANDS: dict[str, Command] = {
         add_arguments=add_report_arguments,
         run=_report,
         description=REPORT_DESCRIPTION,
+    ),
+    "compare": Command(
+        help="compare two sets of runs container by container: changes, intervals, verdicts",
+        add_arguments=add_compare_arguments,
+        run=_compare,
+        description=COMPARE_DESCRIPTION,
+    ),
+    "check": Command(
+        help="check bounds (YAML) on a run's metrics; exit 1 when one fails, for CI",
+        add_arguments=add_check_arguments,
+        run=_check,
+        description=CHECK_DESCRIPTION,
     ),
     "mcp": Command(
         help="serve a dataset to AI agents over MCP (stdio or HTTP): series, analysis, SQL",
