@@ -16,6 +16,9 @@ Built on the ``mcp`` SDK (the ``mcp`` extra: ``pip install 'finemon[mcp]'``) and
 ``compare_reported``
     What the watched agent reported about a container (``target.*``, from ``finemon run
     --intake-port``) beside the kernel's figures for it, bucketed, with their difference.
+``compare_runs``, ``check_bounds``
+    ``finemon compare`` (two selections of runs, container by container) and ``finemon check``
+    (bounds given as YAML text), as JSON (:mod:`analysis.experiments`).
 ``run_sql``
     One read-only DuckDB ``SELECT`` over the ``metrics``/``containers`` views, with a row
     limit, a timeout, a cap on the result's size and DuckDB's memory bounded (see
@@ -351,6 +354,69 @@ def build_server(explorer: Explorer, *, name: str = "finemon") -> MCPServer:
             )
         except AnalysisError as exc:
             raise ToolError(str(exc)) from None
+
+    @server.tool(annotations=read_only)
+    def compare_runs(
+        baseline: str,
+        comparison: str,
+        phase: str | None = None,
+        min_change_percent: float = 5.0,
+    ) -> dict[str, Any]:
+        """Compare two selections of runs of the dataset, as `finemon compare --format json`.
+        A selection is a run id or prefix, `variant=NAME`, or `FROM..TO` (ISO 8601 UTC).
+        Containers are matched as namespace/workload/container; for each headline metric
+        (CPU millicores, throttled share, memory usage, working set, RSS, PSS, OOM kills, PSI
+        some avg10) and statistic (mean, p50, p95, max): both values, the change, its 90 %
+        interval (moving-block bootstrap) and a verdict (regression, improvement, no change)
+        against `min_change_percent`. `phase` keeps what follows that mark in each run."""
+        from analysis.experiments.compare import compare  # noqa: PLC0415
+        from analysis.experiments.render import comparison_json  # noqa: PLC0415
+
+        try:
+            directory = fresh().directory
+            result = compare(
+                directory,
+                baseline,
+                directory,
+                comparison,
+                phase=phase,
+                min_change_percent=max(0.0, min_change_percent),
+            )
+        except AnalysisError as exc:
+            raise ToolError(str(exc)) from None
+        return comparison_json(result)
+
+    @server.tool(annotations=read_only)
+    def check_bounds(bounds: str, run: str | None = None) -> dict[str, Any]:
+        """Check bounds, given as the YAML text of a `finemon check --bounds` file (a list of
+        {container: namespace/workload/container glob, metric, statistic: mean|p50|p95|p99|
+        max|increase, min and/or max: a number or a size such as 255MiB}), on the runs `run`
+        selects (default: every run). Each result: the check, the value measured, whether it
+        holds; `ok` is true when every bound holds (a bound matching no data fails)."""
+        from analysis.experiments.check import check, parse_bounds  # noqa: PLC0415
+
+        try:
+            parsed = parse_bounds(bounds, Path("bounds"))
+            results = check(fresh().directory, parsed, run)
+        except AnalysisError as exc:
+            raise ToolError(str(exc)) from None
+        return {
+            "ok": all(result.holds for result in results),
+            "results": [
+                {
+                    "name": result.name,
+                    "container": result.container,
+                    "metric": result.bound.metric,
+                    "statistic": result.bound.statistic,
+                    "min": result.bound.minimum,
+                    "max": result.bound.maximum,
+                    "value": jsonable(result.value),
+                    "holds": result.holds,
+                    "detail": result.detail,
+                }
+                for result in results
+            ],
+        }
 
     @server.tool(annotations=read_only, description=_run_sql_description())
     def run_sql(query: str, limit: int = 200, timeout_seconds: float = 10.0) -> dict[str, Any]:

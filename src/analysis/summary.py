@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from analysis.dataset import connect, container_names_of, label_sql
 from analysis.errors import AnalysisError, one_line, require
+from analysis.experiments.runs import read_run_manifests
 from common.catalogue.container import CONTAINER_CPU_PERIODS as PERIODS
 from common.catalogue.container import CONTAINER_CPU_THROTTLED_PERIODS as THROTTLED_PERIODS
 from common.catalogue.container import CONTAINER_CPU_THROTTLED_USEC as THROTTLED_USEC
@@ -80,7 +81,8 @@ class ProcessSummary:
 
 @dataclass(frozen=True, slots=True)
 class RunSummary:
-    """One ``run_id``: its node, time range, containers (by name) and top processes by PSS."""
+    """One ``run_id``: its node, time range, containers (by name) and top processes by PSS, and
+    the experiment and variant its manifest names (``finemon run --experiment/--variant``)."""
 
     run_id: str
     node_name: str | None
@@ -88,6 +90,8 @@ class RunSummary:
     last_time: datetime
     containers: tuple[ContainerSummary, ...]
     top_processes: tuple[ProcessSummary, ...]
+    experiment: str | None = None
+    variant: str | None = None
 
 
 def _gauge_stats(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str], Stats]:
@@ -166,6 +170,7 @@ def summarize(
     finally:
         con.close()
 
+    manifests = read_run_manifests(Path(directory))
     by_run: dict[str, list[ContainerSummary]] = defaultdict(list)
     # By name, a restarted container's lives in the order they started.
     by_name = sorted(containers, key=lambda row: (row[0], names[row[1]].full_name, row[2], row[1]))
@@ -199,6 +204,8 @@ def summarize(
                 )
                 for key, pid, comm, mean, peak in processes.get(run, [])
             ),
+            experiment=manifests[run].experiment if run in manifests else None,
+            variant=manifests[run].variant if run in manifests else None,
         )
         for run, node, first, last in runs
     ]
@@ -240,8 +247,11 @@ def format_summary(runs: list[RunSummary]) -> str:
         same_day = run.first_time.date() == run.last_time.date()
         clock = "%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S"
         span = (run.last_time - run.first_time).total_seconds()
+        tags = [f"experiment {run.experiment}"] if run.experiment else []
+        tags += [f"variant {run.variant}"] if run.variant else []
+        tagged = f" ({', '.join(tags)})" if tags else ""
         lines = [
-            f"run {run.run_id} on node {run.node_name or '?'}: "
+            f"run {run.run_id}{tagged} on node {run.node_name or '?'}: "
             f"{run.first_time:%Y-%m-%d %H:%M:%S} to {run.last_time.strftime(clock)} UTC "
             f"({_duration(span)}), {len(run.containers)} "
             f"container{'' if len(run.containers) == 1 else 's'}"

@@ -11,6 +11,10 @@
   says why; it never renders metrics (a probe costs nothing). Default: the last tick of the
   installed recorder is younger than 3 ticks (:func:`tick_health`); the owner may pass its own.
 
+- ``POST`` to a path the owner serves (``post``: path -> :data:`PostHandler`): the handler gets
+  the query's parameters and the body (at most 64 KiB, else 413) and answers a status and one
+  line of text (``finemon run`` serves ``POST /mark`` this way).
+
 Connections are HTTP/1.1 and kept open between requests (``Connection: close`` closes one).
 ``HEAD`` answers as ``GET`` without the body; any other path is 404 and any other method 501.
 A request the server cannot parse (a request line or a header over 64 KiB, more than 100
@@ -27,12 +31,12 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from capture import facade
 from capture.exposition import (
@@ -56,6 +60,7 @@ __all__ = [
     "CaptureCollector",
     "Endpoint",
     "Health",
+    "PostHandler",
     "help_and_unit",
     "sanitize_label_name",
     "sanitize_metric_name",
@@ -69,6 +74,12 @@ HEALTHY_TICKS: Final = 3.0
 MAX_CONNECTIONS: Final = 16
 #: Seconds a client may stay silent before its connection is dropped.
 CLIENT_TIMEOUT_SECONDS: Final = 10.0
+#: Largest body a ``POST`` may send.
+MAX_POST_BYTES: Final = 64 * 1024
+
+#: What answers a ``POST`` to one path: called with the query's parameters (name -> values)
+#: and the body; returns the HTTP status and one line of text. It runs in the request's thread.
+PostHandler = Callable[[Mapping[str, list[str]], bytes], tuple[int, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +156,39 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._answer(send_body=False)
 
+    def do_POST(self) -> None:
+        parts = urlsplit(self.path)
+        handler = self.server.post.get(parts.path)
+        if handler is None:
+            self._send_text(HTTPStatus.NOT_FOUND, "not found: nothing takes a POST here")
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_POST_BYTES:
+            self.close_connection = True  # the body, if any, is not read
+            self._send_text(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body must be 0..{MAX_POST_BYTES} bytes"
+            )
+            return
+        body = self.rfile.read(length) if length else b""
+        try:
+            status, text = handler(parse_qs(parts.query), body)
+        except Exception:  # a handler bug must not take the server down
+            log.exception("capture: the POST handler of %s failed", parts.path)
+            status, text = HTTPStatus.INTERNAL_SERVER_ERROR, "the handler failed"
+        self._send_text(status, text)
+
+    def _send_text(self, status: int, text: str) -> None:
+        body = f"{text}\n".encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
     def _answer(self, send_body: bool) -> None:
         path = urlsplit(self.path).path
         headers: dict[str, str] = {}
@@ -199,10 +243,12 @@ class Endpoint(ThreadingHTTPServer):
         exposition: Exposition,
         health: Callable[[], Health],
         family: socket.AddressFamily,
+        post: Mapping[str, PostHandler] | None = None,
     ) -> None:
         self.address_family = family
         self.exposition = exposition
         self.health = health
+        self.post: Mapping[str, PostHandler] = dict(post or {})
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._failures = 0
         #: Connections closed unanswered because MAX_CONNECTIONS were being served.
@@ -245,6 +291,7 @@ def start_http_endpoint(
     include: Callable[[str], bool] | None = None,
     exposed_labels: Callable[[LabelTuple], LabelTuple] | None = None,
     health: Callable[[], Health] | None = None,
+    post: Mapping[str, PostHandler] | None = None,
 ) -> tuple[Endpoint, threading.Thread]:
     """Serve ``/metrics`` and ``/healthz`` on ``addr:port`` in a daemon thread; returns
     (server, thread).
@@ -252,8 +299,9 @@ def start_http_endpoint(
     ``recorder``: the one to expose (default: the one installed at each request);
     ``include(name)``: whether metric ``name`` is exposed (default: every one);
     ``exposed_labels(labels)``: the labels a series is exposed with (default: all its labels, see
-    :class:`~capture.exposition.Exposition`); ``health``: what
-    ``/healthz`` answers (default: :func:`tick_health` of the recorder). Raises OSError when
+    :class:`~capture.exposition.Exposition`); ``health``: what ``/healthz`` answers (default:
+    :func:`tick_health` of the recorder); ``post``: the paths that take a ``POST`` and what
+    answers each (default: none). Raises OSError when
     the address cannot be bound. Stop it with ``server.shutdown()`` and ``server.server_close()``.
     """
     family = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)[0][0]
@@ -262,7 +310,9 @@ def start_http_endpoint(
         def health() -> Health:
             return tick_health(recorder if recorder is not None else _installed())
 
-    server = Endpoint((addr, port), Exposition(recorder, include, exposed_labels), health, family)
+    server = Endpoint(
+        (addr, port), Exposition(recorder, include, exposed_labels), health, family, post
+    )
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.5}, daemon=True
     )

@@ -21,6 +21,8 @@ Directory::
     <output-dir>/
         _session.json                       manifest of the current (or last) run
         _sessions/<run_id>.json             manifest of every run, kept
+        .finemon.sock                       the running daemon's control socket (finemon mark)
+        .finemon.sock.path                  or, for a path too long for a socket, where it is
         dt=YYYY-MM-DD/identifier=<id>/
             finemon-20240131T235930Z-1a2b3c4d-00001.parquet
             .finemon-...parquet.partial     (the file being written; hidden)
@@ -72,3 +74,9 @@ FILE_SUFFIX: Final = ".parquet"
 #: Suffixes of the hidden files beside a data file: the file being written, its journal, and a
 #: journal that recovery could not read (kept for inspection). Written by the capture library.
 HIDDEN_SUFFIXES: Final = (".partial", ".journal", ".journal.corrupt")
+#: The control socket of the daemon recording into the output dir (``finemon mark``), at the
+#: output root while it runs; hidden, so dataset readers skip it.
+CONTROL_SOCKET: Final = ".finemon.sock"
+#: When the output dir's path is too long for a socket address, the socket lives under a short
+#: path and this file at the output root holds that path (one line).
+CONTROL_SOCKET_POINTER: Final = ".finemon.sock.path"

@@ -1,8 +1,9 @@
 """The ``finemon`` command: one parser over every subcommand, each run by its own layer.
 
 Subcommands are looked up in :data:`COMMANDS` (name -> :class:`Command`); adding one is adding an
-entry. ``finemon run`` is the daemon's (:mod:`monitor.cli`), ``demo`` this package's
-(:mod:`finemon.demo`), ``query``, ``summary``, ``report``, ``mcp`` and ``view`` the analysis's;
+entry. ``finemon run`` is the daemon's (:mod:`monitor.cli`), ``mark`` too (:mod:`monitor.phases`),
+``demo`` this package's (:mod:`finemon.demo`), ``query``, ``summary``, ``report``, ``compare``,
+``check``, ``mcp`` and ``view`` the analysis's;
 building the parser imports none of their heavy dependencies. Exit codes: 0 success (including a
 stop by SIGINT/SIGTERM), 1 finemon could not start or failed while running, 2 bad command-line
 flags. Errors are one line on stderr. ``python -m finemon`` is the same command.
@@ -24,6 +25,12 @@ from analysis.cli import (
     add_report_arguments,
     add_summary_arguments,
 )
+from analysis.experiments.cli import (
+    CHECK_DESCRIPTION,
+    COMPARE_DESCRIPTION,
+    add_check_arguments,
+    add_compare_arguments,
+)
 from analysis.mcp_server import MCP_DESCRIPTION, add_mcp_arguments
 from analysis.view_cli import VIEW_DESCRIPTION, add_view_arguments
 from common.exit_codes import EXIT_OK, EXIT_USAGE
@@ -37,6 +44,7 @@ from monitor.cli import (
     run_command,
 )
 from monitor.config import add_run_arguments
+from monitor.phases import MARK_DESCRIPTION, add_mark_arguments, run_mark
 
 
 class _Parser(argparse.ArgumentParser):
@@ -81,6 +89,18 @@ def _report(args: argparse.Namespace) -> int:
     return run_report(args)
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from analysis.experiments.cli import run_compare  # noqa: PLC0415 - duckdb and numpy
+
+    return run_compare(args)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from analysis.experiments.cli import run_check  # noqa: PLC0415 - duckdb, numpy and yaml
+
+    return run_check(args)
+
+
 def _view(args: argparse.Namespace) -> int:
     from analysis.view_cli import run_view  # noqa: PLC0415 - the web server (view extra)
 
@@ -119,6 +139,12 @@ COMMANDS: dict[str, Command] = {
         run=run_command,
         description=RUN_DESCRIPTION,
     ),
+    "mark": Command(
+        help="tell the finemon run recording into a directory that a phase starts now",
+        add_arguments=add_mark_arguments,
+        run=run_mark,
+        description=MARK_DESCRIPTION,
+    ),
     "demo": Command(
         help="record a small demo node (real cgroups and workloads) for a minute and summarize",
         add_arguments=add_demo_arguments,
@@ -142,6 +168,18 @@ COMMANDS: dict[str, Command] = {
         add_arguments=add_report_arguments,
         run=_report,
         description=REPORT_DESCRIPTION,
+    ),
+    "compare": Command(
+        help="compare two sets of runs container by container: changes, intervals, verdicts",
+        add_arguments=add_compare_arguments,
+        run=_compare,
+        description=COMPARE_DESCRIPTION,
+    ),
+    "check": Command(
+        help="check bounds (YAML) on a run's metrics; exit 1 when one fails, for CI",
+        add_arguments=add_check_arguments,
+        run=_check,
+        description=CHECK_DESCRIPTION,
     ),
     "mcp": Command(
         help="serve a dataset to AI agents over MCP (stdio or HTTP): series, analysis, SQL",

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
+from common import sizes
 from monitor.intake.flags import (
     IntakeConfig,
     TargetMetricsConfig,
@@ -53,27 +54,6 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 PrometheusSeries = Literal["default", "all"]
 PROMETHEUS_SERIES: tuple[str, ...] = get_args(PrometheusSeries)
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*$")
-_UNITS: Mapping[str, int] = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "t": 1000**4,
-    "tb": 1000**4,
-    "ki": 1024,
-    "kib": 1024,
-    "mi": 1024**2,
-    "mib": 1024**2,
-    "gi": 1024**3,
-    "gib": 1024**3,
-    "ti": 1024**4,
-    "tib": 1024**4,
-}
 _UNSAFE_IDENTIFIER = re.compile(r"[^A-Za-z0-9._-]")
 # Float fuzz when turning seconds into ticks (0.3 / 0.1 is 2.9999999999999996).
 _TICK_EPSILON = 1e-9
@@ -84,23 +64,12 @@ class ConfigError(ValueError):
 
 
 def parse_size(text: str) -> int:
-    """Bytes in ``text``: a number with an optional unit, e.g. ``1GiB``, ``500MB``, ``2G``, ``123``.
-
-    ``K``/``KB``, ``M``/``MB``, ``G``/``GB``, ``T``/``TB`` are powers of 1000 (as in Kubernetes
-    quantities); ``Ki``/``KiB`` ... ``Ti``/``TiB`` powers of 1024; case is ignored. Raises
-    ConfigError for anything else or a size that is not positive.
-    """
-    match = _SIZE.match(text)
-    unit = match.group(2).lower() if match else ""
-    if match is None or unit not in _UNITS:
-        raise ConfigError(
-            f"invalid size {text!r}: use a number with an optional unit "
-            "(B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 1GiB or 500MB"
-        )
-    size = math.floor(float(match.group(1)) * _UNITS[unit])
-    if size <= 0:
-        raise ConfigError(f"invalid size {text!r}: must be at least one byte")
-    return size
+    """Bytes in ``text`` (:func:`common.sizes.parse_size`: ``1GiB``, ``500MB``, ``2G``,
+    ``123``); raises ConfigError for anything else or a size that is not positive."""
+    try:
+        return sizes.parse_size(text)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def sanitize_identifier(raw: str) -> str:
@@ -184,6 +153,10 @@ class Config:
     observer: str | None = None
     #: ``--upload`` and its settings (None: the data stays local).
     upload: UploadConfig | None = None
+    #: ``--experiment`` and ``--variant``: what the run is part of, for ``finemon compare``
+    #: (recorded in the manifest; None: not given).
+    experiment: str | None = None
+    variant: str | None = None
     #: Record only the cgroups below this path (relative to the hierarchy roots); empty: the
     #: whole tree. No flag sets it: ``finemon demo`` records its sandbox alone with it.
     cgroup_subtree: str = ""
@@ -379,6 +352,22 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "$CLUSTER_NAME; without either the column is null)",
     )
 
+    experiment = parser.add_argument_group("experiment")
+    experiment.add_argument(
+        "--experiment",
+        type=nonempty,
+        metavar="NAME",
+        help="the experiment this run belongs to, recorded in the manifest (finemon compare "
+        "and check select runs by it; see docs/experiments.md)",
+    )
+    experiment.add_argument(
+        "--variant",
+        type=nonempty,
+        metavar="NAME",
+        help="the variant of the experiment this run records, e.g. baseline or candidate "
+        "(finemon compare --baseline variant=NAME)",
+    )
+
     host = parser.add_argument_group("host")
     host.add_argument(
         "--cgroup-root",
@@ -530,4 +519,6 @@ def build_config(args: argparse.Namespace, env: Environment) -> Config:
         upload=upload,
         intake=intake,
         target_metrics=target_metrics,
+        experiment=args.experiment,
+        variant=args.variant,
     )

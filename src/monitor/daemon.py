@@ -42,6 +42,7 @@ Life cycle:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -69,6 +70,7 @@ from monitor.observer import (
     load_observer_factory,
     observer_config,
 )
+from monitor.phases import PHASE_LABEL, PHASE_METRIC, ControlServer, Mark, MarkError, answer_mark
 from monitor.rotation import FileCycle, midnight_rotation_tick
 from monitor.selfstats import SelfUsage, describe_daemon_metrics
 from monitor.signals import SignalWatch
@@ -255,6 +257,12 @@ class Daemon:
         self._state_lock = threading.Lock()
         #: The memory policy's phases in this run.
         self.memory = memory_policy.DaemonMemory()
+        #: The control socket ``finemon mark`` talks to, while recording.
+        self._control: ControlServer | None = None
+        #: The run's phase marks, as the manifest lists them.
+        self._phases: list[dict[str, str]] = []
+        #: Marks received since the last tick, for the ``finemon.phase`` gauges (under the lock).
+        self._pending_marks: list[Mark] = []
 
     # ------------------------------------------------------------------ entry
     def run(self) -> int:
@@ -325,6 +333,7 @@ class Daemon:
         if self._intake is not None:
             self._intake.stop()
             self._intake = None
+        self._stop_control()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -430,14 +439,20 @@ class Daemon:
             include, exposed_labels = in_prometheus_default, prometheus_default_labels
         try:
             self._server, _thread = start_http_endpoint(
-                port, address, include=include, exposed_labels=exposed_labels, health=self._health
+                port,
+                address,
+                include=include,
+                exposed_labels=exposed_labels,
+                health=self._health,
+                post={"/mark": self._post_mark},
             )
         except OSError as exc:
             raise StartupError(
                 f"cannot serve Prometheus on {address}:{port}: {exc.strerror or exc}"
             ) from exc
         log.info(
-            "prometheus serving http://%s:%d/metrics series=%s, health at /healthz",
+            "prometheus serving http://%s:%d/metrics series=%s, health at /healthz, "
+            "marks at POST /mark",
             address,
             port,
             self.config.prometheus_series,
@@ -510,6 +525,70 @@ class Daemon:
         recorder = capture.get_recorder()
         return tick_health(recorder if isinstance(recorder, capture.CaptureRecorder) else None)
 
+    # ------------------------------------------------------------------ phase marks
+    def _on_mark(self, name: str) -> Mark:
+        """Record that phase ``name`` starts now (from the control socket's or the HTTP
+        server's thread): in the manifest at once, as the ``finemon.phase`` gauge from the next
+        tick on. Raises MarkError when the run is not recording."""
+        mark = Mark(name, time.time())
+        with self._state_lock:
+            if self._files is None or self._manifest is None:
+                idle = f" (idle: {self._idle_reason})" if self._idle_reason else ""
+                raise MarkError(f"finemon is not recording into {self.config.output_dir}{idle}")
+            self._phases.append({"name": name, "time": iso_utc(mark.time_seconds)})
+            self._manifest.update(phases=list(self._phases))
+            self._write_manifest()
+            self._pending_marks.append(mark)
+        log.info("phase name=%s", name)
+        return mark
+
+    def _post_mark(self, query: Mapping[str, list[str]], body: bytes) -> tuple[int, str]:
+        """``POST /mark?name=NAME`` (or the JSON body ``{"name": "NAME"}``): one JSON line, as
+        the control socket answers; 400 for a bad request, 409 when not recording."""
+        names = query.get("name", [])
+        if not names and body.strip():
+            try:
+                document = json.loads(body)
+            except ValueError:
+                document = None
+            if isinstance(document, dict) and isinstance(document.get("name"), str):
+                names = [document["name"]]
+        if len(names) != 1:
+            error = 'give the phase as ?name=NAME or the JSON body {"name": "NAME"}'
+            return 400, json.dumps({"ok": False, "error": error})
+        answer = answer_mark(self._on_mark, names[0], self.run_id)
+        if answer["ok"]:
+            return 200, json.dumps(answer)
+        bad_name = str(answer["error"]).startswith("invalid phase name")
+        return (400 if bad_name else 409), json.dumps(answer)
+
+    def _take_marks(self) -> None:
+        """Set the ``finemon.phase`` gauge of each mark received since the last tick."""
+        if not self._pending_marks:
+            return
+        with self._state_lock:
+            marks, self._pending_marks = self._pending_marks, []
+        for mark in marks:
+            capture.gauge(PHASE_METRIC, {PHASE_LABEL: mark.name}).set(mark.time_seconds)
+
+    def _start_control(self) -> None:
+        """Serve the control socket for ``finemon mark``; a run without it still records
+        (the reason is logged)."""
+        control = ControlServer(
+            self.config.output_dir, lambda name: answer_mark(self._on_mark, name, self.run_id)
+        )
+        try:
+            control.start()
+        except OSError as exc:
+            log.warning("marks: no control socket (finemon mark cannot reach this run): %s", exc)
+            return
+        self._control = control
+
+    def _stop_control(self) -> None:
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+
     def _manifest_document(
         self, description: Mapping[str, object], report: capture.RecoveryReport
     ) -> dict[str, Any]:
@@ -534,6 +613,9 @@ class Daemon:
             ],
             "recovery_failed": [{"path": str(p), "reason": why} for p, why in report.failed],
             "stats": asdict(self.stats),
+            "experiment": config.experiment,
+            "variant": config.variant,
+            "phases": [],
         }
 
     def _start_recording(self) -> Blocked | None:
@@ -590,6 +672,7 @@ class Daemon:
         self._has_manifest = True
         self._write_manifest()
         self._start_reports(first_tick)
+        self._start_control()
         log.info(
             "recording run_id=%s file=%s interval=%gs rotation=%gs window=%gs",
             self.run_id,
@@ -710,6 +793,7 @@ class Daemon:
         metrics.tick_duration_seconds.set(time.monotonic() - started)
         metrics.cpu_millicores.set(self._self.cpu_millicores())
         metrics.rss_bytes.set(self._self.rss_bytes())
+        self._take_marks()
         manager.take_tick(tick)
         # Takes the ticks this sample overran into (they repeat its values).
         manager.take_tick()
@@ -826,7 +910,9 @@ class Daemon:
         files = self._files
         assert files is not None and self._manifest is not None
         self._stop_reports(files.manager)
-        self._files = None
+        with self._state_lock:  # marks are refused from here on
+            self._files = None
+        self._stop_control()
         end = time.time()
         fields: dict[str, Any] = {
             "end_time": iso_utc(end),

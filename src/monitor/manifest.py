@@ -19,6 +19,8 @@ Fields: ``run_id`` (the same as the Parquet rows' ``run_id``), ``identifier``, `
 source tree, else null), ``host`` (kernel release, host name, CPU count, memory bytes, and what
 the observer found: cgroup version, mounts, layout), ``recovered`` (files rebuilt at start),
 ``stats`` (ticks, skipped ticks, files, rows, bytes; updated at each rotation), ``updated_time``,
+``experiment`` and ``variant`` (``--experiment``, ``--variant``; null without them), ``phases``
+(``[{name, time}]``: each ``finemon mark`` received, in order, see :mod:`monitor.phases`),
 and once recording stops ``end_time``, ``duration_seconds`` and ``reason``: ``duration``,
 ``signal`` (with ``signal`` naming it), ``size_limit``, ``disk_full`` or ``error`` (with
 ``error``); ``last_file: "journal kept for recovery"`` when the last file could not be finished

@@ -26,6 +26,8 @@ from tests.analysis import patterns as pat
 from tests.analysis import synthetic as syn
 
 TOOLS = {
+    "compare_runs",
+    "check_bounds",
     "list_nodes",
     "list_runs",
     "list_containers",

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import socket
+import urllib.error
 import urllib.request
+from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
 
 import capture
 from capture.delayed import DROPPED_METRIC
-from capture.prometheus import CaptureCollector, sanitize_label_name, sanitize_metric_name
+from capture.prometheus import (
+    MAX_POST_BYTES,
+    CaptureCollector,
+    sanitize_label_name,
+    sanitize_metric_name,
+)
 from capture.recorder import CaptureRecorder
 
 
@@ -112,3 +119,41 @@ def test_the_endpoint_serves_descriptions_as_help_and_units_in_openmetrics() -> 
     assert "served_cpu_usage_usec_total 5\n" in metrics
     assert "served_stat_nr_throttled_total 2\n" in metrics
     assert "_count" not in metrics
+
+
+def _post(url: str, body: bytes) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_http_endpoint_hands_posts_to_the_owners_handlers() -> None:
+    seen: list[tuple[dict[str, list[str]], bytes]] = []
+
+    def handler(query: Mapping[str, list[str]], body: bytes) -> tuple[int, str]:
+        seen.append((dict(query), body))
+        if body == b"boom":
+            raise RuntimeError("a handler bug")
+        return 202, f"took {len(body)} bytes"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server, thread = capture.prometheus.start_http_endpoint(
+        port, "127.0.0.1", CaptureRecorder(), post={"/mark": handler}
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert _post(f"{base}/mark?name=a&name=b", b"hello") == (202, "took 5 bytes\n")
+        assert seen == [({"name": ["a", "b"]}, b"hello")]
+        assert _post(f"{base}/mark", b"boom") == (500, "the handler failed\n")
+        assert _post(f"{base}/metrics", b"")[0] == 404 and len(seen) == 2
+        assert _post(f"{base}/mark", b"x" * (MAX_POST_BYTES + 1))[0] == 413 and len(seen) == 2
+        # The server goes on serving.
+        assert _post(f"{base}/mark", b"again") == (202, "took 5 bytes\n")
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)

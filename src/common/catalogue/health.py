@@ -206,6 +206,19 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         DAEMON_TABLE,
+        "finemon.phase",
+        "gauge",
+        "seconds",
+        labels=("phase",),
+        source="`finemon mark`",
+        description="A phase of the run began: the Unix time of its mark, in seconds",
+        derivation=(
+            "One series per phase name (the label), from the first tick taken after the mark "
+            "on; see docs/experiments.md"
+        ),
+    ),
+    Entry(
+        DAEMON_TABLE,
         "finemon.intake.requests",
         "counter",
         "count",
