@@ -25,6 +25,9 @@ Directory::
             finemon-20240131T235930Z-1a2b3c4d-00001.parquet
             .finemon-...parquet.partial     (the file being written; hidden)
             .finemon-...parquet.journal     (its journal; hidden)
+            .finemon-...parquet.compacting  (a compacted file not yet published; hidden)
+            .finemon-...parquet.intent      (what that compaction replaces; hidden)
+            finemon-20240131T235930Z-compact-0a1b2c3d.parquet   (a compacted file)
 
 Everything that is not data starts with ``_`` or ``.`` (the Hadoop convention), so dataset
 readers skip it.
@@ -72,3 +75,14 @@ FILE_SUFFIX: Final = ".parquet"
 #: Suffixes of the hidden files beside a data file: the file being written, its journal, and a
 #: journal that recovery could not read (kept for inspection). Written by the capture library.
 HIDDEN_SUFFIXES: Final = (".partial", ".journal", ".journal.corrupt")
+
+#: Suffixes of compaction's hidden files (``finemon compact``, docs/compaction.md): the compacted
+#: file before it is published, and the intent that lists the files it replaces.
+COMPACTION_SUFFIXES: Final = (".compacting", ".intent", ".replacing")
+#: What marks a compacted file's name: ``finemon-<first tick, UTC>-compact-<digest>.parquet``,
+#: the digest naming the files it replaced.
+COMPACTED_MARKER: Final = "-compact-"
+#: The first bytes of a placeholder: while a compaction swaps files, each file it replaces holds
+#: these bytes (and the name of the compacted file) under its own name, so that a reader listing
+#: the partition then fails on it (not Parquet) instead of counting rows twice or not at all.
+PLACEHOLDER_MAGIC: Final = b"FINEMON-COMPACTED\n"
