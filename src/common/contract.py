@@ -79,9 +79,15 @@ HIDDEN_SUFFIXES: Final = (".partial", ".journal", ".journal.corrupt")
 #: Suffixes of compaction's hidden files (``finemon compact``, docs/compaction.md): the compacted
 #: file before it is published, and the intent that lists the files it replaces.
 COMPACTION_SUFFIXES: Final = (".compacting", ".intent", ".replacing")
+#: Suffix of the hidden folder where a compaction spills rows while it sorts them.
+COMPACTION_SCRATCH_SUFFIX: Final = ".scratch"
 #: What marks a compacted file's name: ``finemon-<first tick, UTC>-compact-<digest>.parquet``,
 #: the digest naming the files it replaced.
 COMPACTED_MARKER: Final = "-compact-"
+#: Footer key of a compacted file: the names of the files it replaced (JSON list; same folder).
+COMPACTED_REPLACES_KEY: Final = "finemon.compacted.replaces"
+#: Footer key of a compacted file: every run whose rows it holds (JSON list).
+COMPACTED_RUN_IDS_KEY: Final = "finemon.compacted.run_ids"
 #: The first bytes of a placeholder: while a compaction swaps files, each file it replaces holds
 #: these bytes (and the name of the compacted file) under its own name, so that a reader listing
 #: the partition then fails on it (not Parquet) instead of counting rows twice or not at all.

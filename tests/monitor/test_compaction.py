@@ -289,3 +289,28 @@ def test_finemon_compact_command(two_runs: Path) -> None:
     )
     assert "into 2 in 2 partitions" in done.stdout, done.stdout
     assert rows(two_runs) == before
+
+
+class _StopError(Exception):
+    pass
+
+
+def test_the_size_limit_counts_compacted_files_not_the_replaced_ones(
+    two_runs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor.sizelimit import finemon_files, used_bytes
+
+    def stop_at_intent(name: str) -> None:
+        if name == "intent":
+            raise _StopError
+
+    monkeypatch.setattr(swap, "step_hook", stop_at_intent)
+    with pytest.raises(_StopError):
+        compact_directory(two_runs, ALL)
+    hidden = sorted(p.name.rsplit(".", 1)[-1] for p in finemon_files(two_runs) if p.name[0] == ".")
+    assert hidden == ["compacting", "intent"]
+    monkeypatch.setattr(swap, "step_hook", None)
+    compact_directory(two_runs, ALL)
+    files = list(two_runs.rglob("*.parquet"))
+    assert len(files) == 2
+    assert used_bytes(two_runs) == sum(p.stat().st_size for p in files)

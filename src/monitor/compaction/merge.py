@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from pyarrow._parquet import ParquetWriter
 
 from capture.files import parquet_options
+from common.contract import COMPACTED_REPLACES_KEY, COMPACTED_RUN_IDS_KEY
 
 #: Rows sorted in memory at once (a metric with more is split by containers first).
 SORT_BUDGET_ROWS = 1_048_576
@@ -43,10 +44,8 @@ ROW_GROUP_ROWS = 262_144
 #: Rows buffered across metrics in the first pass before they are spilled.
 SPILL_BUFFER_ROWS = 524_288
 
-#: The footer key that lists the file names a compacted file replaced (JSON list, same folder).
-REPLACES_KEY = "finemon.compacted.replaces"
-#: The footer key that lists every run whose rows a compacted file holds (JSON list).
-RUN_IDS_KEY = "finemon.compacted.run_ids"
+REPLACES_KEY = COMPACTED_REPLACES_KEY
+RUN_IDS_KEY = COMPACTED_RUN_IDS_KEY
 #: Keys merged rather than kept only when every input agrees.
 RUN_ID_KEY = "capture.run_id"
 METRICS_KEY = "capture.metrics"

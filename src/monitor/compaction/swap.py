@@ -39,13 +39,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from capture.files import fsync_dir
-from common.contract import COMPACTION_SUFFIXES, PLACEHOLDER_MAGIC
+from common.contract import COMPACTION_SCRATCH_SUFFIX, COMPACTION_SUFFIXES, PLACEHOLDER_MAGIC
 
 log = logging.getLogger("finemon.compact")
 
 _COMPACTING, _INTENT, _REPLACING = COMPACTION_SUFFIXES
 #: Suffix of a merge's scratch folder (spilled rows), beside the file it builds.
-SCRATCH_SUFFIX = ".scratch"
+SCRATCH_SUFFIX = COMPACTION_SCRATCH_SUFFIX
 
 #: For tests: called with the name of each step as it is reached (``written``, ``intent``,
 #: ``placeholder`` after each input, ``published``, ``removed`` after each placeholder,
