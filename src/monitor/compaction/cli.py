@@ -63,6 +63,9 @@ def add_compact_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_compact(args: argparse.Namespace) -> int:
     """Run ``finemon compact`` with its parsed flags; returns the exit code."""
+    from monitor.compaction.process import use_memory_policy  # noqa: PLC0415
+
+    use_memory_policy()
     from monitor.cli import configure_logging  # noqa: PLC0415
     from monitor.compaction.local import (  # noqa: PLC0415 - pyarrow, not at parser build
         CompactionBusyError,

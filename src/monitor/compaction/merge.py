@@ -37,12 +37,12 @@ from capture.files import parquet_options
 from common.contract import COMPACTED_REPLACES_KEY, COMPACTED_RUN_IDS_KEY
 
 #: Rows sorted in memory at once (a metric with more is split by containers first).
-SORT_BUDGET_ROWS = 1_048_576
+SORT_BUDGET_ROWS = 262_144
 #: Rows of an output row group: about a metric's slice of a few containers, so that a
 #: question about one metric and one container reads few row groups.
 ROW_GROUP_ROWS = 262_144
 #: Rows buffered across metrics in the first pass before they are spilled.
-SPILL_BUFFER_ROWS = 524_288
+SPILL_BUFFER_ROWS = 262_144
 
 REPLACES_KEY = COMPACTED_REPLACES_KEY
 RUN_IDS_KEY = COMPACTED_RUN_IDS_KEY
@@ -143,9 +143,8 @@ def _container_key(table: pa.Table) -> pa.Array:
 
 
 def _sort(table: pa.Table) -> pa.Table:
-    return table.sort_by(
-        [("metric_name", "ascending"), (_CONTAINER, "ascending"), ("time", "ascending")]
-    )
+    # One metric at a time: its rows by container, then time.
+    return table.sort_by([(_CONTAINER, "ascending"), ("time", "ascending")])
 
 
 class _Spill:
@@ -169,7 +168,7 @@ class _Spill:
         self._file.close()
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        with pa.memory_map(str(self.path)) as source:
+        with pa.OSFile(str(self.path)) as source:
             yield from pa.ipc.open_stream(source)
 
 
@@ -204,7 +203,7 @@ class _Output:
     def _write(self, rows: int) -> None:
         whole = pa.concat_tables(self._pending)
         group, rest = whole.slice(0, rows), whole.slice(rows)
-        self._writer.write_table(group.cast(self.schema), row_group_size=group.num_rows)
+        self._writer.write_table(group, row_group_size=group.num_rows)
         self.rows += group.num_rows
         self.row_groups += 1
         self._pending = [rest] if rest.num_rows else []
@@ -223,18 +222,32 @@ class _Output:
             pass
 
 
-def _input_tables(paths: Sequence[Path], schema: pa.Schema) -> Iterator[pa.Table]:
-    """Every row group of every input, in order, cast to ``schema`` with the container key."""
+def _input_tables(
+    paths: Sequence[Path], schema: pa.Schema, spill_schema: pa.Schema
+) -> Iterator[pa.Table]:
+    """Every row group of every input (of ``schema``), in order, with the container key."""
     for path in paths:
         try:
-            parquet = pq.ParquetFile(path)
-            if not parquet.schema_arrow.equals(schema):
+            # Strings stay dictionary-encoded in memory, as in the file: a row group's
+            # container ids and names are held once each.
+            parquet = pq.ParquetFile(path, read_dictionary=_string_columns(schema))
+            if not pa.schema(
+                [
+                    f.with_type(pa.string()) if pa.types.is_dictionary(f.type) else f
+                    for f in parquet.schema_arrow
+                ]
+            ).equals(schema):
                 raise MergeError(f"{path}: its columns differ from the other files'")
             for index in range(parquet.num_row_groups):
                 table = parquet.read_row_group(index)
-                yield table.append_column(_CONTAINER, _container_key(table))
+                table = table.append_column(_CONTAINER, _container_key(table))
+                yield table.cast(spill_schema)
         except (OSError, pa.ArrowException) as exc:
             raise MergeError(f"{path}: {exc}") from exc
+
+
+def _string_columns(schema: pa.Schema) -> list[str]:
+    return [f.name for f in schema if pa.types.is_string(f.type)]
 
 
 def _by_metric(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
@@ -376,18 +389,28 @@ def merge_files(
             input_bytes += path.stat().st_size
         except OSError as exc:
             raise MergeError(f"{path}: {exc}") from exc
-    spill_schema = schema.append(pa.field(_CONTAINER, pa.string()))
+    dictionary = pa.dictionary(pa.int32(), pa.string())
+    spill_schema = pa.schema(
+        [
+            pa.field(f.name, dictionary, f.nullable) if pa.types.is_string(f.type) else f
+            for f in schema
+        ]
+    ).append(pa.field(_CONTAINER, pa.string()))
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     try:
         spills = _SpillSet(scratch, spill_schema, spill_buffer_rows)
         try:
-            for table in _input_tables(inputs, schema):
+            for table in _input_tables(inputs, schema, spill_schema):
                 for metric, part in _by_metric(table):
                     spills.add(metric, part)
         finally:
             spills.close()
-        out = _Output(output, schema, compression_level, row_group_rows)
+        # Written from the dictionary-encoded spills as they are (the file's types are the
+        # same: strings), as capture writes its own files.
+        out = _Output(
+            output, spill_schema.remove(len(spill_schema) - 1), compression_level, row_group_rows
+        )
         try:
             for metric in sorted(spills.spills):
                 spill = spills.spills[metric]

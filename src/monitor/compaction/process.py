@@ -71,6 +71,19 @@ def compactor_command(
     ]
 
 
+def use_memory_policy() -> None:
+    """Before pyarrow is imported: Arrow allocates from the C library with few arenas, and
+    pages freed go back to the system (:mod:`monitor.memory_policy`), so that the process's RSS
+    follows what the merge holds, not its peak."""
+    from monitor import memory_policy  # noqa: PLC0415
+
+    memory_policy.before_imports()
+    import pyarrow as pa  # noqa: PLC0415
+
+    pa.set_memory_pool(pa.system_memory_pool())
+    memory_policy.limit_arenas()
+
+
 def _lower_priority() -> None:
     try:
         os.nice(19)
@@ -90,11 +103,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the compaction process; returns the exit code (2 for bad flags)."""
     from monitor.cli import configure_logging  # noqa: PLC0415
     from monitor.compaction.cli import older_than  # noqa: PLC0415
-    from monitor.compaction.local import (  # noqa: PLC0415
-        CompactionBusyError,
-        CompactionSettings,
-        compact_directory,
-    )
     from monitor.manifest import iso_utc, write_json_atomically  # noqa: PLC0415
     from monitor.signals import SignalWatch  # noqa: PLC0415
 
@@ -109,6 +117,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args.log_level.upper())
     _lower_priority()
+    use_memory_policy()
+    from monitor.compaction.local import (  # noqa: PLC0415 - after the memory policy
+        CompactionBusyError,
+        CompactionSettings,
+        compact_directory,
+    )
+
     signals = SignalWatch()
     signals.install()
     settings = CompactionSettings(
