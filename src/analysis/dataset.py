@@ -54,7 +54,7 @@ from analysis.errors import AnalysisError, UnreadableFilesWarning, one_line, req
 from analysis.query.names import ContainerName, container_labels, container_names
 
 # The columns as ``finemon run`` writes them: its output contract.
-from common.contract import FIXED_COLUMNS
+from common.contract import FIXED_COLUMNS, PLACEHOLDER_MAGIC
 from common.contract import LABEL_COLUMNS as STANDARD_LABEL_COLUMNS
 
 if TYPE_CHECKING:
@@ -68,6 +68,8 @@ _NAMES_TABLE = "_container_names"
 #: Every Parquet file starts and ends with these bytes; the 4 bytes before the last ones are
 #: the length of the footer (the file's metadata).
 _PARQUET_MAGIC = b"PAR1"
+#: What :func:`parquet_problem` says of a file that a compaction replaced since the listing.
+_COMPACTING = "replaced by a compaction"
 #: Unreadable files named in the warning; the rest are counted.
 _NAMED_AT_MOST = 3
 
@@ -131,13 +133,17 @@ def parquet_problem(path: Path) -> str | None:
             size = os.fstat(file.fileno()).st_size
             if size == 0:
                 return "empty"
-            head = file.read(4)
-            if head != _PARQUET_MAGIC:
+            head = file.read(len(PLACEHOLDER_MAGIC))
+            if head == PLACEHOLDER_MAGIC:
+                return _COMPACTING
+            if head[:4] != _PARQUET_MAGIC:
                 return "not a Parquet file"
             if size < 12:
                 return "truncated"
             file.seek(-8, os.SEEK_END)
             tail = file.read(8)
+    except FileNotFoundError:
+        return _COMPACTING
     except OSError as exc:
         return exc.strerror or str(exc)
     if tail[4:] != _PARQUET_MAGIC or int.from_bytes(tail[:4], "little") + 12 > size:
@@ -147,11 +153,18 @@ def parquet_problem(path: Path) -> str | None:
 
 def readable_parquet_files(directory: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
     """The data files of ``directory`` (:func:`parquet_files`) split into those that look
-    readable and ``(path, problem)`` for the others."""
+    readable and ``(path, problem)`` for the others. Raises :class:`AnalysisError` when a file
+    was replaced or removed since the listing (a compaction swapping files: docs/compaction.md):
+    leaving it out would count its rows zero times or twice, and a retry gives the answer."""
     readable: list[Path] = []
     unreadable: list[tuple[Path, str]] = []
     for path in parquet_files(directory):
         problem = parquet_problem(path)
+        if problem == _COMPACTING:
+            raise AnalysisError(
+                f"{path}: replaced or removed while being read (a compaction is swapping files "
+                "in); run the command again"
+            )
         if problem is None:
             readable.append(path)
         else:

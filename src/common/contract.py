@@ -27,6 +27,9 @@ Directory::
             finemon-20240131T235930Z-1a2b3c4d-00001.parquet
             .finemon-...parquet.partial     (the file being written; hidden)
             .finemon-...parquet.journal     (its journal; hidden)
+            .finemon-...parquet.compacting  (a compacted file not yet published; hidden)
+            .finemon-...parquet.intent      (what that compaction replaces; hidden)
+            finemon-20240131T235930Z-compact-0a1b2c3d.parquet   (a compacted file)
 
 Everything that is not data starts with ``_`` or ``.`` (the Hadoop convention), so dataset
 readers skip it.
@@ -80,3 +83,20 @@ CONTROL_SOCKET: Final = ".finemon.sock"
 #: When the output dir's path is too long for a socket address, the socket lives under a short
 #: path and this file at the output root holds that path (one line).
 CONTROL_SOCKET_POINTER: Final = ".finemon.sock.path"
+
+#: Suffixes of compaction's hidden files (``finemon compact``, docs/compaction.md): the compacted
+#: file before it is published, and the intent that lists the files it replaces.
+COMPACTION_SUFFIXES: Final = (".compacting", ".intent", ".replacing")
+#: Suffix of the hidden folder where a compaction spills rows while it sorts them.
+COMPACTION_SCRATCH_SUFFIX: Final = ".scratch"
+#: What marks a compacted file's name: ``finemon-<first tick, UTC>-compact-<digest>.parquet``,
+#: the digest naming the files it replaced.
+COMPACTED_MARKER: Final = "-compact-"
+#: Footer key of a compacted file: the names of the files it replaced (JSON list; same folder).
+COMPACTED_REPLACES_KEY: Final = "finemon.compacted.replaces"
+#: Footer key of a compacted file: every run whose rows it holds (JSON list).
+COMPACTED_RUN_IDS_KEY: Final = "finemon.compacted.run_ids"
+#: The first bytes of a placeholder: while a compaction swaps files, each file it replaces holds
+#: these bytes (and the name of the compacted file) under its own name, so that a reader listing
+#: the partition then fails on it (not Parquet) instead of counting rows twice or not at all.
+PLACEHOLDER_MAGIC: Final = b"FINEMON-COMPACTED\n"

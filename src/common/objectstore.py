@@ -316,6 +316,26 @@ class ObjectStore:
         except self._errors as exc:
             raise self._fail(f"PUT {key} to", exc) from None
 
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Upload the small object ``data`` to ``key`` (checked by Content-MD5)."""
+        try:
+            self.client.put_object(
+                Bucket=self.location.bucket,
+                Key=key,
+                Body=data,
+                ContentMD5=_b64_md5(data),
+                ContentType="application/octet-stream",
+            )
+        except self._errors as exc:
+            raise self._fail(f"PUT {key} to", exc) from None
+
+    def delete(self, key: str) -> None:
+        """Delete ``key`` (nothing happens when there is none)."""
+        try:
+            self.client.delete_object(Bucket=self.location.bucket, Key=key)
+        except self._errors as exc:
+            raise self._fail(f"DELETE {key} in", exc) from None
+
     def _put_multipart(
         self, f: IO[bytes], key: str, local: LocalDigest, metadata: dict[str, str]
     ) -> None:

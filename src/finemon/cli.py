@@ -1,9 +1,10 @@
 """The ``finemon`` command: one parser over every subcommand, each run by its own layer.
 
 Subcommands are looked up in :data:`COMMANDS` (name -> :class:`Command`); adding one is adding an
-entry. ``finemon run`` is the daemon's (:mod:`monitor.cli`), ``mark`` too (:mod:`monitor.phases`),
-``demo`` this package's (:mod:`finemon.demo`), ``query``, ``summary``, ``report``, ``compare``,
-``check``, ``mcp`` and ``view`` the analysis's;
+entry. ``finemon run`` is the daemon's (:mod:`monitor.cli`), ``mark`` and ``compact`` too
+(:mod:`monitor.phases`, :mod:`monitor.compaction.cli`), ``demo`` this package's
+(:mod:`finemon.demo`), ``query``, ``summary``, ``report``, ``compare``, ``check``, ``mcp`` and
+``view`` the analysis's;
 building the parser imports none of their heavy dependencies. Exit codes: 0 success (including a
 stop by SIGINT/SIGTERM), 1 finemon could not start or failed while running, 2 bad command-line
 flags. Errors are one line on stderr. ``python -m finemon`` is the same command.
@@ -43,6 +44,7 @@ from monitor.cli import (
     configure_logging,
     run_command,
 )
+from monitor.compaction.cli import COMPACT_DESCRIPTION, add_compact_arguments, run_compact
 from monitor.config import add_run_arguments
 from monitor.phases import MARK_DESCRIPTION, add_mark_arguments, run_mark
 
@@ -150,6 +152,12 @@ COMMANDS: dict[str, Command] = {
         add_arguments=add_demo_arguments,
         run=_demo,
         description=DEMO_DESCRIPTION,
+    ),
+    "compact": Command(
+        help="merge each partition's finished files into large sorted ones, safely for readers",
+        add_arguments=add_compact_arguments,
+        run=run_compact,
+        description=COMPACT_DESCRIPTION,
     ),
     "query": Command(
         help="run SQL (DuckDB) over an output directory: metrics view, rate() and increase()",

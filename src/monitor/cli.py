@@ -22,6 +22,9 @@ from monitor.config import Config, ConfigError, Environment, build_config
 from monitor.shipping.supervisor import UploaderSupervisor
 from monitor.signals import SignalWatch
 
+#: Seconds the compaction process gets to stop after the group it is merging.
+COMPACTOR_STOP_SECONDS = 5.0
+
 
 class UsageError(Exception):
     """A bad command line; the message is one line."""
@@ -51,6 +54,7 @@ def run_command(args: argparse.Namespace) -> int:
     signals = SignalWatch()
     signals.install()
     uploader = None
+    compactor = None
     try:
         from monitor import memory_policy  # noqa: PLC0415
 
@@ -58,6 +62,10 @@ def run_command(args: argparse.Namespace) -> int:
         if config.upload is not None:
             uploader = _start_uploader(config)
             if uploader is None:
+                return EXIT_FAILURE
+        if config.compact_older_than_seconds is not None:
+            compactor = _start_compactor(config)
+            if compactor is None:
                 return EXIT_FAILURE
         memory_policy.before_imports()
         from monitor.daemon import StartupError, run  # noqa: PLC0415 - pulls in pyarrow
@@ -69,12 +77,15 @@ def run_command(args: argparse.Namespace) -> int:
             if uploader is not None:
                 uploader.kill()
             return EXIT_FAILURE
+        if compactor is not None:
+            compactor.stop(COMPACTOR_STOP_SECONDS)  # a kill mid-merge is safe: see swap
         if uploader is not None and config.upload is not None:
             uploader.stop(config.upload.final_seconds)
         return code
     finally:
-        if uploader is not None:
-            uploader.kill()  # no-op after stop(); an exception must not leave it running
+        for child in (compactor, uploader):
+            if child is not None:
+                child.kill()  # no-op after stop(); an exception must not leave it running
         signals.close()
 
 
@@ -99,6 +110,24 @@ def _start_uploader(config: Config) -> UploaderSupervisor | None:
         supervisor.start()
     except OSError as exc:
         print(f"finemon: error: cannot start the uploader: {exc}", file=sys.stderr)
+        return None
+    return supervisor
+
+
+def _start_compactor(config: Config) -> UploaderSupervisor | None:
+    """Start ``python -m monitor.compaction`` for ``--compact-older-than`` (see
+    :mod:`monitor.compaction.process`); None, with the reason on stderr, when it cannot start."""
+    from monitor.compaction.process import compactor_command  # noqa: PLC0415
+
+    assert config.compact_older_than_seconds is not None
+    command = compactor_command(
+        config.output_dir, config.compact_older_than_seconds, os.getpid(), config.compression_level
+    )
+    supervisor = UploaderSupervisor(command, name="compaction")
+    try:
+        supervisor.start()
+    except OSError as exc:
+        print(f"finemon: error: cannot start the compaction process: {exc}", file=sys.stderr)
         return None
     return supervisor
 

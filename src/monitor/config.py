@@ -157,6 +157,8 @@ class Config:
     #: (recorded in the manifest; None: not given).
     experiment: str | None = None
     variant: str | None = None
+    #: ``--compact-older-than``: compact files this old in a child process (None: off).
+    compact_older_than_seconds: float | None = None
     #: Record only the cgroups below this path (relative to the hierarchy roots); empty: the
     #: whole tree. No flag sets it: ``finemon demo`` records its sandbox alone with it.
     cgroup_subtree: str = ""
@@ -454,6 +456,25 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
     add_upload_arguments(parser)
     add_intake_arguments(parser, port, size)
+    compaction = parser.add_argument_group("compaction")
+    compaction.add_argument(
+        "--compact-older-than",
+        type=duration,
+        metavar="DURATION",
+        help="merge each partition's files once this old (e.g. 0s, 30m, 1h) into files of "
+        "128 MiB to 1 GiB, in a low-priority child process, as finemon compact does "
+        "(docs/compaction.md) (default: off)",
+    )
+
+
+def duration(text: str) -> float:
+    """argparse type: a duration such as ``0s``, ``15m``, ``1h`` in seconds."""
+    from monitor.compaction.plan import parse_duration  # noqa: PLC0415
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _directory(flag: str, text: str) -> Path:
@@ -521,4 +542,5 @@ def build_config(args: argparse.Namespace, env: Environment) -> Config:
         target_metrics=target_metrics,
         experiment=args.experiment,
         variant=args.variant,
+        compact_older_than_seconds=args.compact_older_than,
     )

@@ -1,9 +1,12 @@
 """The ``--size-limit``: how many bytes finemon has written into its output directory.
 
 What counts: every file finemon writes there, across restarts and identifiers: published
-``*.parquet`` files under the ``dt=`` partitions, the hidden ``.partial`` and ``.journal`` files
-of the file being written (and journals set aside as ``.corrupt``), and the session manifests
-(``_session.json``, ``_sessions/*.json``). Other files in the directory are not finemon's and are
+``*.parquet`` files under the ``dt=`` partitions (compacted ones included; the files a
+compaction replaced stop counting once they are gone), the hidden ``.partial`` and ``.journal``
+files of the file being written (and journals set aside as ``.corrupt``), compaction's hidden
+files (the compacted file before it is published, its intent, and its scratch folder of spilled
+rows, about the inputs' size while it sorts), and the session manifests (``_session.json``,
+``_sessions/*.json``). Other files in the directory are not finemon's and are
 ignored.
 
 How the limit holds: the daemon scans the directory when it starts and after each rotation,
@@ -45,10 +48,20 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from common.contract import FILE_SUFFIX, HIDDEN_SUFFIXES, SESSION_MANIFEST, SESSIONS_DIR
+from common.contract import (
+    COMPACTION_SCRATCH_SUFFIX,
+    COMPACTION_SUFFIXES,
+    FILE_SUFFIX,
+    HIDDEN_SUFFIXES,
+    SESSION_MANIFEST,
+    SESSIONS_DIR,
+)
 from monitor.layout import PARTITION_PREFIX
 
-_DATA_SUFFIXES = (FILE_SUFFIX, *(FILE_SUFFIX + suffix for suffix in HIDDEN_SUFFIXES))
+_DATA_SUFFIXES = (
+    FILE_SUFFIX,
+    *(FILE_SUFFIX + suffix for suffix in (*HIDDEN_SUFFIXES, *COMPACTION_SUFFIXES)),
+)
 
 
 def _file_size(path: str | Path) -> int:
@@ -60,8 +73,9 @@ def _file_size(path: str | Path) -> int:
 
 def _walk_partitions(directory: Path) -> Iterable[Path]:
     for dirpath, _dirnames, filenames in os.walk(directory):
+        scratch = dirpath.endswith(COMPACTION_SCRATCH_SUFFIX)
         for name in filenames:
-            if name.endswith(_DATA_SUFFIXES):
+            if scratch or name.endswith(_DATA_SUFFIXES):
                 yield Path(dirpath, name)
 
 

@@ -9,6 +9,7 @@ pass goes on.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -16,7 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.contract import FILE_SUFFIX, SESSIONS_DIR
+from common.contract import (
+    COMPACTED_MARKER,
+    COMPACTED_REPLACES_KEY,
+    FILE_SUFFIX,
+    PLACEHOLDER_MAGIC,
+    SESSIONS_DIR,
+)
 from common.objectstore import ObjectStore, RemoteObject, StoreError, digest_of
 from monitor.layout import PARTITION_PREFIX
 
@@ -63,6 +70,17 @@ def shippable_files(output_dir: Path) -> list[LocalFile]:
     return data + manifests
 
 
+def _is_placeholder(path: Path, st: os.stat_result) -> bool:
+    """Whether ``path`` is a compaction's placeholder (a few bytes, never uploaded)."""
+    if st.st_size > 4096:
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(PLACEHOLDER_MAGIC)) == PLACEHOLDER_MAGIC
+    except OSError:
+        return False
+
+
 @dataclass(slots=True)
 class UploadCounters:
     """What the uploader did since it started (``pending_*``: at the end of the last pass)."""
@@ -72,6 +90,8 @@ class UploadCounters:
     already_present: int = 0
     deleted_files: int = 0
     deleted_bytes: int = 0
+    #: Objects deleted in the store because a compacted file that replaces them went up.
+    replaced_objects_deleted: int = 0
     failures: int = 0
     pending_files: int = 0
     pending_bytes: int = 0
@@ -144,7 +164,10 @@ class Uploader:
             if self._is_verified(local.relative, os.fstat(f.fileno())):
                 return
             try:
+                if f.read(len(PLACEHOLDER_MAGIC)) == PLACEHOLDER_MAGIC:
+                    return  # a compaction is replacing it: its compacted file goes up instead
                 digest = digest_of(f)
+                replaced = self._replaced_keys(local)
             except OSError as exc:
                 self._local_failure(local, exc)
                 return
@@ -153,8 +176,11 @@ class Uploader:
             if listed is not None and self.store.matches(listed, digest):
                 self.counters.already_present += 1
                 log.debug("already present key=%s bytes=%d", key, digest.size)
+                # Deleted by an earlier uploader that stopped before it was done.
+                self._delete_replaced([k for k in replaced if remote and k in remote])
             else:
                 started = time.monotonic()
+                self._hold_replaced(replaced, remote)
                 self.store.put(f, key, digest)
                 if not self.store.verify(key, digest):
                     raise StoreError(f"{key}: the stored object differs from the file after PUT")
@@ -166,10 +192,42 @@ class Uploader:
                     digest.size,
                     time.monotonic() - started,
                 )
+                self._delete_replaced(replaced)
             self._verified[local.relative] = _Verified(digest.inode, digest.size, digest.mtime_ns)
             self._bad_files.discard(local.relative)
         if self.delete and local.is_data:
             self._delete(local)
+
+    def _replaced_keys(self, local: LocalFile) -> list[str]:
+        """The keys of the objects a compacted file replaces (from its footer; [] for any
+        other file). Raises OSError when the footer cannot be read."""
+        if not local.is_data or COMPACTED_MARKER not in local.path.name:
+            return []
+        import pyarrow as pa  # noqa: PLC0415 - only for compacted files
+        import pyarrow.parquet as pq  # noqa: PLC0415
+
+        try:
+            metadata = pq.read_metadata(local.path).metadata or {}
+            names = json.loads(metadata.get(COMPACTED_REPLACES_KEY.encode(), b"[]"))
+        except (pa.ArrowException, ValueError) as exc:
+            raise OSError(f"{local.path}: footer unreadable: {exc}") from exc
+        folder = local.relative.rsplit("/", 1)[0]
+        return [self.store.location.key(f"{folder}/{name}") for name in names]
+
+    def _hold_replaced(self, keys: Sequence[str], remote: dict[str, RemoteObject] | None) -> None:
+        """Before a compacted file goes up: overwrite each object it replaces with a
+        placeholder, so that a reader listing the bucket meanwhile fails on it rather than count
+        rows twice (the same swap as on disk: docs/compaction.md)."""
+        for key in keys:
+            present = key in remote if remote is not None else self.store.head(key) is not None
+            if present:
+                self.store.put_bytes(key, PLACEHOLDER_MAGIC + b"replaced by a compacted file\n")
+
+    def _delete_replaced(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.store.delete(key)
+            self.counters.replaced_objects_deleted += 1
+            log.debug("deleted replaced object key=%s", key)
 
     def _delete(self, local: LocalFile) -> None:
         """Remove ``local`` if it is still the file that was verified."""
@@ -203,7 +261,7 @@ class Uploader:
                 st = os.stat(local.path, follow_symlinks=False)
             except OSError:
                 continue
-            if not self._is_verified(local.relative, st):
+            if not self._is_verified(local.relative, st) and not _is_placeholder(local.path, st):
                 pending += 1
                 pending_bytes += st.st_size
         self.counters.pending_files = pending

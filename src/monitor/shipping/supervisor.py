@@ -41,8 +41,11 @@ class UploaderSupervisor:
         env: dict[str, str] | None = None,
         restart_base_seconds: float = RESTART_BASE_SECONDS,
         restart_max_seconds: float = RESTART_MAX_SECONDS,
+        name: str = "uploader",
     ) -> None:
         self.command = list(command)
+        #: What the child is, in log lines (the compaction process uses this class too).
+        self.name = name
         self.env = env
         self.restart_base_seconds = restart_base_seconds
         self.restart_max_seconds = restart_max_seconds
@@ -72,7 +75,7 @@ class UploaderSupervisor:
             # stdout/stderr are finemon's: the uploader's lines land in the same log.
             self._process = subprocess.Popen(self.command, env=self.env, start_new_session=True)
             self.starts += 1
-        log.info("uploader started pid=%d", self._process.pid)
+        log.info("%s started pid=%d", self.name, self._process.pid)
 
     def _watch(self) -> None:
         delay = self.restart_base_seconds
@@ -87,7 +90,8 @@ class UploaderSupervisor:
             if time.monotonic() - started >= RESTART_RESET_SECONDS:
                 delay = self.restart_base_seconds
             log.warning(
-                "uploader exited code=%s; restarting in %.0fs (files stay local meanwhile)",
+                "%s exited code=%s; restarting in %.0fs (files stay local meanwhile)",
+                self.name,
                 process.returncode,
                 delay,
             )
@@ -97,7 +101,7 @@ class UploaderSupervisor:
             try:
                 self._spawn()
             except OSError as exc:
-                log.error("uploader could not be restarted: %s", exc)
+                log.error("%s could not be restarted: %s", self.name, exc)
                 if self._stopping.wait(delay):
                     return
 
@@ -118,7 +122,7 @@ class UploaderSupervisor:
         try:
             return process.wait(deadline_seconds + STOP_GRACE_SECONDS)
         except subprocess.TimeoutExpired:
-            log.warning("uploader did not stop in time: killed (files stay local)")
+            log.warning("%s did not stop in time: killed (files stay local)", self.name)
             process.kill()
             return process.wait()
 
