@@ -7,9 +7,9 @@ enough, :func:`plan_groups` groups them into future files of about ``target_byte
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -149,5 +149,6 @@ def compacted_name(inputs: Sequence[Path]) -> str:
     stamp = first[len(FILE_PREFIX) :].split("-", 1)[0]
     if not _STAMP.match(stamp):
         stamp = datetime.fromtimestamp(inputs[0].stat().st_mtime, UTC).strftime("%Y%m%dT%H%M%SZ")
-    digest = hashlib.sha256("\n".join(sorted(p.name for p in inputs)).encode()).hexdigest()[:8]
+    # CRC-32, not hashlib: that loads OpenSSL into the daemon (3 MB) for a name.
+    digest = f"{zlib.crc32(chr(10).join(sorted(p.name for p in inputs)).encode()):08x}"
     return f"{FILE_PREFIX}{stamp}{COMPACTED_MARKER}{digest}{FILE_SUFFIX}"
