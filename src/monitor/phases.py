@@ -4,8 +4,9 @@ phase starts now (``target_running``, ``load_started``, ``warmup_done``).
 While it records, ``finemon run`` serves a control socket, a Unix stream socket at
 ``DIR/.finemon.sock`` (hidden: dataset readers, the size limit and the uploader skip it). A
 socket address holds at most 107 bytes of path: for a longer output dir the socket goes to
-``/run/finemon/<hash of the dir>.sock`` (``$TMPDIR/finemon-<uid>/`` when ``/run`` cannot be
-written) and ``DIR/.finemon.sock.path`` holds that path. Both are removed when recording stops.
+``/run/finemon/<device>-<inode of the dir>.sock`` (``$TMPDIR/finemon-<uid>/`` when ``/run``
+cannot be written) and ``DIR/.finemon.sock.path`` holds that path. Both are removed when
+recording stops.
 
 The protocol is one JSON line each way: the client sends ``{"mark": "NAME"}``, the daemon
 answers ``{"ok": true, "name": NAME, "time": "<ISO 8601 UTC>", "run_id": ...}`` once the mark
@@ -91,9 +92,9 @@ def _short_socket_dir() -> Path:
 
 
 def socket_path(output_dir: Path) -> tuple[Path, bool]:
-    """Where the control socket of ``output_dir`` is bound, and whether that is a short path
-    the pointer file names (the dir's own path is too long). Raises OSError when no short
-    folder can be written."""
+    """Where the control socket of ``output_dir`` (an existing directory) is bound, and whether
+    that is a short path the pointer file names (the dir's own path is too long). Raises
+    OSError when no short folder can be written."""
     inside = output_dir.absolute() / CONTROL_SOCKET
     if len(os.fsencode(inside)) <= MAX_SOCKET_PATH_BYTES:
         return inside, False

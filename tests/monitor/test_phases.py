@@ -103,9 +103,9 @@ def test_marks_over_the_socket_and_http_land_in_the_manifest_and_the_files(
         ticks = [tick for name, tick, _ in rows if name == phase["name"]]
         values = {value for name, _, value in rows if name == phase["name"]}
         # From the first tick taken after the mark on (the tick the mark falls in, or the next
-        # one when that was already taken), every tick to the end of the run, valued with the
-        # mark's time.
-        assert at - 0.2 < ticks[0] <= at + 0.4, (phase, ticks[:3])
+        # one when that was already taken; later when a loaded machine made the loop skip
+        # ticks), every tick to the end of the run, valued with the mark's time.
+        assert at - 0.2 < ticks[0] <= at + 1.0, (phase, ticks[:3])
         assert all(abs(b - a - 0.2) < 0.01 for a, b in itertools.pairwise(ticks))
         [value] = values
         assert value == pytest.approx(at, abs=0.002)
