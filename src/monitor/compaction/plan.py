@@ -7,7 +7,6 @@ enough, :func:`plan_groups` groups them into future files of about ``target_byte
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Sequence
@@ -145,6 +144,8 @@ def compacted_name(inputs: Sequence[Path]) -> str:
     """``finemon-<first tick, UTC>-compact-<digest>.parquet``: the first tick from the first
     input's name (inputs in name order), the digest of every input's name, so the same inputs
     always give the same name."""
+    import hashlib  # noqa: PLC0415 - loads OpenSSL (3 MB): never in finemon run's own process
+
     first = inputs[0].name
     stamp = first[len(FILE_PREFIX) :].split("-", 1)[0]
     if not _STAMP.match(stamp):
