@@ -254,12 +254,16 @@ def _by_metric(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
     """``table``'s rows split by metric name (input order kept within each)."""
     encoded = pc.dictionary_encode(table["metric_name"]).combine_chunks()
     codes = encoded.indices.to_numpy(zero_copy_only=False)
-    order = np.argsort(codes, kind="stable")
-    sorted_codes = codes[order]
+    names = encoded.dictionary.to_pylist()
+    if len(codes) < 2 or bool(np.all(codes[1:] >= codes[:-1])):
+        # Capture writes a row group's rows by series, so each metric's rows are already
+        # together (dictionary codes follow first appearance): slices, no copy.
+        sorted_codes, taken = codes, table
+    else:
+        order = np.argsort(codes, kind="stable")
+        sorted_codes, taken = codes[order], table.take(pa.array(order))
     starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
     ends = np.r_[starts[1:], len(sorted_codes)]
-    names = encoded.dictionary.to_pylist()
-    taken = table.take(pa.array(order))
     for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
         yield str(names[int(sorted_codes[start])]), taken.slice(start, end - start)
 
