@@ -632,3 +632,38 @@ def test_the_legend_shows_every_one_of_six_series(restarts_page: Page) -> None:
     assert page.js("(() => { const l = document.querySelector('.panel .u-legend');"
                    " return l.scrollHeight <= l.clientHeight; })()")  # fmt: skip
     assert page.problems == []
+
+
+# ------------------------------------------------------------------------------ two runs
+@pytest.fixture
+def runs_page(browser: Any, tmp_path: Path) -> Iterator[Page]:
+    """Two runs written with the capture library (:mod:`tests.analysis.recorded`): phases,
+    the agent's report through the intake."""
+    from tests.analysis import recorded as rec
+
+    with _page_on(browser, rec.write_two_runs(tmp_path / "finemon-out")) as opened:
+        yield opened
+
+
+def test_the_runs_phases_are_drawn_on_the_charts_and_listed(runs_page: Page) -> None:
+    from tests.analysis import recorded as rec
+
+    page = runs_page
+    page.open()
+    # Listed with no container picked: a phase is the run's.
+    listed = page.js("Array.from(document.querySelectorAll('#markers li[data-kind=phase]'))"
+                     ".map(li => li.textContent)")  # fmt: skip
+    assert listed == [
+        "phase2024-02-01 00:00:10.500 run 3f9a2c00 phase load_started",
+        "phase2024-02-01 00:00:40.250 run 3f9a2c00 phase manifest_only",
+        "phase2024-02-01 01:00:20.500 run 8b1e0700 phase load_started",
+    ]
+    state = {"containers": [rec.CONTAINER_IDS[rec.RUN_A]], "panels": [{"metric": WORKING_SET}],
+             "range": [rec.RUN_A_START, rec.RUN_A_START + 59]}  # fmt: skip
+    page.open(page.base + "#view=" + quote(json.dumps(state)))
+    drawn = page.js("finemonView.panels[0].drawnMarks")
+    assert [(m["time"], m["text"]) for m in drawn] == [
+        (rec.mark_seconds(rec.RUN_A), rec.PHASE),
+        (rec.RUN_A_START + 40.25, "manifest_only"),
+    ]
+    assert page.problems == []

@@ -48,7 +48,14 @@ from analysis.query.index import (
     list_runs,
     metric_kind,
 )
-from analysis.query.markers import Marker, find_markers
+from analysis.query.markers import (
+    Marker,
+    PhaseMark,
+    find_markers,
+    find_phase_marks,
+    marker_order,
+    phase_markers,
+)
 from analysis.query.search import Choice, search_containers, search_metrics
 from analysis.query.series import (
     DEFAULT_MAX_POINTS,
@@ -97,6 +104,7 @@ class Explorer:
         self._sandbox = SqlSandbox(self.directory, self._container_names)
         self._index: ContainerIndex | None = None
         self._metrics: list[MetricInfo] | None = None
+        self._phase_marks: list[PhaseMark] | None = None
         self._load(parquet_files(self.directory))
 
     # -------------------------------------------------------------- files and connection
@@ -110,6 +118,7 @@ class Explorer:
         self._files = files
         self._index = None
         self._metrics = None
+        self._phase_marks = None
 
     def _query(self, sql: str, params: Mapping[str, object] | None = None) -> list[tuple[Any, ...]]:
         assert self._con is not None, "the explorer was closed"
@@ -324,25 +333,39 @@ class Explorer:
         container_keys: Sequence[str],
         start: datetime | None = None,
         end: datetime | None = None,
+        *,
+        phases: bool = True,
     ) -> list[Marker]:
         """OOM kills (the ``container.memory.oom_kills`` counter going up, at the tick it was
         seen), container starts and stops (first or last tick of a container in a run, unless
-        it is the run's own) of ``container_keys`` within the range, by time."""
+        it is the run's own) of ``container_keys`` within the range, and (unless ``phases`` is
+        false) the runs' phase marks (kind ``phase``, whatever the containers), by time."""
         keys = list(dict.fromkeys(container_keys))
-        if not keys:
-            return []
         with self._lock:
             span = self._range_ms(start, end)
             if span is None:
                 return []
-            return find_markers(
-                self._query,
-                self._container_index(),
-                keys,
-                *span,
-                run_ranges=self._run_ranges(),
-                tick_seconds=footers.tick_seconds(self._files),
-            )
+            found = phase_markers(self.phase_marks(), *span) if phases else []
+            if keys:
+                found += find_markers(
+                    self._query,
+                    self._container_index(),
+                    keys,
+                    *span,
+                    run_ranges=self._run_ranges(),
+                    tick_seconds=footers.tick_seconds(self._files),
+                )
+        return sorted(found, key=marker_order)
+
+    def phase_marks(self) -> list[PhaseMark]:
+        """Every run's phase marks (``finemon mark``), by time: from the ``finemon.phase``
+        series, and the manifests' ``phases`` the files lack
+        (:func:`analysis.query.markers.find_phase_marks`); kept until new files land."""
+        with self._lock:
+            if self._phase_marks is None:
+                manifests = footers.read_manifests(self.directory)
+                self._phase_marks = find_phase_marks(self._query, manifests)
+            return self._phase_marks
 
     # -------------------------------------------------------------- analysis
     def _study(

@@ -8,7 +8,7 @@
   const POLL_MS = 1000;
   const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777",
     "#65a30d", "#4b5563", "#ea580c", "#0d9488", "#9333ea"];
-  const MARKER_COLORS = { oom: "#dc2626", start: "#16a34a", stop: "#6b7280" };
+  const MARKER_COLORS = { oom: "#dc2626", start: "#16a34a", stop: "#6b7280", phase: "#7c3aed" };
   const DASHBOARD_FORMAT = "finemon-view-dashboard";
   const Y_AXIS_PX = 96; // the width of a panel's value axis
   const FILTERS = ["namespace", "pod", "qos", "node"];
@@ -268,10 +268,12 @@
     list.replaceChildren();
     const names = new Map(view.containers.map((c) => [c.key, containerName(c)]));
     for (const m of view.markers) {
+      // A phase is the run's (the node's), not a container's.
+      const who = m.kind === "phase" ? `run ${m.run_id.slice(0, 8)}`
+        : names.get(m.container_key) || m.container_key;
       const item = el("li", { "data-kind": m.kind },
         el("span", { class: "kind-" + m.kind, text: m.kind }),
-        el("span", { class: "name", text: `${formatTime(m.time)} ${names.get(m.container_key)
-          || m.container_key} ${m.text || ""}` }));
+        el("span", { class: "name", text: `${formatTime(m.time)} ${who} ${m.text || ""}` }));
       item.addEventListener("click", () => setRange([m.time - 90, m.time + 30]));
       list.append(item);
     }
@@ -560,8 +562,10 @@
     const [min, max] = [u.scales.x.min, u.scales.x.max];
     ctx.save();
     ctx.font = `${Math.round(10 * devicePixelRatio)}px sans-serif`;
+    panel.drawnMarks = []; // what the last draw marked (for tests and the curious)
     const line = (t, color, dash, text) => {
       if (t < min || t > max) return;
+      panel.drawnMarks.push({ time: t, color, text });
       const x = Math.round(u.valToPos(t, "x", true));
       ctx.strokeStyle = color;
       ctx.fillStyle = color;
@@ -573,10 +577,10 @@
       ctx.stroke();
       if (text) ctx.fillText(text, Math.min(x + 3, left + width - 40), top + 12 * devicePixelRatio);
     };
-    for (const m of view.markers) {
-      if (panel.spec.processes && m.container_key !== panel.spec.processes) continue;
+    for (const m of panelMarkers(panel)) {
+      // A phase is labelled with its name (shown as text: it is drawn on the canvas).
       line(m.time, MARKER_COLORS[m.kind] || "#111", m.kind === "oom" ? [] : [4, 4],
-        m.kind.toUpperCase());
+        m.kind === "phase" ? m.phase : m.kind.toUpperCase());
     }
     if (panel.study) {
       for (const c of panel.study.changepoints) line(c.time, "#7c3aed", [2, 3], "");
@@ -584,14 +588,18 @@
     ctx.restore();
   }
 
+  // The markers a panel draws: its container's (a PSS panel) or every picked container's,
+  // and the phases of the runs (every panel).
+  function panelMarkers(panel) {
+    return view.markers.filter((m) => m.kind === "phase" || !panel.spec.processes
+      || m.container_key === panel.spec.processes);
+  }
+
   async function loadMarkers() {
     const [start, end] = view.state.range || [null, null];
-    if (!view.state.containers.length) {
-      view.markers = [];
-    } else {
-      const body = await api("markers", { container: view.state.containers, start, end });
-      view.markers = body.markers;
-    }
+    // The phases come whatever the containers picked: they are the runs'.
+    const body = await api("markers", { container: view.state.containers, start, end });
+    view.markers = body.markers;
     renderMarkers();
     for (const panel of view.panels) if (panel.plot) panel.plot.redraw(false, false);
   }
