@@ -9,8 +9,11 @@ Built on the ``mcp`` SDK (the ``mcp`` extra: ``pip install 'finemon[mcp]'``) and
     Containers by search words and label filters (namespace, pod, qos, node).
 ``list_metrics``
     Metric names with kind, unit, description and series count.
+``list_labels``
+    A metric's label keys and values (a ``target.*`` metric's tags), what filters take.
 ``get_series``
-    A metric's downsampled series (mean, min and max per time bucket, counters as rates).
+    A metric's downsampled series (mean, min and max per time bucket, counters as rates),
+    optionally filtered by labels (``key=value``) and with the series of no container.
 ``analyze_container``
     CPU and memory peaks, changepoints and periodicity, throttling, OOM kills, starts/stops.
 ``compare_reported``
@@ -47,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from analysis.errors import AnalysisError, MissingExtraError
+from analysis.query.labels import parse_label_filters
 from analysis.source import add_source_arguments, local_directory
 
 if TYPE_CHECKING:
@@ -91,7 +95,9 @@ metric_name, metric_kind, value_int, value_float, namespace, pod_name, container
 container_id, qos_class, node_name, labels map, container_key, series), the view
 `containers` and the table macros rate('counter') and increase('counter'). Times are UTC.
 Metrics named target.* are what the watched agent reported about itself (finemon run
---intake-port); compare_reported puts one beside the kernel's figures for the same container.
+--intake-port); their tags are labels (list_labels; get_series labels=["key=value"]), those of
+no container come with get_series node_wide=true; compare_reported puts one beside the
+kernel's figures for the same container.
 """
 
 
@@ -260,6 +266,21 @@ def build_server(explorer: Explorer, *, name: str = "finemon") -> MCPServer:
         }
 
     @server.tool(annotations=read_only)
+    def list_labels(
+        metric: str, containers: list[str] | None = None, node_wide: bool = False
+    ) -> dict[str, Any]:
+        """The label keys of a metric's series, each with its values (at most 100, sorted)
+        and their count: what get_series' `labels` filters take ('key=value'). Of the
+        series of `containers` (keys or names), and with `node_wide` of those of no
+        container (the agent's own target.* metrics)."""
+        try:
+            keys = container_keys(containers or [])
+            found = fresh().label_values(metric, keys, node_wide=node_wide or not keys)
+        except AnalysisError as exc:
+            raise ToolError(str(exc)) from None
+        return {"metric": metric, "labels": jsonable(found)}
+
+    @server.tool(annotations=read_only)
     def get_series(
         metric: str,
         containers: list[str],
@@ -267,13 +288,19 @@ def build_server(explorer: Explorer, *, name: str = "finemon") -> MCPServer:
         end: str | None = None,
         max_points: int = 200,
         process: bool = False,
+        labels: list[str] | None = None,
+        node_wide: bool = False,
     ) -> dict[str, Any]:
         """A metric's series for up to 20 containers (keys or names) between `start` and `end`
         (ISO 8601, UTC by default; the whole dataset when omitted), downsampled to at most
         `max_points` (max 2000) time buckets. Each point is [epoch seconds, mean, min, max]
         of its bucket. Counters come as per-second rates (unit '<unit>/s'). For process.*
         metrics the processes are summed per container unless `process` is true (then one
-        series per process, labelled 'comm (pid)')."""
+        series per process, labelled 'comm (pid)'). `labels`: filters 'key=value' on the
+        series' labels (a target.* metric's tags: 'source_type_name=System',
+        'tag.canary=true'); several values of one key are alternatives, different keys must
+        all match. `node_wide`: also the series of no container (container_key ''), such as
+        the agent's own target.* metrics; `containers` may then be empty."""
         try:
             if len(containers) > MAX_SERIES_CONTAINERS:
                 raise AnalysisError(f"at most {MAX_SERIES_CONTAINERS} containers per call")
@@ -285,6 +312,8 @@ def build_server(explorer: Explorer, *, name: str = "finemon") -> MCPServer:
                 _time(end, "end"),
                 max_points=max(2, min(max_points, MAX_SERIES_POINTS)),
                 process=process,
+                labels=parse_label_filters(labels or []),
+                node_wide=node_wide,
             )
         except AnalysisError as exc:
             raise ToolError(str(exc)) from None

@@ -13,9 +13,14 @@ The API (GET only; times are epoch seconds; ``container`` may repeat)::
                                     containers matching every word of the search, and every
                                     label value to filter on
     /api/metrics?search             metrics whose name or description holds every word
-    /api/series?metric&container&start&end&max_points&envelope
+    /api/series?metric&container&start&end&max_points&envelope&label&node_wide
                                     downsampled series (mean, min, max per time bucket;
-                                    envelope=0: the means only)
+                                    envelope=0: the means only; label=key=value, may
+                                    repeat: only the series whose labels pass; node_wide=1:
+                                    also the series of no container, by default only for a
+                                    metric that has no container's series)
+    /api/labels?metric&container&node_wide
+                                    a metric's label keys and their values
     /api/processes?container&start&end&max_points
                                     per-process PSS of one container
     /api/markers?container&start&end
@@ -44,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from analysis.errors import AnalysisError, require
+from analysis.query.labels import parse_label_filters
 from analysis.query.search import CONTAINER_FILTERS, search_containers, search_metrics
 from analysis.query.series import DEFAULT_MAX_POINTS
 
@@ -159,6 +165,11 @@ def _max_points(request: Request) -> int:
     if not 2 <= value <= MAX_POINTS_LIMIT:
         raise BadRequestError(f"max_points: must be from 2 to {MAX_POINTS_LIMIT}, got {value}")
     return value
+
+
+def _labels(request: Request) -> dict[str, frozenset[str]]:
+    """The ``label=key=value`` filters (:mod:`analysis.query.labels`)."""
+    return parse_label_filters(request.query_params.getlist("label"))
 
 
 def _containers(request: Request, *, required: bool = False) -> list[str]:
@@ -283,13 +294,39 @@ class ViewService:
         keys = _containers(request)
         start, end = _range(request)
         max_points = _max_points(request)
+        labels = _labels(request)
+        node_wide = self._node_wide(request, metric)
         with self._lock:
-            found = self.explorer.series(metric, keys, start, end, max_points=max_points)
+            found = self.explorer.series(
+                metric, keys, start, end, max_points=max_points, labels=labels,
+                node_wide=node_wide,
+            )  # fmt: skip
         series = jsonable(found)
         if _text(request, "envelope") == "0":  # the overview strip: means only, half the bytes
             for item in series:
                 del item["mins"], item["maxs"]
         return {"metric": metric, "series": series}
+
+    def _node_wide(self, request: Request, metric: str) -> bool:
+        """Whether to draw ``metric``'s series of no container: ``node_wide=1`` or ``0`` as
+        asked, else when the metric has no container's series at all (an agent's own
+        ``target.*`` metric, finemon's): those are drawn whatever the containers picked."""
+        asked = _text(request, "node_wide")
+        if asked is not None:
+            return asked == "1"
+        info = next((m for m in self.all_metrics() if m.name == metric), None)
+        return info is not None and info.containers == 0
+
+    def labels(self, request: Request) -> dict[str, Any]:
+        """The label keys of a metric's series (of the containers, and of none with
+        ``node_wide=1``) and their values: what ``label=key=value`` filters take."""
+        metric = _text(request, "metric", required=True)
+        assert metric is not None
+        keys = _containers(request)
+        node_wide = self._node_wide(request, metric)
+        with self._lock:
+            found = self.explorer.label_values(metric, keys, node_wide=node_wide)
+        return {"metric": metric, "labels": jsonable(found)}
 
     def processes(self, request: Request) -> dict[str, Any]:
         (key,) = _containers(request, required=True)[:1]
@@ -400,6 +437,7 @@ def create_app(
         Route("/api/containers", endpoint(service.containers), methods=["GET"]),
         Route("/api/metrics", endpoint(service.metrics), methods=["GET"]),
         Route("/api/series", endpoint(service.series), methods=["GET"]),
+        Route("/api/labels", endpoint(service.labels), methods=["GET"]),
         Route("/api/processes", endpoint(service.processes), methods=["GET"]),
         Route("/api/markers", endpoint(service.markers), methods=["GET"]),
         Route("/api/studies", endpoint(service.studies), methods=["GET"]),

@@ -667,3 +667,25 @@ def test_the_runs_phases_are_drawn_on_the_charts_and_listed(runs_page: Page) -> 
         (rec.RUN_A_START + 40.25, "manifest_only"),
     ]
     assert page.problems == []
+
+
+def test_an_agents_own_metric_is_searched_drawn_and_filtered_by_its_tags(runs_page: Page) -> None:
+    page = runs_page
+    page.open()
+    add_metric(page, "queue", "target.agent.queue.items")  # no container picked
+    labels = page.js("finemonView.panels[0].series.map(s => s.label)")
+    assert labels == ["node host=node-1 queue=dogstatsd", "node host=node-1 queue=forwarder"]
+    page.page.wait_for_function("finemonView.panels[0].labelsReady")
+    options = page.js("Array.from(document.querySelectorAll('.panel select.labels option'))"
+                      ".map(o => o.value)")  # fmt: skip
+    assert options == ["", "host=node-1", "queue=dogstatsd", "queue=forwarder"]
+    page.page.select_option(".panel select.labels", "queue=forwarder")
+    page.page.wait_for_function("finemonView.panels[0].series.length === 1")
+    page.settle()
+    assert page.js("finemonView.panels[0].series[0].labels.queue") == "forwarder"
+    assert page.js("finemonView.panels[0].plot.data.length") == 4  # x, mean, max, min
+    assert page.state()["panels"][0]["labels"] == ["queue=forwarder"]
+    # The filter is a button that removes it.
+    page.page.click('.panel button.label-filter[data-label="queue=forwarder"]')
+    page.page.wait_for_function("finemonView.panels[0].series.length === 2")
+    assert page.problems == []

@@ -78,3 +78,80 @@ def test_the_reports_events_mark_the_phases(two_runs: Path) -> None:
     # One run's report: its phases only.
     one = build_report_data(two_runs, run_id=rec.RUN_B)["events"]
     assert [e["text"] for e in one if e["kind"] == "phase"] == ["phase load_started (run 8b1e0700)"]
+
+
+# ------------------------------------------------------------------------------ target.* labels
+QUEUE = "target.agent.queue.items"
+REPORTED_MEMORY = "target.container.memory.usage"
+
+
+def _drawn(series: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, str]]]:
+    return [(s["container_key"], s["label"], s["labels"]) for s in series]
+
+
+def test_an_agents_own_metric_is_found_and_drawn_with_no_container(client: TestClient) -> None:
+    found = get(client, "/api/metrics", search="queue items")["metrics"]
+    assert [(m["name"], m["containers"], m["series"]) for m in found] == [(QUEUE, 0, 2)]
+    # No container picked: its series of no container, one per label set.
+    series = get(client, "/api/series", metric=QUEUE)["series"]
+    assert _drawn(series) == [
+        ("", "node host=node-1 queue=dogstatsd", {"host": "node-1", "queue": "dogstatsd"}),
+        ("", "node host=node-1 queue=forwarder", {"host": "node-1", "queue": "forwarder"}),
+    ]
+    assert {v for v in series[1]["values"] if v is not None} == {rec.QUEUES["forwarder"]}
+    # A container metric stays a container's: none drawn without a container picked.
+    assert get(client, "/api/series", metric=REPORTED_MEMORY)["series"] == []
+
+
+def test_tags_are_label_filters(client: TestClient) -> None:
+    labels = get(client, "/api/labels", metric=QUEUE)["labels"]
+    assert labels == [
+        {"key": "host", "values": ["node-1"], "count": 1},
+        {"key": "queue", "values": ["dogstatsd", "forwarder"], "count": 2},
+    ]
+    one = get(client, "/api/series", metric=QUEUE, label="queue=forwarder")["series"]
+    assert [s["labels"]["queue"] for s in one] == ["forwarder"]
+    both = client.get("/api/series", params=[("metric", QUEUE), ("label", "queue=forwarder"),
+                                             ("label", "queue=dogstatsd")]).json()  # fmt: skip
+    assert len(both["series"]) == 2
+    neither = client.get("/api/series", params=[("metric", QUEUE), ("label", "queue=forwarder"),
+                                                ("label", "host=elsewhere")]).json()  # fmt: skip
+    assert neither["series"] == []
+    # A bare tag of a container's report: tag.canary=true.
+    app = rec.CONTAINER_IDS[rec.RUN_A]
+    keys = {k["key"] for k in get(client, "/api/labels", metric=REPORTED_MEMORY,
+                                  container=app)["labels"]}  # fmt: skip
+    assert keys == {"host", "kube_namespace", "tag.canary"}
+    canary = get(client, "/api/series", metric=REPORTED_MEMORY, container=app,
+                 label="tag.canary=true")["series"]  # fmt: skip
+    assert [s["container_key"] for s in canary] == [app]
+    assert get(client, "/api/series", metric=REPORTED_MEMORY, container=app,
+               label="tag.canary=false")["series"] == []  # fmt: skip
+    bad = client.get("/api/series", params={"metric": QUEUE, "label": "queue"})
+    assert bad.status_code == 400 and "key=value" in bad.json()["error"]
+
+
+def test_the_mcp_tools_take_the_same_label_filters(explorer: Explorer) -> None:
+    pytest.importorskip("mcp", reason="the mcp extra is not installed")
+    import asyncio
+
+    from mcp import Client
+
+    from analysis.mcp_server import build_server
+
+    async def run() -> None:
+        async with Client(build_server(explorer)) as client:
+            listed = await client.call_tool("list_labels", {"metric": QUEUE})
+            assert listed.structured_content is not None
+            assert [k["key"] for k in listed.structured_content["labels"]] == ["host", "queue"]
+            found = await client.call_tool(
+                "get_series",
+                {"metric": QUEUE, "containers": [], "node_wide": True,
+                 "labels": ["queue=dogstatsd"]},
+            )  # fmt: skip
+            assert found.structured_content is not None
+            [series] = found.structured_content["series"]
+            assert series["labels"] == {"host": "node-1", "queue": "dogstatsd"}
+            assert {p[1] for p in series["points"]} == {rec.QUEUES["dogstatsd"]}
+
+    asyncio.run(run())

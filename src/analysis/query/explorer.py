@@ -48,6 +48,12 @@ from analysis.query.index import (
     list_runs,
     metric_kind,
 )
+from analysis.query.labels import (
+    LabelFilters,
+    LabelValues,
+    label_filter_sql,
+    label_values_sql,
+)
 from analysis.query.markers import (
     Marker,
     PhaseMark,
@@ -264,9 +270,15 @@ class Explorer:
         end: datetime | None = None,
         max_points: int = DEFAULT_MAX_POINTS,
         process: bool = False,
+        *,
+        labels: LabelFilters | None = None,
+        node_wide: bool = False,
     ) -> list[SeriesData]:
         """The series of ``metric`` for ``container_keys`` between ``start`` and ``end`` (the
-        whole range by default), each at most ``max_points`` points.
+        whole range by default), each at most ``max_points`` points; with ``node_wide``, also
+        its series of no container (``container_key`` empty: a ``target.*`` metric of the
+        agent's own, a daemon's); only those whose labels pass ``labels``
+        (:mod:`analysis.query.labels`).
 
         Time is cut into round buckets (at least ``(end - start) / max_points`` wide) and each
         bucket gives the mean, minimum and maximum of its values. A counter's values are first
@@ -279,13 +291,18 @@ class Explorer:
         if max_points < 2:
             raise AnalysisError(f"max_points must be at least 2, got {max_points}")
         keys = list(dict.fromkeys(container_keys))
-        if not keys:
+        if not keys and not node_wide:
             return []
         with self._lock:
             span = self._range_ms(start, end)
             if span is None:
                 return []
             first_ms, last_ms = span
+            rows_filter = self._key_filter(keys)
+            if node_wide:
+                rows_filter = f"({rows_filter} OR container_key IS NULL)"
+            if labels:
+                rows_filter = f"({rows_filter} AND {label_filter_sql(labels)})"
             width = bucket_ms(last_ms - first_ms, 1, max_points)
             # A counter's first rate in the range needs the row before it: read a bit earlier.
             tick_ms = round(3 * footers.tick_seconds(self._files) * 1000)
@@ -293,7 +310,7 @@ class Explorer:
             aggregate = metric.startswith("process.") and not process
             rows = self._query(
                 series_sql(
-                    self._key_filter(keys),
+                    rows_filter,
                     has_series_labels(metric),
                     counter=counter,
                     aggregate=aggregate,
@@ -312,6 +329,24 @@ class Explorer:
             unit=unit,
             width_ms=width,
         )
+
+    def label_values(
+        self, metric: str, container_keys: Sequence[str] = (), *, node_wide: bool = False
+    ) -> list[LabelValues]:
+        """The label keys of ``metric``'s series of ``container_keys`` (and, with
+        ``node_wide``, of its series of no container), each with its values: what a label
+        filter can take (:mod:`analysis.query.labels`)."""
+        keys = list(dict.fromkeys(container_keys))
+        if not keys and not node_wide:
+            return []
+        with self._lock:
+            rows_filter = self._key_filter(keys)
+            if node_wide:
+                rows_filter = f"({rows_filter} OR container_key IS NULL)"
+            rows = self._query(
+                label_values_sql(f"metric_name = $m AND {rows_filter}"), {"m": metric}
+            )
+        return [LabelValues(str(k), tuple(str(v) for v in values), int(n)) for k, values, n in rows]
 
     def processes(
         self,

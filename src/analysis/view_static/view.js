@@ -180,7 +180,8 @@
     state.containers = strings(raw.containers);
     state.panels = (Array.isArray(raw.panels) ? raw.panels : []).map((p) => {
       if (p && typeof p.metric === "string") {
-        return { metric: p.metric, study: typeof p.study === "string" ? p.study : null };
+        return { metric: p.metric, study: typeof p.study === "string" ? p.study : null,
+          labels: strings(p.labels).filter((x) => x.includes("=")) };
       }
       if (p && typeof p.processes === "string") {
         return { processes: p.processes, study: typeof p.study === "string" ? p.study : null };
@@ -258,7 +259,7 @@
       const item = el("li", { "data-metric": m.name, title: m.description || "" },
         el("span", { class: "name", text: m.name }),
         el("span", { class: "meta", text: [m.kind, m.unit].filter(Boolean).join(", ") }));
-      item.addEventListener("click", () => addPanel({ metric: m.name, study: null }));
+      item.addEventListener("click", () => addPanel({ metric: m.name, study: null, labels: [] }));
       list.append(item);
     }
   }
@@ -320,13 +321,26 @@
     const studyText = el("span", { class: "study-text" });
     const remove = el("button", { type: "button", class: "remove", title: "remove this panel",
       text: "✕" });
+    // A metric's label filters (key=value, the one rule of analysis.query.labels): the ones
+    // set, each a button that removes it, and a menu of the labels its series have.
+    const filters = el("span", { class: "label-filters" });
+    const labelMenu = el("select", { class: "labels", title: "keep the series with this label" });
+    labelMenu.hidden = !spec.metric;
     const state = el("div", { class: "state", text: "loading…" });
     const chart = el("div", { class: "chart" });
     const element = el("div", { class: "panel" },
-      el("div", { class: "panel-head" }, title, studyText, study, remove), state, chart);
+      el("div", { class: "panel-head" }, title, filters, labelMenu, studyText, study, remove),
+      state, chart);
     $("panels").append(element);
     const panel = { spec, element, chart, stateText: state, studySelect: study, studyText,
-      title, plot: null, series: [], data: null, study: null };
+      title, labelMenu, filters, plot: null, series: [], data: null, study: null };
+    labelMenu.addEventListener("change", () => {
+      const chosen = labelMenu.value;
+      if (!chosen) return;
+      spec.labels = [...(spec.labels || []).filter((x) => x !== chosen), chosen];
+      saveUrl();
+      loadPanel(panel);
+    });
     view.panels.push(panel);
     remove.addEventListener("click", () => removePanel(panel));
     study.addEventListener("change", () => {
@@ -360,11 +374,11 @@
     const spec = panel.spec;
     const [start, end] = view.state.range || [null, null];
     if (spec.metric) {
-      if (!view.state.containers.length) return [];
       // With the envelope (each bucket's minimum and maximum): a one-second peak shows at
-      // any zoom, as the band around the mean.
+      // any zoom, as the band around the mean. A metric of no container (an agent's own) is
+      // drawn whatever the containers picked: the server says which.
       panel.request = { path: "series", metric: spec.metric, container: view.state.containers,
-        start, end, max_points: maxPoints() };
+        label: spec.labels || [], start, end, max_points: maxPoints() };
     } else {
       panel.request = { path: "processes", container: spec.processes, start, end,
         max_points: maxPoints() };
@@ -412,6 +426,33 @@
     if (!view.panels.includes(panel)) return; // removed meanwhile
     drawPanel(panel, series);
     if (panel.spec.study) loadStudy(panel);
+    if (panel.spec.metric) loadLabels(panel).catch((e) => say(e.message));
+  }
+
+  // The panel's label filters, and the menu of the labels of its metric's series.
+  async function loadLabels(panel) {
+    const spec = panel.spec;
+    panel.filters.replaceChildren(...(spec.labels || []).map((text) => {
+      const chip = el("button", { type: "button", class: "label-filter", "data-label": text,
+        title: "remove this label filter", text: text + " ✕" });
+      chip.addEventListener("click", () => {
+        spec.labels = spec.labels.filter((x) => x !== text);
+        saveUrl();
+        loadPanel(panel);
+      });
+      return chip;
+    }));
+    const body = await api("labels", { metric: spec.metric, container: view.state.containers });
+    const menu = panel.labelMenu;
+    menu.replaceChildren(el("option", { value: "", text: "label: any" }));
+    for (const label of body.labels) {
+      for (const value of label.values) {
+        const text = `${label.key}=${value}`;
+        if (!(spec.labels || []).includes(text)) menu.append(el("option", { value: text, text }));
+      }
+    }
+    menu.value = "";
+    panel.labelsReady = true;
   }
 
   function drawPanel(panel, series) {
@@ -422,6 +463,7 @@
     const unit = series.length ? series[0].unit : "";
     panel.stateText.textContent = series.length ? ""
       : (panel.spec.metric && !view.state.containers.length ? "pick containers on the left"
+        : panel.spec.labels && panel.spec.labels.length ? "no series with these labels in this range"
         : "no data in this range");
     // The study choices: one per series, by its label (text only).
     const select = panel.studySelect;
