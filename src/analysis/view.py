@@ -10,8 +10,9 @@ The API (GET only; times are epoch seconds; ``container`` may repeat)::
     /api/range                      the recorded range and the dataset's folder
     /api/status                     a version that changes when new files land (live mode)
     /api/containers?search&namespace&pod&qos&node
-                                    containers matching every word of the search, and every
-                                    label value to filter on
+                                    containers matching every word of the search, every
+                                    label value to filter on, and the agent metrics
+                                    reported about each container (``reported``)
     /api/metrics?search             metrics whose name or description holds every word
     /api/series?metric&container&start&end&max_points&envelope&label&node_wide
                                     downsampled series (mean, min, max per time bucket;
@@ -21,6 +22,9 @@ The API (GET only; times are epoch seconds; ``container`` may repeat)::
                                     metric that has no container's series)
     /api/labels?metric&container&node_wide
                                     a metric's label keys and their values
+    /api/reported?container&reported&start&end&max_points
+                                    what the agent reported about the container beside
+                                    finemon's figures, and their difference, per pair
     /api/processes?container&start&end&max_points
                                     per-process PSS of one container
     /api/markers?container&start&end
@@ -60,6 +64,7 @@ if TYPE_CHECKING:
 
     from analysis.query.explorer import Explorer
     from analysis.query.index import ContainerInfo, MetricInfo
+    from analysis.query.reported import ReportedComparison, ReportedPair
 
 #: How to get the web server's dependencies.
 VIEW_INSTALL_HINT = "pip install 'finemon[view]'"
@@ -179,6 +184,32 @@ def _containers(request: Request, *, required: bool = False) -> list[str]:
     return keys
 
 
+def reported_series(found: ReportedComparison) -> list[dict[str, Any]]:
+    """A comparison's columns as series a chart draws (``key``, ``label``, ``unit``, ``times``,
+    ``values``): the reported figure, each observed one, then each difference (reported minus
+    observed)."""
+    times = [p[0] for p in found.points]
+
+    def column(index: int) -> list[float | None]:
+        return [p[index] for p in found.points]
+
+    def gap(index: int) -> list[float | None]:
+        return [None if r is None or o is None else r - o
+                for r, o in zip(column(1), column(index), strict=True)]  # fmt: skip
+
+    short = found.reported.removeprefix("target.")
+    series = [{"key": found.reported, "label": f"reported: {short}", "role": "reported",
+               "values": column(1)}]  # fmt: skip
+    for index, name in enumerate(found.observed, start=2):
+        series.append({"key": name, "label": f"observed: {name}", "role": "observed",
+                       "values": column(index)})  # fmt: skip
+    for index, name in enumerate(found.observed, start=2):
+        series.append({"key": f"difference|{name}", "label": f"reported - {name}",
+                       "role": "difference", "values": gap(index)})  # fmt: skip
+    return [{**s, "unit": found.unit, "times": times, "container_key": found.container_key}
+            for s in series]  # fmt: skip
+
+
 # ------------------------------------------------------------------------------ the service
 class ViewService:
     """The API's answers, each one plain JSON-ready data, from one :class:`Explorer`.
@@ -208,6 +239,7 @@ class ViewService:
         self._resyncing = threading.Event()
         self._metrics: tuple[int, list[MetricInfo]] | None = None
         self._containers: tuple[int, list[ContainerInfo]] | None = None
+        self._reported: tuple[int, dict[str, list[ReportedPair]]] | None = None
 
     def locked(self, work: Callable[[], T]) -> T:
         """Run ``work`` holding the Explorer's lock."""
@@ -279,7 +311,40 @@ class ViewService:
             name: sorted({v for c in every if (v := getattr(c, attribute, None))})
             for name, attribute in CONTAINER_FILTERS.items()
         }
-        return {"containers": jsonable(found), "facets": facets, "total": len(every)}
+        reported = {key: [p.reported for p in pairs] for key, pairs in self.reported().items()}
+        return {"containers": jsonable(found), "facets": facets, "total": len(every),
+                "reported": reported}  # fmt: skip
+
+    def reported(self) -> dict[str, list[ReportedPair]]:
+        """The reported-vs-observed pairs of each container the agent reported on, kept until
+        new files land."""
+        every = self.all_metrics()  # (listing them is what tells whether to look)
+        with self._lock:
+            if self._reported is None or self._reported[0] != self.version:
+                pairs = self.explorer.reported_pairs() if every else {}
+                self._reported = (self.version, pairs)
+            return self._reported[1]
+
+    def reported_vs_observed(self, request: Request) -> dict[str, Any]:
+        """Each pair of :data:`analysis.query.reported.PAIRS` the agent reported for the
+        container, compared (:meth:`Explorer.reported_vs_observed`), with the series a panel
+        draws: the reported figure, each observed one, and each difference."""
+        (key,) = _containers(request, required=True)[:1]
+        start, end = _range(request)
+        max_points = _max_points(request)
+        wanted = _text(request, "reported")
+        pairs = [p for p in self.reported().get(key, []) if wanted in (None, p.reported)]
+        comparisons = []
+        with self._lock:
+            for pair in pairs:
+                try:
+                    found = self.explorer.reported_vs_observed(
+                        key, pair.reported, None, start, end, max_points
+                    )
+                except AnalysisError:  # nothing reported in this range
+                    continue
+                comparisons.append({**jsonable(found), "series": reported_series(found)})
+        return {"container_key": key, "comparisons": comparisons}
 
     def metrics(self, request: Request) -> dict[str, Any]:
         """The dataset's metrics whose name or description holds every word of ``search``
@@ -438,6 +503,7 @@ def create_app(
         Route("/api/metrics", endpoint(service.metrics), methods=["GET"]),
         Route("/api/series", endpoint(service.series), methods=["GET"]),
         Route("/api/labels", endpoint(service.labels), methods=["GET"]),
+        Route("/api/reported", endpoint(service.reported_vs_observed), methods=["GET"]),
         Route("/api/processes", endpoint(service.processes), methods=["GET"]),
         Route("/api/markers", endpoint(service.markers), methods=["GET"]),
         Route("/api/studies", endpoint(service.studies), methods=["GET"]),

@@ -689,3 +689,50 @@ def test_an_agents_own_metric_is_searched_drawn_and_filtered_by_its_tags(runs_pa
     page.page.click('.panel button.label-filter[data-label="queue=forwarder"]')
     page.page.wait_for_function("finemonView.panels[0].series.length === 2")
     assert page.problems == []
+
+
+def test_the_reported_vs_observed_panel_draws_the_agents_and_the_kernels_figures(
+    runs_page: Page,
+) -> None:
+    from tests.analysis import recorded as rec
+
+    page = runs_page
+    page.open()
+    app = rec.CONTAINER_IDS[rec.RUN_A]
+    # Only the container the agent reported on has the button.
+    assert page.js("Array.from(document.querySelectorAll('#containers button.versus'))"
+                   ".map(b => b.dataset.key)") == [app]  # fmt: skip
+    page.page.click(f'#containers button.versus[data-key="{app}"]')
+    page.page.wait_for_function("finemonView.panels.length === 2 && "
+                                "finemonView.panels.every(p => p.plot)")  # fmt: skip
+    page.settle()
+    titles = page.js("finemonView.panels.map(p => p.title.textContent)")
+    assert titles == [
+        "reported vs observed: container.memory.usage of web-7d9f8c6b5-x2x9q/app",
+        "reported vs observed: container.cpu.usage of web-7d9f8c6b5-x2x9q/app",
+    ]
+    labels = page.js("finemonView.panels[0].series.map(s => s.label)")
+    assert labels == [
+        "reported: container.memory.usage",
+        "observed: container.memory.usage_bytes",
+        "observed: container.memory.working_set_bytes",
+        "reported - container.memory.usage_bytes",
+        "reported - container.memory.working_set_bytes",
+    ]
+    asked = page.js("finemonView.panels[0].request")
+    answer = api(page, f"api/reported?container={app}&reported={asked['reported']}"
+                 f"&max_points={asked['max_points']}")  # fmt: skip
+    [comparison] = answer["comparisons"]
+    drawn = page.panel_data(0)
+    assert drawn[0] == [p[0] for p in comparison["points"]]
+    assert drawn[1:] == [s["values"] for s in comparison["series"]]
+    text = page.js("finemonView.panels[0].studyText.textContent")
+    assert text.startswith("reported - container.memory.usage_bytes: mean ")
+    cpu = page.panel_data(1)
+    assert set(cpu[1]) == {rec.MILLICORES + rec.REPORTED_EXTRA_MILLICORES}
+    # The panels are in the page's address: a link reopens them.
+    assert [p.get("pair") for p in page.state()["panels"]] == [
+        "target.container.memory.usage",
+        "target.container.cpu.usage",
+    ]
+    assert page.problems == []

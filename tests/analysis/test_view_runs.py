@@ -155,3 +155,78 @@ def test_the_mcp_tools_take_the_same_label_filters(explorer: Explorer) -> None:
             assert {p[1] for p in series["points"]} == {rec.QUEUES["dogstatsd"]}
 
     asyncio.run(run())
+
+
+# ----------------------------------------------------------------------- reported vs observed
+APP = rec.CONTAINER_IDS[rec.RUN_A]
+
+
+def test_the_containers_the_agent_reported_on_are_listed_with_their_pairs(
+    client: TestClient,
+) -> None:
+    listed = get(client, "/api/containers")
+    assert listed["reported"] == {
+        APP: ["target.container.memory.usage", "target.container.cpu.usage"]
+    }
+
+
+def test_reported_vs_observed_pairs_the_agents_figures_with_the_kernels(
+    client: TestClient,
+) -> None:
+    found = get(client, "/api/reported", container=APP, max_points=60)
+    memory, cpu = found["comparisons"]
+    assert memory["pair"] == "memory usage" and memory["unit"] == "bytes"
+    assert memory["observed"] == ["container.memory.usage_bytes",
+                                  "container.memory.working_set_bytes"]  # fmt: skip
+    assert memory["bucket_seconds"] == 1.0 and len(memory["points"]) == rec.TICKS
+    # Each tick: the agent's last report (every 15 s) beside the kernel's figures.
+    for tick, (at, reported, usage, working_set) in enumerate(memory["points"]):
+        assert at == rec.RUN_A_START + tick
+        last_report = tick - tick % rec.REPORT_EVERY
+        expected_report = (rec.working_set_bytes(rec.RUN_A, last_report) + rec.USAGE_EXTRA_BYTES
+                           + rec.REPORTED_EXTRA_BYTES)  # fmt: skip
+        assert reported == expected_report, tick
+        assert working_set == rec.working_set_bytes(rec.RUN_A, tick)
+        assert usage == working_set + rec.USAGE_EXTRA_BYTES
+    # The differences over time, drawn as series: reported minus each observed figure.
+    by_role = {s["label"]: s for s in memory["series"]}
+    gap = by_role["reported - container.memory.working_set_bytes"]["values"]
+    assert gap[0] == rec.USAGE_EXTRA_BYTES + rec.REPORTED_EXTRA_BYTES
+    assert gap[rec.mark_tick(rec.RUN_A)] == gap[0] - rec.LOAD_MIB * rec.MIB  # the agent lags
+    assert memory["difference"]["container.memory.working_set_bytes"]["max_abs"] == max(
+        abs(v) for v in gap
+    )
+    # CPU: the agent's nanocores scaled to millicores.
+    assert cpu["pair"] == "CPU usage" and cpu["reported_scale"] == 1e-6
+    assert {p[1] for p in cpu["points"]} == {rec.MILLICORES + rec.REPORTED_EXTRA_MILLICORES}
+    assert cpu["difference"]["container.cpu.usage_millicores"]["mean"] == pytest.approx(
+        rec.REPORTED_EXTRA_MILLICORES
+    )
+    # A container the agent said nothing about: no comparison.
+    other = rec.CONTAINER_IDS[rec.RUN_B]
+    assert get(client, "/api/reported", container=other)["comparisons"] == []
+
+
+def test_the_mcp_tool_compares_from_the_same_table(explorer: Explorer) -> None:
+    pytest.importorskip("mcp", reason="the mcp extra is not installed")
+    import asyncio
+
+    from mcp import Client
+
+    from analysis.mcp_server import build_server
+
+    async def run() -> None:
+        async with Client(build_server(explorer)) as client:
+            found = await client.call_tool(
+                "compare_reported",
+                {"container": APP, "reported": "target.container.cpu.usage", "max_points": 60},
+            )
+            assert found.structured_content is not None
+            answer = found.structured_content
+            assert answer["observed"] == ["container.cpu.usage_millicores"]
+            assert answer["unit"] == "millicores"
+            assert {p[1] for p in answer["points"]} == {
+                rec.MILLICORES + rec.REPORTED_EXTRA_MILLICORES
+            }
+
+    asyncio.run(run())

@@ -62,6 +62,14 @@ from analysis.query.markers import (
     marker_order,
     phase_markers,
 )
+from analysis.query.reported import (
+    PAIRS,
+    ReportedComparison,
+    ReportedPair,
+    compare_reported,
+    pair_for,
+    reported_containers_sql,
+)
 from analysis.query.search import Choice, search_containers, search_metrics
 from analysis.query.series import (
     DEFAULT_MAX_POINTS,
@@ -347,6 +355,51 @@ class Explorer:
                 label_values_sql(f"metric_name = $m AND {rows_filter}"), {"m": metric}
             )
         return [LabelValues(str(k), tuple(str(v) for v in values), int(n)) for k, values, n in rows]
+
+    # -------------------------------------------------------------- reported vs observed
+    def reported_vs_observed(
+        self,
+        container_key: str,
+        reported: str = PAIRS[0].reported,
+        observed: Sequence[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        max_points: int = 200,
+    ) -> ReportedComparison:
+        """What the agent reported about the container (``reported``, a ``target.*`` metric)
+        beside finemon's ``observed`` metrics for it (by default those
+        :data:`analysis.query.reported.PAIRS` pairs it with), in at most ``max_points``
+        buckets (:func:`analysis.query.reported.compare_reported`). Raises
+        :class:`AnalysisError` for a bad pair or when the container has no such report."""
+        if max_points < 2:
+            raise AnalysisError(f"max_points must be at least 2, got {max_points}")
+        pair = pair_for(reported, observed)
+        with self._lock:
+            return compare_reported(
+                self._query,
+                container_key,
+                self._key_filter([container_key]),
+                pair,
+                start_ms=to_epoch_ms(start) if start else None,
+                end_ms=to_epoch_ms(end) if end else None,
+                max_points=max_points,
+            )
+
+    def reported_pairs(self) -> dict[str, list[ReportedPair]]:
+        """By container key, the :data:`~analysis.query.reported.PAIRS` whose reported metric
+        the agent sent about that container (none asked of the files unless the dataset has
+        such a metric)."""
+        known = {m.name for m in self.metrics()}
+        wanted = [pair.reported for pair in PAIRS if pair.reported in known]
+        if not wanted:
+            return {}
+        with self._lock:
+            rows = self._query(reported_containers_sql(wanted), None)
+        has = {(str(key), str(name)) for key, name in rows}
+        return {
+            key: [pair for pair in PAIRS if (key, pair.reported) in has]
+            for key in sorted({key for key, _ in has})
+        }
 
     def processes(
         self,

@@ -22,6 +22,7 @@
     version: null,
     dataRange: null, // [start, end] of the whole dataset, epoch seconds
     containers: [], // the containers listed (after search and filters)
+    reported: {}, // by container key: the agent metrics reported about it (target.*)
     metrics: [],
     loading: 0,
     firstChartMs: null,
@@ -186,6 +187,9 @@
       if (p && typeof p.processes === "string") {
         return { processes: p.processes, study: typeof p.study === "string" ? p.study : null };
       }
+      if (p && typeof p.reported === "string" && typeof p.pair === "string") {
+        return { reported: p.reported, pair: p.pair };
+      }
       return null;
     }).filter(Boolean);
     if (Array.isArray(raw.range) && raw.range.length === 2 && raw.range.every(Number.isFinite)
@@ -213,6 +217,7 @@
     const s = view.state;
     const body = await api("containers", { search: s.search, ...s.filters });
     view.containers = body.containers;
+    view.reported = body.reported || {};
     for (const name of FILTERS) {
       const select = $("filter-" + name);
       const current = s.filters[name];
@@ -243,10 +248,22 @@
       const pss = el("button", { type: "button", class: "pss", title: "PSS of its processes",
         "data-key": c.key, text: "PSS" });
       pss.addEventListener("click", () => addPanel({ processes: c.key, study: null }));
+      const buttons = [pss];
+      const reported = view.reported[c.key] || [];
+      if (reported.length) {
+        // What the agent reported about it beside the kernel's figures: a panel a pair.
+        const versus = el("button", { type: "button", class: "versus", "data-key": c.key,
+          title: "reported vs observed: what the agent reported beside finemon's figures",
+          text: "vs" });
+        versus.addEventListener("click", async () => {
+          for (const pair of reported) await addPanel({ reported: c.key, pair });
+        });
+        buttons.unshift(versus);
+      }
       list.append(el("li", { "data-key": c.key },
         el("label", { class: "name" }, box, " ",
           el("span", { class: "who" }, name, el("span", { class: "meta", text: meta }))),
-        pss));
+        ...buttons));
     }
   }
 
@@ -290,6 +307,11 @@
   // ---------------------------------------------------------------------------- panels
   function panelTitle(spec) {
     if (spec.metric) return spec.metric;
+    if (spec.reported) {
+      const c = view.containers.find((x) => x.key === spec.reported);
+      return `reported vs observed: ${spec.pair.replace(/^target\./, "")} of `
+        + (c ? containerName(c) : spec.reported);
+    }
     const c = view.containers.find((x) => x.key === spec.processes);
     return `process.memory.pss_bytes of ${c ? containerName(c) : spec.processes}`;
   }
@@ -326,6 +348,7 @@
     const filters = el("span", { class: "label-filters" });
     const labelMenu = el("select", { class: "labels", title: "keep the series with this label" });
     labelMenu.hidden = !spec.metric;
+    study.hidden = Boolean(spec.reported); // a comparison, not a series to study
     const state = el("div", { class: "state", text: "loading…" });
     const chart = el("div", { class: "chart" });
     const element = el("div", { class: "panel" },
@@ -379,6 +402,13 @@
       // drawn whatever the containers picked: the server says which.
       panel.request = { path: "series", metric: spec.metric, container: view.state.containers,
         label: spec.labels || [], start, end, max_points: maxPoints() };
+    } else if (spec.reported) {
+      panel.request = { path: "reported", container: spec.reported, reported: spec.pair,
+        start, end, max_points: maxPoints() };
+      const { path, ...params } = panel.request;
+      const [found] = (await api(path, params)).comparisons;
+      panel.comparison = found || null;
+      return found ? found.series : [];
     } else {
       panel.request = { path: "processes", container: spec.processes, start, end,
         max_points: maxPoints() };
@@ -425,8 +455,19 @@
     }
     if (!view.panels.includes(panel)) return; // removed meanwhile
     drawPanel(panel, series);
+    if (panel.spec.reported) describeComparison(panel);
     if (panel.spec.study) loadStudy(panel);
     if (panel.spec.metric) loadLabels(panel).catch((e) => say(e.message));
+  }
+
+  // Reported minus observed over the range: its mean and largest size, per observed metric.
+  function describeComparison(panel) {
+    const found = panel.comparison;
+    panel.studyText.textContent = !found ? "" : found.observed.map((name) => {
+      const d = found.difference[name];
+      return `reported - ${name}: mean ${formatValue(d.mean, found.unit)}, `
+        + `largest ${formatValue(d.max_abs, found.unit)}`;
+    }).join("; ");
   }
 
   // The panel's label filters, and the menu of the labels of its metric's series.
