@@ -25,6 +25,10 @@ The API (GET only; times are epoch seconds; ``container`` may repeat)::
     /api/reported?container&reported&start&end&max_points
                                     what the agent reported about the container beside
                                     finemon's figures, and their difference, per pair
+    /api/runs                       the runs: first and last tick, experiment, variant, phases
+    /api/overlay?metric&container&run&phase&max_points&label&node_wide
+                                    a metric's series of each run (run repeats), times in
+                                    seconds since its first tick or its phase's mark
     /api/processes?container&start&end&max_points
                                     per-process PSS of one container
     /api/markers?container&start&end
@@ -393,6 +397,34 @@ class ViewService:
             found = self.explorer.label_values(metric, keys, node_wide=node_wide)
         return {"metric": metric, "labels": jsonable(found)}
 
+    def runs(self) -> dict[str, Any]:
+        """The runs one can overlay: first and last tick, experiment, variant, phases."""
+        from analysis.query.overlay import list_runs  # noqa: PLC0415
+
+        with self._lock:
+            return {"runs": jsonable(list_runs(self.explorer))}
+
+    def overlay(self, request: Request) -> dict[str, Any]:
+        """A metric's series of each ``run`` (two or more), in seconds since the run's start
+        or its ``phase`` mark (:func:`analysis.query.overlay.overlay`)."""
+        from analysis.query.overlay import overlay  # noqa: PLC0415
+
+        metric = _text(request, "metric", required=True)
+        assert metric is not None
+        runs = [run for run in request.query_params.getlist("run") if run]
+        if not runs:
+            raise BadRequestError("missing parameter 'run'")
+        keys = _containers(request)
+        labels = _labels(request)
+        node_wide = self._node_wide(request, metric)
+        max_points = _max_points(request)
+        with self._lock:
+            found = overlay(
+                self.explorer, metric, keys, runs, phase=_text(request, "phase"),
+                max_points=max_points, labels=labels, node_wide=node_wide,
+            )  # fmt: skip
+        return jsonable(found)  # type: ignore[no-any-return]
+
     def processes(self, request: Request) -> dict[str, Any]:
         (key,) = _containers(request, required=True)[:1]
         start, end = _range(request)
@@ -504,6 +536,8 @@ def create_app(
         Route("/api/series", endpoint(service.series), methods=["GET"]),
         Route("/api/labels", endpoint(service.labels), methods=["GET"]),
         Route("/api/reported", endpoint(service.reported_vs_observed), methods=["GET"]),
+        Route("/api/runs", endpoint(lambda r: service.runs()), methods=["GET"]),
+        Route("/api/overlay", endpoint(service.overlay), methods=["GET"]),
         Route("/api/processes", endpoint(service.processes), methods=["GET"]),
         Route("/api/markers", endpoint(service.markers), methods=["GET"]),
         Route("/api/studies", endpoint(service.studies), methods=["GET"]),

@@ -736,3 +736,59 @@ def test_the_reported_vs_observed_panel_draws_the_agents_and_the_kernels_figures
         "target.container.cpu.usage",
     ]
     assert page.problems == []
+
+
+def test_two_runs_overlaid_at_their_start_or_at_a_phase(runs_page: Page) -> None:
+    from tests.analysis import recorded as rec
+
+    page = runs_page
+    state = {"containers": [rec.CONTAINER_IDS[rec.RUN_A]], "panels": [{"metric": WORKING_SET}]}
+    page.open(page.base + "#view=" + quote(json.dumps(state)))
+    assert page.js("finemonView.panels[0].series.length") == 1  # run A's container only
+    # The controls: run A with run B, from their start.
+    page.page.select_option("#overlay-run-a", rec.RUN_A)
+    page.page.select_option("#overlay-run-b", rec.RUN_B)
+    page.page.wait_for_function("finemonView.panels[0].overlay && "
+                                "finemonView.panels[0].series.length === 2")  # fmt: skip
+    page.settle()
+    labels = page.js("finemonView.panels[0].series.map(s => s.label)")
+    assert labels == ["shop/web/app (run 3f9a2c00)", "shop/web/app (run 8b1e0700)"]
+    drawn = page.panel_data()
+    assert drawn[0][0] == 0.0 and drawn[0][-1] == rec.TICKS - 1  # seconds since each start
+    mib = [[v / MIB if v is not None else None for v in column] for column in drawn[1:3]]
+    assert mib[0][0] == rec.HELD_MIB[rec.RUN_A] and mib[1][0] == rec.HELD_MIB[rec.RUN_B]
+    # Each run's load step where its own mark is: 11 s in for A, 21 s for B.
+    assert mib[0][rec.mark_tick(rec.RUN_A)] == rec.HELD_MIB[rec.RUN_A] + rec.LOAD_MIB
+    assert mib[1][rec.mark_tick(rec.RUN_A)] == rec.HELD_MIB[rec.RUN_B]
+    axis = page.js("finemonView.panels[0].plot.axes[0].label")
+    assert axis == "seconds since start of each run"
+    options = page.js("Array.from(document.querySelectorAll('#overlay-phase option'))"
+                      ".map(o => o.value)")  # fmt: skip
+    assert options == ["", rec.PHASE]  # manifest_only is run A's alone
+    # Aligned at the phase: the steps line up, at 0.5 s after the mark (the next tick).
+    page.page.select_option("#overlay-phase", rec.PHASE)
+    page.page.wait_for_function("finemonView.panels[0].overlay?.phase === 'load_started'")
+    page.settle()
+    drawn = page.panel_data()
+    assert drawn[0][0] == 0.5
+    first = [column[0] / MIB for column in drawn[1:3]]
+    assert first == [rec.HELD_MIB[rec.RUN_A] + rec.LOAD_MIB,
+                     rec.HELD_MIB[rec.RUN_B] + rec.LOAD_MIB]  # fmt: skip
+    # The API's series are what is drawn.
+    asked = page.js("finemonView.panels[0].request")
+    answer = api(page, f"api/overlay?metric={WORKING_SET}&container={state['containers'][0]}"
+                 f"&run={rec.RUN_A}&run={rec.RUN_B}&phase={rec.PHASE}"
+                 f"&max_points={asked['max_points']}")  # fmt: skip
+    a, b = answer["series"]
+    assert drawn[0] == a["times"] and drawn[1] == a["values"]  # A is the longer after its mark
+    assert drawn[2] == b["values"] + [None] * (len(a["times"]) - len(b["times"]))
+    # Both runs' marks at 0 s, where the axis starts; run A's other phase 29.75 s later.
+    assert page.js("finemonView.panels[0].plot.scales.x.min") == 0
+    marks = page.js("finemonView.panels[0].drawnMarks")
+    assert [(m["time"], m["text"]) for m in marks] == [
+        (0.0, f"{rec.PHASE} (3f9a2c00)"),
+        (40.25 - rec.MARK_AFTER[rec.RUN_A], "manifest_only (3f9a2c00)"),
+        (0.0, f"{rec.PHASE} (8b1e0700)"),
+    ]
+    assert page.state()["overlay"] == {"runs": [rec.RUN_A, rec.RUN_B], "phase": rec.PHASE}
+    assert page.problems == []

@@ -230,3 +230,73 @@ def test_the_mcp_tool_compares_from_the_same_table(explorer: Explorer) -> None:
             }
 
     asyncio.run(run())
+
+
+# ------------------------------------------------------------------------------ overlay
+WORKING_SET = "container.memory.working_set_bytes"
+
+
+def test_the_runs_to_overlay_with_their_phases(client: TestClient) -> None:
+    runs = get(client, "/api/runs")["runs"]
+    found = [(r["run_id"], r["first_time"], r["last_time"], r["variant"], r["phases"])
+             for r in runs]  # fmt: skip
+    last_a, last_b = rec.RUN_A_START + rec.TICKS - 1, rec.RUN_B_START + rec.TICKS - 1
+    assert found == [
+        (rec.RUN_A, rec.RUN_A_START, last_a, "3f9a2c", [rec.PHASE, "manifest_only"]),
+        (rec.RUN_B, rec.RUN_B_START, last_b, "8b1e07", [rec.PHASE]),
+    ]
+
+
+def _overlay(client: TestClient, phase: str = "", **more: Any) -> Any:
+    params = [("metric", WORKING_SET), ("container", APP), ("run", rec.RUN_A),
+              ("run", rec.RUN_B), ("phase", phase), ("max_points", "100")]  # fmt: skip
+    return client.get("/api/overlay", params=params + list(more.items()))
+
+
+def test_two_runs_overlaid_from_their_start(client: TestClient) -> None:
+    found = _overlay(client).json()
+    assert found["origins"] == {rec.RUN_A: rec.RUN_A_START, rec.RUN_B: rec.RUN_B_START}
+    a, b = found["series"]
+    # Run A's container picked: run B's is matched by namespace/workload/container.
+    assert (a["label"], b["label"]) == (
+        "shop/web/app (run 3f9a2c00)",
+        "shop/web/app (run 8b1e0700)",
+    )
+    assert b["container_key"] == rec.CONTAINER_IDS[rec.RUN_B]
+    assert a["times"] == b["times"] == [float(t) for t in range(rec.TICKS)]
+    for series, run_id in ((a, rec.RUN_A), (b, rec.RUN_B)):
+        assert series["values"] == [rec.working_set_bytes(run_id, t) for t in range(rec.TICKS)]
+
+
+def test_two_runs_overlaid_from_a_phase_as_finemon_compare_aligns_them(
+    client: TestClient, two_runs: Path
+) -> None:
+    found = _overlay(client, rec.PHASE).json()
+    assert found["phase"] == rec.PHASE
+    assert found["origins"] == {r: rec.mark_seconds(r) for r in (rec.RUN_A, rec.RUN_B)}
+    a, b = found["series"]
+    # Only what follows the mark: from the next tick, 0.5 s after it, both runs loaded.
+    assert a["times"][0] == b["times"][0] == 0.5
+    assert len(a["times"]) == rec.TICKS - rec.mark_tick(rec.RUN_A)
+    assert len(b["times"]) == rec.TICKS - rec.mark_tick(rec.RUN_B)
+    assert set(a["values"]) == {float((rec.HELD_MIB[rec.RUN_A] + rec.LOAD_MIB) * rec.MIB)}
+    assert set(b["values"]) == {float((rec.HELD_MIB[rec.RUN_B] + rec.LOAD_MIB) * rec.MIB)}
+    # The origins are those of finemon compare --phase (its html overlay's).
+    from analysis.experiments.compare import compare
+
+    compared = compare(two_runs, rec.RUN_A, two_runs, rec.RUN_B, phase=rec.PHASE)
+    base, other = compared.series[("shop/web/app", WORKING_SET)]
+    assert [base[0].origin_ms / 1000, other[0].origin_ms / 1000] == list(found["origins"].values())
+    assert (base[0].times_ms[0] - base[0].origin_ms) / 1000 == a["times"][0]
+
+
+def test_a_bad_overlay_is_a_clear_error(client: TestClient) -> None:
+    missing = _overlay(client, "manifest_only")
+    assert missing.status_code == 400
+    assert missing.json()["error"] == (
+        "run 8b1e0700 has no phase 'manifest_only' (its phases: load_started)"
+    )
+    unknown = client.get("/api/overlay", params={"metric": WORKING_SET, "run": "nope"})
+    assert unknown.status_code == 400 and "no run 'nope'" in unknown.json()["error"]
+    no_run = client.get("/api/overlay", params={"metric": WORKING_SET})
+    assert no_run.status_code == 400 and "run" in no_run.json()["error"]

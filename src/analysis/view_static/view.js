@@ -24,6 +24,8 @@
     containers: [], // the containers listed (after search and filters)
     reported: {}, // by container key: the agent metrics reported about it (target.*)
     metrics: [],
+    runs: [], // the runs one can overlay (api/runs)
+    overlayPick: ["", ""], // the runs the overlay menus show
     loading: 0,
     firstChartMs: null,
   };
@@ -34,6 +36,7 @@
       containers: [], panels: [], range: null, live: false, localTime: false,
       search: "", metricSearch: "",
       filters: { namespace: "", pod: "", qos: "", node: "" },
+      overlay: null, // {runs: [run id, run id], phase: null or a phase's name}
     };
   }
 
@@ -204,6 +207,12 @@
       const value = raw.filters && raw.filters[name];
       state.filters[name] = typeof value === "string" ? value : "";
     }
+    const overlay = raw.overlay;
+    if (overlay && Array.isArray(overlay.runs) && overlay.runs.length === 2
+        && overlay.runs.every((r) => typeof r === "string" && r)) {
+      state.overlay = { runs: [overlay.runs[0], overlay.runs[1]],
+        phase: typeof overlay.phase === "string" && overlay.phase ? overlay.phase : null };
+    }
     return state;
   }
 
@@ -304,8 +313,63 @@
     await refreshCharts();
   }
 
+  // ---------------------------------------------------------------------------- overlay
+  // Two runs overlaid: every metric panel draws the picked containers' series of both runs
+  // (matched as finemon compare matches them: namespace/workload/container) on one axis of
+  // seconds since each run's start or its mark of a phase. The server aligns them
+  // (api/overlay, analysis.query.overlay).
+  function overlaying() {
+    return view.state.overlay;
+  }
+
+  function runText(run) {
+    return `${run.run_id.slice(0, 8)} ${formatTime(run.first_time)}`
+      + (run.variant ? ` (${run.variant})` : "");
+  }
+
+  async function loadRuns() {
+    view.runs = (await api("runs")).runs;
+    renderOverlayControls();
+  }
+
+  function renderOverlayControls() {
+    // What the menus say: the overlay's runs, or a first run picked and no other yet.
+    const chosen = view.state.overlay ? view.state.overlay.runs : view.overlayPick;
+    ["a", "b"].forEach((side, i) => {
+      const select = $("overlay-run-" + side);
+      select.replaceChildren(el("option", { value: "", text: i ? "no other run" : "none" }));
+      for (const run of view.runs) select.append(el("option", { value: run.run_id, text: runText(run) }));
+      select.value = chosen[i] || "";
+    });
+    // The phases both runs were marked with.
+    const phases = $("overlay-phase");
+    const [a, b] = chosen.map((id) => view.runs.find((r) => r.run_id === id));
+    const common = a && b ? a.phases.filter((name) => b.phases.includes(name)) : [];
+    phases.replaceChildren(el("option", { value: "", text: "start" }));
+    for (const name of common) phases.append(el("option", { value: name, text: "phase " + name }));
+    phases.value = view.state.overlay && view.state.overlay.phase || "";
+    $("overlay-text").textContent = view.state.overlay
+      ? `metric panels: seconds since ${view.state.overlay.phase ? "phase "
+        + view.state.overlay.phase : "start"} of each run` : "";
+  }
+
+  async function setOverlay() {
+    const runs = [$("overlay-run-a").value, $("overlay-run-b").value];
+    view.overlayPick = runs;
+    const phase = $("overlay-phase").value || null;
+    view.state.overlay = runs[0] && runs[1] && runs[0] !== runs[1] ? { runs, phase } : null;
+    saveUrl();
+    renderOverlayControls();
+    await refreshCharts();
+  }
+
   // ---------------------------------------------------------------------------- panels
   function panelTitle(spec) {
+    const overlay = overlaying();
+    if (spec.metric && overlay) {
+      return `${spec.metric}: runs ${overlay.runs.map((r) => r.slice(0, 8)).join(" and ")}`
+        + ` from ${overlay.phase ? "phase " + overlay.phase : "their start"}`;
+    }
     if (spec.metric) return spec.metric;
     if (spec.reported) {
       const c = view.containers.find((x) => x.key === spec.reported);
@@ -396,6 +460,18 @@
   async function fetchPanelSeries(panel) {
     const spec = panel.spec;
     const [start, end] = view.state.range || [null, null];
+    panel.overlay = null;
+    if (spec.metric && overlaying()) {
+      // Each run whole (from its start or phase): the range is a time of day, not of a run.
+      const overlay = overlaying();
+      panel.request = { path: "overlay", metric: spec.metric, container: view.state.containers,
+        run: overlay.runs, phase: overlay.phase, label: spec.labels || [],
+        max_points: maxPoints() };
+      const { path, ...params } = panel.request;
+      const body = await api(path, params);
+      panel.overlay = { origins: body.origins, phase: body.phase };
+      return body.series;
+    }
     if (spec.metric) {
       // With the envelope (each bucket's minimum and maximum): a one-second peak shows at
       // any zoom, as the band around the mean. A metric of no container (an agent's own) is
@@ -532,13 +608,19 @@
       label: `${s.label} ${which}`, class: "band-edge", stroke: COLORS[i % COLORS.length] + "66",
       width: 1 / devicePixelRatio, spanGaps: false, points: { show: false },
     });
+    const seconds = Boolean(panel.overlay);
+    const since = seconds && panel.overlay.phase ? `phase ${panel.overlay.phase}` : "start";
     const opts = {
       width: chartWidth(),
       height: 240,
       tzDate: zoned,
-      scales: { x: { time: true } },
+      // An overlay's axis starts at the origin (0 s: the start, or the phase's mark).
+      scales: { x: seconds ? { time: false, range: (u, min, max) => [Math.min(0, min), max] }
+        : { time: true } },
       series: [
-        { label: `time (${timeZoneName()})`, value: (u, v) => (v === null ? "--" : formatTime(v)) },
+        seconds ? { label: `seconds since ${since}`,
+          value: (u, v) => (v === null ? "--" : `${+v.toFixed(2)} s`) }
+          : { label: `time (${timeZoneName()})`, value: (u, v) => (v === null ? "--" : formatTime(v)) },
         ...series.map((s, i) => ({
           label: s.label, stroke: COLORS[i % COLORS.length], width: 1, spanGaps: false,
           value: hover(s, i),
@@ -550,7 +632,8 @@
       bands: banded ? series.map((s, i) => ({
         series: [1 + n + i, 1 + 2 * n + i], fill: COLORS[i % COLORS.length] + "2e",
       })) : [],
-      axes: [timeAxis(),
+      axes: [seconds ? { label: `seconds since ${since} of each run`, labelSize: 16, labelGap: 0,
+        labelFont: "11px system-ui, sans-serif" } : timeAxis(),
         { size: Y_AXIS_PX, values: (u, ticks) => ticks.map((v) => formatValue(v, axisUnit(unit))) }],
       cursor: {
         sync: { key: "finemon", setSeries: false },
@@ -579,7 +662,7 @@
       syncing = false;
     }
     const range = currentRange();
-    if (range) scaleTo(panel.plot, range);
+    if (range && !panel.overlay) scaleTo(panel.plot, range);
     if (view.firstChartMs === null) {
       view.firstChartMs = performance.now();
       document.body.setAttribute("data-first-chart", String(view.firstChartMs));
@@ -604,10 +687,12 @@
   // data of the new range is fetched once the zooming settles.
   function onZoom(source) {
     if (syncing) return;
+    // An overlay's axis is seconds of a run: it zooms alone.
+    if (view.panels.some((p) => p.plot === source && p.overlay)) return;
     const { min, max } = source.scales.x;
     if (!(max > min)) return;
     for (const panel of view.panels) {
-      if (panel.plot && panel.plot !== source) scaleTo(panel.plot, [min, max]);
+      if (panel.plot && panel.plot !== source && !panel.overlay) scaleTo(panel.plot, [min, max]);
     }
     showOverviewSelection([min, max]);
     clearTimeout(zoomTimer);
@@ -622,7 +707,7 @@
     updateRangeText();
     const shown = currentRange();
     if (shown) {
-      for (const panel of view.panels) if (panel.plot) scaleTo(panel.plot, shown);
+      for (const panel of view.panels) if (panel.plot && !panel.overlay) scaleTo(panel.plot, shown);
     }
     showOverviewSelection(range);
     await refreshCharts();
@@ -660,10 +745,20 @@
       ctx.stroke();
       if (text) ctx.fillText(text, Math.min(x + 3, left + width - 40), top + 12 * devicePixelRatio);
     };
-    for (const m of panelMarkers(panel)) {
-      // A phase is labelled with its name (shown as text: it is drawn on the canvas).
-      line(m.time, MARKER_COLORS[m.kind] || "#111", m.kind === "oom" ? [] : [4, 4],
-        m.kind === "phase" ? m.phase : m.kind.toUpperCase());
+    if (panel.overlay) {
+      // Each overlaid run's phases, at their seconds since that run's origin.
+      const origins = panel.overlay.origins;
+      for (const m of view.markers) {
+        if (m.kind !== "phase" || !(m.run_id in origins)) continue;
+        line(m.time - origins[m.run_id], MARKER_COLORS.phase, [4, 4],
+          `${m.phase} (${m.run_id.slice(0, 8)})`);
+      }
+    } else {
+      for (const m of panelMarkers(panel)) {
+        // A phase is labelled with its name (shown as text: it is drawn on the canvas).
+        line(m.time, MARKER_COLORS[m.kind] || "#111", m.kind === "oom" ? [] : [4, 4],
+          m.kind === "phase" ? m.phase : m.kind.toUpperCase());
+      }
     }
     if (panel.study) {
       for (const c of panel.study.changepoints) line(c.time, "#7c3aed", [2, 3], "");
@@ -858,6 +953,7 @@
     updateHint();
     updateRangeText();
     await loadContainers();
+    await loadRuns();
     // The charts first: the server answers one call at a time.
     await refreshCharts();
     await loadMetrics();
@@ -880,6 +976,7 @@
         view.dataRange = body.range ? [body.range[0], body.range[1]] : null;
         updateRangeText();
         await loadContainers();
+        await loadRuns();
         // A chosen range stays as it is; the whole range (the default) grows with the data.
         if (!view.state.range) {
           await Promise.all([loadMetrics(), refreshCharts()]);
@@ -961,6 +1058,9 @@
       redrawTimes();
     });
     $("reset-zoom").addEventListener("click", () => setRange(null));
+    for (const id of ["overlay-run-a", "overlay-run-b", "overlay-phase"]) {
+      $(id).addEventListener("change", () => setOverlay().catch((e) => say(e.message)));
+    }
     $("save-dashboard").addEventListener("click", saveDashboard);
     $("load-dashboard").addEventListener("click", () => $("dashboard-file").click());
     $("dashboard-file").addEventListener("change", async (event) => {
