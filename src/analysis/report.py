@@ -4,7 +4,8 @@ The page inlines plotly.js (from the ``plotly`` package of the ``analysis`` extr
 so it opens from a file with no network. Charts: CPU (usage and limit, millicores), memory
 (working set, usage and limit, MiB), PSS of the top processes of each container (MiB), CPU
 throttling (ms throttled per second) and pressure stall (PSI ``some`` avg10, %, CPU, memory or
-I/O), with OOM kills, container starts and stops and finemon runs marked on every chart and
+I/O), with OOM kills, container starts and stops, finemon runs and their phases (``finemon
+mark``) marked on every chart and
 listed in a table (click a row to zoom to the two minutes around it). Zooming one chart zooms
 them all; the side list picks the containers drawn.
 
