@@ -33,8 +33,9 @@ The API (GET only; times are epoch seconds; ``container`` may repeat)::
                                     per-process PSS of one container
     /api/markers?container&start&end
                                     OOM kills, container starts and stops
-    /api/studies?metric&container&start&end
+    /api/studies?metric&container&start&end&series&node_wide
                                     periodicity and changepoints of one container's series
+                                    (of a series of no container without one)
 
 Errors are JSON ``{"error": "one line"}`` with status 400 (a bad request or dataset), 404 (no
 such path), 405 (not GET) or 500. Bound to the loopback address, the server also refuses
@@ -445,13 +446,17 @@ class ViewService:
 
         metric = _text(request, "metric", required=True)
         assert metric is not None
-        (key,) = _containers(request, required=True)[:1]
+        # No container: a series of none (an agent's own metric), when the metric has such.
+        node_wide = self._node_wide(request, metric)
+        keys = _containers(request, required=not node_wide)[:1]
+        key = keys[0] if keys else ""
         start, end = _range(request)
         process = _text(request, "process") == "1"
         with self._lock:
             found = self.explorer.series(
-                metric, [key], start, end, max_points=STUDY_POINTS, process=process
-            )
+                metric, keys, start, end, max_points=STUDY_POINTS, process=process,
+                node_wide=node_wide and not keys,
+            )  # fmt: skip
         wanted = _text(request, "series")
         if wanted is not None:
             found = [s for s in found if s.key == wanted]

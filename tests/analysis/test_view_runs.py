@@ -103,6 +103,16 @@ def test_an_agents_own_metric_is_found_and_drawn_with_no_container(client: TestC
     assert get(client, "/api/series", metric=REPORTED_MEMORY)["series"] == []
 
 
+def test_a_series_of_no_container_can_be_studied(client: TestClient) -> None:
+    series = get(client, "/api/series", metric=QUEUE, label="queue=forwarder")["series"]
+    studied = get(client, "/api/studies", metric=QUEUE, series=series[0]["key"])
+    assert studied["series"] == series[0]["key"] and studied["container"] == ""
+    assert studied["changepoints"] == []  # a flat 7 items
+    # A container metric still needs its container.
+    refused = client.get("/api/studies", params={"metric": WORKING_SET})
+    assert refused.status_code == 400 and "container" in refused.json()["error"]
+
+
 def test_tags_are_label_filters(client: TestClient) -> None:
     labels = get(client, "/api/labels", metric=QUEUE)["labels"]
     assert labels == [

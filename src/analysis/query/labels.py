@@ -5,7 +5,8 @@ series' tags (``source_type_name=System``, ``kube_namespace=shop``, a bare tag `
 ``tag.canary=true``, see docs/intake.md), a process's ``pid`` and ``comm``, a device. A series
 is kept when, for every key filtered, its label is one of the values given for that key:
 filters on one key are alternatives, filters on different keys must all hold. A series without
-the label is not kept. Pure functions, no duckdb.
+the label is not kept: :func:`label_filter_sql` is the rule, in SQL. Pure functions, no
+duckdb.
 """
 
 from __future__ import annotations
@@ -35,11 +36,6 @@ def parse_label_filters(texts: Iterable[str]) -> dict[str, frozenset[str]]:
             raise AnalysisError(f"a label filter is key=value (e.g. tag.canary=true), got {text!r}")
         found.setdefault(key.strip(), set()).add(value)
     return {key: frozenset(values) for key, values in found.items()}
-
-
-def matches_labels(labels: Mapping[str, str], filters: LabelFilters) -> bool:
-    """Whether a series with ``labels`` passes ``filters`` (see the module's documentation)."""
-    return all(labels.get(key) in values for key, values in filters.items())
 
 
 def label_filter_sql(filters: LabelFilters) -> str:
