@@ -953,9 +953,10 @@
     updateHint();
     updateRangeText();
     await loadContainers();
-    await loadRuns();
-    // The charts first: the server answers one call at a time.
+    // The charts first: the server answers one call at a time (an overlay in the address
+    // needs no run list to be drawn, only its menus do).
     await refreshCharts();
+    await loadRuns();
     await loadMetrics();
     scheduleLive();
   }
