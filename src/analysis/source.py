@@ -1,11 +1,14 @@
-"""Where ``finemon query/summary/report`` read from: a local folder, or ``s3://bucket/prefix``.
+"""Where ``finemon query/summary/report/view/mcp/compare/check`` read from: a :class:`Source`.
 
-A bucket is read through a local mirror (default ``~/.cache/finemon/s3/<bucket>/<prefix>``, or
-``--cache-dir``): the data files and run manifests under the prefix are downloaded with the same
-relative paths, only those missing or changed since the last time (by size and ETag), and files
-the bucket no longer holds are removed from the mirror. The commands then run on the mirror as on
-any output directory. This works offline with the installed packages (boto3 from the ``s3``
-extra; DuckDB's httpfs extension, which it would have to download, is not used).
+A source is a local folder (an output directory, or one Parquet file), read by DuckDB's own
+Parquet reader, or ``s3://bucket/prefix``, read in place through pyarrow's S3 filesystem: a LIST
+of the prefix, each data object's footer (a ranged GET of its tail), then only the byte ranges
+of the columns and row groups a question needs (:mod:`analysis.objects`). Nothing is mirrored.
+It works offline with the installed packages (pyarrow; boto3 from the ``s3`` extra for the
+credentials; DuckDB's httpfs extension, which it would have to download, is not used).
+
+The commands still read a bucket through a local mirror (:func:`local_directory`): the
+download of the bucket's files into a folder, brought up to date each time.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from analysis.errors import AnalysisError
 
@@ -41,6 +46,69 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="where the bucket's files are mirrored (default: ~/.cache/finemon/s3/BUCKET/PREFIX)",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A dataset's location. ``url`` is what the messages show; ``local`` the folder or file
+    of a local source (None for a bucket); ``filesystem`` and ``root`` where a bucket's objects
+    are (a pyarrow filesystem and the prefix's path in it, ``bucket/prefix``)."""
+
+    url: str
+    local: Path | None = None
+    filesystem: Any = None
+    root: str = ""
+
+    def __str__(self) -> str:
+        return self.url
+
+    def relative(self, path: str) -> str:
+        """``path`` (in :attr:`filesystem`) relative to the root, ``/``-separated."""
+        return str(PurePosixPath(path).relative_to(self.root)) if self.root else path
+
+
+def local_source(path: str | Path) -> Source:
+    """The source of a local folder or Parquet file (not checked here: the readers say what
+    is wrong with it)."""
+    return Source(url=str(path), local=Path(path))
+
+
+def bucket_source(url: str, endpoint: str | None = None, region: str | None = None) -> Source:
+    """The source of ``s3://bucket/prefix``, reached through ``endpoint`` (an S3-compatible
+    store; default AWS) in ``region`` (default: the AWS configuration's).
+
+    Raises :class:`AnalysisError` (one line) for a malformed URL, without boto3 or without
+    credentials. Nothing is asked of the store yet.
+    """
+    from common.objectstore import (  # noqa: PLC0415 - pyarrow.fs and botocore, for s3:// only
+        StoreError,
+        StoreSettings,
+        arrow_filesystem,
+        parse_s3_url,
+    )
+
+    try:
+        location = parse_s3_url(url)
+    except ValueError as exc:
+        raise AnalysisError(str(exc)) from None
+    try:
+        filesystem = arrow_filesystem(location, StoreSettings(endpoint_url=endpoint, region=region))
+    except StoreError as exc:
+        raise AnalysisError(f"{location.url}: {exc}") from None
+    root = f"{location.bucket}/{location.prefix}" if location.prefix else location.bucket
+    return Source(url=location.url, filesystem=filesystem, root=root)
+
+
+def as_source(where: str | Path | Source) -> Source:
+    """``where`` as a :class:`Source`: itself, a bucket for an ``s3://`` URL (default endpoint
+    and region), else a local path. Raises :class:`AnalysisError` as :func:`bucket_source`."""
+    from common.objectstore import is_s3_url  # noqa: PLC0415
+
+    if isinstance(where, Source):
+        return where
+    if isinstance(where, str) and is_s3_url(where):
+        return bucket_source(where)
+    return local_source(where)
 
 
 def local_directory(source: str, args: argparse.Namespace) -> Path:

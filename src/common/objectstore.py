@@ -4,7 +4,8 @@ One place holds everything finemon does with a bucket: parsing ``s3://bucket/pre
 boto3 client from the standard AWS credential chain (environment, shared files, web identity as
 in an EKS pod with IRSA: ``AWS_ROLE_ARN`` and ``AWS_WEB_IDENTITY_TOKEN_FILE``, instance
 metadata), uploading a file so that the store verifies its bytes, checking what the store holds,
-and mirroring a bucket prefix into a local folder for ``finemon query/summary/report``.
+pyarrow's S3 filesystem with which the analysis commands read objects in place, and mirroring a
+bucket prefix into a local folder.
 
 boto3 is imported only when a client is made (the ``s3`` extra): importing this module costs
 nothing, and ``finemon run`` itself never imports boto3 at all (the uploader is a separate
@@ -404,6 +405,68 @@ class ObjectStore:
 
 def _content_type(key: str) -> str:
     return "application/json" if key.endswith(".json") else "application/vnd.apache.parquet"
+
+
+# ---------------------------------------------------------------------- reading in place
+def arrow_filesystem(location: S3Location, settings: StoreSettings) -> Any:
+    """pyarrow's S3 filesystem over ``location``'s bucket, for reading objects in place by byte
+    ranges (``finemon query/summary/view/mcp s3://...``): ``settings``' endpoint (path-style
+    addressing) and region, its timeouts, two attempts per request.
+
+    Credentials come from the standard AWS chain, the one boto3 and the uploader use. botocore
+    looks first: static credentials it finds (environment, shared files) are handed to pyarrow
+    as they are; refreshable ones (web identity as with IRSA, an instance or container role,
+    SSO) are left to pyarrow's own chain, which finds the same and renews them while a viewer
+    stays open. Without a region (neither ``settings`` nor the AWS configuration) and without
+    an endpoint, the bucket's region is asked of AWS.
+
+    Raises :class:`MissingBoto3Error` without boto3, :class:`StoreError` (one line) when no
+    credentials are found or the bucket's region cannot be resolved.
+    """
+    try:
+        import botocore.session  # noqa: PLC0415 - the s3 extra, only where a store is used
+        from botocore.credentials import RefreshableCredentials  # noqa: PLC0415
+        from botocore.exceptions import BotoCoreError  # noqa: PLC0415
+    except ImportError as exc:
+        raise MissingBoto3Error(f"boto3 is not installed ({S3_INSTALL_HINT})") from exc
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    import pyarrow.fs  # noqa: PLC0415 - a core dependency, only needed here
+
+    session = botocore.session.Session()
+    try:
+        credentials = session.get_credentials()
+        region = settings.region or session.get_config_variable("region")
+    except BotoCoreError as exc:
+        raise StoreError(f"AWS credentials: {_one_line(exc)}") from None
+    if credentials is None:
+        raise StoreError(
+            "no AWS credentials found (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a shared "
+            "credentials file or AWS_PROFILE, a web identity or an instance role)"
+        )
+    options: dict[str, Any] = {
+        "connect_timeout": settings.connect_timeout_seconds,
+        "request_timeout": settings.read_timeout_seconds,
+        "retry_strategy": pyarrow.fs.AwsStandardS3RetryStrategy(max_attempts=2),
+    }
+    if not isinstance(credentials, RefreshableCredentials):
+        frozen = credentials.get_frozen_credentials()
+        options["access_key"] = frozen.access_key
+        options["secret_key"] = frozen.secret_key
+        if frozen.token:
+            options["session_token"] = frozen.token
+    if settings.endpoint_url:
+        endpoint = urlsplit(settings.endpoint_url)
+        options["endpoint_override"] = endpoint.netloc or endpoint.path
+        options["scheme"] = endpoint.scheme or "https"
+    elif not region:
+        try:
+            region = pyarrow.fs.resolve_s3_region(location.bucket)
+        except OSError as exc:
+            raise StoreError(f"the region of {location.bucket}: {_one_line(exc)}") from None
+    if region:
+        options["region"] = region
+    return pyarrow.fs.S3FileSystem(**options)
 
 
 # ---------------------------------------------------------------------- mirror for analysis
