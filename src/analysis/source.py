@@ -6,25 +6,24 @@ of the prefix, each data object's footer (a ranged GET of its tail), then only t
 of the columns and row groups a question needs (:mod:`analysis.objects`). Nothing is mirrored.
 It works offline with the installed packages (pyarrow; boto3 from the ``s3`` extra for the
 credentials; DuckDB's httpfs extension, which it would have to download, is not used).
-
-The commands still read a bucket through a local mirror (:func:`local_directory`): the
-download of the bucket's files into a folder, brought up to date each time.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from analysis.errors import AnalysisError
 
+#: What a hidden ``--cache-dir`` (the flag of the mirror finemon once kept) prints.
+CACHE_DIR_IGNORED = "--cache-dir is ignored: s3:// is read in place, nothing is mirrored"
+
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags for an ``s3://`` DIR: the store's endpoint and region, the mirror's folder."""
+    """Flags for an ``s3://`` DIR: the store's endpoint and region."""
     group = parser.add_argument_group("reading s3://BUCKET/PREFIX (needs the s3 extra)")
     group.add_argument(
         "--endpoint",
@@ -41,11 +40,8 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="REGION",
         help="the bucket's region (default: the AWS chain's, e.g. $AWS_REGION)",
     )
-    group.add_argument(
-        "--cache-dir",
-        metavar="DIR",
-        help="where the bucket's files are mirrored (default: ~/.cache/finemon/s3/BUCKET/PREFIX)",
-    )
+    # Accepted so that scripts written for the mirror keep working; it does nothing.
+    group.add_argument("--cache-dir", metavar="DIR", help=argparse.SUPPRESS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,62 +107,15 @@ def as_source(where: str | Path | Source) -> Source:
     return local_source(where)
 
 
-def local_directory(source: str, args: argparse.Namespace) -> Path:
-    """The local folder to read for ``source``: ``source`` itself, or for ``s3://...`` its
-    mirror, brought up to date first (a line on stderr says what was downloaded).
+def source_of(text: str, args: argparse.Namespace) -> Source:
+    """The source a command's DIR argument names, with its ``--endpoint`` and ``--region``.
 
-    Raises :class:`AnalysisError` (one line) when the store cannot be read or boto3 is missing.
+    Raises :class:`AnalysisError` as :func:`bucket_source`.
     """
-    sync = mirror_sync(source, args)
-    if sync is None:
-        return Path(source)
-    directory, summary = sync()
-    print(summary, file=sys.stderr)
-    return directory
+    from common.objectstore import is_s3_url  # noqa: PLC0415
 
-
-def mirror_sync(source: str, args: argparse.Namespace) -> Callable[[], tuple[Path, str]] | None:
-    """For an ``s3://`` source, a function that brings its mirror up to date and returns the
-    mirror's folder and a line saying what it downloaded and removed (``finemon view``'s live
-    mode calls it again to follow the bucket); None for a local folder.
-
-    Raises :class:`AnalysisError` for a malformed URL; the function raises it (one line) when
-    the store cannot be read, holds no finemon files, or the mirror cannot be written.
-    """
-    from common.objectstore import (  # noqa: PLC0415 - boto3 only for s3:// sources
-        ObjectStore,
-        StoreError,
-        StoreSettings,
-        default_cache_dir,
-        is_s3_url,
-        mirror,
-        parse_s3_url,
-    )
-
-    if not is_s3_url(source):
-        return None
-    try:
-        location = parse_s3_url(source)
-    except ValueError as exc:
-        raise AnalysisError(str(exc)) from None
-    cache = getattr(args, "cache_dir", None)
-    directory = Path(cache) if cache else default_cache_dir(location)
-    settings = StoreSettings(
-        endpoint_url=getattr(args, "endpoint", None), region=getattr(args, "region", None)
-    )
-
-    def sync() -> tuple[Path, str]:
-        try:
-            result = mirror(ObjectStore(location, settings), directory)
-        except StoreError as exc:
-            raise AnalysisError(f"{location.url}: {exc}") from None
-        except OSError as exc:
-            raise AnalysisError(f"{directory}: {exc.strerror or exc}") from None
-        if result.objects == 0:
-            raise AnalysisError(f"{location.url}: no finemon files under this prefix")
-        return directory, (
-            f"{location.url}: {result.objects} files, {result.downloaded} downloaded "
-            f"({result.downloaded_bytes / 1e6:.1f} MB), {result.removed} removed, in {directory}"
-        )
-
-    return sync
+    if getattr(args, "cache_dir", None):
+        print(f"finemon: warning: {CACHE_DIR_IGNORED}", file=sys.stderr)
+    if not is_s3_url(text):
+        return local_source(text)
+    return bucket_source(text, getattr(args, "endpoint", None), getattr(args, "region", None))

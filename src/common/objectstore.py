@@ -4,8 +4,7 @@ One place holds everything finemon does with a bucket: parsing ``s3://bucket/pre
 boto3 client from the standard AWS credential chain (environment, shared files, web identity as
 in an EKS pod with IRSA: ``AWS_ROLE_ARN`` and ``AWS_WEB_IDENTITY_TOKEN_FILE``, instance
 metadata), uploading a file so that the store verifies its bytes, checking what the store holds,
-pyarrow's S3 filesystem with which the analysis commands read objects in place, and mirroring a
-bucket prefix into a local folder.
+and pyarrow's S3 filesystem with which the analysis commands read objects in place.
 
 boto3 is imported only when a client is made (the ``s3`` extra): importing this module costs
 nothing, and ``finemon run`` itself never imports boto3 at all (the uploader is a separate
@@ -25,15 +24,12 @@ one-line message; local file problems stay ``OSError``.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
-
-from common.contract import FILE_SUFFIX, PARTITION_KEYS, SESSIONS_DIR
 
 #: User metadata key holding the MD5 (hex) of the whole file.
 MD5_METADATA = "finemon-md5"
@@ -467,87 +463,3 @@ def arrow_filesystem(location: S3Location, settings: StoreSettings) -> Any:
     if region:
         options["region"] = region
     return pyarrow.fs.S3FileSystem(**options)
-
-
-# ---------------------------------------------------------------------- mirror for analysis
-def is_dataset_key(relative: str) -> bool:
-    """Whether ``relative`` (a key under the prefix) is a data file or a run manifest: a
-    ``dt=`` partition's visible ``*.parquet``, or ``_sessions/*.json``."""
-    parts = relative.split("/")
-    if parts[0] == SESSIONS_DIR:
-        return len(parts) == 2 and parts[1].endswith(".json") and not parts[1].startswith(".")
-    return (
-        parts[0].startswith(f"{PARTITION_KEYS[0]}=")
-        and not any(part.startswith((".", "_")) for part in parts)
-        and parts[-1].endswith(FILE_SUFFIX)
-    )
-
-
-def default_cache_dir(location: S3Location) -> Path:
-    """``~/.cache/finemon/s3/<bucket>/<prefix>``."""
-    base = Path.home() / ".cache" / "finemon" / "s3" / location.bucket
-    return base / location.prefix if location.prefix else base
-
-
-@dataclass(frozen=True, slots=True)
-class MirrorResult:
-    """What :func:`mirror` did."""
-
-    directory: Path
-    objects: int
-    downloaded: int
-    downloaded_bytes: int
-    removed: int
-
-
-def mirror(store: ObjectStore, directory: Path) -> MirrorResult:
-    """Make ``directory`` hold the store's data files and run manifests under the prefix, with
-    the same relative paths: download only what is missing or changed (by size and ETag,
-    remembered in a hidden index), remove files this mirror downloaded earlier that the store no
-    longer holds. Raises StoreError or OSError."""
-    directory.mkdir(parents=True, exist_ok=True)
-    index_path = directory / MIRROR_INDEX
-    try:
-        index: dict[str, dict[str, Any]] = json.loads(index_path.read_text())
-    except (OSError, ValueError):
-        index = {}
-    remote = {
-        store.location.relative(obj.key): obj
-        for obj in store.list_objects()
-        if is_dataset_key(store.location.relative(obj.key))
-    }
-    downloaded = downloaded_bytes = removed = 0
-    try:
-        for relative, obj in sorted(remote.items()):
-            local = directory / relative
-            known = index.get(relative)
-            if (
-                known is not None
-                and known.get("etag") == obj.etag
-                and known.get("size") == obj.size
-                and _size(local) == obj.size
-            ):
-                continue
-            store.download(obj.key, local)
-            index[relative] = {"etag": obj.etag, "size": obj.size}
-            downloaded += 1
-            downloaded_bytes += obj.size
-        for relative in sorted(set(index) - set(remote)):
-            try:
-                (directory / relative).unlink()
-            except FileNotFoundError:
-                pass
-            del index[relative]
-            removed += 1
-    finally:
-        temp = index_path.with_name(index_path.name + ".tmp")
-        temp.write_text(json.dumps(index, sort_keys=True))
-        os.replace(temp, index_path)
-    return MirrorResult(directory, len(remote), downloaded, downloaded_bytes, removed)
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return -1
