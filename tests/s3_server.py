@@ -1,5 +1,6 @@
 """A real S3 HTTP server on localhost for the tests: moto in server mode, as a child process
-that a test can kill (SIGKILL, like a store that vanishes) and start again on the same port.
+that a test can kill (SIGKILL, like a store that vanishes) and start again on the same port;
+and a proxy in front of it that counts what a client fetched.
 
 moto keeps its buckets in memory: a restarted server is empty, and the test creates the bucket
 again, as a store that comes back would have it.
@@ -7,15 +8,20 @@ again, as a store that comes back would have it.
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -128,3 +134,80 @@ def running_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         yield server
     finally:
         server.kill()
+
+
+@dataclass(frozen=True, slots=True)
+class ProxiedRequest:
+    """One request that went through a :class:`CountingProxy`."""
+
+    method: str
+    path: str  # URL-decoded, without the query string
+    query: str
+    range: str | None  # the Range header, e.g. ``bytes=100-199``
+    response_bytes: int  # of the response's body
+
+
+class CountingProxy:
+    """A plain HTTP proxy in front of a :class:`MotoServer` that records every request and the
+    bytes of every response body: what a client really fetched from the store, over the wire.
+    Point the client's endpoint at :attr:`endpoint`."""
+
+    def __init__(self, upstream: MotoServer) -> None:
+        self.requests: list[ProxiedRequest] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                connection = http.client.HTTPConnection("127.0.0.1", upstream.port, timeout=60)
+                try:
+                    connection.request(self.command, self.path, body, dict(self.headers.items()))
+                    reply = connection.getresponse()
+                    data = reply.read()
+                finally:
+                    connection.close()
+                path, _, query = self.path.partition("?")
+                with proxy._lock:
+                    proxy.requests.append(
+                        ProxiedRequest(
+                            self.command, unquote(path), query, self.headers.get("Range"), len(data)
+                        )
+                    )
+                self.send_response(reply.status)
+                for name, value in reply.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = forward  # noqa: N815
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def gets(self) -> list[ProxiedRequest]:
+        """The GETs of objects (LISTs left out), in the order they came."""
+        with self._lock:
+            return [r for r in self.requests if r.method == "GET" and "list-type" not in r.query]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

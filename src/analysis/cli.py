@@ -20,7 +20,7 @@ from analysis.errors import (
     MissingExtraError,
     UnreadableFilesWarning,
 )
-from analysis.source import add_source_arguments, local_directory
+from analysis.source import add_source_arguments, source_of
 from common.exit_codes import EXIT_FAILURE, EXIT_OK
 
 #: Where ``finemon report DIR`` writes without ``-o``: inside DIR, named so that dataset
@@ -28,6 +28,8 @@ from common.exit_codes import EXIT_FAILURE, EXIT_OK
 DEFAULT_REPORT_NAME = "_report.html"
 #: The report of one Parquet file given as the dataset: ``<file stem>.report.html`` beside it.
 REPORT_SUFFIX = ".report.html"
+#: Where ``finemon report s3://...`` writes without ``-o``: in the current folder.
+BUCKET_REPORT_NAME = "finemon-report.html"
 
 QUERY_DESCRIPTION = f"""\
 Run SQL (DuckDB) over every Parquet file under DIR and print the result. The view `metrics` holds
@@ -126,7 +128,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help=(
             f"the HTML file to write (default: DIR/{DEFAULT_REPORT_NAME}; for one Parquet file, "
-            f"FILE_STEM{REPORT_SUFFIX} beside it)"
+            f"FILE_STEM{REPORT_SUFFIX} beside it; for s3://, ./{BUCKET_REPORT_NAME})"
         ),
     )
     parser.add_argument(
@@ -176,8 +178,8 @@ def run_query(args: argparse.Namespace) -> int:
 
     try:
         with _warnings_on_stderr("query"):
-            directory = local_directory(args.directory, args)
-            result = run_query(directory, args.sql, max_rows=args.max_rows or None)
+            source = source_of(args.directory, args)
+            result = run_query(source, args.sql, max_rows=args.max_rows or None)
     except AnalysisError as exc:
         return _fail("query", exc)
     text = format_csv(result) if args.format == "csv" else format_table(result) + "\n"
@@ -191,7 +193,7 @@ def run_summary(args: argparse.Namespace) -> int:
 
     try:
         with _warnings_on_stderr("summary"):
-            runs = summarize(local_directory(args.directory, args), top_processes=args.top)
+            runs = summarize(source_of(args.directory, args), top_processes=args.top)
     except AnalysisError as exc:
         return _fail("summary", exc)
     print(format_summary(runs))
@@ -211,11 +213,14 @@ def run_report(args: argparse.Namespace) -> int:
     from analysis.report import write_report  # noqa: PLC0415
 
     try:
-        directory = local_directory(args.directory, args)
+        source = source_of(args.directory, args)
     except AnalysisError as exc:
         return _fail("report", exc)
+    directory = source.local
     if args.output:
         output = Path(args.output)
+    elif directory is None:  # a bucket: the report is written here
+        output = Path(BUCKET_REPORT_NAME)
     elif directory.is_file():
         # One Parquet file given as the dataset: the report goes beside it.
         output = directory.with_name(f"{directory.stem}{REPORT_SUFFIX}")
@@ -224,7 +229,7 @@ def run_report(args: argparse.Namespace) -> int:
     try:
         with _warnings_on_stderr("report"):
             result = write_report(
-                directory,
+                source,
                 output,
                 max_points=args.max_points,
                 top_processes=args.top_processes,

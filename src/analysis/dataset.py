@@ -50,8 +50,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analysis.errors import AnalysisError, UnreadableFilesWarning, one_line, require
+from analysis.errors import (
+    OBJECTS_TABLE,
+    AnalysisError,
+    UnreadableFilesWarning,
+    one_line,
+    require,
+)
 from analysis.query.names import ContainerName, container_labels, container_names
+from analysis.source import as_source
 
 # The columns as ``finemon run`` writes them: its output contract.
 from common.contract import FIXED_COLUMNS, PLACEHOLDER_MAGIC
@@ -59,6 +66,9 @@ from common.contract import LABEL_COLUMNS as STANDARD_LABEL_COLUMNS
 
 if TYPE_CHECKING:
     import duckdb
+
+    from analysis.objects import DataObjects
+    from analysis.source import Source
 
 _HIVE_SEGMENT = re.compile(r"^([^=]+)=(.*)$")
 #: The view of one row per run and container the ``containers`` view adds names to.
@@ -172,8 +182,11 @@ def readable_parquet_files(directory: Path) -> tuple[list[Path], list[tuple[Path
     return readable, unreadable
 
 
-def describe_unreadable(directory: Path, unreadable: Sequence[tuple[Path, str]]) -> str:
-    """One line naming the first unreadable files (relative to ``directory``) and counting all."""
+def describe_unreadable(
+    directory: Path, unreadable: Sequence[tuple[Path, str]], name: str | None = None
+) -> str:
+    """One line naming the first unreadable files (relative to ``directory``) and counting all;
+    ``name`` is what the line calls ``directory`` (a bucket's URL)."""
     count = len(unreadable)
     named = []
     for path, problem in unreadable[:_NAMED_AT_MOST]:
@@ -184,7 +197,8 @@ def describe_unreadable(directory: Path, unreadable: Sequence[tuple[Path, str]])
         named.append(f"{shown} ({problem})")
     more = f" and {count - _NAMED_AT_MOST} more" if count > _NAMED_AT_MOST else ""
     files = "file" if count == 1 else "files"
-    return f"skipped {count} unreadable Parquet {files} in {directory}: {', '.join(named)}{more}"
+    where = name or directory
+    return f"skipped {count} unreadable Parquet {files} in {where}: {', '.join(named)}{more}"
 
 
 def _partition_keys(files: Sequence[Path]) -> list[str]:
@@ -385,33 +399,59 @@ def reads_containers(sql: str) -> bool:
 
 
 def connect(
-    directory: str | Path,
+    directory: str | Path | Source,
     *,
     run_id: str | None = None,
     container_keys: Sequence[str] | None = None,
+    objects: DataObjects | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with ``metrics``, ``containers``, ``rate`` and ``increase``
     over the finemon output ``directory`` (see the module's documentation). Times are in UTC;
     no extension is downloaded and no progress bar drawn.
 
-    ``directory`` may be a single ``.parquet`` file. ``run_id`` keeps only that run's rows,
-    ``container_keys`` only those containers' (by ``container_key``: their ``container_id``,
-    else their ``cgroup`` label; node-wide rows are left out then).
+    ``directory`` may be a single ``.parquet`` file, or a bucket (``s3://bucket/prefix`` or its
+    :class:`analysis.source.Source`), read in place: only the footers, then the column chunks
+    and row groups each query needs (:mod:`analysis.objects`); ``objects`` are its objects
+    already listed (an explorer keeps them, so footers are read once). ``run_id`` keeps only
+    that run's rows, ``container_keys`` only those containers' (by ``container_key``: their
+    ``container_id``, else their ``cgroup`` label; node-wide rows are left out then).
 
     Files that cannot be read (empty, truncated, not Parquet) are left out with an
     :class:`UnreadableFilesWarning` naming them. Raises :class:`MissingExtraError` without
     duckdb, :class:`AnalysisError` when the path holds no readable Parquet file, is not finemon
-    data or DuckDB cannot read it.
+    data, DuckDB cannot read it or the store fails.
     """
     duckdb_module = require("duckdb")
-    path = Path(directory)
-    files, unreadable = readable_parquet_files(path)
-    if unreadable:
-        if not files:
-            raise AnalysisError(
-                f"{path}: no readable Parquet file ({describe_unreadable(path, unreadable)})"
+    source = as_source(directory)
+    arrow: object = None
+    if source.local is not None:
+        path = source.local
+        files, unreadable = readable_parquet_files(path)
+        if unreadable:
+            if not files:
+                raise AnalysisError(
+                    f"{path}: no readable Parquet file ({describe_unreadable(path, unreadable)})"
+                )
+            warnings.warn(
+                describe_unreadable(path, unreadable), UnreadableFilesWarning, stacklevel=2
             )
-        warnings.warn(describe_unreadable(path, unreadable), UnreadableFilesWarning, stacklevel=2)
+        table = _source_sql(files)
+        partitions = _partition_keys(files)
+    else:
+        if objects is None:
+            from analysis.objects import DataObjects  # noqa: PLC0415 - it imports this module
+
+            objects = DataObjects(source)
+        if not objects.listed:
+            objects.refresh()
+        if objects.unreadable:
+            shown = describe_unreadable(Path(source.root), objects.unreadable, name=source.url)
+            if not objects.footers:
+                raise AnalysisError(f"{source.url}: no readable Parquet file ({shown})")
+            warnings.warn(shown, UnreadableFilesWarning, stacklevel=2)
+        arrow = objects.dataset()
+        table = OBJECTS_TABLE
+        partitions = objects.partition_keys
     con: duckdb.DuckDBPyConnection = duckdb_module.connect()
     try:
         # Offline and unambiguous: times print in UTC, and no query downloads an extension.
@@ -419,18 +459,19 @@ def connect(
         con.execute("SET autoinstall_known_extensions = false")
         # DuckDB draws a progress bar on the terminal for long queries; ours print results.
         con.execute("SET enable_progress_bar = false")
-        source = _source_sql(files)
-        described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+        if arrow is not None:
+            con.register(OBJECTS_TABLE, arrow)
+        described = con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()
         columns = {str(row[0]): str(row[1]) for row in described}
         missing = [name for name in ("time", "metric_name", "run_id") if name not in columns]
         if missing:
-            raise AnalysisError(f"{path}: not finemon data (no column {', '.join(missing)})")
+            raise AnalysisError(f"{source}: not finemon data (no column {', '.join(missing)})")
         selection = _selection_sql(run_id, container_keys)
-        for statement in _view_sql(source, columns, _partition_keys(files), selection):
+        for statement in _view_sql(table, columns, partitions, selection):
             con.execute(statement)
     except duckdb_module.Error as exc:
         con.close()
-        raise AnalysisError(f"{path}: {one_line(str(exc))}") from None
+        raise AnalysisError(f"{source}: {one_line(str(exc))}") from None
     except AnalysisError:
         con.close()
         raise

@@ -8,6 +8,10 @@ from types import ModuleType
 #: How to get the optional dependencies of the analysis commands (pip resolves the extra from
 #: the finemon already installed; from a source checkout ``pip install '.[analysis]'`` does too).
 INSTALL_HINT = "pip install 'finemon[analysis]'"
+#: The name a bucket's objects (their Arrow dataset) are registered under in DuckDB.
+OBJECTS_TABLE = "_finemon_objects"
+#: How DuckDB words a failed scan of them; what follows is pyarrow's error.
+_OBJECTS_SCAN_FAILED = f"reading the stream registered as '{OBJECTS_TABLE}' failed: "
 
 
 class AnalysisError(Exception):
@@ -38,6 +42,14 @@ def one_line(message: str) -> str:
     the statement with a caret under the bad token. The statement is left out: on one line the
     caret points nowhere, and it is often finemon's own SQL (the view over the files), which
     means nothing to the user."""
+    detail = message.partition(_OBJECTS_SCAN_FAILED)[2]
+    if detail:
+        # pyarrow fetching a bucket's object failed: the store is down, or the object was
+        # replaced since the listing, and the store's error rarely says which.
+        return (
+            f"reading the bucket failed ({one_line(detail)}); if a compaction replaced or "
+            "removed an object since the listing, run the command again"
+        )
     lines: list[str] = []
     for part in message.splitlines():
         if part.startswith("LINE ") and ":" in part:

@@ -51,7 +51,7 @@ from uuid import UUID
 
 from analysis.errors import AnalysisError, MissingExtraError
 from analysis.query.labels import parse_label_filters
-from analysis.source import add_source_arguments, local_directory
+from analysis.source import add_source_arguments, source_of
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -533,8 +533,8 @@ def run_mcp(args: argparse.Namespace) -> int:
     from analysis.query.explorer import Explorer  # noqa: PLC0415 - duckdb, from the analysis extra
 
     try:
-        directory: Path = local_directory(args.directory, args)
-        explorer = Explorer(directory)
+        source = source_of(args.directory, args)
+        explorer = Explorer(source)
         server = build_server(explorer)
     except AnalysisError as exc:
         print(f"finemon mcp: error: {exc}", file=sys.stderr)
@@ -544,7 +544,7 @@ def run_mcp(args: argparse.Namespace) -> int:
             server.run("stdio")
         else:
             print(
-                f"finemon mcp: serving {directory} at "
+                f"finemon mcp: serving {source} at "
                 f"http://{_host(args.address)}:{args.port}{HTTP_PATH} (Ctrl-C stops)",
                 file=sys.stderr,
             )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from analysis.dataset import connect, name_containers, reads_containers
 from analysis.errors import AnalysisError, one_line, require
+from analysis.source import Source
 
 #: Rows printed by default; the rest are counted as cut.
 DEFAULT_MAX_ROWS = 1000
@@ -26,10 +27,11 @@ class QueryResult:
     cut: bool = False
 
 
-def run_query(directory: str | Path, sql: str, max_rows: int | None = None) -> QueryResult:
+def run_query(directory: str | Path | Source, sql: str, max_rows: int | None = None) -> QueryResult:
     """Run ``sql`` (one or more statements; the last one's rows are returned) over the
-    ``metrics`` view of ``directory``, keeping at most ``max_rows`` rows. SQL that reads the
-    ``containers`` view gets its container names (:func:`analysis.dataset.name_containers`).
+    ``metrics`` view of ``directory`` (a folder, or a bucket read in place), keeping at most
+    ``max_rows`` rows. SQL that reads the ``containers`` view gets its container names
+    (:func:`analysis.dataset.name_containers`).
 
     Raises :class:`AnalysisError` with DuckDB's message on one line for bad SQL.
     """

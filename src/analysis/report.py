@@ -32,12 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 from analysis.dataset import CONTAINER_ROWS, connect, container_names_of, label_sql
 from analysis.errors import AnalysisError, one_line, require
+from analysis.objects import listed_objects
 from analysis.query.files import read_manifests
 from analysis.query.index import index_containers
 from analysis.query.markers import find_markers, find_phase_marks, phase_markers
 from analysis.query.names import ContainerLabels, ContainerName, full_name
 from analysis.query.series import bucket_ms
 from analysis.report_page import PAGE_SCRIPT, PAGE_STYLE
+from analysis.source import Source, as_source
 from common.catalogue import container as metrics
 from common.catalogue.container import CONTAINER_CPU_THROTTLED_USEC as THROTTLED_USEC
 from common.catalogue.process import PROCESS_MEMORY_PSS_BYTES as PROCESS_PSS
@@ -385,7 +387,7 @@ def default_selection(containers: list[dict[str, Any]], size: int = DEFAULT_SELE
 
 
 def build_report_data(
-    directory: str | Path,
+    directory: str | Path | Source,
     *,
     max_points: int = REPORT_MAX_POINTS,
     top_processes: int = DEFAULT_TOP_PROCESSES,
@@ -397,9 +399,12 @@ def build_report_data(
     if max_points < 10:
         raise AnalysisError(f"--max-points must be at least 10, got {max_points}")
     duckdb_module = require("duckdb")
-    con = connect(directory, run_id=run_id, container_keys=container_keys)
+    source = as_source(directory)
+    objects = listed_objects(source)
+    con = connect(source, run_id=run_id, container_keys=container_keys, objects=objects)
     try:
-        manifests = read_manifests(Path(directory)) if Path(directory).is_dir() else {}
+        local = source.local if source.local is not None and source.local.is_dir() else None
+        manifests = read_manifests(local, objects)
         builder = _ReportBuilder(con, max_points, max(0, top_processes), manifests)
         return builder.build(title or f"finemon report: {directory}", str(directory))
     except duckdb_module.Error as exc:
@@ -484,7 +489,7 @@ def _render(title_text: str, data_json: str, script: str) -> str:
 
 
 def write_report(
-    directory: str | Path,
+    directory: str | Path | Source,
     output: str | Path,
     *,
     max_points: int = REPORT_MAX_POINTS,

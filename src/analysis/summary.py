@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 from analysis.dataset import connect, container_names_of, label_sql
 from analysis.errors import AnalysisError, one_line, require
 from analysis.experiments.runs import read_run_manifests
+from analysis.objects import listed_objects
+from analysis.source import Source, as_source
 from common.catalogue.container import CONTAINER_CPU_PERIODS as PERIODS
 from common.catalogue.container import CONTAINER_CPU_THROTTLED_PERIODS as THROTTLED_PERIODS
 from common.catalogue.container import CONTAINER_CPU_THROTTLED_USEC as THROTTLED_USEC
@@ -138,21 +140,23 @@ def _top_processes(
 
 
 def summarize(
-    directory: str | Path,
+    directory: str | Path | Source,
     top_processes: int = 10,
     *,
     run_id: str | None = None,
     container_keys: Sequence[str] | None = None,
 ) -> list[RunSummary]:
-    """Summaries of every run in ``directory``, oldest first, with at most ``top_processes``
-    processes each; only run ``run_id`` and the containers ``container_keys`` when given (see
-    :func:`analysis.dataset.connect`).
+    """Summaries of every run in ``directory`` (a folder, or a bucket read in place), oldest
+    first, with at most ``top_processes`` processes each; only run ``run_id`` and the
+    containers ``container_keys`` when given (see :func:`analysis.dataset.connect`).
 
     Raises :class:`MissingExtraError` without duckdb and :class:`AnalysisError` when the
     directory cannot be read.
     """
     duckdb_module = require("duckdb")
-    con = connect(directory, run_id=run_id, container_keys=container_keys)
+    source = as_source(directory)
+    objects = listed_objects(source)
+    con = connect(source, run_id=run_id, container_keys=container_keys, objects=objects)
     try:
         runs = con.execute(
             """SELECT run_id, max(node_name), min(time), max(time) FROM metrics
@@ -170,7 +174,7 @@ def summarize(
     finally:
         con.close()
 
-    manifests = read_run_manifests(Path(directory))
+    manifests = read_run_manifests(source.local or source, objects)
     by_run: dict[str, list[ContainerSummary]] = defaultdict(list)
     # By name, a restarted container's lives in the order they started.
     by_name = sorted(containers, key=lambda row: (row[0], names[row[1]].full_name, row[2], row[1]))

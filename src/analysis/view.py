@@ -61,6 +61,7 @@ from analysis.errors import AnalysisError, require
 from analysis.query.labels import parse_label_filters
 from analysis.query.search import CONTAINER_FILTERS, search_containers, search_metrics
 from analysis.query.series import DEFAULT_MAX_POINTS
+from analysis.source import Source
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -226,7 +227,7 @@ class ViewService:
     def __init__(
         self,
         explorer: Explorer,
-        directory: Path,
+        directory: Path | Source,
         *,
         resync: Callable[[], object] | None = None,
         resync_interval_seconds: float = RESYNC_INTERVAL_SECONDS,
@@ -481,7 +482,7 @@ class ViewService:
 # ------------------------------------------------------------------------------ the app
 def create_app(
     explorer: Explorer,
-    directory: Path,
+    directory: Path | Source,
     *,
     allowed_hosts: Sequence[str] | None = LOOPBACK_NAMES,
     resync: Callable[[], object] | None = None,
@@ -594,7 +595,7 @@ def is_loopback(address: str) -> bool:
 
 
 def open_app(
-    directory: Path,
+    directory: Path | Source,
     *,
     allowed_hosts: Sequence[str] | None = LOOPBACK_NAMES,
     resync: Callable[[], object] | None = None,
@@ -614,7 +615,7 @@ def open_app(
 
 
 def serve(
-    directory: Path,
+    directory: Path | Source,
     *,
     port: int = 8050,
     address: str = "127.0.0.1",

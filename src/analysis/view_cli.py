@@ -11,7 +11,7 @@ import sys
 
 from analysis.cli import DIR_HELP
 from analysis.errors import AnalysisError
-from analysis.source import add_source_arguments, local_directory, mirror_sync
+from analysis.source import add_source_arguments, source_of
 from common.exit_codes import EXIT_FAILURE, EXIT_OK
 
 VIEW_INSTALL_HINT = "pip install 'finemon[view]'"
@@ -25,8 +25,9 @@ processes), whose zoom and cursor move together; filter a metric's series by the
 figures ("reported vs observed"); overlay two runs aligned at their start or at a phase;
 pick the range on an overview strip; OOM kills, container starts and stops and the runs'
 phases marked on every chart; study a series (its period, by autocorrelation, and the points
-where its mean changes); live mode follows the files finemon
-writes as they land (for s3://, the mirror is brought up to date every 15 s while live). The
+where its mean changes); live mode follows the files finemon writes as they land (for s3://,
+the bucket is listed again every 15 s while live; objects are read in place, only the byte
+ranges a chart needs). The
 view is kept in the page's address (a link reopens it) and can be saved and loaded as a JSON
 dashboard. Data is downsampled by the server to the chart's width. The page and its chart
 library (uPlot) are served from the package: nothing is fetched from the network. Read-only.
@@ -67,15 +68,14 @@ def run_view(args: argparse.Namespace) -> int:
     from analysis.view import is_loopback, serve  # noqa: PLC0415 - starlette, uvicorn, duckdb
 
     try:
-        directory = local_directory(args.directory, args)
-        sync = mirror_sync(args.directory, args)
+        source = source_of(args.directory, args)
         if not is_loopback(args.address):
             print(
                 f"finemon view: warning: listening on {args.address}: anyone who can reach "
                 "this address can read the dataset (no authentication)",
                 file=sys.stderr,
             )
-        serve(directory, port=args.port, address=args.address, resync=sync)
+        serve(source, port=args.port, address=args.address)
     except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it stopped on; so may an early one
         return EXIT_OK
     except AnalysisError as exc:

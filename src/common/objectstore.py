@@ -4,7 +4,7 @@ One place holds everything finemon does with a bucket: parsing ``s3://bucket/pre
 boto3 client from the standard AWS credential chain (environment, shared files, web identity as
 in an EKS pod with IRSA: ``AWS_ROLE_ARN`` and ``AWS_WEB_IDENTITY_TOKEN_FILE``, instance
 metadata), uploading a file so that the store verifies its bytes, checking what the store holds,
-and mirroring a bucket prefix into a local folder for ``finemon query/summary/report``.
+and pyarrow's S3 filesystem with which the analysis commands read objects in place.
 
 boto3 is imported only when a client is made (the ``s3`` extra): importing this module costs
 nothing, and ``finemon run`` itself never imports boto3 at all (the uploader is a separate
@@ -24,15 +24,12 @@ one-line message; local file problems stay ``OSError``.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
-
-from common.contract import FILE_SUFFIX, PARTITION_KEYS, SESSIONS_DIR
 
 #: User metadata key holding the MD5 (hex) of the whole file.
 MD5_METADATA = "finemon-md5"
@@ -406,85 +403,63 @@ def _content_type(key: str) -> str:
     return "application/json" if key.endswith(".json") else "application/vnd.apache.parquet"
 
 
-# ---------------------------------------------------------------------- mirror for analysis
-def is_dataset_key(relative: str) -> bool:
-    """Whether ``relative`` (a key under the prefix) is a data file or a run manifest: a
-    ``dt=`` partition's visible ``*.parquet``, or ``_sessions/*.json``."""
-    parts = relative.split("/")
-    if parts[0] == SESSIONS_DIR:
-        return len(parts) == 2 and parts[1].endswith(".json") and not parts[1].startswith(".")
-    return (
-        parts[0].startswith(f"{PARTITION_KEYS[0]}=")
-        and not any(part.startswith((".", "_")) for part in parts)
-        and parts[-1].endswith(FILE_SUFFIX)
-    )
+# ---------------------------------------------------------------------- reading in place
+def arrow_filesystem(location: S3Location, settings: StoreSettings) -> Any:
+    """pyarrow's S3 filesystem over ``location``'s bucket, for reading objects in place by byte
+    ranges (``finemon query/summary/view/mcp s3://...``): ``settings``' endpoint (path-style
+    addressing) and region, its timeouts, two attempts per request.
 
+    Credentials come from the standard AWS chain, the one boto3 and the uploader use. botocore
+    looks first: static credentials it finds (environment, shared files) are handed to pyarrow
+    as they are; refreshable ones (web identity as with IRSA, an instance or container role,
+    SSO) are left to pyarrow's own chain, which finds the same and renews them while a viewer
+    stays open. Without a region (neither ``settings`` nor the AWS configuration) and without
+    an endpoint, the bucket's region is asked of AWS.
 
-def default_cache_dir(location: S3Location) -> Path:
-    """``~/.cache/finemon/s3/<bucket>/<prefix>``."""
-    base = Path.home() / ".cache" / "finemon" / "s3" / location.bucket
-    return base / location.prefix if location.prefix else base
-
-
-@dataclass(frozen=True, slots=True)
-class MirrorResult:
-    """What :func:`mirror` did."""
-
-    directory: Path
-    objects: int
-    downloaded: int
-    downloaded_bytes: int
-    removed: int
-
-
-def mirror(store: ObjectStore, directory: Path) -> MirrorResult:
-    """Make ``directory`` hold the store's data files and run manifests under the prefix, with
-    the same relative paths: download only what is missing or changed (by size and ETag,
-    remembered in a hidden index), remove files this mirror downloaded earlier that the store no
-    longer holds. Raises StoreError or OSError."""
-    directory.mkdir(parents=True, exist_ok=True)
-    index_path = directory / MIRROR_INDEX
+    Raises :class:`MissingBoto3Error` without boto3, :class:`StoreError` (one line) when no
+    credentials are found or the bucket's region cannot be resolved.
+    """
     try:
-        index: dict[str, dict[str, Any]] = json.loads(index_path.read_text())
-    except (OSError, ValueError):
-        index = {}
-    remote = {
-        store.location.relative(obj.key): obj
-        for obj in store.list_objects()
-        if is_dataset_key(store.location.relative(obj.key))
+        import botocore.session  # noqa: PLC0415 - the s3 extra, only where a store is used
+        from botocore.credentials import RefreshableCredentials  # noqa: PLC0415
+        from botocore.exceptions import BotoCoreError  # noqa: PLC0415
+    except ImportError as exc:
+        raise MissingBoto3Error(f"boto3 is not installed ({S3_INSTALL_HINT})") from exc
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    import pyarrow.fs  # noqa: PLC0415 - a core dependency, only needed here
+
+    session = botocore.session.Session()
+    try:
+        credentials = session.get_credentials()
+        region = settings.region or session.get_config_variable("region")
+    except BotoCoreError as exc:
+        raise StoreError(f"AWS credentials: {_one_line(exc)}") from None
+    if credentials is None:
+        raise StoreError(
+            "no AWS credentials found (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a shared "
+            "credentials file or AWS_PROFILE, a web identity or an instance role)"
+        )
+    options: dict[str, Any] = {
+        "connect_timeout": settings.connect_timeout_seconds,
+        "request_timeout": settings.read_timeout_seconds,
+        "retry_strategy": pyarrow.fs.AwsStandardS3RetryStrategy(max_attempts=2),
     }
-    downloaded = downloaded_bytes = removed = 0
-    try:
-        for relative, obj in sorted(remote.items()):
-            local = directory / relative
-            known = index.get(relative)
-            if (
-                known is not None
-                and known.get("etag") == obj.etag
-                and known.get("size") == obj.size
-                and _size(local) == obj.size
-            ):
-                continue
-            store.download(obj.key, local)
-            index[relative] = {"etag": obj.etag, "size": obj.size}
-            downloaded += 1
-            downloaded_bytes += obj.size
-        for relative in sorted(set(index) - set(remote)):
-            try:
-                (directory / relative).unlink()
-            except FileNotFoundError:
-                pass
-            del index[relative]
-            removed += 1
-    finally:
-        temp = index_path.with_name(index_path.name + ".tmp")
-        temp.write_text(json.dumps(index, sort_keys=True))
-        os.replace(temp, index_path)
-    return MirrorResult(directory, len(remote), downloaded, downloaded_bytes, removed)
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return -1
+    if not isinstance(credentials, RefreshableCredentials):
+        frozen = credentials.get_frozen_credentials()
+        options["access_key"] = frozen.access_key
+        options["secret_key"] = frozen.secret_key
+        if frozen.token:
+            options["session_token"] = frozen.token
+    if settings.endpoint_url:
+        endpoint = urlsplit(settings.endpoint_url)
+        options["endpoint_override"] = endpoint.netloc or endpoint.path
+        options["scheme"] = endpoint.scheme or "https"
+    elif not region:
+        try:
+            region = pyarrow.fs.resolve_s3_region(location.bucket)
+        except OSError as exc:
+            raise StoreError(f"the region of {location.bucket}: {_one_line(exc)}") from None
+    if region:
+        options["region"] = region
+    return pyarrow.fs.S3FileSystem(**options)

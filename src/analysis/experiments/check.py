@@ -32,6 +32,7 @@ from analysis.dataset import connect, sql_string
 from analysis.errors import AnalysisError, one_line, require
 from analysis.experiments.series import DELTA, RATE, VALUE, Reading, RunSeries, read_side
 from analysis.experiments.statistics import statistic_of
+from analysis.source import Source
 from common.sizes import parse_size
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ def read_bounds(path: Path) -> list[Bound]:
     return parse_bounds(text, path)
 
 
-def _metric_kinds(directory: Path, metrics: Sequence[str]) -> dict[str, str]:
+def _metric_kinds(directory: Path | Source, metrics: Sequence[str]) -> dict[str, str]:
     duckdb_module = require("duckdb")
     con = connect(directory)
     try:
@@ -217,7 +218,9 @@ def _readings(bounds: Sequence[Bound], kinds: dict[str, str]) -> list[tuple[str,
     return list(wanted)
 
 
-def check(directory: Path, bounds: Sequence[Bound], run: str | None = None) -> list[Result]:
+def check(
+    directory: Path | Source, bounds: Sequence[Bound], run: str | None = None
+) -> list[Result]:
     """Check ``bounds`` on the runs of ``directory`` that ``run`` selects (a selector as
     ``finemon compare`` takes, None: every run). One result per bound and matched container;
     a bound that matches nothing is one failed result. Raises :class:`AnalysisError` when the

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from analysis.errors import INSTALL_HINT, AnalysisError
-from analysis.source import add_source_arguments, local_directory
+from analysis.source import add_source_arguments, source_of
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -120,9 +120,9 @@ def run_compare(args: argparse.Namespace) -> int:
     from analysis.experiments.render import render  # noqa: PLC0415
 
     try:
-        baseline_dir = local_directory(args.directory, args)
+        baseline_dir = source_of(args.directory, args)
         comparison_dir = (
-            baseline_dir if args.directory2 is None else local_directory(args.directory2, args)
+            baseline_dir if args.directory2 is None else source_of(args.directory2, args)
         )
         result = compare(
             baseline_dir,
@@ -162,7 +162,7 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"finemon check: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     try:
-        results = check(local_directory(args.directory, args), bounds, args.run)
+        results = check(source_of(args.directory, args), bounds, args.run)
     except AnalysisError as exc:
         print(f"finemon check: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -25,6 +25,7 @@ from analysis.experiments.statistics import (
     compare_runs,
     verdict,
 )
+from analysis.source import Source
 
 #: ``--min-change``'s default, in percent.
 DEFAULT_MIN_CHANGE_PERCENT: Final = 5.0
@@ -115,9 +116,9 @@ def _effect(row: Row) -> float:
 
 
 def compare(
-    baseline_dir: Path,
+    baseline_dir: Path | Source,
     baseline: str,
-    comparison_dir: Path,
+    comparison_dir: Path | Source,
     comparison: str,
     *,
     phase: str | None = None,

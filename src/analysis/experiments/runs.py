@@ -9,8 +9,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from analysis.source import Source
 from common.contract import SESSION_MANIFEST, SESSIONS_DIR
+
+if TYPE_CHECKING:
+    from analysis.objects import DataObjects
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +47,16 @@ def _time(document: Mapping[str, object], key: str) -> datetime | None:
 
 def _manifest(path: Path) -> RunManifest | None:
     try:
-        document = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        content = path.read_bytes()
+    except OSError:
+        return None
+    return _parsed(content)
+
+
+def _parsed(content: bytes) -> RunManifest | None:
+    try:
+        document = json.loads(content)
+    except ValueError:
         return None
     if not isinstance(document, dict) or not isinstance(document.get("run_id"), str):
         return None
@@ -57,13 +70,30 @@ def _manifest(path: Path) -> RunManifest | None:
     )
 
 
-def read_run_manifests(directory: Path) -> dict[str, RunManifest]:
-    """The manifests of the runs of ``directory`` (an output dir, or its mirror), by run id:
-    ``_sessions/*.json`` and ``_session.json``. Empty for a single Parquet file or a folder
-    without manifests; unreadable manifests are skipped."""
+def read_run_manifests(
+    directory: Path | Source, objects: DataObjects | None = None
+) -> dict[str, RunManifest]:
+    """The manifests of the runs of ``directory`` (an output dir, or a bucket's source and its
+    ``objects`` when already listed), by run id: ``_sessions/*.json`` and ``_session.json``.
+    Empty for a single Parquet file or a folder without manifests; unreadable manifests are
+    skipped. Raises :class:`analysis.errors.AnalysisError` when a bucket cannot be listed."""
+    found: dict[str, RunManifest] = {}
+    if isinstance(directory, Source):
+        if directory.local is None:
+            if objects is None:
+                from analysis.objects import DataObjects  # noqa: PLC0415 - s3:// only
+
+                objects = DataObjects(directory)
+            if not objects.listed:
+                objects.refresh()
+            for _, content in objects.manifests():
+                manifest = _parsed(content)
+                if manifest is not None:
+                    found.setdefault(manifest.run_id, manifest)
+            return found
+        directory = directory.local
     if not directory.is_dir():
         return {}
-    found: dict[str, RunManifest] = {}
     paths = [*sorted((directory / SESSIONS_DIR).glob("*.json")), directory / SESSION_MANIFEST]
     for path in paths:
         manifest = _manifest(path)

@@ -30,7 +30,9 @@ from analysis.errors import AnalysisError, one_line, require
 from analysis.experiments.runs import RunManifest, read_run_manifests
 from analysis.experiments.selection import Selection, select
 from analysis.experiments.workload import container_identity
+from analysis.objects import listed_objects
 from analysis.query.markers import phase_marks_sql
+from analysis.source import Source
 
 if TYPE_CHECKING:
     import duckdb
@@ -91,7 +93,7 @@ class Side:
     """The data a selection holds: its runs (oldest first), the time it covers, every
     container identity seen in it, and the series read (by identity, metric and reading)."""
 
-    directory: Path
+    directory: Path | Source
     selection: Selection
     phase: str | None
     run_ids: tuple[str, ...]
@@ -229,7 +231,7 @@ def _read_metric(
 
 
 def read_side(
-    directory: Path,
+    directory: Path | Source,
     selector: str | None,
     metrics: Sequence[tuple[str, Reading]],
     *,
@@ -242,8 +244,9 @@ def read_side(
     nothing, or no selected run has the phase.
     """
     duckdb_module = require("duckdb")
-    manifests = read_run_manifests(directory)
-    con = connect(directory)
+    objects = listed_objects(directory)
+    manifests = read_run_manifests(directory, objects)
+    con = connect(directory, objects=objects)
     try:
         run_ids = [
             str(row[0])

@@ -21,7 +21,9 @@ Methods are safe to call from several threads (they take turns on one connection
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from analysis.dataset import connect, parquet_files
 from analysis.errors import AnalysisError, one_line, require
+from analysis.objects import DataObjects
 from analysis.query import analyze as study
 from analysis.query import files as footers
 from analysis.query.analyze import ContainerAnalysis, MetricStudy
@@ -86,6 +89,7 @@ from analysis.query.sql import (
     SqlSandbox,
 )
 from analysis.query.times import as_utc, to_epoch_ms, utc
+from analysis.source import Source, as_source
 from common.catalogue.container import CONTAINER_CPU_LIMIT_MILLICORES as CPU_LIMIT
 from common.catalogue.container import CONTAINER_CPU_PERIODS as CPU_PERIODS
 from common.catalogue.container import CONTAINER_CPU_THROTTLED_PERIODS as THROTTLED_PERIODS
@@ -98,33 +102,53 @@ from common.catalogue.process import PROCESS_MEMORY_PSS_BYTES as PROCESS_PSS
 if TYPE_CHECKING:
     import duckdb
 
-#: The metric of :meth:`Explorer.processes`.
+log = logging.getLogger(__name__)
+#: How often a bucket is listed again, at most (:meth:`Explorer.refresh`).
+RELIST_SECONDS = 15.0
 
 
 class Explorer:
     """Questions to a finemon output directory (see the module's documentation).
 
-    ``directory`` is a local folder (callers resolve ``s3://`` sources with
-    :func:`analysis.source.local_directory`). Raises :class:`AnalysisError` when it holds no
-    Parquet file or DuckDB cannot read them, :class:`MissingExtraError` without duckdb.
+    ``directory`` is a local folder, or a bucket (``s3://...`` or its
+    :class:`analysis.source.Source`) read in place. Raises :class:`AnalysisError` when it
+    holds no Parquet file, DuckDB cannot read them or the store fails,
+    :class:`MissingExtraError` without duckdb.
     """
 
-    def __init__(self, directory: Path | str) -> None:
-        self.directory = Path(directory)
+    def __init__(
+        self, directory: Path | str | Source, *, relist_seconds: float = RELIST_SECONDS
+    ) -> None:
+        self.source = as_source(directory)
+        #: The local folder, or the bucket's source.
+        self.directory: Path | Source = self.source.local or self.source
         self._duckdb = require("duckdb")
         self._lock = threading.RLock()
         self._files: dict[Path, FileFooter] = {}
         self._con: duckdb.DuckDBPyConnection | None = None
-        self._sandbox = SqlSandbox(self.directory, self._container_names)
+        self._objects: DataObjects | None = None
+        self._relist_seconds = relist_seconds
+        self._listed_at = time.monotonic()
+        self._relisting = threading.Event()
+        self._generation = 0
+        if self.source.local is None:
+            self._objects = DataObjects(self.source)
+            self._objects.refresh()
+        self._sandbox = SqlSandbox(self.directory, self._container_names, self._objects)
         self._index: ContainerIndex | None = None
         self._metrics: list[MetricInfo] | None = None
         self._phase_marks: list[PhaseMark] | None = None
-        self._load(parquet_files(self.directory))
+        self._load(parquet_files(self.source.local) if self.source.local else [])
 
     # -------------------------------------------------------------- files and connection
     def _load(self, paths: Sequence[Path]) -> None:
-        files = footers.read_footers(paths, self._files)
-        con = connect(self.directory)
+        if self._objects is None:
+            files = footers.read_footers(paths, self._files)
+            con = connect(self.directory)
+        else:
+            files = self._objects.footers
+            con = connect(self.source, objects=self._objects)
+            self._generation = self._objects.generation
         if self._con is not None:
             self._con.close()
         self._sandbox.reset()
@@ -159,15 +183,41 @@ class Explorer:
         """Pick up files published (or removed) since the last look; True if anything changed.
 
         A live viewer calls it every few seconds: when nothing changed it only lists the
-        directory and stats the files.
+        directory and stats the files. A bucket is listed again in the background, at most
+        every ``relist_seconds`` (a LIST of the prefix, then the footers of new objects), and
+        what that found is picked up by the next call; a store that fails then is logged,
+        and what was found before stays.
         """
         with self._lock:
-            current = footers.current_signatures(self.directory)
+            if self._objects is not None:
+                self._start_relist()
+                if self._objects.generation == self._generation:
+                    return False
+                self._load([])
+                return True
+            current = footers.current_signatures(self.source.local or Path())
             known = {path: info.signature for path, info in self._files.items()}
             if current == known or not current:
                 return False
             self._load(sorted(current))
             return True
+
+    def _start_relist(self) -> None:
+        due = time.monotonic() - self._listed_at >= self._relist_seconds
+        if not due or self._relisting.is_set():
+            return
+        self._relisting.set()
+        threading.Thread(target=self._relist, name="finemon-relist", daemon=True).start()
+
+    def _relist(self) -> None:
+        assert self._objects is not None
+        try:
+            self._objects.refresh()
+        except AnalysisError as exc:
+            log.warning("%s", exc)
+        finally:
+            self._listed_at = time.monotonic()
+            self._relisting.clear()
 
     # -------------------------------------------------------------- ranges, runs, nodes
     def time_range(self) -> tuple[datetime, datetime] | None:
@@ -203,11 +253,15 @@ class Explorer:
             )
         }
 
+    def manifests(self) -> dict[str, dict[str, Any]]:
+        """The runs' manifests (``_sessions/RUN.json``) by run id: a folder's, or those of a
+        bucket's last listing."""
+        return footers.read_manifests(self.source.local, self._objects)
+
     def runs(self) -> list[RunInfo]:
         """Every run, from its manifest and its data files, by start time."""
         with self._lock:
-            manifests = footers.read_manifests(self.directory)
-            return list_runs(manifests, self._files, self._run_ranges())
+            return list_runs(self.manifests(), self._files, self._run_ranges())
 
     def nodes(self) -> list[NodeInfo]:
         """Every node: from the containers' node names, the runs' manifests and the files."""
@@ -451,8 +505,7 @@ class Explorer:
         (:func:`analysis.query.markers.find_phase_marks`); kept until new files land."""
         with self._lock:
             if self._phase_marks is None:
-                manifests = footers.read_manifests(self.directory)
-                self._phase_marks = find_phase_marks(self._query, manifests)
+                self._phase_marks = find_phase_marks(self._query, self.manifests())
             return self._phase_marks
 
     # -------------------------------------------------------------- analysis

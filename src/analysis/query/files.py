@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 from analysis.dataset import parquet_files
 from analysis.errors import AnalysisError
 from analysis.query.times import epoch_ms
+
+if TYPE_CHECKING:
+    from analysis.objects import DataObjects
 
 #: A file's size in bytes and modification time in ns: a file whose signature is unchanged
 #: is not read again.
@@ -54,7 +57,13 @@ def read_footer(path: Path, file_signature: Signature) -> FileFooter:
     """
     import pyarrow.parquet as pq  # noqa: PLC0415 - a core dependency, only needed here
 
-    meta = pq.read_metadata(path)
+    return footer_of(path, file_signature, pq.read_metadata(path))
+
+
+def footer_of(path: Path, file_signature: Signature, meta: Any) -> FileFooter:
+    """What the footer ``meta`` (a ``pyarrow.parquet.FileMetaData``) of the file at ``path``
+    says; the footer reader of :func:`read_footer` and of objects read in place
+    (:mod:`analysis.objects`)."""
     kv = {k.decode(): v.decode(errors="replace") for k, v in (meta.metadata or {}).items()}
     first: int | None = None
     last: int | None = None
@@ -174,17 +183,30 @@ def described(footers: Mapping[Path, FileFooter], metric: str) -> Mapping[str, A
     return None
 
 
-def read_manifests(directory: Path) -> dict[str, dict[str, Any]]:
-    """The runs' manifests (``_sessions/*.json``) by run id; unreadable ones are left out."""
+def read_manifests(
+    directory: Path | None, objects: DataObjects | None = None
+) -> dict[str, dict[str, Any]]:
+    """The runs' manifests (``_sessions/*.json``) of ``directory`` (or, for a bucket, of the
+    last listing of its ``objects``) by run id; unreadable ones are left out."""
     found: dict[str, dict[str, Any]] = {}
-    folder = directory / "_sessions"
-    if not folder.is_dir():
-        return found
-    for path in sorted(folder.glob("*.json")):
+    documents: list[tuple[str, bytes]] = []
+    if objects is not None:
+        documents = [
+            (PurePosixPath(name).stem, content)
+            for name, content in objects.manifests()
+            if name.startswith("_sessions/")
+        ]
+    elif directory is not None and (directory / "_sessions").is_dir():
+        for path in sorted((directory / "_sessions").glob("*.json")):
+            try:
+                documents.append((path.stem, path.read_bytes()))
+            except OSError:
+                continue
+    for stem, content in documents:
         try:
-            document = json.loads(path.read_bytes())
-        except (OSError, ValueError):
+            document = json.loads(content)
+        except ValueError:
             continue
         if isinstance(document, dict):
-            found[str(document.get("run_id") or path.stem)] = document
+            found[str(document.get("run_id") or stem)] = document
     return found

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 from analysis.errors import AnalysisError
 from analysis.experiments.workload import container_identity
-from analysis.query.files import read_manifests
 from analysis.query.index import ContainerInfo, RunInfo
 from analysis.query.labels import LabelFilters
 from analysis.query.markers import PhaseMark
@@ -163,4 +162,4 @@ def overlay(
 
 def list_runs(explorer: Explorer) -> list[OverlayRun]:
     """The runs of ``explorer``'s dataset one can overlay (:func:`overlay_runs`)."""
-    return overlay_runs(explorer.runs(), explorer.phase_marks(), read_manifests(explorer.directory))
+    return overlay_runs(explorer.runs(), explorer.phase_marks(), explorer.manifests())

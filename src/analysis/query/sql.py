@@ -23,6 +23,9 @@ from analysis.errors import AnalysisError, one_line, require
 if TYPE_CHECKING:
     import duckdb
 
+    from analysis.objects import DataObjects
+    from analysis.source import Source
+
 #: Row limit and timeout of :meth:`SqlSandbox.run` by default, and their ceilings.
 DEFAULT_SQL_LIMIT = 1000
 MAX_SQL_LIMIT = 100_000
@@ -57,7 +60,8 @@ class RefusedQueryError(AnalysisError):
 
 
 class SqlSandbox:
-    """User SQL over the dataset of ``directory`` (see the module's documentation).
+    """User SQL over the dataset of ``directory`` (see the module's documentation): a local
+    folder, or a bucket's source and its ``objects`` (the explorer's, listed already).
 
     The connection is opened at the first query and again after :meth:`reset` (new files).
     ``names`` gives the containers' (key, name, full name) for the ``containers`` view, asked
@@ -67,9 +71,13 @@ class SqlSandbox:
     """
 
     def __init__(
-        self, directory: Path, names: Callable[[], Iterable[tuple[str, str, str]]]
+        self,
+        directory: Path | Source,
+        names: Callable[[], Iterable[tuple[str, str, str]]],
+        objects: DataObjects | None = None,
     ) -> None:
         self.directory = directory
+        self._objects = objects
         self._duckdb = require("duckdb")
         self._names = names
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -97,9 +105,11 @@ class SqlSandbox:
         if self._con is None:
             if self._spill is None:
                 self._spill = tempfile.TemporaryDirectory(prefix="finemon-sql-")
-            con = connect(self.directory)
+            con = connect(self.directory, objects=self._objects)
+            # A bucket's objects are scanned through pyarrow: no local folder is read.
+            dataset = self.directory.resolve() if isinstance(self.directory, Path) else None
             try:
-                for setting in _sql_settings(self.directory.resolve(), Path(self._spill.name)):
+                for setting in _sql_settings(dataset, Path(self._spill.name)):
                     con.execute(setting)
             except BaseException:
                 con.close()
@@ -208,14 +218,16 @@ class SqlSandbox:
         return str(statement.query)
 
 
-def _sql_settings(dataset: Path, spill: Path) -> list[str]:
-    """The statements that bound and lock the user-SQL connection, the lock last."""
+def _sql_settings(dataset: Path | None, spill: Path) -> list[str]:
+    """The statements that bound and lock the user-SQL connection, the lock last; files may
+    be read under ``dataset`` only (none when None)."""
+    allowed = sql_string(str(dataset)) if dataset is not None else ""
     return [
         f"SET memory_limit = '{SQL_MEMORY_LIMIT_BYTES}B'",
         f"SET threads = {SQL_THREADS}",
         f"SET temp_directory = {sql_string(str(spill))}",
         f"SET max_temp_directory_size = '{SQL_SPILL_LIMIT_BYTES}B'",
-        f"SET allowed_directories = [{sql_string(str(dataset))}]",
+        f"SET allowed_directories = [{allowed}]",
         "SET enable_external_access = false",
         "SET lock_configuration = true",
     ]
