@@ -150,3 +150,22 @@ def test_finemon_run_passes_the_catalog_to_the_uploader(tmp_path: Path) -> None:
     ):
         with pytest.raises(ValueError, match=re.escape(message)):
             upload_config(parser.parse_args(bad))
+
+
+def test_objects_compacted_before_they_were_registered_are_not_added(
+    tmp_path: Path, s3: MotoServer
+) -> None:
+    out = tmp_path / "out"
+    record(out, ticks=300, ticks_per_file=60, containers=2)
+    rows = sum(1 for _ in out.rglob("*.parquet"))
+    broken = uploader(out, s3, "nosuchdriver://x", tmp_path, delete=False)
+    with pytest.raises(StoreError):
+        broken.run_pass()  # the five inputs stored, not registered
+    compact_directory(out, CompactionSettings(older_than_seconds=0))
+    uri = f"sqlite:///{tmp_path}/catalog.db"
+    broken.registrar = uploader(out, s3, uri, tmp_path, delete=False).registrar
+    assert broken.run_pass()
+    held = table(uri, s3, tmp_path)
+    files = [r["file_path"].rsplit("/", 1)[1] for r in held.inspect.files().to_pylist()]
+    assert files == [p.name for p in out.rglob("*.parquet")] and rows == 5
+    assert len(held.snapshots()) == 1

@@ -226,9 +226,11 @@ class Uploader:
         next pass."""
         if self.registrar is None or not self._unregistered:
             return
-        added = sorted(self._unregistered)
-        removed = sorted({k for keys in self._unregistered.values() for k in keys})
-        self.registrar(added, removed)
+        replaced = {k for keys in self._unregistered.values() for k in keys}
+        # An object replaced before it was registered (its compacted one came in the meantime)
+        # is not added: only removed, should the table hold it.
+        added = sorted(set(self._unregistered) - replaced)
+        self.registrar(added, sorted(replaced))
         self.counters.registered_objects += len(added)
         self._unregistered.clear()
         to_delete, self._delete_after_registration = self._delete_after_registration, []
