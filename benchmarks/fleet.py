@@ -424,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commit = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
         capture_output=True, text=True, check=False,
-    ).stdout.strip()  # fmt: skip
+    ).stdout.strip() or "unknown (not a git checkout)"  # fmt: skip
 
     fleet = ensure_fleet(data, scale, args.fresh)
     print(
