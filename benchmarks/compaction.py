@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -71,21 +72,34 @@ def _labels(n: int, pid: int | None) -> pa.Array:
 
 
 def write_day(
-    root: Path, *, containers: int, ticks: int, tick_seconds: float, file_seconds: float
+    root: Path,
+    *,
+    containers: int,
+    ticks: int,
+    tick_seconds: float,
+    file_seconds: float,
+    node: str = "node-1",
+    container_ids: Sequence[str] | None = None,
+    run_id: str = RUN_ID,
+    seed: int = 1,
 ) -> tuple[int, int]:
-    """Write the dataset; returns (files, rows)."""
-    rng = np.random.default_rng(1)
-    ids = pa.array([f"{i:064x}" for i in range(1, containers + 1)])
+    """Write the dataset of one node (``root/dt=2024-02-01/identifier=NODE``, rows from
+    midnight on, ``node_name`` and the footer's node ``node``; container ids ``container_ids``,
+    by default ``1..containers`` in hex); returns (files, rows)."""
+    rng = np.random.default_rng(seed)
+    if container_ids is None:
+        container_ids = [f"{i:064x}" for i in range(1, containers + 1)]
+    ids = pa.array(list(container_ids))
     pods = pa.array([f"app-{i:03d}" for i in range(containers)])
     per_file = max(1, round(file_seconds / tick_seconds))
     tick_ms = int(tick_seconds * 1000)
-    folder = root / "dt=2024-02-01" / "identifier=node-1"
+    folder = root / "dt=2024-02-01" / f"identifier={node}"
     metadata = {
-        "capture.run_id": RUN_ID,
+        "capture.run_id": run_id,
         "capture.tick_seconds": repr(tick_seconds),
         "capture.window_ticks": "6",
-        "finemon.identifier": "node-1",
-        "finemon.node_name": "node-1",
+        "finemon.identifier": node,
+        "finemon.node_name": node,
     }
     files = rows = 0
     for seq, first in enumerate(range(0, ticks, per_file), start=1):
@@ -109,7 +123,7 @@ def write_day(
             parts.append(
                 pa.table(
                     {
-                        "run_id": _repeat(RUN_ID, n),
+                        "run_id": _repeat(run_id, n),
                         "time": pa.array(START_MS + f * tick_ms).cast(pa.timestamp("ms", "UTC")),
                         "fetch_index": pa.array(f),
                         "metric_name": _repeat(metric, n),
@@ -117,7 +131,7 @@ def write_day(
                         "value_int": value_int,
                         "value_float": value_float,
                         "cluster_name": _repeat("bench", n),
-                        "node_name": _repeat("node-1", n),
+                        "node_name": _repeat(node, n),
                         "namespace": _repeat("load", n),
                         "pod_name": pa.DictionaryArray.from_arrays(c, pods).cast(pa.string()),
                         "pod_uid": pa.nulls(n, pa.string()),
@@ -131,7 +145,7 @@ def write_day(
             )
         table = pa.concat_tables(parts)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime((START_MS + first * tick_ms) / 1000))
-        final = folder / f"finemon-{stamp}-{RUN_ID[:8]}-{seq:05d}.parquet"
+        final = folder / f"finemon-{stamp}-{run_id[:8]}-{seq:05d}.parquet"
         groups = (table.slice(i, ROW_GROUP_ROWS) for i in range(0, table.num_rows, ROW_GROUP_ROWS))
         rows += write_parquet_atomically(final, SCHEMA, groups, 3, metadata)
         files += 1

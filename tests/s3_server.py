@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import importlib.util
+import logging
 import os
 import socket
 import subprocess
@@ -53,6 +54,18 @@ def free_port() -> int:
         return port
 
 
+def s3_client(endpoint: str) -> Any:
+    """A boto3 S3 client of the fake credentials for the server at ``endpoint``."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session(
+        aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+        region_name="us-east-1",
+    ).client("s3", endpoint_url=endpoint, config=Config(s3={"addressing_style": "path"}))
+
+
 class MotoServer:
     """``python -m moto.server`` on 127.0.0.1:``port``; its output goes to ``log_path``."""
 
@@ -91,14 +104,7 @@ class MotoServer:
             self.process.wait()
 
     def client(self) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        return boto3.session.Session(
-            aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-            region_name="us-east-1",
-        ).client("s3", endpoint_url=self.endpoint, config=Config(s3={"addressing_style": "path"}))
+        return s3_client(self.endpoint)
 
     def create_bucket(self, name: str) -> None:
         self.client().create_bucket(Bucket=name)
@@ -211,3 +217,69 @@ class CountingProxy:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class CountingMotoServer:
+    """moto's S3 in this process, on a free port of 127.0.0.1, counting what it serves: the
+    requests by method, the object GETs (and those with a ``Range``), and the bytes of every
+    response body. :meth:`counted` resets and reads the counters around a block."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.requests: dict[str, int] = {}
+        self.object_gets = 0
+        self.ranged_gets = 0
+        self.objects_fetched: set[str] = set()
+        self.response_bytes = 0
+        self._lock = threading.Lock()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _count(self, app: Any) -> Any:
+        def counted(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+            method = str(environ.get("REQUEST_METHOD", ""))
+            path = str(environ.get("PATH_INFO", ""))
+            is_object = method == "GET" and path.strip("/").count("/") >= 1
+            with self._lock:
+                self.requests[method] = self.requests.get(method, 0) + 1
+                if is_object:
+                    self.object_gets += 1
+                    self.objects_fetched.add(path)
+                    if environ.get("HTTP_RANGE"):
+                        self.ranged_gets += 1
+            for chunk in app(environ, start_response):
+                with self._lock:
+                    self.response_bytes += len(chunk)
+                yield chunk
+
+        return counted
+
+    def start(self) -> None:
+        from moto.server import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import make_server
+
+        # werkzeug's line per request is not the benchmark's output.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        app = self._count(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server("127.0.0.1", self.port, app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests = {}
+            self.object_gets = self.ranged_gets = self.response_bytes = 0
+            self.objects_fetched = set()
+
+    def client(self) -> Any:
+        return s3_client(self.endpoint)

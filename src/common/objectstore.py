@@ -112,6 +112,8 @@ class RemoteObject:
     size: int
     etag: str
     md5: str | None  # from our metadata; None when a HEAD was not made or it lacks it
+    #: When it was stored (seconds since 1970), from a LIST; None from a HEAD.
+    last_modified_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,11 +248,13 @@ class ObjectStore:
             paginator = self.client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.location.bucket, Prefix=prefix):
                 for item in page.get("Contents", ()):
+                    stored = item.get("LastModified")
                     yield RemoteObject(
                         key=str(item["Key"]),
                         size=int(item["Size"]),
                         etag=str(item.get("ETag", "")).strip('"'),
                         md5=None,
+                        last_modified_seconds=None if stored is None else stored.timestamp(),
                     )
         except self._errors as exc:
             raise self._fail(f"LIST {prefix or '/'} in", exc) from None
@@ -325,6 +329,29 @@ class ObjectStore:
             )
         except self._errors as exc:
             raise self._fail(f"PUT {key} to", exc) from None
+
+    def get_bytes(self, key: str) -> bytes | None:
+        """The bytes of the small object ``key``, None when there is none."""
+        try:
+            reply = self.client.get_object(Bucket=self.location.bucket, Key=key)
+            return bytes(reply["Body"].read())
+        except self._errors as exc:
+            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise self._fail(f"GET {key} from", exc) from None
+
+    def copy(self, source_key: str, key: str) -> None:
+        """Copy ``source_key`` to ``key`` in the store (its metadata too; one request, for
+        objects up to 5 GiB)."""
+        try:
+            self.client.copy_object(
+                Bucket=self.location.bucket,
+                Key=key,
+                CopySource={"Bucket": self.location.bucket, "Key": source_key},
+                MetadataDirective="COPY",
+            )
+        except self._errors as exc:
+            raise self._fail(f"COPY {source_key} to {key} in", exc) from None
 
     def delete(self, key: str) -> None:
         """Delete ``key`` (nothing happens when there is none)."""

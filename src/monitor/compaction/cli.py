@@ -8,11 +8,17 @@ umbrella command's parser).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from common.objectstore import StoreError, is_s3_url
 from monitor.compaction import plan
 from monitor.config import compression_level, size
+
+if TYPE_CHECKING:
+    from monitor.compaction.local import CompactionReport, CompactionSettings
 
 COMPACT_DESCRIPTION = """\
 Merge the finished Parquet files of each partition (dt=DAY/identifier=ID) of a finemon output
@@ -20,7 +26,9 @@ directory into files of 128 MiB to 1 GiB, rows ordered by metric, container and 
 are older than --older-than. Readers may read the directory meanwhile: none ever counts a row
 twice or misses one (one that lists the files during the swap gets an error, and the right
 answer when it tries again), and a compaction killed at any point is finished by the next one.
-Running it again compacts only what is new. See docs/compaction.md.
+Running it again compacts only what is new. On s3://BUCKET/PREFIX (where finemon run --upload
+ships the files) each group's objects are downloaded to a temporary folder, merged there and
+swapped in the bucket the same way. See docs/compaction.md.
 """
 
 
@@ -34,7 +42,11 @@ def older_than(text: str) -> float:
 
 def add_compact_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``finemon compact``."""
-    parser.add_argument("directory", metavar="DIR", help="a finemon --output-dir")
+    parser.add_argument(
+        "directory",
+        metavar="DIR",
+        help="a finemon --output-dir, or s3://BUCKET/PREFIX where finemon run --upload ships it",
+    )
     parser.add_argument(
         "--older-than",
         type=older_than,
@@ -59,6 +71,28 @@ def add_compact_arguments(parser: argparse.ArgumentParser) -> None:
         help="ZSTD level of the compacted files, 1..22 (default: %(default)s)",
     )
     parser.add_argument("--log-level", default="INFO", metavar="LEVEL")
+    group = parser.add_argument_group("an s3://BUCKET/PREFIX (needs the s3 extra)")
+    group.add_argument(
+        "--endpoint",
+        "--upload-endpoint",
+        dest="endpoint",
+        metavar="URL",
+        help="endpoint of an S3-compatible store, as finemon run's --upload-endpoint "
+        "(default: AWS S3)",
+    )
+    group.add_argument(
+        "--region",
+        "--upload-region",
+        dest="region",
+        metavar="REGION",
+        help="the bucket's region (default: the AWS chain's, e.g. $AWS_REGION)",
+    )
+    group.add_argument(
+        "--work-dir",
+        metavar="DIR",
+        help="where a group's objects are downloaded and merged: about three times the group "
+        "(at most 1GiB of inputs) free (default: the system's temporary folder)",
+    )
 
 
 def run_compact(args: argparse.Namespace) -> int:
@@ -75,22 +109,17 @@ def run_compact(args: argparse.Namespace) -> int:
 
     configure_logging(str(args.log_level).upper())
     directory = str(args.directory)
-    if directory.startswith(("s3://", "s3a://")):
-        print(
-            "finemon compact: error: compacting a bucket directly is not supported yet: compact "
-            "the output directory (finemon run --compact-older-than, or finemon compact DIR), "
-            "and its uploader replaces the objects in the bucket",
-            file=sys.stderr,
-        )
-        return 1
     settings = CompactionSettings(
         older_than_seconds=float(args.older_than),
         target_bytes=min(int(args.target_size), plan.MAX_FILE_BYTES),
         compression_level=int(args.compression_level),
     )
     try:
-        report = compact_directory(Path(directory), settings)
-    except (CompactionBusyError, OSError) as exc:
+        if is_s3_url(directory):
+            report = _compact_bucket(args, settings)
+        else:
+            report = compact_directory(Path(directory), settings)
+    except (CompactionBusyError, StoreError, OSError, ValueError) as exc:
         print(f"finemon compact: error: {exc}", file=sys.stderr)
         return 1
     print(
@@ -106,3 +135,19 @@ def run_compact(args: argparse.Namespace) -> int:
     for where, reason in report.failed:
         print(f"finemon compact: error: {where}: {reason}", file=sys.stderr)
     return 1 if report.failed else 0
+
+
+def _compact_bucket(args: argparse.Namespace, settings: CompactionSettings) -> CompactionReport:
+    """``finemon compact s3://...``; raises ValueError for a bad URL, StoreError, OSError."""
+    from common.objectstore import ObjectStore, StoreSettings, parse_s3_url  # noqa: PLC0415
+    from monitor.compaction.bucket import compact_bucket  # noqa: PLC0415
+
+    # The SDK's lines (credentials found, each request) are not the command's.
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    store = ObjectStore(
+        parse_s3_url(str(args.directory)),
+        StoreSettings(endpoint_url=args.endpoint, region=args.region),
+    )
+    work_dir = Path(args.work_dir) if args.work_dir else None
+    return compact_bucket(store, settings, work_dir=work_dir)

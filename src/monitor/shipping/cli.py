@@ -23,7 +23,13 @@ from common.objectstore import (
     StoreSettings,
     parse_s3_url,
 )
-from monitor.shipping.flags import DEFAULT_FINAL_SECONDS, DEFAULT_INTERVAL_SECONDS, positive_seconds
+from monitor.shipping.catalog import TableRegistrar
+from monitor.shipping.flags import (
+    DEFAULT_CATALOG_TABLE,
+    DEFAULT_FINAL_SECONDS,
+    DEFAULT_INTERVAL_SECONDS,
+    positive_seconds,
+)
 from monitor.shipping.loop import HardStop, UploaderLoop, UploaderSettings, UploaderSignals
 from monitor.shipping.ship import Uploader
 
@@ -73,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--parent-pid", type=int, metavar="PID", help="make a last pass and exit when it is gone"
     )
     parser.add_argument(
+        "--catalog-uri",
+        metavar="URI",
+        help="register uploaded data objects in this Iceberg catalog (finemon run's "
+        "--upload-catalog-uri)",
+    )
+    parser.add_argument("--catalog-table", default=DEFAULT_CATALOG_TABLE, metavar="NS.NAME")
+    parser.add_argument("--catalog-warehouse", metavar="W")
+    parser.add_argument(
         "--once",
         action="store_true",
         help="one pass (with retries up to "
@@ -114,7 +128,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.delete,
             settings.interval_seconds,
         )
-        uploader = Uploader(settings.output_dir, store, delete=args.delete)
+        registrar = None
+        if args.catalog_uri:
+            registrar = TableRegistrar(
+                location,
+                store.settings,
+                uri=args.catalog_uri,
+                table=args.catalog_table,
+                warehouse=args.catalog_warehouse,
+            )
+            log.info("registering in catalog table=%s", args.catalog_table)
+        uploader = Uploader(settings.output_dir, store, delete=args.delete, registrar=registrar)
         return UploaderLoop(uploader, settings, signals).run()
     except HardStop:
         log.warning("second signal: stopping at once (what is left is uploaded at next start)")

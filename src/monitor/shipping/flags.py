@@ -13,6 +13,9 @@ from common.objectstore import S3Location, parse_s3_url
 DEFAULT_INTERVAL_SECONDS = 10.0
 #: Time for the last pass at shutdown by default.
 DEFAULT_FINAL_SECONDS = 10.0
+#: The Iceberg table ``--upload-catalog-uri`` registers objects in by default (the same as
+#: ``finemon catalog``'s; common.iceberg is not imported here: it is pyiceberg's side).
+DEFAULT_CATALOG_TABLE = "finemon.metrics"
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,10 @@ class UploadConfig:
     delete: bool = False
     interval_seconds: float = DEFAULT_INTERVAL_SECONDS
     final_seconds: float = DEFAULT_FINAL_SECONDS
+    #: ``--upload-catalog-uri``: register every uploaded data object in this Iceberg catalog.
+    catalog_uri: str | None = None
+    catalog_table: str = DEFAULT_CATALOG_TABLE
+    catalog_warehouse: str | None = None
 
     @property
     def location(self) -> S3Location:
@@ -86,6 +93,27 @@ def add_upload_arguments(parser: argparse.ArgumentParser) -> None:
         help="at shutdown, time for a last pass after the last file is published; what is "
         "left is uploaded at the next start (default: %(default)g)",
     )
+    group.add_argument(
+        "--upload-catalog-uri",
+        metavar="URI",
+        help="also register every uploaded data object (s3:// paths, in place) in the Apache "
+        "Iceberg table of this catalog, after each pass, with a compacted object's swap as "
+        "one commit: a SQLAlchemy URL (SQL catalog) or an http(s) URL (REST catalog); needs "
+        "the iceberg extra. With --upload-delete a file is deleted locally only once "
+        "registered (default: off)",
+    )
+    group.add_argument(
+        "--upload-catalog-table",
+        metavar="NS.NAME",
+        default=DEFAULT_CATALOG_TABLE,
+        help="the table (default: %(default)s)",
+    )
+    group.add_argument(
+        "--upload-catalog-warehouse",
+        metavar="W",
+        help="where the table's metadata goes (default for a SQL catalog: "
+        "s3://BUCKET/PREFIX/_iceberg of --upload)",
+    )
 
 
 def upload_config(args: argparse.Namespace) -> UploadConfig | None:
@@ -98,6 +126,8 @@ def upload_config(args: argparse.Namespace) -> UploadConfig | None:
                 ("--upload-endpoint", args.upload_endpoint),
                 ("--upload-region", args.upload_region),
                 ("--upload-delete", args.upload_delete),
+                ("--upload-catalog-uri", args.upload_catalog_uri),
+                ("--upload-catalog-warehouse", args.upload_catalog_warehouse),
             )
             if value
         ]
@@ -108,6 +138,12 @@ def upload_config(args: argparse.Namespace) -> UploadConfig | None:
     endpoint = args.upload_endpoint
     if endpoint is not None and not endpoint.startswith(("http://", "https://")):
         raise ValueError(f"--upload-endpoint {endpoint}: expected http://HOST[:PORT] or https://")
+    table = str(args.upload_catalog_table)
+    namespace, _, name = table.rpartition(".")
+    if not namespace or not name:
+        raise ValueError(f"--upload-catalog-table {table}: expected NAMESPACE.NAME")
+    if args.upload_catalog_warehouse and not args.upload_catalog_uri:
+        raise ValueError("--upload-catalog-warehouse needs --upload-catalog-uri")
     return UploadConfig(
         url=args.upload.strip(),
         endpoint_url=endpoint,
@@ -115,6 +151,9 @@ def upload_config(args: argparse.Namespace) -> UploadConfig | None:
         delete=bool(args.upload_delete),
         interval_seconds=float(args.upload_interval),
         final_seconds=float(args.upload_final_seconds),
+        catalog_uri=args.upload_catalog_uri,
+        catalog_table=table,
+        catalog_warehouse=args.upload_catalog_warehouse,
     )
 
 
@@ -141,4 +180,8 @@ def uploader_command(config: UploadConfig, output_dir: Path, parent_pid: int) ->
         command += ["--region", config.region]
     if config.delete:
         command.append("--delete")
+    if config.catalog_uri:
+        command += ["--catalog-uri", config.catalog_uri, "--catalog-table", config.catalog_table]
+        if config.catalog_warehouse:
+            command += ["--catalog-warehouse", config.catalog_warehouse]
     return command

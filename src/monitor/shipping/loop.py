@@ -194,14 +194,15 @@ class UploaderLoop:
         c = self.uploader.counters
         log.info(
             "upload health uploaded_files=%d uploaded_bytes=%d already_present=%d "
-            "deleted_files=%d deleted_bytes=%d replaced_objects_deleted=%d failures=%d "
-            "pending_files=%d pending_bytes=%d rss_bytes=%d",
+            "deleted_files=%d deleted_bytes=%d replaced_objects_deleted=%d "
+            "registered_objects=%d failures=%d pending_files=%d pending_bytes=%d rss_bytes=%d",
             c.uploaded_files,
             c.uploaded_bytes,
             c.already_present,
             c.deleted_files,
             c.deleted_bytes,
             c.replaced_objects_deleted,
+            c.registered_objects,
             c.failures,
             c.pending_files,
             c.pending_bytes,

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +81,11 @@ def _is_placeholder(path: Path, st: os.stat_result) -> bool:
         return False
 
 
+#: Registers uploaded objects in a table: the keys added, the keys they replaced (one commit).
+#: Raises StoreError when it cannot (:mod:`monitor.shipping.catalog`).
+Registrar = Callable[[Sequence[str], Sequence[str]], None]
+
+
 @dataclass(slots=True)
 class UploadCounters:
     """What the uploader did since it started (``pending_*``: at the end of the last pass)."""
@@ -92,6 +97,9 @@ class UploadCounters:
     deleted_bytes: int = 0
     #: Objects deleted in the store because a compacted file that replaces them went up.
     replaced_objects_deleted: int = 0
+    #: Data objects registered in the Iceberg table (``--upload-catalog-uri``), with those
+    #: already there.
+    registered_objects: int = 0
     failures: int = 0
     pending_files: int = 0
     pending_bytes: int = 0
@@ -111,7 +119,15 @@ class Uploader:
     output_dir: Path
     store: ObjectStore
     delete: bool = False
+    #: With a registrar, each stored data object is registered at the end of the pass, and a
+    #: file is deleted locally (``delete``) only once registered: a crash in between leaves it
+    #: local, and the next uploader registers it (the table skips what it holds).
+    registrar: Registrar | None = None
     counters: UploadCounters = field(default_factory=UploadCounters)
+    #: Keys stored but not registered yet, with the keys each replaces; the files to delete
+    #: once they are.
+    _unregistered: dict[str, list[str]] = field(default_factory=dict)
+    _delete_after_registration: list[LocalFile] = field(default_factory=list)
     #: Relative paths the store was seen to hold, with the local file's identity then.
     _verified: dict[str, _Verified] = field(default_factory=dict)
     #: Whether the next pass first asks the store what it holds.
@@ -130,6 +146,7 @@ class Uploader:
                 if deadline is not None and time.monotonic() > deadline:
                     break
                 self._ship(local, remote)
+            self._register()
         except StoreError:
             self._reconcile = True
             raise
@@ -195,7 +212,29 @@ class Uploader:
                 self._delete_replaced(replaced)
             self._verified[local.relative] = _Verified(digest.inode, digest.size, digest.mtime_ns)
             self._bad_files.discard(local.relative)
+        if self.registrar is not None and local.is_data:
+            self._unregistered[key] = replaced
+            if self.delete:
+                self._delete_after_registration.append(local)
+            return
         if self.delete and local.is_data:
+            self._delete(local)
+
+    def _register(self) -> None:
+        """Register the objects stored this pass (and any a failed registration left), then
+        delete their local files (``delete``). Raises StoreError; what is left waits for the
+        next pass."""
+        if self.registrar is None or not self._unregistered:
+            return
+        replaced = {k for keys in self._unregistered.values() for k in keys}
+        # An object replaced before it was registered (its compacted one came in the meantime)
+        # is not added: only removed, should the table hold it.
+        added = sorted(set(self._unregistered) - replaced)
+        self.registrar(added, sorted(replaced))
+        self.counters.registered_objects += len(added)
+        self._unregistered.clear()
+        to_delete, self._delete_after_registration = self._delete_after_registration, []
+        for local in to_delete:
             self._delete(local)
 
     def _replaced_keys(self, local: LocalFile) -> list[str]:
@@ -261,7 +300,9 @@ class Uploader:
                 st = os.stat(local.path, follow_symlinks=False)
             except OSError:
                 continue
-            if not self._is_verified(local.relative, st) and not _is_placeholder(local.path, st):
+            unregistered = self.store.location.key(local.relative) in self._unregistered
+            verified = self._is_verified(local.relative, st) and not unregistered
+            if not verified and not _is_placeholder(local.path, st):
                 pending += 1
                 pending_bytes += st.st_size
         self.counters.pending_files = pending
