@@ -29,7 +29,7 @@ from typing import Any
 from analysis.errors import AnalysisError
 from analysis.query.files import FileFooter, Signature, footer_of
 from analysis.source import Source
-from common.contract import FILE_SUFFIX, SESSION_MANIFEST, SESSIONS_DIR
+from common.contract import FILE_SUFFIX, PLACEHOLDER_MAGIC, SESSION_MANIFEST, SESSIONS_DIR
 
 #: Footers (and manifests) read at once: each is one GET whose time is mostly the store's
 #: latency.
@@ -224,6 +224,11 @@ class DataObjects:
         try:
             fragment.ensure_complete_metadata()
         except pyarrow.ArrowInvalid as exc:
+            if self._is_placeholder(stored):
+                # A bucket compaction is between its placeholders and the compacted object:
+                # skipping the object would miss its rows, so the reader is asked to retry.
+                shown = f"{self.source.url}/{self.source.relative(stored.path)}"
+                raise AnalysisError(f"{shown}: {REPLACED}; run the command again") from None
             magic = "magic bytes" in str(exc)
             return _Read(stored, None, None, "not a Parquet file" if magic else "corrupt footer")
         except OSError as exc:
@@ -231,6 +236,17 @@ class DataObjects:
         path = Path(stored.path)
         footer = footer_of(path, stored.signature, fragment.metadata)
         return _Read(stored, fragment, footer, None)
+
+    def _is_placeholder(self, stored: StoredFile) -> bool:
+        """Whether ``stored`` is a compaction's placeholder (:data:`PLACEHOLDER_MAGIC`): a few
+        bytes written over an input's key while its compacted object is being published."""
+        if stored.size_bytes > len(PLACEHOLDER_MAGIC) + 4096:
+            return False
+        try:
+            with self.source.filesystem.open_input_file(stored.path) as file:
+                return bytes(file.read(len(PLACEHOLDER_MAGIC))) == PLACEHOLDER_MAGIC
+        except OSError:
+            return False
 
     def _raise_unless_there(self, stored: StoredFile, exc: OSError) -> None:
         """Raise the :class:`AnalysisError` for the failed read of ``stored``: gone since the

@@ -111,3 +111,21 @@ def test_an_object_gone_before_its_rows_are_read_is_a_one_line_error(
     assert message.endswith(
         "if a compaction replaced or removed an object since the listing, run the command again"
     )
+
+
+def test_a_compaction_placeholder_asks_for_a_retry_never_a_short_count(
+    uploaded: Path, s3: MotoServer
+) -> None:
+    """An object that a bucket compaction has overwritten with its placeholder (its compacted
+    object not yet published) is not skipped as 'not a Parquet file', which would count the
+    dataset without its rows: the read asks for a retry."""
+    from analysis.dataset import connect
+    from analysis.errors import AnalysisError
+    from analysis.source import bucket_source
+    from common.contract import PLACEHOLDER_MAGIC
+
+    first = sorted(uploaded.rglob("*.parquet"))[0]
+    key = f"{PREFIX}/{first.relative_to(uploaded).as_posix()}"
+    s3.client().put_object(Bucket="fleet", Key=key, Body=PLACEHOLDER_MAGIC + b"replaced by x\n")
+    with pytest.raises(AnalysisError, match="run the command again"):
+        connect(bucket_source(URL, endpoint=s3.endpoint)).execute(QUERIES[0]).fetchall()
