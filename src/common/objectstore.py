@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from common.contract import FILE_SUFFIX, PARTITION_KEYS, SESSIONS_DIR
+
 #: User metadata key holding the MD5 (hex) of the whole file.
 MD5_METADATA = "finemon-md5"
 #: Files larger than this go up in parts of this size (S3's smallest part is 5 MiB).
@@ -424,6 +426,19 @@ class ObjectStore:
         except self._errors as exc:
             raise self._fail("LIST uploads in", exc) from None
         return [str(upload["Key"]) for upload in reply.get("Uploads", ())]
+
+
+def is_dataset_key(relative: str) -> bool:
+    """Whether ``relative`` (a key under the prefix) is a data file or a run manifest: a
+    ``dt=`` partition's visible ``*.parquet``, or ``_sessions/*.json``."""
+    parts = relative.split("/")
+    if parts[0] == SESSIONS_DIR:
+        return len(parts) == 2 and parts[1].endswith(".json") and not parts[1].startswith(".")
+    return (
+        parts[0].startswith(f"{PARTITION_KEYS[0]}=")
+        and not any(part.startswith((".", "_")) for part in parts)
+        and parts[-1].endswith(FILE_SUFFIX)
+    )
 
 
 def _content_type(key: str) -> str:
