@@ -54,7 +54,7 @@ from analysis.errors import AnalysisError, UnreadableFilesWarning, one_line, req
 from analysis.query.names import ContainerName, container_labels, container_names
 
 # The columns as ``finemon run`` writes them: its output contract.
-from common.contract import FIXED_COLUMNS, PLACEHOLDER_MAGIC
+from common.contract import CONTAINER_KEY_LABELS, FIXED_COLUMNS, PLACEHOLDER_MAGIC
 from common.contract import LABEL_COLUMNS as STANDARD_LABEL_COLUMNS
 
 if TYPE_CHECKING:
@@ -88,7 +88,12 @@ def label_sql(key: str, labels: str = "labels") -> str:
     return f"element_at({labels}, {sql_string(key)})[1]"
 
 
-CONTAINER_KEY_SQL = f"coalesce(container_id, {label_sql('cgroup')}, pod_uid)"
+def _key_part(label: str) -> str:
+    return label if label in STANDARD_LABEL_COLUMNS else label_sql(label)
+
+
+#: ``container_key`` in SQL, by the contract's rule (:data:`common.contract.CONTAINER_KEY_LABELS`).
+CONTAINER_KEY_SQL = f"coalesce({', '.join(_key_part(label) for label in CONTAINER_KEY_LABELS)})"
 
 
 def parquet_files(directory: Path) -> list[Path]:
