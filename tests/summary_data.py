@@ -17,6 +17,7 @@ import capture
 from common.contract import (
     CONTAINER_KEY_LABELS,
     LABEL_COLUMNS,
+    SUMMARY_AGGREGATE_METRICS,
     SUMMARY_SERIES_METRICS,
     SUMMARY_SKETCH_METRICS,
 )
@@ -60,6 +61,7 @@ def record(
         summary_key_labels=CONTAINER_KEY_LABELS,
         summary_sketch_metrics=SUMMARY_SKETCH_METRICS,
         summary_series_metrics=SUMMARY_SERIES_METRICS,
+        summary_aggregate_metrics=SUMMARY_AGGREGATE_METRICS,
         metadata={"finemon.identifier": identifier, "finemon.node_name": identifier},
     )
     seq = 1
@@ -92,6 +94,8 @@ def record(
                     capture.gauge(PSS, own).set(float(1e6 * (i + 1) + pid * 1e5 + n))
             host = {"cgroup": "system.slice/docker-abc.scope"}
             capture.gauge(CPU, host).set(float(n % 13))
+            capture.gauge(WORKING_SET, host).set(float(1e7 + n))
+            capture.counter(CPU_USEC, host).absolute(n * 10)
             capture.gauge("node.load1", None).set(float(n % 5))
             manager.take_tick(tick)
             if (n + 1) % ticks_per_file == 0 and n + 1 < ticks:

@@ -101,7 +101,8 @@ class CaptureManager:
     (its rows' time range, keys, metrics and aggregates, grouped by the first of
     ``summary_key_labels`` a series has, with sketches of the gauges
     ``summary_sketch_metrics`` names and per-series aggregates of those
-    ``summary_series_metrics`` names: :mod:`capture.summary`) and the owner's ``metadata``.
+    ``summary_series_metrics`` names; aggregates only of ``summary_aggregate_metrics`` when
+    given, else of every metric: :mod:`capture.summary`) and the owner's ``metadata``.
     """
 
     def __init__(
@@ -122,6 +123,7 @@ class CaptureManager:
         summary_key_labels: Sequence[str] = (),
         summary_sketch_metrics: Sequence[str] = (),
         summary_series_metrics: Sequence[str] = (),
+        summary_aggregate_metrics: Sequence[str] | None = None,
         on_publish: Callable[[PublishedFile], None] | None = None,
         on_flush: Callable[[], object] | None = None,
         clock: Callable[[], float] = time.time,
@@ -147,6 +149,9 @@ class CaptureManager:
         self.summary_key_labels = tuple(summary_key_labels)
         self.summary_sketch_metrics = tuple(summary_sketch_metrics)
         self.summary_series_metrics = tuple(summary_series_metrics)
+        self.summary_aggregate_metrics = (
+            None if summary_aggregate_metrics is None else tuple(summary_aggregate_metrics)
+        )
         self.flush_seconds = float(flush_seconds)
         self.row_group_rows = int(row_group_rows)
         self.compression_level = int(compression_level)
@@ -241,6 +246,9 @@ class CaptureManager:
             "summary_key_labels": list(self.summary_key_labels),
             "summary_sketch_metrics": list(self.summary_sketch_metrics),
             "summary_series_metrics": list(self.summary_series_metrics),
+            "summary_aggregate_metrics": None
+            if self.summary_aggregate_metrics is None
+            else list(self.summary_aggregate_metrics),
         }
 
     def _file_metadata(self) -> dict[str, str]:
@@ -279,6 +287,7 @@ class CaptureManager:
             key_labels=self.summary_key_labels,
             sketch_metrics=self.summary_sketch_metrics,
             series_metrics=self.summary_series_metrics,
+            aggregate_metrics=self.summary_aggregate_metrics,
         )
         new_file = ParquetFile(path, schema, self.compression_level, self._file_metadata(), summary)
         try:

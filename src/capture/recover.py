@@ -70,6 +70,10 @@ def _layout(header: dict[str, object]) -> RowLayout:
     )
 
 
+def _names(value: object) -> list[str] | None:
+    return None if not isinstance(value, list) else [str(v) for v in value]
+
+
 def _owned(points: PointColumns, start: int, end: int | None) -> PointColumns:
     import pyarrow.compute as pc  # noqa: PLC0415 - only when there is something to recover
 
@@ -121,6 +125,7 @@ def _rebuild(
             key_labels=[str(k) for k in header.get("summary_key_labels") or []],
             sketch_metrics=[str(m) for m in header.get("summary_sketch_metrics") or []],
             series_metrics=[str(m) for m in header.get("summary_series_metrics") or []],
+            aggregate_metrics=_names(header.get("summary_aggregate_metrics")),
         )
         rows = write_parquet_atomically(
             final,

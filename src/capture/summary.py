@@ -7,14 +7,18 @@ by a *key*, the first of ``key_labels`` a series has (finemon gives ``container_
 ``pod_uid``: its ``container_key``), and by metric. The document (``version`` 1)::
 
     {"version": 1, "rows": N, "first_ms": T0, "last_ms": T1,
-     "key_labels": [...], "metrics": {"name": "gauge" | "counter", ...},
+     "key_labels": [...], "settings": {"aggregated": [...] | null, "sketched": [...],
+                                       "per_series": [...]},
+     "metrics": {"name": "gauge" | "counter", ...},
      "runs": [{"run_id": R, "rows": N, "first_ms": T0, "last_ms": T1,
                "labels": {global label: value},
                "groups": [{"key": K | null, "labels": {label column: value},
                            "rows": N, "first_ms": T0, "last_ms": T1,
                            "cells": {"metric": CELL, ...}}, ...]}, ...]}
 
-Times are epoch milliseconds of the first and last tick. A group's ``labels`` are the label
+(In the footer the metrics are a list and cells refer to them by position: :func:`dumps`.)
+Times are epoch milliseconds of the first and last tick. A metric not in ``aggregated`` (when
+that is not null) has the cell ``[series, rows]``. A group's ``labels`` are the label
 columns' most complete values among its series (the greatest, as analysis's ``max()`` keeps).
 A gauge's CELL is ``[series, rows, sum, min, max]``, plus a sketch (:func:`sketch_quantile`)
 for the metrics named in ``sketch_metrics`` (``{}`` for the others when a breakdown follows)
@@ -149,10 +153,17 @@ def _bucket_order(key: str) -> float:
     return _bucket_value(key)
 
 
-def sketch_quantile(sketch: Mapping[str, int], q: float) -> float | None:
+def sketch_quantile(
+    sketch: Mapping[str, int],
+    q: float,
+    low: float = -math.inf,
+    high: float = math.inf,
+) -> float | None:
     """The ``q`` quantile of the values counted in ``sketch``, interpolated between ranks as
     DuckDB's ``quantile_cont`` does; each value is known within
-    :data:`SKETCH_RELATIVE_ACCURACY` (relative). None for an empty sketch."""
+    :data:`SKETCH_RELATIVE_ACCURACY` (relative) and kept within the values' minimum ``low`` and
+    maximum ``high`` when given (so a constant series gives its value). None for an empty
+    sketch."""
     items = sorted(
         ((k, int(c)) for k, c in sketch.items() if int(c) > 0), key=lambda kc: _bucket_order(kc[0])
     )
@@ -170,8 +181,9 @@ def sketch_quantile(sketch: Mapping[str, int], q: float) -> float | None:
                 return _bucket_value(key)
         return _bucket_value(items[-1][0])
 
-    low = at(low_rank)
-    return low + (at(high_rank) - low) * (position - low_rank)
+    below, above = at(low_rank), at(high_rank)
+    found = below + (above - below) * (position - low_rank)
+    return min(max(found, low), high)
 
 
 class SummaryBuilder:
@@ -192,8 +204,12 @@ class SummaryBuilder:
         key_labels: Sequence[str] = (),
         sketch_metrics: Iterable[str] = (),
         series_metrics: Iterable[str] = (),
+        aggregate_metrics: Iterable[str] | None = None,
     ) -> None:
         self.run_id = run_id
+        #: The metrics whose cells hold aggregates (None: all); the others' hold
+        #: ``[series, rows]``.
+        self.aggregate_metrics = None if aggregate_metrics is None else frozenset(aggregate_metrics)
         self.tick_seconds = float(tick_seconds)
         self.global_labels = dict(global_labels)
         self.label_columns = tuple(label_columns)
@@ -345,6 +361,7 @@ class SummaryBuilder:
             "first_ms": first_ms,
             "last_ms": last_ms,
             "key_labels": list(self.key_labels),
+            "settings": self.settings(),
             "metrics": dict(sorted(metrics.items())),
             "runs": [
                 {
@@ -358,6 +375,17 @@ class SummaryBuilder:
             ],
         }
 
+    def settings(self) -> dict[str, Any]:
+        """What the cells hold: ``aggregated`` (None: every metric), ``sketched``,
+        ``per_series`` metric names. Summaries merge only when their settings are the same."""
+        return {
+            "aggregated": None
+            if self.aggregate_metrics is None
+            else sorted(self.aggregate_metrics),
+            "sketched": sorted(self.sketch_metrics),
+            "per_series": sorted(self.series_metrics),
+        }
+
     def _cell(self, name: str, members: list[int]) -> tuple[list[Any], int, int, int]:
         s = self._stats
         kind = self._meta[int(s.sid[members[0]])][1]
@@ -368,6 +396,8 @@ class SummaryBuilder:
         # Series that follow one another in time are one series renamed (chained).
         chained = all(int(s.first[b]) > int(s.last[a]) for a, b in pairwise(members))
         series = 1 if chained else len(members)
+        if self.aggregate_metrics is not None and name not in self.aggregate_metrics:
+            return [series, rows], rows, first, last
         if kind == "counter":
             increase = sum(int(s.iinc[i]) for i in members)
             if chained:
@@ -417,22 +447,41 @@ class SummaryBuilder:
 
 
 def dumps(summary: Mapping[str, Any]) -> str:
-    """``summary`` as the compact JSON the footer holds."""
-    return json.dumps(summary, separators=(",", ":"), allow_nan=True)
+    """``summary`` as the compact JSON the footer holds: the metrics a list of
+    ``[name, kind]`` and each group's cells a list of ``[metric index, *cell]`` (a metric's
+    name is not repeated per container); :func:`loads` reads it back."""
+    names = list(summary.get("metrics", {}))
+    position = {name: i for i, name in enumerate(names)}
+    compact = dict(summary)
+    compact["metrics"] = [[name, summary["metrics"][name]] for name in names]
+    compact["runs"] = [
+        {
+            **run,
+            "groups": [
+                {**group, "cells": [[position[m], *c] for m, c in group["cells"].items()]}
+                for group in run["groups"]
+            ],
+        }
+        for run in summary.get("runs", [])
+    ]
+    return json.dumps(compact, separators=(",", ":"), allow_nan=True)
 
 
 def loads(text: str | bytes | None) -> dict[str, Any] | None:
-    """The summary in ``text`` (a footer's value), None when it is missing, not JSON or not a
-    summary of a version this code reads."""
+    """The summary in ``text`` (what :func:`dumps` wrote), None when it is missing, not JSON
+    or not a summary of a version this code reads."""
     if not text:
         return None
     try:
         found = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(found, dict) or found.get("version") != SUMMARY_VERSION:
-        return None
-    if not isinstance(found.get("runs"), list):
+        if not isinstance(found, dict) or found.get("version") != SUMMARY_VERSION:
+            return None
+        names = [str(name) for name, _ in found["metrics"]]
+        found["metrics"] = {str(name): str(kind) for name, kind in found["metrics"]}
+        for run in found["runs"]:
+            for group in run["groups"]:
+                group["cells"] = {names[cell[0]]: list(cell[1:]) for cell in group["cells"]}
+    except (ValueError, TypeError, KeyError, IndexError):
         return None
     return found
 
@@ -451,6 +500,8 @@ def _merge_breakdown(a: list[Any], b: list[Any]) -> list[Any]:
 def _merge_cell(kind: str, a: list[Any], b: list[Any]) -> list[Any]:
     """Cell ``a`` then cell ``b`` (later in time) of one (run, key, metric)."""
     series, rows = max(a[0], b[0]), a[1] + b[1]
+    if len(a) == 2 or len(b) == 2:
+        return [series, rows]  # a metric without aggregates
     if kind == "counter":
         if a[2] is None or a[3] is None or b[2] is None or b[3] is None:
             return [series, rows, None, None, a[4] + b[4]]
@@ -476,11 +527,17 @@ def merge_summaries(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any] | 
     holds a run. The parts of one run are merged in time order (their ``first_ms``)."""
     parts: dict[str, list[Mapping[str, Any]]] = {}
     metrics: dict[str, str] = {}
-    key_labels: list[str] = []
+    key_labels: list[str] | None = None
+    settings: dict[str, Any] | None = None
     for summary in summaries:
         for name, kind in summary.get("metrics", {}).items():
             metrics.setdefault(name, kind)
-        key_labels = key_labels or list(summary.get("key_labels", []))
+        if key_labels is None:
+            key_labels, settings = list(summary.get("key_labels", [])), summary.get("settings")
+        elif key_labels != list(summary.get("key_labels", [])) or settings != summary.get(
+            "settings"
+        ):
+            return None  # grouped or aggregated otherwise: they do not add up
         for run in summary.get("runs", []):
             parts.setdefault(str(run["run_id"]), []).append(run)
     if not parts:
@@ -536,6 +593,7 @@ def merge_summaries(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any] | 
         "first_ms": min(r["first_ms"] for r in runs),
         "last_ms": max(r["last_ms"] for r in runs),
         "key_labels": key_labels,
+        "settings": settings,
         "metrics": dict(sorted(metrics.items())),
         "runs": runs,
     }

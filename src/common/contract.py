@@ -77,6 +77,17 @@ SUMMARY_SKETCH_METRICS: Final = (
     "container.memory.pss_bytes",
 )
 
+#: The metrics whose files' summaries hold aggregates (the others: rows only): what
+#: ``finemon summary`` shows, and the containers' CPU time.
+SUMMARY_AGGREGATE_METRICS: Final = (
+    *SUMMARY_SKETCH_METRICS,
+    "container.cpu.usage_usec",
+    "container.cpu.periods",
+    "container.cpu.throttled_periods",
+    "container.cpu.throttled_usec",
+    "container.memory.oom_kills",
+    "process.memory.pss_bytes",
+)
 #: Gauges whose files' summaries keep each series' aggregates (by its labels beyond the
 #: container's): ``finemon summary``'s top processes by PSS.
 SUMMARY_SERIES_METRICS: Final = ("process.memory.pss_bytes",)

@@ -60,6 +60,7 @@ from common.contract import (
     CONTAINER_KEY_LABELS,
     GLOBAL_LABEL_COLUMNS,
     LABEL_COLUMNS,
+    SUMMARY_AGGREGATE_METRICS,
     SUMMARY_SERIES_METRICS,
     SUMMARY_SKETCH_METRICS,
 )
@@ -640,6 +641,7 @@ class Daemon:
             summary_key_labels=CONTAINER_KEY_LABELS,
             summary_sketch_metrics=SUMMARY_SKETCH_METRICS,
             summary_series_metrics=SUMMARY_SERIES_METRICS,
+            summary_aggregate_metrics=SUMMARY_AGGREGATE_METRICS,
             run_id=self.run_id,
             auto_tick=False,
             on_flush=self.memory.after_flush,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -11,9 +10,11 @@ import pytest
 from capture.summary import (
     SUMMARY_METADATA_KEY,
     SummaryBuilder,
+    loads,
     merge_summaries,
     sketch_quantile,
 )
+from common.contract import SUMMARY_AGGREGATE_METRICS
 from tests.summary_data import CPU_USEC, OOM, PSS, record
 
 duckdb = pytest.importorskip("duckdb", reason="duckdb is not installed (pip install -e '.[query]')")
@@ -23,7 +24,23 @@ KEY = "coalesce(container_id, element_at(labels, 'cgroup')[1], pod_uid)"
 
 def footer_summary(path: Path) -> dict:
     meta = pq.read_metadata(path).metadata
-    return json.loads(meta[SUMMARY_METADATA_KEY.encode()])
+    found = loads(meta[SUMMARY_METADATA_KEY.encode()])
+    assert found is not None
+    return found
+
+
+def check_cells(summary: dict, expected: dict) -> None:
+    """The summary's cells against the scan's: rows always, aggregates where it keeps them."""
+    found = cells(summary)
+    assert set(found) == set(expected)
+    for key, cell in found.items():
+        assert cell[1] == expected[key][0], key
+        if len(cell) == 2:
+            assert key[2] not in SUMMARY_AGGREGATE_METRICS
+        elif summary["metrics"][key[2]] == "gauge":
+            assert cell[2:5] == pytest.approx(expected[key][1:]), key
+        else:
+            assert cell[4] == expected[key][1], key
 
 
 def cells(summary: dict) -> dict[tuple[str, str | None, str], list]:
@@ -75,14 +92,7 @@ def test_the_footer_summary_matches_a_scan_of_the_file(tmp_path: Path) -> None:
             ).fetchall()
         )
         assert summary["metrics"] == kinds
-        found = cells(summary)
-        expected = scanned(path)
-        assert set(found) == set(expected)
-        for key, cell in found.items():
-            if kinds[key[2]] == "gauge":
-                assert (cell[1], *cell[2:5]) == pytest.approx(expected[key]), key
-            else:
-                assert (cell[1], cell[4]) == expected[key], key
+        check_cells(summary, scanned(path))
         # The late-named container is one group, keyed by its id, with its names.
         run = summary["runs"][0]
         groups = {g["key"]: g for g in run["groups"]}
@@ -90,7 +100,7 @@ def test_the_footer_summary_matches_a_scan_of_the_file(tmp_path: Path) -> None:
         assert late["labels"].get("node_name") == "node-a"
         # A cgroup-only container, and node-wide rows under no key.
         assert "system.slice/docker-abc.scope" in groups
-        assert groups[None]["cells"].keys() == {"node.load1"}
+        assert groups[None]["cells"] == {"node.load1": [1, groups[None]["rows"]]}
         # Its processes: two series of PSS, each with its own aggregates.
         pss = groups[f"{0:064x}"]["cells"][PSS]
         assert pss[0] == 2 and len(pss[6]) == 2
@@ -120,15 +130,8 @@ def test_merged_summaries_equal_the_summary_of_all_rows(tmp_path: Path) -> None:
     files = sorted(tmp_path.rglob("*.parquet"))
     merged = merge_summaries(footer_summary(p) for p in reversed(files))
     assert merged is not None
-    found = cells(merged)
-    expected = scanned(f"{tmp_path}/**/*.parquet")
-    assert set(found) == set(expected)
-    for key, cell in found.items():
-        if merged["metrics"][key[2]] == "gauge":
-            assert (cell[1], *cell[2:5]) == pytest.approx(expected[key]), key
-        else:
-            # Chained across files in time order: the increase of the whole run.
-            assert (cell[1], cell[4]) == expected[key], key
+    # Counters chained across files in time order: the increase of the whole run.
+    check_cells(merged, scanned(f"{tmp_path}/**/*.parquet"))
     assert merged["rows"] == sum(pq.read_metadata(p).num_rows for p in files)
 
 

@@ -22,6 +22,7 @@ from common.contract import (
     CONTAINER_KEY_LABELS,
     GLOBAL_LABEL_COLUMNS,
     LABEL_COLUMNS,
+    SUMMARY_AGGREGATE_METRICS,
     SUMMARY_KEY,
     SUMMARY_SERIES_METRICS,
     SUMMARY_SKETCH_METRICS,
@@ -62,8 +63,27 @@ def read_footer(path: Path) -> Footer:
         node_name=kv.get("finemon.node_name"),
         tick_seconds=tick,
         descriptions=described if isinstance(described, dict) else {},
-        summary=loads(kv.get(SUMMARY_KEY)),
+        summary=_trusted(loads(kv.get(SUMMARY_KEY))),
     )
+
+
+#: What a summary must be made of for the analysis to use it: finemon's container key and
+#: the aggregates, sketches and per-series breakdowns its commands read.
+EXPECTED_SETTINGS: dict[str, Any] = {
+    "aggregated": sorted(SUMMARY_AGGREGATE_METRICS),
+    "sketched": sorted(SUMMARY_SKETCH_METRICS),
+    "per_series": sorted(SUMMARY_SERIES_METRICS),
+}
+
+
+def _trusted(summary: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``summary`` when it is grouped and aggregated as the analysis reads it (else None: a
+    file of another capture program, whose summary is computed from its rows instead)."""
+    if summary is None:
+        return None
+    if summary.get("key_labels") != list(CONTAINER_KEY_LABELS):
+        return None
+    return summary if summary.get("settings") == EXPECTED_SETTINGS else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +141,7 @@ def scan_summary(path: Path) -> dict[str, Any] | None:
                 key_labels=CONTAINER_KEY_LABELS,
                 sketch_metrics=SUMMARY_SKETCH_METRICS,
                 series_metrics=SUMMARY_SERIES_METRICS,
+                aggregate_metrics=SUMMARY_AGGREGATE_METRICS,
             )
             points = con.execute(
                 """SELECT sid, ms, value_int, value_float FROM rows WHERE run_id = $r
