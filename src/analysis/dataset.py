@@ -69,7 +69,7 @@ _NAMES_TABLE = "_container_names"
 #: the length of the footer (the file's metadata).
 _PARQUET_MAGIC = b"PAR1"
 #: What :func:`parquet_problem` says of a file that a compaction replaced since the listing.
-_COMPACTING = "replaced by a compaction"
+COMPACTING = "replaced by a compaction"
 #: Unreadable files named in the warning; the rest are counted.
 _NAMED_AT_MOST = 3
 
@@ -140,7 +140,7 @@ def parquet_problem(path: Path) -> str | None:
                 return "empty"
             head = file.read(len(PLACEHOLDER_MAGIC))
             if head == PLACEHOLDER_MAGIC:
-                return _COMPACTING
+                return COMPACTING
             if head[:4] != _PARQUET_MAGIC:
                 return "not a Parquet file"
             if size < 12:
@@ -148,7 +148,7 @@ def parquet_problem(path: Path) -> str | None:
             file.seek(-8, os.SEEK_END)
             tail = file.read(8)
     except FileNotFoundError:
-        return _COMPACTING
+        return COMPACTING
     except OSError as exc:
         return exc.strerror or str(exc)
     if tail[4:] != _PARQUET_MAGIC or int.from_bytes(tail[:4], "little") + 12 > size:
@@ -165,7 +165,7 @@ def readable_parquet_files(directory: Path) -> tuple[list[Path], list[tuple[Path
     unreadable: list[tuple[Path, str]] = []
     for path in parquet_files(directory):
         problem = parquet_problem(path)
-        if problem == _COMPACTING:
+        if problem == COMPACTING:
             raise AnalysisError(
                 f"{path}: replaced or removed while being read (a compaction is swapping files "
                 "in); run the command again"
@@ -394,6 +394,7 @@ def connect(
     *,
     run_id: str | None = None,
     container_keys: Sequence[str] | None = None,
+    files: Sequence[Path] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with ``metrics``, ``containers``, ``rate`` and ``increase``
     over the finemon output ``directory`` (see the module's documentation). Times are in UTC;
@@ -401,7 +402,8 @@ def connect(
 
     ``directory`` may be a single ``.parquet`` file. ``run_id`` keeps only that run's rows,
     ``container_keys`` only those containers' (by ``container_key``: their ``container_id``,
-    else their ``cgroup`` label; node-wide rows are left out then).
+    else their ``cgroup`` label; node-wide rows are left out then). ``files``, when given, are
+    the only files read (those an index picked: :mod:`analysis.query.dataset_index`).
 
     Files that cannot be read (empty, truncated, not Parquet) are left out with an
     :class:`UnreadableFilesWarning` naming them. Raises :class:`MissingExtraError` without
@@ -410,7 +412,10 @@ def connect(
     """
     duckdb_module = require("duckdb")
     path = Path(directory)
-    files, unreadable = readable_parquet_files(path)
+    if files is None:
+        files, unreadable = readable_parquet_files(path)
+    else:
+        files, unreadable = list(files), []
     if unreadable:
         if not files:
             raise AnalysisError(
