@@ -209,9 +209,18 @@ def _source_sql(files: Sequence[Path]) -> str:
     )
 
 
-def _selection_sql(run_id: str | None, container_ids: Sequence[str] | None) -> str:
-    """The WHERE clause keeping one run's rows and some containers' (empty for all rows)."""
+def _selection_sql(
+    run_id: str | None,
+    container_ids: Sequence[str] | None,
+    time_range_ms: tuple[int, int] | None = None,
+) -> str:
+    """The WHERE clause keeping one run's rows, some containers' and a time range's (empty for
+    all rows)."""
     conditions = []
+    if time_range_ms is not None:
+        low, high = time_range_ms
+        low_us, high_us = int(low) * 1000, int(high) * 1000
+        conditions.append(f"time >= make_timestamp({low_us}) AND time <= make_timestamp({high_us})")
     if run_id is not None:
         conditions.append(f"run_id = {sql_string(run_id)}")
     if container_ids is not None:
@@ -395,6 +404,7 @@ def connect(
     run_id: str | None = None,
     container_keys: Sequence[str] | None = None,
     files: Sequence[Path] | None = None,
+    time_range_ms: tuple[int, int] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with ``metrics``, ``containers``, ``rate`` and ``increase``
     over the finemon output ``directory`` (see the module's documentation). Times are in UTC;
@@ -403,7 +413,8 @@ def connect(
     ``directory`` may be a single ``.parquet`` file. ``run_id`` keeps only that run's rows,
     ``container_keys`` only those containers' (by ``container_key``: their ``container_id``,
     else their ``cgroup`` label; node-wide rows are left out then). ``files``, when given, are
-    the only files read (those an index picked: :mod:`analysis.query.dataset_index`).
+    the only files read (those an index picked: :mod:`analysis.query.dataset_index`);
+    ``time_range_ms`` (epoch ms, both ends included) keeps only the rows of those ticks.
 
     Files that cannot be read (empty, truncated, not Parquet) are left out with an
     :class:`UnreadableFilesWarning` naming them. Raises :class:`MissingExtraError` without
@@ -435,7 +446,7 @@ def connect(
         missing = [name for name in ("time", "metric_name", "run_id") if name not in columns]
         if missing:
             raise AnalysisError(f"{path}: not finemon data (no column {', '.join(missing)})")
-        selection = _selection_sql(run_id, container_keys)
+        selection = _selection_sql(run_id, container_keys, time_range_ms)
         for statement in _view_sql(source, columns, _partition_keys(files), selection):
             con.execute(statement)
     except duckdb_module.Error as exc:

@@ -226,3 +226,38 @@ def test_a_question_about_one_container_and_some_minutes_opens_only_its_files(
         assert opened == len(overlapping) == 2
         whole = sum(p.stat().st_size for p in dataset.rglob("*.parquet"))
         assert 0 < read < whole / 4
+
+
+def test_finemon_query_with_a_range_and_a_container_reads_only_their_files(
+    tmp_path: Path,
+) -> None:
+    from analysis.query.times import utc
+    from analysis.query_cli import run_query
+
+    dataset = tmp_path
+    record(dataset, ticks=400, ticks_per_file=40, containers=3)
+    index = open_local_index(dataset)
+    key = f"{1:064x}"
+    start, end = utc((START_SECONDS + 100) * 1000), utc((START_SECONDS + 150) * 1000)
+    sql = "SELECT metric_name, count(*), min(time), max(time) FROM metrics GROUP BY 1 ORDER BY 1"
+    expected = run_query(
+        dataset,
+        f"""SELECT metric_name, count(*), min(time), max(time) FROM metrics
+        WHERE container_key = '{key}' AND time BETWEEN '{start}' AND '{end}'
+        GROUP BY 1 ORDER BY 1""",
+    )
+    # Every file outside the range is made unreadable, its size and mtime kept: the index
+    # still trusts it, so a query that opened it would fail.
+    inside = {
+        f.path for f in index.files.values()
+        if f.first_ms <= (START_SECONDS + 150) * 1000 and f.last_ms >= (START_SECONDS + 100) * 1000
+    }  # fmt: skip
+    assert 0 < len(inside) < len(index.files) / 3
+    for f in index.files.values():
+        if f.path not in inside:
+            path = dataset / f.path
+            stat = path.stat()
+            path.write_bytes(b"x" * stat.st_size)
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    found = run_query(dataset, sql, start=start, end=end, container_keys=[key])
+    assert found == expected and found.rows
