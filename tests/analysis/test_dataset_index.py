@@ -261,3 +261,18 @@ def test_finemon_query_with_a_range_and_a_container_reads_only_their_files(
             os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     found = run_query(dataset, sql, start=start, end=end, container_keys=[key])
     assert found == expected and found.rows
+
+
+def test_an_unreadable_file_is_warned_of_once_not_seen_as_new_at_every_look(
+    tmp_path: Path,
+) -> None:
+    from analysis.errors import UnreadableFilesWarning
+    from analysis.query.explorer import Explorer
+
+    record(tmp_path, ticks=60, ticks_per_file=30)
+    (next(tmp_path.rglob("*.parquet")).parent / "junk.parquet").write_bytes(b"junk")
+    with pytest.warns(UnreadableFilesWarning, match="junk.parquet"):
+        explorer = Explorer(tmp_path)
+    with explorer:
+        assert explorer.refresh() is False  # a live viewer's look: nothing new
+        assert explorer.containers()

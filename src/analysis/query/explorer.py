@@ -155,6 +155,15 @@ class Explorer:
             )
             for f in index.files.values()
         }
+        for relative, _problem in index.stats.unreadable:
+            # Known by their signature, so that refresh() does not see them as new each time.
+            path = self.directory / relative
+            try:
+                files[path] = FileFooter(
+                    path, footers.signature(path), None, None, None, 0, None, None, {}
+                )
+            except OSError:
+                continue
         if self._con is not None and not index.stats.unreadable:
             self._con.close()
             self._con = None
