@@ -9,8 +9,11 @@ Built on the ``mcp`` SDK (the ``mcp`` extra: ``pip install 'finemon[mcp]'``) and
     Containers by search words and label filters (namespace, pod, qos, node).
 ``list_metrics``
     Metric names with kind, unit, description and series count.
+``list_labels``
+    A metric's label keys and values (a ``target.*`` metric's tags), what filters take.
 ``get_series``
-    A metric's downsampled series (mean, min and max per time bucket, counters as rates).
+    A metric's downsampled series (mean, min and max per time bucket, counters as rates),
+    optionally filtered by labels (``key=value``) and with the series of no container.
 ``analyze_container``
     CPU and memory peaks, changepoints and periodicity, throttling, OOM kills, starts/stops.
 ``compare_reported``
@@ -47,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from analysis.errors import AnalysisError, MissingExtraError
+from analysis.query.labels import parse_label_filters
 from analysis.source import add_source_arguments, local_directory
 
 if TYPE_CHECKING:
@@ -91,7 +95,9 @@ metric_name, metric_kind, value_int, value_float, namespace, pod_name, container
 container_id, qos_class, node_name, labels map, container_key, series), the view
 `containers` and the table macros rate('counter') and increase('counter'). Times are UTC.
 Metrics named target.* are what the watched agent reported about itself (finemon run
---intake-port); compare_reported puts one beside the kernel's figures for the same container.
+--intake-port); their tags are labels (list_labels; get_series labels=["key=value"]), those of
+no container come with get_series node_wide=true; compare_reported puts one beside the
+kernel's figures for the same container.
 """
 
 
@@ -181,6 +187,7 @@ def build_server(explorer: Explorer, *, name: str = "finemon") -> MCPServer:
         raise MissingExtraError(
             f"the mcp package is not installed (it comes with the mcp extra: {MCP_INSTALL_HINT})"
         ) from exc
+    from analysis.query.reported import PAIRS  # noqa: PLC0415
     from common.version import __version__  # noqa: PLC0415
 
     server: MCPServer = MCPServer(
@@ -260,6 +267,21 @@ def build_server(explorer: Explorer, *, name: str = "finemon") -> MCPServer:
         }
 
     @server.tool(annotations=read_only)
+    def list_labels(
+        metric: str, containers: list[str] | None = None, node_wide: bool = False
+    ) -> dict[str, Any]:
+        """The label keys of a metric's series, each with its values (at most 100, sorted)
+        and their count: what get_series' `labels` filters take ('key=value'). Of the
+        series of `containers` (keys or names), and with `node_wide` of those of no
+        container (the agent's own target.* metrics)."""
+        try:
+            keys = container_keys(containers or [])
+            found = fresh().label_values(metric, keys, node_wide=node_wide or not keys)
+        except AnalysisError as exc:
+            raise ToolError(str(exc)) from None
+        return {"metric": metric, "labels": jsonable(found)}
+
+    @server.tool(annotations=read_only)
     def get_series(
         metric: str,
         containers: list[str],
@@ -267,13 +289,19 @@ def build_server(explorer: Explorer, *, name: str = "finemon") -> MCPServer:
         end: str | None = None,
         max_points: int = 200,
         process: bool = False,
+        labels: list[str] | None = None,
+        node_wide: bool = False,
     ) -> dict[str, Any]:
         """A metric's series for up to 20 containers (keys or names) between `start` and `end`
         (ISO 8601, UTC by default; the whole dataset when omitted), downsampled to at most
         `max_points` (max 2000) time buckets. Each point is [epoch seconds, mean, min, max]
         of its bucket. Counters come as per-second rates (unit '<unit>/s'). For process.*
         metrics the processes are summed per container unless `process` is true (then one
-        series per process, labelled 'comm (pid)')."""
+        series per process, labelled 'comm (pid)'). `labels`: filters 'key=value' on the
+        series' labels (a target.* metric's tags: 'source_type_name=System',
+        'tag.canary=true'); several values of one key are alternatives, different keys must
+        all match. `node_wide`: also the series of no container (container_key ''), such as
+        the agent's own target.* metrics; `containers` may then be empty."""
         try:
             if len(containers) > MAX_SERIES_CONTAINERS:
                 raise AnalysisError(f"at most {MAX_SERIES_CONTAINERS} containers per call")
@@ -285,6 +313,8 @@ def build_server(explorer: Explorer, *, name: str = "finemon") -> MCPServer:
                 _time(end, "end"),
                 max_points=max(2, min(max_points, MAX_SERIES_POINTS)),
                 process=process,
+                labels=parse_label_filters(labels or []),
+                node_wide=node_wide,
             )
         except AnalysisError as exc:
             raise ToolError(str(exc)) from None
@@ -326,7 +356,7 @@ def build_server(explorer: Explorer, *, name: str = "finemon") -> MCPServer:
     @server.tool(annotations=read_only)
     def compare_reported(
         container: str,
-        reported: str = DEFAULT_REPORTED,
+        reported: str = PAIRS[0].reported,
         observed: list[str] | None = None,
         start: str | None = None,
         end: str | None = None,
@@ -338,22 +368,27 @@ def build_server(explorer: Explorer, *, name: str = "finemon") -> MCPServer:
         reported metric's span (or `start`..`end`, ISO 8601). Each point is [epoch seconds,
         reported mean, then each observed metric's mean]; `difference` gives, per observed
         metric, the mean and the largest absolute value of reported minus observed over the
-        buckets that have both. Defaults: the agent's container.memory.usage against
-        container.memory.usage_bytes and container.memory.working_set_bytes."""
+        buckets that have both. Known pairs (`observed` defaults to the pair's; the reported
+        values are scaled to the observed `unit` by `reported_scale`): the agent's
+        container.memory.usage against container.memory.usage_bytes and
+        container.memory.working_set_bytes (the default), container.memory.working_set and
+        container.memory.rss against finemon's working set and RSS, container.cpu.usage
+        (nanocores) against container.cpu.usage_millicores."""
         try:
             explorer = fresh()
             key = resolve_container(explorer, container).key
-            return reported_vs_observed(
-                explorer,
+            comparison = explorer.reported_vs_observed(
                 key,
                 reported,
-                list(observed) if observed else list(DEFAULT_OBSERVED),
+                list(observed) if observed else None,
                 _time(start, "start"),
                 _time(end, "end"),
                 max(2, min(max_points, MAX_SERIES_POINTS)),
             )
         except AnalysisError as exc:
             raise ToolError(str(exc)) from None
+        result: dict[str, Any] = jsonable(comparison)
+        return result
 
     @server.tool(annotations=read_only)
     def compare_runs(
@@ -437,85 +472,6 @@ def build_server(explorer: Explorer, *, name: str = "finemon") -> MCPServer:
         }
 
     return server
-
-
-#: ``compare_reported``'s defaults: the agent's container memory against the kernel's.
-DEFAULT_REPORTED = "target.container.memory.usage"
-DEFAULT_OBSERVED = ("container.memory.usage_bytes", "container.memory.working_set_bytes")
-#: Most observed metrics one comparison takes.
-MAX_OBSERVED = 5
-
-
-def reported_vs_observed(
-    explorer: Explorer,
-    container_key: str,
-    reported: str,
-    observed: Sequence[str],
-    start: datetime | None,
-    end: datetime | None,
-    max_points: int,
-) -> dict[str, Any]:
-    """The ``compare_reported`` answer (see the tool), from one bounded SQL query. Raises
-    AnalysisError for a bad request or when the container has no row of ``reported``."""
-    from analysis.dataset import sql_string  # noqa: PLC0415 - duckdb, from the analysis extra
-
-    if not reported.startswith("target."):
-        raise AnalysisError(f"reported must be a target.* metric (the agent's), got {reported!r}")
-    if not observed or len(observed) > MAX_OBSERVED:
-        raise AnalysisError(f"give 1 to {MAX_OBSERVED} observed metrics")
-    names = [reported, *observed]
-    where = [
-        f"container_key = {sql_string(container_key)}",
-        f"metric_name IN ({', '.join(sql_string(n) for n in names)})",
-    ]
-    if start is not None:
-        where.append(f"time >= {sql_string(start.isoformat())}::TIMESTAMPTZ")
-    if end is not None:
-        where.append(f"time <= {sql_string(end.isoformat())}::TIMESTAMPTZ")
-    means = ", ".join(
-        f"avg(value) FILTER (WHERE metric_name = {sql_string(name)})" for name in names
-    )
-    query = f"""
-        WITH m AS (
-            SELECT epoch(time) AS t, metric_name,
-                coalesce(value_float, CAST(value_int AS DOUBLE)) AS value
-            FROM metrics WHERE {" AND ".join(where)}
-        ), span AS (
-            SELECT min(t) AS t0, max(t) AS t1 FROM m WHERE metric_name = {sql_string(reported)}
-        ), b AS (
-            SELECT t0, t1, greatest(1, ceil((t1 - t0 + 1) / {int(max_points)})) AS seconds
-            FROM span
-        )
-        SELECT floor((m.t - b.t0) / b.seconds) * b.seconds + b.t0 AS bucket,
-            any_value(b.seconds) AS seconds, {means}
-        FROM m, b WHERE m.t BETWEEN b.t0 AND b.t1
-        GROUP BY bucket ORDER BY bucket"""
-    result = explorer.sql(query, limit=max_points + 1)
-    if not result.rows:
-        raise AnalysisError(f"container {container_key} has no rows of {reported}")
-    rows: list[tuple[Any, ...]] = [tuple(row) for row in result.rows]
-    points: list[list[float | None]] = [
-        [float(row[0]), *(None if v is None else float(v) for v in row[2:])] for row in rows
-    ]
-    difference: dict[str, dict[str, float | None]] = {}
-    for index, name in enumerate(observed, start=2):
-        gaps = [
-            reported_mean - observed_mean
-            for p in points
-            if (reported_mean := p[1]) is not None and (observed_mean := p[index]) is not None
-        ]
-        difference[name] = {
-            "mean": sum(gaps) / len(gaps) if gaps else None,
-            "max_abs": max((abs(g) for g in gaps), default=None),
-        }
-    return {
-        "container_key": container_key,
-        "reported": reported,
-        "observed": list(observed),
-        "bucket_seconds": float(rows[0][1]),
-        "points": jsonable(points),
-        "difference": jsonable(difference),
-    }
 
 
 def _run_sql_description() -> str:

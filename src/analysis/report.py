@@ -4,7 +4,8 @@ The page inlines plotly.js (from the ``plotly`` package of the ``analysis`` extr
 so it opens from a file with no network. Charts: CPU (usage and limit, millicores), memory
 (working set, usage and limit, MiB), PSS of the top processes of each container (MiB), CPU
 throttling (ms throttled per second) and pressure stall (PSI ``some`` avg10, %, CPU, memory or
-I/O), with OOM kills, container starts and stops and finemon runs marked on every chart and
+I/O), with OOM kills, container starts and stops, finemon runs and their phases (``finemon
+mark``) marked on every chart and
 listed in a table (click a row to zoom to the two minutes around it). Zooming one chart zooms
 them all; the side list picks the containers drawn.
 
@@ -31,8 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 from analysis.dataset import CONTAINER_ROWS, connect, container_names_of, label_sql
 from analysis.errors import AnalysisError, one_line, require
+from analysis.query.files import read_manifests
 from analysis.query.index import index_containers
-from analysis.query.markers import find_markers
+from analysis.query.markers import find_markers, find_phase_marks, phase_markers
 from analysis.query.names import ContainerLabels, ContainerName, full_name
 from analysis.query.series import bucket_ms
 from analysis.report_page import PAGE_SCRIPT, PAGE_STYLE
@@ -136,8 +138,15 @@ def _dense(buckets: list[int], values: list[float | None]) -> tuple[int, list[fl
 class _ReportBuilder:
     """Runs the report's queries on ``con`` and assembles the page's data."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, max_points: int, top: int) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        max_points: int,
+        top: int,
+        manifests: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         self.con = con
+        self.manifests = manifests or {}
         self.max_points = max_points
         self.top = top
         self.containers: dict[tuple[str, str], int] = {}
@@ -249,7 +258,7 @@ class _ReportBuilder:
 
     def events(self) -> list[dict[str, Any]]:
         """The finemon runs' first and last ticks, and the markers the viewer shows
-        (:func:`analysis.query.markers.find_markers`: OOM kills, starts and stops)."""
+        (:mod:`analysis.query.markers`: OOM kills, starts and stops, the runs' phases)."""
         found: list[dict[str, Any]] = []
         runs = self.con.execute(
             """SELECT run_id, max(node_name), min(epoch_ms(time)), max(epoch_ms(time))
@@ -263,6 +272,13 @@ class _ReportBuilder:
             found.append(
                 {"t": last, "kind": "run", "c": -1, "text": f"end of run {run_id[:8]}{where}"}
             )
+        in_data = {str(run_id) for run_id, *_ in runs}
+        marks = [m for m in find_phase_marks(self._query, self.manifests) if m.run_id in in_data]
+        for marker in phase_markers(marks, self.first_ms, self.last_ms):
+            found.append(
+                {"t": round(marker.time * 1000), "kind": "phase", "c": -1,
+                 "text": f"{marker.text} (run {marker.run_id[:8]})"}
+            )  # fmt: skip
         index = index_containers(self._query)
         markers = find_markers(
             self._query,
@@ -383,7 +399,8 @@ def build_report_data(
     duckdb_module = require("duckdb")
     con = connect(directory, run_id=run_id, container_keys=container_keys)
     try:
-        builder = _ReportBuilder(con, max_points, max(0, top_processes))
+        manifests = read_manifests(Path(directory)) if Path(directory).is_dir() else {}
+        builder = _ReportBuilder(con, max_points, max(0, top_processes), manifests)
         return builder.build(title or f"finemon report: {directory}", str(directory))
     except duckdb_module.Error as exc:
         raise AnalysisError(f"{directory}: {one_line(str(exc))}") from None

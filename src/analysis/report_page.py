@@ -63,7 +63,8 @@ PAGE_SCRIPT = r"""
     oom: { color: "#b42318", symbol: "x", dash: "solid", label: "OOM kill" },
     start: { color: "#12b76a", symbol: "triangle-up", dash: "dot", label: "container start" },
     stop: { color: "#667085", symbol: "triangle-down", dash: "dot", label: "container stop" },
-    run: { color: "#2563eb", symbol: "diamond", dash: "dash", label: "finemon run" }
+    run: { color: "#2563eb", symbol: "diamond", dash: "dash", label: "finemon run" },
+    phase: { color: "#7c3aed", symbol: "star", dash: "dashdot", label: "phase" }
   };
   var MAX_SHAPES = 300;
   var CHARTS = [
@@ -149,9 +150,11 @@ PAGE_SCRIPT = r"""
 
   function shapes() {
     var events = visibleEvents().filter(function (e) { return e.kind !== "run"; });
+    // OOM kills and phase marks first: the starts and stops are what is cut past MAX_SHAPES.
     var ooms = events.filter(function (e) { return e.kind === "oom"; });
-    var rest = events.filter(function (e) { return e.kind !== "oom"; });
-    return ooms.concat(rest).slice(0, MAX_SHAPES).map(function (e) {
+    var phases = events.filter(function (e) { return e.kind === "phase"; });
+    var rest = events.filter(function (e) { return e.kind !== "oom" && e.kind !== "phase"; });
+    return ooms.concat(phases, rest).slice(0, MAX_SHAPES).map(function (e) {
       var style = EVENT_STYLE[e.kind];
       return { type: "line", xref: "x", yref: "paper", x0: e.t, x1: e.t, y0: 0, y1: 1,
         line: { color: style.color, width: e.kind === "oom" ? 1.5 : 1, dash: style.dash },

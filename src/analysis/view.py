@@ -10,18 +10,32 @@ The API (GET only; times are epoch seconds; ``container`` may repeat)::
     /api/range                      the recorded range and the dataset's folder
     /api/status                     a version that changes when new files land (live mode)
     /api/containers?search&namespace&pod&qos&node
-                                    containers matching every word of the search, and every
-                                    label value to filter on
+                                    containers matching every word of the search, every
+                                    label value to filter on, and the agent metrics
+                                    reported about each container (``reported``)
     /api/metrics?search             metrics whose name or description holds every word
-    /api/series?metric&container&start&end&max_points&envelope
+    /api/series?metric&container&start&end&max_points&envelope&label&node_wide
                                     downsampled series (mean, min, max per time bucket;
-                                    envelope=0: the means only)
+                                    envelope=0: the means only; label=key=value, may
+                                    repeat: only the series whose labels pass; node_wide=1:
+                                    also the series of no container, by default only for a
+                                    metric that has no container's series)
+    /api/labels?metric&container&node_wide
+                                    a metric's label keys and their values
+    /api/reported?container&reported&start&end&max_points
+                                    what the agent reported about the container beside
+                                    finemon's figures, and their difference, per pair
+    /api/runs                       the runs: first and last tick, experiment, variant, phases
+    /api/overlay?metric&container&run&phase&max_points&label&node_wide
+                                    a metric's series of each run (run repeats), times in
+                                    seconds since its first tick or its phase's mark
     /api/processes?container&start&end&max_points
                                     per-process PSS of one container
     /api/markers?container&start&end
                                     OOM kills, container starts and stops
-    /api/studies?metric&container&start&end
+    /api/studies?metric&container&start&end&series&node_wide
                                     periodicity and changepoints of one container's series
+                                    (of a series of no container without one)
 
 Errors are JSON ``{"error": "one line"}`` with status 400 (a bad request or dataset), 404 (no
 such path), 405 (not GET) or 500. Bound to the loopback address, the server also refuses
@@ -44,6 +58,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from analysis.errors import AnalysisError, require
+from analysis.query.labels import parse_label_filters
 from analysis.query.search import CONTAINER_FILTERS, search_containers, search_metrics
 from analysis.query.series import DEFAULT_MAX_POINTS
 
@@ -54,6 +69,7 @@ if TYPE_CHECKING:
 
     from analysis.query.explorer import Explorer
     from analysis.query.index import ContainerInfo, MetricInfo
+    from analysis.query.reported import ReportedComparison, ReportedPair
 
 #: How to get the web server's dependencies.
 VIEW_INSTALL_HINT = "pip install 'finemon[view]'"
@@ -161,11 +177,42 @@ def _max_points(request: Request) -> int:
     return value
 
 
+def _labels(request: Request) -> dict[str, frozenset[str]]:
+    """The ``label=key=value`` filters (:mod:`analysis.query.labels`)."""
+    return parse_label_filters(request.query_params.getlist("label"))
+
+
 def _containers(request: Request, *, required: bool = False) -> list[str]:
     keys = [key for key in request.query_params.getlist("container") if key]
     if required and not keys:
         raise BadRequestError("missing parameter 'container'")
     return keys
+
+
+def reported_series(found: ReportedComparison) -> list[dict[str, Any]]:
+    """A comparison's columns as series a chart draws (``key``, ``label``, ``unit``, ``times``,
+    ``values``): the reported figure, each observed one, then each difference (reported minus
+    observed)."""
+    times = [p[0] for p in found.points]
+
+    def column(index: int) -> list[float | None]:
+        return [p[index] for p in found.points]
+
+    def gap(index: int) -> list[float | None]:
+        return [None if r is None or o is None else r - o
+                for r, o in zip(column(1), column(index), strict=True)]  # fmt: skip
+
+    short = found.reported.removeprefix("target.")
+    series = [{"key": found.reported, "label": f"reported: {short}", "role": "reported",
+               "values": column(1)}]  # fmt: skip
+    for index, name in enumerate(found.observed, start=2):
+        series.append({"key": name, "label": f"observed: {name}", "role": "observed",
+                       "values": column(index)})  # fmt: skip
+    for index, name in enumerate(found.observed, start=2):
+        series.append({"key": f"difference|{name}", "label": f"reported - {name}",
+                       "role": "difference", "values": gap(index)})  # fmt: skip
+    return [{**s, "unit": found.unit, "times": times, "container_key": found.container_key}
+            for s in series]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ the service
@@ -197,6 +244,7 @@ class ViewService:
         self._resyncing = threading.Event()
         self._metrics: tuple[int, list[MetricInfo]] | None = None
         self._containers: tuple[int, list[ContainerInfo]] | None = None
+        self._reported: tuple[int, dict[str, list[ReportedPair]]] | None = None
 
     def locked(self, work: Callable[[], T]) -> T:
         """Run ``work`` holding the Explorer's lock."""
@@ -268,7 +316,40 @@ class ViewService:
             name: sorted({v for c in every if (v := getattr(c, attribute, None))})
             for name, attribute in CONTAINER_FILTERS.items()
         }
-        return {"containers": jsonable(found), "facets": facets, "total": len(every)}
+        reported = {key: [p.reported for p in pairs] for key, pairs in self.reported().items()}
+        return {"containers": jsonable(found), "facets": facets, "total": len(every),
+                "reported": reported}  # fmt: skip
+
+    def reported(self) -> dict[str, list[ReportedPair]]:
+        """The reported-vs-observed pairs of each container the agent reported on, kept until
+        new files land."""
+        every = self.all_metrics()  # (listing them is what tells whether to look)
+        with self._lock:
+            if self._reported is None or self._reported[0] != self.version:
+                pairs = self.explorer.reported_pairs() if every else {}
+                self._reported = (self.version, pairs)
+            return self._reported[1]
+
+    def reported_vs_observed(self, request: Request) -> dict[str, Any]:
+        """Each pair of :data:`analysis.query.reported.PAIRS` the agent reported for the
+        container, compared (:meth:`Explorer.reported_vs_observed`), with the series a panel
+        draws: the reported figure, each observed one, and each difference."""
+        (key,) = _containers(request, required=True)[:1]
+        start, end = _range(request)
+        max_points = _max_points(request)
+        wanted = _text(request, "reported")
+        pairs = [p for p in self.reported().get(key, []) if wanted in (None, p.reported)]
+        comparisons = []
+        with self._lock:
+            for pair in pairs:
+                try:
+                    found = self.explorer.reported_vs_observed(
+                        key, pair.reported, None, start, end, max_points
+                    )
+                except AnalysisError:  # nothing reported in this range
+                    continue
+                comparisons.append({**jsonable(found), "series": reported_series(found)})
+        return {"container_key": key, "comparisons": comparisons}
 
     def metrics(self, request: Request) -> dict[str, Any]:
         """The dataset's metrics whose name or description holds every word of ``search``
@@ -283,13 +364,67 @@ class ViewService:
         keys = _containers(request)
         start, end = _range(request)
         max_points = _max_points(request)
+        labels = _labels(request)
+        node_wide = self._node_wide(request, metric)
         with self._lock:
-            found = self.explorer.series(metric, keys, start, end, max_points=max_points)
+            found = self.explorer.series(
+                metric, keys, start, end, max_points=max_points, labels=labels,
+                node_wide=node_wide,
+            )  # fmt: skip
         series = jsonable(found)
         if _text(request, "envelope") == "0":  # the overview strip: means only, half the bytes
             for item in series:
                 del item["mins"], item["maxs"]
         return {"metric": metric, "series": series}
+
+    def _node_wide(self, request: Request, metric: str) -> bool:
+        """Whether to draw ``metric``'s series of no container: ``node_wide=1`` or ``0`` as
+        asked, else when the metric has no container's series at all (an agent's own
+        ``target.*`` metric, finemon's): those are drawn whatever the containers picked."""
+        asked = _text(request, "node_wide")
+        if asked is not None:
+            return asked == "1"
+        info = next((m for m in self.all_metrics() if m.name == metric), None)
+        return info is not None and info.containers == 0
+
+    def labels(self, request: Request) -> dict[str, Any]:
+        """The label keys of a metric's series (of the containers, and of none with
+        ``node_wide=1``) and their values: what ``label=key=value`` filters take."""
+        metric = _text(request, "metric", required=True)
+        assert metric is not None
+        keys = _containers(request)
+        node_wide = self._node_wide(request, metric)
+        with self._lock:
+            found = self.explorer.label_values(metric, keys, node_wide=node_wide)
+        return {"metric": metric, "labels": jsonable(found)}
+
+    def runs(self) -> dict[str, Any]:
+        """The runs one can overlay: first and last tick, experiment, variant, phases."""
+        from analysis.query.overlay import list_runs  # noqa: PLC0415
+
+        with self._lock:
+            return {"runs": jsonable(list_runs(self.explorer))}
+
+    def overlay(self, request: Request) -> dict[str, Any]:
+        """A metric's series of each ``run`` (two or more), in seconds since the run's start
+        or its ``phase`` mark (:func:`analysis.query.overlay.overlay`)."""
+        from analysis.query.overlay import overlay  # noqa: PLC0415
+
+        metric = _text(request, "metric", required=True)
+        assert metric is not None
+        runs = [run for run in request.query_params.getlist("run") if run]
+        if not runs:
+            raise BadRequestError("missing parameter 'run'")
+        keys = _containers(request)
+        labels = _labels(request)
+        node_wide = self._node_wide(request, metric)
+        max_points = _max_points(request)
+        with self._lock:
+            found = overlay(
+                self.explorer, metric, keys, runs, phase=_text(request, "phase"),
+                max_points=max_points, labels=labels, node_wide=node_wide,
+            )  # fmt: skip
+        return jsonable(found)  # type: ignore[no-any-return]
 
     def processes(self, request: Request) -> dict[str, Any]:
         (key,) = _containers(request, required=True)[:1]
@@ -311,13 +446,17 @@ class ViewService:
 
         metric = _text(request, "metric", required=True)
         assert metric is not None
-        (key,) = _containers(request, required=True)[:1]
+        # No container: a series of none (an agent's own metric), when the metric has such.
+        node_wide = self._node_wide(request, metric)
+        keys = _containers(request, required=not node_wide)[:1]
+        key = keys[0] if keys else ""
         start, end = _range(request)
         process = _text(request, "process") == "1"
         with self._lock:
             found = self.explorer.series(
-                metric, [key], start, end, max_points=STUDY_POINTS, process=process
-            )
+                metric, keys, start, end, max_points=STUDY_POINTS, process=process,
+                node_wide=node_wide and not keys,
+            )  # fmt: skip
         wanted = _text(request, "series")
         if wanted is not None:
             found = [s for s in found if s.key == wanted]
@@ -400,6 +539,10 @@ def create_app(
         Route("/api/containers", endpoint(service.containers), methods=["GET"]),
         Route("/api/metrics", endpoint(service.metrics), methods=["GET"]),
         Route("/api/series", endpoint(service.series), methods=["GET"]),
+        Route("/api/labels", endpoint(service.labels), methods=["GET"]),
+        Route("/api/reported", endpoint(service.reported_vs_observed), methods=["GET"]),
+        Route("/api/runs", endpoint(lambda r: service.runs()), methods=["GET"]),
+        Route("/api/overlay", endpoint(service.overlay), methods=["GET"]),
         Route("/api/processes", endpoint(service.processes), methods=["GET"]),
         Route("/api/markers", endpoint(service.markers), methods=["GET"]),
         Route("/api/studies", endpoint(service.studies), methods=["GET"]),

@@ -20,9 +20,12 @@ VIEW_DESCRIPTION = f"""\
 Serve a web page over the dataset in DIR (on http://127.0.0.1:8050/ by default) until
 interrupted: search containers by name and filter them by namespace, pod, QoS class and node;
 search metrics; add panels (a metric over the picked containers, or the PSS of one container's
-processes), whose zoom and cursor move together; pick the range on an overview strip; OOM kills
-and container starts and stops marked on every chart; study a series (its period, by
-autocorrelation, and the points where its mean changes); live mode follows the files finemon
+processes), whose zoom and cursor move together; filter a metric's series by their labels
+(the watched agent's tags); put what the agent reported about a container beside finemon's
+figures ("reported vs observed"); overlay two runs aligned at their start or at a phase;
+pick the range on an overview strip; OOM kills, container starts and stops and the runs'
+phases marked on every chart; study a series (its period, by autocorrelation, and the points
+where its mean changes); live mode follows the files finemon
 writes as they land (for s3://, the mirror is brought up to date every 15 s while live). The
 view is kept in the page's address (a link reopens it) and can be saved and loaded as a JSON
 dashboard. Data is downsampled by the server to the chart's width. The page and its chart

@@ -33,6 +33,7 @@ TOOLS = {
     "list_containers",
     "list_metrics",
     "get_series",
+    "list_labels",
     "analyze_container",
     "compare_reported",
     "run_sql",

@@ -148,3 +148,34 @@ def test_a_day_for_100_containers_opens_quickly(
     click(browser, "[data-pick=all]")
     assert browser.evaluate("document.querySelectorAll('#containers input:checked').length") == 100
     assert browser.problems() == []
+
+
+def test_the_runs_phases_are_marked_on_every_chart_and_listed(
+    browser: Browser, tmp_path: Path
+) -> None:
+    from tests.analysis import recorded as rec
+
+    data = rec.write_two_runs(tmp_path / "finemon-out")
+    report = write_report(data, tmp_path / "report.html").path
+    open_report(browser, report)
+    assert browser.problems() == []
+    marks = [round(rec.mark_seconds(rec.RUN_A) * 1000), round((rec.RUN_A_START + 40.25) * 1000),
+             round(rec.mark_seconds(rec.RUN_B) * 1000)]  # fmt: skip
+    for chart in CHARTS:
+        # A dash-dotted line across the chart at each mark, and a star on the markers' trace.
+        lines = browser.evaluate(
+            f"document.getElementById('{chart}').layout.shapes"
+            ".filter(s => s.line.dash === 'dashdot').map(s => s.x0)"
+        )
+        assert lines == marks, chart
+        stars = browser.evaluate(
+            f"(t => t.x.filter((x, i) => t.marker.symbol[i] === 'star'))"
+            f"(document.getElementById('{chart}').data.at(-1))"
+        )
+        assert stars == marks, chart
+    rows = browser.evaluate(
+        "Array.from(document.querySelectorAll('#events tbody tr'))"
+        ".map(r => r.children[1].textContent).filter(t => t.startsWith('phase'))"
+    )
+    assert rows == ["phase load_started (run 3f9a2c00)", "phase manifest_only (run 3f9a2c00)",
+                    "phase load_started (run 8b1e0700)"]  # fmt: skip

@@ -632,3 +632,163 @@ def test_the_legend_shows_every_one_of_six_series(restarts_page: Page) -> None:
     assert page.js("(() => { const l = document.querySelector('.panel .u-legend');"
                    " return l.scrollHeight <= l.clientHeight; })()")  # fmt: skip
     assert page.problems == []
+
+
+# ------------------------------------------------------------------------------ two runs
+@pytest.fixture
+def runs_page(browser: Any, tmp_path: Path) -> Iterator[Page]:
+    """Two runs written with the capture library (:mod:`tests.analysis.recorded`): phases,
+    the agent's report through the intake."""
+    from tests.analysis import recorded as rec
+
+    with _page_on(browser, rec.write_two_runs(tmp_path / "finemon-out")) as opened:
+        yield opened
+
+
+def test_the_runs_phases_are_drawn_on_the_charts_and_listed(runs_page: Page) -> None:
+    from tests.analysis import recorded as rec
+
+    page = runs_page
+    page.open()
+    # Listed with no container picked: a phase is the run's.
+    listed = page.js("Array.from(document.querySelectorAll('#markers li[data-kind=phase]'))"
+                     ".map(li => li.textContent)")  # fmt: skip
+    assert listed == [
+        "phase2024-02-01 00:00:10.500 run 3f9a2c00 phase load_started",
+        "phase2024-02-01 00:00:40.250 run 3f9a2c00 phase manifest_only",
+        "phase2024-02-01 01:00:20.500 run 8b1e0700 phase load_started",
+    ]
+    state = {"containers": [rec.CONTAINER_IDS[rec.RUN_A]], "panels": [{"metric": WORKING_SET}],
+             "range": [rec.RUN_A_START, rec.RUN_A_START + 59]}  # fmt: skip
+    page.open(page.base + "#view=" + quote(json.dumps(state)))
+    drawn = page.js("finemonView.panels[0].drawnMarks")
+    assert [(m["time"], m["text"]) for m in drawn] == [
+        (rec.mark_seconds(rec.RUN_A), rec.PHASE),
+        (rec.RUN_A_START + 40.25, "manifest_only"),
+    ]
+    assert page.problems == []
+
+
+def test_an_agents_own_metric_is_searched_drawn_and_filtered_by_its_tags(runs_page: Page) -> None:
+    page = runs_page
+    page.open()
+    add_metric(page, "queue", "target.agent.queue.items")  # no container picked
+    labels = page.js("finemonView.panels[0].series.map(s => s.label)")
+    assert labels == ["node host=node-1 queue=dogstatsd", "node host=node-1 queue=forwarder"]
+    page.page.wait_for_function("finemonView.panels[0].labelsReady")
+    options = page.js("Array.from(document.querySelectorAll('.panel select.labels option'))"
+                      ".map(o => o.value)")  # fmt: skip
+    assert options == ["", "host=node-1", "queue=dogstatsd", "queue=forwarder"]
+    page.page.select_option(".panel select.labels", "queue=forwarder")
+    page.page.wait_for_function("finemonView.panels[0].series.length === 1")
+    page.settle()
+    assert page.js("finemonView.panels[0].series[0].labels.queue") == "forwarder"
+    assert page.js("finemonView.panels[0].plot.data.length") == 4  # x, mean, max, min
+    assert page.state()["panels"][0]["labels"] == ["queue=forwarder"]
+    # The filter is a button that removes it.
+    page.page.click('.panel button.label-filter[data-label="queue=forwarder"]')
+    page.page.wait_for_function("finemonView.panels[0].series.length === 2")
+    assert page.problems == []
+
+
+def test_the_reported_vs_observed_panel_draws_the_agents_and_the_kernels_figures(
+    runs_page: Page,
+) -> None:
+    from tests.analysis import recorded as rec
+
+    page = runs_page
+    page.open()
+    app = rec.CONTAINER_IDS[rec.RUN_A]
+    # Only the container the agent reported on has the button.
+    assert page.js("Array.from(document.querySelectorAll('#containers button.versus'))"
+                   ".map(b => b.dataset.key)") == [app]  # fmt: skip
+    page.page.click(f'#containers button.versus[data-key="{app}"]')
+    page.page.wait_for_function("finemonView.panels.length === 2 && "
+                                "finemonView.panels.every(p => p.plot)")  # fmt: skip
+    page.settle()
+    titles = page.js("finemonView.panels.map(p => p.title.textContent)")
+    assert titles == [
+        "reported vs observed: container.memory.usage of web-7d9f8c6b5-x2x9q/app",
+        "reported vs observed: container.cpu.usage of web-7d9f8c6b5-x2x9q/app",
+    ]
+    labels = page.js("finemonView.panels[0].series.map(s => s.label)")
+    assert labels == [
+        "reported: container.memory.usage",
+        "observed: container.memory.usage_bytes",
+        "observed: container.memory.working_set_bytes",
+        "reported - container.memory.usage_bytes",
+        "reported - container.memory.working_set_bytes",
+    ]
+    asked = page.js("finemonView.panels[0].request")
+    answer = api(page, f"api/reported?container={app}&reported={asked['reported']}"
+                 f"&max_points={asked['max_points']}")  # fmt: skip
+    [comparison] = answer["comparisons"]
+    drawn = page.panel_data(0)
+    assert drawn[0] == [p[0] for p in comparison["points"]]
+    assert drawn[1:] == [s["values"] for s in comparison["series"]]
+    text = page.js("finemonView.panels[0].studyText.textContent")
+    assert text.startswith("reported - container.memory.usage_bytes: mean ")
+    cpu = page.panel_data(1)
+    assert set(cpu[1]) == {rec.MILLICORES + rec.REPORTED_EXTRA_MILLICORES}
+    # The panels are in the page's address: a link reopens them.
+    assert [p.get("pair") for p in page.state()["panels"]] == [
+        "target.container.memory.usage",
+        "target.container.cpu.usage",
+    ]
+    assert page.problems == []
+
+
+def test_two_runs_overlaid_at_their_start_or_at_a_phase(runs_page: Page) -> None:
+    from tests.analysis import recorded as rec
+
+    page = runs_page
+    state = {"containers": [rec.CONTAINER_IDS[rec.RUN_A]], "panels": [{"metric": WORKING_SET}]}
+    page.open(page.base + "#view=" + quote(json.dumps(state)))
+    assert page.js("finemonView.panels[0].series.length") == 1  # run A's container only
+    # The controls: run A with run B, from their start.
+    page.page.select_option("#overlay-run-a", rec.RUN_A)
+    page.page.select_option("#overlay-run-b", rec.RUN_B)
+    page.page.wait_for_function("finemonView.panels[0].overlay && "
+                                "finemonView.panels[0].series.length === 2")  # fmt: skip
+    page.settle()
+    labels = page.js("finemonView.panels[0].series.map(s => s.label)")
+    assert labels == ["shop/web/app (run 3f9a2c00)", "shop/web/app (run 8b1e0700)"]
+    drawn = page.panel_data()
+    assert drawn[0][0] == 0.0 and drawn[0][-1] == rec.TICKS - 1  # seconds since each start
+    mib = [[v / MIB if v is not None else None for v in column] for column in drawn[1:3]]
+    assert mib[0][0] == rec.HELD_MIB[rec.RUN_A] and mib[1][0] == rec.HELD_MIB[rec.RUN_B]
+    # Each run's load step where its own mark is: 11 s in for A, 21 s for B.
+    assert mib[0][rec.mark_tick(rec.RUN_A)] == rec.HELD_MIB[rec.RUN_A] + rec.LOAD_MIB
+    assert mib[1][rec.mark_tick(rec.RUN_A)] == rec.HELD_MIB[rec.RUN_B]
+    axis = page.js("finemonView.panels[0].plot.axes[0].label")
+    assert axis == "seconds since start of each run"
+    options = page.js("Array.from(document.querySelectorAll('#overlay-phase option'))"
+                      ".map(o => o.value)")  # fmt: skip
+    assert options == ["", rec.PHASE]  # manifest_only is run A's alone
+    # Aligned at the phase: the steps line up, at 0.5 s after the mark (the next tick).
+    page.page.select_option("#overlay-phase", rec.PHASE)
+    page.page.wait_for_function("finemonView.panels[0].overlay?.phase === 'load_started'")
+    page.settle()
+    drawn = page.panel_data()
+    assert drawn[0][0] == 0.5
+    first = [column[0] / MIB for column in drawn[1:3]]
+    assert first == [rec.HELD_MIB[rec.RUN_A] + rec.LOAD_MIB,
+                     rec.HELD_MIB[rec.RUN_B] + rec.LOAD_MIB]  # fmt: skip
+    # The API's series are what is drawn.
+    asked = page.js("finemonView.panels[0].request")
+    answer = api(page, f"api/overlay?metric={WORKING_SET}&container={state['containers'][0]}"
+                 f"&run={rec.RUN_A}&run={rec.RUN_B}&phase={rec.PHASE}"
+                 f"&max_points={asked['max_points']}")  # fmt: skip
+    a, b = answer["series"]
+    assert drawn[0] == a["times"] and drawn[1] == a["values"]  # A is the longer after its mark
+    assert drawn[2] == b["values"] + [None] * (len(a["times"]) - len(b["times"]))
+    # Both runs' marks at 0 s, where the axis starts; run A's other phase 29.75 s later.
+    assert page.js("finemonView.panels[0].plot.scales.x.min") == 0
+    marks = page.js("finemonView.panels[0].drawnMarks")
+    assert [(m["time"], m["text"]) for m in marks] == [
+        (0.0, f"{rec.PHASE} (3f9a2c00)"),
+        (40.25 - rec.MARK_AFTER[rec.RUN_A], "manifest_only (3f9a2c00)"),
+        (0.0, f"{rec.PHASE} (8b1e0700)"),
+    ]
+    assert page.state()["overlay"] == {"runs": [rec.RUN_A, rec.RUN_B], "phase": rec.PHASE}
+    assert page.problems == []

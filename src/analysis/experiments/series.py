@@ -30,6 +30,7 @@ from analysis.errors import AnalysisError, one_line, require
 from analysis.experiments.runs import RunManifest, read_run_manifests
 from analysis.experiments.selection import Selection, select
 from analysis.experiments.workload import container_identity
+from analysis.query.markers import phase_marks_sql
 
 if TYPE_CHECKING:
     import duckdb
@@ -42,7 +43,6 @@ DELTA: Final = "delta"
 RATE: Final = "rate"
 THROTTLED_SHARE: Final = "throttled_share"
 
-PHASE_METRIC: Final = "finemon.phase"
 THROTTLED_PERIODS: Final = "container.cpu.throttled_periods"
 PERIODS: Final = "container.cpu.periods"
 
@@ -121,10 +121,8 @@ def _selected_view(con: duckdb.DuckDBPyConnection, selection: Selection, phase: 
         return
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE phase_marks AS
-        SELECT run_id, to_timestamp(min(value_float)) AS mark_time FROM metrics
-        WHERE metric_name = '{PHASE_METRIC}' AND {label_sql("phase")} = {sql_string(phase)}
-            AND {where}
-        GROUP BY run_id"""
+        SELECT run_id, to_timestamp(mark_seconds) AS mark_time FROM ({phase_marks_sql(where)})
+        WHERE phase = {sql_string(phase)}"""
     )
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW sel AS

@@ -52,7 +52,28 @@ from analysis.query.index import (
     metric_kind,
     metrics_from_summary,
 )
-from analysis.query.markers import Marker, find_markers
+from analysis.query.labels import (
+    LabelFilters,
+    LabelValues,
+    label_filter_sql,
+    label_values_sql,
+)
+from analysis.query.markers import (
+    Marker,
+    PhaseMark,
+    find_markers,
+    find_phase_marks,
+    marker_order,
+    phase_markers,
+)
+from analysis.query.reported import (
+    PAIRS,
+    ReportedComparison,
+    ReportedPair,
+    compare_reported,
+    pair_for,
+    reported_containers_sql,
+)
 from analysis.query.search import Choice, search_containers, search_metrics
 from analysis.query.series import (
     DEFAULT_MAX_POINTS,
@@ -113,6 +134,7 @@ class Explorer:
         self._sandbox = SqlSandbox(self.directory, self._container_names)
         self._index: ContainerIndex | None = None
         self._metrics: list[MetricInfo] | None = None
+        self._phase_marks: list[PhaseMark] | None = None
         self._closed = False
         #: The files' summaries (:mod:`.dataset_index`); the rows are read only for what they
         #: do not answer.
@@ -134,6 +156,7 @@ class Explorer:
             self._sandbox.reset()
             self._index = None
             self._metrics = None
+            self._phase_marks = None
             return
         index = open_local_index(self.directory)
         if index.stats.unreadable:
@@ -175,6 +198,7 @@ class Explorer:
         self._files = files
         self._index = None
         self._metrics = None
+        self._phase_marks = None
 
     def _reconnect(self) -> None:
         con = connect(self.directory)
@@ -198,10 +222,10 @@ class Explorer:
         return None if index is None else index.summary
 
     def _files_for(
-        self, keys: Sequence[str], metric: str, first_ms: int, last_ms: int
+        self, keys: Sequence[str | None], metric: str, first_ms: int, last_ms: int
     ) -> list[Path]:
-        """The files that may hold rows of ``metric`` for ``keys`` in [first_ms, last_ms], by
-        their summaries (a file without a time range is kept)."""
+        """The files that may hold rows of ``metric`` for ``keys`` (None: its node-wide rows)
+        in [first_ms, last_ms], by their summaries (a file without a time range is kept)."""
         index = self.dataset_index
         assert index is not None
         wanted = set(keys)
@@ -369,9 +393,15 @@ class Explorer:
         end: datetime | None = None,
         max_points: int = DEFAULT_MAX_POINTS,
         process: bool = False,
+        *,
+        labels: LabelFilters | None = None,
+        node_wide: bool = False,
     ) -> list[SeriesData]:
         """The series of ``metric`` for ``container_keys`` between ``start`` and ``end`` (the
-        whole range by default), each at most ``max_points`` points.
+        whole range by default), each at most ``max_points`` points; with ``node_wide``, also
+        its series of no container (``container_key`` empty: a ``target.*`` metric of the
+        agent's own, a daemon's); only those whose labels pass ``labels``
+        (:mod:`analysis.query.labels`).
 
         Time is cut into round buckets (at least ``(end - start) / max_points`` wide) and each
         bucket gives the mean, minimum and maximum of its values. A counter's values are first
@@ -384,13 +414,18 @@ class Explorer:
         if max_points < 2:
             raise AnalysisError(f"max_points must be at least 2, got {max_points}")
         keys = list(dict.fromkeys(container_keys))
-        if not keys:
+        if not keys and not node_wide:
             return []
         with self._lock:
             span = self._range_ms(start, end)
             if span is None:
                 return []
             first_ms, last_ms = span
+            rows_filter = self._key_filter(keys)
+            if node_wide:
+                rows_filter = f"({rows_filter} OR container_key IS NULL)"
+            if labels:
+                rows_filter = f"({rows_filter} AND {label_filter_sql(labels)})"
             width = bucket_ms(last_ms - first_ms, 1, max_points)
             # A counter's first rate in the range needs the row before it: read a bit earlier.
             tick_ms = round(3 * footers.tick_seconds(self._files) * 1000)
@@ -398,11 +433,11 @@ class Explorer:
             aggregate = metric.startswith("process.") and not process
             lo_rows = first_ms - (max(width, tick_ms) if counter else 0)
             sql = series_sql(
-                self._key_filter(keys), has_series_labels(metric), counter=counter,
-                aggregate=aggregate,
+                rows_filter, has_series_labels(metric), counter=counter, aggregate=aggregate,
             )  # fmt: skip
             params = {"m": metric, "w": width, "lo": first_ms, "hi": last_ms, "lo_rows": lo_rows}
-            rows = self._series_rows(sql, params, keys, metric, lo_rows, last_ms)
+            wanted: list[str | None] = [*keys, *([None] if node_wide else [])]
+            rows = self._series_rows(sql, params, wanted, metric, lo_rows, last_ms)
             containers = self._container_index().containers
             unit, _ = describe_metric(self._files, metric)
         return series_from_rows(
@@ -425,7 +460,7 @@ class Explorer:
         self,
         sql: str,
         params: Mapping[str, object],
-        keys: Sequence[str],
+        keys: Sequence[str | None],
         metric: str,
         first_ms: int,
         last_ms: int,
@@ -454,6 +489,69 @@ class Explorer:
         self.last_read = (len(files), _bytes_read(con))
         return found
 
+    def label_values(
+        self, metric: str, container_keys: Sequence[str] = (), *, node_wide: bool = False
+    ) -> list[LabelValues]:
+        """The label keys of ``metric``'s series of ``container_keys`` (and, with
+        ``node_wide``, of its series of no container), each with its values: what a label
+        filter can take (:mod:`analysis.query.labels`)."""
+        keys = list(dict.fromkeys(container_keys))
+        if not keys and not node_wide:
+            return []
+        with self._lock:
+            rows_filter = self._key_filter(keys)
+            if node_wide:
+                rows_filter = f"({rows_filter} OR container_key IS NULL)"
+            rows = self._query(
+                label_values_sql(f"metric_name = $m AND {rows_filter}"), {"m": metric}
+            )
+        return [LabelValues(str(k), tuple(str(v) for v in values), int(n)) for k, values, n in rows]
+
+    # -------------------------------------------------------------- reported vs observed
+    def reported_vs_observed(
+        self,
+        container_key: str,
+        reported: str = PAIRS[0].reported,
+        observed: Sequence[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        max_points: int = 200,
+    ) -> ReportedComparison:
+        """What the agent reported about the container (``reported``, a ``target.*`` metric)
+        beside finemon's ``observed`` metrics for it (by default those
+        :data:`analysis.query.reported.PAIRS` pairs it with), in at most ``max_points``
+        buckets (:func:`analysis.query.reported.compare_reported`). Raises
+        :class:`AnalysisError` for a bad pair or when the container has no such report."""
+        if max_points < 2:
+            raise AnalysisError(f"max_points must be at least 2, got {max_points}")
+        pair = pair_for(reported, observed)
+        with self._lock:
+            return compare_reported(
+                self._query,
+                container_key,
+                self._key_filter([container_key]),
+                pair,
+                start_ms=to_epoch_ms(start) if start else None,
+                end_ms=to_epoch_ms(end) if end else None,
+                max_points=max_points,
+            )
+
+    def reported_pairs(self) -> dict[str, list[ReportedPair]]:
+        """By container key, the :data:`~analysis.query.reported.PAIRS` whose reported metric
+        the agent sent about that container (none asked of the files unless the dataset has
+        such a metric)."""
+        known = {m.name for m in self.metrics()}
+        wanted = [pair.reported for pair in PAIRS if pair.reported in known]
+        if not wanted:
+            return {}
+        with self._lock:
+            rows = self._query(reported_containers_sql(wanted), None)
+        has = {(str(key), str(name)) for key, name in rows}
+        return {
+            key: [pair for pair in PAIRS if (key, pair.reported) in has]
+            for key in sorted({key for key, _ in has})
+        }
+
     def processes(
         self,
         container_key: str,
@@ -474,25 +572,39 @@ class Explorer:
         container_keys: Sequence[str],
         start: datetime | None = None,
         end: datetime | None = None,
+        *,
+        phases: bool = True,
     ) -> list[Marker]:
         """OOM kills (the ``container.memory.oom_kills`` counter going up, at the tick it was
         seen), container starts and stops (first or last tick of a container in a run, unless
-        it is the run's own) of ``container_keys`` within the range, by time."""
+        it is the run's own) of ``container_keys`` within the range, and (unless ``phases`` is
+        false) the runs' phase marks (kind ``phase``, whatever the containers), by time."""
         keys = list(dict.fromkeys(container_keys))
-        if not keys:
-            return []
         with self._lock:
             span = self._range_ms(start, end)
             if span is None:
                 return []
-            return find_markers(
-                self._query,
-                self._container_index(),
-                keys,
-                *span,
-                run_ranges=self._run_ranges(),
-                tick_seconds=footers.tick_seconds(self._files),
-            )
+            found = phase_markers(self.phase_marks(), *span) if phases else []
+            if keys:
+                found += find_markers(
+                    self._query,
+                    self._container_index(),
+                    keys,
+                    *span,
+                    run_ranges=self._run_ranges(),
+                    tick_seconds=footers.tick_seconds(self._files),
+                )
+        return sorted(found, key=marker_order)
+
+    def phase_marks(self) -> list[PhaseMark]:
+        """Every run's phase marks (``finemon mark``), by time: from the ``finemon.phase``
+        series, and the manifests' ``phases`` the files lack
+        (:func:`analysis.query.markers.find_phase_marks`); kept until new files land."""
+        with self._lock:
+            if self._phase_marks is None:
+                manifests = footers.read_manifests(self.directory)
+                self._phase_marks = find_phase_marks(self._query, manifests)
+            return self._phase_marks
 
     # -------------------------------------------------------------- analysis
     def _study(

@@ -18,6 +18,8 @@ from analysis.query.index import ContainerInfo, has_series_labels
 DEFAULT_MAX_POINTS = 1200
 #: Labels that are part of the container's identity, not of a series within it.
 CONTAINER_LABELS = frozenset({"cgroup"})
+#: The display name of a series of no container (the node's: an agent's own metric).
+NODE_LABEL = "node"
 # Round widths for the time buckets, in milliseconds.
 _NICE_STEPS_MS = (
     1, 2, 5, 10, 20, 50, 100, 200, 250, 500,
@@ -141,10 +143,11 @@ def series_from_rows(
         unit = f"{unit}/s" if unit else "/s"
     order = {key: i for i, key in enumerate(keys)}
     found = []
-    for key, labels, times, means, lows, highs in rows:
+    for row_key, labels, times, means, lows, highs in rows:
+        key = "" if row_key is None else str(row_key)  # "": the node's, no container's
         label_map = {str(k): str(v) for k, v in (labels or {}).items() if k not in CONTAINER_LABELS}
         info = containers.get(key)
-        name = info.name if info else str(key)
+        name = info.name if info else (key or NODE_LABEL)
         suffix = "".join(f"|{k}={v}" for k, v in sorted(label_map.items()))
         found.append(
             SeriesData(

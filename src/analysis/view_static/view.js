@@ -8,7 +8,7 @@
   const POLL_MS = 1000;
   const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777",
     "#65a30d", "#4b5563", "#ea580c", "#0d9488", "#9333ea"];
-  const MARKER_COLORS = { oom: "#dc2626", start: "#16a34a", stop: "#6b7280" };
+  const MARKER_COLORS = { oom: "#dc2626", start: "#16a34a", stop: "#6b7280", phase: "#7c3aed" };
   const DASHBOARD_FORMAT = "finemon-view-dashboard";
   const Y_AXIS_PX = 96; // the width of a panel's value axis
   const FILTERS = ["namespace", "pod", "qos", "node"];
@@ -22,7 +22,10 @@
     version: null,
     dataRange: null, // [start, end] of the whole dataset, epoch seconds
     containers: [], // the containers listed (after search and filters)
+    reported: {}, // by container key: the agent metrics reported about it (target.*)
     metrics: [],
+    runs: [], // the runs one can overlay (api/runs)
+    overlayPick: ["", ""], // the runs the overlay menus show
     loading: 0,
     firstChartMs: null,
   };
@@ -33,6 +36,7 @@
       containers: [], panels: [], range: null, live: false, localTime: false,
       search: "", metricSearch: "",
       filters: { namespace: "", pod: "", qos: "", node: "" },
+      overlay: null, // {runs: [run id, run id], phase: null or a phase's name}
     };
   }
 
@@ -180,10 +184,14 @@
     state.containers = strings(raw.containers);
     state.panels = (Array.isArray(raw.panels) ? raw.panels : []).map((p) => {
       if (p && typeof p.metric === "string") {
-        return { metric: p.metric, study: typeof p.study === "string" ? p.study : null };
+        return { metric: p.metric, study: typeof p.study === "string" ? p.study : null,
+          labels: strings(p.labels).filter((x) => x.includes("=")) };
       }
       if (p && typeof p.processes === "string") {
         return { processes: p.processes, study: typeof p.study === "string" ? p.study : null };
+      }
+      if (p && typeof p.reported === "string" && typeof p.pair === "string") {
+        return { reported: p.reported, pair: p.pair };
       }
       return null;
     }).filter(Boolean);
@@ -199,6 +207,12 @@
       const value = raw.filters && raw.filters[name];
       state.filters[name] = typeof value === "string" ? value : "";
     }
+    const overlay = raw.overlay;
+    if (overlay && Array.isArray(overlay.runs) && overlay.runs.length === 2
+        && overlay.runs.every((r) => typeof r === "string" && r)) {
+      state.overlay = { runs: [overlay.runs[0], overlay.runs[1]],
+        phase: typeof overlay.phase === "string" && overlay.phase ? overlay.phase : null };
+    }
     return state;
   }
 
@@ -212,6 +226,7 @@
     const s = view.state;
     const body = await api("containers", { search: s.search, ...s.filters });
     view.containers = body.containers;
+    view.reported = body.reported || {};
     for (const name of FILTERS) {
       const select = $("filter-" + name);
       const current = s.filters[name];
@@ -242,10 +257,22 @@
       const pss = el("button", { type: "button", class: "pss", title: "PSS of its processes",
         "data-key": c.key, text: "PSS" });
       pss.addEventListener("click", () => addPanel({ processes: c.key, study: null }));
+      const buttons = [pss];
+      const reported = view.reported[c.key] || [];
+      if (reported.length) {
+        // What the agent reported about it beside the kernel's figures: a panel a pair.
+        const versus = el("button", { type: "button", class: "versus", "data-key": c.key,
+          title: "reported vs observed: what the agent reported beside finemon's figures",
+          text: "vs" });
+        versus.addEventListener("click", async () => {
+          for (const pair of reported) await addPanel({ reported: c.key, pair });
+        });
+        buttons.unshift(versus);
+      }
       list.append(el("li", { "data-key": c.key },
         el("label", { class: "name" }, box, " ",
           el("span", { class: "who" }, name, el("span", { class: "meta", text: meta }))),
-        pss));
+        ...buttons));
     }
   }
 
@@ -258,7 +285,7 @@
       const item = el("li", { "data-metric": m.name, title: m.description || "" },
         el("span", { class: "name", text: m.name }),
         el("span", { class: "meta", text: [m.kind, m.unit].filter(Boolean).join(", ") }));
-      item.addEventListener("click", () => addPanel({ metric: m.name, study: null }));
+      item.addEventListener("click", () => addPanel({ metric: m.name, study: null, labels: [] }));
       list.append(item);
     }
   }
@@ -268,10 +295,12 @@
     list.replaceChildren();
     const names = new Map(view.containers.map((c) => [c.key, containerName(c)]));
     for (const m of view.markers) {
+      // A phase is the run's (the node's), not a container's.
+      const who = m.kind === "phase" ? `run ${m.run_id.slice(0, 8)}`
+        : names.get(m.container_key) || m.container_key;
       const item = el("li", { "data-kind": m.kind },
         el("span", { class: "kind-" + m.kind, text: m.kind }),
-        el("span", { class: "name", text: `${formatTime(m.time)} ${names.get(m.container_key)
-          || m.container_key} ${m.text || ""}` }));
+        el("span", { class: "name", text: `${formatTime(m.time)} ${who} ${m.text || ""}` }));
       item.addEventListener("click", () => setRange([m.time - 90, m.time + 30]));
       list.append(item);
     }
@@ -284,9 +313,69 @@
     await refreshCharts();
   }
 
+  // ---------------------------------------------------------------------------- overlay
+  // Two runs overlaid: every metric panel draws the picked containers' series of both runs
+  // (matched as finemon compare matches them: namespace/workload/container) on one axis of
+  // seconds since each run's start or its mark of a phase. The server aligns them
+  // (api/overlay, analysis.query.overlay).
+  function overlaying() {
+    return view.state.overlay;
+  }
+
+  function runText(run) {
+    return `${run.run_id.slice(0, 8)} ${formatTime(run.first_time)}`
+      + (run.variant ? ` (${run.variant})` : "");
+  }
+
+  async function loadRuns() {
+    view.runs = (await api("runs")).runs;
+    renderOverlayControls();
+  }
+
+  function renderOverlayControls() {
+    // What the menus say: the overlay's runs, or a first run picked and no other yet.
+    const chosen = view.state.overlay ? view.state.overlay.runs : view.overlayPick;
+    ["a", "b"].forEach((side, i) => {
+      const select = $("overlay-run-" + side);
+      select.replaceChildren(el("option", { value: "", text: i ? "no other run" : "none" }));
+      for (const run of view.runs) select.append(el("option", { value: run.run_id, text: runText(run) }));
+      select.value = chosen[i] || "";
+    });
+    // The phases both runs were marked with.
+    const phases = $("overlay-phase");
+    const [a, b] = chosen.map((id) => view.runs.find((r) => r.run_id === id));
+    const common = a && b ? a.phases.filter((name) => b.phases.includes(name)) : [];
+    phases.replaceChildren(el("option", { value: "", text: "start" }));
+    for (const name of common) phases.append(el("option", { value: name, text: "phase " + name }));
+    phases.value = view.state.overlay && view.state.overlay.phase || "";
+    $("overlay-text").textContent = view.state.overlay
+      ? `metric panels: seconds since ${view.state.overlay.phase ? "phase "
+        + view.state.overlay.phase : "start"} of each run` : "";
+  }
+
+  async function setOverlay() {
+    const runs = [$("overlay-run-a").value, $("overlay-run-b").value];
+    view.overlayPick = runs;
+    const phase = $("overlay-phase").value || null;
+    view.state.overlay = runs[0] && runs[1] && runs[0] !== runs[1] ? { runs, phase } : null;
+    saveUrl();
+    renderOverlayControls();
+    await refreshCharts();
+  }
+
   // ---------------------------------------------------------------------------- panels
   function panelTitle(spec) {
+    const overlay = overlaying();
+    if (spec.metric && overlay) {
+      return `${spec.metric}: runs ${overlay.runs.map((r) => r.slice(0, 8)).join(" and ")}`
+        + ` from ${overlay.phase ? "phase " + overlay.phase : "their start"}`;
+    }
     if (spec.metric) return spec.metric;
+    if (spec.reported) {
+      const c = view.containers.find((x) => x.key === spec.reported);
+      return `reported vs observed: ${spec.pair.replace(/^target\./, "")} of `
+        + (c ? containerName(c) : spec.reported);
+    }
     const c = view.containers.find((x) => x.key === spec.processes);
     return `process.memory.pss_bytes of ${c ? containerName(c) : spec.processes}`;
   }
@@ -318,13 +407,27 @@
     const studyText = el("span", { class: "study-text" });
     const remove = el("button", { type: "button", class: "remove", title: "remove this panel",
       text: "✕" });
+    // A metric's label filters (key=value, the one rule of analysis.query.labels): the ones
+    // set, each a button that removes it, and a menu of the labels its series have.
+    const filters = el("span", { class: "label-filters" });
+    const labelMenu = el("select", { class: "labels", title: "keep the series with this label" });
+    labelMenu.hidden = !spec.metric;
+    study.hidden = Boolean(spec.reported); // a comparison, not a series to study
     const state = el("div", { class: "state", text: "loading…" });
     const chart = el("div", { class: "chart" });
     const element = el("div", { class: "panel" },
-      el("div", { class: "panel-head" }, title, studyText, study, remove), state, chart);
+      el("div", { class: "panel-head" }, title, filters, labelMenu, studyText, study, remove),
+      state, chart);
     $("panels").append(element);
     const panel = { spec, element, chart, stateText: state, studySelect: study, studyText,
-      title, plot: null, series: [], data: null, study: null };
+      title, labelMenu, filters, plot: null, series: [], data: null, study: null };
+    labelMenu.addEventListener("change", () => {
+      const chosen = labelMenu.value;
+      if (!chosen) return;
+      spec.labels = [...(spec.labels || []).filter((x) => x !== chosen), chosen];
+      saveUrl();
+      loadPanel(panel);
+    });
     view.panels.push(panel);
     remove.addEventListener("click", () => removePanel(panel));
     study.addEventListener("change", () => {
@@ -357,12 +460,31 @@
   async function fetchPanelSeries(panel) {
     const spec = panel.spec;
     const [start, end] = view.state.range || [null, null];
+    panel.overlay = null;
+    if (spec.metric && overlaying()) {
+      // Each run whole (from its start or phase): the range is a time of day, not of a run.
+      const overlay = overlaying();
+      panel.request = { path: "overlay", metric: spec.metric, container: view.state.containers,
+        run: overlay.runs, phase: overlay.phase, label: spec.labels || [],
+        max_points: maxPoints() };
+      const { path, ...params } = panel.request;
+      const body = await api(path, params);
+      panel.overlay = { origins: body.origins, phase: body.phase };
+      return body.series;
+    }
     if (spec.metric) {
-      if (!view.state.containers.length) return [];
       // With the envelope (each bucket's minimum and maximum): a one-second peak shows at
-      // any zoom, as the band around the mean.
+      // any zoom, as the band around the mean. A metric of no container (an agent's own) is
+      // drawn whatever the containers picked: the server says which.
       panel.request = { path: "series", metric: spec.metric, container: view.state.containers,
+        label: spec.labels || [], start, end, max_points: maxPoints() };
+    } else if (spec.reported) {
+      panel.request = { path: "reported", container: spec.reported, reported: spec.pair,
         start, end, max_points: maxPoints() };
+      const { path, ...params } = panel.request;
+      const [found] = (await api(path, params)).comparisons;
+      panel.comparison = found || null;
+      return found ? found.series : [];
     } else {
       panel.request = { path: "processes", container: spec.processes, start, end,
         max_points: maxPoints() };
@@ -409,7 +531,45 @@
     }
     if (!view.panels.includes(panel)) return; // removed meanwhile
     drawPanel(panel, series);
+    if (panel.spec.reported) describeComparison(panel);
     if (panel.spec.study) loadStudy(panel);
+    if (panel.spec.metric) loadLabels(panel).catch((e) => say(e.message));
+  }
+
+  // Reported minus observed over the range: its mean and largest size, per observed metric.
+  function describeComparison(panel) {
+    const found = panel.comparison;
+    panel.studyText.textContent = !found ? "" : found.observed.map((name) => {
+      const d = found.difference[name];
+      return `reported - ${name}: mean ${formatValue(d.mean, found.unit)}, `
+        + `largest ${formatValue(d.max_abs, found.unit)}`;
+    }).join("; ");
+  }
+
+  // The panel's label filters, and the menu of the labels of its metric's series.
+  async function loadLabels(panel) {
+    const spec = panel.spec;
+    panel.filters.replaceChildren(...(spec.labels || []).map((text) => {
+      const chip = el("button", { type: "button", class: "label-filter", "data-label": text,
+        title: "remove this label filter", text: text + " ✕" });
+      chip.addEventListener("click", () => {
+        spec.labels = spec.labels.filter((x) => x !== text);
+        saveUrl();
+        loadPanel(panel);
+      });
+      return chip;
+    }));
+    const body = await api("labels", { metric: spec.metric, container: view.state.containers });
+    const menu = panel.labelMenu;
+    menu.replaceChildren(el("option", { value: "", text: "label: any" }));
+    for (const label of body.labels) {
+      for (const value of label.values) {
+        const text = `${label.key}=${value}`;
+        if (!(spec.labels || []).includes(text)) menu.append(el("option", { value: text, text }));
+      }
+    }
+    menu.value = "";
+    panel.labelsReady = true;
   }
 
   function drawPanel(panel, series) {
@@ -420,6 +580,7 @@
     const unit = series.length ? series[0].unit : "";
     panel.stateText.textContent = series.length ? ""
       : (panel.spec.metric && !view.state.containers.length ? "pick containers on the left"
+        : panel.spec.labels && panel.spec.labels.length ? "no series with these labels in this range"
         : "no data in this range");
     // The study choices: one per series, by its label (text only).
     const select = panel.studySelect;
@@ -447,13 +608,19 @@
       label: `${s.label} ${which}`, class: "band-edge", stroke: COLORS[i % COLORS.length] + "66",
       width: 1 / devicePixelRatio, spanGaps: false, points: { show: false },
     });
+    const seconds = Boolean(panel.overlay);
+    const since = seconds && panel.overlay.phase ? `phase ${panel.overlay.phase}` : "start";
     const opts = {
       width: chartWidth(),
       height: 240,
       tzDate: zoned,
-      scales: { x: { time: true } },
+      // An overlay's axis starts at the origin (0 s: the start, or the phase's mark).
+      scales: { x: seconds ? { time: false, range: (u, min, max) => [Math.min(0, min), max] }
+        : { time: true } },
       series: [
-        { label: `time (${timeZoneName()})`, value: (u, v) => (v === null ? "--" : formatTime(v)) },
+        seconds ? { label: `seconds since ${since}`,
+          value: (u, v) => (v === null ? "--" : `${+v.toFixed(2)} s`) }
+          : { label: `time (${timeZoneName()})`, value: (u, v) => (v === null ? "--" : formatTime(v)) },
         ...series.map((s, i) => ({
           label: s.label, stroke: COLORS[i % COLORS.length], width: 1, spanGaps: false,
           value: hover(s, i),
@@ -465,7 +632,8 @@
       bands: banded ? series.map((s, i) => ({
         series: [1 + n + i, 1 + 2 * n + i], fill: COLORS[i % COLORS.length] + "2e",
       })) : [],
-      axes: [timeAxis(),
+      axes: [seconds ? { label: `seconds since ${since} of each run`, labelSize: 16, labelGap: 0,
+        labelFont: "11px system-ui, sans-serif" } : timeAxis(),
         { size: Y_AXIS_PX, values: (u, ticks) => ticks.map((v) => formatValue(v, axisUnit(unit))) }],
       cursor: {
         sync: { key: "finemon", setSeries: false },
@@ -494,7 +662,7 @@
       syncing = false;
     }
     const range = currentRange();
-    if (range) scaleTo(panel.plot, range);
+    if (range && !panel.overlay) scaleTo(panel.plot, range);
     if (view.firstChartMs === null) {
       view.firstChartMs = performance.now();
       document.body.setAttribute("data-first-chart", String(view.firstChartMs));
@@ -519,10 +687,12 @@
   // data of the new range is fetched once the zooming settles.
   function onZoom(source) {
     if (syncing) return;
+    // An overlay's axis is seconds of a run: it zooms alone.
+    if (view.panels.some((p) => p.plot === source && p.overlay)) return;
     const { min, max } = source.scales.x;
     if (!(max > min)) return;
     for (const panel of view.panels) {
-      if (panel.plot && panel.plot !== source) scaleTo(panel.plot, [min, max]);
+      if (panel.plot && panel.plot !== source && !panel.overlay) scaleTo(panel.plot, [min, max]);
     }
     showOverviewSelection([min, max]);
     clearTimeout(zoomTimer);
@@ -537,7 +707,7 @@
     updateRangeText();
     const shown = currentRange();
     if (shown) {
-      for (const panel of view.panels) if (panel.plot) scaleTo(panel.plot, shown);
+      for (const panel of view.panels) if (panel.plot && !panel.overlay) scaleTo(panel.plot, shown);
     }
     showOverviewSelection(range);
     await refreshCharts();
@@ -560,8 +730,10 @@
     const [min, max] = [u.scales.x.min, u.scales.x.max];
     ctx.save();
     ctx.font = `${Math.round(10 * devicePixelRatio)}px sans-serif`;
+    panel.drawnMarks = []; // what the last draw marked (for tests and the curious)
     const line = (t, color, dash, text) => {
       if (t < min || t > max) return;
+      panel.drawnMarks.push({ time: t, color, text });
       const x = Math.round(u.valToPos(t, "x", true));
       ctx.strokeStyle = color;
       ctx.fillStyle = color;
@@ -573,10 +745,20 @@
       ctx.stroke();
       if (text) ctx.fillText(text, Math.min(x + 3, left + width - 40), top + 12 * devicePixelRatio);
     };
-    for (const m of view.markers) {
-      if (panel.spec.processes && m.container_key !== panel.spec.processes) continue;
-      line(m.time, MARKER_COLORS[m.kind] || "#111", m.kind === "oom" ? [] : [4, 4],
-        m.kind.toUpperCase());
+    if (panel.overlay) {
+      // Each overlaid run's phases, at their seconds since that run's origin.
+      const origins = panel.overlay.origins;
+      for (const m of view.markers) {
+        if (m.kind !== "phase" || !(m.run_id in origins)) continue;
+        line(m.time - origins[m.run_id], MARKER_COLORS.phase, [4, 4],
+          `${m.phase} (${m.run_id.slice(0, 8)})`);
+      }
+    } else {
+      for (const m of panelMarkers(panel)) {
+        // A phase is labelled with its name (shown as text: it is drawn on the canvas).
+        line(m.time, MARKER_COLORS[m.kind] || "#111", m.kind === "oom" ? [] : [4, 4],
+          m.kind === "phase" ? m.phase : m.kind.toUpperCase());
+      }
     }
     if (panel.study) {
       for (const c of panel.study.changepoints) line(c.time, "#7c3aed", [2, 3], "");
@@ -584,14 +766,18 @@
     ctx.restore();
   }
 
+  // The markers a panel draws: its container's (a PSS panel) or every picked container's,
+  // and the phases of the runs (every panel).
+  function panelMarkers(panel) {
+    return view.markers.filter((m) => m.kind === "phase" || !panel.spec.processes
+      || m.container_key === panel.spec.processes);
+  }
+
   async function loadMarkers() {
     const [start, end] = view.state.range || [null, null];
-    if (!view.state.containers.length) {
-      view.markers = [];
-    } else {
-      const body = await api("markers", { container: view.state.containers, start, end });
-      view.markers = body.markers;
-    }
+    // The phases come whatever the containers picked: they are the runs'.
+    const body = await api("markers", { container: view.state.containers, start, end });
+    view.markers = body.markers;
     renderMarkers();
     for (const panel of view.panels) if (panel.plot) panel.plot.redraw(false, false);
   }
@@ -767,8 +953,10 @@
     updateHint();
     updateRangeText();
     await loadContainers();
-    // The charts first: the server answers one call at a time.
+    // The charts first: the server answers one call at a time (an overlay in the address
+    // needs no run list to be drawn, only its menus do).
     await refreshCharts();
+    await loadRuns();
     await loadMetrics();
     scheduleLive();
   }
@@ -789,6 +977,7 @@
         view.dataRange = body.range ? [body.range[0], body.range[1]] : null;
         updateRangeText();
         await loadContainers();
+        await loadRuns();
         // A chosen range stays as it is; the whole range (the default) grows with the data.
         if (!view.state.range) {
           await Promise.all([loadMetrics(), refreshCharts()]);
@@ -870,6 +1059,9 @@
       redrawTimes();
     });
     $("reset-zoom").addEventListener("click", () => setRange(null));
+    for (const id of ["overlay-run-a", "overlay-run-b", "overlay-phase"]) {
+      $(id).addEventListener("change", () => setOverlay().catch((e) => say(e.message)));
+    }
     $("save-dashboard").addEventListener("click", saveDashboard);
     $("load-dashboard").addEventListener("click", () => $("dashboard-file").click());
     $("dashboard-file").addEventListener("change", async (event) => {
