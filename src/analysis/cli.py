@@ -12,6 +12,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from analysis.errors import (
@@ -20,6 +21,7 @@ from analysis.errors import (
     MissingExtraError,
     UnreadableFilesWarning,
 )
+from analysis.query.times import parse_iso
 from analysis.source import add_source_arguments, source_of
 from common.exit_codes import EXIT_FAILURE, EXIT_OK
 
@@ -86,10 +88,39 @@ def _at_least(minimum: int) -> Callable[[str], int]:
 DIR_HELP = "a finemon --output-dir, or s3://BUCKET/PREFIX where finemon run --upload ships it"
 
 
+def _utc_time(text: str) -> datetime:
+    found = parse_iso(text)
+    if found is None:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}")
+    return found
+
+
 def add_query_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``finemon query``."""
     parser.add_argument("directory", metavar="DIR", help=DIR_HELP)
     parser.add_argument("sql", metavar="SQL", help="the query (DuckDB SQL)")
+    parser.add_argument(
+        "--from",
+        dest="start",
+        type=_utc_time,
+        metavar="TIME",
+        help="only the rows from TIME on (ISO 8601, UTC unless it says otherwise); only the "
+        "files that hold such rows are read",
+    )
+    parser.add_argument(
+        "--to",
+        dest="end",
+        type=_utc_time,
+        metavar="TIME",
+        help="only the rows up to TIME (included)",
+    )
+    parser.add_argument(
+        "--container",
+        action="append",
+        metavar="KEY",
+        help="only this container's rows (its container_key; repeat for more); node-wide rows "
+        "are left out then",
+    )
     parser.add_argument(
         "--format",
         choices=("table", "csv"),
@@ -179,7 +210,14 @@ def run_query(args: argparse.Namespace) -> int:
     try:
         with _warnings_on_stderr("query"):
             source = source_of(args.directory, args)
-            result = run_query(source, args.sql, max_rows=args.max_rows or None)
+            result = run_query(
+                source,
+                args.sql,
+                max_rows=args.max_rows or None,
+                start=args.start,
+                end=args.end,
+                container_keys=args.container or None,
+            )
     except AnalysisError as exc:
         return _fail("query", exc)
     text = format_csv(result) if args.format == "csv" else format_table(result) + "\n"

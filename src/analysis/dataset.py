@@ -61,7 +61,7 @@ from analysis.query.names import ContainerName, container_labels, container_name
 from analysis.source import as_source
 
 # The columns as ``finemon run`` writes them: its output contract.
-from common.contract import FIXED_COLUMNS, PLACEHOLDER_MAGIC
+from common.contract import CONTAINER_KEY_LABELS, FIXED_COLUMNS, PLACEHOLDER_MAGIC
 from common.contract import LABEL_COLUMNS as STANDARD_LABEL_COLUMNS
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ _NAMES_TABLE = "_container_names"
 #: the length of the footer (the file's metadata).
 _PARQUET_MAGIC = b"PAR1"
 #: What :func:`parquet_problem` says of a file that a compaction replaced since the listing.
-_COMPACTING = "replaced by a compaction"
+COMPACTING = "replaced by a compaction"
 #: Unreadable files named in the warning; the rest are counted.
 _NAMED_AT_MOST = 3
 
@@ -98,7 +98,12 @@ def label_sql(key: str, labels: str = "labels") -> str:
     return f"element_at({labels}, {sql_string(key)})[1]"
 
 
-CONTAINER_KEY_SQL = f"coalesce(container_id, {label_sql('cgroup')}, pod_uid)"
+def _key_part(label: str) -> str:
+    return label if label in STANDARD_LABEL_COLUMNS else label_sql(label)
+
+
+#: ``container_key`` in SQL, by the contract's rule (:data:`common.contract.CONTAINER_KEY_LABELS`).
+CONTAINER_KEY_SQL = f"coalesce({', '.join(_key_part(label) for label in CONTAINER_KEY_LABELS)})"
 
 
 def parquet_files(directory: Path) -> list[Path]:
@@ -145,7 +150,7 @@ def parquet_problem(path: Path) -> str | None:
                 return "empty"
             head = file.read(len(PLACEHOLDER_MAGIC))
             if head == PLACEHOLDER_MAGIC:
-                return _COMPACTING
+                return COMPACTING
             if head[:4] != _PARQUET_MAGIC:
                 return "not a Parquet file"
             if size < 12:
@@ -153,7 +158,7 @@ def parquet_problem(path: Path) -> str | None:
             file.seek(-8, os.SEEK_END)
             tail = file.read(8)
     except FileNotFoundError:
-        return _COMPACTING
+        return COMPACTING
     except OSError as exc:
         return exc.strerror or str(exc)
     if tail[4:] != _PARQUET_MAGIC or int.from_bytes(tail[:4], "little") + 12 > size:
@@ -170,7 +175,7 @@ def readable_parquet_files(directory: Path) -> tuple[list[Path], list[tuple[Path
     unreadable: list[tuple[Path, str]] = []
     for path in parquet_files(directory):
         problem = parquet_problem(path)
-        if problem == _COMPACTING:
+        if problem == COMPACTING:
             raise AnalysisError(
                 f"{path}: replaced or removed while being read (a compaction is swapping files "
                 "in); run the command again"
@@ -218,9 +223,18 @@ def _source_sql(files: Sequence[Path]) -> str:
     )
 
 
-def _selection_sql(run_id: str | None, container_ids: Sequence[str] | None) -> str:
-    """The WHERE clause keeping one run's rows and some containers' (empty for all rows)."""
+def _selection_sql(
+    run_id: str | None,
+    container_ids: Sequence[str] | None,
+    time_range_ms: tuple[int, int] | None = None,
+) -> str:
+    """The WHERE clause keeping one run's rows, some containers' and a time range's (empty for
+    all rows)."""
     conditions = []
+    if time_range_ms is not None:
+        low, high = time_range_ms
+        low_us, high_us = int(low) * 1000, int(high) * 1000
+        conditions.append(f"time >= make_timestamp({low_us}) AND time <= make_timestamp({high_us})")
     if run_id is not None:
         conditions.append(f"run_id = {sql_string(run_id)}")
     if container_ids is not None:
@@ -404,6 +418,8 @@ def connect(
     run_id: str | None = None,
     container_keys: Sequence[str] | None = None,
     objects: DataObjects | None = None,
+    files: Sequence[Path] | None = None,
+    time_range_ms: tuple[int, int] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with ``metrics``, ``containers``, ``rate`` and ``increase``
     over the finemon output ``directory`` (see the module's documentation). Times are in UTC;
@@ -415,6 +431,9 @@ def connect(
     already listed (an explorer keeps them, so footers are read once). ``run_id`` keeps only
     that run's rows, ``container_keys`` only those containers' (by ``container_key``: their
     ``container_id``, else their ``cgroup`` label; node-wide rows are left out then).
+    ``files``, when given for a folder, are the only files read (those an index picked:
+    :mod:`analysis.query.dataset_index`); ``time_range_ms`` (epoch ms, both ends included)
+    keeps only the rows of those ticks.
 
     Files that cannot be read (empty, truncated, not Parquet) are left out with an
     :class:`UnreadableFilesWarning` naming them. Raises :class:`MissingExtraError` without
@@ -426,7 +445,10 @@ def connect(
     arrow: object = None
     if source.local is not None:
         path = source.local
-        files, unreadable = readable_parquet_files(path)
+        if files is None:
+            files, unreadable = readable_parquet_files(path)
+        else:
+            files, unreadable = list(files), []
         if unreadable:
             if not files:
                 raise AnalysisError(
@@ -466,7 +488,7 @@ def connect(
         missing = [name for name in ("time", "metric_name", "run_id") if name not in columns]
         if missing:
             raise AnalysisError(f"{source}: not finemon data (no column {', '.join(missing)})")
-        selection = _selection_sql(run_id, container_keys)
+        selection = _selection_sql(run_id, container_keys, time_range_ms)
         for statement in _view_sql(table, columns, partitions, selection):
             con.execute(statement)
     except duckdb_module.Error as exc:

@@ -9,10 +9,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from analysis.dataset import connect, name_containers, reads_containers
 from analysis.errors import AnalysisError, one_line, require
-from analysis.source import Source
+from analysis.query.dataset_index import open_local_index, report_unreadable
+from analysis.query.times import to_epoch_ms
+from analysis.source import Source, as_source
+
+if TYPE_CHECKING:
+    import duckdb
 
 #: Rows printed by default; the rest are counted as cut.
 DEFAULT_MAX_ROWS = 1000
@@ -27,16 +33,33 @@ class QueryResult:
     cut: bool = False
 
 
-def run_query(directory: str | Path | Source, sql: str, max_rows: int | None = None) -> QueryResult:
+def run_query(
+    directory: str | Path | Source,
+    sql: str,
+    max_rows: int | None = None,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    container_keys: Sequence[str] | None = None,
+) -> QueryResult:
     """Run ``sql`` (one or more statements; the last one's rows are returned) over the
     ``metrics`` view of ``directory`` (a folder, or a bucket read in place), keeping at most
     ``max_rows`` rows. SQL that reads the ``containers`` view gets its container names
     (:func:`analysis.dataset.name_containers`).
 
-    Raises :class:`AnalysisError` with DuckDB's message on one line for bad SQL.
+    With ``start``/``end`` (UTC; either may be left open) or ``container_keys``, the view holds
+    only those ticks' and containers' rows, and only the files whose summaries (the index
+    beside the data: :mod:`analysis.query.dataset_index`) overlap them are read; in a bucket
+    the range and containers are pushed down to the objects' row groups instead.
+
+    Raises :class:`AnalysisError` with DuckDB's message on one line for bad SQL, and when no
+    file holds rows of that range and those containers.
     """
     duckdb = require("duckdb")
-    con = connect(directory)
+    if start is None and end is None and container_keys is None:
+        con = connect(directory)
+    else:
+        con = _selected(as_source(directory), start, end, container_keys)
     try:
         if reads_containers(sql):
             name_containers(con)
@@ -52,6 +75,37 @@ def run_query(directory: str | Path | Source, sql: str, max_rows: int | None = N
         raise AnalysisError(one_line(str(exc))) from None
     finally:
         con.close()
+
+
+def _selected(
+    source: Source,
+    start: datetime | None,
+    end: datetime | None,
+    container_keys: Sequence[str] | None,
+) -> duckdb.DuckDBPyConnection:
+    """A connection over the files that may hold rows of ``container_keys`` between ``start``
+    and ``end``, its ``metrics`` view holding those rows only."""
+    low = -(2**62) if start is None else to_epoch_ms(start)
+    high = 2**62 if end is None else to_epoch_ms(end)
+    if high < low:
+        raise AnalysisError(f"the range ends before it starts: {start} to {end}")
+    directory = source.local
+    if directory is None or not directory.is_dir():  # a bucket, a single file: no index
+        return connect(source, container_keys=container_keys, time_range_ms=(low, high))
+    index = open_local_index(directory)
+    report_unreadable(directory, index.stats.unreadable)
+    wanted = None if container_keys is None else set(container_keys)
+    files = sorted(
+        directory / f.path
+        for f in index.files.values()
+        if f.rows
+        and (wanted is None or wanted & f.keys)
+        and (f.first_ms is None or f.first_ms <= high)
+        and (f.last_ms is None or f.last_ms >= low)
+    )
+    if not files:
+        raise AnalysisError(f"{directory}: no file holds rows of that range and those containers")
+    return connect(directory, files=files, container_keys=container_keys, time_range_ms=(low, high))
 
 
 def format_value(value: object) -> str:

@@ -10,18 +10,22 @@ kills from ``container.memory.oom_kills`` (increase), and the top processes by t
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from analysis.dataset import connect, container_names_of, label_sql
 from analysis.errors import AnalysisError, one_line, require
-from analysis.experiments.runs import read_run_manifests
+from analysis.experiments.runs import RunManifest, read_run_manifests
 from analysis.objects import listed_objects
+from analysis.query.dataset_index import open_local_index, report_unreadable
+from analysis.query.names import container_labels, container_names
 from analysis.source import Source, as_source
+from capture.summary import sketch_quantile
 from common.catalogue.container import CONTAINER_CPU_PERIODS as PERIODS
 from common.catalogue.container import CONTAINER_CPU_THROTTLED_PERIODS as THROTTLED_PERIODS
 from common.catalogue.container import CONTAINER_CPU_THROTTLED_USEC as THROTTLED_USEC
@@ -145,16 +149,34 @@ def summarize(
     *,
     run_id: str | None = None,
     container_keys: Sequence[str] | None = None,
+    use_index: bool = True,
 ) -> list[RunSummary]:
     """Summaries of every run in ``directory`` (a folder, or a bucket read in place), oldest
     first, with at most ``top_processes`` processes each; only run ``run_id`` and the
     containers ``container_keys`` when given (see :func:`analysis.dataset.connect`).
 
+    They come from the files' summaries, through the index beside the data
+    (:mod:`analysis.query.dataset_index`; :func:`summarize_summary`), without reading a row;
+    with ``use_index=False``, from a scan of the rows (the same answers: means, maxima and
+    counter increases exact, the p95 within the sketch's 1 %).
+
     Raises :class:`MissingExtraError` without duckdb and :class:`AnalysisError` when the
     directory cannot be read.
     """
-    duckdb_module = require("duckdb")
+    duckdb_module = require("duckdb")  # (older files' summaries come from a scan)
     source = as_source(directory)
+    local = source.local
+    if use_index and local is not None and local.is_dir():
+        index = open_local_index(local)
+        report_unreadable(local, index.stats.unreadable)
+        if index.summary is not None:
+            return summarize_summary(
+                index.summary,
+                read_run_manifests(local),
+                top_processes,
+                run_id=run_id,
+                container_keys=container_keys,
+            )
     objects = listed_objects(source)
     con = connect(source, run_id=run_id, container_keys=container_keys, objects=objects)
     try:
@@ -213,6 +235,118 @@ def summarize(
         )
         for run, node, first, last in runs
     ]
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _gauge(cell: Sequence[Any] | None) -> Stats | None:
+    if cell is None or not cell[1]:
+        return None
+    p95 = sketch_quantile(cell[5], 0.95, cell[3], cell[4]) if len(cell) > 5 and cell[5] else None
+    return Stats(cell[2] / cell[1], cell[4] if p95 is None else p95, cell[4])
+
+
+def _increase(cell: Sequence[Any] | None) -> int | None:
+    return None if cell is None else int(cell[4])
+
+
+def summarize_summary(
+    summary: Mapping[str, Any],
+    manifests: Mapping[str, RunManifest],
+    top_processes: int = 10,
+    *,
+    run_id: str | None = None,
+    container_keys: Sequence[str] | None = None,
+) -> list[RunSummary]:
+    """:func:`summarize` from the merged summary of the files (:mod:`capture.summary`): means
+    and maxima from the sums, counts and maxima, increases from the counters' chained
+    increases, the p95 from the sketch, the top processes from their per-process aggregates."""
+    wanted = None if container_keys is None else set(container_keys)
+    runs = [r for r in summary.get("runs", []) if run_id is None or r["run_id"] == run_id]
+    # Names: one rule over every container of the selection, its most complete labels.
+    labels: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        for group in run["groups"]:
+            key = group["key"]
+            if key is None or (wanted is not None and key not in wanted):
+                continue
+            if not any(m.startswith("container.") for m in group["cells"]):
+                continue
+            entry = labels.setdefault(key, {"first": group["first_ms"]})
+            entry["first"] = min(entry["first"], group["first_ms"])
+            for name, value in group["labels"].items():
+                if value is not None and (entry.get(name) is None or value > entry[name]):
+                    entry[name] = value
+    made = [
+        container_labels(
+            key, namespace=e.get("namespace"), pod_name=e.get("pod_name"),
+            container_name=e.get("container_name"), container_id=e.get("container_id"),
+            pod_uid=e.get("pod_uid"), first_ms=e["first"],
+        )
+        for key, e in sorted(labels.items())
+    ]  # fmt: skip
+    names = dict(zip((c.key for c in made), container_names(made), strict=True))
+    found = []
+    for run in sorted(runs, key=lambda r: (r["first_ms"], r["run_id"])):
+        rid = str(run["run_id"])
+        containers = []
+        processes: list[tuple[str, str, str, float, float]] = []
+        node = run["labels"].get("node_name")
+        for group in run["groups"]:
+            key, cells = group["key"], group["cells"]
+            node = max(node or "", group["labels"].get("node_name") or "") or None
+            if key is None or (wanted is not None and key not in wanted):
+                continue
+            pss = cells.get(PROCESS_PSS)
+            if pss is not None and len(pss) > 6:
+                for pairs, (rows, total, _low, high) in pss[6].items():
+                    other = dict(json.loads(pairs))
+                    if rows:
+                        processes.append((key, other.get("pid") or "?", other.get("comm") or "?",
+                                          total / rows, high))  # fmt: skip
+            if key not in labels:
+                continue
+            throttled_usec = _increase(cells.get(THROTTLED_USEC))
+            containers.append(
+                ContainerSummary(
+                    container_key=key,
+                    name=names[key].long_name,
+                    first_time=_utc(group["first_ms"]),
+                    last_time=_utc(group["last_ms"]),
+                    cpu_millicores=_gauge(cells.get(CPU)),
+                    throttled_periods=_increase(cells.get(THROTTLED_PERIODS)),
+                    periods=_increase(cells.get(PERIODS)),
+                    throttled_seconds=None if throttled_usec is None else throttled_usec / 1e6,
+                    working_set_bytes=_gauge(cells.get(WORKING_SET)),
+                    pss_bytes=_gauge(cells.get(PSS)),
+                    oom_kills=_increase(cells.get(OOM_KILLS)),
+                )
+            )
+        containers.sort(
+            key=lambda c: (names[c.container_key].full_name, c.first_time, c.container_key)
+        )
+        processes.sort(key=lambda p: (-p[4], p[1]))
+        manifest = manifests.get(rid)
+        found.append(
+            RunSummary(
+                run_id=rid,
+                node_name=node,
+                first_time=_utc(run["first_ms"]),
+                last_time=_utc(run["last_ms"]),
+                containers=tuple(containers),
+                top_processes=tuple(
+                    ProcessSummary(
+                        names[key].long_name if key in names else key[:12], pid, comm, mean, peak
+                    )
+                    for key, pid, comm, mean, peak in processes[:top_processes]
+                ),
+                experiment=manifest.experiment if manifest else None,
+                variant=manifest.variant if manifest else None,
+            )
+        )
+    return found
 
 
 def _duration(seconds: float) -> str:

@@ -13,6 +13,8 @@ import pyarrow as pa
 # the S3, GCS and Azure filesystems and OpenSSL, memory a writing process would never use.
 from pyarrow._parquet import ParquetWriter
 
+from capture.summary import SummaryBuilder
+
 #: Suffix of a Parquet file still being written (never ``.parquet``: globs must not see it).
 PARTIAL_SUFFIX = ".partial"
 #: Suffix of a journal file.
@@ -104,8 +106,12 @@ class ParquetFile:
         schema: pa.Schema,
         compression_level: int = 3,
         metadata: dict[str, str] | None = None,
+        summary: SummaryBuilder | None = None,
     ) -> None:
         self.final = final
+        #: Counts the rows written (the tables' builders feed it); its summary goes into the
+        #: footer at :meth:`finalize` (:mod:`capture.summary`).
+        self.summary = summary
         self.partial = partial_path(final)
         final.parent.mkdir(parents=True, exist_ok=True)
         self.schema = schema
@@ -161,6 +167,10 @@ class ParquetFile:
         writer, self._writer = self._writer, None
         if writer is None:
             return self.final
+        if self.summary is not None:
+            found = self.summary.metadata()
+            if found:
+                writer.add_key_value_metadata(found)
         writer.close()
         fd = os.open(self.partial, os.O_RDONLY)
         try:
@@ -191,11 +201,13 @@ def write_parquet_atomically(
     tables: Iterable[pa.Table],
     compression_level: int,
     metadata: dict[str, str] | None = None,
+    summary: SummaryBuilder | None = None,
 ) -> int:
     """Write ``tables`` (a row group each) to ``final`` through a temporary name; returns the
     rows written. Tables without a row publish nothing (0 is returned): a file of no rows would
-    only clutter the dataset."""
-    out = ParquetFile(final, schema, compression_level, metadata)
+    only clutter the dataset. ``summary`` (fed by whoever makes ``tables``) goes into the
+    footer."""
+    out = ParquetFile(final, schema, compression_level, metadata, summary)
     try:
         for table in tables:
             out.write(table)

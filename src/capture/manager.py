@@ -23,6 +23,7 @@ from capture.journal import JournalError, JournalWriter
 from capture.keys import RESERVED_COLUMNS, canonical_labels
 from capture.recorder import CaptureRecorder
 from capture.recover import RecoveryReport, recover, recover_journal
+from capture.summary import SummaryBuilder
 from capture.tables import ROW_GROUP_ROWS, RowLayout, TableBuilder, frames_to_tables
 
 log = logging.getLogger("capture")
@@ -96,8 +97,12 @@ class CaptureManager:
     Each file's key-value metadata holds ``capture.run_id``, ``capture.tick_seconds``,
     ``capture.window_ticks``, ``capture.metrics`` (the descriptions of the metrics the file
     holds, JSON ``{name: {"kind", "unit", "description"}}``, see :func:`capture.describe`; a
-    file rebuilt from its journal has all those known when it was opened) and the owner's
-    ``metadata``.
+    file rebuilt from its journal has all those known when it was opened), ``capture.summary``
+    (its rows' time range, keys, metrics and aggregates, grouped by the first of
+    ``summary_key_labels`` a series has, with sketches of the gauges
+    ``summary_sketch_metrics`` names and per-series aggregates of those
+    ``summary_series_metrics`` names; aggregates only of ``summary_aggregate_metrics`` when
+    given, else of every metric: :mod:`capture.summary`) and the owner's ``metadata``.
     """
 
     def __init__(
@@ -115,6 +120,10 @@ class CaptureManager:
         run_id: str | None = None,
         auto_tick: bool = True,
         metadata: Mapping[str, str] | None = None,
+        summary_key_labels: Sequence[str] = (),
+        summary_sketch_metrics: Sequence[str] = (),
+        summary_series_metrics: Sequence[str] = (),
+        summary_aggregate_metrics: Sequence[str] | None = None,
         on_publish: Callable[[PublishedFile], None] | None = None,
         on_flush: Callable[[], object] | None = None,
         clock: Callable[[], float] = time.time,
@@ -135,6 +144,14 @@ class CaptureManager:
             raise ValueError(f"label columns repeat a name: {columns!r}")
         self.path = Path(path)
         self.run_id = run_id or uuid.uuid4().hex
+        #: How each file's summary groups its rows and which gauges it sketches
+        #: (:mod:`capture.summary`).
+        self.summary_key_labels = tuple(summary_key_labels)
+        self.summary_sketch_metrics = tuple(summary_sketch_metrics)
+        self.summary_series_metrics = tuple(summary_series_metrics)
+        self.summary_aggregate_metrics = (
+            None if summary_aggregate_metrics is None else tuple(summary_aggregate_metrics)
+        )
         self.flush_seconds = float(flush_seconds)
         self.row_group_rows = int(row_group_rows)
         self.compression_level = int(compression_level)
@@ -226,6 +243,12 @@ class CaptureManager:
             "global_labels": [list(p) for p in self.global_labels],
             "compression_level": self.compression_level,
             "metadata": self._file_metadata(),
+            "summary_key_labels": list(self.summary_key_labels),
+            "summary_sketch_metrics": list(self.summary_sketch_metrics),
+            "summary_series_metrics": list(self.summary_series_metrics),
+            "summary_aggregate_metrics": None
+            if self.summary_aggregate_metrics is None
+            else list(self.summary_aggregate_metrics),
         }
 
     def _file_metadata(self) -> dict[str, str]:
@@ -256,7 +279,17 @@ class CaptureManager:
     def _create(self, path: Path) -> tuple[ParquetFile, JournalWriter]:
         """Create a file and its journal (raises OSError; nothing changed then)."""
         schema = RowLayout(self.run_id, 1.0, 0, self.label_columns).schema
-        new_file = ParquetFile(path, schema, self.compression_level, self._file_metadata())
+        summary = SummaryBuilder(
+            self.run_id,
+            self.recorder.tick_seconds,
+            global_labels=self.global_labels,
+            label_columns=self.label_columns,
+            key_labels=self.summary_key_labels,
+            sketch_metrics=self.summary_sketch_metrics,
+            series_metrics=self.summary_series_metrics,
+            aggregate_metrics=self.summary_aggregate_metrics,
+        )
+        new_file = ParquetFile(path, schema, self.compression_level, self._file_metadata(), summary)
         try:
             journal = JournalWriter(journal_path(path))
         except BaseException:
@@ -572,7 +605,8 @@ class CaptureManager:
         try:
             # A table per range of series, each a row group: a flush never holds all its rows.
             layout, rows = self._layout(), self.row_group_rows
-            for table in frames_to_tables(frames, infos, layout, self._tables, rows):
+            tables = frames_to_tables(frames, infos, layout, self._tables, rows, file.summary)
+            for table in tables:
                 file.write(table)
                 del table  # not alive while the next one is built
             self._file_ticks.extend((frames[0].tick, frames[-1].tick))

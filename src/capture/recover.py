@@ -31,6 +31,7 @@ from capture.journal import (
     read_journal,
     try_lock,
 )
+from capture.summary import SummaryBuilder
 from capture.tables import PointColumns, RowLayout, points_to_tables
 
 log = logging.getLogger("capture")
@@ -67,6 +68,10 @@ def _layout(header: dict[str, object]) -> RowLayout:
         label_columns=tuple(str(c) for c in columns),
         global_labels=tuple((str(k), str(v)) for k, v in labels),
     )
+
+
+def _names(value: object) -> list[str] | None:
+    return None if not isinstance(value, list) else [str(v) for v in value]
 
 
 def _owned(points: PointColumns, start: int, end: int | None) -> PointColumns:
@@ -111,12 +116,24 @@ def _rebuild(
         layout = _layout(contents.header)
         metadata = {k: str(v) for k, v in contents.header.get("metadata", {}).items()}
         metadata["capture.recovered"] = "true"
+        header = contents.header
+        summary = SummaryBuilder(
+            layout.run_id,
+            layout.tick_seconds,
+            global_labels=layout.global_labels,
+            label_columns=layout.label_columns,
+            key_labels=[str(k) for k in header.get("summary_key_labels") or []],
+            sketch_metrics=[str(m) for m in header.get("summary_sketch_metrics") or []],
+            series_metrics=[str(m) for m in header.get("summary_series_metrics") or []],
+            aggregate_metrics=_names(header.get("summary_aggregate_metrics")),
+        )
         rows = write_parquet_atomically(
             final,
             layout.schema,
-            points_to_tables(points, contents.series, layout),
-            int(contents.header.get("compression_level", 3)),
+            points_to_tables(points, contents.series, layout, summary=summary),
+            int(header.get("compression_level", 3)),
             metadata,
+            summary,
         )
     recovered = None
     if rows:

@@ -21,6 +21,7 @@ import pyarrow as pa
 from capture.accumulator import FrameValues, SeriesIds, TickFrame
 from capture.keys import LabelTuple
 from capture.schema import LABELS_TYPE, capture_write_schema
+from capture.summary import SummaryBuilder
 
 #: Rows per table (and Parquet row group) that a flush aims at.
 ROW_GROUP_ROWS = 65_536
@@ -534,10 +535,11 @@ def frames_to_tables(
     layout: RowLayout,
     builder: TableBuilder | None = None,
     row_group_rows: int = ROW_GROUP_ROWS,
+    summary: SummaryBuilder | None = None,
 ) -> Iterator[pa.Table]:
     """Rows of ``frames`` (ticks ascending, fixes applied) in the capture schema, as tables of
     about ``row_group_rows`` rows, each a range of series ids; ``builder`` reuses per-series
-    columns between calls."""
+    columns between calls; ``summary``, when given, counts every row yielded."""
     builder = builder or TableBuilder()
     pieces_of: Callable[[int, int | None], list[_Piece]]
     if not any(frame.fixes for frame in frames):
@@ -582,11 +584,18 @@ def frames_to_tables(
         if pieces:
             points = _merged_points(pieces)
             pieces.clear()  # (the expanded ranges are not needed while the table is built)
+            if summary is not None:
+                _count(summary, points, series)
             table = per_series.table(points, layout)
             del points
             if table is not None:
                 yield table
                 del table  # not alive while the next one is built
+
+
+def _count(summary: SummaryBuilder, points: _Points, series: Mapping[int, SeriesMeta]) -> None:
+    """Count ``points`` (sorted by series, then tick) in ``summary``; unknown series are not."""
+    summary.add(points.sid, points.tick, points.value_int, points.value_float, series)
 
 
 def _numpy_int64(values: pa.Array) -> Int64s:
@@ -598,9 +607,11 @@ def points_to_tables(
     series: Mapping[int, SeriesMeta],
     layout: RowLayout,
     row_group_rows: int = ROW_GROUP_ROWS,
+    summary: SummaryBuilder | None = None,
 ) -> Iterator[pa.Table]:
     """Rows of ``points`` (any order) in the capture schema, as tables of at most
-    ``row_group_rows`` rows sorted by series, then tick. Points of unknown series are dropped."""
+    ``row_group_rows`` rows sorted by series, then tick. Points of unknown series are dropped.
+    ``summary``, when given, counts every row yielded."""
     if len(points.sid) == 0:
         return
     sid = _numpy_int64(points.sid)
@@ -613,6 +624,9 @@ def points_to_tables(
     per_series = SeriesColumns.build(_known_sids(sid, series), series, layout)
     order = np.lexsort((tick, sid))
     for start in range(0, len(order), row_group_rows):
-        table = per_series.table(everything.take(order[start : start + row_group_rows]), layout)
+        part = everything.take(order[start : start + row_group_rows])
+        if summary is not None:
+            _count(summary, part, series)
+        table = per_series.table(part, layout)
         if table is not None:
             yield table

@@ -65,6 +65,33 @@ LABEL_COLUMNS: Final = (*GLOBAL_LABEL_COLUMNS, *CONTAINER_LABEL_COLUMNS)
 #: The map column holding every other label (``pid``, ``comm``, ``cgroup``, ``device``, ...).
 LABELS_MAP_COLUMN: Final = "labels"
 
+#: What names a container, first found first: ``container_key`` is its ``container_id``, else
+#: its ``cgroup`` label (hosts that are not Kubernetes nodes), else its ``pod_uid``; null for
+#: node-wide rows. A label column when it is one of :data:`LABEL_COLUMNS`, else a key of the
+#: ``labels`` map. Capture groups each file's summary by it, analysis and compaction by it.
+CONTAINER_KEY_LABELS: Final = ("container_id", "cgroup", "pod_uid")
+#: Gauges whose files' summaries carry a quantile sketch: ``finemon summary``'s p95 columns.
+SUMMARY_SKETCH_METRICS: Final = (
+    "container.cpu.usage_millicores",
+    "container.memory.working_set_bytes",
+    "container.memory.pss_bytes",
+)
+
+#: The metrics whose files' summaries hold aggregates (the others: rows only): what
+#: ``finemon summary`` shows, and the containers' CPU time.
+SUMMARY_AGGREGATE_METRICS: Final = (
+    *SUMMARY_SKETCH_METRICS,
+    "container.cpu.usage_usec",
+    "container.cpu.periods",
+    "container.cpu.throttled_periods",
+    "container.cpu.throttled_usec",
+    "container.memory.oom_kills",
+    "process.memory.pss_bytes",
+)
+#: Gauges whose files' summaries keep each series' aggregates (by its labels beyond the
+#: container's): ``finemon summary``'s top processes by PSS.
+SUMMARY_SERIES_METRICS: Final = ("process.memory.pss_bytes",)
+
 #: Hive partition keys, outermost first: ``dt=<UTC date of the first tick>/identifier=<id>``.
 PARTITION_KEYS: Final = ("dt", "identifier")
 #: The current run's manifest, at the output root.
@@ -92,6 +119,12 @@ COMPACTION_SCRATCH_SUFFIX: Final = ".scratch"
 #: What marks a compacted file's name: ``finemon-<first tick, UTC>-compact-<digest>.parquet``,
 #: the digest naming the files it replaced.
 COMPACTED_MARKER: Final = "-compact-"
+#: Footer key of every file's summary (JSON, written by the capture library: time range, rows,
+#: containers, metrics and their aggregates; docs/output.md, "The footer").
+SUMMARY_KEY: Final = "capture.summary"
+#: The folder of the index beside the data: one file per partition caching its files' summaries
+#: (docs/output.md, "The index").
+INDEX_DIR: Final = "_index"
 #: Footer key of a compacted file: the names of the files it replaced (JSON list; same folder).
 COMPACTED_REPLACES_KEY: Final = "finemon.compacted.replaces"
 #: Footer key of a compacted file: every run whose rows it holds (JSON list).

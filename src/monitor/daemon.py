@@ -56,7 +56,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import capture
-from common.contract import GLOBAL_LABEL_COLUMNS, LABEL_COLUMNS
+from common.contract import (
+    CONTAINER_KEY_LABELS,
+    GLOBAL_LABEL_COLUMNS,
+    LABEL_COLUMNS,
+    SUMMARY_AGGREGATE_METRICS,
+    SUMMARY_SERIES_METRICS,
+    SUMMARY_SKETCH_METRICS,
+)
 from common.version import __version__
 from monitor import diskspace, memory_policy
 from monitor.config import Config
@@ -631,6 +638,10 @@ class Daemon:
             compression_level=config.compression_level,
             global_labels=global_labels(config),
             label_columns=LABEL_COLUMNS,
+            summary_key_labels=CONTAINER_KEY_LABELS,
+            summary_sketch_metrics=SUMMARY_SKETCH_METRICS,
+            summary_series_metrics=SUMMARY_SERIES_METRICS,
+            summary_aggregate_metrics=SUMMARY_AGGREGATE_METRICS,
             run_id=self.run_id,
             auto_tick=False,
             on_flush=self.memory.after_flush,

@@ -21,6 +21,7 @@ Methods are safe to call from several threads (they take turns on one connection
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -35,6 +36,7 @@ from analysis.objects import DataObjects
 from analysis.query import analyze as study
 from analysis.query import files as footers
 from analysis.query.analyze import ContainerAnalysis, MetricStudy
+from analysis.query.dataset_index import DatasetIndex, open_local_index
 from analysis.query.files import FileFooter
 from analysis.query.index import (
     ContainerIndex,
@@ -42,6 +44,7 @@ from analysis.query.index import (
     MetricInfo,
     NodeInfo,
     RunInfo,
+    containers_from_summary,
     describe_metric,
     has_series_labels,
     index_containers,
@@ -50,6 +53,7 @@ from analysis.query.index import (
     list_nodes,
     list_runs,
     metric_kind,
+    metrics_from_summary,
 )
 from analysis.query.labels import (
     LabelFilters,
@@ -107,21 +111,39 @@ log = logging.getLogger(__name__)
 RELIST_SECONDS = 15.0
 
 
+def _bytes_read(con: duckdb.DuckDBPyConnection) -> int:
+    """Bytes the connection's last query read from its files, as DuckDB's profiler counts
+    them (0 when this DuckDB does not say)."""
+    try:
+        profile = json.loads(con.get_profiling_information(format="json"))
+        return int(profile.get("io", {}).get("total_bytes_read") or 0)
+    except (AttributeError, TypeError, ValueError, RuntimeError):
+        return 0  # an older DuckDB: no such count
+
+
 class Explorer:
     """Questions to a finemon output directory (see the module's documentation).
 
     ``directory`` is a local folder, or a bucket (``s3://...`` or its
     :class:`analysis.source.Source`) read in place. Raises :class:`AnalysisError` when it
     holds no Parquet file, DuckDB cannot read them or the store fails,
-    :class:`MissingExtraError` without duckdb.
+    :class:`MissingExtraError` without duckdb. A folder's answers come from the index beside
+    its data where it can (``use_index``); a bucket's from its objects' footers and rows.
     """
 
     def __init__(
-        self, directory: Path | str | Source, *, relist_seconds: float = RELIST_SECONDS
+        self,
+        directory: Path | str | Source,
+        *,
+        relist_seconds: float = RELIST_SECONDS,
+        use_index: bool = True,
     ) -> None:
         self.source = as_source(directory)
         #: The local folder, or the bucket's source.
         self.directory: Path | Source = self.source.local or self.source
+        #: Whether the files' summaries answer (else every answer scans the rows); a bucket
+        #: has no index yet.
+        self.use_index = use_index and self.source.local is not None
         self._duckdb = require("duckdb")
         self._lock = threading.RLock()
         self._files: dict[Path, FileFooter] = {}
@@ -138,32 +160,120 @@ class Explorer:
         self._index: ContainerIndex | None = None
         self._metrics: list[MetricInfo] | None = None
         self._phase_marks: list[PhaseMark] | None = None
+        self._closed = False
+        #: The files' summaries (:mod:`.dataset_index`); the rows are read only for what they
+        #: do not answer.
+        self.dataset_index: DatasetIndex | None = None
+        #: Files opened by the last series query, and how many bytes of them it read (the
+        #: row groups of its metric, containers and time).
+        self.last_read: tuple[int, int] = (0, 0)
+        #: The connection over the files the last series query read (the next one often reads
+        #: the same: a chart's other containers, a refresh).
+        self._pruned: tuple[tuple[Path, ...], duckdb.DuckDBPyConnection] | None = None
         self._load(parquet_files(self.source.local) if self.source.local else [])
 
     # -------------------------------------------------------------- files and connection
     def _load(self, paths: Sequence[Path]) -> None:
-        if self._objects is None:
-            files = footers.read_footers(paths, self._files)
-            con = connect(self.directory)
-        else:
-            files = self._objects.footers
-            con = connect(self.source, objects=self._objects)
-            self._generation = self._objects.generation
-        if self._con is not None:
+        root = self.source.local
+        if root is not None:
+            parquet_files(root)  # its errors: no data files
+        if not self.use_index or root is None:
+            if self._objects is None:
+                self._files = footers.read_footers(paths, self._files)
+            else:
+                self._files = self._objects.footers
+                self._generation = self._objects.generation
+            self._reconnect()
+            self._sandbox.reset()
+            self._index = None
+            self._metrics = None
+            self._phase_marks = None
+            return
+        index = open_local_index(root)
+        if index.stats.unreadable:
+            # What connect() says of them (a warning naming them, or an error for a file a
+            # compaction replaced since the listing).
+            self._reconnect()
+        shared = dict(index.descriptions)
+        files = {
+            root / f.path: FileFooter(
+                path=root / f.path,
+                signature=(int(f.signature[0]), int(f.signature[1])),
+                run_id=f.run_ids[0] if len(f.run_ids) == 1 else None,
+                node_name=f.node_name,
+                tick_seconds=f.tick_seconds,
+                rows=f.rows,
+                first_ms=f.first_ms,
+                last_ms=f.last_ms,
+                metrics=shared,
+            )
+            for f in index.files.values()
+        }
+        for relative, _problem in index.stats.unreadable:
+            # Known by their signature, so that refresh() does not see them as new each time.
+            path = root / relative
+            try:
+                files[path] = FileFooter(
+                    path, footers.signature(path), None, None, None, 0, None, None, {}
+                )
+            except OSError:
+                continue
+        if self._con is not None and not index.stats.unreadable:
             self._con.close()
+            self._con = None
         self._sandbox.reset()
-        self._con = con
+        if self._pruned is not None:  # its files may have changed
+            self._pruned[1].close()
+            self._pruned = None
+        self.dataset_index = index
         self._files = files
         self._index = None
         self._metrics = None
         self._phase_marks = None
 
+    def _reconnect(self) -> None:
+        if self._objects is None:
+            con = connect(self.directory)
+        else:
+            con = connect(self.source, objects=self._objects)
+        if self._con is not None:
+            self._con.close()
+        self._con = con
+
     def _query(self, sql: str, params: Mapping[str, object] | None = None) -> list[tuple[Any, ...]]:
-        assert self._con is not None, "the explorer was closed"
+        if self._closed:
+            raise AnalysisError("the explorer was closed")
+        if self._con is None:
+            self._reconnect()  # every file: for what the index does not answer
+        assert self._con is not None
         try:
             return self._con.execute(sql, params or {}).fetchall()
         except self._duckdb.Error as exc:
             raise AnalysisError(one_line(str(exc))) from None
+
+    def _summary(self) -> dict[str, Any] | None:
+        index = self.dataset_index
+        return None if index is None else index.summary
+
+    def _files_for(
+        self, keys: Sequence[str | None], metric: str, first_ms: int, last_ms: int
+    ) -> list[Path]:
+        """The files that may hold rows of ``metric`` for ``keys`` (None: its node-wide rows)
+        in [first_ms, last_ms], by their summaries (a file without a time range is kept)."""
+        index = self.dataset_index
+        assert index is not None
+        wanted = set(keys)
+        root = self.source.local
+        assert root is not None, "a bucket has no index"
+        return sorted(
+            root / f.path
+            for f in index.files.values()
+            if f.rows
+            and metric in f.metrics
+            and wanted & f.keys
+            and (f.first_ms is None or f.first_ms <= last_ms)
+            and (f.last_ms is None or f.last_ms >= first_ms)
+        )
 
     def close(self) -> None:
         """Close the DuckDB connections; the explorer is unusable afterwards."""
@@ -171,6 +281,10 @@ class Explorer:
             if self._con is not None:
                 self._con.close()
             self._con = None
+            if self._pruned is not None:
+                self._pruned[1].close()
+                self._pruned = None
+            self._closed = True
             self._sandbox.close()
 
     def __enter__(self) -> Explorer:
@@ -271,7 +385,11 @@ class Explorer:
     # -------------------------------------------------------------- containers
     def _container_index(self) -> ContainerIndex:
         if self._index is None:
-            self._index = index_containers(self._query)
+            summary = self._summary()
+            if summary is not None:
+                self._index = containers_from_summary(summary)
+            else:
+                self._index = index_containers(self._query)
         return self._index
 
     def containers(
@@ -315,11 +433,20 @@ class Explorer:
         (:func:`analysis.query.search.search_metrics`), by name; with ``container_keys``, only
         those some of these containers have (and their series counted among them only)."""
         with self._lock:
+            summary = self._summary()
             if container_keys:
-                listed = list_metrics(self._query, self._files, self._key_filter(container_keys))
+                if summary is not None:
+                    listed = metrics_from_summary(summary, self._files, container_keys)
+                else:
+                    where = self._key_filter(container_keys)
+                    listed = list_metrics(self._query, self._files, where)
             else:
                 if self._metrics is None:
-                    self._metrics = list_metrics(self._query, self._files, "true")
+                    self._metrics = (
+                        metrics_from_summary(summary, self._files)
+                        if summary is not None
+                        else list_metrics(self._query, self._files, "true")
+                    )
                 listed = self._metrics
         return search_metrics(listed, search)
 
@@ -368,18 +495,15 @@ class Explorer:
             width = bucket_ms(last_ms - first_ms, 1, max_points)
             # A counter's first rate in the range needs the row before it: read a bit earlier.
             tick_ms = round(3 * footers.tick_seconds(self._files) * 1000)
-            counter = metric_kind(self._query, self._files, self._metrics, metric) == "counter"
+            counter = self._kind(metric) == "counter"
             aggregate = metric.startswith("process.") and not process
-            rows = self._query(
-                series_sql(
-                    rows_filter,
-                    has_series_labels(metric),
-                    counter=counter,
-                    aggregate=aggregate,
-                ),
-                {"m": metric, "w": width, "lo": first_ms, "hi": last_ms,
-                 "lo_rows": first_ms - (max(width, tick_ms) if counter else 0)},
+            lo_rows = first_ms - (max(width, tick_ms) if counter else 0)
+            sql = series_sql(
+                rows_filter, has_series_labels(metric), counter=counter, aggregate=aggregate,
             )  # fmt: skip
+            params = {"m": metric, "w": width, "lo": first_ms, "hi": last_ms, "lo_rows": lo_rows}
+            wanted: list[str | None] = [*keys, *([None] if node_wide else [])]
+            rows = self._series_rows(sql, params, wanted, metric, lo_rows, last_ms)
             containers = self._container_index().containers
             unit, _ = describe_metric(self._files, metric)
         return series_from_rows(
@@ -391,6 +515,45 @@ class Explorer:
             unit=unit,
             width_ms=width,
         )
+
+    def _kind(self, metric: str) -> str:
+        summary = self._summary()
+        if summary is not None and metric in summary.get("metrics", {}):
+            return str(summary["metrics"][metric])
+        return metric_kind(self._query, self._files, self._metrics, metric)
+
+    def _series_rows(
+        self,
+        sql: str,
+        params: Mapping[str, object],
+        keys: Sequence[str | None],
+        metric: str,
+        first_ms: int,
+        last_ms: int,
+    ) -> list[tuple[Any, ...]]:
+        """Rows of a series query read from the files that may hold them alone (their
+        summaries say which), else over the whole dataset."""
+        if self.dataset_index is None or self._summary() is None:
+            return self._query(sql, params)
+        files = self._files_for(keys, metric, first_ms, last_ms)
+        if not files:
+            self.last_read = (0, 0)
+            return []
+        selected = tuple(files)
+        if self._pruned is None or self._pruned[0] != selected:
+            if self._pruned is not None:
+                self._pruned[1].close()
+                self._pruned = None
+            con = connect(self.directory, files=files)
+            con.execute("PRAGMA enable_profiling = 'no_output'")
+            self._pruned = (selected, con)
+        con = self._pruned[1]
+        try:
+            found = con.execute(sql, dict(params)).fetchall()
+        except self._duckdb.Error as exc:
+            raise AnalysisError(one_line(str(exc))) from None
+        self.last_read = (len(files), _bytes_read(con))
+        return found
 
     def label_values(
         self, metric: str, container_keys: Sequence[str] = (), *, node_wide: bool = False

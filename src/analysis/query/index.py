@@ -250,11 +250,19 @@ def index_containers(query: Query) -> ContainerIndex:
         runs.append(ContainerRun(str(run_id), str(key), int(first), int(last)))
         entry = merged.setdefault(key, {"runs": set(), "first": first, "last": last})
         for name, value in zip(_LABEL_COLUMNS, values, strict=True):
-            if value is not None and entry.get(name) is None:
+            # The most complete across runs as within one: the greatest (SQL's max()), so
+            # the answer does not hang on the order the runs come in.
+            if value is not None and (entry.get(name) is None or value > entry[name]):
                 entry[name] = value
         entry["runs"].add(str(run_id))
         entry["first"] = min(entry["first"], first)
         entry["last"] = max(entry["last"], last)
+    return _named(merged, runs)
+
+
+def _named(merged: Mapping[str, dict[str, Any]], runs: list[ContainerRun]) -> ContainerIndex:
+    """The containers of ``merged`` (by key: most complete labels, runs, first and last ms)
+    named by the one rule."""
     labels = {
         key: container_labels(
             key,
@@ -383,3 +391,65 @@ def list_nodes(containers: Iterable[ContainerInfo], runs: Iterable[RunInfo]) -> 
         for name, entry in sorted(names.items())
         if entry["first"] is not None
     ]
+
+
+# ------------------------------------------------------------------------------ from summaries
+def _groups(summary: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any]]]:
+    for run in summary.get("runs", []):
+        for group in run["groups"]:
+            yield str(run["run_id"]), group
+
+
+def containers_from_summary(summary: Mapping[str, Any]) -> ContainerIndex:
+    """Every container of the dataset, named, from the files' merged summary
+    (:mod:`capture.summary`) instead of a scan: the runs' groups that hold ``container.*``
+    metrics, their most complete labels and first and last tick."""
+    merged: dict[str, dict[str, Any]] = {}
+    runs: list[ContainerRun] = []
+    for run_id, group in _groups(summary):
+        key = group["key"]
+        if key is None or not any(m.startswith("container.") for m in group["cells"]):
+            continue
+        first, last = int(group["first_ms"]), int(group["last_ms"])
+        runs.append(ContainerRun(run_id, str(key), first, last))
+        entry = merged.setdefault(key, {"runs": set(), "first": first, "last": last})
+        for name in _LABEL_COLUMNS:
+            value = group["labels"].get(name)
+            if value is not None and (entry.get(name) is None or value > entry[name]):
+                entry[name] = value
+        entry["runs"].add(run_id)
+        entry["first"] = min(entry["first"], first)
+        entry["last"] = max(entry["last"], last)
+    return _named(merged, runs)
+
+
+def metrics_from_summary(
+    summary: Mapping[str, Any], footers: Mapping[Path, FileFooter], keys: Sequence[str] = ()
+) -> list[MetricInfo]:
+    """The metrics of the files' merged summary, by name (only those of containers ``keys``
+    when given), their containers counted and their series (per container, the most seen at
+    once in a file)."""
+    wanted = set(keys)
+    containers: dict[str, set[str]] = {}
+    node_wide: set[str] = set()
+    series: dict[tuple[str, Any], int] = {}
+    for _run_id, group in _groups(summary):
+        key = group["key"]
+        if wanted and key not in wanted:
+            continue
+        for metric, cell in group["cells"].items():
+            if key is None:
+                node_wide.add(metric)
+            else:
+                containers.setdefault(metric, set()).add(str(key))
+            series[(metric, key)] = max(series.get((metric, key), 0), int(cell[0]))
+    kinds = summary.get("metrics", {})
+    found = []
+    for name in sorted(set(containers) | node_wide):
+        count = sum(n for (metric, _), n in series.items() if metric == name)
+        unit, description = describe_metric(footers, name)
+        found.append(
+            MetricInfo(name, str(kinds.get(name, "gauge")), unit, description, count,
+                       len(containers.get(name, ())))
+        )  # fmt: skip
+    return found

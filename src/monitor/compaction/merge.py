@@ -34,7 +34,16 @@ import pyarrow.parquet as pq
 from pyarrow._parquet import ParquetWriter
 
 from capture.files import parquet_options
-from common.contract import COMPACTED_REPLACES_KEY, COMPACTED_RUN_IDS_KEY
+from capture.summary import dumps as summary_json
+from capture.summary import loads as summary_of
+from capture.summary import merge_summaries
+from common.contract import (
+    COMPACTED_REPLACES_KEY,
+    COMPACTED_RUN_IDS_KEY,
+    CONTAINER_KEY_LABELS,
+    LABEL_COLUMNS,
+    SUMMARY_KEY,
+)
 
 #: Rows sorted in memory at once (a metric with more is split by containers first).
 SORT_BUDGET_ROWS = 262_144
@@ -95,8 +104,13 @@ def merged_metadata(inputs: Sequence[tuple[str, Mapping[str, str]]]) -> dict[str
       it). ``finemon.compacted.run_ids`` always lists every run the file holds.
     - ``finemon.compacted.replaces``: the names of the inputs, which the file replaces (the
       uploader deletes their objects in the bucket).
+    - ``capture.summary``: the inputs' summaries merged (:func:`capture.summary.merge_summaries`:
+      every run's containers, metrics and aggregates, counters chained in time order); left out
+      when an input has none (an older file), so that no reader trusts a summary of part of
+      the rows: the index then computes it from the rows.
     - Every other key: kept when every input has the same value, left out otherwise.
     """
+    summaries = [summary_of(meta.get(SUMMARY_KEY)) for _name, meta in inputs]
     run_ids: set[str] = set()
     metrics: dict[str, Any] = {}
     common: dict[str, str] | None = None
@@ -110,7 +124,7 @@ def merged_metadata(inputs: Sequence[tuple[str, Mapping[str, str]]]) -> dict[str
         if isinstance(described, dict):
             for metric, description in described.items():
                 metrics.setdefault(str(metric), description)
-        plain = {k: v for k, v in meta.items() if k not in (METRICS_KEY, REPLACES_KEY)}
+        plain = {k: v for k, v in meta.items() if k not in (METRICS_KEY, REPLACES_KEY, SUMMARY_KEY)}
         common = (
             dict(plain)
             if common is None
@@ -122,6 +136,10 @@ def merged_metadata(inputs: Sequence[tuple[str, Mapping[str, str]]]) -> dict[str
         out.pop(RUN_ID_KEY, None)
     if metrics:
         out[METRICS_KEY] = json.dumps(metrics, sort_keys=True, separators=(",", ":"))
+    if summaries and all(found is not None for found in summaries):
+        merged = merge_summaries(found for found in summaries if found is not None)
+        if merged is not None:
+            out[SUMMARY_KEY] = summary_json(merged)
     out[RUN_IDS_KEY] = json.dumps(sorted(run_ids))
     out[REPLACES_KEY] = json.dumps(sorted(name for name, _ in inputs))
     return out
@@ -130,12 +148,13 @@ def merged_metadata(inputs: Sequence[tuple[str, Mapping[str, str]]]) -> dict[str
 def _container_key(table: pa.Table) -> pa.Array:
     candidates: list[Any] = []
     names = table.column_names
-    if "container_id" in names:
-        candidates.append(table["container_id"])
-    if "labels" in names and pa.types.is_map(table.schema.field("labels").type):
-        candidates.append(pc.map_lookup(table["labels"], "cgroup", "first"))
-    if "pod_uid" in names:
-        candidates.append(table["pod_uid"])
+    has_map = "labels" in names and pa.types.is_map(table.schema.field("labels").type)
+    for label in CONTAINER_KEY_LABELS:
+        if label in LABEL_COLUMNS:
+            if label in names:
+                candidates.append(table[label])
+        elif has_map:
+            candidates.append(pc.map_lookup(table["labels"], label, "first"))
     if not candidates:
         return pa.nulls(table.num_rows, pa.string())
     key = pc.coalesce(*candidates) if len(candidates) > 1 else candidates[0]
