@@ -37,8 +37,11 @@ added, minimum and maximum kept, counters chained in time order, sketches added.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import pairwise
 from typing import Any, Protocol
@@ -46,9 +49,14 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-#: Footer key of the summary (JSON).
+#: Footer key of the summary (JSON, compressed: :func:`dumps`).
 SUMMARY_METADATA_KEY = "capture.summary"
 SUMMARY_VERSION = 1
+#: How the footer's value starts: the JSON follows zlib-compressed and base64-encoded (a
+#: summary's JSON repeats label names and values, and compresses about 5x).
+SUMMARY_ENCODING = "zlib+base64:"
+#: A summary that would inflate beyond this is refused (a hostile or broken footer).
+MAX_SUMMARY_JSON_BYTES = 64 * 1024 * 1024
 #: A sketch's quantiles are within this relative error of a value of the data at that rank.
 SKETCH_RELATIVE_ACCURACY = 0.01
 _GAMMA = (1 + SKETCH_RELATIVE_ACCURACY) / (1 - SKETCH_RELATIVE_ACCURACY)
@@ -447,9 +455,10 @@ class SummaryBuilder:
 
 
 def dumps(summary: Mapping[str, Any]) -> str:
-    """``summary`` as the compact JSON the footer holds: the metrics a list of
-    ``[name, kind]`` and each group's cells a list of ``[metric index, *cell]`` (a metric's
-    name is not repeated per container); :func:`loads` reads it back."""
+    """``summary`` as the footer holds it: compact JSON (the metrics a list of
+    ``[name, kind]`` and each group's cells a list of ``[metric index, *cell]``: a metric's
+    name is not repeated per container), zlib-compressed and base64-encoded after
+    :data:`SUMMARY_ENCODING`; :func:`loads` reads it back."""
     names = list(summary.get("metrics", {}))
     position = {name: i for i, name in enumerate(names)}
     compact = dict(summary)
@@ -464,16 +473,38 @@ def dumps(summary: Mapping[str, Any]) -> str:
         }
         for run in summary.get("runs", [])
     ]
-    return json.dumps(compact, separators=(",", ":"), allow_nan=True)
+    plain = json.dumps(compact, separators=(",", ":"), allow_nan=True).encode()
+    return SUMMARY_ENCODING + base64.b64encode(zlib.compress(plain, 6)).decode("ascii")
+
+
+def _plain_json(text: str | bytes) -> bytes | None:
+    """The JSON of a footer value: decoded and inflated (at most
+    :data:`MAX_SUMMARY_JSON_BYTES`) when it has :data:`SUMMARY_ENCODING`, else as it is."""
+    data = text.encode() if isinstance(text, str) else text
+    prefix = SUMMARY_ENCODING.encode()
+    if not data.startswith(prefix):
+        return data
+    try:
+        packed = base64.b64decode(data[len(prefix) :], validate=True)
+        inflater = zlib.decompressobj()
+        plain = inflater.decompress(packed, MAX_SUMMARY_JSON_BYTES)
+    except (binascii.Error, zlib.error, ValueError):
+        return None
+    if inflater.unconsumed_tail or not inflater.eof:
+        return None  # larger than the bound, or truncated
+    return plain
 
 
 def loads(text: str | bytes | None) -> dict[str, Any] | None:
-    """The summary in ``text`` (what :func:`dumps` wrote), None when it is missing, not JSON
-    or not a summary of a version this code reads."""
+    """The summary in ``text`` (what :func:`dumps` wrote, or its plain JSON), None when it is
+    missing, not a summary, too large or of a version this code does not read."""
     if not text:
         return None
+    plain = _plain_json(text)
+    if plain is None:
+        return None
     try:
-        found = json.loads(text)
+        found = json.loads(plain)
         if not isinstance(found, dict) or found.get("version") != SUMMARY_VERSION:
             return None
         names = [str(name) for name, _ in found["metrics"]]

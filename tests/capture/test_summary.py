@@ -152,3 +152,32 @@ def test_the_sketch_quantile_is_within_its_accuracy() -> None:
     for q in (0.5, 0.95, 0.99):
         exact = float(np.quantile(values, q))
         assert sketch_quantile(cell[5], q) == pytest.approx(exact, rel=0.02)
+
+
+def test_the_footer_holds_the_summary_compressed_and_a_bomb_is_refused(tmp_path: Path) -> None:
+    """The footer's value is the JSON deflated and base64'd, several times smaller than the
+    JSON; a value that would inflate past the bound, a truncated one or garbage reads as no
+    summary (the file is then scanned), never a crash or unbounded memory."""
+    import base64
+    import json
+    import zlib
+
+    from capture.summary import MAX_SUMMARY_JSON_BYTES, SUMMARY_ENCODING, dumps
+
+    record(tmp_path, ticks=60, ticks_per_file=60, containers=4)
+    path = sorted(tmp_path.rglob("*.parquet"))[0]
+    stored = pq.read_metadata(path).metadata[SUMMARY_METADATA_KEY.encode()].decode()
+    assert stored.startswith(SUMMARY_ENCODING)
+    summary = loads(stored)
+    assert summary is not None and summary["rows"] == pq.read_metadata(path).num_rows
+    plain = zlib.decompress(base64.b64decode(stored[len(SUMMARY_ENCODING) :]))
+    assert len(stored) * 2 < len(plain)
+    assert loads(plain) == summary  # the plain JSON reads too
+    assert loads(dumps(summary)) == summary
+
+    bomb = zlib.compress(b"[" + b" " * (MAX_SUMMARY_JSON_BYTES + 1) + b"]", 9)
+    assert len(bomb) < 200_000
+    assert loads(SUMMARY_ENCODING + base64.b64encode(bomb).decode()) is None
+    assert loads(stored[: len(stored) // 2]) is None  # truncated
+    assert loads(SUMMARY_ENCODING + "not base64!") is None
+    assert loads(json.dumps({"version": 99})) is None
