@@ -21,9 +21,11 @@ Two parts, printed side by side:
    per tick (user+sys of the whole process), VmRSS and VmHWM, the ticks skipped
    (``finemon.ticks_skipped`` in its files) and the points the capture dropped.
 
-Run as root, under the machine-wide lock: ``flock /tmp/finemon-bench.lock python -m
-benchmarks.intake`` (about 10 minutes; ``--quick`` about 6). Without root or writable cgroups
-part 2 says why and is left out. Figures: docs/intake.md and docs/benchmarks.md.
+``--before-src DIR`` adds a fourth run, the 20,000 points a second with finemon from another
+``src`` tree (the code before a change). Run as root, under the machine-wide lock: ``flock
+/tmp/finemon-bench.lock python -m benchmarks.intake`` (about 10 minutes; ``--quick`` about 6).
+Without root or writable cgroups part 2 says why and is left out. Figures: docs/intake.md and
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -342,6 +344,8 @@ class RunResult:
     dropped: int = 0
     start: float = 0.0
     end: float = 0.0
+    #: The ``src`` finemon ran from, when not this tree's (``--before-src``).
+    source: Path | None = None
 
     @property
     def cpu_per_tick(self) -> float:
@@ -352,7 +356,8 @@ class RunResult:
         if self.period_seconds is None:
             return "intake off"
         offered = SERIES_PER_PAYLOAD / self.period_seconds
-        return f"intake on, {offered:,.0f} points/s offered"
+        before = ", before" if self.source is not None else ""
+        return f"intake on, {offered:,.0f} points/s offered{before}"
 
     @property
     def accepted_per_second(self) -> float:
@@ -392,22 +397,32 @@ def run_node(
     cgroup_root: Path,
     warmup_seconds: float,
     measure_seconds: float,
+    source: Path | None = None,
 ) -> RunResult:
-    result = RunResult(period_seconds)
+    result = RunResult(period_seconds, source=source)
     intake = period_seconds is not None
     assert node.box.log_root is not None
     port = free_port()
-    output = work / f"finemon-{period_seconds}"
+    output = work / f"finemon-{period_seconds}-{'before' if source else 'now'}"
     extra = ("--intake-port", str(port)) if intake else ()
-    finemon = Finemon(
-        output,
-        node.box.log_root,
-        INTERVAL_SECONDS,
-        1.0,
-        max_seconds=warmup_seconds + measure_seconds + 300,
-        cgroup_root=cgroup_root,
-        extra_args=extra,
-    )
+    saved = os.environ.get("PYTHONPATH")
+    if source is not None:  # finemon from another tree (the one before a change)
+        os.environ["PYTHONPATH"] = str(source)
+    try:
+        finemon = Finemon(
+            output,
+            node.box.log_root,
+            INTERVAL_SECONDS,
+            1.0,
+            max_seconds=warmup_seconds + measure_seconds + 300,
+            cgroup_root=cgroup_root,
+            extra_args=extra,
+        )
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
     sender = None
     queue: Any = None
     try:
@@ -524,6 +539,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup-seconds", type=float, default=None, metavar="S")
     parser.add_argument("--measure-seconds", type=float, default=None, metavar="S")
     parser.add_argument("--no-node", action="store_true", help="part 1 only")
+    parser.add_argument(
+        "--before-src",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also run the 20,000 points/s case with finemon from this src directory",
+    )
     args = parser.parse_args(argv)
     if args.decode_seconds is None:
         args.decode_seconds = 2.0 if args.quick else 5.0
@@ -559,11 +581,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             time.sleep(1.0)
             runs = []
             stress = SERIES_PER_PAYLOAD / NODE_POINTS_PER_SECOND
-            for period in (None, TYPICAL_PERIOD_SECONDS, stress):
-                print(f"  finemon, {RunResult(period).name} ...", flush=True)
+            cases: list[tuple[float | None, Path | None]] = [
+                (None, None),
+                (TYPICAL_PERIOD_SECONDS, None),
+                (stress, None),
+            ]
+            if args.before_src is not None:
+                cases.append((stress, args.before_src.resolve()))
+            for period, source in cases:
+                print(f"  finemon, {RunResult(period, source=source).name} ...", flush=True)
                 runs.append(
                     run_node(
-                        period, node, work, cgroup_root, args.warmup_seconds, args.measure_seconds
+                        period,
+                        node,
+                        work,
+                        cgroup_root,
+                        args.warmup_seconds,
+                        args.measure_seconds,
+                        source,
                     )
                 )
             node.resize(0)
