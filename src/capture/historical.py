@@ -123,6 +123,11 @@ def write_batch(
     series, so that each series is looked up once.
     """
     recorder = _recorder()
+    if isinstance(points, list) and all(p[5].__class__ is float for p in points):
+        as_given: list[DelayedPoint] = points
+        batch = getattr(recorder, "record_historical_batch", None)
+        if batch is not None:  # (the common case: epoch seconds, no copy)
+            return batch(as_given)  # type: ignore[no-any-return]
     converted: list[DelayedPoint] = []
     rejected: list[tuple[int, str]] = []
     indexes: list[int] = []

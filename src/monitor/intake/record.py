@@ -125,6 +125,9 @@ class IntakeWriter:
         self._series: set[tuple[str, Labels]] = set()
         # Labels by what they are made from: an agent sends the same tags every interval.
         self._labels: dict[tuple[object, ...], dict[str, str]] = {}
+        # The items of each labels mapping made here, by its id (the mappings live in _labels):
+        # a series' key without a tuple of its labels a point.
+        self._label_items: dict[int, Labels] = {}
         # Fractional remainders of COUNT points, by series.
         self._carry: dict[tuple[str, Labels], float] = {}
         self._logged_at: dict[str, float] = {}
@@ -184,7 +187,9 @@ class IntakeWriter:
         if labels is None:
             if len(self._labels) >= self.max_series:
                 self._labels.clear()
+                self._label_items.clear()
             labels = self._labels[key] = series_labels(tags, host, source_type_name, resources)
+            self._label_items[id(labels)] = tuple(labels.items())
         return labels
 
     def _add(
@@ -200,7 +205,8 @@ class IntakeWriter:
         if not (math.isfinite(value) and math.isfinite(timestamp)):
             self._drop("non_finite", name)
             return
-        key = (name, tuple(labels.items()))
+        items = self._label_items.get(id(labels))
+        key = (name, tuple(labels.items()) if items is None else items)
         if key not in self._series:
             if len(self._series) >= self.max_series:
                 self._drop("too_many_series", name)
