@@ -7,7 +7,9 @@ Two parts, printed side by side:
    ``kube_namespace``, ``pod_name``, ``kube_container_name``, ``env``, ``service``), as the agent
    sends it (protobuf, zstd) and as Datadog's API clients send it (v2 JSON, plain and gzip),
    and as v1 JSON: decompressed, decoded and written into a real :class:`capture.CaptureManager`
-   (its recorder taking a tick a second). Points per second of the thread's CPU time.
+   (its recorder taking a tick a second). Points per second of the thread's CPU time. Beside
+   them, in the same run, protobuf and v2 JSON written one ``capture.historical.gauge_set`` a
+   point (the path before ``capture.historical.write_batch``), for the ratio.
 2. **A 500-container node at 1 Hz** (the synthetic node of :mod:`benchmarks.node`: real cgroups
    in kubelet's layout, 3 real processes per container), the REAL ``finemon run`` three times:
    the intake off; on, fed what a Datadog Agent typically sends (a payload of 5,000 points
@@ -19,9 +21,11 @@ Two parts, printed side by side:
    per tick (user+sys of the whole process), VmRSS and VmHWM, the ticks skipped
    (``finemon.ticks_skipped`` in its files) and the points the capture dropped.
 
-Run as root, under the machine-wide lock: ``flock /tmp/finemon-bench.lock python -m
-benchmarks.intake`` (about 10 minutes; ``--quick`` about 6). Without root or writable cgroups
-part 2 says why and is left out. Figures: docs/intake.md and docs/benchmarks.md.
+``--before-src DIR`` adds a fourth run, the 20,000 points a second with finemon from another
+``src`` tree (the code before a change). Run as root, under the machine-wide lock: ``flock
+/tmp/finemon-bench.lock python -m benchmarks.intake`` (about 10 minutes; ``--quick`` about 6).
+Without root or writable cgroups part 2 says why and is left out. Figures: docs/intake.md and
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -72,6 +76,8 @@ SERIES_PER_PAYLOAD = 5_000
 #: A Datadog Agent typically sends a few thousand points every 15 s.
 TYPICAL_PERIOD_SECONDS = 15.0
 METRICS_PER_CONTAINER = 10
+#: The name prefix of the decoding cases written one delayed write a point.
+PER_POINT = "per point: "
 
 
 def _tags(index: int, container_id: str) -> list[str]:
@@ -155,11 +161,23 @@ def measure_decoding(cpu_seconds_each: float) -> list[DecodeResult]:
 
     import capture
     from common.contract import LABEL_COLUMNS
-    from monitor.intake.decode import decode_v1_json, decode_v2_json, decode_v2_protobuf
+    from monitor.intake.decode import (
+        ReportedSeries,
+        decode_v1_json,
+        decode_v2_json,
+        decode_v2_protobuf,
+    )
     from monitor.intake.decode import decompress as undo
-    from monitor.intake.record import IntakeWriter
+    from monitor.intake.record import TARGET_PREFIX, IntakeWriter, series_labels
 
-    names = ("protobuf + zstd", "v2 JSON", "v2 JSON + gzip", "v1 JSON")
+    names = (
+        "protobuf + zstd",
+        "v2 JSON",
+        "v2 JSON + gzip",
+        "v1 JSON",
+        PER_POINT + "protobuf + zstd",
+        PER_POINT + "v2 JSON",
+    )
     now = math.floor(time.time())
     # One body per second of the last STAMPS: a series gets about one point a tick, as from an
     # agent, rather than every point in the same tick.
@@ -172,10 +190,10 @@ def measure_decoding(cpu_seconds_each: float) -> list[DecodeResult]:
             (f"case{index}.metric_{i % METRICS_PER_CONTAINER}", _tags(i // 10, f"{i // 10:064x}"))
             for i in range(DECODE_SERIES)
         ]
-        if name.startswith("protobuf"):
+        if "protobuf" in name:
             bodies = [zstd.compress(_protobuf(series, t).SerializeToString()) for t in stamps]
             cases.append((name, "zstd", decode_v2_protobuf, bodies))
-        elif name == "v2 JSON":
+        elif name.endswith("v2 JSON"):
             cases.append((name, None, decode_v2_json, [_v2_json(series, t) for t in stamps]))
         elif name.startswith("v2"):
             bodies = [gzip.compress(_v2_json(series, t), 6) for t in stamps]
@@ -184,6 +202,20 @@ def measure_decoding(cpu_seconds_each: float) -> list[DecodeResult]:
             cases.append((name, None, decode_v1_json, [_v1_json(series, t) for t in stamps]))
     work = Path(tempfile.mkdtemp(prefix="finemon-intake-bench-"))
     writers = [IntakeWriter() for _ in cases]
+    labels_of: dict[tuple[str, ...], dict[str, str]] = {}
+
+    def one_write_a_point(batch: list[ReportedSeries]) -> None:
+        # The capture's cost as the intake paid it before write_batch: one call a point.
+        for series in batch:
+            labels = labels_of.get(series.tags)
+            if labels is None:
+                labels = labels_of[series.tags] = series_labels(
+                    series.tags, series.host, series.source_type_name, series.resources
+                )
+            name = TARGET_PREFIX + series.metric
+            for timestamp, value in series.points:
+                capture.historical.gauge_set(name, labels, value, timestamp)
+
     decode_cpu = [0.0] * len(cases)
     write_cpu = [0.0] * len(cases)
     points = [0] * len(cases)
@@ -209,7 +241,10 @@ def measure_decoding(cpu_seconds_each: float) -> list[DecodeResult]:
                 started = time.thread_time()
                 batch = decode(undo(bodies[passes % len(bodies)], encoding, 16 << 20))
                 decoded = time.thread_time()
-                writers[index].write(batch)
+                if cases[index][0].startswith(PER_POINT):
+                    one_write_a_point(batch)
+                else:
+                    writers[index].write(batch)
                 done = time.thread_time()
                 decode_cpu[index] += decoded - started
                 write_cpu[index] += done - decoded
@@ -309,6 +344,8 @@ class RunResult:
     dropped: int = 0
     start: float = 0.0
     end: float = 0.0
+    #: The ``src`` finemon ran from, when not this tree's (``--before-src``).
+    source: Path | None = None
 
     @property
     def cpu_per_tick(self) -> float:
@@ -319,7 +356,8 @@ class RunResult:
         if self.period_seconds is None:
             return "intake off"
         offered = SERIES_PER_PAYLOAD / self.period_seconds
-        return f"intake on, {offered:,.0f} points/s offered"
+        before = ", before" if self.source is not None else ""
+        return f"intake on, {offered:,.0f} points/s offered{before}"
 
     @property
     def accepted_per_second(self) -> float:
@@ -359,22 +397,32 @@ def run_node(
     cgroup_root: Path,
     warmup_seconds: float,
     measure_seconds: float,
+    source: Path | None = None,
 ) -> RunResult:
-    result = RunResult(period_seconds)
+    result = RunResult(period_seconds, source=source)
     intake = period_seconds is not None
     assert node.box.log_root is not None
     port = free_port()
-    output = work / f"finemon-{period_seconds}"
+    output = work / f"finemon-{period_seconds}-{'before' if source else 'now'}"
     extra = ("--intake-port", str(port)) if intake else ()
-    finemon = Finemon(
-        output,
-        node.box.log_root,
-        INTERVAL_SECONDS,
-        1.0,
-        max_seconds=warmup_seconds + measure_seconds + 300,
-        cgroup_root=cgroup_root,
-        extra_args=extra,
-    )
+    saved = os.environ.get("PYTHONPATH")
+    if source is not None:  # finemon from another tree (the one before a change)
+        os.environ["PYTHONPATH"] = str(source)
+    try:
+        finemon = Finemon(
+            output,
+            node.box.log_root,
+            INTERVAL_SECONDS,
+            1.0,
+            max_seconds=warmup_seconds + measure_seconds + 300,
+            cgroup_root=cgroup_root,
+            extra_args=extra,
+        )
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
     sender = None
     queue: Any = None
     try:
@@ -491,6 +539,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup-seconds", type=float, default=None, metavar="S")
     parser.add_argument("--measure-seconds", type=float, default=None, metavar="S")
     parser.add_argument("--no-node", action="store_true", help="part 1 only")
+    parser.add_argument(
+        "--before-src",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also run the 20,000 points/s case with finemon from this src directory",
+    )
     args = parser.parse_args(argv)
     if args.decode_seconds is None:
         args.decode_seconds = 2.0 if args.quick else 5.0
@@ -526,11 +581,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             time.sleep(1.0)
             runs = []
             stress = SERIES_PER_PAYLOAD / NODE_POINTS_PER_SECOND
-            for period in (None, TYPICAL_PERIOD_SECONDS, stress):
-                print(f"  finemon, {RunResult(period).name} ...", flush=True)
+            cases: list[tuple[float | None, Path | None]] = [
+                (None, None),
+                (TYPICAL_PERIOD_SECONDS, None),
+                (stress, None),
+            ]
+            if args.before_src is not None:
+                cases.append((stress, args.before_src.resolve()))
+            for period, source in cases:
+                print(f"  finemon, {RunResult(period, source=source).name} ...", flush=True)
                 runs.append(
                     run_node(
-                        period, node, work, cgroup_root, args.warmup_seconds, args.measure_seconds
+                        period,
+                        node,
+                        work,
+                        cgroup_root,
+                        args.warmup_seconds,
+                        args.measure_seconds,
+                        source,
                     )
                 )
             node.resize(0)

@@ -33,6 +33,9 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from capture.handles import WRITE_ADD, WRITE_SET
 
 Number = float | int
@@ -162,9 +165,11 @@ class FrameValues:
             chain.append((node_values, node_positions))
             node = node_base
         out = node_values[:]
-        for delta_values, delta_positions in reversed(chain):
-            for i, value in zip(delta_positions, delta_values, strict=True):
-                out[i] = value
+        if len(out):
+            view = _numbers_view(out)
+            for delta_values, delta_positions in reversed(chain):
+                if len(delta_positions):
+                    view[np.asarray(delta_positions)] = np.asarray(delta_values)
         dense_flags = bytearray(len(out))
         for i, flag in zip(positions, flags, strict=True):
             if flag:
@@ -270,28 +275,80 @@ class TickFrame:
         fixes = dict(self.fixes)  # a copy: a delayed write may add a fix meanwhile
         if not fixes:
             return g_sids, g_dense, c_sids, c_dense
-        g_out, g_vals = array("q"), array("d")
-        c_out, c_vals = array("q"), array("q")
-        for sid, val in zip(g_sids, g_dense, strict=True):
-            if sid in fixes:
-                continue
-            g_out.append(sid)
-            g_vals.append(val)
-        for sid, cval in zip(c_sids, c_dense, strict=True):
-            if sid in fixes:
-                continue
-            c_out.append(sid)
-            c_vals.append(cval)
+        g_position, c_position = self.g.series.position, self.c.series.position
+        # Fixes of series in the snapshot replace their values in place (None: drop the row);
+        # series only in the fixes are added at the end.
+        g_at: list[int] = []
+        g_new: list[float] = []
+        c_at: list[int] = []
+        c_new: list[int] = []
+        g_gone: list[int] = []
+        c_gone: list[int] = []
+        g_more: list[tuple[int, float]] = []
+        c_more: list[tuple[int, int]] = []
         for sid, fixed in fixes.items():
+            i = g_position(sid)
+            if i is not None:
+                if fixed is None:
+                    g_gone.append(i)
+                else:
+                    g_at.append(i)
+                    g_new.append(float(fixed))
+                continue
+            i = c_position(sid)
+            if i is not None:
+                if fixed is None:
+                    c_gone.append(i)
+                else:
+                    c_at.append(i)
+                    c_new.append(int(fixed))
+                continue
             if fixed is None:
                 continue
             if is_gauge(sid):
-                g_out.append(sid)
-                g_vals.append(float(fixed))
+                g_more.append((sid, float(fixed)))
             else:
-                c_out.append(sid)
-                c_vals.append(int(fixed))
+                c_more.append((sid, int(fixed)))
+        g_out, g_vals = _fixed(g_sids, g_dense, g_at, g_new, g_gone, g_more)
+        c_out, c_vals = _fixed(c_sids, c_dense, c_at, c_new, c_gone, c_more)
         return g_out, g_vals, c_out, c_vals
+
+
+def _numbers_view(values: array[Any]) -> npt.NDArray[Any]:
+    """A writable numpy view of ``values`` (its dtype the array's typecode)."""
+    return np.asarray(values)
+
+
+def _fixed(
+    sids: array[int],
+    values: array[Any],
+    at: list[int],
+    new: list[Any],
+    gone: list[int],
+    more: list[tuple[int, Any]],
+) -> tuple[array[int], array[Any]]:
+    """``sids``/``values`` with the values at positions ``at`` replaced by ``new``, the
+    positions ``gone`` left out and the (sid, value) pairs of ``more`` added at the end; the
+    arrays themselves when nothing changes."""
+    if not (at or gone or more):
+        return sids, values
+    out_values = values[:]
+    if at:
+        view = _numbers_view(out_values)
+        view[np.array(at, np.int64)] = np.array(new, view.dtype)
+        del view  # (an array with a view on it cannot grow)
+    out_sids = sids
+    if gone:
+        keep = np.ones(len(sids), np.bool_)
+        keep[np.array(gone, np.int64)] = False
+        out_sids = array(sids.typecode, np.asarray(sids)[keep].tobytes())
+        out_values = array(out_values.typecode, _numbers_view(out_values)[keep].tobytes())
+    if more:
+        if out_sids is sids:
+            out_sids = sids[:]
+        out_sids.extend(sid for sid, _ in more)
+        out_values.extend(value for _, value in more)
+    return out_sids, out_values
 
 
 def raw_history(
@@ -328,8 +385,8 @@ def raw_history(
 def refold(
     old_values: list[Number | None],
     flags: list[int],
-    old_writes: list[list[HistoricalWrite]],
-    new_writes: list[list[HistoricalWrite]],
+    old_writes: Sequence[Sequence[HistoricalWrite]],
+    new_writes: Sequence[Sequence[HistoricalWrite]],
     prev_value: Number | None,
     removed_from: int | None,
 ) -> list[Number | None]:

@@ -8,10 +8,19 @@ writes to the installed recorder.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from array import array
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
-from capture.accumulator import HistoricalWrite, Number, TickFrame, raw_history, refold
+from capture.accumulator import (
+    HistoricalWrite,
+    Number,
+    TickFrame,
+    apply_write,
+    raw_history,
+    refold,
+)
 from capture.descriptions import Description
 from capture.events import Fix
 from capture.handles import GaugeSeries, SeriesInfo, as_count
@@ -29,6 +38,27 @@ DROPPED_DESCRIPTION = Description(
     "too_old (older than the window or the run's first tick)",
     "count",
 )
+
+
+#: One delayed write as a batch takes it: (kind, operation, name, labels, value, timestamp in
+#: Unix seconds), the arguments of :meth:`capture.Recorder.record_historical`.
+DelayedPoint = tuple[Kind, HistoricalOp, str, "Mapping[str, str] | None", float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """What became of a batch of delayed writes (:func:`capture.historical.write_batch`).
+
+    ``applied``: writes that reached their tick. ``dropped``: writes not applied, by reason:
+    ``too_old`` and ``future`` (also counted in ``capture.dropped``), ``no_recorder`` (none was
+    installed). ``rejected``: (index in the batch, why) of each invalid write (a bad operation,
+    value, timestamp, name or labels, or a name of the other kind), which the others did not
+    stop.
+    """
+
+    applied: int = 0
+    dropped: Mapping[str, int] = field(default_factory=dict)
+    rejected: tuple[tuple[int, str], ...] = ()
 
 
 def delayed_operand(kind: Kind, op: HistoricalOp, name: str, value: float) -> Number:
@@ -51,17 +81,33 @@ def delayed_operand(kind: Kind, op: HistoricalOp, name: str, value: float) -> Nu
     return as_count(value, name)
 
 
+#: One series' delayed writes in one tick, in timestamp order, from its last ``set`` or
+#: ``absolute`` on (the writes before it cannot change the tick's value, so none is kept).
+Bucket = tuple[HistoricalWrite, ...]
+
+
+def _kept(bucket: Bucket) -> Bucket:
+    """``bucket`` (in timestamp order) from its last absolute write (set/absolute) on."""
+    for i in range(len(bucket) - 1, 0, -1):
+        if bucket[i][2] in ("set", "absolute"):
+            return bucket[i:]
+    return bucket
+
+
 class DelayedWrites:
-    """The delayed writes of the ticks still in the window, and applying a new one.
+    """The delayed writes of the ticks still in the window, and applying new ones.
 
     Callers hold the recorder's lock. :attr:`moved` is read by the next tick's snapshot.
     """
 
-    __slots__ = ("_by_series", "_sequence", "moved")
+    __slots__ = ("_by_series", "_sequence", "_series_by_tick", "moved")
 
     def __init__(self) -> None:
-        # Each series' delayed writes by tick, in timestamp order.
-        self._by_series: dict[int, dict[int, list[HistoricalWrite]]] = {}
+        # Each series' delayed writes by tick (see Bucket).
+        self._by_series: dict[int, dict[int, Bucket]] = {}
+        # The series with writes kept in each tick, so that forgetting a tick touches only them.
+        # (arrays: the garbage collector does not walk them)
+        self._series_by_tick: dict[int, array[int]] = {}
         self._sequence = itertools.count()
         #: Ids of live series whose value a delayed write changed since the last tick (no write
         #: flag says so): the next delta frame must carry them. The snapshot clears it.
@@ -74,49 +120,77 @@ class DelayedWrites:
     def apply(
         self,
         handle: SeriesInfo,
-        tick: int,
-        write: HistoricalWrite,
+        writes: Sequence[tuple[int, HistoricalWrite]],
         frames: Sequence[TickFrame],
         current_tick: int,
     ) -> list[Fix]:
-        """Apply ``write`` at ``tick`` to ``handle``'s series: change its values in ``frames``
-        (the window, oldest first) from ``tick`` on and its live value (the tick in progress,
-        ``current_tick``). Returns the changes made to the frames, for the journal."""
+        """Apply ``writes`` ((tick, write) pairs, in any order) to ``handle``'s series: change
+        its values in ``frames`` (the window, oldest first) from the earliest write's tick on,
+        and its live value (the tick in progress, ``current_tick``), in one pass however many
+        writes. A write whose tick no frame holds (and that is not ``current_tick``) changes
+        nothing. Returns the changes made to the frames, for the journal."""
+        if not writes:
+            return []
+        if len(writes) == 1:
+            latest = self._apply_latest(handle, *writes[0], frames, current_tick)
+            if latest is not None:
+                return latest
         sid = handle.sid
         is_gauge = isinstance(handle, GaugeSeries)
-        by_tick = self._by_series.setdefault(sid, {})
-        held = [f for f in frames if f.tick >= tick - 1]
-        changed = [f for f in held if f.tick >= tick]
-        ticks = [f.tick for f in changed] + [current_tick]
-        old_writes = [list(by_tick.get(t, ())) for t in ticks]
-        new_writes = [list(w) for w in old_writes]
-        bucket = new_writes[ticks.index(tick)] if tick in ticks else None
-        if bucket is None:  # the tick is not held (no frame): nothing to change
+        first = min(t for t, _ in writes) if len(writes) > 1 else writes[0][0]
+        # The frames from the tick before the first write's on (oldest first, so a suffix).
+        start = len(frames)
+        while start and frames[start - 1].tick >= first - 1:
+            start -= 1
+        held = list(frames[start:]) if start else list(frames)
+        changed = held[1:] if held and held[0].tick < first else held
+        ticks = [f.tick for f in changed]
+        ticks.append(current_tick)
+        by_tick = self._by_series.get(sid)
+        if by_tick is None:
+            by_tick = self._by_series[sid] = {}
+        empty: Bucket = ()
+        old_writes = [by_tick.get(t, empty) for t in ticks]
+        new_writes = list(old_writes)
+        position = {t: i for i, t in enumerate(ticks)}
+        touched: set[int] = set()
+        for tick, write in writes:
+            i = position.get(tick)
+            if i is None:
+                continue  # the tick is not held (no frame): nothing to change
+            new_writes[i] = (*new_writes[i], write)
+            touched.add(i)
+        if not touched:
+            if not by_tick:
+                del self._by_series[sid]
             return []
-        bucket.append(write)
-        bucket.sort(key=lambda w: (w[0], w[1]))
-        by_tick[tick] = bucket
+        for i in touched:
+            bucket = new_writes[i]
+            if len(bucket) > 1:
+                bucket = _kept(tuple(sorted(bucket)))  # (timestamp, sequence): unique
+            new_writes[i] = bucket
+            tick = ticks[i]
+            if tick not in by_tick:
+                self._series_by_tick.setdefault(tick, array("q")).append(sid)
+            by_tick[tick] = bucket
         # Each held frame's value with its fixes applied, from one pass over the window.
         looked = [
             (frame.fixes.get(sid, value), flag)
             for frame, (value, flag) in zip(held, raw_history(held, sid, is_gauge), strict=True)
         ]
         prev_value: Number | None = None
-        if held and held[0].tick == tick - 1:
+        if len(held) > len(changed):
             prev_value = looked[0][0]
-        old_values: list[Number | None] = []
-        flags: list[int] = []
-        for frame, (val, flag) in zip(held, looked, strict=True):
-            if frame.tick >= tick:
-                old_values.append(val)
-                flags.append(flag)
+            looked = looked[1:]
+        old_values: list[Number | None] = [value for value, _ in looked]
+        flags: list[int] = [flag for _, flag in looked]
         with handle.lock:
             old_values.append(handle.current)
             flags.append(handle.written)
             new_values = refold(old_values, flags, old_writes, new_writes, prev_value, None)
             new_current = new_values[-1]
             if new_current != handle.current and new_current is not None:
-                if isinstance(handle, GaugeSeries):
+                if is_gauge:
                     handle.current = float(new_current)
                 else:
                     handle.current = int(new_current)
@@ -129,9 +203,86 @@ class DelayedWrites:
                 fixes.append((frame.tick, sid, new))
         return fixes
 
+    def _apply_latest(
+        self,
+        handle: SeriesInfo,
+        tick: int,
+        write: HistoricalWrite,
+        frames: Sequence[TickFrame],
+        current_tick: int,
+    ) -> list[Fix] | None:
+        """The common case of :meth:`apply`, without refolding: one write that is the latest
+        of its series (no write of it kept in a later tick, none later in its own), on a series
+        no live write touched from its tick on (no write flag in those frames, nor now). Its
+        tick's value is then the write applied to the value it had, and every later tick holds
+        that value. None when the case does not hold (the caller refolds)."""
+        sid = handle.sid
+        by_tick = self._by_series.get(sid)
+        bucket: Bucket = ()
+        if by_tick:
+            if max(by_tick) > tick:
+                return None
+            bucket = by_tick.get(tick, ())
+            if bucket and bucket[-1] > write:  # (timestamp, sequence) order
+                return None
+        is_gauge = isinstance(handle, GaugeSeries)
+        old: Number | None = None
+        changed: Sequence[TickFrame] = ()
+        if tick == current_tick:
+            old = handle.current
+        else:
+            start = len(frames)
+            while start and frames[start - 1].tick >= tick:
+                start -= 1
+            changed = frames[start:]
+            if not changed or changed[0].tick != tick:
+                return None
+            for k, frame in enumerate(changed):
+                part = frame.g if is_gauge else frame.c
+                i = part.series.position(sid)
+                if i is None:
+                    if k and old is not None:
+                        return None  # (not in a later frame: the case does not hold)
+                    continue
+                value, flag = part.at(i)
+                if flag:
+                    return None
+                if not k:
+                    old = value
+            first = changed[0]
+            if sid in first.fixes:
+                old = first.fixes[sid]
+        _ts, _seq, op, operand = write
+        new = apply_write(old, op, operand)
+        with handle.lock:
+            if handle.written or (changed and handle.current != old):
+                return None
+            if new != handle.current:
+                if is_gauge:
+                    handle.current = float(new)
+                else:
+                    handle.current = int(new)
+                self.moved.add(sid)  # no write flag tells the next tick
+        if by_tick is None:
+            by_tick = self._by_series[sid] = {}
+        if tick not in by_tick:
+            self._series_by_tick.setdefault(tick, array("q")).append(sid)
+        by_tick[tick] = _kept((*bucket, write)) if bucket else (write,)
+        handle.last_write_tick = current_tick
+        fixes: list[Fix] = []
+        if new != old:
+            for frame in changed:
+                frame.fixes[sid] = new
+                fixes.append((frame.tick, sid, new))
+        return fixes
+
     def forget_through(self, tick: int) -> None:
         """Forget the writes of ``tick`` and earlier (their ticks were handed to the writer)."""
-        for by_tick in self._by_series.values():
-            for t in [t for t in by_tick if t <= tick]:
-                del by_tick[t]
-        self._by_series = {s: h for s, h in self._by_series.items() if h}
+        by_series = self._by_series
+        for old in [t for t in self._series_by_tick if t <= tick]:
+            for sid in self._series_by_tick.pop(old):
+                by_tick = by_series.get(sid)
+                if by_tick is not None:
+                    by_tick.pop(old, None)
+                    if not by_tick:
+                        del by_series[sid]

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from capture.delayed import HistoricalOp
+from capture.delayed import BatchOutcome, DelayedPoint, HistoricalOp
 from capture.descriptions import DescriptionTable, make_description
 from capture.keys import Kind, LabelTuple, canonical_labels, check_name
 from capture.recorder import Counter, Gauge, Recorder
@@ -152,6 +152,12 @@ class PendingRecorder:
         timestamp: float,
     ) -> None:
         self.dropped_call()
+
+    def record_historical_batch(self, points: Sequence[DelayedPoint]) -> BatchOutcome:
+        """Drop every write (counted as calls); the outcome says ``no_recorder``."""
+        for _ in points:
+            self.dropped_call()
+        return BatchOutcome(0, {"no_recorder": len(points)} if points else {})
 
     def describe(self, name: str, description: str, unit: str | None = None) -> None:
         """Keep the description of ``name`` (see :func:`capture.describe`)."""

@@ -12,23 +12,26 @@ recorder, put together from the registry of series (:mod:`capture.registry`), th
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from capture.accumulator import TickFrame
+from capture.accumulator import HistoricalWrite, TickFrame
 from capture.delayed import (
     DROPPED_DESCRIPTION,
     DROPPED_METRIC,
+    BatchOutcome,
+    DelayedPoint,
     DelayedWrites,
     HistoricalOp,
     delayed_operand,
 )
 from capture.delta import take_values
 from capture.descriptions import Description, DescriptionTable, make_description
-from capture.events import JournalEvent, JournalEvents
+from capture.events import Fix, JournalEvent, JournalEvents
 from capture.handles import CounterSeries, GaugeSeries, Series, SeriesInfo
 from capture.keys import RESERVED_COLUMNS, Kind, LabelTuple, canonical_labels
 from capture.live import LiveChanges, LiveSeries
@@ -78,8 +81,11 @@ class Recorder(Protocol):
 
     A recorder may also have ``describe(name, description, unit=None)`` (as
     :class:`capture.CaptureRecorder` has): :func:`capture.describe` then passes it every
-    description, those given before it was installed included. It is optional, so that a
-    recorder without it still satisfies the protocol.
+    description, those given before it was installed included; and
+    ``record_historical_batch(points) -> BatchOutcome`` (a sequence of the arguments of
+    ``record_historical`` as tuples), which :func:`capture.historical.write_batch` calls
+    instead of one ``record_historical`` per point. Both are optional, so that a recorder
+    without them still satisfies the protocol.
     """
 
     def gauge(self, name: str, labels: Mapping[str, str] | None = None) -> Gauge: ...
@@ -419,11 +425,11 @@ class CaptureRecorder:
         return self._registry.by_id
 
     # ------------------------------------------------------------------ delayed writes
-    def _drop(self, reason: str) -> None:
+    def _drop(self, reason: str, count: int = 1) -> None:
         handle = self._dropped.get(reason)
         if handle is None:
             handle = self._dropped[reason] = self.counter(DROPPED_METRIC, {"reason": reason})
-        handle.increment()
+        handle.increment(count)
 
     def record_historical(
         self,
@@ -447,21 +453,86 @@ class CaptureRecorder:
         handle: SeriesInfo = (
             self.gauge(name, labels) if kind == "gauge" else self.counter(name, labels)
         )
+        self._apply([(handle, timestamp, op, operand)])
+
+    def record_historical_batch(self, points: Sequence[DelayedPoint]) -> BatchOutcome:
+        """Apply many delayed writes at once (what :func:`capture.historical.write_batch`
+        calls): each as :meth:`record_historical` would, in order, under one lock, each series'
+        writes to the window in one pass. An invalid write is skipped and named in the
+        outcome's ``rejected`` (the others are applied); too old and future ones are counted
+        in ``capture.dropped`` and in the outcome."""
+        resolved: list[tuple[SeriesInfo, float, HistoricalOp, float | int]] = []
+        rejected: list[tuple[int, str]] = []
+        # The handle of each (kind, name, labels object): callers pass one labels mapping for
+        # every point of a series, so each series is looked up once (``points`` keeps the
+        # mappings alive, so no id is reused meanwhile).
+        handles: dict[tuple[str, str, int], SeriesInfo] = {}
+        for index, (kind, op, name, labels, value, timestamp) in enumerate(points):
+            try:
+                if value.__class__ is float and kind == "gauge" and op == "set":
+                    operand: float | int = value  # (the common case, checked at once)
+                else:
+                    operand = delayed_operand(kind, op, name, value)
+                if timestamp.__class__ is not float and (
+                    not isinstance(timestamp, int | float) or isinstance(timestamp, bool)
+                ):
+                    raise TypeError(
+                        f"timestamp must be epoch seconds, got {type(timestamp).__name__}"
+                    )
+                key = (kind, name, id(labels))
+                handle = handles.get(key)
+                if handle is None:
+                    handle = handles[key] = (
+                        self.gauge(name, labels) if kind == "gauge" else self.counter(name, labels)
+                    )
+            except (TypeError, ValueError) as exc:
+                rejected.append((index, str(exc)))
+                continue
+            resolved.append((handle, timestamp, op, operand))
+        applied, dropped = self._apply(resolved)
+        return BatchOutcome(applied, dropped, tuple(rejected))
+
+    def _apply(
+        self, writes: Sequence[tuple[SeriesInfo, float, HistoricalOp, float | int]]
+    ) -> tuple[int, dict[str, int]]:
+        """Apply validated delayed writes (handle, timestamp, operation, operand), in order;
+        returns how many reached a tick and how many were dropped, by reason (counted)."""
+        future = too_old = 0
         with self._lock:
             window = self._window
-            tick = window.tick_of(timestamp)
-            now_tick = window.tick_of(self._clock())
+            tick_seconds = window.tick_seconds
             current = self.current_tick()
-            if tick > max(now_tick, current):
-                self._drop("future")
-                return
-            tick = min(tick, current)
+            newest = max(window.tick_of(self._clock()), current)
             oldest = current - self.window_ticks + 1
             if window.first_tick is not None:
                 oldest = max(oldest, window.first_tick)
-            if tick < oldest:
-                self._drop("too_old")
-                return
-            write = self._delayed.write(timestamp, op, operand)
-            fixes = self._delayed.apply(handle, tick, write, window.frames, current)
+            delayed = self._delayed
+            frames = list(window.frames)
+            fixes: list[Fix] = []
+            by_series: dict[int, tuple[SeriesInfo, list[tuple[int, HistoricalWrite]]]] = {}
+            for handle, timestamp, op, operand in writes:
+                tick = math.floor(timestamp / tick_seconds)
+                if tick > newest:
+                    future += 1
+                    continue
+                tick = min(tick, current)
+                if tick < oldest:
+                    too_old += 1
+                    continue
+                entry = by_series.get(handle.sid)
+                if entry is None or entry[0] is not handle:
+                    if entry is not None:  # (the series was ended and made again meanwhile)
+                        fixes += delayed.apply(entry[0], entry[1], frames, current)
+                    entry = by_series[handle.sid] = (handle, [])
+                entry[1].append((tick, delayed.write(timestamp, op, operand)))
+            for handle, series_writes in by_series.values():
+                fixes += delayed.apply(handle, series_writes, frames, current)
             self._events.fixes(fixes)
+            dropped: dict[str, int] = {}
+            if future:
+                self._drop("future", future)
+                dropped["future"] = future
+            if too_old:
+                self._drop("too_old", too_old)
+                dropped["too_old"] = too_old
+        return len(writes) - future - too_old, dropped

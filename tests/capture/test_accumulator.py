@@ -44,11 +44,21 @@ tick_op = st.tuples(st.just("tick"), st.integers(1, 2))
 
 
 def run_model(
-    kind: str, ops: list[tuple[object, ...]]
+    kind: str, ops: list[tuple[object, ...]], batched: bool = False
 ) -> tuple[dict[int, float | int], dict[int, float | int], int]:
-    """Run ``ops`` through a real recorder and through the reference model."""
+    """Run ``ops`` through a real recorder and through the reference model. ``batched``: the
+    delayed writes between two other operations go in one ``write_batch``."""
     clock = FakeClock(T0 + 0.5)
     rec = CaptureRecorder(clock=clock, window_ticks=WINDOW)
+    capture.set_recorder(rec)
+    pending: list[tuple[str, str, str, None, float, float]] = []
+
+    def send() -> None:
+        if pending:
+            outcome = capture.historical.write_batch(pending)
+            assert not outcome.rejected
+            pending.clear()
+
     handle = rec.gauge("s") if kind == "gauge" else rec.counter("s")
     current = first = rec.begin()
     assert first == T0
@@ -56,6 +66,8 @@ def run_model(
     seq = 0
     dropped = 0
     for op in ops:
+        if op[0] != "hist":
+            send()
         if op[0] == "tick":
             n = int(op[1])  # type: ignore[arg-type]
             rec.take_tick(current + n - 1)
@@ -81,7 +93,11 @@ def run_model(
                 dropped += 1
             else:
                 writes.append(((tick, 0, ts, seq), str(name), value))  # type: ignore[arg-type]
-            rec.record_historical(kind, name, "s", None, value, ts)  # type: ignore[arg-type]
+            if batched:
+                pending.append((kind, name, "s", None, value, ts))  # type: ignore[arg-type]
+            else:
+                rec.record_historical(kind, name, "s", None, value, ts)  # type: ignore[arg-type]
+    send()
     # close: take the tick in progress, drain
     rec.take_tick(current)
     rec.drain()
@@ -118,6 +134,64 @@ def test_gauge_matches_the_reference_model(ops: list[tuple[object, ...]]) -> Non
 def test_counter_matches_the_reference_model(ops: list[tuple[object, ...]]) -> None:
     actual, expected, _ = run_model("counter", ops)
     assert actual == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(live_op, gauge_hist, tick_op), max_size=30))
+def test_batched_gauge_writes_match_the_reference_model(ops: list[tuple[object, ...]]) -> None:
+    actual, expected, _ = run_model("gauge", ops, batched=True)
+    assert actual.keys() == expected.keys()
+    for t in expected:
+        assert actual[t] == pytest.approx(expected[t])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(live_op.filter(lambda o: o[2] >= 0), counter_hist, tick_op), max_size=30))
+def test_batched_counter_writes_match_the_reference_model(ops: list[tuple[object, ...]]) -> None:
+    actual, expected, _ = run_model("counter", ops, batched=True)
+    assert actual == expected
+
+
+def test_a_batch_lands_each_point_in_its_tick_and_counts_what_it_drops(clock: FakeClock) -> None:
+    clock.now = T0 + 0.5
+    rec = CaptureRecorder(clock=clock, window_ticks=5)
+    capture.set_recorder(rec)
+    rec.gauge("kernel").set(1)
+    for i in range(4):
+        rec.take_tick(T0 + i)
+        clock.now += 1
+    labels = {"container_id": "abc"}
+    outcome = capture.historical.write_batch(
+        [
+            ("gauge", "set", "g", labels, 10.0, T0 + 1.5),
+            ("counter", "increment", "c", labels, 2, T0 + 2.5),
+            ("gauge", "set", "g", labels, 20.0, datetime.fromtimestamp(T0 + 3.2, UTC)),
+            ("counter", "increment", "c", labels, 3, T0 + 3.7),
+            ("gauge", "set", "g", labels, 99.0, T0 - 10),  # too old
+            ("gauge", "set", "g", labels, 99.0, clock.now + 5),  # future
+            ("counter", "increment", "g", labels, 1, T0 + 2),  # g is a gauge
+            ("counter", "increment", "c", labels, -1, T0 + 2),  # negative
+            ("gauge", "set", "g", labels, 1.0, "yesterday"),  # not a timestamp
+        ]
+    )
+    assert outcome.applied == 4
+    assert outcome.dropped == {"too_old": 1, "future": 1}
+    assert [index for index, _ in outcome.rejected] == [6, 7, 8]
+    assert "gauge" in outcome.rejected[0][1]
+    assert rec.counter("capture.dropped", {"reason": "too_old"}).value == 1
+    assert rec.counter("capture.dropped", {"reason": "future"}).value == 1
+    rec.take_tick(T0 + 4)
+    rec.drain()
+    frames, _ = rec.pop_ready()
+    g, c = rec.gauge("g", labels), rec.counter("c", labels)
+    assert [f.lookup(g.sid, True)[0] for f in frames] == [None, 10.0, 10.0, 20.0, 20.0]
+    assert [f.lookup(c.sid, False)[0] for f in frames] == [None, None, 2, 5, 5]
+
+
+def test_a_batch_without_a_recorder_is_dropped_and_says_so() -> None:
+    outcome = capture.historical.write_batch([("gauge", "set", "g", None, 1.0, T0)])
+    assert outcome.applied == 0
+    assert outcome.dropped == {"no_recorder": 1}
 
 
 def test_delayed_set_changes_its_tick_and_later_ones_up_to_the_next_write(clock: FakeClock) -> None:

@@ -149,9 +149,21 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                     "/api/v2/series", content=body, headers=headers
                 ).status_code
             time.sleep(1.5)  # (the live counters of the refusals go into the next sample's tick)
-            # The last point answered 202 right before the SIGTERM: in the tick in progress.
-            last = {"series": [{"metric": "last", "points": [[time.time(), 42.0]]}]}
+            # The last points answered 202 right before the SIGTERM: a gauge and a count in the
+            # tick in progress, and a count in the tick taken last; none of their series has a
+            # later sample.
+            stamp = time.time()
+            last = {
+                "series": [
+                    {"metric": "last", "points": [[stamp, 42.0]]},
+                    {"metric": "last_count", "type": "count", "points": [[stamp, 5]]},
+                ]
+            }
             answers["last"] = client.post("/api/v1/series", json=last).status_code
+            taken = metric_payload([("last_count_pb", COUNT, [(int(stamp) - 1, 4.0)], [], "h")])
+            answers["last_pb"] = client.post(
+                "/api/v2/series", content=zstd(taken), headers=PROTOBUF
+            ).status_code
         proc.signal(signal.SIGTERM)
         code = proc.wait(60)
         out = tmp / "out"
@@ -212,8 +224,14 @@ def test_a_zstd_protobuf_count_becomes_a_counter(run: Run) -> None:
 
 
 def test_sigterm_loses_nothing_answered_202(run: Run) -> None:
-    assert run.answers["last"] == 202
+    assert (run.answers["last"], run.answers["last_pb"]) == (202, 202)
     assert [r["value_float"] for r in _by_name(run.rows, "target.last")] == [42.0]
+    # Counter increments of series with no later sample: in the files, in their own ticks.
+    counted = _by_name(run.rows, "target.last_count")
+    assert [(r["metric_kind"], r["value_int"]) for r in counted] == [("counter", 5)]
+    taken = _by_name(run.rows, "target.last_count_pb")
+    assert {r["value_int"] for r in taken} == {4}
+    assert taken[0]["time"] < counted[0]["time"]  # its own, earlier, tick
 
 
 def test_bad_bodies_are_refused_and_counted(run: Run) -> None:
@@ -224,9 +242,9 @@ def test_bad_bodies_are_refused_and_counted(run: Run) -> None:
     )
     intake = run.manifest["intake"]
     assert intake["bad_requests"] == {"malformed": 2, "too_large": 1}
-    assert intake["requests"] == {"/api/v2/series": 5, "/api/v1/series": 1}
+    assert intake["requests"] == {"/api/v2/series": 6, "/api/v1/series": 1}
     assert intake["points_dropped"] == {}
-    assert intake["points_received"] == 7
+    assert intake["points_received"] == 9
     assert run.manifest["config"]["intake"]["max_series"] == 50_000
     bad = {
         dict(r["labels"])["reason"]: r["value_int"]

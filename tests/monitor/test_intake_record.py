@@ -17,7 +17,7 @@ import pytest
 import capture
 from common.contract import LABEL_COLUMNS
 from monitor.intake.decode import ReportedSeries, ReportedSketch
-from monitor.intake.record import IntakeWriter, series_labels
+from monitor.intake.record import BATCH_POINTS, IntakeWriter, series_labels
 
 WINDOW = 60
 
@@ -196,3 +196,33 @@ def test_sketches_record_count_sum_min_max(tmp_path: Path) -> None:
         0.5,
         9.0,
     ]
+
+
+def test_a_large_request_goes_in_batches_and_a_bad_point_stops_none(tmp_path: Path) -> None:
+    writer = IntakeWriter()
+    calls: list[int] = []
+    series_count = BATCH_POINTS + 500  # two points each: the request takes three batches
+
+    def write(now: int) -> None:
+        writer.write([ReportedSeries("first", "count", ((now - 9, 1.0),))])
+        batch = [
+            ReportedSeries("g", "gauge", ((now - 3, float(i)), (now - 2, i + 0.5)), (f"i:{i}",))
+            for i in range(series_count)
+        ]
+        batch.insert(1000, ReportedSeries("first", "gauge", ((now - 2, 1.0),)))  # a count
+        writer.write(batch, checkpoint=lambda: calls.append(1))
+
+    rows = record(tmp_path, write)
+    points = target_rows(rows, "target.g")
+    by_series: dict[str, list[float]] = {}
+    for row in points:
+        by_series.setdefault(dict(row["labels"])["i"], []).append(row["value_float"])
+    assert len(by_series) == series_count
+    # each series: its first point's tick, then its second's until the end of the window
+    assert all(
+        values[0] == float(i) and values[1] == i + 0.5
+        for i, values in ((int(key), v) for key, v in by_series.items())
+    )
+    assert writer.stats.points_dropped == {"rejected": 1}
+    assert writer.stats.points_written == 1 + 2 * series_count
+    assert len(calls) >= 2  # between the batches, and every CHECKPOINT_SERIES series

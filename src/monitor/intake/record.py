@@ -15,9 +15,10 @@ The mapping (one place for it):
 - GAUGE becomes a gauge ``set``, COUNT a counter increment (the capture's counters count
   whole units: a fractional count carries its remainder to the series' next point, so the
   total stays within 1 of the reported sum), RATE a gauge ``set`` of the rate;
-- each point goes through :mod:`capture.historical` at its own timestamp: it lands in the tick
-  that holds it, and a point older than the window or in the future is dropped and counted by
-  the capture under its own reasons (``capture.dropped{reason=too_old|future}``).
+- each point goes through :func:`capture.historical.write_batch` at its own timestamp (a
+  request's points in a few batches): it lands in the tick that holds it, and a point older
+  than the window or in the future is dropped and counted by the capture under its own
+  reasons (``capture.dropped{reason=too_old|future}``).
 
 What the writer drops itself is counted in ``finemon.intake.points_dropped{reason}``:
 ``too_many_series`` (a new series past ``max_series``), ``negative_count`` (a COUNT point
@@ -30,11 +31,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 import capture
+from capture.historical import BatchOutcome, DelayedPoint
 from common.contract import FIXED_COLUMNS, GLOBAL_LABEL_COLUMNS, LABELS_MAP_COLUMN
 from monitor.intake.decode import (
     CHECKPOINT_SERIES,
@@ -52,6 +54,9 @@ TARGET_PREFIX: Final = "target."
 RESERVED_KEYS: Final = frozenset({*FIXED_COLUMNS, LABELS_MAP_COLUMN, *GLOBAL_LABEL_COLUMNS})
 #: The default of ``--intake-max-series``.
 DEFAULT_MAX_SERIES: Final = 50_000
+#: Points handed to the capture in one batch (whole series: a request's last batch, or one
+#: long series, may hold more); a checkpoint comes between two.
+BATCH_POINTS: Final = 2048
 #: Seconds between two log lines about dropped points.
 LOG_EVERY_SECONDS: Final = 60.0
 
@@ -107,9 +112,10 @@ class WriterStats:
 
 
 class IntakeWriter:
-    """Writes reported series through :mod:`capture.historical` (thread-safe as the capture
-    is; one writer per process). ``max_series`` bounds the distinct series (name and labels)
-    it writes: points of a series past it are dropped and counted."""
+    """Writes reported series through :func:`capture.historical.write_batch`, a request's points
+    in batches of about BATCH_POINTS (thread-safe as the capture is; one writer per process).
+    ``max_series`` bounds the distinct series (name and labels) it writes: points of a series
+    past it are dropped and counted."""
 
     def __init__(self, max_series: int = DEFAULT_MAX_SERIES) -> None:
         if max_series < 1:
@@ -119,6 +125,9 @@ class IntakeWriter:
         self._series: set[tuple[str, Labels]] = set()
         # Labels by what they are made from: an agent sends the same tags every interval.
         self._labels: dict[tuple[object, ...], dict[str, str]] = {}
+        # The items of each labels mapping made here, by its id (the mappings live in _labels):
+        # a series' key without a tuple of its labels a point.
+        self._label_items: dict[int, Labels] = {}
         # Fractional remainders of COUNT points, by series.
         self._carry: dict[tuple[str, Labels], float] = {}
         self._logged_at: dict[str, float] = {}
@@ -127,15 +136,22 @@ class IntakeWriter:
     def write(self, batch: Iterable[ReportedSeries], checkpoint: Checkpoint = no_checkpoint) -> int:
         """Write every point of ``batch``; returns how many were handed to the capture (the
         capture may still drop some as too old or in the future). ``checkpoint`` is called
-        every CHECKPOINT_SERIES series (see :data:`monitor.intake.decode.Checkpoint`)."""
-        written = received = 0
+        every CHECKPOINT_SERIES series and between the capture batches (see
+        :data:`monitor.intake.decode.Checkpoint`)."""
+        points = _Points(self, checkpoint)
         for index, series in enumerate(batch):
             if index % CHECKPOINT_SERIES == CHECKPOINT_SERIES - 1:
                 checkpoint()
-            received += len(series.points)
-            written += self._write_series(series)
-        self._received(received)
-        return written
+            points.received += len(series.points)
+            labels = self._labels_of(
+                series.tags, series.host, series.source_type_name, series.resources
+            )
+            name = TARGET_PREFIX + series.metric
+            kind = series.kind
+            for timestamp, value in series.points:
+                self._add(points, kind, name, labels, timestamp, value)
+            points.series_done()
+        return points.finish()
 
     def write_sketches(
         self, batch: Iterable[ReportedSketch], checkpoint: Checkpoint = no_checkpoint
@@ -143,19 +159,20 @@ class IntakeWriter:
         """Write each sketch point's count (``target.<metric>.count``, a counter increment)
         and its sum, min and max (gauges ``.sum``, ``.min``, ``.max``); returns the points
         handed to the capture (four per sketch point)."""
-        written = 0
+        points = _Points(self, checkpoint)
         for index, sketch in enumerate(batch):
             if index % CHECKPOINT_SERIES == CHECKPOINT_SERIES - 1:
                 checkpoint()
             labels = self._labels_of(sketch.tags, sketch.host, "", ())
             base = f"{TARGET_PREFIX}{sketch.metric}"
             for ts, count, total, low, high in sketch.points:
-                self._received(4)
-                written += self._one("count", f"{base}.count", labels, ts, float(count))
-                written += self._one("gauge", f"{base}.sum", labels, ts, total)
-                written += self._one("gauge", f"{base}.min", labels, ts, low)
-                written += self._one("gauge", f"{base}.max", labels, ts, high)
-        return written
+                points.received += 4
+                self._add(points, "count", f"{base}.count", labels, ts, float(count))
+                self._add(points, "gauge", f"{base}.sum", labels, ts, total)
+                self._add(points, "gauge", f"{base}.min", labels, ts, low)
+                self._add(points, "gauge", f"{base}.max", labels, ts, high)
+            points.series_done()
+        return points.finish()
 
     # ------------------------------------------------------------------ one series
     def _labels_of(
@@ -170,49 +187,60 @@ class IntakeWriter:
         if labels is None:
             if len(self._labels) >= self.max_series:
                 self._labels.clear()
+                self._label_items.clear()
             labels = self._labels[key] = series_labels(tags, host, source_type_name, resources)
+            self._label_items[id(labels)] = tuple(labels.items())
         return labels
 
-    def _write_series(self, series: ReportedSeries) -> int:
-        labels = self._labels_of(
-            series.tags, series.host, series.source_type_name, series.resources
-        )
-        name = TARGET_PREFIX + series.metric
-        written = 0
-        for timestamp, value in series.points:
-            written += self._one(series.kind, name, labels, timestamp, value)
-        return written
-
-    def _one(
-        self, kind: str, name: str, labels: Mapping[str, str], timestamp: float, value: float
-    ) -> int:
-        """Write one point; 1 if handed to the capture, 0 if dropped (and counted)."""
+    def _add(
+        self,
+        points: _Points,
+        kind: str,
+        name: str,
+        labels: Mapping[str, str],
+        timestamp: float,
+        value: float,
+    ) -> None:
+        """Add one point to ``points``, or drop it (counted)."""
         if not (math.isfinite(value) and math.isfinite(timestamp)):
-            return self._drop("non_finite", name)
-        key = (name, tuple(labels.items()))
+            self._drop("non_finite", name)
+            return
+        items = self._label_items.get(id(labels))
+        key = (name, tuple(labels.items()) if items is None else items)
         if key not in self._series:
             if len(self._series) >= self.max_series:
-                return self._drop("too_many_series", name)
+                self._drop("too_many_series", name)
+                return
             self._series.add(key)
             self.stats.series = len(self._series)
             capture.gauge(SERIES).set(len(self._series))
-        try:
-            if kind == "count":
-                if value < 0:
-                    return self._drop("negative_count", name)
-                total = self._carry.get(key, 0.0) + value
-                whole = math.floor(total)
-                self._carry[key] = total - whole
-                capture.historical.counter_increment(name, labels, whole, timestamp)
-            else:
-                capture.historical.gauge_set(name, labels, value, timestamp)
-        except (TypeError, ValueError, OverflowError) as exc:
-            return self._drop("rejected", f"{name}: {exc}")
+        if kind == "count":
+            if value < 0:
+                self._drop("negative_count", name)
+                return
+            total = self._carry.get(key, 0.0) + value
+            whole = math.floor(total)
+            self._carry[key] = total - whole
+            points.add(("counter", "increment", name, labels, whole, timestamp))
+        else:
+            points.add(("gauge", "set", name, labels, value, timestamp))
+
+    def _written(self, points: Sequence[DelayedPoint], outcome: BatchOutcome) -> int:
+        """Count what the capture made of ``points``; returns the points it took (not
+        rejected)."""
+        for index, why in outcome.rejected:
+            self._drop("rejected", f"{points[index][2]}: {why}")
+        rejected = {index for index, _ in outcome.rejected}
         stats = self.stats
-        stats.points_written += 1
-        if stats.latest_timestamp is None or timestamp > stats.latest_timestamp:
-            stats.latest_timestamp = timestamp
-        return 1
+        latest = stats.latest_timestamp
+        for index, point in enumerate(points):
+            timestamp = point[5]
+            if (latest is None or timestamp > latest) and index not in rejected:
+                latest = timestamp
+        stats.latest_timestamp = latest
+        written = len(points) - len(rejected)
+        stats.points_written += written
+        return written
 
     # ------------------------------------------------------------------ counts
     def _received(self, count: int) -> None:
@@ -235,3 +263,37 @@ class IntakeWriter:
                 dropped[reason],
             )
         return 0
+
+
+class _Points:
+    """The points of one request on their way to the capture, in batches of about
+    BATCH_POINTS (whole series), a checkpoint between two."""
+
+    __slots__ = ("_checkpoint", "_pending", "_writer", "received", "written")
+
+    def __init__(self, writer: IntakeWriter, checkpoint: Checkpoint) -> None:
+        self._writer = writer
+        self._checkpoint = checkpoint
+        self._pending: list[DelayedPoint] = []
+        self.received = 0
+        self.written = 0
+
+    def add(self, point: DelayedPoint) -> None:
+        self._pending.append(point)
+
+    def series_done(self) -> None:
+        """A series ended: send the batch if it is full (a series is never split)."""
+        if len(self._pending) >= BATCH_POINTS:
+            self._send()
+            self._checkpoint()
+
+    def _send(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending:
+            self.written += self._writer._written(pending, capture.historical.write_batch(pending))
+
+    def finish(self) -> int:
+        """Send what is left, count what was received; returns the points written."""
+        self._send()
+        self._writer._received(self.received)
+        return self.written
