@@ -82,10 +82,13 @@ def write_day(
     container_ids: Sequence[str] | None = None,
     run_id: str = RUN_ID,
     seed: int = 1,
+    summaries: bool = False,
 ) -> tuple[int, int]:
     """Write the dataset of one node (``root/dt=2024-02-01/identifier=NODE``, rows from
     midnight on, ``node_name`` and the footer's node ``node``; container ids ``container_ids``,
-    by default ``1..containers`` in hex); returns (files, rows)."""
+    by default ``1..containers`` in hex); returns (files, rows). With ``summaries`` each footer
+    also holds the file's summary (``capture.summary``) as ``finemon run`` writes it, computed
+    from the written rows by analysis's own scan (needs duckdb), and the file written again."""
     rng = np.random.default_rng(seed)
     if container_ids is None:
         container_ids = [f"{i:064x}" for i in range(1, containers + 1)]
@@ -148,6 +151,17 @@ def write_day(
         final = folder / f"finemon-{stamp}-{run_id[:8]}-{seq:05d}.parquet"
         groups = (table.slice(i, ROW_GROUP_ROWS) for i in range(0, table.num_rows, ROW_GROUP_ROWS))
         rows += write_parquet_atomically(final, SCHEMA, groups, 3, metadata)
+        if summaries:
+            from analysis.query.summaries import scan_summary
+            from capture.summary import SUMMARY_METADATA_KEY, dumps
+
+            found = scan_summary(final)
+            if found is not None:
+                groups = (
+                    table.slice(i, ROW_GROUP_ROWS) for i in range(0, table.num_rows, ROW_GROUP_ROWS)
+                )
+                with_summary = {**metadata, SUMMARY_METADATA_KEY: dumps(found)}
+                write_parquet_atomically(final, SCHEMA, groups, 3, with_summary)
         files += 1
     return files, rows
 

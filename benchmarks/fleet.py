@@ -3,7 +3,8 @@ and through an Iceberg scan plan, raw against compacted, in one run.
 
 The fleet (by default 20 nodes x 1 day x 100 containers with 3 processes each, a file every 90 s:
 19,200 files) is written by the capture library's own writer (:func:`benchmarks.compaction.
-write_day`: capture's schema and writer options, the daemon's footer metadata) once into
+write_day`: capture's schema and writer options, the daemon's footer metadata with each file's
+summary) once into
 ``--data`` and reused by later runs. Ticks are 10 s rather than 1 s: the number of files, which
 is what the readers' start pays for, is the daemon's; the rows are a tenth of a 1 Hz fleet's.
 It then measures, printed side by side:
@@ -101,6 +102,7 @@ def _write_node(root: Path, scale: Scale, node: int) -> tuple[int, int]:
         container_ids=[container_id(node, i) for i in range(scale.containers)],
         run_id=f"{node + 1:08x}" * 4,
         seed=node + 1,
+        summaries=True,
     )
 
 
