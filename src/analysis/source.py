@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from analysis.errors import AnalysisError
+from common.objectstore import add_store_arguments
 
 #: What a hidden ``--cache-dir`` (the flag of the mirror finemon once kept) prints.
 CACHE_DIR_IGNORED = "--cache-dir is ignored: s3:// is read in place, nothing is mirrored"
@@ -25,21 +26,7 @@ CACHE_DIR_IGNORED = "--cache-dir is ignored: s3:// is read in place, nothing is 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags for an ``s3://`` DIR: the store's endpoint and region."""
     group = parser.add_argument_group("reading s3://BUCKET/PREFIX (needs the s3 extra)")
-    group.add_argument(
-        "--endpoint",
-        "--upload-endpoint",
-        dest="endpoint",
-        metavar="URL",
-        help="endpoint of an S3-compatible store, as finemon run's --upload-endpoint "
-        "(default: AWS S3)",
-    )
-    group.add_argument(
-        "--region",
-        "--upload-region",
-        dest="region",
-        metavar="REGION",
-        help="the bucket's region (default: the AWS chain's, e.g. $AWS_REGION)",
-    )
+    add_store_arguments(group)
     # Accepted so that scripts written for the mirror keep working; it does nothing.
     group.add_argument("--cache-dir", metavar="DIR", help=argparse.SUPPRESS)
 

@@ -23,6 +23,7 @@ one-line message; local file problems stay ``OSError``.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import os
 import re
@@ -74,6 +75,27 @@ class S3Location:
     def relative(self, key: str) -> str:
         """Inverse of :meth:`key`."""
         return key[len(self.prefix) + 1 :] if self.prefix else key
+
+
+def add_store_arguments(group: argparse._ActionsContainer) -> None:
+    """``--endpoint`` and ``--region`` of an ``s3://`` DIR (into ``args.endpoint`` and
+    ``args.region``), spelled also as ``finemon run``'s ``--upload-endpoint``/``--upload-region``.
+    """
+    group.add_argument(
+        "--endpoint",
+        "--upload-endpoint",
+        dest="endpoint",
+        metavar="URL",
+        help="endpoint of an S3-compatible store, as finemon run's --upload-endpoint "
+        "(default: AWS S3)",
+    )
+    group.add_argument(
+        "--region",
+        "--upload-region",
+        dest="region",
+        metavar="REGION",
+        help="the bucket's region (default: the AWS chain's, e.g. $AWS_REGION)",
+    )
 
 
 def is_s3_url(text: str) -> bool:

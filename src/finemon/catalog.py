@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from common.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
-from common.objectstore import StoreSettings, is_s3_url, parse_s3_url
+from common.objectstore import StoreSettings, add_store_arguments, is_s3_url, parse_s3_url
 
 CATALOG_DESCRIPTION = """\
 Register every finished Parquet file of DIR (or every data object of s3://BUCKET/PREFIX, where
@@ -51,21 +51,7 @@ def add_catalog_arguments(parser: argparse.ArgumentParser) -> None:
         help="the table (default: finemon.metrics)",
     )
     group = parser.add_argument_group("an s3://BUCKET/PREFIX (needs the s3 extra)")
-    group.add_argument(
-        "--endpoint",
-        "--upload-endpoint",
-        dest="endpoint",
-        metavar="URL",
-        help="endpoint of an S3-compatible store, as finemon run's --upload-endpoint "
-        "(default: AWS S3)",
-    )
-    group.add_argument(
-        "--region",
-        "--upload-region",
-        dest="region",
-        metavar="REGION",
-        help="the bucket's region (default: the AWS chain's, e.g. $AWS_REGION)",
-    )
+    add_store_arguments(group)
 
 
 def run_catalog(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from common.objectstore import StoreError, is_s3_url
+from common.objectstore import StoreError, add_store_arguments, is_s3_url
 from monitor.compaction import plan
 from monitor.config import compression_level, size
 
@@ -72,21 +72,7 @@ def add_compact_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--log-level", default="INFO", metavar="LEVEL")
     group = parser.add_argument_group("an s3://BUCKET/PREFIX (needs the s3 extra)")
-    group.add_argument(
-        "--endpoint",
-        "--upload-endpoint",
-        dest="endpoint",
-        metavar="URL",
-        help="endpoint of an S3-compatible store, as finemon run's --upload-endpoint "
-        "(default: AWS S3)",
-    )
-    group.add_argument(
-        "--region",
-        "--upload-region",
-        dest="region",
-        metavar="REGION",
-        help="the bucket's region (default: the AWS chain's, e.g. $AWS_REGION)",
-    )
+    add_store_arguments(group)
     group.add_argument(
         "--work-dir",
         metavar="DIR",
