@@ -276,6 +276,17 @@ _COUNTER_PROBLEM_SQL = """CREATE OR REPLACE MACRO _counter_problem(macro, name) 
         END)"""
 
 
+def _identifier(name: str) -> str:
+    """``name`` as a quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _no_rows_sql(columns: dict[str, str]) -> str:
+    """A relation of no rows with ``columns`` (name: DuckDB type)."""
+    listed = ", ".join(f"NULL::{kind} AS {_identifier(name)}" for name, kind in columns.items())
+    return f"(SELECT {listed} WHERE false)"
+
+
 def _view_sql(
     source: str, columns: dict[str, str], partitions: Sequence[str], selection: str = ""
 ) -> list[str]:
@@ -481,6 +492,9 @@ def connect(
         con.execute("SET autoinstall_known_extensions = false")
         # DuckDB draws a progress bar on the terminal for long queries; ours print results.
         con.execute("SET enable_progress_bar = false")
+        # A query binds the files' scan (reading each file's footer for its schema) and then
+        # scans them (reading the footers again): kept in memory, each footer is read once.
+        con.execute("SET parquet_metadata_cache = true")
         if arrow is not None:
             con.register(OBJECTS_TABLE, arrow)
         described = con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()
@@ -489,7 +503,12 @@ def connect(
         if missing:
             raise AnalysisError(f"{source}: not finemon data (no column {', '.join(missing)})")
         selection = _selection_sql(run_id, container_keys, time_range_ms)
-        for statement in _view_sql(table, columns, partitions, selection):
+        # DuckDB binds a view or macro when it is created, and binding the files' scan reads
+        # every file's schema again (union_by_name). So the views and macros over ``metrics``
+        # are created over an empty relation of the same columns, and ``metrics`` is then
+        # pointed at the files: one bind of them here, one per query.
+        empty = _view_sql(_no_rows_sql(columns), columns, partitions, selection)
+        for statement in [*empty, _view_sql(table, columns, partitions, selection)[0]]:
             con.execute(statement)
     except duckdb_module.Error as exc:
         con.close()

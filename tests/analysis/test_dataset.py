@@ -344,3 +344,31 @@ def test_the_selection_keeps_one_run_and_some_containers(small_dir: Path) -> Non
     assert connect(small_dir, container_keys=[]).execute(
         "SELECT count(*) FROM metrics"
     ).fetchone() == (0,)
+
+
+def _bytes_read_by_this_process() -> int:
+    """``rchar`` of ``/proc/self/io``: every byte read through read()/pread(), cached or not."""
+    with open("/proc/self/io") as io:
+        return int(next(line for line in io if line.startswith("rchar")).split()[1])
+
+
+def test_a_query_over_small_files_reads_each_footer_once(small_dir: Path, tmp_path: Path) -> None:
+    # Small files whose footer is most of the file (as a 90 s file with its summary is): a
+    # connection that bound the files once per view and macro read every footer a dozen times.
+    source = parquet_files(small_dir)[0]
+    table = pq.read_table(source, partitioning=None)
+    metadata = {**(table.schema.metadata or {}), b"padding": b"x" * 50_000}
+    folder = tmp_path / "dt=2024-01-31" / "identifier=node-1"
+    folder.mkdir(parents=True)
+    for seq in range(20):
+        pq.write_table(table.replace_schema_metadata(metadata), folder / f"f-{seq:02d}.parquet")
+    dataset_bytes = sum(p.stat().st_size for p in folder.iterdir())
+    before = _bytes_read_by_this_process()
+    con = connect(tmp_path)
+    count = con.execute(
+        "SELECT count(*) FROM metrics WHERE metric_name = 'container.memory.usage_bytes'"
+    ).fetchone()
+    con.close()
+    read = _bytes_read_by_this_process() - before
+    assert count is not None and count[0] > 0
+    assert read < 1.5 * dataset_bytes, f"read {read} bytes of a {dataset_bytes}-byte dataset"
