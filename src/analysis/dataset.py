@@ -125,17 +125,19 @@ def parquet_files(directory: Path) -> list[Path]:
         raise AnalysisError(f"{directory}: no such file or directory")
     if not directory.is_dir():
         raise AnalysisError(f"{directory}: not a directory nor a Parquet file")
-    found: list[Path] = []
+    # As strings, sorted part by part (as paths sort): a day of a fleet is thousands of files.
+    found: list[tuple[tuple[str, ...], str]] = []
     for root, dirs, files in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        parts = tuple(Path(root).parts)
         found += [
-            Path(root) / name
+            ((*parts, name), os.path.join(root, name))
             for name in files
             if name.endswith(".parquet") and not name.startswith((".", "_"))
         ]
     if not found:
         raise AnalysisError(f"{directory}: no Parquet files (is it a finemon --output-dir?)")
-    return sorted(found)
+    return [Path(path) for _, path in sorted(found)]
 
 
 def parquet_problem(path: Path) -> str | None:

@@ -80,6 +80,15 @@ def test_manifests_and_hidden_files_are_skipped(tmp_path: Path) -> None:
     assert connect(root).execute("SELECT count(DISTINCT run_id) FROM metrics").fetchone() == (2,)
 
 
+def test_the_files_are_listed_in_path_order(tmp_path: Path) -> None:
+    # Part by part, as paths sort: "a/z" before "a-b/..." although "-" sorts before "/".
+    names = ["a/z.parquet", "a-b/c.parquet", "a/b/c.parquet", "b.parquet", "a/a.parquet"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    assert parquet_files(tmp_path) == sorted(tmp_path / name for name in names)
+
+
 def test_a_numeric_identifier_stays_a_string(tmp_path: Path, small_dir: Path) -> None:
     root = tmp_path / "out"
     source = next(small_dir.rglob("*.parquet"))

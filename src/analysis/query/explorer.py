@@ -170,7 +170,9 @@ class Explorer:
         #: The connection over the files the last series query read (the next one often reads
         #: the same: a chart's other containers, a refresh).
         self._pruned: tuple[tuple[Path, ...], duckdb.DuckDBPyConnection] | None = None
-        self._load(parquet_files(self.source.local) if self.source.local else [])
+        # The index lists the files itself.
+        listed = self.source.local is not None and not self.use_index
+        self._load(parquet_files(self.source.local) if listed and self.source.local else [])
 
     # -------------------------------------------------------------- files and connection
     def _load(self, paths: Sequence[Path]) -> None:
