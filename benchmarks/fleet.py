@@ -276,12 +276,15 @@ def query_flags(scale: Scale) -> list[str]:
             "--container", container_id(QUERY_NODE, QUERY_CONTAINER)]  # fmt: skip
 
 
-#: Runs ``finemon`` in a child with its imports done first, and writes the bytes its command
-#: read (``rchar``: every read() and pread(), from the page cache or not) and its seconds.
+#: Runs ``finemon`` in a child with its imports done first (those the command makes as it goes
+#: too: their .pyc files are no data read), and writes the bytes its command read (``rchar``:
+#: every read() and pread(), from the page cache or not) and its seconds.
 _MEASURED = """\
 import json, sys, time
 import duckdb, pyarrow.parquet
 import analysis.cli, analysis.dataset, analysis.query_cli, analysis.source, finemon.cli
+import analysis.experiments.compare, analysis.experiments.render, analysis.experiments.workload
+import analysis.objects, analysis.query.explorer
 def rchar():
     with open("/proc/self/io") as f:
         return int(next(line for line in f if line.startswith("rchar")).split()[1])
