@@ -289,19 +289,10 @@ def _no_rows_sql(columns: dict[str, str]) -> str:
     return f"(SELECT {listed} WHERE false)"
 
 
-def _view_sql(
-    source: str, columns: dict[str, str], partitions: Sequence[str], selection: str = ""
-) -> list[str]:
-    """The statements creating ``metrics``, ``containers`` and the macros; ``selection``, a
-    WHERE clause over the files' rows, keeps only the rows it matches."""
-    replace = ["TRY_CAST(dt AS DATE) AS dt"] if "dt" in partitions else []
-    missing = [f"NULL::VARCHAR AS {name}" for name in STANDARD_LABEL_COLUMNS if name not in columns]
-    if "labels" not in columns:
-        missing.append("NULL::MAP(VARCHAR, VARCHAR) AS labels")
-    for name, kind in (("value_int", "BIGINT"), ("value_float", "DOUBLE")):
-        if name not in columns:
-            missing.append(f"NULL::{kind} AS {name}")
-    extra_labels = [
+def _extra_labels(columns: dict[str, str], partitions: Sequence[str]) -> list[str]:
+    """The files' string columns that are labels but not the standard ones (a capture program's
+    own label columns)."""
+    return [
         name
         for name, kind in columns.items()
         if kind == "VARCHAR"
@@ -309,17 +300,40 @@ def _view_sql(
         and name not in STANDARD_LABEL_COLUMNS
         and name not in partitions
     ]
+
+
+def _metrics_view_sql(
+    source: str, columns: dict[str, str], partitions: Sequence[str], selection: str = ""
+) -> str:
+    """The statement creating the ``metrics`` view over ``source`` (the files, or a relation of
+    no rows of their columns); ``selection``, a WHERE clause over the files' rows, keeps only
+    the rows it matches."""
+    replace = ["TRY_CAST(dt AS DATE) AS dt"] if "dt" in partitions else []
+    missing = [f"NULL::VARCHAR AS {name}" for name in STANDARD_LABEL_COLUMNS if name not in columns]
+    if "labels" not in columns:
+        missing.append("NULL::MAP(VARCHAR, VARCHAR) AS labels")
+    for name, kind in (("value_int", "BIGINT"), ("value_float", "DOUBLE")):
+        if name not in columns:
+            missing.append(f"NULL::{kind} AS {name}")
     star = "*" + (f" REPLACE ({', '.join(replace)})" if replace else "")
     raw = ", ".join([star, *missing])
-    series = ", ".join(["run_id", "metric_name", CONTAINER_KEY_SQL, "labels", *extra_labels])
+    series = ", ".join(
+        ["run_id", "metric_name", CONTAINER_KEY_SQL, "labels", *_extra_labels(columns, partitions)]
+    )
+    return f"""CREATE OR REPLACE VIEW metrics AS
+        WITH raw AS (SELECT {raw} FROM {source}{selection})
+        SELECT *, {CONTAINER_KEY_SQL} AS container_key, hash({series}) AS series FROM raw"""
+
+
+def _derived_sql(columns: dict[str, str], partitions: Sequence[str]) -> list[str]:
+    """The statements creating the macros (``rate``, ``increase``) and the views (``containers``)
+    over the ``metrics`` view."""
+    extra_labels = _extra_labels(columns, partitions)
     per_series_labels = ", ".join(
         f"max({name}) AS {name}" for name in (*STANDARD_LABEL_COLUMNS, *extra_labels)
     )
     most_complete = ", ".join(f"max({name}) AS {name}" for name in STANDARD_LABEL_COLUMNS)
     return [
-        f"""CREATE OR REPLACE VIEW metrics AS
-        WITH raw AS (SELECT {raw} FROM {source}{selection})
-        SELECT *, {CONTAINER_KEY_SQL} AS container_key, hash({series}) AS series FROM raw""",
         _COUNTER_PROBLEM_SQL,
         """CREATE OR REPLACE MACRO _rate(name) AS TABLE
         SELECT * EXCLUDE (previous_value, previous_ms),
@@ -509,8 +523,12 @@ def connect(
         # every file's schema again (union_by_name). So the views and macros over ``metrics``
         # are created over an empty relation of the same columns, and ``metrics`` is then
         # pointed at the files: one bind of them here, one per query.
-        empty = _view_sql(_no_rows_sql(columns), columns, partitions, selection)
-        for statement in [*empty, _view_sql(table, columns, partitions, selection)[0]]:
+        statements = [
+            _metrics_view_sql(_no_rows_sql(columns), columns, partitions),
+            *_derived_sql(columns, partitions),
+            _metrics_view_sql(table, columns, partitions, selection),
+        ]
+        for statement in statements:
             con.execute(statement)
     except duckdb_module.Error as exc:
         con.close()
