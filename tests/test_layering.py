@@ -3,7 +3,8 @@
 From the bottom: ``capture`` (the library) and ``common`` (what both the daemon and the
 analysis read: the output contract, object-store access, the version) import nothing else of
 ours, but for ``common.catalogue`` (the metric catalogue), which takes capture's descriptions
-of capture's own metrics; ``observers.readers`` imports only itself; ``observers`` sits on
+of capture's own metrics, and ``common.dataset_index`` (the index beside the data), which keeps
+capture's file summaries; ``observers.readers`` imports only itself; ``observers`` sits on
 ``capture`` and ``common``;
 ``monitor`` (the daemon) and ``analysis`` (the query layer) never import each other; the
 umbrella CLI ``finemon`` alone sits above both.
@@ -35,6 +36,7 @@ OURS = frozenset(FORBIDDEN)
 #: Subpackages with a rule of their own instead of their package's.
 FORBIDDEN_IN_SUBPACKAGE: dict[str, frozenset[str]] = {
     "common.catalogue": frozenset({"observers", "monitor", "analysis", "finemon"}),
+    "common.dataset_index": frozenset({"observers", "monitor", "analysis", "finemon"}),
 }
 READERS = "observers.readers"
 

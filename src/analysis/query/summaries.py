@@ -1,14 +1,14 @@
-"""Each data file's summary: from its footer (``capture.summary``), else from its rows.
+"""A data file's summary from its rows, for a file whose footer has none.
 
 ``finemon run`` (the capture library) writes every file's summary into its footer
-(:mod:`capture.summary`: time range, rows, containers, metrics and their aggregates) and a
-compaction merges its inputs'. A file written before summaries existed gets its summary from one
-scan of its rows here, by the same builder, so both are alike; :mod:`.dataset_index` keeps it.
+(:mod:`capture.summary`: time range, rows, containers, metrics and their aggregates; read by
+:func:`common.dataset_index.read_footer`) and a compaction merges its inputs'. A file written
+before summaries existed gets its summary from one scan of its rows here, by the same builder,
+so both are alike; :mod:`.dataset_index` keeps it.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,73 +17,15 @@ import numpy as np
 
 from analysis.dataset import sql_string
 from analysis.errors import require
-from capture.summary import SummaryBuilder, loads, merge_summaries
+from capture.summary import SummaryBuilder, merge_summaries
 from common.contract import (
     CONTAINER_KEY_LABELS,
     GLOBAL_LABEL_COLUMNS,
     LABEL_COLUMNS,
     SUMMARY_AGGREGATE_METRICS,
-    SUMMARY_KEY,
     SUMMARY_SERIES_METRICS,
     SUMMARY_SKETCH_METRICS,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Footer:
-    """What a file's footer says: rows, the ``capture.*``/``finemon.*`` metadata, the summary
-    (None when the footer has none) and the metric descriptions (JSON ``{name: {...}}``)."""
-
-    rows: int
-    run_id: str | None
-    node_name: str | None
-    tick_seconds: float | None
-    descriptions: dict[str, Any]
-    summary: dict[str, Any] | None
-
-
-def read_footer(path: Path) -> Footer:
-    """The footer of ``path``. Raises OSError or ValueError (pyarrow's ArrowInvalid is one)
-    when it is not a readable Parquet file."""
-    import pyarrow.parquet as pq  # noqa: PLC0415 - a core dependency, only needed here
-
-    meta = pq.read_metadata(path)
-    kv = {k.decode(): v.decode(errors="replace") for k, v in (meta.metadata or {}).items()}
-    try:
-        described = json.loads(kv.get("capture.metrics", "{}"))
-    except ValueError:
-        described = {}
-    try:
-        tick = float(kv["capture.tick_seconds"]) if "capture.tick_seconds" in kv else None
-    except ValueError:
-        tick = None
-    return Footer(
-        rows=meta.num_rows,
-        run_id=kv.get("capture.run_id"),
-        node_name=kv.get("finemon.node_name"),
-        tick_seconds=tick,
-        descriptions=described if isinstance(described, dict) else {},
-        summary=_trusted(loads(kv.get(SUMMARY_KEY))),
-    )
-
-
-#: What a summary must be made of for the analysis to use it: finemon's container key and
-#: the aggregates, sketches and per-series breakdowns its commands read.
-EXPECTED_SETTINGS: dict[str, Any] = {
-    "aggregated": sorted(SUMMARY_AGGREGATE_METRICS),
-    "sketched": sorted(SUMMARY_SKETCH_METRICS),
-    "per_series": sorted(SUMMARY_SERIES_METRICS),
-}
-
-
-def _trusted(summary: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``summary`` when it is grouped and aggregated as the analysis reads it (else None: a
-    file of another capture program, whose summary is computed from its rows instead)."""
-    if summary is None:
-        return None
-    if summary.get("key_labels") != list(CONTAINER_KEY_LABELS):
-        return None
-    return summary if summary.get("settings") == EXPECTED_SETTINGS else None
 
 
 @dataclass(frozen=True, slots=True)
