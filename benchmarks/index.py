@@ -6,7 +6,13 @@ file every 90 s: 6720 files) with the capture library's own table builder, summa
 ``capture.files.write_parquet_atomically``, finemon's summary settings), then prints side by
 side, with the index and with a scan of the rows (``use_index=False``, what finemon did before):
 
-- the index's first open (every footer read) and a warm open;
+- the daemon's cost of keeping the index (``--index daemon``, the default): after each file,
+  what ``finemon run`` does after each rotation (:func:`common.dataset_index.update_partition`),
+  timed: its milliseconds at the day's first and last files;
+- ``view``/``mcp`` and ``summary`` on the index as the daemon leaves it, cold (the dataset's
+  files and index evicted from the page cache, no reader has opened it) and warm;
+- the readers' own build of the index (every footer read: what the first reader of a day paid
+  before the daemon kept it) and a warm open;
 - ``finemon view``/``mcp`` start: an :class:`~analysis.query.explorer.Explorer` opened and its
   range, runs, containers and metrics listed;
 - ``finemon summary``;
@@ -15,13 +21,18 @@ side, with the index and with a scan of the rows (``use_index=False``, what fine
 10 s ticks keep the week's size small (133 M rows); the summary's size per file does not depend
 on the tick (one cell per container and metric). Run under the machine-wide lock:
 ``flock /tmp/finemon-bench.lock python -m benchmarks.index`` (``--days 1`` for a quick run;
-``--keep DIR`` to reuse a dataset). Figures: docs/benchmarks.md.
+``--keep DIR`` to reuse a dataset; ``--index readers`` to write the files without the index, as
+before). Figures: docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -42,6 +53,8 @@ from common.contract import (
     SUMMARY_SERIES_METRICS,
     SUMMARY_SKETCH_METRICS,
 )
+from common.dataset_index import update_partition
+from monitor.daemon import INDEX_REBUILD_AT_MOST_FILES
 
 START_MS = 1_706_745_600_000  # 2024-02-01 00:00:00 UTC
 RUN_ID = "b7" * 16
@@ -95,8 +108,12 @@ def _series(containers: int) -> dict[int, _Series]:
 
 
 def write_week(root: Path, *, days: float, containers: int, tick_seconds: float,
-               file_seconds: float) -> tuple[int, int]:  # fmt: skip
-    """Write the dataset; returns (files, rows)."""
+               file_seconds: float, index: bool = True,
+               ) -> tuple[int, int, list[tuple[int, float]]]:  # fmt: skip
+    """Write the dataset; returns (files, rows, and with ``index`` the daemon's index update
+    after each file: (the file's number in its day, seconds))."""
+    updates: list[tuple[int, float]] = []
+    in_day: dict[str, int] = {}
     series = _series(containers)
     n_series = len(series)
     gauge = np.array([series[i].kind == "gauge" for i in range(n_series)])
@@ -143,13 +160,49 @@ def write_week(root: Path, *, days: float, containers: int, tick_seconds: float,
         tables = points_to_tables(points, series, layout, summary=summary)
         rows += write_parquet_atomically(final, layout.schema, tables, 3, metadata, summary)
         files += 1
-    return files, rows
+        if index:
+            folder = final.parent.relative_to(root).as_posix()
+            started = time.perf_counter()
+            stats = update_partition(root, folder, rebuild_at_most=INDEX_REBUILD_AT_MOST_FILES)
+            assert stats.written == 1, stats
+            in_day[day] = in_day.get(day, 0) + 1
+            updates.append((in_day[day], time.perf_counter() - started))
+    return files, rows, updates
 
 
 def _timed(what: str, fn):  # type: ignore[no-untyped-def]
     started = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - started
+
+
+def _evict(root: Path) -> None:
+    """Drop the dataset's files (data and index) from the page cache: a cold start."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def _command(root: Path, *args: str) -> float:
+    """Seconds of ``finemon ARGS ROOT`` as a user runs it (the interpreter's start included)."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "finemon", *args, str(root)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    return time.perf_counter() - started
+
+
+def _footers_read(root: Path) -> int:
+    from analysis.query.dataset_index import open_local_index
+
+    return open_local_index(root).stats.footers_read
 
 
 def _start(root: Path, use_index: bool) -> float:
@@ -206,14 +259,59 @@ def main() -> int:
     parser.add_argument("--file-seconds", type=float, default=90.0)
     parser.add_argument("--keep", type=Path, help="write (or reuse) the dataset here")
     parser.add_argument("--no-scan", action="store_true", help="skip the without-index column")
+    parser.add_argument(
+        "--index",
+        choices=("daemon", "readers"),
+        default="daemon",
+        help="who builds the index of a new dataset: the daemon's update after each file "
+        "(what finemon run does), or the first reader",
+    )
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="finemon-index-bench-")) / "out"
     try:
+        daemon = args.index == "daemon"
         if not any(root.rglob("*.parquet")):
-            (files, rows), seconds = _timed("write", lambda: write_week(
+            (files, rows, updates), seconds = _timed("write", lambda: write_week(
                 root, days=args.days, containers=args.containers,
-                tick_seconds=args.tick_seconds, file_seconds=args.file_seconds))  # fmt: skip
+                tick_seconds=args.tick_seconds, file_seconds=args.file_seconds,
+                index=daemon))  # fmt: skip
             print(f"wrote {files} files, {rows:,} rows in {seconds:.0f} s")
+            if updates:
+                ms = sorted(1000 * t for _, t in updates)
+                first = [1000 * t for n, t in updates if n <= 10]
+                last_n = max(n for n, _ in updates)
+                last = [1000 * t for n, t in updates if n > last_n - 10]
+                print(
+                    f"the daemon's index update after each file ({len(ms)}): median "
+                    f"{statistics.median(ms):.1f} ms, p95 {ms[int(0.95 * len(ms))]:.1f} ms, "
+                    f"max {ms[-1]:.1f} ms; a day's first 10 files {statistics.mean(first):.1f} "
+                    f"ms, its last 10 (files {last_n - 9}-{last_n}) {statistics.mean(last):.1f} ms"
+                )
+        elif not daemon:
+            shutil.rmtree(root / "_index", ignore_errors=True)
+        if daemon:
+            from analysis.query.explorer import Explorer  # noqa: F401 - imports out of the timing
+            from analysis.summary import summarize  # noqa: F401
+
+            index_bytes = sum(p.stat().st_size for p in (root / "_index").rglob("*.json"))
+            print(f"the index as the daemon leaves it: {index_bytes / 1e3:.0f} KB")
+            print("on the index as the daemon leaves it (cold: files evicted from the page cache)")
+            _evict(root)
+            cold_start = _start(root, True)
+            warm_start = _start(root, True)
+            _evict(root)
+            cold_summary = _summary(root, True)
+            warm_summary = _summary(root, True)
+            _evict(root)
+            cold_command = _command(root, "summary")
+            warm_command = _command(root, "summary")
+            print(f"  footers read by a reader's open: {_footers_read(root)}")
+            print(f"  view/mcp start: cold {cold_start:.2f} s, warm {warm_start:.2f} s")
+            print(f"  summary:        cold {cold_summary:.2f} s, warm {warm_summary:.2f} s")
+            print(
+                f"  the command `finemon summary DIR` (the interpreter's start included): "
+                f"cold {cold_command:.2f} s, warm {warm_command:.2f} s"
+            )
         shutil.rmtree(root / "_index", ignore_errors=True)
         paths = sorted(root.rglob("*.parquet"))
         data_bytes = sum(p.stat().st_size for p in paths)

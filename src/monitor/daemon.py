@@ -64,6 +64,7 @@ from common.contract import (
     SUMMARY_SERIES_METRICS,
     SUMMARY_SKETCH_METRICS,
 )
+from common.dataset_index import update_partition
 from common.version import __version__
 from monitor import diskspace, memory_policy
 from monitor.config import Config
@@ -91,6 +92,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("finemon")
 
+#: A partition's index that needs a rebuild (files removed by the size limit or an upload, an
+#: index missing or damaged) is rebuilt after a rotation when it has at most this many files:
+#: a rebuild reads every footer there (about 9 ms each), left to the readers beyond that.
+INDEX_REBUILD_AT_MOST_FILES = 16
 #: Seconds between health lines in the log.
 HEALTH_SECONDS = 60.0
 #: Longest drain before finemon hurries it as if signalled twice (Kubernetes grants 60 s).
@@ -126,6 +131,9 @@ class RunStats:
     bytes: int = 0
     write_errors: int = 0
     sample_errors: int = 0
+    #: Published files the index beside the data could not be updated for (a read-only or full
+    #: disk, a partition that needs a rebuild left to the readers: docs/output.md, "The index").
+    index_skips: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -822,14 +830,47 @@ class Daemon:
         self.stats.files += 1
         self.stats.rows += published.rows
         self.stats.bytes += published.bytes
+        index, index_seconds = self._index(published.path)
         log.info(
-            "%s file=%s rows=%d bytes=%d row_groups=%d",
+            "%s file=%s rows=%d bytes=%d row_groups=%d index=%s index_ms=%.1f",
             what,
             published.path,
             published.rows,
             published.bytes,
             published.row_groups,
+            index,
+            index_seconds * 1000,
         )
+
+    def _index(self, path: Path) -> tuple[str, float]:
+        """Add the file just published at ``path`` (and any file of its partition published
+        since the index was written: one a kill left out, one recovered from its journal) to
+        its partition's index, so that readers start without reading footers. Returns what was
+        done (``added``, else why not) and the seconds it took. A failure is counted in
+        ``index_skips`` and never touches the data file."""
+        started = time.monotonic()
+        try:
+            folder = path.parent.relative_to(self.config.output_dir).as_posix()
+            stats = update_partition(
+                self.config.output_dir, folder, rebuild_at_most=INDEX_REBUILD_AT_MOST_FILES
+            )
+        except Exception as exc:  # a bug in the index must not stop the recording
+            log.exception("index: not updated for %s", path)
+            outcome = f"failed({type(exc).__name__})"
+        else:
+            if stats.written:
+                outcome = "added"
+            elif stats.write_failed:
+                outcome = "not_written"
+            elif stats.not_rebuilt:
+                outcome = "left_to_readers"
+            elif stats.kept or stats.extended:
+                outcome = "unchanged"
+            else:
+                outcome = "unreadable"
+        if outcome not in ("added", "unchanged"):
+            self.stats.index_skips += 1
+        return outcome, time.monotonic() - started
 
     def _write_error(self, message: str) -> None:
         self._count_write_error()

@@ -5,16 +5,16 @@ What counts: every file finemon writes there, across restarts and identifiers: p
 compaction replaced stop counting once they are gone), the hidden ``.partial`` and ``.journal``
 files of the file being written (and journals set aside as ``.corrupt``), compaction's hidden
 files (the compacted file before it is published, its intent, and its scratch folder of spilled
-rows, about the inputs' size while it sorts), and the session manifests (``_session.json``,
-``_sessions/*.json``). Other files in the directory are not finemon's and are
-ignored.
+rows, about the inputs' size while it sorts), the session manifests (``_session.json``,
+``_sessions/*.json``) and the index beside the data (every file under ``_index/``, which the
+daemon and the readers write). Other files in the directory are not finemon's and are ignored.
 
 How the limit holds: the daemon scans the directory when it starts and after each rotation,
 and at every tick adds the current sizes of the file being written (its partial and its journal,
 two ``stat`` calls). When the total reaches the limit it finalizes the current file (the total
 then shrinks: the journal is deleted), records reason ``size_limit`` in the manifest with
 ``size_limit: {limit_bytes, used_bytes}`` and stops recording. The total therefore never exceeds
-the limit by more than one rotation's file.
+the limit by more than one rotation's file and the index written after it.
 
 What the log says: at the stop, what was counted (``size limit reached: finished files N bytes
 + the file being written M bytes (its Parquet part and journal) >= limit L bytes``), then, going
@@ -53,6 +53,7 @@ from common.contract import (
     COMPACTION_SUFFIXES,
     FILE_SUFFIX,
     HIDDEN_SUFFIXES,
+    INDEX_DIR,
     SESSION_MANIFEST,
     SESSIONS_DIR,
 )
@@ -91,6 +92,10 @@ def finemon_files(output_dir: Path) -> list[Path]:
         if entry.is_dir(follow_symlinks=False):
             if name.startswith(PARTITION_PREFIX):
                 found.extend(_walk_partitions(Path(entry.path)))
+            elif name == INDEX_DIR:
+                found.extend(
+                    Path(dirpath, f) for dirpath, _, files in os.walk(entry.path) for f in files
+                )
             elif name == SESSIONS_DIR:
                 found.extend(
                     Path(e.path)

@@ -46,9 +46,11 @@ from layouts import (  # noqa: E402
 
 #: --node-name and --identifier of every run here.
 NODE = "test-node"
-#: Files a finished run may leave: the manifests and published data files (nothing hidden).
+#: Files a finished run may leave: the manifests, published data files and the index of each
+#: partition (nothing hidden).
 _DOCUMENTED = re.compile(
     r"^(_session\.json|_sessions/[0-9a-f]{32}\.json"
+    r"|_index/dt=\d{4}-\d{2}-\d{2}/identifier=[A-Za-z0-9._-]+/_files\.json"
     r"|dt=\d{4}-\d{2}-\d{2}/identifier=[A-Za-z0-9._-]+/finemon-\d{8}T\d{6}Z-[0-9a-f]{8}-\d{5}"
     r"\.parquet)$"
 )

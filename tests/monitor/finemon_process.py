@@ -134,6 +134,12 @@ def parquet_files(output_dir: Path) -> list[Path]:
     return sorted(p for p in output_dir.rglob("*.parquet") if not p.name.startswith((".", "_")))
 
 
+def index_bytes(output_dir: Path) -> int:
+    """The size of the index beside the data (``_index/``, written after each published file:
+    the size limit counts it, and it may go past the limit by it as by the last file)."""
+    return sum(p.stat().st_size for p in (output_dir / "_index").rglob("*") if p.is_file())
+
+
 def hidden_leftovers(output_dir: Path) -> list[Path]:
     """Journals and partial files under ``output_dir``."""
     return sorted(

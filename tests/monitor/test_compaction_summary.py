@@ -24,3 +24,22 @@ def test_a_compacted_file_holds_the_merged_summary_of_its_inputs(tmp_path: Path)
         summary = footer_summary(path)
         check_cells(summary, scanned(path))
         assert len({k[0] for k in cells(summary)}) == len(summary["runs"]) == 2
+
+
+def test_a_compaction_leaves_the_index_so_that_readers_read_no_footer(tmp_path: Path) -> None:
+    from analysis.query.dataset_index import open_local_index
+
+    record(tmp_path, ticks=7200, ticks_per_file=600, containers=2)  # two days, 12 files
+    before = open_local_index(tmp_path)  # a reader builds the index of the raw files
+    assert before.stats.footers_read == 12 and before.summary is not None
+    report = compact_directory(tmp_path, CompactionSettings(older_than_seconds=0))
+    assert report.files_replaced == 12 and report.indexes_written == 2
+    after = open_local_index(tmp_path)
+    assert after.stats.footers_read == 0 and not after.stats.rebuilt, after.stats
+    compacted = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.parquet")}
+    assert set(after.files) == compacted
+    assert all(COMPACTED_MARKER in path for path in compacted)
+    assert after.summary is not None
+    assert (
+        after.summary["rows"] == before.summary["rows"] == sum(f.rows for f in after.files.values())
+    )

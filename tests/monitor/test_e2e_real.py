@@ -13,14 +13,16 @@ import collections
 import json
 import os
 import random
+import re
 import signal
 import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from e2e_nodes import (
     NODE,
@@ -39,15 +41,19 @@ from e2e_nodes import (
 )
 from finemon_process import (
     FAST,
+    Finemon,
     free_port,
     hidden_leftovers,
+    index_bytes,
     manifest,
     parquet_files,
     wait_for,
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from common.contract import LABEL_COLUMNS
+from analysis.query.dataset_index import open_local_index
+from common.contract import INDEX_DIR, LABEL_COLUMNS
+from common.dataset_index import INDEX_FILE
 from monitor.sandbox import KubeletSandbox, SandboxContainer, sandbox_unavailable
 from monitor.sizelimit import finemon_files, used_bytes
 from observers.hierarchy import find_hierarchy
@@ -366,6 +372,83 @@ def test_real_cgroups_sigterm_leaves_complete_readable_files(sigterm_run: Sigter
         }
 
 
+def indexed_files(out: Path) -> dict[str, dict[str, Any]]:
+    """The entries of every partition's index file (``_index/<folder>/_files.json``), by the
+    data file's path relative to ``out``."""
+    found: dict[str, dict[str, Any]] = {}
+    for index in (out / INDEX_DIR).rglob(INDEX_FILE):
+        document = json.loads(index.read_bytes())
+        for name, entry in document["files"].items():
+            entry["keys"] = document["keysets"][entry["keys"]]
+            entry["metrics"] = document["metricsets"][entry["metrics"]]
+            found[f"{document['folder']}/{name}"] = entry
+    return found
+
+
+def check_index_is_complete(out: Path, containers: set[str]) -> None:
+    """The index lists every data file, as it is now, with its summary (rows, time range,
+    ``containers`` among its containers); a reader opening the dataset reads no footer."""
+    files = {p.relative_to(out).as_posix(): p.stat() for p in parquet_files(out)}
+    entries = indexed_files(out)
+    assert set(entries) == set(files)
+    for path, entry in entries.items():
+        assert (entry["size"], entry["mtime"]) == (files[path].st_size, files[path].st_mtime_ns)
+        assert entry["rows"] == pq.read_metadata(out / path).num_rows > 0
+        assert entry["first_ms"] <= entry["last_ms"]
+        assert entry["runs"] and entry["metrics"] and not entry["scanned"]
+        assert containers <= set(entry["keys"]), path
+    index = open_local_index(out)
+    assert index.stats.footers_read == 0 and not index.stats.rebuilt, index.stats
+    assert index.stats.kept == len({PurePosixPath(p).parent for p in files})
+    assert index.summary is not None
+    assert index.summary["rows"] == sum(e["rows"] for e in entries.values())
+
+
+@pytest.mark.root
+def test_real_cgroups_the_daemon_keeps_the_index_so_readers_read_no_footer(
+    sigterm_run: SigtermRun,
+) -> None:
+    out, node = sigterm_run.output_dir, sigterm_run.node
+    assert sigterm_run.code == 0, sigterm_run.log
+    assert len(parquet_files(out)) >= 3
+    # Every rotation (and the last file's close) added its file; the cost is in the log line.
+    line = r" (?:rotated|closed) file=\S+ .* index=(\w+) index_ms=[\d.]+"
+    lines = re.findall(line, sigterm_run.log)
+    assert len(lines) == len(parquet_files(out))
+    assert set(lines) == {"added"}, sigterm_run.log
+    assert manifest(out)["stats"]["index_skips"] == 0
+    check_index_is_complete(out, {node.burner.container_id, node.holder.container_id})
+
+
+@pytest.mark.root
+def test_real_cgroups_a_sigkill_between_publishing_and_indexing_is_repaired(
+    real_node: RealNode, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    ours = {real_node.burner.container_id, real_node.holder.container_id}
+    # Killed at its second rotation: the second file renamed into its partition, not indexed.
+    proc = Finemon(
+        out,
+        *REAL,
+        "--log-root",
+        str(real_node.log_root),
+        observer="killing_observer:at_second_rotation",
+    )
+    assert proc.wait(30) == -signal.SIGKILL, proc.log
+    published = {p.relative_to(out).as_posix() for p in parquet_files(out)}
+    assert len(published) == 2, proc.log
+    indexed = set(indexed_files(out))
+    assert len(indexed) == 1 and indexed < published  # the second file is not in the index
+
+    # The next run's first rotation adds it (and the file recovered from the journal) before
+    # its own: the index is whole again, with no reader in between.
+    code, log = run_real(out, *REAL, "--log-root", str(real_node.log_root), "--duration", "3")
+    assert code == 0, log
+    assert "recovered file=" in log, log
+    assert manifest(out)["stats"]["index_skips"] == 0, log
+    check_index_is_complete(out, ours)
+
+
 @pytest.mark.root
 def test_real_cgroups_prometheus_serves_the_live_values(sigterm_run: SigtermRun) -> None:
     node = sigterm_run.node
@@ -496,7 +579,8 @@ def test_real_cgroups_size_limit_holds_across_a_restart(
         assert proc.alive(), proc.log  # idle, not exited
         assert undocumented_files(out) == []
         every_parquet_readable(out)
-        largest_file = max(p.stat().st_size for p in parquet_files(out))
+        # The last file, and the index written after it.
+        largest_file = max(p.stat().st_size for p in parquet_files(out)) + index_bytes(out)
         assert used_bytes(out) <= limit + largest_file
         # While running, the limit is checked once a tick, and a file is published before its
         # journal is deleted: for a moment the total may exceed the limit by a file plus the

@@ -27,6 +27,7 @@ from finemon_process import (
     Finemon,
     free_port,
     hidden_leftovers,
+    index_bytes,
     manifest,
     parquet_files,
     read_all,
@@ -35,7 +36,7 @@ from finemon_process import (
 )
 
 from analysis.dataset import connect
-from common.contract import LABEL_COLUMNS
+from common.contract import INDEX_DIR, LABEL_COLUMNS
 from monitor.sizelimit import used_bytes
 
 TICK_MS = 100
@@ -342,7 +343,7 @@ def test_size_limit_holds_across_a_restart(tmp_path: Path) -> None:
     time.sleep(0.5)
     assert proc.alive(), proc.log
     assert not hidden_leftovers(out)
-    largest_file = max(p.stat().st_size for p in parquet_files(out))
+    largest_file = max(p.stat().st_size for p in parquet_files(out)) + index_bytes(out)
     assert used_bytes(out) <= limit + largest_file
     # Within a tick while running, and for a moment in a rotation the window is in both
     # journals (the new one has it before the old one goes): at most a journal more.
@@ -525,6 +526,23 @@ def test_prometheus_endpoint_serves_live_values(tmp_path: Path) -> None:
     finally:
         proc.signal(signal.SIGTERM)
         assert proc.wait(10) == 0, proc.log
+
+
+def test_an_index_that_cannot_be_written_is_a_counted_skip(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / INDEX_DIR).write_text("a file where the index's folder would be")
+    code, log = run_finemon(out, *FAST, "--duration", "5")
+    assert code == 0, log
+    files = parquet_files(out)
+    assert len(files) >= 2, log
+    # Every file is published and readable; each one's index update is counted and logged.
+    session = manifest(out)
+    assert session["stats"]["files"] == len(files) == session["stats"]["index_skips"]
+    assert log.count(" index=not_written ") == len(files), log
+    assert "ERROR" not in log and "Traceback" not in log, log
+    assert sum(pq.read_metadata(p).num_rows for p in files) == len(rows_of(out)) > 0
+    assert not list(out.rglob("*.tmp"))
 
 
 def test_the_daemon_loads_no_pandas_compute_or_remote_filesystems(tmp_path: Path) -> None:

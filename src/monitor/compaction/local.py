@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from common.dataset_index import update_partition
 from monitor.compaction import plan, swap
 from monitor.compaction.merge import MergeError, merge_files, merged_metadata, read_footer_metadata
 
@@ -57,6 +58,10 @@ class CompactionReport:
     input_bytes: int = 0
     output_bytes: int = 0
     interrupted_finished: int = 0
+    #: Partitions whose index (``_index/``, docs/output.md) was rewritten after their swaps, and
+    #: those whose index could not be (left to the readers to rebuild).
+    indexes_written: int = 0
+    index_failures: int = 0
     seconds: float = 0.0
     #: ``(partition or file, reason)`` of each group that could not be compacted.
     failed: list[tuple[Path, str]] = field(default_factory=list)
@@ -150,6 +155,19 @@ def compact_partition(
         )
 
 
+def _update_index(root: Path, partition: Path, report: CompactionReport) -> None:
+    """Rebuild the index of ``partition`` after its swaps (the files it lists were replaced), so
+    that the next reader reads no footer; a failure is logged and counted, the files stay."""
+    folder = partition.relative_to(root).as_posix()
+    stats = update_partition(root, folder, rebuild_at_most=None)
+    if stats.written:
+        report.indexes_written += 1
+    else:
+        why = "; ".join(f"{path}: {problem}" for path, problem in stats.unreadable)
+        log.warning("compaction: index of %s not written%s", folder, f" ({why})" if why else "")
+        report.index_failures += 1
+
+
 def compact_directory(
     root: Path,
     settings: CompactionSettings | None = None,
@@ -172,6 +190,9 @@ def compact_directory(
             if stop():
                 break
             report.partitions += 1
+            swapped = report.files_written + report.interrupted_finished
             compact_partition(partition, settings, report, now, stop)
+            if report.files_written + report.interrupted_finished > swapped:
+                _update_index(root, partition, report)
     report.seconds = time.monotonic() - started
     return report
