@@ -139,6 +139,11 @@ class FrameValues:
         assert base is not None
         return base.value_at(i), 0
 
+    def flag_at(self, i: int) -> int:
+        """The write flag at position ``i`` (0 where a delta does not hold it; no base read)."""
+        held = _held(self.state, i)
+        return 0 if held is None else held[1]
+
     def value_at(self, i: int) -> Number:
         """The value at position ``i`` (following the bases of delta frames)."""
         node = self

@@ -244,11 +244,14 @@ class DelayedWrites:
                     if k and old is not None:
                         return None  # (not in a later frame: the case does not hold)
                     continue
+                if k:  # a later frame: only its flag matters (no walk down its bases)
+                    if part.flag_at(i):
+                        return None
+                    continue
                 value, flag = part.at(i)
                 if flag:
                     return None
-                if not k:
-                    old = value
+                old = value
             first = changed[0]
             if sid in first.fixes:
                 old = first.fixes[sid]
@@ -262,7 +265,11 @@ class DelayedWrites:
                     handle.current = float(new)
                 else:
                     handle.current = int(new)
-                self.moved.add(sid)  # no write flag tells the next tick
+            # The next delta frame holds the series even when its value did not change, so
+            # that the series' next delayed write finds its value in a frame or two instead of
+            # walking the deltas down to the window's dense frame (a series an intake writes
+            # every few seconds, with the same value, is common).
+            self.moved.add(sid)
         if by_tick is None:
             by_tick = self._by_series[sid] = {}
         if tick not in by_tick:

@@ -212,6 +212,24 @@ def test_delayed_set_changes_its_tick_and_later_ones_up_to_the_next_write(clock:
     assert g.value == 30  # never overrides newer data
 
 
+def test_a_delayed_set_stops_at_a_later_live_set_of_the_same_value(clock: FakeClock) -> None:
+    # A later tick's live write that left the value as it was still ends the delayed write's
+    # reach: the one-write shortcut reads the later frames' write flags, not their values.
+    clock.now = T0 + 0.5
+    rec = CaptureRecorder(clock=clock, window_ticks=10)
+    g = rec.gauge("g")
+    for i in range(4):  # ticks T0..T0+3 hold 3, 3, 3 (set again, live), 3
+        if i in (0, 2):
+            g.set(3)
+        rec.take_tick(T0 + i)
+        clock.now += 1
+    rec.record_historical("gauge", "set", "g", None, 7, T0 + 1.5)
+    rec.drain()
+    frames, _ = rec.pop_ready()
+    assert [f.lookup(g.sid, True)[0] for f in frames] == [3, 7, 3, 3]
+    assert g.value == 3
+
+
 def test_delayed_counter_increment_moves_every_later_tick(clock: FakeClock) -> None:
     clock.now = T0 + 0.5
     rec = CaptureRecorder(clock=clock, window_ticks=10)

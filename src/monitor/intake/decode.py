@@ -19,7 +19,7 @@ import math
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from monitor.intake import payload
 
@@ -57,11 +57,11 @@ class BodyTooLargeError(ValueError):
     """A body over the size bound, before or after decompression (413)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ReportedSeries:
+class ReportedSeries(NamedTuple):
     """One series of a payload: ``points`` are (Unix seconds, value) pairs in payload order;
     ``tags`` as sent (``key:value`` or bare); ``host`` and the others empty when not sent;
-    ``resources`` the v2 (type, name) pairs other than the host."""
+    ``resources`` the v2 (type, name) pairs other than the host. (A named tuple: a payload
+    holds thousands, and a tuple is made several times faster than a frozen dataclass.)"""
 
     metric: str
     kind: Kind
@@ -155,32 +155,42 @@ def decode_v2_protobuf(data: bytes, checkpoint: Checkpoint = no_checkpoint) -> l
     except payload.DecodeError as exc:
         raise MalformedBodyError(f"not a MetricPayload: {exc}") from None
     out: list[ReportedSeries] = []
+    append = out.append
+    kinds = _PROTOBUF_KINDS
     for index, series in enumerate(message.series):
         if index % CHECKPOINT_SERIES == CHECKPOINT_SERIES - 1:
             checkpoint()
-        kind = _PROTOBUF_KINDS.get(series.type)
+        kind = kinds.get(series.type)
         if kind is None:
             raise MalformedBodyError(f"series {series.metric!r}: unknown type {series.type}")
-        if not series.metric:
+        metric = series.metric
+        if not metric:
             raise MalformedBodyError("a series has no metric name")
         host = ""
         others: list[tuple[str, str]] = []
         for resource in series.resources:
-            if resource.type == "host":
+            rtype = resource.type
+            if rtype == "host":
                 host = resource.name
             else:
-                others.append((resource.type, resource.name))
-        out.append(
+                others.append((rtype, resource.name))
+        raw = series.points
+        if len(raw) == 1:  # (the common case: an agent sends a point a series)
+            point = raw[0]
+            points: tuple[tuple[float, float], ...] = ((float(point.timestamp), point.value),)
+        else:
+            points = tuple([(float(p.timestamp), p.value) for p in raw])
+        append(
             ReportedSeries(
-                metric=series.metric,
-                kind=kind,
-                points=tuple((float(p.timestamp), p.value) for p in series.points),
-                tags=tuple(series.tags),
-                host=host,
-                source_type_name=series.source_type_name,
-                unit=series.unit,
-                interval_seconds=series.interval,
-                resources=tuple(others),
+                metric,
+                kind,
+                points,
+                tuple(series.tags),
+                host,
+                series.source_type_name,
+                series.unit,
+                series.interval,
+                tuple(others),
             )
         )
     return out
