@@ -5,12 +5,13 @@ Arrow dataset DuckDB scans (``s3://``; any pyarrow filesystem works, a local one
 ``*.parquet`` objects (names starting with ``_`` or ``.`` are not data, as in a folder), picks
 those to read (:func:`select_objects`: for a question with a time range or containers, those
 the index beside the data says may hold its rows, :mod:`analysis.bucket_index`) and reads each
-one's footer once: a ranged GET of the object's tail (pyarrow reads the last 64 KiB, and more only for a larger footer), kept while
-the object's size and modification time stay the same. The footers give the files' summaries
-(:class:`analysis.query.files.FileFooter`) and stay inside the Arrow fragments, so a scan reads
-no footer again: DuckDB scans the Arrow dataset with its projection and filters pushed down,
-and pyarrow fetches only the column chunks of the row groups whose statistics may match. An
-object outside a question's time range costs nothing beyond its footer.
+one's footer once: a ranged GET of the object's tail (pyarrow reads the last 64 KiB, and more
+only for a larger footer), kept while the object's size and modification time stay the same.
+The footers give the files' summaries (:class:`analysis.query.files.FileFooter`) and stay
+inside the Arrow fragments, so a scan reads no footer again: DuckDB scans the Arrow dataset
+with its projection and filters pushed down, and pyarrow fetches only the column chunks of the
+row groups whose statistics may match. An object outside a question's time range costs nothing
+beyond its footer.
 
 Failures: an object gone between the listing and the read of its footer is an
 :class:`AnalysisError` saying to run the command again (a compaction swapping files in: the
@@ -321,6 +322,13 @@ class DataObjects:
             self._state = _State(listing, state.reads, state.generation, state.dataset)
             return False
         kept = {s.path: state.reads[s.path] for s in selected if known.get(s.path) == s}
+        self._state = _State(listing, state.reads, state.generation, state.dataset)
+        self._read_footers(selected, kept)
+        return True
+
+    def _read_footers(self, selected: Sequence[StoredFile], kept: dict[str, _Read]) -> None:
+        """Read the footers of ``selected`` but ``kept``'s and swap the new state in."""
+        state = self._state
         new = [s for s in selected if s.path not in kept]
         # The footers the index just read, in their fragments: not read again.
         read_by_index = {} if self._store is None else self._store.fragments
@@ -333,8 +341,7 @@ class DataObjects:
         with ThreadPoolExecutor(max_workers=max(1, min(READERS, len(unread)))) as pool:
             fresh.update({read.stored.path: read for read in pool.map(self._read, unread)})
         reads = {s.path: kept.get(s.path) or fresh[s.path] for s in selected}
-        self._state = _State(listing, reads, state.generation + 1, [])
-        return True
+        self._state = _State(state.listing, reads, state.generation + 1, [])
 
     def _read(self, stored: StoredFile) -> _Read:
         """Read the footer of ``stored`` into a fragment of its own."""
@@ -354,6 +361,20 @@ class DataObjects:
             shown = f"{self.source.url}/{self.source.relative(stored.path)}"
             raise AnalysisError(f"{shown}: {store_problem(exc)}") from None
         return _Read(stored, fragment, self._footer(stored, fragment), None)
+
+    def subset(self, paths: Iterable[str]) -> DataObjects:
+        """The objects ``paths`` (in the filesystem) of the last listing, their footers read
+        (those the index read are not read again), as objects of their own to scan: what a
+        question the index narrowed down reads. Raises as :meth:`refresh`."""
+        wanted = set(paths)
+        chosen = [s for s in self.listing.data if s.path in wanted]
+        found = DataObjects(self.source)
+        found._store = self._store
+        found._manifests = self._manifests
+        found._has_listing = True
+        found._state = _State(Listing(tuple(chosen), self.listing.manifests), {}, 0, [])
+        found._read_footers(chosen, {})
+        return found
 
     @staticmethod
     def _footer(stored: StoredFile, fragment: Any) -> FileFooter:

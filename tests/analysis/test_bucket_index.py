@@ -261,3 +261,33 @@ def test_an_object_gone_while_the_index_reads_footers_asks_for_a_retry(
         f"finemon query: error: s3://{BUCKET}/{gone}: replaced or removed while being read "
         "(a compaction is swapping files in); run the command again"
     )
+
+
+def test_the_explorer_starts_from_the_bucket_index_and_reads_only_a_charts_objects(
+    local: Path, server: CountingMotoServer
+) -> None:
+    """What ``view`` and ``mcp`` start on: the second explorer of the bucket answers its
+    ranges, runs, containers and metrics from the index objects, without a data object; a
+    chart of one container over the half-hour reads only the objects holding it."""
+    from datetime import UTC, datetime
+
+    from analysis.query.explorer import Explorer
+    from analysis.source import bucket_source
+
+    upload(local, server)
+    source = bucket_source(URL, endpoint=server.endpoint)
+    with Explorer(source):
+        pass  # the first: it leaves the index
+    start = datetime.fromtimestamp(START_23H + 40 * 60, UTC)
+    end = datetime.fromtimestamp(START_23H + 70 * 60, UTC)
+    metric = "container.memory.working_set_bytes"
+    with Explorer(local) as here:
+        expected = (here.time_range(), here.runs(), here.containers(), here.metrics())
+        chart = here.series(metric, ["0" * 64], start, end)
+
+    server.reset()
+    with Explorer(source) as there:
+        assert (there.time_range(), there.runs(), there.containers(), there.metrics()) == expected
+        assert data_fetched(server) == set()
+        assert there.series(metric, ["0" * 64], start, end) == chart
+        assert data_fetched(server) == overlapping(local)
