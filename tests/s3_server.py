@@ -219,6 +219,12 @@ class CountingProxy:
         self._server.server_close()
 
 
+DENIED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>Access Denied</Message></Error>"
+)
+
+
 class CountingMotoServer:
     """moto's S3 in this process, on a free port of 127.0.0.1, counting what it serves: the
     requests by method, the object GETs (and those with a ``Range``), and the bytes of every
@@ -231,6 +237,9 @@ class CountingMotoServer:
         self.ranged_gets = 0
         self.objects_fetched: set[str] = set()
         self.response_bytes = 0
+        #: Refuse every write (PUT, POST, DELETE) with 403 AccessDenied, as read-only
+        #: credentials get; the counters still count them.
+        self.read_only = False
         self._lock = threading.Lock()
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -251,12 +260,38 @@ class CountingMotoServer:
                     self.objects_fetched.add(path)
                     if environ.get("HTTP_RANGE"):
                         self.ranged_gets += 1
+            if self.read_only and method in ("PUT", "POST", "DELETE"):
+                start_response("403 Forbidden", [("Content-Type", "application/xml")])
+                yield DENIED
+                return
+            if method == "POST" and "uploadId=" in str(environ.get("QUERY_STRING", "")):
+                yield from self._complete_upload(app, environ, start_response)
+                return
             for chunk in app(environ, start_response):
                 with self._lock:
                     self.response_bytes += len(chunk)
                 yield chunk
 
         return counted
+
+    def _complete_upload(
+        self, app: Any, environ: dict[str, Any], start_response: Any
+    ) -> Iterator[bytes]:
+        """A CompleteMultipartUpload's response, its root element named as S3 names it: moto
+        5.2.1 says ``CompleteMultipartUploadResponse`` (getmoto/moto#10055), which pyarrow
+        takes for an error embedded in a 200 (boto3 does not look). pyarrow writes every
+        object as a multipart upload, however small."""
+        started: list[Any] = []
+        body = b"".join(
+            app(environ, lambda status, headers, *rest: started.append((status, headers)))
+        )
+        body = body.replace(b"CompleteMultipartUploadResponse", b"CompleteMultipartUploadResult")
+        status, headers = started[0]
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        start_response(status, [*headers, ("Content-Length", str(len(body)))])
+        with self._lock:
+            self.response_bytes += len(body)
+        yield body
 
     def start(self) -> None:
         from moto.server import DomainDispatcherApplication, create_backend_app

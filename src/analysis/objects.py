@@ -3,13 +3,15 @@ Arrow dataset DuckDB scans (``s3://``; any pyarrow filesystem works, a local one
 
 :class:`DataObjects` lists the source (one recursive LIST of the prefix), keeps the visible
 ``*.parquet`` objects (names starting with ``_`` or ``.`` are not data, as in a folder), picks
-those to read (:func:`select_objects`) and reads each one's footer once: a ranged GET of the
-object's tail (pyarrow reads the last 64 KiB, and more only for a larger footer), kept while
-the object's size and modification time stay the same. The footers give the files' summaries
-(:class:`analysis.query.files.FileFooter`) and stay inside the Arrow fragments, so a scan reads
-no footer again: DuckDB scans the Arrow dataset with its projection and filters pushed down,
-and pyarrow fetches only the column chunks of the row groups whose statistics may match. An
-object outside a question's time range costs nothing beyond its footer.
+those to read (:func:`select_objects`: for a question with a time range or containers, those
+the index beside the data says may hold its rows, :mod:`analysis.bucket_index`) and reads each
+one's footer once: a ranged GET of the object's tail (pyarrow reads the last 64 KiB, and more
+only for a larger footer), kept while the object's size and modification time stay the same.
+The footers give the files' summaries (:class:`analysis.query.files.FileFooter`) and stay
+inside the Arrow fragments, so a scan reads no footer again: DuckDB scans the Arrow dataset
+with its projection and filters pushed down, and pyarrow fetches only the column chunks of the
+row groups whose statistics may match. An object outside a question's time range costs nothing
+beyond its footer.
 
 Failures: an object gone between the listing and the read of its footer is an
 :class:`AnalysisError` saying to run the command again (a compaction swapping files in: the
@@ -20,16 +22,20 @@ named (:meth:`DataObjects.unreadable`); the store failing is a one-line :class:`
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analysis.errors import AnalysisError
 from analysis.query.files import FileFooter, Signature, footer_of
 from analysis.source import Source
 from common.contract import FILE_SUFFIX, PLACEHOLDER_MAGIC, SESSION_MANIFEST, SESSIONS_DIR
+
+if TYPE_CHECKING:
+    from analysis.bucket_index import BucketStore
+    from analysis.query.dataset_index import DatasetIndex
 
 #: Footers (and manifests) read at once: each is one GET whose time is mostly the store's
 #: latency.
@@ -110,10 +116,65 @@ def list_objects(source: Source) -> Listing:
     )
 
 
-def select_objects(listing: Listing) -> list[StoredFile]:
-    """The data objects of ``listing`` a reader reads: every one. (The place to pick objects
-    by a summary kept beside the data, by time range and container.)"""
-    return list(listing.data)
+def is_placeholder(source: Source, path: str, size_bytes: int) -> bool:
+    """Whether object ``path`` is a compaction's placeholder (:data:`PLACEHOLDER_MAGIC`): a few
+    bytes written over an input's key while its compacted object is being published."""
+    if size_bytes > len(PLACEHOLDER_MAGIC) + 4096:
+        return False
+    try:
+        with source.filesystem.open_input_file(path) as file:
+            return bytes(file.read(len(PLACEHOLDER_MAGIC))) == PLACEHOLDER_MAGIC
+    except OSError:
+        return False
+
+
+def placeholder_or_gone(source: Source, path: str, size_bytes: int, exc: OSError | None) -> None:
+    """Raise the :class:`AnalysisError` asking to run the command again when the footer of
+    object ``path`` could not be read because a compaction is swapping it: it is a placeholder
+    (skipping it would miss its rows), or, after the store's error ``exc``, it is gone since
+    the listing (the retry lists the new objects). Return otherwise."""
+    import pyarrow.fs  # noqa: PLC0415
+
+    shown = f"{source.url}/{source.relative(path)}"
+    if is_placeholder(source, path, size_bytes):
+        raise AnalysisError(f"{shown}: {REPLACED}; run the command again")
+    if exc is None:
+        return
+    try:
+        gone = source.filesystem.get_file_info(path).type == pyarrow.fs.FileType.NotFound
+    except OSError:
+        gone = False
+    if gone:
+        raise AnalysisError(f"{shown}: {REPLACED}; run the command again")
+
+
+def select_objects(
+    listing: Listing,
+    index: DatasetIndex | None = None,
+    relative: Callable[[str], str] = str,
+    time_range_ms: tuple[int, int] | None = None,
+    container_keys: Sequence[str] | None = None,
+) -> list[StoredFile]:
+    """The data objects of ``listing`` a reader reads: without an ``index``, every one; with
+    one, those whose entry (by ``relative`` path) may hold rows of ``container_keys`` in
+    ``time_range_ms`` (epoch ms, both ends included; None: any), and those it does not know
+    (not Parquet, or without a summary: read as before, by their footers)."""
+    if index is None:
+        return list(listing.data)
+    low, high = time_range_ms or (-(2**62), 2**62)
+    wanted = None if container_keys is None else set(container_keys)
+    selected = []
+    for stored in listing.data:
+        entry = index.files.get(relative(stored.path))
+        if entry is not None and (
+            not entry.rows
+            or (wanted is not None and not wanted & entry.keys)
+            or (entry.first_ms is not None and entry.first_ms > high)
+            or (entry.last_ms is not None and entry.last_ms < low)
+        ):
+            continue
+        selected.append(stored)
+    return selected
 
 
 def hive_partitions(relative: str) -> dict[str, str]:
@@ -125,6 +186,21 @@ def hive_partitions(relative: str) -> dict[str, str]:
         if match and match.group(1) not in found:
             found[match.group(1)] = match.group(2)
     return found
+
+
+def make_fragment(source: Source, path: str, size_bytes: int | None) -> Any:
+    """The Arrow fragment of data object ``path`` (its footer not read yet), its ``key=value``
+    folders as its partition expression."""
+    import pyarrow.compute as pc  # noqa: PLC0415
+    import pyarrow.dataset as ds  # noqa: PLC0415
+
+    expression = None
+    for key, value in hive_partitions(source.relative(path)).items():
+        term = pc.field(key) == value
+        expression = term if expression is None else expression & term
+    return ds.ParquetFileFormat().make_fragment(
+        path, source.filesystem, partition_expression=expression, file_size=size_bytes
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,17 +230,58 @@ class DataObjects:
     describe what it found. One thread may refresh while others read: a refresh swaps its
     findings in at once."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(
+        self,
+        source: Source,
+        *,
+        time_range_ms: tuple[int, int] | None = None,
+        container_keys: Sequence[str] | None = None,
+    ) -> None:
         if source.filesystem is None:
             raise ValueError(f"{source.url}: not a source read through a pyarrow filesystem")
         self.source = source
+        #: The question's ticks (epoch ms, both ends included) and containers: with either,
+        #: only the objects the index says may hold such rows are read.
+        self.time_range_ms = time_range_ms
+        self.container_keys = None if container_keys is None else tuple(container_keys)
         self._state = _State(Listing((), ()), {}, 0, [])
         self._manifests: dict[str, tuple[Signature, bytes]] = {}
+        self._store: BucketStore | None = None
+        #: The index of the last :meth:`open_index` (or of a refresh that selected by it).
+        self.index: DatasetIndex | None = None
+        self._has_listing = False
 
     @property
     def listed(self) -> bool:
-        """Whether the source was listed yet."""
+        """Whether the source was listed and the selected objects' footers read yet."""
         return self._state.generation > 0
+
+    @property
+    def has_listing(self) -> bool:
+        """Whether the source was listed yet (by :meth:`refresh` or :meth:`open_index`)."""
+        return self._has_listing
+
+    def open_index(self) -> DatasetIndex:
+        """List the source and bring the index beside its data in step with the objects
+        (:mod:`analysis.bucket_index`: one small GET per folder once it is there); no footer
+        read but those of objects the index lacks. Raises :class:`AnalysisError` as
+        :meth:`refresh`."""
+        listing = list_objects(self.source)
+        if not listing.data:
+            raise AnalysisError(f"{self.source.url}: no finemon files under this prefix")
+        return self._index_of(listing)
+
+    def _index_of(self, listing: Listing) -> DatasetIndex:
+        from analysis.bucket_index import BucketStore, open_bucket_index  # noqa: PLC0415
+
+        if self._store is None:
+            self._store = BucketStore(self.source, listing)
+        self._store.listing = listing
+        self.index = open_bucket_index(self._store)
+        state = self._state
+        self._state = _State(listing, state.reads, state.generation, state.dataset)
+        self._has_listing = True
+        return self.index
 
     @property
     def generation(self) -> int:
@@ -187,82 +304,81 @@ class DataObjects:
         """
         state = self._state
         listing = list_objects(self.source)
-        selected = select_objects(listing)
-        if not selected:
+        if not listing.data:
             raise AnalysisError(f"{self.source.url}: no finemon files under this prefix")
+        index = None
+        if self.time_range_ms is not None or self.container_keys is not None:
+            index = self._index_of(listing)
+        selected = select_objects(
+            listing, index, self.source.relative, self.time_range_ms, self.container_keys
+        )
+        if not selected:
+            raise AnalysisError(
+                f"{self.source.url}: no file holds rows of that range and those containers"
+            )
+        self._has_listing = True
         known = {path: read.stored for path, read in state.reads.items()}
         if state.generation and known == {s.path: s for s in selected}:
             self._state = _State(listing, state.reads, state.generation, state.dataset)
             return False
         kept = {s.path: state.reads[s.path] for s in selected if known.get(s.path) == s}
-        new = [s for s in selected if s.path not in kept]
-        with ThreadPoolExecutor(max_workers=max(1, min(READERS, len(new)))) as pool:
-            fresh = {read.stored.path: read for read in pool.map(self._read, new)}
-        reads = {s.path: kept.get(s.path) or fresh[s.path] for s in selected}
-        self._state = _State(listing, reads, state.generation + 1, [])
+        self._state = _State(listing, state.reads, state.generation, state.dataset)
+        self._read_footers(selected, kept)
         return True
+
+    def _read_footers(self, selected: Sequence[StoredFile], kept: dict[str, _Read]) -> None:
+        """Read the footers of ``selected`` but ``kept``'s and swap the new state in."""
+        state = self._state
+        new = [s for s in selected if s.path not in kept]
+        # The footers the index just read, in their fragments: not read again.
+        read_by_index = {} if self._store is None else self._store.fragments
+        fresh = {}
+        for stored in new:
+            signature, fragment = read_by_index.get(stored.path, (None, None))
+            if signature == stored.signature:
+                fresh[stored.path] = _Read(stored, fragment, self._footer(stored, fragment), None)
+        unread = [s for s in new if s.path not in fresh]
+        with ThreadPoolExecutor(max_workers=max(1, min(READERS, len(unread)))) as pool:
+            fresh.update({read.stored.path: read for read in pool.map(self._read, unread)})
+        reads = {s.path: kept.get(s.path) or fresh[s.path] for s in selected}
+        self._state = _State(state.listing, reads, state.generation + 1, [])
 
     def _read(self, stored: StoredFile) -> _Read:
         """Read the footer of ``stored`` into a fragment of its own."""
         import pyarrow  # noqa: PLC0415
-        import pyarrow.compute as pc  # noqa: PLC0415
-        import pyarrow.dataset as ds  # noqa: PLC0415
 
-        partitions = hive_partitions(self.source.relative(stored.path))
-        expression = None
-        for key, value in partitions.items():
-            term = pc.field(key) == value
-            expression = term if expression is None else expression & term
         if stored.size_bytes == 0:
             return _Read(stored, None, None, "empty")
-        fragment = ds.ParquetFileFormat().make_fragment(
-            stored.path,
-            self.source.filesystem,
-            partition_expression=expression,
-            file_size=stored.size_bytes,
-        )
+        fragment = make_fragment(self.source, stored.path, stored.size_bytes)
         try:
             fragment.ensure_complete_metadata()
         except pyarrow.ArrowInvalid as exc:
-            if self._is_placeholder(stored):
-                # A bucket compaction is between its placeholders and the compacted object:
-                # skipping the object would miss its rows, so the reader is asked to retry.
-                shown = f"{self.source.url}/{self.source.relative(stored.path)}"
-                raise AnalysisError(f"{shown}: {REPLACED}; run the command again") from None
+            placeholder_or_gone(self.source, stored.path, stored.size_bytes, None)
             magic = "magic bytes" in str(exc)
             return _Read(stored, None, None, "not a Parquet file" if magic else "corrupt footer")
         except OSError as exc:
-            self._raise_unless_there(stored, exc)
-        path = Path(stored.path)
-        footer = footer_of(path, stored.signature, fragment.metadata)
-        return _Read(stored, fragment, footer, None)
+            placeholder_or_gone(self.source, stored.path, stored.size_bytes, exc)
+            shown = f"{self.source.url}/{self.source.relative(stored.path)}"
+            raise AnalysisError(f"{shown}: {store_problem(exc)}") from None
+        return _Read(stored, fragment, self._footer(stored, fragment), None)
 
-    def _is_placeholder(self, stored: StoredFile) -> bool:
-        """Whether ``stored`` is a compaction's placeholder (:data:`PLACEHOLDER_MAGIC`): a few
-        bytes written over an input's key while its compacted object is being published."""
-        if stored.size_bytes > len(PLACEHOLDER_MAGIC) + 4096:
-            return False
-        try:
-            with self.source.filesystem.open_input_file(stored.path) as file:
-                return bytes(file.read(len(PLACEHOLDER_MAGIC))) == PLACEHOLDER_MAGIC
-        except OSError:
-            return False
+    def subset(self, paths: Iterable[str]) -> DataObjects:
+        """The objects ``paths`` (in the filesystem) of the last listing, their footers read
+        (those the index read are not read again), as objects of their own to scan: what a
+        question the index narrowed down reads. Raises as :meth:`refresh`."""
+        wanted = set(paths)
+        chosen = [s for s in self.listing.data if s.path in wanted]
+        found = DataObjects(self.source)
+        found._store = self._store
+        found._manifests = self._manifests
+        found._has_listing = True
+        found._state = _State(Listing(tuple(chosen), self.listing.manifests), {}, 0, [])
+        found._read_footers(chosen, {})
+        return found
 
-    def _raise_unless_there(self, stored: StoredFile, exc: OSError) -> None:
-        """Raise the :class:`AnalysisError` for the failed read of ``stored``: gone since the
-        listing (a swap: run again), else the store's own error."""
-        import pyarrow.fs  # noqa: PLC0415
-
-        shown = f"{self.source.url}/{self.source.relative(stored.path)}"
-        try:
-            gone = self.source.filesystem.get_file_info(stored.path).type in (
-                pyarrow.fs.FileType.NotFound,
-            )
-        except OSError:
-            gone = False
-        if gone:
-            raise AnalysisError(f"{shown}: {REPLACED}; run the command again") from None
-        raise AnalysisError(f"{shown}: {store_problem(exc)}") from None
+    @staticmethod
+    def _footer(stored: StoredFile, fragment: Any) -> FileFooter:
+        return footer_of(Path(stored.path), stored.signature, fragment.metadata)
 
     @property
     def footers(self) -> dict[Path, FileFooter]:

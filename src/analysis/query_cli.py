@@ -49,8 +49,9 @@ def run_query(
 
     With ``start``/``end`` (UTC; either may be left open) or ``container_keys``, the view holds
     only those ticks' and containers' rows, and only the files whose summaries (the index
-    beside the data: :mod:`analysis.query.dataset_index`) overlap them are read; in a bucket
-    the range and containers are pushed down to the objects' row groups instead.
+    beside the data: :mod:`analysis.query.dataset_index`, in a bucket
+    :mod:`analysis.bucket_index`) overlap them are read, then only their row groups that may
+    hold such rows.
 
     Raises :class:`AnalysisError` with DuckDB's message on one line for bad SQL, and when no
     file holds rows of that range and those containers.
@@ -90,7 +91,14 @@ def _selected(
     if high < low:
         raise AnalysisError(f"the range ends before it starts: {start} to {end}")
     directory = source.local
-    if directory is None or not directory.is_dir():  # a bucket, a single file: no index
+    if directory is None and source.filesystem is not None:  # a bucket: its index picks
+        from analysis.objects import DataObjects  # noqa: PLC0415 - s3:// only
+
+        objects = DataObjects(source, time_range_ms=(low, high), container_keys=container_keys)
+        return connect(
+            source, objects=objects, container_keys=container_keys, time_range_ms=(low, high)
+        )
+    if directory is None or not directory.is_dir():  # a single file: no index
         return connect(source, container_keys=container_keys, time_range_ms=(low, high))
     index = open_local_index(directory)
     report_unreadable(directory, index.stats.unreadable)

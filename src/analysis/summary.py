@@ -177,7 +177,25 @@ def summarize(
                 run_id=run_id,
                 container_keys=container_keys,
             )
-    objects = listed_objects(source)
+    objects = None
+    if use_index and local is None and source.filesystem is not None:
+        from analysis.objects import DataObjects  # noqa: PLC0415 - s3:// only
+
+        objects = DataObjects(source)
+        bucket_index = objects.open_index()
+        # An object the index lacks (not Parquet, no summary in its footer) is read by a scan.
+        if bucket_index.summary is not None and not bucket_index.stats.unreadable:
+            return summarize_summary(
+                bucket_index.summary,
+                read_run_manifests(source, objects),
+                top_processes,
+                run_id=run_id,
+                container_keys=container_keys,
+            )
+    if objects is None:
+        objects = listed_objects(source)
+    else:
+        objects.refresh()
     con = connect(source, run_id=run_id, container_keys=container_keys, objects=objects)
     try:
         runs = con.execute(

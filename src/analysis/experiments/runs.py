@@ -84,7 +84,7 @@ def read_run_manifests(
                 from analysis.objects import DataObjects  # noqa: PLC0415 - s3:// only
 
                 objects = DataObjects(directory)
-            if not objects.listed:
+            if not objects.has_listing:
                 objects.refresh()
             for _, content in objects.manifests():
                 manifest = _parsed(content)

@@ -127,8 +127,9 @@ class Explorer:
     ``directory`` is a local folder, or a bucket (``s3://...`` or its
     :class:`analysis.source.Source`) read in place. Raises :class:`AnalysisError` when it
     holds no Parquet file, DuckDB cannot read them or the store fails,
-    :class:`MissingExtraError` without duckdb. A folder's answers come from the index beside
-    its data where it can (``use_index``); a bucket's from its objects' footers and rows.
+    :class:`MissingExtraError` without duckdb. The answers come from the index beside the data
+    where it can (``use_index``; a bucket's is kept in the bucket, :mod:`analysis.bucket_index`),
+    else from the files' footers and rows.
     """
 
     def __init__(
@@ -141,9 +142,8 @@ class Explorer:
         self.source = as_source(directory)
         #: The local folder, or the bucket's source.
         self.directory: Path | Source = self.source.local or self.source
-        #: Whether the files' summaries answer (else every answer scans the rows); a bucket
-        #: has no index yet.
-        self.use_index = use_index and self.source.local is not None
+        #: Whether the files' summaries answer (else every answer scans the rows).
+        self.use_index = use_index
         self._duckdb = require("duckdb")
         self._lock = threading.RLock()
         self._files: dict[Path, FileFooter] = {}
@@ -153,9 +153,12 @@ class Explorer:
         self._listed_at = time.monotonic()
         self._relisting = threading.Event()
         self._generation = 0
+        #: The bucket's data objects the index was last brought in step with.
+        self._seen_listing: tuple[Any, ...] = ()
         if self.source.local is None:
             self._objects = DataObjects(self.source)
-            self._objects.refresh()
+            if not use_index:
+                self._objects.refresh()
         self._sandbox = SqlSandbox(self.directory, self._container_names, self._objects)
         self._index: ContainerIndex | None = None
         self._metrics: list[MetricInfo] | None = None
@@ -175,11 +178,15 @@ class Explorer:
         self._load(parquet_files(self.source.local) if listed and self.source.local else [])
 
     # -------------------------------------------------------------- files and connection
-    def _load(self, paths: Sequence[Path]) -> None:
+    def _load(self, paths: Sequence[Path], relisted: bool = False) -> None:
         root = self.source.local
         if root is not None:
             parquet_files(root)  # its errors: no data files
+        if self._objects is not None and self.use_index and self._load_bucket_index(relisted):
+            return
         if not self.use_index or root is None:
+            if self._objects is not None and not self._objects.listed:
+                self._objects.refresh()
             if self._objects is None:
                 self._files = footers.read_footers(paths, self._files)
             else:
@@ -233,6 +240,47 @@ class Explorer:
         self._metrics = None
         self._phase_marks = None
 
+    def _load_bucket_index(self, relisted: bool) -> bool:
+        """Answer from the bucket's index (listed again unless ``relisted`` just did); False
+        when an object is outside it (not Parquet, say): every footer is read then, and the
+        readers say what they say of it."""
+        objects = self._objects
+        assert objects is not None
+        index = objects.index if relisted and objects.index is not None else objects.open_index()
+        if index.stats.unreadable:
+            self.use_index = False
+            return False
+        root = self.source.root
+        shared = dict(index.descriptions)
+        files = {}
+        for f in index.files.values():
+            path = Path(f"{root}/{f.path}" if root else f.path)
+            files[path] = FileFooter(
+                path=path,
+                signature=(int(f.signature[0]), int(f.signature[1])),
+                run_id=f.run_ids[0] if len(f.run_ids) == 1 else None,
+                node_name=f.node_name,
+                tick_seconds=f.tick_seconds,
+                rows=f.rows,
+                first_ms=f.first_ms,
+                last_ms=f.last_ms,
+                metrics=shared,
+            )
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        self._sandbox.reset()
+        if self._pruned is not None:
+            self._pruned[1].close()
+            self._pruned = None
+        self.dataset_index = index
+        self._files = files
+        self._seen_listing = objects.listing.data
+        self._index = None
+        self._metrics = None
+        self._phase_marks = None
+        return True
+
     def _reconnect(self) -> None:
         if self._objects is None:
             con = connect(self.directory)
@@ -266,7 +314,17 @@ class Explorer:
         assert index is not None
         wanted = set(keys)
         root = self.source.local
-        assert root is not None, "a bucket has no index"
+        if root is None:
+            prefix = f"{self.source.root}/" if self.source.root else ""
+            return sorted(
+                Path(prefix + f.path)
+                for f in index.files.values()
+                if f.rows
+                and metric in f.metrics
+                and wanted & f.keys
+                and (f.first_ms is None or f.first_ms <= last_ms)
+                and (f.last_ms is None or f.last_ms >= first_ms)
+            )
         return sorted(
             root / f.path
             for f in index.files.values()
@@ -307,6 +365,11 @@ class Explorer:
         with self._lock:
             if self._objects is not None:
                 self._start_relist()
+                if self.dataset_index is not None and self.use_index:
+                    if self._objects.listing.data == self._seen_listing:
+                        return False
+                    self._load([], relisted=True)
+                    return True
                 if self._objects.generation == self._generation:
                     return False
                 self._load([])
@@ -328,7 +391,12 @@ class Explorer:
     def _relist(self) -> None:
         assert self._objects is not None
         try:
-            self._objects.refresh()
+            if self.dataset_index is not None and self.use_index:
+                self._objects.open_index()
+                if self._objects.listed:  # its footers serve SQL: kept in step too
+                    self._objects.refresh()
+            else:
+                self._objects.refresh()
         except AnalysisError as exc:
             log.warning("%s", exc)
         finally:
@@ -546,7 +614,11 @@ class Explorer:
             if self._pruned is not None:
                 self._pruned[1].close()
                 self._pruned = None
-            con = connect(self.directory, files=files)
+            if self._objects is not None:
+                chosen = self._objects.subset(str(f) for f in files)
+                con = connect(self.source, objects=chosen)
+            else:
+                con = connect(self.directory, files=files)
             con.execute("PRAGMA enable_profiling = 'no_output'")
             self._pruned = (selected, con)
         con = self._pruned[1]
