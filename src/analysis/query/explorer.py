@@ -205,18 +205,7 @@ class Explorer:
             self._reconnect()
         shared = dict(index.descriptions)
         files = {
-            root / f.path: FileFooter(
-                path=root / f.path,
-                signature=(int(f.signature[0]), int(f.signature[1])),
-                run_id=f.run_ids[0] if len(f.run_ids) == 1 else None,
-                node_name=f.node_name,
-                tick_seconds=f.tick_seconds,
-                rows=f.rows,
-                first_ms=f.first_ms,
-                last_ms=f.last_ms,
-                metrics=shared,
-            )
-            for f in index.files.values()
+            root / f.path: _indexed_footer(f, root / f.path, shared) for f in index.files.values()
         }
         for relative, _problem in index.stats.unreadable:
             # Known by their signature, so that refresh() does not see them as new each time.
@@ -255,17 +244,7 @@ class Explorer:
         files = {}
         for f in index.files.values():
             path = Path(f"{root}/{f.path}" if root else f.path)
-            files[path] = FileFooter(
-                path=path,
-                signature=(int(f.signature[0]), int(f.signature[1])),
-                run_id=f.run_ids[0] if len(f.run_ids) == 1 else None,
-                node_name=f.node_name,
-                tick_seconds=f.tick_seconds,
-                rows=f.rows,
-                first_ms=f.first_ms,
-                last_ms=f.last_ms,
-                metrics=shared,
-            )
+            files[path] = _indexed_footer(f, path, shared)
         if self._con is not None:
             self._con.close()
             self._con = None
@@ -813,3 +792,19 @@ class Explorer:
             return self._sandbox.run(
                 query, limit=limit, timeout_seconds=timeout_seconds, max_bytes=max_bytes
             )
+
+
+def _indexed_footer(entry: Any, path: Path, metrics: dict[str, Any]) -> FileFooter:
+    """The :class:`FileFooter` of an index entry (its summary, no footer read) at ``path``;
+    ``metrics`` the descriptions the index shares between its files."""
+    return FileFooter(
+        path=path,
+        signature=(int(entry.signature[0]), int(entry.signature[1])),
+        run_id=entry.run_ids[0] if len(entry.run_ids) == 1 else None,
+        node_name=entry.node_name,
+        tick_seconds=entry.tick_seconds,
+        rows=entry.rows,
+        first_ms=entry.first_ms,
+        last_ms=entry.last_ms,
+        metrics=metrics,
+    )
